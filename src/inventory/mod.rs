@@ -1,0 +1,11 @@
+//! The inventory: which nodes exist, how to reach them, and which TLS links join them.
+//!
+//! [`load`] reads and validates a TOML file into an [`Inventory`]; every refusal is an
+//! [`InventoryError`] that names the file, the line and column, and the offending name.
+
+mod model;
+mod parse;
+mod validate;
+
+pub use model::*;
+pub use parse::{load, parse_str, InventoryError};

@@ -1,0 +1,215 @@
+//! The validated inventory: what every other module reads.
+//!
+//! Parsing and validation (in `parse.rs` and `validate.rs`) turn a TOML file into
+//! these types; once built, an [`Inventory`] is internally consistent: every link
+//! names existing nodes and an existing CA, `via` chains end, remote paths are absolute.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Index of a node in [`Inventory::nodes`].
+pub type NodeId = usize;
+/// Index of a CA in [`Inventory::cas`].
+pub type CaId = usize;
+
+/// A whole fleet: CAs, nodes and the TLS links between them.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The inventory file this was read from.
+    pub source: PathBuf,
+    /// Local state directory (CA keys, journal, lock), resolved against the inventory's directory.
+    pub state_dir: PathBuf,
+    /// CAs, sorted by name.
+    pub cas: Vec<CaSpec>,
+    /// Nodes, sorted by name.
+    pub nodes: Vec<Node>,
+    /// Links, expanded from list forms, one per (client, server, ca), in file order.
+    pub links: Vec<Link>,
+}
+
+/// Key algorithm of a CA and of the leaves it issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+}
+
+impl KeyAlgorithm {
+    /// The inventory spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
+            KeyAlgorithm::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// A `[ca.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct CaSpec {
+    pub name: String,
+    /// Distinguished name, e.g. `CN=Example Internal CA,O=Example`. Each generation
+    /// appends ` G<n>` to the CN so that two generations never share a subject.
+    pub subject: String,
+    pub key_algorithm: KeyAlgorithm,
+    pub validity: Duration,
+    pub leaf_validity: Duration,
+    pub renew_before: Duration,
+}
+
+/// How certroll reaches a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportKind {
+    /// Over SSH (optionally through `via`).
+    Ssh(SshSettings),
+    /// Files and commands on this machine.
+    Local,
+}
+
+/// SSH settings of a node, after merging `[defaults].ssh` and expanding `~`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file; `None` means ssh-agent only.
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+}
+
+/// Where one node keeps the files of one CA. Remote paths are absolute; local
+/// paths are resolved against the inventory's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePaths {
+    pub trust_bundle: String,
+    pub cert: String,
+    pub key: String,
+    /// Where the proof-key (cross) certificate is shipped during a rollover, if anywhere.
+    pub proof_cert: Option<String>,
+}
+
+/// A `[nodes.NAME]` table merged with `[defaults]`.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub transport: TransportKind,
+    /// The node whose SSH session reaches this one.
+    pub via: Option<NodeId>,
+    /// Path templates; `{ca}` and `{node}` are substituted by [`Node::paths`].
+    pub trust_bundle: String,
+    pub cert: String,
+    pub key: String,
+    pub proof_cert: Option<String>,
+    /// Shell command that makes the node's TLS software load the files.
+    pub reload: Option<String>,
+    /// Shell command that exits 0 once the node serves with the new files.
+    pub confirm: Option<String>,
+    pub confirm_timeout: Duration,
+    /// Shell command run by `verify --live` to probe a server; `{host}`, `{port}`,
+    /// `{server}` and `{name}` are substituted.
+    pub probe: Option<String>,
+    /// Subject alternative names of the node's leaf (DNS names and IP addresses).
+    pub dns_names: Vec<String>,
+}
+
+impl Node {
+    /// The files this node keeps for CA `ca`.
+    pub fn paths(&self, ca: &str) -> NodePaths {
+        let fill = |t: &str| t.replace("{ca}", ca).replace("{node}", &self.name);
+        NodePaths {
+            trust_bundle: fill(&self.trust_bundle),
+            cert: fill(&self.cert),
+            key: fill(&self.key),
+            proof_cert: self.proof_cert.as_deref().map(fill),
+        }
+    }
+
+    /// The name a client uses to reach this node as a server (first SAN, else the node name).
+    pub fn server_name(&self) -> &str {
+        self.dns_names.first().map(String::as_str).unwrap_or(&self.name)
+    }
+
+    /// SANs to put in the node's leaf: `dns_names`, or the node name when none are given.
+    pub fn sans(&self) -> Vec<String> {
+        if self.dns_names.is_empty() {
+            vec![self.name.clone()]
+        } else {
+            self.dns_names.clone()
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.transport == TransportKind::Local
+    }
+}
+
+/// One `client → server` TLS link over one CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Link {
+    pub client: NodeId,
+    pub server: NodeId,
+    /// The server also verifies the client's certificate.
+    pub mutual: bool,
+    pub ca: CaId,
+}
+
+impl Inventory {
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.nodes.binary_search_by(|n| n.name.as_str().cmp(name)).ok()
+    }
+
+    pub fn ca_id(&self, name: &str) -> Option<CaId> {
+        self.cas.binary_search_by(|c| c.name.as_str().cmp(name)).ok()
+    }
+
+    /// Links of one CA.
+    pub fn links_of(&self, ca: CaId) -> impl Iterator<Item = &Link> + '_ {
+        self.links.iter().filter(move |l| l.ca == ca)
+    }
+
+    /// Nodes that take part in at least one link of `ca`, ascending.
+    pub fn members(&self, ca: CaId) -> Vec<NodeId> {
+        let mut seen = vec![false; self.nodes.len()];
+        for l in self.links_of(ca) {
+            seen[l.client] = true;
+            seen[l.server] = true;
+        }
+        (0..self.nodes.len()).filter(|&i| seen[i]).collect()
+    }
+
+    /// Per node, the peers that verify its certificate over `ca` (DESIGN §2 verifiers(n)).
+    /// Sorted, without duplicates.
+    pub fn verifiers(&self, ca: CaId) -> Vec<Vec<NodeId>> {
+        let mut v = vec![Vec::new(); self.nodes.len()];
+        for l in self.links_of(ca) {
+            v[l.server].push(l.client);
+            if l.mutual {
+                v[l.client].push(l.server);
+            }
+        }
+        for list in &mut v {
+            list.sort_unstable();
+            list.dedup();
+        }
+        v
+    }
+
+    /// Per node, the peers whose certificate it verifies over `ca` (DESIGN §2 subjects(n)).
+    /// Sorted, without duplicates.
+    pub fn subjects(&self, ca: CaId) -> Vec<Vec<NodeId>> {
+        let mut s = vec![Vec::new(); self.nodes.len()];
+        for l in self.links_of(ca) {
+            s[l.client].push(l.server);
+            if l.mutual {
+                s[l.server].push(l.client);
+            }
+        }
+        for list in &mut s {
+            list.sort_unstable();
+            list.dedup();
+        }
+        s
+    }
+}

@@ -1,0 +1,1 @@
+//! Validation rules applied after parsing (see docs/inventory.md).

@@ -1,0 +1,19 @@
+//! certroll: rotate the certificate authority of a TLS fleet without one failed handshake.
+//!
+//! Data flows one way: [`inventory`] → [`plan`] → [`executor`] → [`transport`].
+//! [`pki`] makes the certificates, [`tls`] proves links with real handshakes,
+//! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results.
+#![forbid(unsafe_code)]
+
+pub mod duration;
+pub mod executor;
+pub mod exit;
+pub mod inventory;
+pub mod journal;
+pub mod output;
+pub mod pki;
+pub mod plan;
+pub mod simulate;
+pub mod tls;
+pub mod transport;
+pub mod verify;

@@ -1,0 +1,1 @@
+//! Rendering plans, events and reports for people (text, colour) and scripts (JSON, dot).

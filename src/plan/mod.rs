@@ -1,0 +1,129 @@
+//! The update plan: which node gets which change, and which confirmations each change waits for.
+//!
+//! The planner is pure: it reads an [`Inventory`] and what is known of the fleet, and returns
+//! a [`Plan`], a DAG of [`Step`]s. Why the order is safe is explained in DESIGN §3 and
+//! `docs/plan.md`; `simulate` proves it by running the plan against real handshakes.
+
+use serde::Serialize;
+
+use crate::inventory::{CaId, Inventory, NodeId};
+
+mod build;
+mod order;
+mod waves;
+
+pub use build::{bootstrap, renew, rotate, PlanError};
+pub use order::{topological_order, CycleError};
+
+/// What a plan does to the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Nodes hold nothing yet: install the current CA bundle and a leaf.
+    Bootstrap,
+    /// Leaves that expire soon get a new one from the current CA; trust is unchanged.
+    Renew,
+    /// Roll the fleet from the current CA generation to the next one.
+    Rotate,
+}
+
+/// How a rotation visits nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// trust-add, leaf-swap and trust-prune as separate steps with per-node gates.
+    #[default]
+    Phased,
+    /// One visit per node for trust-add and leaf-swap, in a topological order; then prune.
+    Ordered,
+}
+
+/// What chain a node presents after its leaf swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainMode {
+    /// The new leaf alone.
+    #[default]
+    Plain,
+    /// The new leaf and the cross certificate (new CA signed by the old one).
+    CrossSigned,
+}
+
+/// One change made to one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Bootstrap: bundle = {current}, plus a leaf from the current CA.
+    Install,
+    /// A fresh leaf from the current CA; trust unchanged.
+    Renew,
+    /// Bundle = {old, new} (and the proof-key certificate beside it, if configured).
+    TrustAdd,
+    /// A key and leaf from the new CA (with the cross certificate under `cross-signed`).
+    LeafSwap,
+    /// Bundle = {new}; the proof-key certificate is removed.
+    TrustPrune,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Install => "install",
+            Action::Renew => "renew",
+            Action::TrustAdd => "trust-add",
+            Action::LeafSwap => "leaf-swap",
+            Action::TrustPrune => "trust-prune",
+        }
+    }
+}
+
+/// Index of a step in [`Plan::steps`].
+pub type StepId = usize;
+
+/// One visit to one node: its actions run in order, then reload and confirm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub id: StepId,
+    pub node: NodeId,
+    pub actions: Vec<Action>,
+    /// Steps that must be confirmed before this one starts. Always lower ids.
+    pub after: Vec<StepId>,
+    /// The earliest parallel layer: 0 for steps with no prerequisite, else 1 + max of `after`.
+    pub wave: usize,
+}
+
+/// A DAG of steps for one CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub ca: CaId,
+    pub mode: Mode,
+    pub strategy: Strategy,
+    pub chain: ChainMode,
+    /// Topologically sorted: every id in `after` is smaller than the step's own id.
+    pub steps: Vec<Step>,
+    /// Node visiting order (the single-visit order for `ordered`, else by first step).
+    pub order: Vec<NodeId>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Number of waves (0 for an empty plan).
+    pub fn wave_count(&self) -> usize {
+        self.steps.iter().map(|s| s.wave + 1).max().unwrap_or(0)
+    }
+
+    /// A stable fingerprint of the plan's content (mode, strategy, chain, node names,
+    /// actions and edges), used by the journal to tell whether a resumed run still matches.
+    pub fn fingerprint(&self, inv: &Inventory) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(format!("{:?}|{:?}|{:?}|{}\n", self.mode, self.strategy, self.chain, inv.cas[self.ca].name));
+        for s in &self.steps {
+            h.update(format!("{}|{}|{:?}|{:?}\n", s.id, inv.nodes[s.node].name, s.actions, s.after));
+        }
+        hex::encode(h.finalize())
+    }
+}

@@ -1,0 +1,1 @@
+//! Waves: the earliest parallel layer of each step.

@@ -1,0 +1,1 @@
+//! known_hosts checking (plain and hashed entries) and the opt-in first-contact write.

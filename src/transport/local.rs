@@ -1,0 +1,1 @@
+//! The local transport: a node's files and commands on this machine (`transport = "local"`).

@@ -1,0 +1,123 @@
+//! How certroll touches a node: read and write files, run commands.
+//!
+//! [`Transport`] is one live connection to one node; [`Connector`] opens them (one SSH
+//! session per node, reused for the run; `via` jumps through another node's session).
+//! Every error names the action, the node and the path or command.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::inventory::{Inventory, NodeId};
+
+pub mod known_hosts;
+pub mod local;
+pub mod ssh;
+
+/// Output of a command run on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit status; `None` when the command was killed by a signal or timed out.
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// What kind of failure a transport error is; decides whether the executor retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Connection refused, reset, timed out: worth retrying with backoff.
+    Transient,
+    /// The host key is not in known_hosts (and `--accept-new-host-keys` was not given).
+    HostKeyUnknown,
+    /// The host key differs from the one in known_hosts: possible attack, never retried.
+    HostKeyChanged,
+    /// Authentication refused.
+    Auth,
+    /// Permission denied, no such directory, disk full, read-back mismatch...
+    Io,
+}
+
+/// A failed transport operation.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} on node {node}: {message}")]
+pub struct TransportError {
+    pub node: String,
+    /// What was being done, including the path or command, e.g. "write trust bundle /etc/tls/ca.pem".
+    pub action: String,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl TransportError {
+    pub fn new(node: &str, action: impl Into<String>, kind: ErrorKind, message: impl Into<String>) -> Self {
+        TransportError { node: node.to_string(), action: action.into(), kind, message: message.into() }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+/// Options of an atomic write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions<'a> {
+    /// File mode: 0o600 for keys, 0o644 for certificates and bundles.
+    pub mode: u32,
+    /// If the target exists, it is kept as `<target>.<backup_tag>.bak` before being replaced.
+    pub backup_tag: Option<&'a str>,
+    /// Human label used in messages ("trust bundle", "certificate", "key").
+    pub what: &'a str,
+}
+
+/// One live connection to one node. Implementations are used from several threads.
+pub trait Transport: Send + Sync {
+    /// Node name, for messages.
+    fn node(&self) -> &str;
+
+    /// Reads a whole file; `Ok(None)` if it does not exist.
+    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
+
+    /// Permission bits of a file (e.g. `0o600`); `Ok(None)` if it does not exist.
+    fn file_mode(&self, path: &str) -> Result<Option<u32>, TransportError>;
+
+    /// Writes atomically: a temporary file in the same directory, fsync, rename over the
+    /// target; then reads it back and compares its SHA-256. Creates missing parent
+    /// directories (0755).
+    fn write_file(&self, path: &str, data: &[u8], opts: WriteOptions<'_>) -> Result<(), TransportError>;
+
+    /// Removes a file, keeping a backup when `backup_tag` is given. Missing is not an error.
+    fn remove_file(&self, path: &str, backup_tag: Option<&str>) -> Result<(), TransportError>;
+
+    /// Runs a shell command (`sh -c`) with a time limit.
+    fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError>;
+}
+
+/// Host-key policy for SSH connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostKeyPolicy {
+    /// Add unknown host keys to known_hosts on first contact (never a changed one).
+    pub accept_new: bool,
+}
+
+/// Opens transports to nodes, one per node for the whole run.
+pub trait Connector: Send + Sync {
+    fn connect(&self, node: NodeId) -> Result<Arc<dyn Transport>, TransportError>;
+}
+
+/// The connector for an inventory: local nodes get [`local::LocalTransport`], SSH nodes
+/// an [`ssh::SshTransport`] (jumping through `via` nodes), sessions cached per node.
+pub fn connector(inv: &Inventory, policy: HostKeyPolicy) -> Arc<dyn Connector> {
+    Arc::new(ssh::FleetConnector::new(inv.clone(), policy))
+}
+
+/// SHA-256 of data, hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(data))
+}

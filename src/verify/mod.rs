@@ -1,0 +1,1 @@
+//! `certroll verify`: collect every node's real files and prove every link.
