@@ -2,10 +2,13 @@
 //!
 //! [`load`] reads and validates a TOML file into an [`Inventory`]; every refusal is an
 //! [`InventoryError`] that names the file, the line and column, and the offending name.
+//! [`InventoryBuilder`] builds one in code.
 
+mod builder;
 mod model;
 mod parse;
 mod validate;
 
+pub use builder::InventoryBuilder;
 pub use model::*;
 pub use parse::{load, parse_str, InventoryError};
