@@ -10,6 +10,7 @@ pub mod executor;
 pub mod exit;
 pub mod inventory;
 pub mod journal;
+pub mod materials;
 pub mod output;
 pub mod pki;
 pub mod plan;

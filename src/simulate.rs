@@ -1,1 +1,273 @@
-//! `plan --check`: run a plan on in-memory node files in many orders, handshaking every link after every step.
+//! `plan --check`: run a plan on in-memory copies of every node's files, in many orders
+//! the dependencies allow, and after every step handshake every link for real (rustls).
+//!
+//! The files come from [`crate::materials`], the same code `apply` deploys with, signed
+//! by throwaway CAs that mirror the inventory's (names, algorithms, validity): the check
+//! proves the order and the file contents, not the operator's keys.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use time::OffsetDateTime;
+
+use crate::inventory::{Inventory, Link, NodeId};
+use crate::materials::{bundle_pem, changes_for, Generations, MaterialError};
+use crate::pki::{cross_sign, new_ca, PkiError};
+use crate::plan::{Mode, Plan, StepId};
+use crate::tls::{handshake, Endpoint, HandshakeError};
+
+/// How thoroughly to check.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Random orders to try, besides the plan's own order and the "riskiest first" order.
+    pub random_orders: usize,
+    pub seed: u64,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions { random_orders: 64, seed: 0x00c3_7201 }
+    }
+}
+
+/// What a successful check covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckReport {
+    pub orders: usize,
+    pub steps: usize,
+    pub links: usize,
+    /// Distinct handshakes actually performed (identical file states are cached).
+    pub handshakes: usize,
+}
+
+/// Why a check did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("could not make the simulation's certificates: {0}")]
+    Pki(#[from] PkiError),
+    #[error("could not make the simulation's files: {0}")]
+    Material(#[from] MaterialError),
+    /// A link failed its handshake at some point of some order.
+    #[error("link {client} → {server}{} broke after step {after}: {error}\n  order: {order}",
+        if *mutual { " (mutual)" } else { "" },
+        after = after_step.map(|s| format!("#{s}")).unwrap_or_else(|| "none (initial state)".into()))]
+    Broken {
+        client: String,
+        server: String,
+        mutual: bool,
+        after_step: Option<StepId>,
+        order: String,
+        error: HandshakeError,
+    },
+    /// The plan ran to the end but left a node without the expected files.
+    #[error("after the whole plan, node {node} does not hold what it should: {what}")]
+    Incomplete { node: String, what: String },
+}
+
+/// Files of one node: path → bytes.
+type Files = HashMap<String, Vec<u8>>;
+
+/// Per step, the file changes it makes (computed once, replayed in every order).
+struct Prepared {
+    changes: Vec<Vec<(String, Option<Vec<u8>>)>>,
+    initial: Vec<Files>,
+    bootstrap: bool,
+    /// The bundle every member must hold after a rotation: the new root alone.
+    final_bundle: Vec<u8>,
+}
+
+fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
+    let spec = &inv.cas[plan.ca];
+    let now = OffsetDateTime::now_utc();
+    let current = new_ca(spec, 1, now)?;
+    let next = new_ca(spec, 2, now)?;
+    let cross = cross_sign(spec, &next, &current, now)?;
+    let gens = Generations { current: &current, next: Some(&next), cross: Some(&cross) };
+    let as_pairs = |c: Vec<crate::materials::FileChange>| c.into_iter().map(|c| (c.path, c.data)).collect();
+
+    let mut changes = Vec::with_capacity(plan.steps.len());
+    for s in &plan.steps {
+        let node = &inv.nodes[s.node];
+        changes.push(as_pairs(changes_for(&s.actions, node, spec, gens, plan.chain, now)?));
+    }
+    let bootstrap = plan.mode == Mode::Bootstrap;
+    let mut initial = vec![Files::new(); inv.nodes.len()];
+    if !bootstrap {
+        for n in inv.members(plan.ca) {
+            let install = changes_for(&[crate::plan::Action::Install], &inv.nodes[n], spec, gens, plan.chain, now)?;
+            for c in install {
+                if let Some(d) = c.data {
+                    initial[n].insert(c.path, d);
+                }
+            }
+        }
+    }
+    Ok(Prepared { changes, initial, bootstrap, final_bundle: bundle_pem(&[&next]) })
+}
+
+/// Runs the plan in its own order, in the "riskiest first" order (always the ready step
+/// with the highest id, i.e. swaps and prunes as early as the gates allow), and in
+/// `opts.random_orders` random orders; handshakes every link after every step.
+pub fn check(inv: &Inventory, plan: &Plan, opts: CheckOptions) -> Result<CheckReport, CheckError> {
+    let prepared = prepare(inv, plan)?;
+    let links: Vec<Link> = inv.links_of(plan.ca).copied().collect();
+    let mut sim = Sim { inv, plan, prepared: &prepared, links: &links, cache: HashMap::new() };
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut orders = vec![(0..plan.steps.len()).collect::<Vec<_>>(), linear_extension(plan, |ready| ready.len() - 1)];
+    for _ in 0..opts.random_orders {
+        orders.push(linear_extension(plan, |ready| rng.random_range(0..ready.len())));
+    }
+    for order in &orders {
+        sim.run(order)?;
+    }
+    Ok(CheckReport { orders: orders.len(), steps: plan.steps.len(), links: links.len(), handshakes: sim.cache.len() })
+}
+
+/// An order of all steps that respects `after`; `pick` chooses among the ready steps
+/// (kept sorted by id).
+fn linear_extension(plan: &Plan, mut pick: impl FnMut(&[StepId]) -> usize) -> Vec<StepId> {
+    let n = plan.steps.len();
+    let mut waiting: Vec<usize> = plan.steps.iter().map(|s| s.after.len()).collect();
+    let mut dependents = vec![Vec::new(); n];
+    for s in &plan.steps {
+        for &a in &s.after {
+            dependents[a].push(s.id);
+        }
+    }
+    let mut ready: Vec<StepId> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while !ready.is_empty() {
+        let s = ready.remove(pick(&ready));
+        order.push(s);
+        for &d in &dependents[s] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                let at = ready.partition_point(|&r| r < d);
+                ready.insert(at, d);
+            }
+        }
+    }
+    order
+}
+
+/// Handshake cache key: the link and the sequence of steps applied to each end.
+type CacheKey = (usize, Vec<StepId>, Vec<StepId>);
+
+struct Sim<'a> {
+    inv: &'a Inventory,
+    plan: &'a Plan,
+    prepared: &'a Prepared,
+    links: &'a [Link],
+    cache: HashMap<CacheKey, Result<(), HandshakeError>>,
+}
+
+impl Sim<'_> {
+    fn run(&mut self, order: &[StepId]) -> Result<(), CheckError> {
+        let mut files = self.prepared.initial.clone();
+        let mut applied: Vec<Vec<StepId>> = vec![Vec::new(); self.inv.nodes.len()];
+        self.check_links(&files, &applied, None, order, None)?;
+        for &s in order {
+            let node = self.plan.steps[s].node;
+            for (path, data) in &self.prepared.changes[s] {
+                match data {
+                    Some(d) => files[node].insert(path.clone(), d.clone()),
+                    None => files[node].remove(path),
+                };
+            }
+            applied[node].push(s);
+            self.check_links(&files, &applied, Some(node), order, Some(s))?;
+        }
+        self.check_final(&files)
+    }
+
+    /// Handshakes the links touching `changed` (all links when `None`).
+    fn check_links(
+        &mut self,
+        files: &[Files],
+        applied: &[Vec<StepId>],
+        changed: Option<NodeId>,
+        order: &[StepId],
+        after_step: Option<StepId>,
+    ) -> Result<(), CheckError> {
+        for (i, l) in self.links.iter().enumerate() {
+            if changed.is_some_and(|c| c != l.client && c != l.server) {
+                continue;
+            }
+            if self.prepared.bootstrap && !(complete(self.inv, self.plan, l.client, &files[l.client]) && complete(self.inv, self.plan, l.server, &files[l.server])) {
+                continue; // during bootstrap a link is expected up once both ends are installed
+            }
+            let key = (i, applied[l.client].clone(), applied[l.server].clone());
+            let result = match self.cache.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.handshake(l, files);
+                    self.cache.insert(key, r.clone());
+                    r
+                }
+            };
+            if let Err(error) = result {
+                let name = |n: NodeId| self.inv.nodes[n].name.clone();
+                let order = order.iter().map(|s| format!("#{s}")).collect::<Vec<_>>().join(" ");
+                return Err(CheckError::Broken { client: name(l.client), server: name(l.server), mutual: l.mutual, after_step, order, error });
+            }
+        }
+        Ok(())
+    }
+
+    fn handshake(&self, l: &Link, files: &[Files]) -> Result<(), HandshakeError> {
+        let ca = &self.inv.cas[self.plan.ca].name;
+        let endpoint = |n: NodeId| {
+            let p = self.inv.nodes[n].paths(ca);
+            let get = |path: &str| files[n].get(path).map(Vec::as_slice).unwrap_or(&[]);
+            (get(&p.trust_bundle).to_vec(), get(&p.cert).to_vec(), get(&p.key).to_vec())
+        };
+        let (cb, cc, ck) = endpoint(l.client);
+        let (sb, sc, sk) = endpoint(l.server);
+        let server_name = self.inv.nodes[l.server].server_name();
+        handshake(
+            Endpoint { bundle_pem: &cb, chain_pem: &cc, key_pem: &ck },
+            Endpoint { bundle_pem: &sb, chain_pem: &sc, key_pem: &sk },
+            server_name,
+            l.mutual,
+            None,
+        )
+    }
+
+    /// After a rotation, every member trusts only the new root and presents a new leaf.
+    fn check_final(&self, files: &[Files]) -> Result<(), CheckError> {
+        if self.plan.mode != Mode::Rotate {
+            return Ok(());
+        }
+        let ca = &self.inv.cas[self.plan.ca].name;
+        let touched: HashSet<NodeId> = self.plan.steps.iter().map(|s| s.node).collect();
+        for n in self.inv.members(self.plan.ca) {
+            let node = &self.inv.nodes[n];
+            if !touched.contains(&n) {
+                return Err(CheckError::Incomplete { node: node.name.clone(), what: "the plan never visits it".into() });
+            }
+            let p = node.paths(ca);
+            let bundle = files[n].get(&p.trust_bundle);
+            if bundle != Some(&self.prepared.final_bundle) {
+                let roots = bundle.map(|b| count_certs(b)).unwrap_or(0);
+                let what = format!("its trust bundle holds {roots} root(s) but not exactly the new one");
+                return Err(CheckError::Incomplete { node: node.name.clone(), what });
+            }
+            if files[n].get(&p.cert) == self.prepared.initial[n].get(&p.cert) {
+                let what = "it still presents its old certificate".to_string();
+                return Err(CheckError::Incomplete { node: node.name.clone(), what });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn count_certs(pem: &[u8]) -> usize {
+    String::from_utf8_lossy(pem).matches("-----BEGIN CERTIFICATE-----").count()
+}
+
+/// True when the node holds its bundle, certificate and key for the plan's CA.
+fn complete(inv: &Inventory, plan: &Plan, n: NodeId, files: &Files) -> bool {
+    let p = inv.nodes[n].paths(&inv.cas[plan.ca].name);
+    [p.trust_bundle, p.cert, p.key].iter().all(|f| files.contains_key(f))
+}

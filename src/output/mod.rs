@@ -1,1 +1,6 @@
 //! Rendering plans, events and reports for people (text, colour) and scripts (JSON, dot).
+
+pub mod plan;
+pub mod style;
+
+pub use style::Style;

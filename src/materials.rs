@@ -1,0 +1,147 @@
+//! What each plan action writes on a node: the bytes of bundles, chains and keys.
+//!
+//! One function serves both `apply` (which sends the files) and `plan --check` (which
+//! simulates them), so the simulation proves exactly what is deployed.
+
+use time::OffsetDateTime;
+
+use crate::inventory::{CaSpec, Node};
+use crate::pki::{issue_leaf, CaCert, PkiError};
+use crate::plan::{Action, ChainMode};
+
+/// Which file of a node's set for one CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileKind {
+    TrustBundle,
+    Cert,
+    Key,
+    ProofCert,
+}
+
+impl FileKind {
+    /// Label for messages ("failed to write trust bundle ...").
+    pub fn label(self) -> &'static str {
+        match self {
+            FileKind::TrustBundle => "trust bundle",
+            FileKind::Cert => "certificate",
+            FileKind::Key => "private key",
+            FileKind::ProofCert => "proof-key certificate",
+        }
+    }
+
+    /// Keys are 0600; everything else is public and 0644.
+    pub fn mode(self) -> u32 {
+        match self {
+            FileKind::Key => 0o600,
+            _ => 0o644,
+        }
+    }
+}
+
+/// One file change: write `data`, or remove the file when `data` is `None`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub kind: FileKind,
+    pub path: String,
+    pub data: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for FileChange {
+    // Key material never reaches a log through Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileChange")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field("bytes", &self.data.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// The CA generations a step may need.
+#[derive(Debug, Clone, Copy)]
+pub struct Generations<'a> {
+    pub current: &'a CaCert,
+    /// The generation being rolled out (rotation only).
+    pub next: Option<&'a CaCert>,
+    /// The cross certificate, next signed by current, PEM (rotation only).
+    pub cross: Option<&'a str>,
+}
+
+/// A trust bundle: the roots' PEM, concatenated in order.
+pub fn bundle_pem(roots: &[&CaCert]) -> Vec<u8> {
+    roots.iter().flat_map(|r| r.cert_pem.trim_end().bytes().chain(std::iter::once(b'\n'))).collect()
+}
+
+/// Why the files of a step could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterialError {
+    #[error("{action} on node {node} needs the next CA generation, which does not exist yet")]
+    NoNextGeneration { node: String, action: &'static str },
+    #[error("failed to issue a leaf for node {node}: {source}")]
+    Pki {
+        node: String,
+        #[source]
+        source: PkiError,
+    },
+}
+
+/// The file changes of `actions` on `node` for CA `spec`, in order. Later changes to the
+/// same file replace earlier ones.
+pub fn changes_for(
+    actions: &[Action],
+    node: &Node,
+    spec: &CaSpec,
+    gens: Generations<'_>,
+    chain: ChainMode,
+    now: OffsetDateTime,
+) -> Result<Vec<FileChange>, MaterialError> {
+    let paths = node.paths(&spec.name);
+    let mut out: Vec<FileChange> = Vec::new();
+    let mut set = |kind: FileKind, path: &str, data: Option<Vec<u8>>| {
+        out.retain(|c| c.path != path);
+        out.push(FileChange { kind, path: path.to_string(), data });
+    };
+    let next = |action: Action| {
+        gens.next.ok_or(MaterialError::NoNextGeneration { node: node.name.clone(), action: action.as_str() })
+    };
+    let leaf = |ca: &CaCert| {
+        issue_leaf(spec, ca, &node.name, &node.sans(), now).map_err(|source| MaterialError::Pki { node: node.name.clone(), source })
+    };
+    for &action in actions {
+        match action {
+            Action::Install | Action::Renew => {
+                if action == Action::Install {
+                    set(FileKind::TrustBundle, &paths.trust_bundle, Some(bundle_pem(&[gens.current])));
+                }
+                let l = leaf(gens.current)?;
+                set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
+                set(FileKind::Cert, &paths.cert, Some(l.cert_pem.into_bytes()));
+            }
+            Action::TrustAdd => {
+                let n = next(action)?;
+                set(FileKind::TrustBundle, &paths.trust_bundle, Some(bundle_pem(&[gens.current, n])));
+                if let (Some(p), Some(cross)) = (&paths.proof_cert, gens.cross) {
+                    set(FileKind::ProofCert, p, Some(cross.as_bytes().to_vec()));
+                }
+            }
+            Action::LeafSwap => {
+                let l = leaf(next(action)?)?;
+                let mut chain_pem = l.cert_pem.trim_end().to_string() + "\n";
+                if let (ChainMode::CrossSigned, Some(cross)) = (chain, gens.cross) {
+                    chain_pem.push_str(cross.trim_end());
+                    chain_pem.push('\n');
+                }
+                set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
+                set(FileKind::Cert, &paths.cert, Some(chain_pem.into_bytes()));
+            }
+            Action::TrustPrune => {
+                set(FileKind::TrustBundle, &paths.trust_bundle, Some(bundle_pem(&[next(action)?])));
+                if let Some(p) = &paths.proof_cert {
+                    set(FileKind::ProofCert, p, None);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
