@@ -1,4 +1,163 @@
 //! The `certroll` binary: parse arguments, call the library, map the result to an exit code.
+//!
+//! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
+//! 64 usage, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use certroll::commands::{self, plan::PlanArgs, plan::PlanFormat, CommandError};
+use certroll::exit;
+use certroll::output::Style;
+use certroll::plan::{ChainMode, Strategy};
+
+/// Rotate the certificate authority of a TLS fleet without one failed handshake.
+#[derive(Debug, Parser)]
+#[command(name = "certroll", version, about, propagate_version = true)]
+struct Cli {
+    /// Inventory file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "certroll.toml",
+        env = "CERTROLL_INVENTORY"
+    )]
+    inventory: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the update plan without touching any node (a dry run).
+    Plan(PlanCmd),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StrategyArg {
+    Phased,
+    Ordered,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ChainArg {
+    Plain,
+    CrossSigned,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanFormatArg {
+    Text,
+    Json,
+    Dot,
+}
+
+/// Options shared by `plan` and `apply`.
+#[derive(Debug, Args)]
+struct Rollover {
+    /// Roll the CA over to a new generation.
+    #[arg(long)]
+    rotate: bool,
+    /// The CA to work on (required when the inventory defines several).
+    #[arg(long, value_name = "NAME")]
+    ca: Option<String>,
+    /// How a rotation visits nodes.
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+    /// What chain nodes present after their leaf swap.
+    #[arg(long, value_enum)]
+    chain: Option<ChainArg>,
+}
+
+#[derive(Debug, Args)]
+struct PlanCmd {
+    #[command(flatten)]
+    rollover: Rollover,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: PlanFormatArg,
+    /// Prove the plan: simulate it in many orders with real TLS handshakes on every link.
+    #[arg(long)]
+    check: bool,
+    /// Random orders tried by --check (besides the adversarial ones).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    orders: usize,
+    /// Exit 2 when the plan has work to do, 0 when it is empty.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+fn strategy(s: Option<StrategyArg>) -> Option<Strategy> {
+    s.map(|s| match s {
+        StrategyArg::Phased => Strategy::Phased,
+        StrategyArg::Ordered => Strategy::Ordered,
+    })
+}
+
+fn chain(c: Option<ChainArg>) -> Option<ChainMode> {
+    c.map(|c| match c {
+        ChainArg::Plain => ChainMode::Plain,
+        ChainArg::CrossSigned => ChainMode::CrossSigned,
+    })
+}
+
+fn run(cli: Cli) -> Result<i32, CommandError> {
+    match cli.command {
+        Command::Plan(cmd) => commands::plan::run(&PlanArgs {
+            inventory: cli.inventory,
+            rotate: cmd.rollover.rotate,
+            ca: cmd.rollover.ca,
+            strategy: strategy(cmd.rollover.strategy),
+            chain: chain(cmd.rollover.chain),
+            format: match cmd.format {
+                PlanFormatArg::Text => PlanFormat::Text,
+                PlanFormatArg::Json => PlanFormat::Json,
+                PlanFormatArg::Dot => PlanFormat::Dot,
+            },
+            check: cmd.check,
+            orders: cmd.orders,
+            detailed_exitcode: cmd.detailed_exitcode,
+        }),
+    }
+}
+
+/// Prints an error and its cause chain, one cause per line.
+fn report(err: &CommandError) {
+    let style = Style::stderr();
+    eprintln!("{} {err}", style.red(&style.bold("error:")));
+    let mut source = std::error::Error::source(err);
+    // An anyhow error's Display already shows only the outermost context.
+    if let CommandError::Other(e) = err {
+        source = e.source();
+    }
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}
+
 fn main() {
-    std::process::exit(certroll::exit::OK);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            report(&err);
+            err.exit_code()
+        }
+    };
+    std::process::exit(code);
 }

@@ -70,7 +70,10 @@ pub struct Generations<'a> {
 
 /// A trust bundle: the roots' PEM, concatenated in order.
 pub fn bundle_pem(roots: &[&CaCert]) -> Vec<u8> {
-    roots.iter().flat_map(|r| r.cert_pem.trim_end().bytes().chain(std::iter::once(b'\n'))).collect()
+    roots
+        .iter()
+        .flat_map(|r| r.cert_pem.trim_end().bytes().chain(std::iter::once(b'\n')))
+        .collect()
 }
 
 /// Why the files of a step could not be made.
@@ -100,19 +103,33 @@ pub fn changes_for(
     let mut out: Vec<FileChange> = Vec::new();
     let mut set = |kind: FileKind, path: &str, data: Option<Vec<u8>>| {
         out.retain(|c| c.path != path);
-        out.push(FileChange { kind, path: path.to_string(), data });
+        out.push(FileChange {
+            kind,
+            path: path.to_string(),
+            data,
+        });
     };
     let next = |action: Action| {
-        gens.next.ok_or(MaterialError::NoNextGeneration { node: node.name.clone(), action: action.as_str() })
+        gens.next.ok_or(MaterialError::NoNextGeneration {
+            node: node.name.clone(),
+            action: action.as_str(),
+        })
     };
     let leaf = |ca: &CaCert| {
-        issue_leaf(spec, ca, &node.name, &node.sans(), now).map_err(|source| MaterialError::Pki { node: node.name.clone(), source })
+        issue_leaf(spec, ca, &node.name, &node.sans(), now).map_err(|source| MaterialError::Pki {
+            node: node.name.clone(),
+            source,
+        })
     };
     for &action in actions {
         match action {
             Action::Install | Action::Renew => {
                 if action == Action::Install {
-                    set(FileKind::TrustBundle, &paths.trust_bundle, Some(bundle_pem(&[gens.current])));
+                    set(
+                        FileKind::TrustBundle,
+                        &paths.trust_bundle,
+                        Some(bundle_pem(&[gens.current])),
+                    );
                 }
                 let l = leaf(gens.current)?;
                 set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
@@ -120,7 +137,11 @@ pub fn changes_for(
             }
             Action::TrustAdd => {
                 let n = next(action)?;
-                set(FileKind::TrustBundle, &paths.trust_bundle, Some(bundle_pem(&[gens.current, n])));
+                set(
+                    FileKind::TrustBundle,
+                    &paths.trust_bundle,
+                    Some(bundle_pem(&[gens.current, n])),
+                );
                 if let (Some(p), Some(cross)) = (&paths.proof_cert, gens.cross) {
                     set(FileKind::ProofCert, p, Some(cross.as_bytes().to_vec()));
                 }
@@ -136,7 +157,11 @@ pub fn changes_for(
                 set(FileKind::Cert, &paths.cert, Some(chain_pem.into_bytes()));
             }
             Action::TrustPrune => {
-                set(FileKind::TrustBundle, &paths.trust_bundle, Some(bundle_pem(&[next(action)?])));
+                set(
+                    FileKind::TrustBundle,
+                    &paths.trust_bundle,
+                    Some(bundle_pem(&[next(action)?])),
+                );
                 if let Some(p) = &paths.proof_cert {
                     set(FileKind::ProofCert, p, None);
                 }

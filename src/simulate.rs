@@ -23,11 +23,18 @@ pub struct CheckOptions {
     /// Random orders to try, besides the plan's own order and the "riskiest first" order.
     pub random_orders: usize,
     pub seed: u64,
+    /// Up to this many steps, also try, for every step, an order that runs it as early as
+    /// its prerequisites allow: any missing gate is then found, not just likely found.
+    pub earliest_limit: usize,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { random_orders: 64, seed: 0x00c3_7201 }
+        CheckOptions {
+            random_orders: 64,
+            seed: 0x00c3_7201,
+            earliest_limit: 2_000,
+        }
     }
 }
 
@@ -83,19 +90,33 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
     let current = new_ca(spec, 1, now)?;
     let next = new_ca(spec, 2, now)?;
     let cross = cross_sign(spec, &next, &current, now)?;
-    let gens = Generations { current: &current, next: Some(&next), cross: Some(&cross) };
-    let as_pairs = |c: Vec<crate::materials::FileChange>| c.into_iter().map(|c| (c.path, c.data)).collect();
+    let gens = Generations {
+        current: &current,
+        next: Some(&next),
+        cross: Some(&cross),
+    };
+    let as_pairs =
+        |c: Vec<crate::materials::FileChange>| c.into_iter().map(|c| (c.path, c.data)).collect();
 
     let mut changes = Vec::with_capacity(plan.steps.len());
     for s in &plan.steps {
         let node = &inv.nodes[s.node];
-        changes.push(as_pairs(changes_for(&s.actions, node, spec, gens, plan.chain, now)?));
+        changes.push(as_pairs(changes_for(
+            &s.actions, node, spec, gens, plan.chain, now,
+        )?));
     }
     let bootstrap = plan.mode == Mode::Bootstrap;
     let mut initial = vec![Files::new(); inv.nodes.len()];
     if !bootstrap {
         for n in inv.members(plan.ca) {
-            let install = changes_for(&[crate::plan::Action::Install], &inv.nodes[n], spec, gens, plan.chain, now)?;
+            let install = changes_for(
+                &[crate::plan::Action::Install],
+                &inv.nodes[n],
+                spec,
+                gens,
+                plan.chain,
+                now,
+            )?;
             for c in install {
                 if let Some(d) = c.data {
                     initial[n].insert(c.path, d);
@@ -103,25 +124,50 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
             }
         }
     }
-    Ok(Prepared { changes, initial, bootstrap, final_bundle: bundle_pem(&[&next]) })
+    Ok(Prepared {
+        changes,
+        initial,
+        bootstrap,
+        final_bundle: bundle_pem(&[&next]),
+    })
 }
 
 /// Runs the plan in its own order, in the "riskiest first" order (always the ready step
-/// with the highest id, i.e. swaps and prunes as early as the gates allow), and in
-/// `opts.random_orders` random orders; handshakes every link after every step.
+/// with the highest id, i.e. swaps and prunes as early as the gates allow), for every
+/// step an order that runs it as early as possible (plans up to `earliest_limit` steps),
+/// and in `opts.random_orders` random orders; handshakes every link after every step.
 pub fn check(inv: &Inventory, plan: &Plan, opts: CheckOptions) -> Result<CheckReport, CheckError> {
     let prepared = prepare(inv, plan)?;
     let links: Vec<Link> = inv.links_of(plan.ca).copied().collect();
-    let mut sim = Sim { inv, plan, prepared: &prepared, links: &links, cache: HashMap::new() };
+    let mut sim = Sim {
+        inv,
+        plan,
+        prepared: &prepared,
+        links: &links,
+        cache: HashMap::new(),
+    };
     let mut rng = StdRng::seed_from_u64(opts.seed);
-    let mut orders = vec![(0..plan.steps.len()).collect::<Vec<_>>(), linear_extension(plan, |ready| ready.len() - 1)];
+    let mut orders = vec![
+        (0..plan.steps.len()).collect::<Vec<_>>(),
+        linear_extension(plan, |ready| ready.len() - 1),
+    ];
+    if plan.steps.len() <= opts.earliest_limit {
+        orders.extend((0..plan.steps.len()).map(|s| earliest(plan, s)));
+    }
     for _ in 0..opts.random_orders {
-        orders.push(linear_extension(plan, |ready| rng.random_range(0..ready.len())));
+        orders.push(linear_extension(plan, |ready| {
+            rng.random_range(0..ready.len())
+        }));
     }
     for order in &orders {
         sim.run(order)?;
     }
-    Ok(CheckReport { orders: orders.len(), steps: plan.steps.len(), links: links.len(), handshakes: sim.cache.len() })
+    Ok(CheckReport {
+        orders: orders.len(),
+        steps: plan.steps.len(),
+        links: links.len(),
+        handshakes: sim.cache.len(),
+    })
 }
 
 /// An order of all steps that respects `after`; `pick` chooses among the ready steps
@@ -149,6 +195,23 @@ fn linear_extension(plan: &Plan, mut pick: impl FnMut(&[StepId]) -> usize) -> Ve
         }
     }
     order
+}
+
+/// An order that runs step `target` right after its ancestors, then everything else,
+/// each part in id order (ids are topological).
+fn earliest(plan: &Plan, target: StepId) -> Vec<StepId> {
+    let mut needed = vec![false; plan.steps.len()];
+    let mut stack = vec![target];
+    while let Some(s) = stack.pop() {
+        if !needed[s] {
+            needed[s] = true;
+            stack.extend(&plan.steps[s].after);
+        }
+    }
+    let first = (0..plan.steps.len()).filter(|&s| needed[s]);
+    first
+        .chain((0..plan.steps.len()).filter(|&s| !needed[s]))
+        .collect()
 }
 
 /// Handshake cache key: the link and the sequence of steps applied to each end.
@@ -194,7 +257,10 @@ impl Sim<'_> {
             if changed.is_some_and(|c| c != l.client && c != l.server) {
                 continue;
             }
-            if self.prepared.bootstrap && !(complete(self.inv, self.plan, l.client, &files[l.client]) && complete(self.inv, self.plan, l.server, &files[l.server])) {
+            if self.prepared.bootstrap
+                && !(complete(self.inv, self.plan, l.client, &files[l.client])
+                    && complete(self.inv, self.plan, l.server, &files[l.server]))
+            {
                 continue; // during bootstrap a link is expected up once both ends are installed
             }
             let key = (i, applied[l.client].clone(), applied[l.server].clone());
@@ -208,8 +274,19 @@ impl Sim<'_> {
             };
             if let Err(error) = result {
                 let name = |n: NodeId| self.inv.nodes[n].name.clone();
-                let order = order.iter().map(|s| format!("#{s}")).collect::<Vec<_>>().join(" ");
-                return Err(CheckError::Broken { client: name(l.client), server: name(l.server), mutual: l.mutual, after_step, order, error });
+                let order = order
+                    .iter()
+                    .map(|s| format!("#{s}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return Err(CheckError::Broken {
+                    client: name(l.client),
+                    server: name(l.server),
+                    mutual: l.mutual,
+                    after_step,
+                    order,
+                    error,
+                });
             }
         }
         Ok(())
@@ -220,14 +297,26 @@ impl Sim<'_> {
         let endpoint = |n: NodeId| {
             let p = self.inv.nodes[n].paths(ca);
             let get = |path: &str| files[n].get(path).map(Vec::as_slice).unwrap_or(&[]);
-            (get(&p.trust_bundle).to_vec(), get(&p.cert).to_vec(), get(&p.key).to_vec())
+            (
+                get(&p.trust_bundle).to_vec(),
+                get(&p.cert).to_vec(),
+                get(&p.key).to_vec(),
+            )
         };
         let (cb, cc, ck) = endpoint(l.client);
         let (sb, sc, sk) = endpoint(l.server);
         let server_name = self.inv.nodes[l.server].server_name();
         handshake(
-            Endpoint { bundle_pem: &cb, chain_pem: &cc, key_pem: &ck },
-            Endpoint { bundle_pem: &sb, chain_pem: &sc, key_pem: &sk },
+            Endpoint {
+                bundle_pem: &cb,
+                chain_pem: &cc,
+                key_pem: &ck,
+            },
+            Endpoint {
+                bundle_pem: &sb,
+                chain_pem: &sc,
+                key_pem: &sk,
+            },
             server_name,
             l.mutual,
             None,
@@ -244,18 +333,28 @@ impl Sim<'_> {
         for n in self.inv.members(self.plan.ca) {
             let node = &self.inv.nodes[n];
             if !touched.contains(&n) {
-                return Err(CheckError::Incomplete { node: node.name.clone(), what: "the plan never visits it".into() });
+                return Err(CheckError::Incomplete {
+                    node: node.name.clone(),
+                    what: "the plan never visits it".into(),
+                });
             }
             let p = node.paths(ca);
             let bundle = files[n].get(&p.trust_bundle);
             if bundle != Some(&self.prepared.final_bundle) {
                 let roots = bundle.map(|b| count_certs(b)).unwrap_or(0);
-                let what = format!("its trust bundle holds {roots} root(s) but not exactly the new one");
-                return Err(CheckError::Incomplete { node: node.name.clone(), what });
+                let what =
+                    format!("its trust bundle holds {roots} root(s) but not exactly the new one");
+                return Err(CheckError::Incomplete {
+                    node: node.name.clone(),
+                    what,
+                });
             }
             if files[n].get(&p.cert) == self.prepared.initial[n].get(&p.cert) {
                 let what = "it still presents its old certificate".to_string();
-                return Err(CheckError::Incomplete { node: node.name.clone(), what });
+                return Err(CheckError::Incomplete {
+                    node: node.name.clone(),
+                    what,
+                });
             }
         }
         Ok(())
@@ -263,11 +362,15 @@ impl Sim<'_> {
 }
 
 fn count_certs(pem: &[u8]) -> usize {
-    String::from_utf8_lossy(pem).matches("-----BEGIN CERTIFICATE-----").count()
+    String::from_utf8_lossy(pem)
+        .matches("-----BEGIN CERTIFICATE-----")
+        .count()
 }
 
 /// True when the node holds its bundle, certificate and key for the plan's CA.
 fn complete(inv: &Inventory, plan: &Plan, n: NodeId, files: &Files) -> bool {
     let p = inv.nodes[n].paths(&inv.cas[plan.ca].name);
-    [p.trust_bundle, p.cert, p.key].iter().all(|f| files.contains_key(f))
+    [p.trust_bundle, p.cert, p.key]
+        .iter()
+        .all(|f| files.contains_key(f))
 }

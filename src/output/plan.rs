@@ -27,11 +27,19 @@ pub struct PlanView<'a> {
 
 impl PlanView<'_> {
     fn gen(&self, g: Option<u32>, fallback: &str) -> String {
-        g.map(|g| format!("G{g}")).unwrap_or_else(|| fallback.to_string())
+        g.map(|g| format!("G{g}"))
+            .unwrap_or_else(|| fallback.to_string())
     }
 
     fn cur(&self) -> String {
-        self.gen(self.current, if self.plan.mode == Mode::Bootstrap { "G1" } else { "current" })
+        self.gen(
+            self.current,
+            if self.plan.mode == Mode::Bootstrap {
+                "G1"
+            } else {
+                "current"
+            },
+        )
     }
 
     fn nxt(&self) -> String {
@@ -43,9 +51,15 @@ impl PlanView<'_> {
         let node = &self.inv.nodes[step.node];
         let proof = node.proof_cert.is_some();
         match action {
-            Action::Install => format!("bundle {{{}}}, new key and leaf from {}", self.cur(), self.cur()),
+            Action::Install => format!(
+                "bundle {{{}}}, new key and leaf from {}",
+                self.cur(),
+                self.cur()
+            ),
             Action::Renew => format!("new key and leaf from {}", self.cur()),
-            Action::TrustAdd if proof => format!("bundle {{{}, {}}} + proof-key cert", self.cur(), self.nxt()),
+            Action::TrustAdd if proof => {
+                format!("bundle {{{}, {}}} + proof-key cert", self.cur(), self.nxt())
+            }
             Action::TrustAdd => format!("bundle {{{}, {}}}", self.cur(), self.nxt()),
             Action::LeafSwap if self.plan.chain == ChainMode::CrossSigned => {
                 format!("new key and leaf from {} + cross cert", self.nxt())
@@ -72,7 +86,10 @@ impl PlanView<'_> {
 }
 
 fn kebab<T: Serialize>(v: T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Names of prerequisite steps grouped by action: `trust-add on lb1, lb2; leaf-swap on app1`.
@@ -92,7 +109,12 @@ fn waits_for(view: &PlanView<'_>, step: &Step) -> String {
     let parts: Vec<String> = groups
         .into_iter()
         .map(|(label, names)| {
-            let mut shown = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+            let mut shown = names
+                .iter()
+                .take(SHOWN)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
             if names.len() > SHOWN {
                 let _ = write!(shown, " and {} more", names.len() - SHOWN);
             }
@@ -118,7 +140,11 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
     let _ = writeln!(out, "{}", style.bold(&view.title()));
     let links = view.inv.links_of(plan.ca).count();
     if plan.is_empty() {
-        let _ = writeln!(out, "{} nodes · {links} links · nothing to do", view.inv.members(plan.ca).len());
+        let _ = writeln!(
+            out,
+            "{} nodes · {links} links · nothing to do",
+            view.inv.members(plan.ca).len()
+        );
         return out;
     }
     let _ = writeln!(
@@ -128,7 +154,12 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
         plan.steps.len(),
         plan.wave_count()
     );
-    let name_w = plan.steps.iter().map(|s| view.inv.nodes[s.node].name.len()).max().unwrap_or(0);
+    let name_w = plan
+        .steps
+        .iter()
+        .map(|s| view.inv.nodes[s.node].name.len())
+        .max()
+        .unwrap_or(0);
     let id_w = plan.steps.len().saturating_sub(1).to_string().len() + 1;
     let mut by_wave: Vec<Vec<&Step>> = vec![Vec::new(); plan.wave_count()];
     for s in &plan.steps {
@@ -136,7 +167,11 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
     }
     for (w, steps) in by_wave.iter().enumerate() {
         let note = if w == 0 { ", no prerequisites" } else { "" };
-        let _ = writeln!(out, "\n{}", style.bold(&format!("Wave {} · {} steps{note}", w + 1, steps.len())));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold(&format!("Wave {} · {} steps{note}", w + 1, steps.len()))
+        );
         for s in steps {
             write_step(&mut out, view, style, s, id_w, name_w);
         }
@@ -144,7 +179,14 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
     out
 }
 
-fn write_step(out: &mut String, view: &PlanView<'_>, style: Style, s: &Step, id_w: usize, name_w: usize) {
+fn write_step(
+    out: &mut String,
+    view: &PlanView<'_>,
+    style: Style,
+    s: &Step,
+    id_w: usize,
+    name_w: usize,
+) {
     let id = format!("#{}", s.id);
     let name = &view.inv.nodes[s.node].name;
     let acts_plain: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
@@ -160,7 +202,12 @@ fn write_step(out: &mut String, view: &PlanView<'_>, style: Style, s: &Step, id_
         what.join("; ")
     );
     if !s.after.is_empty() {
-        let _ = write!(out, "\n  {:id_w$} {}", "", style.dim(&format!("{:name_w$} ↳ after {}", "", waits_for(view, s))));
+        let _ = write!(
+            out,
+            "\n  {:id_w$} {}",
+            "",
+            style.dim(&format!("{:name_w$} ↳ after {}", "", waits_for(view, s)))
+        );
     }
     out.push('\n');
 }
@@ -203,12 +250,21 @@ pub fn json(view: &PlanView<'_>) -> String {
         mode: plan.mode,
         strategy: plan.strategy,
         chain: plan.chain,
-        generation: JsonGenerations { current: view.current, next: view.next },
+        generation: JsonGenerations {
+            current: view.current,
+            next: view.next,
+        },
         waves: plan.wave_count(),
         steps: plan
             .steps
             .iter()
-            .map(|s| JsonStep { id: s.id, node: names(s.node), actions: &s.actions, after: &s.after, wave: s.wave })
+            .map(|s| JsonStep {
+                id: s.id,
+                node: names(s.node),
+                actions: &s.actions,
+                after: &s.after,
+                wave: s.wave,
+            })
             .collect(),
         order: plan.order.iter().map(|&n| names(n)).collect(),
     };
@@ -222,31 +278,68 @@ pub fn dot(view: &PlanView<'_>) -> String {
     let plan = view.plan;
     let mut node_wave = vec![None; view.inv.nodes.len()];
     for s in &plan.steps {
-        if s.actions.iter().any(|a| matches!(a, Action::LeafSwap | Action::Install | Action::Renew)) {
+        if s.actions
+            .iter()
+            .any(|a| matches!(a, Action::LeafSwap | Action::Install | Action::Renew))
+        {
             node_wave[s.node] = Some(s.wave);
         }
     }
     let mut out = String::new();
-    let _ = writeln!(out, "digraph certroll {{\n  label={:?};\n  labelloc=t;\n  rankdir=LR;", view.title());
+    let _ = writeln!(
+        out,
+        "digraph certroll {{\n  label={:?};\n  labelloc=t;\n  rankdir=LR;",
+        view.title()
+    );
     let _ = writeln!(out, "  node [shape=box, style=rounded];");
     let waves = plan.wave_count();
     for w in 0..waves {
-        let _ = writeln!(out, "  subgraph cluster_wave{w} {{\n    label=\"wave {}\";\n    style=dashed;", w + 1);
-        for (n, _) in node_wave.iter().enumerate().filter(|(_, nw)| **nw == Some(w)) {
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_wave{w} {{\n    label=\"wave {}\";\n    style=dashed;",
+            w + 1
+        );
+        for (n, _) in node_wave
+            .iter()
+            .enumerate()
+            .filter(|(_, nw)| **nw == Some(w))
+        {
             let node = &view.inv.nodes[n];
             let steps: Vec<String> = plan
                 .steps
                 .iter()
                 .filter(|s| s.node == n)
-                .map(|s| format!("#{} {}", s.id, s.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>().join("+")))
+                .map(|s| {
+                    format!(
+                        "#{} {}",
+                        s.id,
+                        s.actions
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join("+")
+                    )
+                })
                 .collect();
-            let _ = writeln!(out, "    {:?} [label={:?}];", node.name, format!("{}\n{}", node.name, steps.join("\n")));
+            let _ = writeln!(
+                out,
+                "    {:?} [label={:?}];",
+                node.name,
+                format!("{}\n{}", node.name, steps.join("\n"))
+            );
         }
         let _ = writeln!(out, "  }}");
     }
     for l in view.inv.links_of(plan.ca) {
-        let (c, s) = (&view.inv.nodes[l.client].name, &view.inv.nodes[l.server].name);
-        let attrs = if l.mutual { " [dir=both, label=\"mTLS\"]" } else { "" };
+        let (c, s) = (
+            &view.inv.nodes[l.client].name,
+            &view.inv.nodes[l.server].name,
+        );
+        let attrs = if l.mutual {
+            " [dir=both, label=\"mTLS\"]"
+        } else {
+            ""
+        };
         let _ = writeln!(out, "  {c:?} -> {s:?}{attrs};");
     }
     out.push_str("}\n");
@@ -260,7 +353,10 @@ mod tests {
     use crate::plan::{rotate, Strategy};
 
     fn view_fixture() -> (Inventory, Plan) {
-        let inv = InventoryBuilder::new().link("lb1", "app1").mutual("app1", "db1").build();
+        let inv = InventoryBuilder::new()
+            .link("lb1", "app1")
+            .mutual("app1", "db1")
+            .build();
         let plan = rotate(&inv, 0, Strategy::Phased, ChainMode::Plain).unwrap();
         (inv, plan)
     }
@@ -268,8 +364,19 @@ mod tests {
     #[test]
     fn text_groups_by_wave_and_names_gates() {
         let (inv, plan) = view_fixture();
-        let out = text(&PlanView { inv: &inv, plan: &plan, current: Some(1), next: Some(2) }, Style::plain());
-        assert!(out.starts_with("Rotate CA internal: G1 → G2 · strategy phased · chain plain\n"), "{out}");
+        let out = text(
+            &PlanView {
+                inv: &inv,
+                plan: &plan,
+                current: Some(1),
+                next: Some(2),
+            },
+            Style::plain(),
+        );
+        assert!(
+            out.starts_with("Rotate CA internal: G1 → G2 · strategy phased · chain plain\n"),
+            "{out}"
+        );
         assert!(out.contains("Wave 1 · 3 steps, no prerequisites"), "{out}");
         assert!(out.contains("app1 leaf-swap"), "{out}");
         assert!(out.contains("↳ after trust-add on app1, db1, lb1"), "{out}");
@@ -280,22 +387,36 @@ mod tests {
     #[test]
     fn json_matches_the_documented_shape() {
         let (inv, plan) = view_fixture();
-        let v: serde_json::Value =
-            serde_json::from_str(&json(&PlanView { inv: &inv, plan: &plan, current: Some(1), next: None })).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json(&PlanView {
+            inv: &inv,
+            plan: &plan,
+            current: Some(1),
+            next: None,
+        }))
+        .unwrap();
         assert_eq!(v["version"], 1);
         assert_eq!(v["ca"], "internal");
         assert_eq!(v["strategy"], "phased");
         assert_eq!(v["chain"], "plain");
         assert_eq!(v["mode"], "rotate");
         assert_eq!(v["steps"][0]["actions"][0], "trust-add");
-        assert!(v["steps"].as_array().unwrap().iter().all(|s| s["after"].is_array() && s["wave"].is_u64()));
+        assert!(v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["after"].is_array() && s["wave"].is_u64()));
         assert_eq!(v["order"].as_array().unwrap().len(), 3);
     }
 
     #[test]
     fn dot_draws_links_and_waves() {
         let (inv, plan) = view_fixture();
-        let out = dot(&PlanView { inv: &inv, plan: &plan, current: None, next: None });
+        let out = dot(&PlanView {
+            inv: &inv,
+            plan: &plan,
+            current: None,
+            next: None,
+        });
         assert!(out.starts_with("digraph certroll {"));
         assert!(out.contains("\"app1\" -> \"db1\" [dir=both"));
         assert!(out.contains("cluster_wave1"));

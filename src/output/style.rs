@@ -12,7 +12,9 @@ impl Style {
     /// Colour when `stream_is_tty` and `NO_COLOR` is unset or empty (https://no-color.org).
     pub fn detect(stream_is_tty: bool) -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style { color: stream_is_tty && !no_color }
+        Style {
+            color: stream_is_tty && !no_color,
+        }
     }
 
     /// For text written to standard output.

@@ -1,0 +1,60 @@
+//! The commands behind the binary: each one loads the inventory, calls the planner, the
+//! executor or the verifier, and renders the result. `main.rs` only parses arguments and
+//! maps a [`CommandError`] to an exit code.
+
+use std::path::Path;
+
+use crate::exit;
+use crate::inventory::{self, CaId, Inventory, InventoryError};
+
+pub mod plan;
+
+/// A command's failure, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The inventory is invalid: exit 78, nothing changed.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else: exit 1.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CommandError::Inventory(_) => exit::BAD_INVENTORY,
+            CommandError::Usage(_) => exit::USAGE,
+            CommandError::Other(_) => exit::FAILURE,
+        }
+    }
+}
+
+/// Loads the inventory, mapping errors to [`CommandError::Inventory`].
+pub fn load(path: &Path) -> Result<Inventory, CommandError> {
+    Ok(inventory::load(path)?)
+}
+
+/// The CA a command works on: `--ca NAME`, or the only CA.
+pub fn select_ca(inv: &Inventory, name: Option<&str>) -> Result<CaId, CommandError> {
+    match name {
+        Some(n) => inv.ca_id(n).ok_or_else(|| {
+            let known: Vec<&str> = inv.cas.iter().map(|c| c.name.as_str()).collect();
+            CommandError::Usage(format!(
+                "unknown CA {n:?} (the inventory defines: {})",
+                known.join(", ")
+            ))
+        }),
+        None if inv.cas.len() == 1 => Ok(0),
+        None => {
+            let known: Vec<&str> = inv.cas.iter().map(|c| c.name.as_str()).collect();
+            Err(CommandError::Usage(format!(
+                "the inventory defines several CAs ({}): choose one with --ca NAME",
+                known.join(", ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `certroll plan`: compute and print the plan (a dry run), optionally prove it.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::{load, select_ca, CommandError};
+use crate::exit;
+use crate::inventory::Inventory;
+use crate::output::plan::{dot, json, text, PlanView};
+use crate::output::Style;
+use crate::pki::CaStore;
+use crate::plan::{self, ChainMode, Plan, Strategy};
+use crate::simulate::{check, CheckOptions};
+
+/// Output format of `certroll plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Json,
+    Dot,
+}
+
+/// Arguments of `certroll plan`.
+#[derive(Debug, Clone, Default)]
+pub struct PlanArgs {
+    pub inventory: PathBuf,
+    pub rotate: bool,
+    pub ca: Option<String>,
+    pub strategy: Option<Strategy>,
+    pub chain: Option<ChainMode>,
+    pub format: PlanFormat,
+    pub check: bool,
+    /// Random orders tried by `--check`.
+    pub orders: usize,
+    pub detailed_exitcode: bool,
+}
+
+/// What the planner decided, with the generations it talks about.
+pub struct Planned {
+    pub inv: Inventory,
+    pub plan: Plan,
+    pub current: Option<u32>,
+    pub next: Option<u32>,
+}
+
+impl Planned {
+    pub fn view(&self) -> PlanView<'_> {
+        PlanView {
+            inv: &self.inv,
+            plan: &self.plan,
+            current: self.current,
+            next: self.next,
+        }
+    }
+}
+
+/// Builds the plan `plan`/`apply` would carry out, without touching any node.
+///
+/// Without `--rotate`: a CA never created means bootstrap of every member; otherwise an
+/// empty renew plan (which leaves need renewal is decided by `apply` from the nodes'
+/// certificates, see `commands::apply`).
+pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
+    let ca = select_ca(&inv, args.ca.as_deref())?;
+    let spec = &inv.cas[ca];
+    let store = CaStore::new(&inv.state_dir);
+    let current = store
+        .current(spec)
+        .context("failed to read the CA store")?
+        .map(|c| c.generation);
+    let next = store
+        .next(spec)
+        .context("failed to read the CA store")?
+        .map(|c| c.generation);
+    let plan = if args.rotate || next.is_some() {
+        let strategy = args.strategy.unwrap_or_default();
+        let chain = args.chain.unwrap_or_default();
+        plan::rotate(&inv, ca, strategy, chain).map_err(|e| CommandError::Usage(e.to_string()))?
+    } else if current.is_none() {
+        plan::bootstrap(&inv, ca, &inv.members(ca))
+    } else {
+        plan::renew(&inv, ca, &[])
+    };
+    Ok(Planned {
+        inv,
+        plan,
+        current,
+        next,
+    })
+}
+
+/// Runs `certroll plan` and returns the exit code.
+pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
+    let inv = load(&args.inventory)?;
+    let planned = build(inv, args)?;
+    let view = planned.view();
+    let rendered = match args.format {
+        PlanFormat::Text => text(&view, Style::stdout()),
+        PlanFormat::Json => json(&view),
+        PlanFormat::Dot => dot(&view),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(rendered.as_bytes())
+        .context("failed to write the plan to standard output")?;
+    if args.check {
+        let opts = CheckOptions {
+            random_orders: args.orders,
+            ..CheckOptions::default()
+        };
+        let report = check(&planned.inv, &planned.plan, opts)
+            .map_err(|e| CommandError::Other(anyhow::anyhow!("plan check FAILED: {e}")))?;
+        let style = Style::stderr();
+        eprintln!(
+            "{} {} orders × {} steps, {} links, {} distinct handshakes: every link stayed up",
+            style.green("plan check passed:"),
+            report.orders,
+            report.steps,
+            report.links,
+            report.handshakes
+        );
+    }
+    if args.detailed_exitcode && !planned.plan.is_empty() {
+        return Ok(exit::PLAN_HAS_WORK);
+    }
+    Ok(exit::OK)
+}
