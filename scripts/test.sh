@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need (sshd for the
+# SSH fleet tests, openssl as the second certificate validator), then cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v unshare >/dev/null || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: the tests need ${need_apt[*]}; run as root or install them first" >&2
+    exit 1
+  fi
+  echo "installing test dependencies: ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: the SSH fleet tests start sshd in mount namespaces and need root" >&2
+  exit 1
+fi
+
+cargo test --locked --all-targets "$@"
+cargo test --locked --doc
