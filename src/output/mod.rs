@@ -1,1 +1,3 @@
 //! Rendering plans, events and reports for people (text, colour) and scripts (JSON, dot).
+
+pub mod progress;
