@@ -91,7 +91,8 @@ struct Ctx<'a> {
 }
 
 /// Carries out `plan`, recording every step in `journal`, whose current run (begun or
-/// resumed by the caller) tells which steps are already done or need a re-check.
+/// resumed by the caller) tells which steps are already done or need a re-check. The caller
+/// resumes a run only for the same plan (same [`Plan::fingerprint`]) and holds the lock.
 pub fn execute(
     plan: &Plan,
     inv: &Inventory,
@@ -245,9 +246,8 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let (job_tx, job_rx) = channel::<(StepId, Option<StartedStep>)>();
         let (report_tx, report_rx) = channel::<(StepId, Report)>();
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let workers = parallel
-            .min(self.ready.len() + self.count(State::Pending))
-            .max(1);
+        // Ready steps are pending too: no more workers than steps left to run.
+        let workers = parallel.min(self.count(State::Pending)).max(1);
         for _ in 0..workers {
             let (rx, tx, ctx) = (Arc::clone(&job_rx), report_tx.clone(), self.ctx);
             scope.spawn(move || worker(ctx, &rx, &tx));
