@@ -1,1 +1,277 @@
 //! Carrying out a plan: bounded parallelism, confirmation gates, retries.
+//!
+//! The executor never starts a step before every step in its `after` list is confirmed:
+//! that is what keeps every link working while the CA rolls (DESIGN §3). It does not know
+//! what a step writes; a [`StepWork`] decides that, so the scheduling can be proven with
+//! fakes and the real work can be wired to the PKI and the transports elsewhere.
+//! [`step`] holds the building blocks of the real work: atomic writes, reload, confirm.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Step;
+use crate::transport::{sha256_hex, TransportError};
+
+mod events;
+mod retry;
+mod run;
+pub mod step;
+
+pub use events::{Event, EventSink, NullSink};
+pub use retry::RetryPolicy;
+pub use run::{execute, ExecError, ExecOptions, Outcome};
+
+/// One change to one file of a node. `data` may hold a private key: never log it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FileOp {
+    /// Write `data` atomically with permission bits `mode`; `what` names the file in messages.
+    Write {
+        path: String,
+        data: Vec<u8>,
+        mode: u32,
+        what: String,
+    },
+    /// Remove the file (keeping a backup); missing is not an error.
+    Remove { path: String, what: String },
+}
+
+impl FileOp {
+    pub fn path(&self) -> &str {
+        match self {
+            FileOp::Write { path, .. } | FileOp::Remove { path, .. } => path,
+        }
+    }
+
+    pub fn what(&self) -> &str {
+        match self {
+            FileOp::Write { what, .. } | FileOp::Remove { what, .. } => what,
+        }
+    }
+
+    /// What the file must look like once the operation has landed.
+    pub fn hash(&self) -> FileHash {
+        match self {
+            FileOp::Write { path, data, .. } => FileHash {
+                path: path.clone(),
+                sha256: Some(sha256_hex(data)),
+            },
+            FileOp::Remove { path, .. } => FileHash {
+                path: path.clone(),
+                sha256: None,
+            },
+        }
+    }
+}
+
+impl fmt::Debug for FileOp {
+    /// Shows where and how much, never the content (it may be a private key).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileOp::Write {
+                path,
+                data,
+                mode,
+                what,
+            } => f
+                .debug_struct("Write")
+                .field("path", path)
+                .field("what", what)
+                .field("mode", &format_args!("{mode:o}"))
+                .field("data", &format_args!("<{} bytes redacted>", data.len()))
+                .finish(),
+            FileOp::Remove { path, what } => f
+                .debug_struct("Remove")
+                .field("path", path)
+                .field("what", what)
+                .finish(),
+        }
+    }
+}
+
+/// The expected state of one file after a step: its SHA-256 (hex), or `None` for "absent".
+/// This, and never the content, is what the journal records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHash {
+    pub path: String,
+    pub sha256: Option<String>,
+}
+
+/// What a step will write, computed by [`StepWork::prepare`] without side effects.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    pub ops: Vec<FileOp>,
+}
+
+impl Prepared {
+    /// The journaled form: paths and hashes only.
+    pub fn hashes(&self) -> Vec<FileHash> {
+        self.ops.iter().map(FileOp::hash).collect()
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared").field("ops", &self.ops).finish()
+    }
+}
+
+/// How a step failed; decides whether the executor tries again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepErrorKind {
+    /// Connection lost, refused, timed out: retried with backoff.
+    Transient,
+    /// The files did not read back as written, or the confirm command never exited 0.
+    ConfirmFailed,
+    /// Anything else (permission denied, bad host key, bad input): not retried.
+    Permanent,
+}
+
+/// A failed step. The message names the node, the action and the file or command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub kind: StepErrorKind,
+    pub message: String,
+}
+
+impl StepError {
+    pub fn new(kind: StepErrorKind, message: impl Into<String>) -> Self {
+        StepError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(StepErrorKind::Transient, message)
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(StepErrorKind::Permanent, message)
+    }
+
+    pub fn confirm_failed(message: impl Into<String>) -> Self {
+        Self::new(StepErrorKind::ConfirmFailed, message)
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == StepErrorKind::Transient
+    }
+}
+
+impl From<TransportError> for StepError {
+    fn from(e: TransportError) -> Self {
+        let kind = if e.is_transient() {
+            StepErrorKind::Transient
+        } else {
+            StepErrorKind::Permanent
+        };
+        StepError {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The work of one step, separate from its scheduling.
+pub trait StepWork: Send + Sync {
+    /// Computes what the step will write (fresh keys are generated here), without side effects.
+    fn prepare(&self, step: &Step) -> Result<Prepared, StepError>;
+    /// Writes the files, runs reload, waits for confirmation (hash read-back, then the confirm command).
+    fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError>;
+    /// On resume, for a step journaled as started but not done: are the journaled files on the node?
+    fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError>;
+    /// Reload + confirm only (used when files_match says the write had landed).
+    fn reconfirm(&self, step: &Step) -> Result<(), StepError>;
+}
+
+/// The step's actions joined with `+`, e.g. `trust-add+leaf-swap`, for messages.
+pub fn actions_label(step: &Step) -> String {
+    step.actions
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_file_content() {
+        let secret = b"-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n".to_vec();
+        let p = Prepared {
+            ops: vec![
+                FileOp::Write {
+                    path: "/etc/tls/key.pem".into(),
+                    data: secret,
+                    mode: 0o600,
+                    what: "key".into(),
+                },
+                FileOp::Remove {
+                    path: "/etc/tls/cross.pem".into(),
+                    what: "proof-key certificate".into(),
+                },
+            ],
+        };
+        let shown = format!("{p:?} {:#?}", p);
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(!shown.contains("PRIVATE"), "{shown}");
+        assert!(
+            shown.contains("/etc/tls/key.pem") && shown.contains("redacted"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn hashes_are_content_digests_or_absent() {
+        let p = Prepared {
+            ops: vec![
+                FileOp::Write {
+                    path: "/a".into(),
+                    data: b"abc".to_vec(),
+                    mode: 0o644,
+                    what: "bundle".into(),
+                },
+                FileOp::Remove {
+                    path: "/b".into(),
+                    what: "cross".into(),
+                },
+            ],
+        };
+        let h = p.hashes();
+        assert_eq!(
+            h[0].sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(
+            h[1],
+            FileHash {
+                path: "/b".into(),
+                sha256: None
+            }
+        );
+    }
+
+    #[test]
+    fn transport_errors_keep_their_retry_class() {
+        use crate::transport::ErrorKind;
+        let t = TransportError::new(
+            "app1",
+            "write key /etc/tls/key.pem",
+            ErrorKind::Transient,
+            "connection reset",
+        );
+        let e = StepError::from(t);
+        assert!(e.is_transient());
+        assert_eq!(
+            e.message,
+            "failed to write key /etc/tls/key.pem on node app1: connection reset"
+        );
+        let p = TransportError::new("app1", "write key /k", ErrorKind::Io, "permission denied");
+        assert_eq!(StepError::from(p).kind, StepErrorKind::Permanent);
+    }
+}

@@ -1,6 +1,7 @@
 //! Rendering plans, events and reports for people (text, colour) and scripts (JSON, dot).
 
 pub mod plan;
+pub mod progress;
 pub mod style;
 
 pub use style::Style;

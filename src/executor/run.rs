@@ -1,0 +1,478 @@
+//! The scheduler: a bounded pool of worker threads that starts a step only once every step
+//! in its `after` list is confirmed, retries transient failures, and stops at failures
+//! without stopping the rest of the fleet.
+//!
+//! One coordinator (the calling thread) owns all scheduling state; workers only run steps
+//! and report back. A failed step blocks its transitive dependents; independent steps carry
+//! on and in-flight steps are always allowed to finish. Steps journaled as done by an
+//! earlier run are skipped; steps journaled as started are re-checked on the node.
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::{Event, EventSink, RetryPolicy, StepError, StepWork};
+use crate::inventory::Inventory;
+use crate::journal::{Journal, JournalError, RunState, RunStatus, StartedStep};
+use crate::plan::{Plan, Step, StepId};
+
+/// How the executor runs a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Most steps in flight at once (at least 1).
+    pub parallel: usize,
+    pub retry: RetryPolicy,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            parallel: 16,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What a run achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Steps confirmed, in this run or an earlier one, ascending.
+    pub done: Vec<StepId>,
+    /// Steps that failed, with the error (naming node, action and file), ascending.
+    pub failed: Vec<(StepId, String)>,
+    /// Steps not started because a step they wait for failed, ascending.
+    pub blocked: Vec<StepId>,
+}
+
+impl Outcome {
+    /// Every step done.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty() && self.blocked.is_empty()
+    }
+}
+
+/// Why the executor stopped before the plan's end.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Nothing may be touched that the journal cannot record; in-flight steps were finished.
+    #[error("stopped the run: {0}")]
+    Journal(#[from] JournalError),
+    #[error("refusing to run an invalid plan: step {step}: {message}")]
+    BadPlan { step: StepId, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Blocked,
+}
+
+/// What a worker reports about one step.
+enum Report {
+    Done,
+    Failed(String),
+    /// The journal could not be written: the run must stop.
+    JournalBroken(String, JournalError),
+}
+
+/// Everything a worker needs, shared by reference.
+struct Ctx<'a> {
+    plan: &'a Plan,
+    inv: &'a Inventory,
+    work: &'a dyn StepWork,
+    journal: &'a Journal,
+    events: &'a dyn EventSink,
+    retry: RetryPolicy,
+}
+
+/// Carries out `plan`, recording every step in `journal`, whose current run (begun or
+/// resumed by the caller) tells which steps are already done or need a re-check. The caller
+/// resumes a run only for the same plan (same [`Plan::fingerprint`]) and holds the lock.
+pub fn execute(
+    plan: &Plan,
+    inv: &Inventory,
+    work: &dyn StepWork,
+    journal: &Journal,
+    opts: &ExecOptions,
+    events: &dyn EventSink,
+) -> Result<Outcome, ExecError> {
+    check_plan(plan)?;
+    let Some(resume) = journal.current_run() else {
+        return Err(JournalError::NoRun {
+            path: journal.path().to_path_buf(),
+            step: "0".into(),
+        }
+        .into());
+    };
+    let t0 = Instant::now();
+    let ctx = Ctx {
+        plan,
+        inv,
+        work,
+        journal,
+        events,
+        retry: opts.retry,
+    };
+    let mut sched = Scheduler::new(&ctx, &resume);
+    events.event(&Event::RunStarted {
+        run: resume.run.clone(),
+        steps: plan.steps.len(),
+        already_done: sched.count(State::Done),
+        parallel: opts.parallel.max(1),
+        resumed: resume.resumes > 0,
+    });
+    sched.announce_skipped();
+    let broken = std::thread::scope(|s| sched.run(s, opts.parallel.max(1), &resume));
+    let outcome = sched.outcome();
+    if let Some(e) = broken {
+        return Err(e.into());
+    }
+    let status = if outcome.complete() {
+        RunStatus::Complete
+    } else {
+        RunStatus::Incomplete
+    };
+    journal.end_run(status)?;
+    events.event(&Event::RunFinished {
+        run: resume.run,
+        done: outcome.done.len(),
+        failed: outcome.failed.len(),
+        blocked: outcome.blocked.len(),
+        complete: outcome.complete(),
+        elapsed_ms: t0.elapsed().as_millis() as u64,
+    });
+    Ok(outcome)
+}
+
+/// Step ids must be indices and `after` must point backwards (the plan's own invariant).
+fn check_plan(plan: &Plan) -> Result<(), ExecError> {
+    for (i, s) in plan.steps.iter().enumerate() {
+        let bad = |message: String| {
+            Err(ExecError::BadPlan {
+                step: s.id,
+                message,
+            })
+        };
+        if s.id != i {
+            return bad(format!("its id is not its position {i}"));
+        }
+        if let Some(a) = s.after.iter().find(|&&a| a >= i) {
+            return bad(format!(
+                "it waits for step {a}, which does not come before it"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The coordinator's view of the run.
+struct Scheduler<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    state: Vec<State>,
+    /// Prerequisites not yet done, per step.
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<StepId>>,
+    ready: BTreeSet<StepId>,
+    errors: Vec<(StepId, String)>,
+}
+
+impl<'c, 'a> Scheduler<'c, 'a> {
+    fn new(ctx: &'c Ctx<'a>, resume: &RunState) -> Self {
+        let n = ctx.plan.steps.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut state = vec![State::Pending; n];
+        for &d in resume.done.iter().filter(|&&d| d < n) {
+            state[d] = State::Done;
+        }
+        let mut waiting = vec![0; n];
+        for s in &ctx.plan.steps {
+            for &a in &s.after {
+                dependents[a].push(s.id);
+                if state[a] != State::Done {
+                    waiting[s.id] += 1;
+                }
+            }
+        }
+        let ready = (0..n)
+            .filter(|&i| state[i] == State::Pending && waiting[i] == 0)
+            .collect();
+        Scheduler {
+            ctx,
+            state,
+            waiting,
+            dependents,
+            ready,
+            errors: Vec::new(),
+        }
+    }
+
+    fn count(&self, st: State) -> usize {
+        self.state.iter().filter(|&&s| s == st).count()
+    }
+
+    fn announce_skipped(&self) {
+        for s in self
+            .ctx
+            .plan
+            .steps
+            .iter()
+            .filter(|s| self.state[s.id] == State::Done)
+        {
+            let (node, actions) = (node_name(self.ctx.inv, s), s.actions.clone());
+            self.ctx.events.event(&Event::StepSkipped {
+                step: s.id,
+                node,
+                actions,
+            });
+        }
+    }
+
+    /// Dispatches ready steps to `parallel` workers until nothing more can start.
+    /// Returns the journal error that stopped the run, if one did.
+    fn run<'s>(
+        &mut self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        parallel: usize,
+        resume: &RunState,
+    ) -> Option<JournalError>
+    where
+        'c: 's,
+    {
+        let (job_tx, job_rx) = channel::<(StepId, Option<StartedStep>)>();
+        let (report_tx, report_rx) = channel::<(StepId, Report)>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        // Ready steps are pending too: no more workers than steps left to run.
+        let workers = parallel.min(self.count(State::Pending)).max(1);
+        for _ in 0..workers {
+            let (rx, tx, ctx) = (Arc::clone(&job_rx), report_tx.clone(), self.ctx);
+            scope.spawn(move || worker(ctx, &rx, &tx));
+        }
+        drop(report_tx);
+        let mut running = 0;
+        let mut broken = None;
+        loop {
+            while running < parallel && broken.is_none() {
+                let Some(id) = self.ready.pop_first() else {
+                    break;
+                };
+                self.state[id] = State::Running;
+                running += 1;
+                // The workers outlive this loop (they exit when `job_tx` is dropped).
+                let _ = job_tx.send((id, resume.started.get(&id).cloned()));
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((id, report)) = report_rx.recv() else {
+                break;
+            };
+            running -= 1;
+            if let Some(e) = self.on_report(id, report) {
+                broken.get_or_insert(e);
+            }
+        }
+        drop(job_tx);
+        broken
+    }
+
+    fn on_report(&mut self, id: StepId, report: Report) -> Option<JournalError> {
+        match report {
+            Report::Done => {
+                self.state[id] = State::Done;
+                for &d in &self.dependents[id] {
+                    self.waiting[d] -= 1;
+                    if self.waiting[d] == 0 && self.state[d] == State::Pending {
+                        self.ready.insert(d);
+                    }
+                }
+                None
+            }
+            Report::Failed(msg) => {
+                self.fail(id, msg);
+                None
+            }
+            Report::JournalBroken(msg, e) => {
+                self.fail(id, msg);
+                Some(e)
+            }
+        }
+    }
+
+    /// Marks `id` failed and every pending step that transitively waits for it blocked.
+    fn fail(&mut self, id: StepId, msg: String) {
+        self.state[id] = State::Failed;
+        self.errors.push((id, msg));
+        let mut stack = self.dependents[id].clone();
+        while let Some(d) = stack.pop() {
+            if self.state[d] != State::Pending {
+                continue;
+            }
+            self.state[d] = State::Blocked;
+            self.ready.remove(&d);
+            let s = &self.ctx.plan.steps[d];
+            let (node, actions) = (node_name(self.ctx.inv, s), s.actions.clone());
+            self.ctx.events.event(&Event::StepBlocked {
+                step: d,
+                node,
+                actions,
+                waiting_on: id,
+            });
+            stack.extend(self.dependents[d].iter().copied());
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        let ids = |st| {
+            (0..self.state.len())
+                .filter(|&i| self.state[i] == st)
+                .collect()
+        };
+        let mut failed = self.errors.clone();
+        failed.sort_by_key(|(id, _)| *id);
+        Outcome {
+            done: ids(State::Done),
+            failed,
+            blocked: ids(State::Blocked),
+        }
+    }
+}
+
+fn node_name(inv: &Inventory, step: &Step) -> String {
+    inv.nodes
+        .get(step.node)
+        .map(|n| n.name.clone())
+        .unwrap_or_else(|| format!("#{}", step.node))
+}
+
+/// Takes steps from `jobs` until the coordinator hangs up.
+fn worker(
+    ctx: &Ctx<'_>,
+    jobs: &Mutex<Receiver<(StepId, Option<StartedStep>)>>,
+    reports: &Sender<(StepId, Report)>,
+) {
+    loop {
+        // Only this receive holds the mutex; a panic cannot happen while it is held.
+        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((id, recheck)) = job else { return };
+        let step = &ctx.plan.steps[id];
+        let report = catch_unwind(AssertUnwindSafe(|| run_step(ctx, step, recheck)))
+            .unwrap_or_else(|_| {
+                let msg = format!(
+                    "step {id} on node {} crashed (a bug); see the panic message above",
+                    node_name(ctx.inv, step)
+                );
+                let _ = ctx.journal.step_failed(id, &msg);
+                Report::Failed(msg)
+            });
+        if reports.send((id, report)).is_err() {
+            return;
+        }
+    }
+}
+
+/// One step from start to confirmation, journaled and reported.
+fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report {
+    let node = node_name(ctx.inv, step);
+    let actions = step.actions.clone();
+    ctx.events.event(&Event::StepStarted {
+        step: step.id,
+        node: node.clone(),
+        actions: actions.clone(),
+        recheck: recheck.is_some(),
+    });
+    let t0 = Instant::now();
+    match carry_out(ctx, step, &node, recheck) {
+        Ok(()) => {
+            if let Err(e) = ctx.journal.step_done(step.id) {
+                return Report::JournalBroken(e.to_string(), e);
+            }
+            let elapsed_ms = t0.elapsed().as_millis() as u64;
+            ctx.events.event(&Event::StepDone {
+                step: step.id,
+                node,
+                actions,
+                elapsed_ms,
+            });
+            Report::Done
+        }
+        Err(Failure::Journal(e)) => Report::JournalBroken(e.to_string(), e),
+        Err(Failure::Step(e)) => {
+            let journaled = ctx.journal.step_failed(step.id, &e.message);
+            ctx.events.event(&Event::StepFailed {
+                step: step.id,
+                node,
+                actions,
+                error: e.message.clone(),
+            });
+            match journaled {
+                Ok(()) => Report::Failed(e.message),
+                Err(j) => Report::JournalBroken(e.message, j),
+            }
+        }
+    }
+}
+
+enum Failure {
+    Step(StepError),
+    Journal(JournalError),
+}
+
+impl From<StepError> for Failure {
+    fn from(e: StepError) -> Self {
+        Failure::Step(e)
+    }
+}
+
+impl From<JournalError> for Failure {
+    fn from(e: JournalError) -> Self {
+        Failure::Journal(e)
+    }
+}
+
+/// Re-checks an interrupted step, or prepares, journals and applies it afresh.
+fn carry_out(
+    ctx: &Ctx<'_>,
+    step: &Step,
+    node: &str,
+    recheck: Option<StartedStep>,
+) -> Result<(), Failure> {
+    let retry = |op: &dyn Fn() -> Result<(), StepError>| with_retry(ctx, step, node, op);
+    if let Some(started) = recheck {
+        let landed = with_retry(ctx, step, node, &|| {
+            ctx.work.files_match(step, &started.files)
+        })?;
+        if landed {
+            // Reload and confirm are side effects too: announce them first.
+            ctx.journal.step_start(step, node, &started.files)?;
+            retry(&|| ctx.work.reconfirm(step))?;
+            return Ok(());
+        }
+    }
+    let prepared = with_retry(ctx, step, node, &|| ctx.work.prepare(step))?;
+    ctx.journal.step_start(step, node, &prepared.hashes())?;
+    retry(&|| ctx.work.apply(step, &prepared))?;
+    Ok(())
+}
+
+fn with_retry<T>(
+    ctx: &Ctx<'_>,
+    step: &Step,
+    node: &str,
+    op: &dyn Fn() -> Result<T, StepError>,
+) -> Result<T, StepError> {
+    ctx.retry.run(op, |attempt, e, delay| {
+        ctx.events.event(&Event::StepRetry {
+            step: step.id,
+            node: node.to_string(),
+            actions: step.actions.clone(),
+            attempt,
+            error: e.message.clone(),
+            delay_ms: delay.as_millis() as u64,
+        })
+    })
+}

@@ -1,0 +1,213 @@
+//! The mechanism of one step on a real node: write the files atomically (keeping backups),
+//! run the node's reload command, then confirm: read every written file back and compare
+//! its SHA-256, and poll the node's confirm command until it exits 0 or time runs out.
+//!
+//! What to write is decided elsewhere (from the PKI); these functions only carry it out,
+//! through any [`Transport`], and turn every failure into a [`StepError`] that names the
+//! node, the action and the file or command.
+
+use std::time::{Duration, Instant};
+
+use super::{FileHash, FileOp, StepError};
+use crate::inventory::Node;
+use crate::transport::{sha256_hex, ExecOutput, Transport, WriteOptions};
+
+/// First pause between two runs of the confirm command; it doubles up to [`CONFIRM_MAX_DELAY`].
+pub const CONFIRM_FIRST_DELAY: Duration = Duration::from_millis(50);
+/// Longest pause between two runs of the confirm command.
+pub const CONFIRM_MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// A reload or confirm command with `{node}` and `{ca}` filled in.
+pub fn command_for(template: &str, node: &Node, ca: &str) -> String {
+    template.replace("{node}", &node.name).replace("{ca}", ca)
+}
+
+/// Writes and removes files in order. Writes are atomic (the transport's contract) and,
+/// with `backup_tag`, keep what they replace as `<path>.<tag>.bak`.
+pub fn apply_file_ops(
+    transport: &dyn Transport,
+    node: &Node,
+    ops: &[FileOp],
+    backup_tag: Option<&str>,
+) -> Result<(), StepError> {
+    for op in ops {
+        let done = match op {
+            FileOp::Write {
+                path,
+                data,
+                mode,
+                what,
+            } => transport.write_file(
+                path,
+                data,
+                WriteOptions {
+                    mode: *mode,
+                    backup_tag,
+                    what,
+                },
+            ),
+            FileOp::Remove { path, .. } => transport.remove_file(path, backup_tag),
+        };
+        done.map_err(|e| {
+            let mut err = StepError::from(e);
+            if !err.message.contains(&node.name) {
+                err.message = format!("{} (node {})", err.message, node.name);
+            }
+            err
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs the node's reload command, if it has one; a non-zero exit fails the step.
+pub fn run_reload(transport: &dyn Transport, node: &Node, ca: &str) -> Result<(), StepError> {
+    let Some(template) = &node.reload else {
+        return Ok(());
+    };
+    let command = command_for(template, node, ca);
+    let out = transport.exec(&command, node.confirm_timeout)?;
+    if out.success() {
+        return Ok(());
+    }
+    Err(StepError::permanent(format!(
+        "failed to run reload command `{command}` on node {}: {}",
+        node.name,
+        describe_exit(&out)
+    )))
+}
+
+/// Which of `expected` differ on the node, as readable reasons (empty when all match).
+pub fn mismatches(
+    transport: &dyn Transport,
+    node: &Node,
+    expected: &[FileHash],
+) -> Result<Vec<String>, StepError> {
+    let mut out = Vec::new();
+    for f in expected {
+        let actual = transport.read_file(&f.path)?.map(|d| sha256_hex(&d));
+        if actual == f.sha256 {
+            continue;
+        }
+        let shown = |h: &Option<String>| match h {
+            Some(h) => format!("sha256 {}", &h[..h.len().min(16)]),
+            None => "absent".to_string(),
+        };
+        out.push(format!(
+            "file {} on node {} is {}, expected {}",
+            f.path,
+            node.name,
+            shown(&actual),
+            shown(&f.sha256)
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether every file in `expected` is on the node as journaled (absent where `sha256` is `None`).
+pub fn files_match(
+    transport: &dyn Transport,
+    node: &Node,
+    expected: &[FileHash],
+) -> Result<bool, StepError> {
+    Ok(mismatches(transport, node, expected)?.is_empty())
+}
+
+/// Confirms a step: every written file reads back with its hash, then the node's confirm
+/// command (if any) exits 0 before `node.confirm_timeout`.
+pub fn confirm(
+    transport: &dyn Transport,
+    node: &Node,
+    ca: &str,
+    written: &[FileHash],
+) -> Result<(), StepError> {
+    let bad = mismatches(transport, node, written)?;
+    if let Some(first) = bad.first() {
+        return Err(StepError::confirm_failed(format!(
+            "failed to read back what was written: {first}"
+        )));
+    }
+    let Some(template) = &node.confirm else {
+        return Ok(());
+    };
+    poll_confirm(transport, node, &command_for(template, node, ca))
+}
+
+/// Runs `command` until it exits 0, pausing 50 ms, 100 ms, ... up to 2 s between runs,
+/// and gives up after `node.confirm_timeout` quoting the last failure.
+pub fn poll_confirm(
+    transport: &dyn Transport,
+    node: &Node,
+    command: &str,
+) -> Result<(), StepError> {
+    let deadline = Instant::now() + node.confirm_timeout;
+    let mut delay = CONFIRM_FIRST_DELAY;
+    let mut runs = 0u32;
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        runs += 1;
+        let last = match transport.exec(command, left) {
+            Ok(out) if out.success() => return Ok(()),
+            Ok(out) => describe_exit(&out),
+            Err(e) if e.is_transient() => e.to_string(),
+            Err(e) => return Err(e.into()),
+        };
+        let now = Instant::now();
+        if now + delay >= deadline {
+            return Err(StepError::confirm_failed(format!(
+                "node {} did not confirm within {}: confirm command `{command}` failed {runs} time(s), last: {last}",
+                node.name,
+                crate::duration::format(node.confirm_timeout)
+            )));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(CONFIRM_MAX_DELAY);
+    }
+}
+
+/// Reload + confirm of files already in place (a resumed step whose writes had landed).
+pub fn reconfirm(
+    transport: &dyn Transport,
+    node: &Node,
+    ca: &str,
+    written: &[FileHash],
+) -> Result<(), StepError> {
+    run_reload(transport, node, ca)?;
+    confirm(transport, node, ca, written)
+}
+
+/// Write, reload, confirm: the whole apply of one step.
+pub fn apply_and_confirm(
+    transport: &dyn Transport,
+    node: &Node,
+    ca: &str,
+    ops: &[FileOp],
+    backup_tag: Option<&str>,
+) -> Result<(), StepError> {
+    apply_file_ops(transport, node, ops, backup_tag)?;
+    let written: Vec<FileHash> = ops.iter().map(FileOp::hash).collect();
+    reconfirm(transport, node, ca, &written)
+}
+
+/// `exited 1: <last stderr line>`, for messages.
+fn describe_exit(out: &ExecOutput) -> String {
+    let status = match out.status {
+        Some(code) => format!("exited {code}"),
+        None => "was killed or timed out".to_string(),
+    };
+    let last = |s: &str| {
+        s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+    };
+    match last(&out.stderr).or_else(|| last(&out.stdout)) {
+        Some(line) => format!("{status}: {line}"),
+        None => format!("{status} without output"),
+    }
+}
+
+#[cfg(test)]
+#[path = "step_tests.rs"]
+mod tests;

@@ -1,0 +1,283 @@
+//! Tests of the step mechanism against an in-memory node.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::*;
+use crate::executor::StepErrorKind;
+use crate::inventory::{Node, TransportKind};
+use crate::transport::{ErrorKind, ExecOutput, TransportError, WriteOptions};
+
+/// A node in memory: files, and scripted command results (the last one repeats).
+#[derive(Default)]
+struct FakeNode {
+    files: Mutex<BTreeMap<String, (Vec<u8>, u32)>>,
+    script: Mutex<VecDeque<Result<ExecOutput, ErrorKind>>>,
+    commands: Mutex<Vec<String>>,
+    fail_write: Option<ErrorKind>,
+}
+
+fn out(status: i32, stderr: &str) -> Result<ExecOutput, ErrorKind> {
+    Ok(ExecOutput {
+        status: Some(status),
+        stdout: String::new(),
+        stderr: stderr.to_string(),
+    })
+}
+
+impl Transport for FakeNode {
+    fn node(&self) -> &str {
+        "app1"
+    }
+    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        Ok(self.files.lock().unwrap().get(path).map(|(d, _)| d.clone()))
+    }
+    fn file_mode(&self, path: &str) -> Result<Option<u32>, TransportError> {
+        Ok(self.files.lock().unwrap().get(path).map(|(_, m)| *m))
+    }
+    fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        o: WriteOptions<'_>,
+    ) -> Result<(), TransportError> {
+        if let Some(kind) = self.fail_write {
+            return Err(TransportError::new(
+                "app1",
+                format!("write {} {path}", o.what),
+                kind,
+                "permission denied",
+            ));
+        }
+        let mut files = self.files.lock().unwrap();
+        if let (Some(tag), Some(old)) = (o.backup_tag, files.get(path).cloned()) {
+            files.insert(format!("{path}.{tag}.bak"), old);
+        }
+        files.insert(path.to_string(), (data.to_vec(), o.mode));
+        Ok(())
+    }
+    fn remove_file(&self, path: &str, backup_tag: Option<&str>) -> Result<(), TransportError> {
+        let mut files = self.files.lock().unwrap();
+        if let (Some(tag), Some(old)) = (backup_tag, files.remove(path)) {
+            files.insert(format!("{path}.{tag}.bak"), old);
+        }
+        Ok(())
+    }
+    fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
+        self.commands.lock().unwrap().push(command.to_string());
+        let mut script = self.script.lock().unwrap();
+        let next = if script.len() > 1 {
+            script.pop_front().unwrap()
+        } else {
+            script[0].clone()
+        };
+        next.map_err(|k| {
+            TransportError::new("app1", format!("run `{command}`"), k, "connection reset")
+        })
+    }
+}
+
+fn node(confirm_timeout_ms: u64) -> Node {
+    Node {
+        name: "app1".into(),
+        transport: TransportKind::Local,
+        via: None,
+        trust_bundle: "/etc/tls/{ca}/ca.pem".into(),
+        cert: "/etc/tls/cert.pem".into(),
+        key: "/etc/tls/key.pem".into(),
+        proof_cert: None,
+        reload: Some("systemctl reload envoy-{ca}".into()),
+        confirm: Some("tls-health --node {node} --ca {ca}".into()),
+        confirm_timeout: Duration::from_millis(confirm_timeout_ms),
+        probe: None,
+        dns_names: vec![],
+    }
+}
+
+fn ops() -> Vec<FileOp> {
+    vec![
+        FileOp::Write {
+            path: "/etc/tls/key.pem".into(),
+            data: b"KEY".to_vec(),
+            mode: 0o600,
+            what: "key".into(),
+        },
+        FileOp::Write {
+            path: "/etc/tls/cert.pem".into(),
+            data: b"CERT".to_vec(),
+            mode: 0o644,
+            what: "certificate".into(),
+        },
+        FileOp::Remove {
+            path: "/etc/tls/cross.pem".into(),
+            what: "proof-key certificate".into(),
+        },
+    ]
+}
+
+fn fake(script: Vec<Result<ExecOutput, ErrorKind>>) -> FakeNode {
+    let f = FakeNode {
+        script: Mutex::new(script.into()),
+        ..FakeNode::default()
+    };
+    f.files
+        .lock()
+        .unwrap()
+        .insert("/etc/tls/cross.pem".into(), (b"X".to_vec(), 0o644));
+    f.files
+        .lock()
+        .unwrap()
+        .insert("/etc/tls/key.pem".into(), (b"OLDKEY".to_vec(), 0o600));
+    f
+}
+
+#[test]
+fn applies_writes_and_removes_with_backups_and_modes() {
+    let t = fake(vec![out(0, "")]);
+    apply_file_ops(&t, &node(200), &ops(), Some("g1")).unwrap();
+    let files = t.files.lock().unwrap();
+    assert_eq!(files["/etc/tls/key.pem"], (b"KEY".to_vec(), 0o600));
+    assert_eq!(files["/etc/tls/key.pem.g1.bak"].0, b"OLDKEY");
+    assert_eq!(files["/etc/tls/cert.pem"].1, 0o644);
+    assert!(!files.contains_key("/etc/tls/cross.pem"));
+    assert!(files.contains_key("/etc/tls/cross.pem.g1.bak"));
+}
+
+#[test]
+fn write_errors_keep_kind_and_name_node_and_file() {
+    let t = FakeNode {
+        fail_write: Some(ErrorKind::Io),
+        ..fake(vec![out(0, "")])
+    };
+    let e = apply_file_ops(&t, &node(200), &ops(), None).unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::Permanent);
+    assert_eq!(
+        e.message,
+        "failed to write key /etc/tls/key.pem on node app1: permission denied"
+    );
+    let t = FakeNode {
+        fail_write: Some(ErrorKind::Transient),
+        ..fake(vec![out(0, "")])
+    };
+    assert!(apply_file_ops(&t, &node(200), &ops(), None)
+        .unwrap_err()
+        .is_transient());
+}
+
+#[test]
+fn reload_and_confirm_substitute_node_and_ca() {
+    let t = fake(vec![out(0, "")]);
+    apply_and_confirm(&t, &node(500), "internal", &ops(), None).unwrap();
+    let cmds = t.commands.lock().unwrap().clone();
+    assert_eq!(
+        cmds,
+        vec![
+            "systemctl reload envoy-internal",
+            "tls-health --node app1 --ca internal"
+        ]
+    );
+}
+
+#[test]
+fn failed_reload_quotes_command_and_last_stderr_line() {
+    let t = fake(vec![out(3, "starting\nJob for envoy.service failed\n")]);
+    let e = run_reload(&t, &node(200), "internal").unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::Permanent);
+    assert!(
+        e.message
+            .contains("reload command `systemctl reload envoy-internal` on node app1"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message
+            .ends_with("exited 3: Job for envoy.service failed"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn confirm_polls_until_exit_zero() {
+    let t = fake(vec![
+        out(1, "not yet"),
+        Err(ErrorKind::Transient),
+        out(1, "still old cert"),
+        out(0, ""),
+    ]);
+    let n = node(5_000);
+    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    let written: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
+    let t0 = std::time::Instant::now();
+    confirm(&t, &n, "internal", &written).unwrap();
+    assert_eq!(t.commands.lock().unwrap().len(), 4);
+    // 50 + 100 + 200 ms of backoff between the four runs.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn confirm_times_out_quoting_the_last_stderr_line() {
+    let t = fake(vec![out(2, "handshake ok\nserving old certificate\n")]);
+    let n = node(300);
+    let t0 = std::time::Instant::now();
+    let e = poll_confirm(&t, &n, "tls-health").unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(
+        e.message.starts_with("node app1 did not confirm within"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("`tls-health`"), "{}", e.message);
+    assert!(
+        e.message.ends_with("exited 2: serving old certificate"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn confirm_fails_when_a_file_does_not_read_back() {
+    let t = fake(vec![out(0, "")]);
+    let n = node(300);
+    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    t.files
+        .lock()
+        .unwrap()
+        .insert("/etc/tls/cert.pem".into(), (b"TAMPERED".to_vec(), 0o644));
+    let written: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
+    let e = confirm(&t, &n, "internal", &written).unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
+    assert!(
+        e.message.contains("file /etc/tls/cert.pem on node app1"),
+        "{}",
+        e.message
+    );
+    assert!(
+        t.commands.lock().unwrap().is_empty(),
+        "confirm command must not run after a bad read-back"
+    );
+}
+
+#[test]
+fn files_match_checks_content_and_absence() {
+    let t = fake(vec![out(0, "")]);
+    let n = node(300);
+    let expected: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
+    assert!(!files_match(&t, &n, &expected).unwrap());
+    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    assert!(files_match(&t, &n, &expected).unwrap());
+    t.files
+        .lock()
+        .unwrap()
+        .insert("/etc/tls/cross.pem".into(), (b"X".to_vec(), 0o644));
+    assert!(
+        !files_match(&t, &n, &expected).unwrap(),
+        "a file that must be absent is present"
+    );
+}

@@ -1,0 +1,412 @@
+//! The append-only journal of a run and the lock that allows one `apply` at a time.
+//!
+//! `state_dir/journal.jsonl` holds one JSON record per line: run-start, step-start (with the
+//! paths and SHA-256 of the files the step is about to write), step-done, step-failed and
+//! run-end. Every record is synced to disk before the side effect it announces, and again
+//! after the effect, so that an interrupted run can be resumed without guessing: a step
+//! journaled as started but not done is re-checked on the node, never assumed. Only hashes
+//! reach the journal, never file contents, so no private key is ever written here.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::executor::FileHash;
+use crate::inventory::Inventory;
+use crate::plan::{Plan, Step, StepId};
+
+mod lock;
+mod state;
+
+pub use lock::{Holder, Lock, LockError};
+pub use state::{RunState, StartedStep};
+
+/// File name of the journal inside the state directory.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("failed to {action} journal {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal {path} is damaged at line {line}: {message}")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot record step {step} in journal {path}: no run was begun or resumed")]
+    NoRun { path: PathBuf, step: String },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Every step done.
+    Complete,
+    /// Some step failed or was blocked; `certroll apply` resumes it.
+    Incomplete,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "kebab-case")]
+pub enum Record {
+    /// A run begins, or an unfinished run is resumed (`resumed`, same `run` id).
+    RunStart {
+        run: String,
+        time: String,
+        fingerprint: String,
+        mode: String,
+        ca: String,
+        strategy: String,
+        chain: String,
+        generations: Vec<u32>,
+        host: String,
+        pid: u32,
+        resumed: bool,
+        params: serde_json::Value,
+    },
+    /// The files the step is about to write, before anything is written.
+    StepStart {
+        run: String,
+        time: String,
+        step: StepId,
+        node: String,
+        actions: Vec<String>,
+        files: Vec<FileHash>,
+    },
+    /// The step's files are on the node and the node confirmed them.
+    StepDone {
+        run: String,
+        time: String,
+        step: StepId,
+    },
+    /// The step failed; `error` names the node, the action and the file.
+    StepFailed {
+        run: String,
+        time: String,
+        step: StepId,
+        error: String,
+    },
+    /// The run is over.
+    RunEnd {
+        run: String,
+        time: String,
+        status: RunStatus,
+    },
+}
+
+impl Record {
+    pub fn run(&self) -> &str {
+        match self {
+            Record::RunStart { run, .. }
+            | Record::StepStart { run, .. }
+            | Record::StepDone { run, .. }
+            | Record::StepFailed { run, .. }
+            | Record::RunEnd { run, .. } => run,
+        }
+    }
+}
+
+/// What the caller states about a new run; the journal adds run id, time, host and pid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunHeader {
+    pub fingerprint: String,
+    pub mode: String,
+    pub ca: String,
+    pub strategy: String,
+    pub chain: String,
+    /// CA generations the run works with, oldest first: `[current]` or `[old, new]`.
+    pub generations: Vec<u32>,
+    /// Free-form parameters the caller needs to resume the run (e.g. options given).
+    pub params: serde_json::Value,
+}
+
+impl RunHeader {
+    /// The header of a run of `plan` over `inv`.
+    pub fn for_plan(
+        plan: &Plan,
+        inv: &Inventory,
+        generations: Vec<u32>,
+        params: serde_json::Value,
+    ) -> Self {
+        RunHeader {
+            fingerprint: plan.fingerprint(inv),
+            mode: kebab(&plan.mode),
+            ca: inv.cas[plan.ca].name.clone(),
+            strategy: kebab(&plan.strategy),
+            chain: kebab(&plan.chain),
+            generations,
+            params,
+        }
+    }
+}
+
+/// The serde spelling of a unit enum (`rotate`, `cross-signed`).
+fn kebab<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::from("unknown"),
+    }
+}
+
+/// The journal of one state directory. Writes are serialized and synced; `&self` methods
+/// can be called from several threads.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+    /// The run being recorded, with its state so far.
+    current: Mutex<Option<RunState>>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) `state_dir/journal.jsonl` for appending.
+    pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
+        let path = state_dir.join(JOURNAL_FILE);
+        let io = |action, source| JournalError::Io {
+            action,
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir).map_err(|e| io("create the directory of", e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| io("open", e))?;
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+            current: Mutex::new(None),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The latest run recorded, finished or not, reconstructed from the journal.
+    /// A torn line (a write cut by a crash) is skipped and reported in `warnings`.
+    pub fn last_run(&self) -> Result<Option<RunState>, JournalError> {
+        let mut text = String::new();
+        let mut file = self.lock_file();
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| self.io("read", e))?;
+        file.read_to_string(&mut text)
+            .map_err(|e| self.io("read", e))?;
+        drop(file);
+        state::last_run(&self.path, &text)
+    }
+
+    /// Begins a new run and records its run-start. Returns the run id.
+    pub fn begin_run(&self, header: RunHeader) -> Result<String, JournalError> {
+        let run = new_run_id();
+        self.start(&run, header, false, None)?;
+        Ok(run)
+    }
+
+    /// Resumes an unfinished run (from [`Journal::last_run`]): records a run-start with the
+    /// same id; steps keep the state the earlier runs left them in.
+    pub fn resume_run(&self, previous: &RunState) -> Result<(), JournalError> {
+        self.start(
+            &previous.run,
+            previous.header(),
+            true,
+            Some(previous.clone()),
+        )
+    }
+
+    /// The run being recorded and its state so far.
+    pub fn current_run(&self) -> Option<RunState> {
+        self.lock_current().clone()
+    }
+
+    /// Records that `step` is about to write `files` on `node`.
+    pub fn step_start(
+        &self,
+        step: &Step,
+        node: &str,
+        files: &[FileHash],
+    ) -> Result<(), JournalError> {
+        let actions = step
+            .actions
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect();
+        self.append_step(step.id, |run, time| Record::StepStart {
+            run,
+            time,
+            step: step.id,
+            node: node.to_string(),
+            actions,
+            files: files.to_vec(),
+        })
+    }
+
+    /// Records that `step` is confirmed.
+    pub fn step_done(&self, step: StepId) -> Result<(), JournalError> {
+        self.append_step(step, |run, time| Record::StepDone { run, time, step })
+    }
+
+    /// Records that `step` failed with `error`.
+    pub fn step_failed(&self, step: StepId, error: &str) -> Result<(), JournalError> {
+        self.append_step(step, |run, time| Record::StepFailed {
+            run,
+            time,
+            step,
+            error: error.to_string(),
+        })
+    }
+
+    /// Records the end of the current run.
+    pub fn end_run(&self, status: RunStatus) -> Result<(), JournalError> {
+        self.append_step(usize::MAX, |run, time| Record::RunEnd { run, time, status })
+    }
+
+    fn start(
+        &self,
+        run: &str,
+        h: RunHeader,
+        resumed: bool,
+        base: Option<RunState>,
+    ) -> Result<(), JournalError> {
+        let record = Record::RunStart {
+            run: run.to_string(),
+            time: now_rfc3339(),
+            fingerprint: h.fingerprint,
+            mode: h.mode,
+            ca: h.ca,
+            strategy: h.strategy,
+            chain: h.chain,
+            generations: h.generations,
+            host: hostname(),
+            pid: std::process::id(),
+            resumed,
+            params: h.params,
+        };
+        // Lock order everywhere: current run, then file.
+        let mut current = self.lock_current();
+        let mut file = self.lock_file();
+        self.end_torn_line(&mut file)?;
+        self.write_record(&mut file, &record)?;
+        let mut state = base.unwrap_or_else(|| RunState::empty(run));
+        state.apply(&record);
+        *current = Some(state);
+        Ok(())
+    }
+
+    fn append_step(
+        &self,
+        step: StepId,
+        make: impl FnOnce(String, String) -> Record,
+    ) -> Result<(), JournalError> {
+        let mut current = self.lock_current();
+        let Some(state) = current.as_mut() else {
+            let step = if step == usize::MAX {
+                "run-end".to_string()
+            } else {
+                step.to_string()
+            };
+            return Err(JournalError::NoRun {
+                path: self.path.clone(),
+                step,
+            });
+        };
+        let record = make(state.run.clone(), now_rfc3339());
+        let mut file = self.lock_file();
+        self.write_record(&mut file, &record)?;
+        state.apply(&record);
+        Ok(())
+    }
+
+    /// Writes one line and syncs it to disk.
+    fn write_record(&self, file: &mut File, record: &Record) -> Result<(), JournalError> {
+        let mut line =
+            serde_json::to_vec(record).map_err(|e| self.io("encode a record for", e.into()))?;
+        line.push(b'\n');
+        file.write_all(&line).map_err(|e| self.io("append to", e))?;
+        file.sync_data().map_err(|e| self.io("sync", e))
+    }
+
+    /// If the last write was cut by a crash, ends its line so the next record stands alone.
+    fn end_torn_line(&self, file: &mut File) -> Result<(), JournalError> {
+        let len = file.metadata().map_err(|e| self.io("inspect", e))?.len();
+        if len == 0 {
+            return Ok(());
+        }
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))
+            .map_err(|e| self.io("read", e))?;
+        file.read_exact(&mut last).map_err(|e| self.io("read", e))?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")
+                .map_err(|e| self.io("repair the torn last line of", e))?;
+        }
+        Ok(())
+    }
+
+    fn io(&self, action: &'static str, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            action,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn lock_file(&self) -> MutexGuard<'_, File> {
+        // A panic while holding the guard cannot leave the file half-written in a way the
+        // reader does not tolerate (torn lines are skipped), so a poisoned lock is usable.
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_current(&self) -> MutexGuard<'_, Option<RunState>> {
+        // The state is updated only after a record is written; poisoning leaves it consistent.
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The current time, RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("unknown-time"))
+}
+
+/// This machine's host name, for the journal and the lock.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| String::from("unknown-host"))
+}
+
+/// A run id: UTC start time and a random suffix, e.g. `20261121T140203Z-3f9a0c1d`.
+fn new_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    format!("{stamp}-{:08x}", rand::random::<u32>())
+}
