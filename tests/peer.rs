@@ -21,6 +21,9 @@ fn one_ca_server_and_client_count_only_successes() {
     });
     assert_eq!(s["targets"]["srv"]["failed"], 0, "{s:#}");
     assert_eq!(s["targets"]["srv"]["unreachable"], 0, "{s:#}");
+    // A bare TCP probe is not a handshake: the server must not count it as failed.
+    drop(std::net::TcpStream::connect(server.addr()).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let s = server.stats();
     assert!(s["server"]["ok"].as_u64() >= Some(20), "{s:#}");
     assert_eq!(s["server"]["failed"], 0, "{s:#}");

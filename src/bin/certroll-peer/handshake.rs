@@ -18,7 +18,7 @@ use crate::stats::Outcome;
 /// How long a TCP connect may take before the target counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stalled handshake may block a read or a write.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the server writes after a successful handshake.
 pub const GREETING: &[u8] = b"certroll-peer ok\n";
 /// How often the accept loop looks at the stop flag.
@@ -80,11 +80,15 @@ pub fn serve(state: Arc<PeerState>, listener: TcpListener) -> io::Result<()> {
 }
 
 /// One server-side connection. With no files loaded the peer serves nothing: it closes the
-/// connection without counting it.
+/// connection without counting it. A connection closed before sending a byte (a port probe)
+/// is not a handshake and is not counted either.
 fn serve_one(state: &PeerState, mut sock: TcpStream) {
     let Some(material) = state.current() else {
         return;
     };
+    if !sends_something(&sock) {
+        return;
+    }
     let outcome = match ServerConnection::new(material.server.clone()) {
         Ok(mut conn) => match server_exchange(&mut conn, &mut sock) {
             Ok(()) => Outcome::Ok,
@@ -93,6 +97,14 @@ fn serve_one(state: &PeerState, mut sock: TcpStream) {
         Err(e) => Outcome::Failed(e.to_string()),
     };
     state.record_server(outcome);
+}
+
+/// Waits for the first byte of the connection without consuming it.
+fn sends_something(sock: &TcpStream) -> bool {
+    let ready =
+        sock.set_nonblocking(false).is_ok() && sock.set_read_timeout(Some(IO_TIMEOUT)).is_ok();
+    // A timeout or error here is left to the handshake to report, so it counts as a failure.
+    !ready || !matches!(sock.peek(&mut [0u8; 1]), Ok(0))
 }
 
 fn server_exchange(conn: &mut ServerConnection, sock: &mut TcpStream) -> io::Result<()> {
@@ -180,5 +192,28 @@ fn client_exchange(conn: &mut ClientConnection, sock: &mut TcpStream) -> Result<
             "server closed the connection after the handshake without its greeting (got {} bytes)",
             received.len()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_parses_name_address_and_server_name() {
+        let t: Target = "app1=10.0.0.21:8443@app1.internal".parse().unwrap();
+        assert_eq!(t.name, "app1");
+        assert_eq!(t.address, "10.0.0.21:8443");
+        assert_eq!(t.server_name.to_str(), "app1.internal");
+        let v6: Target = "lb=[::1]:443@localhost".parse().unwrap();
+        assert_eq!(v6.address, "[::1]:443");
+    }
+
+    #[test]
+    fn malformed_targets_are_refused_with_the_expected_shape() {
+        for bad in ["app1", "=h:1@n", "app1=host@name", "app1=h:1", "app1=h:1@"] {
+            let err = bad.parse::<Target>().unwrap_err();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
     }
 }

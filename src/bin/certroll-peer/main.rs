@@ -169,8 +169,13 @@ fn cmd_reload(state_dir: &Path) -> u8 {
         EXIT_OK
     } else {
         let error = reply.error.as_deref().unwrap_or("no reason given");
+        let still = if reply.loaded.is_some() {
+            "keeps serving its previous files"
+        } else {
+            "still serves nothing"
+        };
         eprintln!(
-            "certroll-peer: reload refused: {error}; node {} keeps serving its previous files",
+            "certroll-peer: reload refused: {error}; node {} {still}",
             reply.node
         );
         EXIT_REFUSED
