@@ -128,13 +128,16 @@ fn reload_picks_up_new_files_and_confirm_follows_it() {
         "the peer must not pick up files before a reload"
     );
 
-    let out = server.cli(&["reload"]);
+    // Commands find the peer only through the directory they are given, whatever path
+    // leads there (as from another mount namespace).
+    let alias = t.dir.path().join("alias");
+    std::os::unix::fs::symlink(&server.state_dir, &alias).unwrap();
+    let alias = alias.to_str().unwrap();
+    let out = run_cli(&["reload", "--state-dir", alias]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(
-        out.stdout.contains(&sha256_hex(second.cert_pem.as_bytes())),
-        "{out:?}"
-    );
-    assert_eq!(server.cli(&["confirm"]).code, 0);
+    let new_hash = sha256_hex(second.cert_pem.as_bytes());
+    assert!(out.stdout.contains(&new_hash), "{out:?}");
+    assert_eq!(run_cli(&["confirm", "--state-dir", alias]).code, 0);
     assert_eq!(
         raw_handshake(&server.addr(), &ca.pem, None).as_deref(),
         Ok(second.der())
