@@ -76,68 +76,89 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         opts.paths.clone(),
         opts.require_client_cert,
     ));
-    if let Err(e) = state.reload() {
-        eprintln!("certroll-peer: {e}; serving nothing until a reload succeeds");
-    }
-    let tcp = match opts.listen {
-        Some(addr) => Some(bind_tcp(&state, addr)?),
-        None => None,
-    };
+    // The control socket first: a second peer on the same directory stops here.
     let ctl_path = control::socket_path(&opts.state_dir);
     let ctl = control::bind(&opts.state_dir).map_err(|source| RunError::Control {
         path: ctl_path.clone(),
         node: node.clone(),
         source,
     })?;
-    let stats_path = opts.state_dir.join(STATS_NAME);
-    write_stats(&state, &stats_path)?;
-
-    let mut workers: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
-    if let Some(listener) = tcp {
-        let st = state.clone();
-        workers.push((
-            "server",
-            thread::spawn(move || log_io(&st, "serve TLS", handshake::serve(st.clone(), listener))),
-        ));
-    }
-    for target in opts.targets {
-        let st = state.clone();
-        st.register_target(&target.name, &target.address, &target.server_name.to_str());
-        let interval = opts.interval;
-        workers.push((
-            "client",
-            thread::spawn(move || handshake::run_target(st, target, interval)),
-        ));
-    }
+    let started = start_workers(&state, opts);
+    let workers = match started {
+        Ok(workers) => workers,
+        Err(e) => {
+            let _ = fs::remove_file(&ctl_path);
+            return Err(e);
+        }
+    };
     let st = state.clone();
     let control_thread = thread::spawn(move || {
-        log_io(
-            &st,
-            "serve the control socket",
-            control::serve(st.clone(), ctl),
-        )
+        let result = control::serve(st.clone(), ctl);
+        log_io(&st, "serve the control socket", result)
     });
     eprintln!(
         "certroll-peer: node {node}: running, control socket {}",
         ctl_path.display()
     );
+    let stats_path = state.state_dir.join(STATS_NAME);
     stats_loop(&state, &stats_path);
-    state.request_stop();
-    let mut result = Ok(());
-    for (role, handle) in workers {
-        if handle.join().is_err() && result.is_ok() {
-            result = Err(RunError::Thread {
-                role,
-                node: node.clone(),
-            });
-        }
-    }
+    let result = join_workers(&state, workers);
     let _ = control_thread.join();
     state.mark_stopped();
     let final_write = write_stats(&state, &stats_path);
     // The socket goes last: its disappearance tells `stop` that the final stats are written.
     let _ = fs::remove_file(&ctl_path);
     result.and(final_write)
+}
+
+type Workers = Vec<(&'static str, JoinHandle<()>)>;
+
+/// Loads the files, binds the TLS port, writes the first stats and starts the server and
+/// client threads.
+fn start_workers(state: &Arc<PeerState>, opts: RunOptions) -> Result<Workers, RunError> {
+    if let Err(e) = state.reload() {
+        eprintln!("certroll-peer: {e}; serving nothing until a reload succeeds");
+    }
+    let tcp = match opts.listen {
+        Some(addr) => Some(bind_tcp(state, addr)?),
+        None => None,
+    };
+    for target in &opts.targets {
+        state.register_target(&target.name, &target.address, &target.server_name.to_str());
+    }
+    write_stats(state, &state.state_dir.join(STATS_NAME))?;
+
+    let mut workers: Workers = Vec::new();
+    if let Some(listener) = tcp {
+        let st = state.clone();
+        let serve = move || {
+            let result = handshake::serve(st.clone(), listener);
+            log_io(&st, "serve TLS", result)
+        };
+        workers.push(("server", thread::spawn(serve)));
+    }
+    for target in opts.targets {
+        let st = state.clone();
+        let interval = opts.interval;
+        let client = move || handshake::run_target(st, target, interval);
+        workers.push(("client", thread::spawn(client)));
+    }
+    Ok(workers)
+}
+
+/// Tells every thread to stop and waits for it; a panicked thread is an error.
+fn join_workers(state: &PeerState, workers: Workers) -> Result<(), RunError> {
+    state.request_stop();
+    let mut result = Ok(());
+    for (role, handle) in workers {
+        if handle.join().is_err() && result.is_ok() {
+            result = Err(RunError::Thread {
+                role,
+                node: state.node.clone(),
+            });
+        }
+    }
+    result
 }
 
 fn bind_tcp(state: &PeerState, addr: SocketAddr) -> Result<TcpListener, RunError> {
