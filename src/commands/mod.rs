@@ -7,7 +7,10 @@ use std::path::Path;
 use crate::exit;
 use crate::inventory::{self, CaId, Inventory, InventoryError};
 
+pub mod apply;
+pub mod facts;
 pub mod plan;
+pub mod status;
 
 /// A command's failure, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,9 @@ pub enum CommandError {
     /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
     #[error("{0}")]
     Usage(String),
+    /// The run could not finish now (lock held, a step failed); run again later: exit 75.
+    #[error("{0}")]
+    Incomplete(String),
     /// Anything else: exit 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -28,6 +34,7 @@ impl CommandError {
         match self {
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
+            CommandError::Incomplete(_) => exit::INCOMPLETE,
             CommandError::Other(_) => exit::FAILURE,
         }
     }

@@ -14,11 +14,13 @@ use crate::plan::Step;
 use crate::transport::{sha256_hex, TransportError};
 
 mod events;
+mod fleet;
 mod retry;
 mod run;
 pub mod step;
 
 pub use events::{Event, EventSink, NullSink};
+pub use fleet::{FleetWork, RunMaterial};
 pub use retry::RetryPolicy;
 pub use run::{execute, ExecError, ExecOptions, Outcome};
 

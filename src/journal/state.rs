@@ -42,6 +42,8 @@ pub struct RunState {
     pub started: BTreeMap<StepId, StartedStep>,
     /// Steps whose latest record is a failure, with the error.
     pub failed: BTreeMap<StepId, String>,
+    /// Node name and actions of every step this run started (done or not).
+    pub steps: BTreeMap<StepId, (String, Vec<String>)>,
     /// How the run ended; `None` if its process is still running or died.
     pub end: Option<RunStatus>,
     /// Problems met while reading that did not stop it (a torn last line).
@@ -66,6 +68,7 @@ impl RunState {
             done: BTreeSet::new(),
             started: BTreeMap::new(),
             failed: BTreeMap::new(),
+            steps: BTreeMap::new(),
             end: None,
             warnings: Vec::new(),
         }
@@ -122,9 +125,14 @@ impl RunState {
                 self.end = None;
             }
             Record::StepStart {
-                step, node, files, ..
+                step,
+                node,
+                files,
+                actions,
+                ..
             } => {
                 self.failed.remove(step);
+                self.steps.insert(*step, (node.clone(), actions.clone()));
                 self.started.insert(
                     *step,
                     StartedStep {

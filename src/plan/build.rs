@@ -38,6 +38,28 @@ pub fn renew(inv: &Inventory, ca: CaId, nodes: &[NodeId]) -> Plan {
     single_action_plan(inv, ca, nodes, Mode::Renew, Action::Renew)
 }
 
+/// Routine maintenance: install on nodes that hold nothing yet, renew expiring leaves.
+/// Every step is independent (the current CA is trusted everywhere already).
+pub fn maintenance(inv: &Inventory, ca: CaId, install: &[NodeId], renew_nodes: &[NodeId]) -> Plan {
+    let mut plan = single_action_plan(inv, ca, install, Mode::Bootstrap, Action::Install);
+    if renew_nodes.is_empty() {
+        return plan;
+    }
+    plan.mode = Mode::Renew;
+    for &node in renew_nodes {
+        let id = plan.steps.len();
+        plan.steps.push(Step {
+            id,
+            node,
+            actions: vec![Action::Renew],
+            after: Vec::new(),
+            wave: 0,
+        });
+        plan.order.push(node);
+    }
+    plan
+}
+
 fn single_action_plan(
     _inv: &Inventory,
     ca: CaId,

@@ -12,7 +12,7 @@ mod build;
 mod order;
 mod waves;
 
-pub use build::{bootstrap, renew, rotate, PlanError};
+pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
 pub use order::{topological_order, CycleError};
 
 /// What a plan does to the fleet.

@@ -1,0 +1,142 @@
+//! The real work of a step on a fleet: make the files with [`crate::materials`], send them
+//! through the node's transport, reload, confirm.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use super::step::{apply_and_confirm, files_match, reconfirm};
+use super::{FileHash, FileOp, Prepared, StepError, StepWork};
+use crate::inventory::{CaId, Inventory};
+use crate::materials::{changes_for, Generations};
+use crate::pki::CaCert;
+use crate::plan::{ChainMode, Step, StepId};
+use crate::transport::{Connector, Transport};
+
+/// The CA material a run works with, loaded from the local CA store.
+#[derive(Debug, Clone)]
+pub struct RunMaterial {
+    pub current: CaCert,
+    pub next: Option<CaCert>,
+    /// Cross certificate (next signed by current), PEM.
+    pub cross: Option<String>,
+}
+
+/// [`StepWork`] over real nodes.
+pub struct FleetWork<'a> {
+    inv: &'a Inventory,
+    ca: CaId,
+    material: RunMaterial,
+    chain: ChainMode,
+    connector: Arc<dyn Connector>,
+    backup_tag: String,
+    /// Hashes found on the node by `files_match`, used by `reconfirm`.
+    rechecked: Mutex<HashMap<StepId, Vec<FileHash>>>,
+}
+
+impl<'a> FleetWork<'a> {
+    pub fn new(
+        inv: &'a Inventory,
+        ca: CaId,
+        material: RunMaterial,
+        chain: ChainMode,
+        connector: Arc<dyn Connector>,
+        backup_tag: &str,
+    ) -> Self {
+        FleetWork {
+            inv,
+            ca,
+            material,
+            chain,
+            connector,
+            backup_tag: backup_tag.to_string(),
+            rechecked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn transport(&self, step: &Step) -> Result<Arc<dyn Transport>, StepError> {
+        Ok(self.connector.connect(step.node)?)
+    }
+
+    fn ca_name(&self) -> &str {
+        &self.inv.cas[self.ca].name
+    }
+}
+
+impl StepWork for FleetWork<'_> {
+    fn prepare(&self, step: &Step) -> Result<Prepared, StepError> {
+        let node = &self.inv.nodes[step.node];
+        let gens = Generations {
+            current: &self.material.current,
+            next: self.material.next.as_ref(),
+            cross: self.material.cross.as_deref(),
+        };
+        let spec = &self.inv.cas[self.ca];
+        let changes = changes_for(
+            &step.actions,
+            node,
+            spec,
+            gens,
+            self.chain,
+            OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| StepError::permanent(e.to_string()))?;
+        let ops = changes
+            .into_iter()
+            .map(|c| match c.data {
+                Some(data) => FileOp::Write {
+                    path: c.path,
+                    data,
+                    mode: c.kind.mode(),
+                    what: c.kind.label().to_string(),
+                },
+                None => FileOp::Remove {
+                    path: c.path,
+                    what: c.kind.label().to_string(),
+                },
+            })
+            .collect();
+        Ok(Prepared { ops })
+    }
+
+    fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError> {
+        let t = self.transport(step)?;
+        let node = &self.inv.nodes[step.node];
+        apply_and_confirm(
+            t.as_ref(),
+            node,
+            self.ca_name(),
+            &prepared.ops,
+            Some(&self.backup_tag),
+        )
+    }
+
+    fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError> {
+        let t = self.transport(step)?;
+        let matched = files_match(t.as_ref(), &self.inv.nodes[step.node], expected)?;
+        if matched {
+            // Invariant: the mutex is never held across a panic-prone call.
+            if let Ok(mut map) = self.rechecked.lock() {
+                map.insert(step.id, expected.to_vec());
+            }
+        }
+        Ok(matched)
+    }
+
+    fn reconfirm(&self, step: &Step) -> Result<(), StepError> {
+        let t = self.transport(step)?;
+        let written = self
+            .rechecked
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&step.id).cloned())
+            .unwrap_or_default();
+        reconfirm(
+            t.as_ref(),
+            &self.inv.nodes[step.node],
+            self.ca_name(),
+            &written,
+        )
+    }
+}
