@@ -36,6 +36,12 @@ pub enum PkiError {
         path: std::path::PathBuf,
         message: String,
     },
+    /// The store is intact but the request does not fit its state (e.g. creating a CA twice).
+    #[error("{message} (CA store {path})")]
+    State {
+        path: std::path::PathBuf,
+        message: String,
+    },
 }
 
 /// One CA generation: the self-signed root and its private key (PKCS#8 PEM).

@@ -79,12 +79,9 @@ impl CaStore {
         let root = self.ca_dir(spec)?;
         let pointer = root.join("current");
         if read_pointer(&pointer)?.is_some() {
-            return Err(PkiError::Store {
+            return Err(PkiError::State {
                 path: pointer,
-                message: format!(
-                    "CA {} already exists; refusing to create it again",
-                    spec.name
-                ),
+                message: format!("refusing to create CA {}: it already exists", spec.name),
             });
         }
         let ca = new_ca(spec, 1, now)?;
@@ -105,10 +102,10 @@ impl CaStore {
             return Ok((next, cross));
         }
         let root = self.ca_dir(spec)?;
-        let current = self.current(spec)?.ok_or_else(|| PkiError::Store {
+        let current = self.current(spec)?.ok_or_else(|| PkiError::State {
             path: root.join("current"),
             message: format!(
-                "CA {} has no current generation to rotate from; create it first",
+                "cannot rotate CA {}: it has no current generation; create it first",
                 spec.name
             ),
         })?;
