@@ -1,55 +1,226 @@
 //! Issuing certificates with rcgen: roots, cross certificates, leaves.
+//!
+//! Every certificate gets a random serial (rcgen's default derives it from the public
+//! key, so a cross certificate would repeat its root's serial), an explicit validity,
+//! and the Authority Key Identifier where it has an issuer, so that peers holding two
+//! generations side by side always pick the right root.
 
+use std::net::IpAddr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber, SignatureAlgorithm,
+};
 use time::OffsetDateTime;
 
+use super::names::{ca_subject, copy_name, leaf_subject};
 use super::{CaCert, Leaf, PkiError};
-use crate::inventory::CaSpec;
+use crate::inventory::{CaSpec, KeyAlgorithm};
+
+/// How far back `not_before` is set, so that peers with a slightly late clock accept.
+const BACKDATE: time::Duration = time::Duration::hours(1);
 
 /// Creates generation `generation` of CA `spec`: a fresh key and a self-signed root.
-pub fn new_ca(_spec: &CaSpec, _generation: u32, _now: OffsetDateTime) -> Result<CaCert, PkiError> {
-    todo!()
+pub fn new_ca(spec: &CaSpec, generation: u32, now: OffsetDateTime) -> Result<CaCert, PkiError> {
+    let action = format!("create CA generation G{generation}");
+    let fail = |message: String| generate_error(spec, &action, message);
+    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
+        .map_err(|e| fail(format!("key generation: {e}")))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = ca_subject(&spec.subject, generation).map_err(fail)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = ca_key_usages();
+    params.serial_number = Some(random_serial());
+    let (not_before, not_after) = window(now, spec.validity, None).map_err(fail)?;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| fail(format!("signing: {e}")))?;
+    Ok(CaCert {
+        generation,
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key_pem: key.serialize_pem(),
+        not_after,
+    })
 }
 
 /// The cross certificate: `new`'s subject and public key signed by `old` (PEM).
+///
+/// It carries the new root's Subject Key Identifier (so a path through it and a path
+/// through the new root look alike to a verifier) and the old root's as its Authority
+/// Key Identifier, and it expires with the first of the two roots.
 pub fn cross_sign(
-    _spec: &CaSpec,
-    _new: &CaCert,
-    _old: &CaCert,
-    _now: OffsetDateTime,
+    spec: &CaSpec,
+    new: &CaCert,
+    old: &CaCert,
+    now: OffsetDateTime,
 ) -> Result<String, PkiError> {
-    todo!()
+    let action = format!("cross-sign G{} with G{}", new.generation, old.generation);
+    let fail = |message: String| generate_error(spec, &action, message);
+    let new_key =
+        load_key(&new.key_pem).map_err(|m| fail(format!("key of G{}: {m}", new.generation)))?;
+    let old_key =
+        load_key(&old.key_pem).map_err(|m| fail(format!("key of G{}: {m}", old.generation)))?;
+    let (_, new_x509) = x509_parser::parse_x509_certificate(&new.cert_der).map_err(|e| {
+        fail(format!(
+            "certificate of G{} does not parse: {e}",
+            new.generation
+        ))
+    })?;
+    let ski = subject_key_id(&new_x509)
+        .ok_or_else(|| fail(format!("G{} has no subject key identifier", new.generation)))?;
+
+    let mut params = CertificateParams::default();
+    params.distinguished_name = copy_name(new_x509.subject())
+        .map_err(|m| fail(format!("subject of G{}: {m}", new.generation)))?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = ca_key_usages();
+    params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    params.not_before = whole_seconds(now) - BACKDATE;
+    params.not_after = new.not_after.min(old.not_after);
+    if params.not_after <= params.not_before {
+        return Err(fail("one of the two roots has already expired".into()));
+    }
+    let issuer = Issuer::from_ca_cert_der(&old.cert_der.clone().into(), old_key).map_err(|e| {
+        fail(format!(
+            "certificate of G{} does not parse: {e}",
+            old.generation
+        ))
+    })?;
+    let cert = params
+        .signed_by(&new_key, &issuer)
+        .map_err(|e| fail(format!("signing: {e}")))?;
+    Ok(cert.pem())
 }
 
 /// A leaf for a node, signed by `ca`, with `sans` (DNS names and IP addresses).
 pub fn issue_leaf(
-    _spec: &CaSpec,
-    _ca: &CaCert,
-    _node: &str,
-    _sans: &[String],
-    _now: OffsetDateTime,
+    spec: &CaSpec,
+    ca: &CaCert,
+    node: &str,
+    sans: &[String],
+    now: OffsetDateTime,
 ) -> Result<Leaf, PkiError> {
-    todo!()
+    let action = format!("issue a leaf for node {node} from G{}", ca.generation);
+    let fail = |message: String| generate_error(spec, &action, message);
+    let ca_key = load_key(&ca.key_pem).map_err(|m| fail(format!("CA key: {m}")))?;
+    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
+        .map_err(|e| fail(format!("key generation: {e}")))?;
+
+    let mut params = CertificateParams::default();
+    params.distinguished_name = leaf_subject(node);
+    params.subject_alt_names = sans
+        .iter()
+        .map(|s| san(s))
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    let (not_before, not_after) =
+        window(now, spec.leaf_validity, Some(ca.not_after)).map_err(fail)?;
+    params.not_before = not_before;
+    params.not_after = not_after;
+
+    let issuer = Issuer::from_ca_cert_der(&ca.cert_der.clone().into(), ca_key)
+        .map_err(|e| fail(format!("CA certificate does not parse: {e}")))?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(|e| fail(format!("signing: {e}")))?;
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_after,
+    })
 }
 
-/// What certroll needs to know of a certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInfo {
-    pub der: Vec<u8>,
-    pub subject: String,
-    pub issuer: String,
-    pub serial_hex: String,
-    pub not_before: OffsetDateTime,
-    pub not_after: OffsetDateTime,
-    pub is_ca: bool,
-    pub subject_key_id: Option<Vec<u8>>,
-    pub authority_key_id: Option<Vec<u8>>,
-    /// DNS and IP SANs, as text.
-    pub sans: Vec<String>,
-    /// SHA-256 of the DER SubjectPublicKeyInfo, hex.
-    pub spki_sha256: String,
+fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
+    PkiError::Generate {
+        ca: spec.name.clone(),
+        action: action.to_string(),
+        message,
+    }
 }
 
-/// Parses every CERTIFICATE block of a PEM file.
-pub fn parse_pem_certs(_pem: &[u8]) -> Result<Vec<CertInfo>, String> {
-    todo!()
+fn algorithm(alg: KeyAlgorithm) -> &'static SignatureAlgorithm {
+    match alg {
+        KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+    }
+}
+
+/// Reads a PKCS#8 PEM key. The message never includes key material.
+pub(crate) fn load_key(pem: &str) -> Result<KeyPair, String> {
+    KeyPair::from_pem(pem)
+        .map_err(|_| "not a PKCS#8 ECDSA P-256/P-384 or Ed25519 private key".to_string())
+}
+
+fn ca_key_usages() -> Vec<KeyUsagePurpose> {
+    vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ]
+}
+
+/// 16 random bytes, positive and without a leading zero byte.
+fn random_serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    SerialNumber::from_slice(&bytes)
+}
+
+fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// `[now − 1h, now + validity]`, the end capped at `cap`.
+fn window(
+    now: OffsetDateTime,
+    validity: std::time::Duration,
+    cap: Option<OffsetDateTime>,
+) -> Result<(OffsetDateTime, OffsetDateTime), String> {
+    let now = whole_seconds(now);
+    let span = time::Duration::try_from(validity)
+        .map_err(|_| format!("validity {validity:?} is too long"))?;
+    let mut not_after = now
+        .checked_add(span)
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| format!("validity {validity:?} ends after year 9999"))?;
+    if let Some(cap) = cap {
+        if cap <= now {
+            return Err(format!("the CA expired at {cap}"));
+        }
+        not_after = not_after.min(cap);
+    }
+    Ok((now - BACKDATE, not_after))
+}
+
+fn san(name: &str) -> Result<SanType, String> {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
+    }
+    let dns = rcgen::string::Ia5String::try_from(name)
+        .map_err(|_| format!("subject alternative name {name:?} is not ASCII"))?;
+    Ok(SanType::DnsName(dns))
+}
+
+fn subject_key_id(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Vec<u8>> {
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(id.0.to_vec())
+            }
+            _ => None,
+        })
 }

@@ -5,10 +5,14 @@ use time::OffsetDateTime;
 
 use crate::inventory::CaSpec;
 
+mod atomic;
+mod inspect;
 mod issue;
+mod names;
 mod store;
 
-pub use issue::{cross_sign, issue_leaf, new_ca, parse_pem_certs, CertInfo};
+pub use inspect::{parse_pem_certs, CertInfo};
+pub use issue::{cross_sign, issue_leaf, new_ca};
 pub use store::CaStore;
 
 /// Why a certificate operation failed.
@@ -29,6 +33,12 @@ pub enum PkiError {
     },
     #[error("CA store {path} is damaged: {message}")]
     Store {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// The store is intact but the request does not fit its state (e.g. creating a CA twice).
+    #[error("{message} (CA store {path})")]
+    State {
         path: std::path::PathBuf,
         message: String,
     },

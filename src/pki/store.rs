@@ -1,11 +1,28 @@
 //! The CA store in `state_dir/ca/<name>/`: one directory per generation, the pointer to
 //! the current one, the next one while a rotation runs, archived generations after it.
+//!
+//! ```text
+//! ca/<name>/current          "1"            generation in use
+//! ca/<name>/next             "2"            only while a rotation runs
+//! ca/<name>/g1/ca.pem, ca.key               root and its PKCS#8 key (0600)
+//! ca/<name>/g2/ca.pem, ca.key, cross.pem    cross.pem: G2 signed by G1
+//! ca/<name>/archive/g1/                     generations retired by finish_rotation
+//! ```
+//!
+//! Directories are 0700 and every file is written atomically with mode 0600. Pointers
+//! are written last, so a crash leaves either the old state or a complete new one; an
+//! unreferenced generation directory is simply regenerated on the next attempt.
 
-use std::path::PathBuf;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
+use rcgen::PublicKeyData;
 use time::OffsetDateTime;
 
-use super::{CaCert, PkiError};
+use super::atomic::{create_private_dir, remove_durable, rename_durable, write_private};
+use super::issue::load_key;
+use super::{cross_sign, new_ca, CaCert, PkiError};
 use crate::inventory::CaSpec;
 
 /// The local store of CA generations.
@@ -23,42 +40,265 @@ impl CaStore {
     }
 
     /// The generation in use, if the CA was ever created.
-    pub fn current(&self, _spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
-        todo!()
+    pub fn current(&self, spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
+        let root = self.ca_dir(spec)?;
+        match read_pointer(&root.join("current"))? {
+            Some(generation) => {
+                load_generation(&generation_dir(&root, generation), generation).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// The generation being rolled out, if a rotation is in progress.
-    pub fn next(&self, _spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
-        todo!()
+    pub fn next(&self, spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
+        let root = self.ca_dir(spec)?;
+        match read_pointer(&root.join("next"))? {
+            Some(generation) => {
+                load_generation(&generation_dir(&root, generation), generation).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// The cross certificate of the next generation (signed by the current one), PEM.
-    pub fn cross(&self, _spec: &CaSpec) -> Result<Option<String>, PkiError> {
-        todo!()
+    pub fn cross(&self, spec: &CaSpec) -> Result<Option<String>, PkiError> {
+        let root = self.ca_dir(spec)?;
+        match read_pointer(&root.join("next"))? {
+            Some(generation) => read_text(
+                &generation_dir(&root, generation).join("cross.pem"),
+                "read cross certificate",
+            )
+            .map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Creates generation 1; an error if the CA already exists.
-    pub fn init(&self, _spec: &CaSpec, _now: OffsetDateTime) -> Result<CaCert, PkiError> {
-        todo!()
+    pub fn init(&self, spec: &CaSpec, now: OffsetDateTime) -> Result<CaCert, PkiError> {
+        let root = self.ca_dir(spec)?;
+        let pointer = root.join("current");
+        if read_pointer(&pointer)?.is_some() {
+            return Err(PkiError::State {
+                path: pointer,
+                message: format!("refusing to create CA {}: it already exists", spec.name),
+            });
+        }
+        let ca = new_ca(spec, 1, now)?;
+        let dir = generation_dir(&root, 1);
+        write_generation(&dir, &ca, None)?;
+        write_private(&pointer, b"1\n")?;
+        Ok(ca)
     }
 
     /// Creates the next generation and its cross certificate, persisted (0600) before
     /// returning. Idempotent: returns the existing next generation if there is one.
     pub fn begin_rotation(
         &self,
-        _spec: &CaSpec,
-        _now: OffsetDateTime,
+        spec: &CaSpec,
+        now: OffsetDateTime,
     ) -> Result<(CaCert, String), PkiError> {
-        todo!()
+        if let (Some(next), Some(cross)) = (self.next(spec)?, self.cross(spec)?) {
+            return Ok((next, cross));
+        }
+        let root = self.ca_dir(spec)?;
+        let current = self.current(spec)?.ok_or_else(|| PkiError::State {
+            path: root.join("current"),
+            message: format!(
+                "cannot rotate CA {}: it has no current generation; create it first",
+                spec.name
+            ),
+        })?;
+        let generation = current.generation + 1;
+        let next = new_ca(spec, generation, now)?;
+        let cross = cross_sign(spec, &next, &current, now)?;
+        write_generation(&generation_dir(&root, generation), &next, Some(&cross))?;
+        write_private(&root.join("next"), format!("{generation}\n").as_bytes())?;
+        Ok((next, cross))
     }
 
     /// Completes a rotation: the next generation becomes current, the old one is archived.
-    pub fn finish_rotation(&self, _spec: &CaSpec) -> Result<(), PkiError> {
-        todo!()
+    ///
+    /// Safe to repeat after a crash: with no rotation in progress it only archives
+    /// generation directories older than the current one that are still in place.
+    pub fn finish_rotation(&self, spec: &CaSpec) -> Result<(), PkiError> {
+        let root = self.ca_dir(spec)?;
+        let next_pointer = root.join("next");
+        if let Some(next) = read_pointer(&next_pointer)? {
+            load_generation(&generation_dir(&root, next), next)?;
+            write_private(&root.join("current"), format!("{next}\n").as_bytes())?;
+            remove_durable(&next_pointer)?;
+        }
+        let Some(current) = read_pointer(&root.join("current"))? else {
+            return Ok(());
+        };
+        for generation in list_generations(&root)?
+            .into_iter()
+            .filter(|g| *g < current)
+        {
+            let archive = root.join("archive");
+            create_private_dir(&archive)?;
+            rename_durable(
+                &generation_dir(&root, generation),
+                &generation_dir(&archive, generation),
+            )?;
+        }
+        Ok(())
     }
 
     /// Archived generations, oldest first.
-    pub fn archived(&self, _spec: &CaSpec) -> Result<Vec<CaCert>, PkiError> {
-        todo!()
+    pub fn archived(&self, spec: &CaSpec) -> Result<Vec<CaCert>, PkiError> {
+        let archive = self.ca_dir(spec)?.join("archive");
+        list_generations(&archive)?
+            .into_iter()
+            .map(|g| load_generation(&generation_dir(&archive, g), g))
+            .collect()
+    }
+
+    fn ca_dir(&self, spec: &CaSpec) -> Result<PathBuf, PkiError> {
+        let name = &spec.name;
+        let plain =
+            !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+        if !plain {
+            return Err(PkiError::Store {
+                path: self.dir.clone(),
+                message: format!("CA name {name:?} cannot be used as a directory name"),
+            });
+        }
+        Ok(self.dir.join(name))
     }
 }
+
+fn generation_dir(root: &Path, generation: u32) -> PathBuf {
+    root.join(format!("g{generation}"))
+}
+
+fn write_generation(dir: &Path, ca: &CaCert, cross: Option<&str>) -> Result<(), PkiError> {
+    create_private_dir(dir)?;
+    write_private(&dir.join("ca.key"), ca.key_pem.as_bytes())?;
+    write_private(&dir.join("ca.pem"), ca.cert_pem.as_bytes())?;
+    if let Some(cross) = cross {
+        write_private(&dir.join("cross.pem"), cross.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Reads a generation pointer (`current`, `next`); `None` if the file does not exist.
+fn read_pointer(path: &Path) -> Result<Option<u32>, PkiError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(PkiError::Io {
+                action: "read generation pointer".into(),
+                path: path.into(),
+                source,
+            })
+        }
+    };
+    match text.trim().parse::<u32>() {
+        Ok(g) if g >= 1 => Ok(Some(g)),
+        _ => Err(PkiError::Store {
+            path: path.into(),
+            message: format!("expected a generation number, found {:?}", text.trim()),
+        }),
+    }
+}
+
+fn read_text(path: &Path, action: &str) -> Result<String, PkiError> {
+    fs::read_to_string(path).map_err(|source| PkiError::Io {
+        action: action.into(),
+        path: path.into(),
+        source,
+    })
+}
+
+/// Loads `dir/ca.pem` and `dir/ca.key`, checking that the key is private (0600) and
+/// belongs to the certificate.
+fn load_generation(dir: &Path, generation: u32) -> Result<CaCert, PkiError> {
+    let cert_path = dir.join("ca.pem");
+    let key_path = dir.join("ca.key");
+    let cert_pem = read_text(&cert_path, "read CA certificate")?;
+    let key_pem = read_text(&key_path, "read CA key")?;
+    let damaged = |path: &Path, message: String| PkiError::Store {
+        path: path.into(),
+        message,
+    };
+
+    let mode = fs::metadata(&key_path)
+        .map_err(|source| PkiError::Io {
+            action: "inspect CA key".into(),
+            path: key_path.clone(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(damaged(
+            &key_path,
+            format!(
+                "CA key has mode {:o}; it must be 0600 (chmod 600 it)",
+                mode & 0o777
+            ),
+        ));
+    }
+    let cert_der = pem::parse(&cert_pem)
+        .ok()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.into_contents())
+        .ok_or_else(|| damaged(&cert_path, "not a PEM certificate".into()))?;
+    let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
+        .map_err(|e| damaged(&cert_path, format!("not valid X.509: {e}")))?;
+    let key = load_key(&key_pem).map_err(|m| damaged(&key_path, m))?;
+    if key.subject_public_key_info() != x509.public_key().raw {
+        return Err(damaged(
+            &key_path,
+            format!("the key does not belong to {}", cert_path.display()),
+        ));
+    }
+    let not_after = x509.validity().not_after.to_datetime();
+    Ok(CaCert {
+        generation,
+        cert_pem,
+        cert_der,
+        key_pem,
+        not_after,
+    })
+}
+
+/// Generation numbers of the `g<N>` directories in `dir`, ascending (none if `dir` is absent).
+fn list_generations(dir: &Path) -> Result<Vec<u32>, PkiError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(PkiError::Io {
+                action: "list directory".into(),
+                path: dir.into(),
+                source,
+            })
+        }
+    };
+    let mut generations = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| PkiError::Io {
+            action: "list directory".into(),
+            path: dir.into(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let parsed = name
+            .to_str()
+            .and_then(|n| n.strip_prefix('g'))
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(g) = parsed.filter(|_| entry.path().is_dir()) {
+            generations.push(g);
+        }
+    }
+    generations.sort_unstable();
+    Ok(generations)
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
