@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use certroll::commands::apply::ApplyArgs;
+use certroll::commands::status::StatusArgs;
 use certroll::commands::{self, plan::PlanArgs, plan::PlanFormat, CommandError};
 use certroll::exit;
 use certroll::output::Style;
@@ -34,6 +36,47 @@ struct Cli {
 enum Command {
     /// Print the update plan without touching any node (a dry run).
     Plan(PlanCmd),
+    /// Carry out the plan on the fleet (or resume the unfinished run).
+    Apply(ApplyCmd),
+    /// Show where the current or last run stands.
+    Status(StatusCmd),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EventFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ApplyCmd {
+    #[command(flatten)]
+    rollover: Rollover,
+    /// Most steps in flight at once.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
+    /// Do not ask for confirmation (needed without a terminal, e.g. from cron).
+    #[arg(short, long)]
+    yes: bool,
+    /// Progress as text (bars on a terminal, log lines otherwise) or NDJSON events on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    format: EventFormat,
+    /// Add the host keys of hosts never seen before to known_hosts (never a changed key).
+    #[arg(long)]
+    accept_new_host_keys: bool,
+    /// The inventory changed during an unfinished run: recompute its plan, keep confirmed steps.
+    #[arg(long)]
+    replan: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusCmd {
+    /// The CA to report on (required when the inventory defines several).
+    #[arg(long, value_name = "NAME")]
+    ca: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: EventFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -120,6 +163,23 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             check: cmd.check,
             orders: cmd.orders,
             detailed_exitcode: cmd.detailed_exitcode,
+        }),
+        Command::Apply(cmd) => commands::apply::run(&ApplyArgs {
+            inventory: cli.inventory,
+            rotate: cmd.rollover.rotate,
+            ca: cmd.rollover.ca,
+            strategy: strategy(cmd.rollover.strategy),
+            chain: chain(cmd.rollover.chain),
+            parallel: usize::from(cmd.parallel),
+            yes: cmd.yes,
+            json: matches!(cmd.format, EventFormat::Json),
+            accept_new_host_keys: cmd.accept_new_host_keys,
+            replan: cmd.replan,
+        }),
+        Command::Status(cmd) => commands::status::run(&StatusArgs {
+            inventory: cli.inventory,
+            ca: cmd.ca,
+            json: matches!(cmd.format, EventFormat::Json),
         }),
     }
 }
