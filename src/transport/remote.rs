@@ -26,15 +26,18 @@ pub(crate) struct Conn {
     sftp: Option<Sftp>,
     session: Session,
     _tunnel: Option<Tunnel>,
+    broken: bool,
 }
 
-/// Output of a raw command: stdout, stderr, exit status (`None` after a signal), finished in time.
+/// Output of a command: stdout, stderr, exit status (`None` after a signal or timeout).
 struct Raw {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     status: Option<i32>,
-    finished: bool,
 }
+
+/// How long a timed-out command's channel may take to close after its group was killed.
+const KILL_GRACE: Duration = Duration::from_secs(10);
 
 impl Conn {
     pub(crate) fn new(session: Session, tunnel: Option<Tunnel>) -> Self {
@@ -42,6 +45,7 @@ impl Conn {
             sftp: None,
             session,
             _tunnel: tunnel,
+            broken: false,
         }
     }
 
@@ -174,46 +178,46 @@ impl Conn {
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
-        let wrapped = format!("echo $$; exec /bin/sh -c {}", shell_quote(command));
         let raw = self
-            .run(&wrapped, timeout)
+            .run(command, timeout)
             .map_err(|e| e.into_error(node, &action))?;
-        let stdout = String::from_utf8_lossy(&raw.stdout).into_owned();
-        let (pid, stdout) = match stdout.split_once('\n') {
-            Some((pid, rest)) if pid.parse::<u32>().is_ok() => {
-                (Some(pid.to_string()), rest.to_string())
-            }
-            _ => (None, stdout),
-        };
-        if !raw.finished {
-            if let Some(pid) = pid {
-                let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
-                let _ = self.run(&kill, Duration::from_secs(10));
-            }
-        }
-        let stderr = String::from_utf8_lossy(&raw.stderr).into_owned();
         Ok(ExecOutput {
-            status: if raw.finished { raw.status } else { None },
-            stdout,
-            stderr,
+            status: raw.status,
+            stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
         })
     }
 
-    /// Runs a raw command line, collecting output without blocking on either stream.
+    /// Runs `command` under `/bin/sh -c`, collecting output without blocking on either
+    /// stream. The wrapper prints the shell's PID first (the leader of the process
+    /// group sshd created); on timeout that group is killed, then the channel closed.
     fn run(&mut self, command: &str, timeout: Duration) -> Result<Raw, OpErr> {
+        let wrapped = format!("echo $$; exec /bin/sh -c {}", shell_quote(command));
         let mut channel = self.session.channel_session()?;
-        channel.exec(command)?;
+        channel.exec(&wrapped)?;
         self.session.set_blocking(false);
         let collected = collect(&mut channel, Instant::now() + timeout);
         self.session.set_blocking(true);
         let (stdout, stderr, finished) = collected?;
+        let (pid, stdout) = split_pid(stdout);
         if !finished {
-            let _ = channel.close();
+            if let Some(pid) = pid {
+                let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
+                if let Ok(mut ch) = self.session.channel_session() {
+                    let _ = ch.exec(&kill).and_then(|()| ch.wait_close());
+                }
+            }
+            // sshd closes the channel once the killed command is gone; if it does not,
+            // the session may be stuck mid-close and is replaced before the next call.
+            self.session.set_timeout(KILL_GRACE.as_millis() as u32);
+            if channel.close().and_then(|()| channel.wait_close()).is_err() {
+                self.broken = true;
+            }
+            self.session.set_timeout(IO_TIMEOUT.as_millis() as u32);
             return Ok(Raw {
                 stdout,
                 stderr,
                 status: None,
-                finished,
             });
         }
         channel.wait_close()?;
@@ -230,8 +234,12 @@ impl Conn {
             stdout,
             stderr,
             status,
-            finished,
         })
+    }
+
+    /// True when an operation left the session in a doubtful state.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken
     }
 
     fn mkdir_p(&mut self, node: &str, action: &str, dir: &str) -> Result<(), TransportError> {
@@ -383,6 +391,20 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((if dir.is_empty() { "/" } else { dir }, name))
+}
+
+/// Splits the PID line the wrapper prints first from the command's own output.
+fn split_pid(stdout: Vec<u8>) -> (Option<u32>, Vec<u8>) {
+    let Some(nl) = stdout.iter().position(|&b| b == b'\n') else {
+        return (None, stdout);
+    };
+    match std::str::from_utf8(&stdout[..nl])
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(pid) => (Some(pid), stdout[nl + 1..].to_vec()),
+        None => (None, stdout),
+    }
 }
 
 /// The message of a failed helper command: its stderr, else its exit status.

@@ -82,7 +82,8 @@ impl SshTransport {
             None => (self.opener)()?,
         };
         let result = f(guard.insert(conn));
-        if matches!(&result, Err(e) if e.kind == ErrorKind::Transient) {
+        let broken = guard.as_ref().is_some_and(Conn::is_broken);
+        if broken || matches!(&result, Err(e) if e.kind == ErrorKind::Transient) {
             *guard = None;
         }
         result
