@@ -2,8 +2,8 @@
 //!
 //! `Fleet::start(&["lb1", "app1"])` starts one `sshd` per node, each on its own free
 //! port with its own ed25519 host key, all accepting one shared client key. Each sshd
-//! runs in its own mount and PID namespace (with its own /proc) where the node's host directory is
-//! bind-mounted at [`REMOTE_ROOT`], so every node sees *its own* files at the same
+//! runs in its own mount and PID namespace (with its own /proc) where the node's host
+//! directory is bind-mounted at [`REMOTE_ROOT`], so every node sees *its own* files at the same
 //! remote path, like real machines with identical layouts. Inside every node's
 //! namespace `/etc/hosts` also resolves `<node>.fleet.certroll-test` to 127.0.0.1; the
 //! control host cannot resolve those names, which lets tests prove that a `via`
@@ -20,13 +20,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::process::Child;
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,11 +32,12 @@ use base64::Engine;
 use certroll::inventory::SshSettings;
 use sha2::Digest;
 
+use super::sshd::{free_ports, keygen_all, preflight, spawn_sshd, write_file};
+
 /// Where every node sees its own directory.
 pub const REMOTE_ROOT: &str = "/srv/certroll-node";
 /// Suffix of node names that only resolve inside the fleet's namespaces.
 pub const INTERNAL_SUFFIX: &str = ".fleet.certroll-test";
-const SSHD: &str = "/usr/sbin/sshd";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One node of a running fleet.
@@ -152,12 +151,9 @@ impl Fleet {
         &self.identity
     }
 
-    /// The login user (the current user, root).
+    /// The login user: root (the harness requires running as root).
     pub fn user(&self) -> String {
-        std::env::var("USER")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "root".to_string())
+        "root".to_string()
     }
 
     /// The name under which `name` resolves only inside the fleet (never on the control host).
@@ -325,7 +321,7 @@ impl Fleet {
                 &self.sshd_config(st),
                 0o644,
             );
-            let child = spawn_sshd(st);
+            let child = spawn_sshd(name, &st.node.dir, &st.conf_dir);
             *st.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         }
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -386,159 +382,4 @@ impl Drop for Fleet {
             }
         }
     }
-}
-
-/// Checks the tools and the machine once per process; panics with what to install or fix.
-fn preflight() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        assert!(
-            Path::new(SSHD).exists(),
-            "{SSHD} not found: install openssh-server: apt-get install -y openssh-server"
-        );
-        for (tool, package) in [
-            ("ssh-keygen", "openssh-client"),
-            ("unshare", "util-linux"),
-            ("setpriv", "util-linux"),
-        ] {
-            let found = Command::new(tool)
-                .arg("--help")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok();
-            assert!(
-                found,
-                "{tool} not found: install {package}: apt-get install -y {package}"
-            );
-        }
-        let uid = Command::new("id").arg("-u").output().expect("run id -u");
-        assert_eq!(
-            String::from_utf8_lossy(&uid.stdout).trim(),
-            "0",
-            "the sshd test fleet needs root (mount namespaces, bind mounts, logging in as root)"
-        );
-        fs::create_dir_all("/run/sshd")
-            .expect("create /run/sshd (sshd privilege separation directory)");
-        fs::create_dir_all(REMOTE_ROOT)
-            .unwrap_or_else(|e| panic!("create mount point {REMOTE_ROOT}: {e}"));
-        unlock_root();
-    });
-}
-
-/// sshd with `UsePAM no` refuses accounts whose password field starts with `!`.
-fn unlock_root() {
-    let shadow = fs::read_to_string("/etc/shadow").unwrap_or_default();
-    let locked = shadow.lines().any(|l| l.starts_with("root:!"));
-    if locked {
-        let ok = Command::new("usermod")
-            .args(["-p", "*", "root"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "root's account is locked and `usermod -p '*' root` failed; sshd would refuse logins"
-        );
-    }
-}
-
-/// Runs `ssh-keygen` for every path at once (ed25519, no passphrase).
-fn keygen_all(paths: &[PathBuf]) {
-    let children: Vec<(Child, &PathBuf)> = paths
-        .iter()
-        .map(|p| {
-            let child = Command::new("ssh-keygen")
-                .args([
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "certroll-fleet",
-                    "-f",
-                ])
-                .arg(p)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("run ssh-keygen (install openssh-client)");
-            (child, p)
-        })
-        .collect();
-    for (mut child, p) in children {
-        let status = child.wait().expect("wait for ssh-keygen");
-        assert!(status.success(), "ssh-keygen failed for {}", p.display());
-    }
-}
-
-/// Reserves `n` distinct free ports (all listeners are held until every port is chosen).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("listener address").port())
-        .collect()
-}
-
-fn write_file(path: &Path, text: &str, mode: u32) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
-}
-
-/// `setpriv --pdeathsig KILL unshare -m -p --fork --kill-child ... sshd -D -e`, spawned by
-/// the process-lifetime spawner thread (the death signal follows the spawning thread).
-fn spawn_sshd(st: &NodeState) -> Child {
-    let log = File::create(st.conf_dir.join("sshd.log")).expect("create sshd log");
-    let script = format!(
-        "mount --bind \"$1\" {REMOTE_ROOT} && mount --bind \"$2\" /etc/hosts && exec {SSHD} -D -e -f \"$3\""
-    );
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--pdeathsig",
-        "KILL",
-        "--",
-        "unshare",
-        "-m",
-        "-p",
-        "--fork",
-        "--mount-proc",
-        "--kill-child=SIGKILL",
-    ])
-    .args(["--propagation", "private", "sh", "-c", &script, "sh"])
-    .arg(&st.node.dir)
-    .arg(st.conf_dir.join("hosts"))
-    .arg(st.conf_dir.join("sshd_config"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(log);
-    spawn_from_spawner(cmd).unwrap_or_else(|e| panic!("start sshd for node {}: {e}", st.node.name))
-}
-
-type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
-
-fn spawn_from_spawner(cmd: Command) -> io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let sender = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        thread::Builder::new()
-            .name("fleet-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("start the fleet spawner thread");
-        Mutex::new(tx)
-    });
-    let (tx, rx) = mpsc::channel();
-    sender
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send((cmd, tx))
-        .expect("fleet spawner alive");
-    rx.recv().expect("fleet spawner replies")
 }

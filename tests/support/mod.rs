@@ -5,5 +5,6 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod fleet;
+mod sshd;
 
 pub use fleet::{Fleet, FleetNode, INTERNAL_SUFFIX, REMOTE_ROOT};
