@@ -325,6 +325,18 @@ fn via_chains_reach_nodes_only_the_jump_host_can_resolve() {
         b_log.matches("Accepted publickey").count() >= 2,
         "b serves its own and c's jump session:\n{b_log}"
     );
+    // Losing the first jump host breaks the chain promptly; once it is back, c reconnects.
+    fleet.stop("a");
+    let start = Instant::now();
+    let err = c.exec("true", SECS).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    fleet.start_node("a");
+    assert!(c.exec("true", SECS).unwrap().success());
 }
 
 #[test]

@@ -247,7 +247,15 @@ fn try_identity(session: &Session, user: &str, id: &Path) -> Result<(), String> 
 pub(crate) fn ssh_error(node: &str, action: &str, e: &ssh2::Error) -> TransportError {
     let (kind, message) = match e.code() {
         ErrorCode::SFTP(code) => (ErrorKind::Io, sftp_message(code, e.message())),
-        ErrorCode::Session(code) => (session_kind(code), e.message().to_string()),
+        ErrorCode::Session(code) => {
+            let kind = session_kind(code);
+            let message = match (kind, code) {
+                (ErrorKind::Transient, -9 | -30) => format!("timed out ({})", e.message()),
+                (ErrorKind::Transient, _) => format!("connection lost ({})", e.message()),
+                _ => e.message().to_string(),
+            };
+            (kind, message)
+        }
     };
     TransportError::new(node, action, kind, message)
 }
