@@ -11,7 +11,10 @@ use crate::inventory::{Inventory, NodeId};
 
 pub mod known_hosts;
 pub mod local;
+mod remote;
+mod session;
 pub mod ssh;
+mod tunnel;
 
 /// Output of a command run on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
