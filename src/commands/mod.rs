@@ -8,6 +8,7 @@ use crate::exit;
 use crate::inventory::{self, CaId, Inventory, InventoryError};
 
 pub mod plan;
+pub mod verify;
 
 /// A command's failure, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

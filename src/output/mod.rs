@@ -2,5 +2,6 @@
 
 pub mod plan;
 pub mod style;
+pub mod verify;
 
 pub use style::Style;
