@@ -92,4 +92,29 @@ mod tests {
         assert_eq!(first_line("\n  ok: 200\nmore"), Some("ok: 200".into()));
         assert_eq!(first_line(""), None);
     }
+
+    #[test]
+    fn port_placeholder_and_missing_connection_are_reported_not_run() {
+        let mut inv = InventoryBuilder::new().link("lb1", "app1").build();
+        let (lb1, app1) = (inv.node_id("lb1").unwrap(), inv.node_id("app1").unwrap());
+        inv.nodes[lb1].probe = Some("check {host}:{port}".into());
+        let r = probe(
+            &inv.nodes[lb1],
+            &inv.nodes[app1],
+            Err("down"),
+            Duration::from_secs(1),
+        );
+        let r = r.unwrap();
+        assert!(!r.ok());
+        assert!(r.error.unwrap().contains("{port}"));
+        inv.nodes[lb1].probe = Some("check {host}:8443".into());
+        let r = probe(
+            &inv.nodes[lb1],
+            &inv.nodes[app1],
+            Err("down"),
+            Duration::from_secs(1),
+        );
+        assert_eq!(r.unwrap().error.unwrap(), "node lb1 unreachable: down");
+        assert!(probe(&inv.nodes[app1], &inv.nodes[lb1], Err("x"), Duration::ZERO).is_none());
+    }
 }

@@ -325,7 +325,7 @@ impl Report {
             }
         }
         // Stable: equal severities keep the order of first appearance.
-        counts.sort_by(|a, b| b.0.cmp(&a.0));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.0));
         counts
             .into_iter()
             .map(|(_, (one, many), n)| {

@@ -264,7 +264,7 @@ fn live_probe_runs_on_the_client_with_the_server_substituted() {
     assert_eq!((live.status, live.first_line.as_str()), (Some(0), "ok"));
     assert_eq!(
         f.conn.nodes[lb1].commands.lock().unwrap().as_slice(),
-        [live.command.clone()]
+        std::slice::from_ref(&live.command)
     );
     assert!(link(&r, "app1", "db1").live.is_none(), "app1 has no probe");
     assert_eq!(r.exit_code(), exit::VERIFY_OK);
