@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use certroll::commands::verify::{check, run, VerifyArgs, VerifyFormat};
+use certroll::commands::verify::{check, run_to, VerifyArgs, VerifyFormat};
 use certroll::exit;
 use certroll::inventory::{self, Inventory};
 use certroll::materials::bundle_pem;
+use certroll::output::Style;
 use certroll::pki::{issue_leaf, CaCert, CaStore};
 use certroll::transport::{connector, HostKeyPolicy};
 use certroll::verify::{LinkResult, Phase, Report};
@@ -130,6 +131,13 @@ impl Fleet {
     }
 }
 
+/// Runs the command as the binary would, returning the exit code and the output.
+fn run(args: &VerifyArgs) -> (i32, String) {
+    let mut out = Vec::new();
+    let code = run_to(args, &mut out, Style::plain()).unwrap();
+    (code, String::from_utf8(out).unwrap())
+}
+
 fn write_mode(path: &Path, data: &[u8], mode: u32) {
     fs::write(path, data).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
@@ -138,9 +146,18 @@ fn write_mode(path: &Path, data: &[u8], mode: u32) {
 #[test]
 fn healthy_local_fleet_exits_ok() {
     let f = Fleet::installed();
-    assert_eq!(run(&f.args()).unwrap(), exit::VERIFY_OK);
+    let (code, out) = run(&f.args());
+    assert_eq!(code, exit::VERIFY_OK);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON output parses");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["summary"], "verify: 3 nodes, 2 links — OK");
+    let text = run(&VerifyArgs {
+        format: VerifyFormat::Text,
+        ..f.args()
+    })
+    .1;
+    assert!(text.ends_with("verify: 3 nodes, 2 links — OK\n"), "{text}");
     let r = f.report(&f.args());
-    assert_eq!(r.summary(), "verify: 3 nodes, 2 links — OK");
     assert!(r.cas[0].nodes.iter().all(|n| n.phase == Phase::Current));
 }
 
@@ -161,7 +178,7 @@ fn broken_files_on_disk_are_critical() {
     assert!(r.summary().contains("1 file missing"), "{}", r.summary());
     let mutual = r.cas[0].links.iter().find(|l| l.mutual).unwrap();
     assert!(matches!(mutual.result, LinkResult::Failed { .. }));
-    assert_eq!(run(&f.args()).unwrap(), exit::VERIFY_CRITICAL);
+    assert_eq!(run(&f.args()).0, exit::VERIFY_CRITICAL);
 }
 
 #[test]
@@ -180,14 +197,14 @@ fn rotation_in_progress_is_safe_until_a_leaf_swaps_early() {
 
     // db1's only verifier (app1) trusts G2: db1 may switch. app1's verifier lb1 does not.
     f.install("db1", &[&g1, &g2], &g2);
-    assert_eq!(run(&f.args()).unwrap(), exit::VERIFY_OK);
+    assert_eq!(run(&f.args()).0, exit::VERIFY_OK);
     f.install("app1", &[&g1, &g2], &g2);
     let r = f.report(&f.args());
     let early = r.cas[0].links.iter().find(|l| !l.mutual).unwrap();
     assert!(matches!(early.result, LinkResult::Failed { .. }));
     assert!(early.order_violations[0].contains("leaf swap too early"));
     assert_eq!(r.cas[0].safe(), Some(false));
-    assert_eq!(run(&f.args()).unwrap(), exit::VERIFY_CRITICAL);
+    assert_eq!(run(&f.args()).0, exit::VERIFY_CRITICAL);
 }
 
 #[test]
@@ -217,4 +234,36 @@ fn missing_ca_store_is_unknown() {
     assert_eq!(r.cas[0].current, None);
     assert!(r.cas[0].links.iter().all(|l| l.result == LinkResult::Ok));
     assert_eq!(r.exit_code(), exit::VERIFY_UNKNOWN);
+}
+
+#[test]
+fn cross_signed_chain_bridges_an_early_leaf_swap() {
+    let f = Fleet::installed();
+    let g1 = f.current();
+    let g2 = f.begin_rotation();
+    let cross = f
+        .store
+        .cross(&f.inv.cas[0])
+        .unwrap()
+        .expect("cross certificate");
+    f.install("app1", &[&g1, &g2], &g2);
+    let mut chain = fs::read_to_string(f.path("app1", "cert.pem")).unwrap();
+    chain.push_str(&cross);
+    fs::write(f.path("app1", "cert.pem"), chain).unwrap();
+    // lb1 trusts only G1 but can build leaf → cross → G1; db1 trusts only G1 too.
+    let r = f.report(&f.args());
+    assert_eq!(Fleet::phase(&r, "app1"), Phase::Switched);
+    let app1 = r.cas[0].nodes.iter().find(|n| n.name == "app1").unwrap();
+    assert_eq!(app1.chain_extra, 1);
+    for l in &r.cas[0].links {
+        assert_eq!(
+            l.result,
+            LinkResult::Ok,
+            "{} → {}",
+            l.client_name,
+            l.server_name
+        );
+        assert!(l.order_violations.is_empty(), "{:?}", l.order_violations);
+    }
+    assert_eq!(r.exit_code(), exit::VERIFY_OK, "{}", r.summary());
 }

@@ -57,8 +57,13 @@ impl Default for VerifyArgs {
     }
 }
 
-/// Runs `certroll verify` and returns its exit code.
+/// Runs `certroll verify`, prints the report on standard output, returns the exit code.
 pub fn run(args: &VerifyArgs) -> Result<i32, CommandError> {
+    run_to(args, &mut std::io::stdout().lock(), Style::stdout())
+}
+
+/// Runs `certroll verify` and writes the report to `out` (text styled with `style`).
+pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let connector = transport::connector(
         &inv,
@@ -68,13 +73,12 @@ pub fn run(args: &VerifyArgs) -> Result<i32, CommandError> {
     );
     let report = check(&inv, args, connector)?;
     let rendered = match args.format {
-        VerifyFormat::Text => text(&report, Style::stdout()),
+        VerifyFormat::Text => text(&report, style),
         VerifyFormat::Json => json(&report),
     };
-    std::io::stdout()
-        .lock()
-        .write_all(rendered.as_bytes())
-        .context("failed to write the verify report to standard output")?;
+    out.write_all(rendered.as_bytes())
+        .and_then(|()| out.flush())
+        .context("failed to write the verify report")?;
     Ok(report.exit_code())
 }
 
