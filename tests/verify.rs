@@ -267,3 +267,45 @@ fn cross_signed_chain_bridges_an_early_leaf_swap() {
     }
     assert_eq!(r.exit_code(), exit::VERIFY_OK, "{}", r.summary());
 }
+
+#[test]
+fn cron_wrapper_logs_mails_and_keeps_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let fake = |name: &str, body: &str| {
+        write_mode(
+            &bin.join(name),
+            format!("#!/bin/sh\n{body}\n").as_bytes(),
+            0o755,
+        )
+    };
+    let mailbox = dir.path().join("mailbox");
+    fake(
+        "certroll",
+        "echo \"verify: 3 nodes, 2 links — CRITICAL: $*\"; exit 2",
+    );
+    fake(
+        "mail",
+        &format!("echo \"$*\" >{0}; cat >>{0}", mailbox.display()),
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cron/certroll-verify-cron.sh");
+    let log = dir.path().join("log/verify.log");
+    let status = std::process::Command::new("sh")
+        .arg(&script)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("CERTROLL_VERIFY_LOG", &log)
+        .env("CERTROLL_VERIFY_ARGS", "--live")
+        .env("CERTROLL_VERIFY_MAILTO", "ops@example.com")
+        .status()
+        .expect("run sh (install a POSIX shell)");
+    assert_eq!(status.code(), Some(2));
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("certroll verify exit 2"), "{logged}");
+    assert!(logged.contains("CRITICAL: verify --live"), "{logged}");
+    let mail = fs::read_to_string(&mailbox).unwrap();
+    assert!(mail.starts_with("-s certroll verify on "), "{mail}");
+    assert!(mail.contains(": CRITICAL ops@example.com"), "{mail}");
+    assert!(mail.contains("CRITICAL: verify --live"), "{mail}");
+}
