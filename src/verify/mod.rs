@@ -106,42 +106,10 @@ fn verify_ca<'a>(
     by_node: &dyn Fn(NodeId) -> Option<&'a Collected>,
     opts: &VerifyOptions,
 ) -> CaReport {
-    let spec = &inv.cas[input.ca];
-    let warn = opts.warn_within.unwrap_or(spec.renew_before);
-    let warn_within = Duration::try_from(warn).unwrap_or(Duration::MAX);
-    let members = inv.members(input.ca);
-    let mut node_reports = Vec::with_capacity(members.len());
-    let mut parsed: Vec<Option<Parsed>> = vec![None; inv.nodes.len()];
-    for &n in &members {
-        let node = &inv.nodes[n];
-        let files = match by_node(n) {
-            Some(Collected::Reached { files, .. }) => files.get(&input.ca),
-            Some(Collected::Unreachable(e)) => {
-                node_reports.push(unreachable(n, &node.name, e.to_string()));
-                continue;
-            }
-            None => None,
-        };
-        let Some(files) = files else {
-            node_reports.push(unreachable(n, &node.name, "not collected".into()));
-            continue;
-        };
-        let cx = NodeContext {
-            id: n,
-            node,
-            paths: node.paths(&spec.name),
-            known: &input.known,
-            serves: inv.links_of(input.ca).any(|l| l.server == n),
-            now: opts.now,
-            warn_within,
-        };
-        let (report, p) = check_node(&cx, files);
-        node_reports.push(report);
-        parsed[n] = Some(p);
-    }
+    let (nodes, parsed) = check_nodes(inv, input, by_node, opts);
     let now = u64::try_from(opts.now.unix_timestamp()).unwrap_or(0);
     let side = |n: NodeId| side_state(by_node(n), input.ca, parsed[n].as_ref());
-    let link_reports = inv
+    let links = inv
         .links_of(input.ca)
         .map(|l| check_link(inv, l, side(l.client), side(l.server), &input.known, now))
         .collect();
@@ -155,14 +123,56 @@ fn verify_ca<'a>(
         .collect();
     previous.sort_unstable();
     CaReport {
-        ca: spec.name.clone(),
+        ca: inv.cas[input.ca].name.clone(),
         current: number(Generation::Current),
         next: number(Generation::Next),
         previous,
         findings: ca_findings(input),
-        nodes: node_reports,
-        links: link_reports,
+        nodes,
+        links,
     }
+}
+
+/// Checks every member of the CA; returns the reports and, per node id, what was parsed.
+fn check_nodes<'a>(
+    inv: &Inventory,
+    input: &CaInput,
+    by_node: &dyn Fn(NodeId) -> Option<&'a Collected>,
+    opts: &VerifyOptions,
+) -> (Vec<NodeReport>, Vec<Option<Parsed>>) {
+    let spec = &inv.cas[input.ca];
+    let warn = opts.warn_within.unwrap_or(spec.renew_before);
+    let warn_within = Duration::try_from(warn).unwrap_or(Duration::MAX);
+    let mut reports = Vec::new();
+    let mut parsed: Vec<Option<Parsed>> = vec![None; inv.nodes.len()];
+    for n in inv.members(input.ca) {
+        let node = &inv.nodes[n];
+        let files = match by_node(n) {
+            Some(Collected::Reached { files, .. }) => files.get(&input.ca),
+            Some(Collected::Unreachable(e)) => {
+                reports.push(unreachable(n, &node.name, e.to_string()));
+                continue;
+            }
+            None => None,
+        };
+        let Some(files) = files else {
+            reports.push(unreachable(n, &node.name, "not collected".into()));
+            continue;
+        };
+        let cx = NodeContext {
+            id: n,
+            node,
+            paths: node.paths(&spec.name),
+            known: &input.known,
+            serves: inv.links_of(input.ca).any(|l| l.server == n),
+            now: opts.now,
+            warn_within,
+        };
+        let (report, p) = check_node(&cx, files);
+        reports.push(report);
+        parsed[n] = Some(p);
+    }
+    (reports, parsed)
 }
 
 fn ca_findings(input: &CaInput) -> Vec<Finding> {
