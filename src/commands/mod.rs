@@ -11,6 +11,7 @@ pub mod apply;
 pub mod facts;
 pub mod plan;
 pub mod status;
+pub mod verify;
 
 /// A command's failure, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

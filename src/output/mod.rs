@@ -3,5 +3,6 @@
 pub mod plan;
 pub mod progress;
 pub mod style;
+pub mod verify;
 
 pub use style::Style;

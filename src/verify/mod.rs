@@ -1,1 +1,240 @@
 //! `certroll verify`: collect every node's real files and prove every link.
+//!
+//! [`verify`] reads, through a [`Connector`], the trust bundle, certificate chain and key
+//! of every node taking part in the chosen CAs' links (one connection per node, many
+//! nodes at once), checks each node ([`node`]), handshakes each link for real in memory
+//! ([`links`]), optionally runs the nodes' probes ([`live`]), and returns a [`Report`].
+//! Nothing here depends on how a node is reached: SSH, local or a test fake.
+
+use std::time::Duration as StdDuration;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::inventory::{CaId, Inventory, NodeId};
+use crate::transport::Connector;
+
+pub mod collect;
+pub mod finding;
+pub mod generations;
+pub mod links;
+pub mod live;
+pub mod node;
+pub mod report;
+
+#[cfg(test)]
+mod tests;
+
+pub use collect::{CaFiles, Collected, FileState};
+pub use finding::Finding;
+pub use generations::{Known, KnownCa};
+pub use report::{
+    CaReport, CertSummary, Generation, LinkReport, LinkResult, LiveResult, NodeReport, Phase,
+    Report, Severity,
+};
+
+use collect::collect;
+use links::{check_link, SideState};
+use node::{check_node, NodeContext, Parsed};
+
+/// How to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The instant certificates are checked at.
+    pub now: OffsetDateTime,
+    /// Warn about certificates expiring within this; `None` means each CA's `renew_before`.
+    pub warn_within: Option<StdDuration>,
+    /// Run each client's probe command against its servers.
+    pub live: bool,
+    pub probe_timeout: StdDuration,
+    /// Nodes read at once.
+    pub threads: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            now: OffsetDateTime::now_utc(),
+            warn_within: None,
+            live: false,
+            probe_timeout: StdDuration::from_secs(30),
+            threads: 32,
+        }
+    }
+}
+
+/// A CA to verify and the generations the local store knows of it. `store_error` is set
+/// when the store could not be read (generations are then unknown).
+#[derive(Debug, Clone)]
+pub struct CaInput {
+    pub ca: CaId,
+    pub known: Known,
+    pub store_error: Option<String>,
+}
+
+/// Verifies the given CAs of `inv`, reaching nodes through `connector`.
+pub fn verify(
+    inv: &Inventory,
+    cas: &[CaInput],
+    connector: &dyn Connector,
+    opts: &VerifyOptions,
+) -> Report {
+    let ids: Vec<CaId> = cas.iter().map(|c| c.ca).collect();
+    let mut nodes: Vec<NodeId> = ids.iter().flat_map(|&ca| inv.members(ca)).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let collected = collect(inv, &nodes, &ids, connector, opts.threads);
+    let by_node = |n: NodeId| nodes.binary_search(&n).ok().map(|i| &collected[i]);
+    let mut reports: Vec<CaReport> = cas
+        .iter()
+        .map(|input| verify_ca(inv, input, &by_node, opts))
+        .collect();
+    if opts.live {
+        for r in &mut reports {
+            run_probes(inv, r, &by_node, opts);
+        }
+    }
+    Report {
+        checked_at: opts.now,
+        cas: reports,
+    }
+}
+
+/// Checks the nodes and links of one CA from the collected files.
+fn verify_ca<'a>(
+    inv: &Inventory,
+    input: &CaInput,
+    by_node: &dyn Fn(NodeId) -> Option<&'a Collected>,
+    opts: &VerifyOptions,
+) -> CaReport {
+    let (nodes, parsed) = check_nodes(inv, input, by_node, opts);
+    let now = u64::try_from(opts.now.unix_timestamp()).unwrap_or(0);
+    let side = |n: NodeId| side_state(by_node(n), input.ca, parsed[n].as_ref());
+    let links = inv
+        .links_of(input.ca)
+        .map(|l| check_link(inv, l, side(l.client), side(l.server), &input.known, now))
+        .collect();
+    let k = &input.known;
+    let number = |g| k.get(g).map(|c| c.number);
+    let mut previous: Vec<u32> = k
+        .cas
+        .iter()
+        .filter(|c| c.label == Generation::Previous)
+        .map(|c| c.number)
+        .collect();
+    previous.sort_unstable();
+    CaReport {
+        ca: inv.cas[input.ca].name.clone(),
+        current: number(Generation::Current),
+        next: number(Generation::Next),
+        previous,
+        findings: ca_findings(input),
+        nodes,
+        links,
+    }
+}
+
+/// Checks every member of the CA; returns the reports and, per node id, what was parsed.
+fn check_nodes<'a>(
+    inv: &Inventory,
+    input: &CaInput,
+    by_node: &dyn Fn(NodeId) -> Option<&'a Collected>,
+    opts: &VerifyOptions,
+) -> (Vec<NodeReport>, Vec<Option<Parsed>>) {
+    let spec = &inv.cas[input.ca];
+    let warn = opts.warn_within.unwrap_or(spec.renew_before);
+    let warn_within = Duration::try_from(warn).unwrap_or(Duration::MAX);
+    let mut reports = Vec::new();
+    let mut parsed: Vec<Option<Parsed>> = vec![None; inv.nodes.len()];
+    for n in inv.members(input.ca) {
+        let node = &inv.nodes[n];
+        let files = match by_node(n) {
+            Some(Collected::Reached { files, .. }) => files.get(&input.ca),
+            Some(Collected::Unreachable(e)) => {
+                reports.push(unreachable(n, &node.name, e.to_string()));
+                continue;
+            }
+            None => None,
+        };
+        let Some(files) = files else {
+            reports.push(unreachable(n, &node.name, "not collected".into()));
+            continue;
+        };
+        let cx = NodeContext {
+            id: n,
+            node,
+            paths: node.paths(&spec.name),
+            known: &input.known,
+            serves: inv.links_of(input.ca).any(|l| l.server == n),
+            now: opts.now,
+            warn_within,
+        };
+        let (report, p) = check_node(&cx, files);
+        reports.push(report);
+        parsed[n] = Some(p);
+    }
+    (reports, parsed)
+}
+
+fn ca_findings(input: &CaInput) -> Vec<Finding> {
+    match (&input.store_error, input.known.is_empty()) {
+        (Some(message), _) => vec![Finding::StoreUnavailable {
+            message: message.clone(),
+        }],
+        (None, true) => vec![Finding::StoreUnavailable {
+            message: "the store holds no generation of this CA (is state_dir right?)".into(),
+        }],
+        (None, false) => Vec::new(),
+    }
+}
+
+fn unreachable(node: NodeId, name: &str, message: String) -> NodeReport {
+    NodeReport {
+        node,
+        name: name.to_string(),
+        phase: Phase::Unknown,
+        anchors: Vec::new(),
+        leaf: None,
+        chain_extra: 0,
+        key_mode: None,
+        findings: vec![Finding::Unreachable { message }],
+    }
+}
+
+fn side_state<'a>(c: Option<&'a Collected>, ca: CaId, parsed: Option<&'a Parsed>) -> SideState<'a> {
+    let files = match c {
+        Some(Collected::Reached { files, .. }) => match files.get(&ca) {
+            Some(f) => match f.read_error() {
+                Some(e) => Err(e),
+                None => Ok(f),
+            },
+            None => Err("not collected"),
+        },
+        Some(Collected::Unreachable(_)) => Err("node unreachable"),
+        None => Err("not collected"),
+    };
+    SideState { files, parsed }
+}
+
+/// Runs the probes of every link's client, many at once.
+fn run_probes<'a>(
+    inv: &Inventory,
+    report: &mut CaReport,
+    by_node: &(dyn Fn(NodeId) -> Option<&'a Collected> + Sync),
+    opts: &VerifyOptions,
+) {
+    let results = collect::parallel_map(&report.links, opts.threads, |l| {
+        let transport = match by_node(l.client) {
+            Some(Collected::Reached { transport, .. }) => Ok(transport),
+            _ => Err("no connection"),
+        };
+        live::probe(
+            &inv.nodes[l.client],
+            &inv.nodes[l.server],
+            transport,
+            opts.probe_timeout,
+        )
+    });
+    for (l, r) in report.links.iter_mut().zip(results) {
+        l.live = r;
+    }
+}

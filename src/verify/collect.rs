@@ -1,0 +1,181 @@
+//! Reading every node's real files: one connection per node, many nodes at once.
+//!
+//! A node that cannot be reached, or a file that cannot be read, is recorded as such and
+//! becomes a finding; it never stops the other nodes from being checked.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::inventory::{CaId, Inventory, NodeId};
+use crate::transport::{Connector, Transport, TransportError};
+
+/// What reading one file gave.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FileState {
+    Present(Vec<u8>),
+    Missing,
+    /// The read failed; the message names the action, the node and the path.
+    Unreadable(String),
+}
+
+impl std::fmt::Debug for FileState {
+    // Key bytes never reach a log through Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileState::Present(b) => write!(f, "Present({} bytes)", b.len()),
+            FileState::Missing => f.write_str("Missing"),
+            FileState::Unreadable(m) => write!(f, "Unreadable({m:?})"),
+        }
+    }
+}
+
+impl FileState {
+    /// The bytes, empty when missing or unreadable.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            FileState::Present(b) => b,
+            _ => &[],
+        }
+    }
+
+    pub fn unreadable(&self) -> Option<&str> {
+        match self {
+            FileState::Unreadable(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// One node's files for one CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFiles {
+    pub bundle: FileState,
+    pub cert: FileState,
+    pub key: FileState,
+    /// Permission bits of the key file; `Ok(None)` when it does not exist.
+    pub key_mode: Result<Option<u32>, String>,
+}
+
+impl CaFiles {
+    /// The first read error, if any file could not be read.
+    pub fn read_error(&self) -> Option<&str> {
+        self.bundle
+            .unreadable()
+            .or_else(|| self.cert.unreadable())
+            .or_else(|| self.key.unreadable())
+    }
+}
+
+/// What was collected from one node: its connection and its files per CA, or why the
+/// node could not be reached.
+pub enum Collected {
+    Reached {
+        transport: Arc<dyn Transport>,
+        files: BTreeMap<CaId, CaFiles>,
+    },
+    Unreachable(TransportError),
+}
+
+impl Collected {
+    pub fn files(&self, ca: CaId) -> Option<&CaFiles> {
+        match self {
+            Collected::Reached { files, .. } => files.get(&ca),
+            Collected::Unreachable(_) => None,
+        }
+    }
+}
+
+/// Connects to every node in `nodes` (once each) and reads its files for each CA in
+/// `cas` it takes part in, `threads` nodes at a time. Returns one entry per node of
+/// `nodes`, in the same order.
+pub fn collect(
+    inv: &Inventory,
+    nodes: &[NodeId],
+    cas: &[CaId],
+    connector: &dyn Connector,
+    threads: usize,
+) -> Vec<Collected> {
+    let member: Vec<Vec<NodeId>> = cas.iter().map(|&ca| inv.members(ca)).collect();
+    parallel_map(nodes, threads, |&node| {
+        let transport = match connector.connect(node) {
+            Ok(t) => t,
+            Err(e) => return Collected::Unreachable(e),
+        };
+        let mut files = BTreeMap::new();
+        for (i, &ca) in cas.iter().enumerate() {
+            if member[i].binary_search(&node).is_ok() {
+                let paths = inv.nodes[node].paths(&inv.cas[ca].name);
+                files.insert(ca, read_set(transport.as_ref(), &paths));
+            }
+        }
+        Collected::Reached { transport, files }
+    })
+}
+
+fn read_set(t: &dyn Transport, paths: &crate::inventory::NodePaths) -> CaFiles {
+    CaFiles {
+        bundle: read(t, &paths.trust_bundle),
+        cert: read(t, &paths.cert),
+        key: read(t, &paths.key),
+        key_mode: t.file_mode(&paths.key).map_err(|e| e.to_string()),
+    }
+}
+
+fn read(t: &dyn Transport, path: &str) -> FileState {
+    match t.read_file(path) {
+        Ok(Some(b)) => FileState::Present(b),
+        Ok(None) => FileState::Missing,
+        Err(e) => FileState::Unreadable(e.to_string()),
+    }
+}
+
+/// Applies `f` to every item on at most `threads` threads; results keep the items' order.
+pub fn parallel_map<T, R, F>(items: &[T], threads: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = threads.clamp(1, items.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                // A slot is written by exactly one worker; a poisoned lock only means
+                // another worker panicked, and the value is still ours to store.
+                *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_map_keeps_order_and_bounds_threads() {
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let items: Vec<usize> = (0..50).collect();
+        let out = parallel_map(&items, 4, |&i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(peak.load(Ordering::SeqCst) <= 4);
+        assert!(parallel_map(&[] as &[u8], 8, |_| 0).is_empty());
+    }
+}

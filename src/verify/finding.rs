@@ -1,0 +1,282 @@
+//! The problems `certroll verify` can find on a node or a CA, each with its severity and
+//! a sentence that names the node, the file and what to do.
+//!
+//! Findings never carry key material: a key file is described by its path, its mode and
+//! whether it matches the certificate, nothing more.
+
+use serde::Serialize;
+
+use super::report::{Noun, Severity};
+use crate::materials::FileKind;
+
+/// One problem. Serialized (JSON) with a `kind` tag and the fields below.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Finding {
+    /// The node could not be reached (connection refused, host key refused, auth...).
+    Unreachable {
+        message: String,
+    },
+    /// A file exists but could not be read (permission, I/O).
+    Unreadable {
+        file: FileKind,
+        path: String,
+        message: String,
+    },
+    Missing {
+        file: FileKind,
+        path: String,
+    },
+    /// Not PEM, not X.509, not a usable key, or no certificate in the file.
+    Corrupt {
+        file: FileKind,
+        path: String,
+        detail: String,
+    },
+    /// The trust bundle holds no certificate.
+    EmptyBundle {
+        path: String,
+    },
+    /// The private key is not the key of the certificate.
+    KeyMismatch {
+        key: String,
+        cert: String,
+    },
+    Expired {
+        not_after: String,
+    },
+    NotYetValid {
+        not_before: String,
+    },
+    /// The leaf expires within the warning window.
+    Expiring {
+        not_after: String,
+        days_left: i64,
+    },
+    /// A trust anchor is expired or expires within the warning window.
+    AnchorExpiring {
+        subject: String,
+        not_after: String,
+        expired: bool,
+    },
+    /// Names of the inventory the leaf does not cover. Critical when the name clients
+    /// use to reach the node (its first name) is among them and the node is a server.
+    NameNotCovered {
+        missing: Vec<String>,
+        breaks_links: bool,
+    },
+    /// An anchor that is no generation of this CA: trust nobody asked for.
+    StrayAnchor {
+        subject: String,
+    },
+    /// The same anchor twice in one bundle.
+    DuplicateAnchor {
+        subject: String,
+    },
+    /// An archived generation is still trusted.
+    StaleAnchor {
+        subject: String,
+        generation: u32,
+    },
+    /// No rotation runs and the bundle lacks the current generation.
+    MissingCurrentAnchor {
+        generation: u32,
+    },
+    /// The leaf was issued by an archived generation or by a CA this store does not know.
+    LeafNotCurrent {
+        issuer: String,
+    },
+    /// Key file permissions looser than 0600 (mode in octal). Critical when anyone on
+    /// the host can read it.
+    KeyMode {
+        path: String,
+        mode: String,
+    },
+    /// During a rotation, a combination of bundle and leaf no correct plan produces.
+    IrregularPhase {
+        detail: String,
+    },
+    /// The local CA store could not be read; generations are unknown.
+    StoreUnavailable {
+        message: String,
+    },
+}
+
+impl Finding {
+    pub fn severity(&self) -> Severity {
+        use Finding::*;
+        match self {
+            Unreachable { .. } | Unreadable { .. } | StoreUnavailable { .. } => Severity::Unknown,
+            Missing { .. }
+            | Corrupt { .. }
+            | EmptyBundle { .. }
+            | KeyMismatch { .. }
+            | Expired { .. }
+            | NotYetValid { .. } => Severity::Critical,
+            NameNotCovered { breaks_links, .. } if *breaks_links => Severity::Critical,
+            KeyMode { mode, .. } if world_accessible(mode) => Severity::Critical,
+            Expiring { .. }
+            | AnchorExpiring { .. }
+            | NameNotCovered { .. }
+            | StrayAnchor { .. }
+            | DuplicateAnchor { .. }
+            | StaleAnchor { .. }
+            | MissingCurrentAnchor { .. }
+            | LeafNotCurrent { .. }
+            | KeyMode { .. }
+            | IrregularPhase { .. } => Severity::Warning,
+        }
+    }
+
+    /// The problem's name for the summary line.
+    pub fn noun(&self) -> Noun {
+        use Finding::*;
+        match self {
+            Unreachable { .. } => ("node unreachable", "nodes unreachable"),
+            Unreadable { .. } => ("file unreadable", "files unreadable"),
+            Missing { .. } => ("file missing", "files missing"),
+            Corrupt { .. } => ("corrupt file", "corrupt files"),
+            EmptyBundle { .. } => ("empty trust bundle", "empty trust bundles"),
+            KeyMismatch { .. } => ("key mismatch", "key mismatches"),
+            Expired { .. } => ("expired certificate", "expired certificates"),
+            NotYetValid { .. } => ("certificate not yet valid", "certificates not yet valid"),
+            Expiring { .. } => ("certificate expiring", "certificates expiring"),
+            AnchorExpiring { .. } => ("anchor expiring", "anchors expiring"),
+            NameNotCovered { .. } => ("name not covered", "names not covered"),
+            StrayAnchor { .. } => ("stray anchor", "stray anchors"),
+            DuplicateAnchor { .. } => ("duplicate anchor", "duplicate anchors"),
+            StaleAnchor { .. } => ("stale anchor", "stale anchors"),
+            MissingCurrentAnchor { .. } => {
+                ("bundle without current CA", "bundles without current CA")
+            }
+            LeafNotCurrent { .. } => ("leaf from another CA", "leaves from another CA"),
+            KeyMode { .. } => ("key file too open", "key files too open"),
+            IrregularPhase { .. } => ("irregular rollover state", "irregular rollover states"),
+            StoreUnavailable { .. } => ("CA store unreadable", "CA stores unreadable"),
+        }
+    }
+
+    /// A sentence for people; `node` is the node the finding belongs to.
+    pub fn message(&self, node: &str) -> String {
+        use Finding::*;
+        match self {
+            Unreachable { message } => format!("node {node} unreachable: {message}"),
+            Unreadable {
+                file,
+                path,
+                message,
+            } => {
+                format!(
+                    "failed to read {} {path} on node {node}: {message}",
+                    file.label()
+                )
+            }
+            Missing { file, path } => {
+                format!("{} {path} on node {node} does not exist", file.label())
+            }
+            Corrupt { file, path, detail } => {
+                format!(
+                    "{} {path} on node {node} is corrupt: {detail}",
+                    file.label()
+                )
+            }
+            EmptyBundle { path } => {
+                format!("trust bundle {path} on node {node} holds no certificate")
+            }
+            KeyMismatch { key, cert } => {
+                format!("private key {key} on node {node} does not belong to certificate {cert}")
+            }
+            Expired { not_after } => format!("leaf of node {node} expired at {not_after}"),
+            NotYetValid { not_before } => {
+                format!("leaf of node {node} is valid only from {not_before}")
+            }
+            Expiring {
+                not_after,
+                days_left,
+            } => {
+                format!("leaf of node {node} expires in {days_left} days ({not_after}); renew it")
+            }
+            AnchorExpiring {
+                subject,
+                not_after,
+                expired: true,
+            } => {
+                format!("anchor {subject} in the bundle of node {node} expired at {not_after}")
+            }
+            AnchorExpiring {
+                subject, not_after, ..
+            } => {
+                format!("anchor {subject} in the bundle of node {node} expires at {not_after}")
+            }
+            NameNotCovered { missing, .. } => {
+                format!("leaf of node {node} does not cover {}", missing.join(", "))
+            }
+            StrayAnchor { subject } => {
+                format!("bundle of node {node} trusts {subject}, which is no generation of this CA")
+            }
+            DuplicateAnchor { subject } => {
+                format!("bundle of node {node} holds {subject} more than once")
+            }
+            StaleAnchor {
+                subject,
+                generation,
+            } => format!(
+                "bundle of node {node} still trusts archived generation G{generation} ({subject})"
+            ),
+            MissingCurrentAnchor { generation } => {
+                format!("bundle of node {node} does not trust the current generation G{generation}")
+            }
+            LeafNotCurrent { issuer } => {
+                format!("leaf of node {node} was issued by {issuer}, not by the CA in use")
+            }
+            KeyMode { path, mode } => {
+                format!("private key {path} on node {node} has mode {mode}; it must be 0600")
+            }
+            IrregularPhase { detail } => format!("node {node}: {detail}"),
+            StoreUnavailable { message } => {
+                format!("failed to read the local CA store for CA {node}: {message}")
+            }
+        }
+    }
+}
+
+/// Whether an octal mode string lets "other" users read, write or execute the file.
+fn world_accessible(mode: &str) -> bool {
+    u32::from_str_radix(mode, 8).is_ok_and(|m| m & 0o007 != 0)
+}
+
+/// Mode as the findings show it, e.g. "0644".
+pub fn mode_text(mode: u32) -> String {
+    format!("{:04o}", mode & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_mode_severity_depends_on_who_can_read() {
+        let f = |m: u32| Finding::KeyMode {
+            path: "/k".into(),
+            mode: mode_text(m),
+        };
+        assert_eq!(f(0o640).severity(), Severity::Warning);
+        assert_eq!(f(0o644).severity(), Severity::Critical);
+        assert_eq!(mode_text(0o100644), "0644");
+    }
+
+    #[test]
+    fn messages_name_node_and_file() {
+        let f = Finding::Missing {
+            file: FileKind::TrustBundle,
+            path: "/etc/tls/ca.pem".into(),
+        };
+        assert_eq!(
+            f.message("app1"),
+            "trust bundle /etc/tls/ca.pem on node app1 does not exist"
+        );
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["kind"], "missing");
+        assert_eq!(v["file"], "trust-bundle");
+    }
+}

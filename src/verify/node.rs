@@ -1,0 +1,345 @@
+//! Checking one node's files for one CA: parse, key match, validity, names, generations
+//! of anchors and leaf, key file mode, and the node's rollover phase.
+
+use rcgen::PublicKeyData;
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use super::collect::{CaFiles, FileState};
+use super::finding::{mode_text, Finding};
+use super::generations::Known;
+use super::report::{CertSummary, Generation, NodeReport, Phase};
+use crate::inventory::{Node, NodeId, NodePaths};
+use crate::materials::FileKind;
+use crate::pki::{parse_pem_certs, CertInfo};
+
+/// What the node check needs besides the files.
+pub struct NodeContext<'a> {
+    pub id: NodeId,
+    pub node: &'a Node,
+    pub paths: NodePaths,
+    pub known: &'a Known,
+    /// The node is the server of at least one link (clients check its name).
+    pub serves: bool,
+    pub now: OffsetDateTime,
+    pub warn_within: Duration,
+}
+
+/// The parsed files of a node, kept for the link checks.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub anchors: Vec<CertInfo>,
+    pub chain: Vec<CertInfo>,
+    /// Labels of the known anchors in the bundle; `None` if the bundle is unusable.
+    pub trusts: Option<Vec<Generation>>,
+    /// Label of the leaf's issuer; `None` if there is no usable leaf.
+    pub leaf_gen: Option<Generation>,
+}
+
+/// Checks one node's files. Returns the report and what was parsed.
+pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed) {
+    let mut findings = Vec::new();
+    let mut parsed = Parsed::default();
+    let bundle = certs(
+        &files.bundle,
+        FileKind::TrustBundle,
+        &cx.paths.trust_bundle,
+        &mut findings,
+    );
+    if let Some(anchors) = bundle {
+        if anchors.is_empty() {
+            findings.push(Finding::EmptyBundle {
+                path: cx.paths.trust_bundle.clone(),
+            });
+        } else {
+            parsed.trusts = Some(check_anchors(cx, &anchors, &mut findings));
+        }
+        parsed.anchors = anchors;
+    }
+    let chain = certs(&files.cert, FileKind::Cert, &cx.paths.cert, &mut findings);
+    match chain {
+        Some(c) if c.is_empty() => findings.push(Finding::Corrupt {
+            file: FileKind::Cert,
+            path: cx.paths.cert.clone(),
+            detail: "it holds no certificate".into(),
+        }),
+        Some(c) => {
+            parsed.leaf_gen = Some(check_leaf(cx, &c[0], &mut findings));
+            check_key(cx, files, &c[0], &mut findings);
+            parsed.chain = c;
+        }
+        None => {}
+    }
+    check_key_mode(cx, files, &mut findings);
+    let phase = phase(cx, &parsed, &mut findings);
+    let report = NodeReport {
+        node: cx.id,
+        name: cx.node.name.clone(),
+        phase,
+        anchors: parsed
+            .anchors
+            .iter()
+            .map(|a| summary(cx.known, a, true))
+            .collect(),
+        leaf: parsed.chain.first().map(|l| summary(cx.known, l, false)),
+        chain_extra: parsed.chain.len().saturating_sub(1),
+        key_mode: files.key_mode.clone().ok().flatten(),
+        findings,
+    };
+    (report, parsed)
+}
+
+/// Parses a certificate file; problems become findings and give `None`.
+fn certs(
+    state: &FileState,
+    file: FileKind,
+    path: &str,
+    out: &mut Vec<Finding>,
+) -> Option<Vec<CertInfo>> {
+    let bytes = match state {
+        FileState::Present(b) => b,
+        FileState::Missing => {
+            out.push(Finding::Missing {
+                file,
+                path: path.into(),
+            });
+            return None;
+        }
+        FileState::Unreadable(message) => {
+            out.push(Finding::Unreadable {
+                file,
+                path: path.into(),
+                message: message.clone(),
+            });
+            return None;
+        }
+    };
+    match parse_pem_certs(bytes) {
+        Ok(c) => Some(c),
+        Err(detail) => {
+            out.push(Finding::Corrupt {
+                file,
+                path: path.into(),
+                detail,
+            });
+            None
+        }
+    }
+}
+
+/// Labels, duplicates, strays, stale and expiring anchors.
+fn check_anchors(
+    cx: &NodeContext<'_>,
+    anchors: &[CertInfo],
+    out: &mut Vec<Finding>,
+) -> Vec<Generation> {
+    let mut labels = Vec::new();
+    for (i, a) in anchors.iter().enumerate() {
+        if anchors[..i].iter().any(|b| b.der == a.der) {
+            out.push(Finding::DuplicateAnchor {
+                subject: a.subject.clone(),
+            });
+            continue;
+        }
+        match cx.known.anchor(a) {
+            Some(k) => {
+                labels.push(k.label);
+                if k.label == Generation::Previous {
+                    out.push(Finding::StaleAnchor {
+                        subject: a.subject.clone(),
+                        generation: k.number,
+                    });
+                }
+            }
+            // Without a store every anchor would look stray; the CA-level finding says so.
+            None if cx.known.is_empty() => {}
+            None => out.push(Finding::StrayAnchor {
+                subject: a.subject.clone(),
+            }),
+        }
+        if a.not_after <= cx.now + cx.warn_within {
+            out.push(Finding::AnchorExpiring {
+                subject: a.subject.clone(),
+                not_after: rfc3339(a.not_after),
+                expired: a.not_after <= cx.now,
+            });
+        }
+    }
+    if cx.known.get(Generation::Next).is_none() {
+        if let Some(cur) = cx.known.get(Generation::Current) {
+            if !labels.contains(&Generation::Current) {
+                out.push(Finding::MissingCurrentAnchor {
+                    generation: cur.number,
+                });
+            }
+        }
+    }
+    labels
+}
+
+/// Validity, names and issuer of the leaf; returns the issuer's generation.
+fn check_leaf(cx: &NodeContext<'_>, leaf: &CertInfo, out: &mut Vec<Finding>) -> Generation {
+    if leaf.not_before > cx.now {
+        out.push(Finding::NotYetValid {
+            not_before: rfc3339(leaf.not_before),
+        });
+    } else if leaf.not_after <= cx.now {
+        out.push(Finding::Expired {
+            not_after: rfc3339(leaf.not_after),
+        });
+    } else if leaf.not_after <= cx.now + cx.warn_within {
+        out.push(Finding::Expiring {
+            not_after: rfc3339(leaf.not_after),
+            days_left: (leaf.not_after - cx.now).whole_days(),
+        });
+    }
+    let missing: Vec<String> = cx
+        .node
+        .sans()
+        .into_iter()
+        .filter(|want| !leaf.sans.iter().any(|have| name_matches(have, want)))
+        .collect();
+    if !missing.is_empty() {
+        let breaks_links = cx.serves && missing.iter().any(|m| m == cx.node.server_name());
+        out.push(Finding::NameNotCovered {
+            missing,
+            breaks_links,
+        });
+    }
+    let (label, _) = Known::label(cx.known.issuer_of(leaf));
+    let foreign = matches!(label, Generation::Previous)
+        || (label == Generation::Unknown && !cx.known.is_empty());
+    if foreign {
+        out.push(Finding::LeafNotCurrent {
+            issuer: leaf.issuer.clone(),
+        });
+    }
+    label
+}
+
+/// Whether SAN `have` covers name `want` (case-insensitive; `*.` covers one label).
+pub fn name_matches(have: &str, want: &str) -> bool {
+    let (have, want) = (have.to_ascii_lowercase(), want.to_ascii_lowercase());
+    if have == want {
+        return true;
+    }
+    match (have.strip_prefix("*."), want.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => !label.is_empty() && rest == suffix,
+        _ => false,
+    }
+}
+
+/// The key must be PKCS#8 PEM and its public key must be the leaf's.
+fn check_key(cx: &NodeContext<'_>, files: &CaFiles, leaf: &CertInfo, out: &mut Vec<Finding>) {
+    let path = &cx.paths.key;
+    let bytes = match &files.key {
+        FileState::Present(b) => b,
+        FileState::Missing => {
+            return out.push(Finding::Missing {
+                file: FileKind::Key,
+                path: path.clone(),
+            });
+        }
+        FileState::Unreadable(message) => {
+            return out.push(Finding::Unreadable {
+                file: FileKind::Key,
+                path: path.clone(),
+                message: message.clone(),
+            });
+        }
+    };
+    // The key's text is never put in a finding: only whether it parses and matches.
+    let pair = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| rcgen::KeyPair::from_pem(text).ok());
+    let Some(pair) = pair else {
+        return out.push(Finding::Corrupt {
+            file: FileKind::Key,
+            path: path.clone(),
+            detail: "not a PKCS#8 PEM private key of a supported algorithm".into(),
+        });
+    };
+    if hex::encode(Sha256::digest(pair.subject_public_key_info())) != leaf.spki_sha256 {
+        out.push(Finding::KeyMismatch {
+            key: path.clone(),
+            cert: cx.paths.cert.clone(),
+        });
+    }
+}
+
+fn check_key_mode(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>) {
+    match &files.key_mode {
+        Ok(Some(mode)) if mode & 0o077 != 0 => out.push(Finding::KeyMode {
+            path: cx.paths.key.clone(),
+            mode: mode_text(*mode),
+        }),
+        // Missing keys are reported by the key check; an unreadable mode is reported
+        // only when the key itself was read (else the read error says it all).
+        Err(message) if matches!(files.key, FileState::Present(_)) => {
+            out.push(Finding::Unreadable {
+                file: FileKind::Key,
+                path: cx.paths.key.clone(),
+                message: message.clone(),
+            })
+        }
+        _ => {}
+    }
+}
+
+/// The node's phase from what it trusts and presents.
+fn phase(cx: &NodeContext<'_>, parsed: &Parsed, out: &mut Vec<Finding>) -> Phase {
+    let (Some(trusts), Some(leaf)) = (&parsed.trusts, parsed.leaf_gen) else {
+        return Phase::Unknown;
+    };
+    if cx.known.is_empty() {
+        return Phase::Unknown;
+    }
+    let has = |g| trusts.contains(&g);
+    let (cur, next) = (has(Generation::Current), has(Generation::Next));
+    if cx.known.get(Generation::Next).is_none() {
+        let clean = leaf == Generation::Current && cur && !has(Generation::Previous);
+        return if clean { Phase::Current } else { Phase::Stale };
+    }
+    let phase = match (leaf, cur, next) {
+        (Generation::Current, true, false) => Phase::Old,
+        (Generation::Current, true, true) => Phase::TrustingBoth,
+        (Generation::Next, true, _) => Phase::Switched,
+        (Generation::Next, false, true) => Phase::Pruned,
+        _ => Phase::Irregular,
+    };
+    if phase == Phase::Irregular {
+        let names: Vec<String> = trusts.iter().map(|g| cx.known.name(*g)).collect();
+        out.push(Finding::IrregularPhase {
+            detail: format!(
+                "presents a {} leaf while trusting {{{}}}, a state no rollover step produces",
+                cx.known.name(leaf),
+                names.join(", ")
+            ),
+        });
+    }
+    phase
+}
+
+fn summary(known: &Known, c: &CertInfo, anchor: bool) -> CertSummary {
+    let found = if anchor {
+        known.anchor(c)
+    } else {
+        known.issuer_of(c)
+    };
+    let (generation, generation_number) = Known::label(found);
+    CertSummary {
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        generation,
+        generation_number,
+        not_after: c.not_after,
+        sans: c.sans.clone(),
+    }
+}
+
+/// RFC 3339 text of a time (falls back to the debug form, which cannot happen for
+/// certificate times within year 0..9999).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
