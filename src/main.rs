@@ -5,11 +5,13 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certroll::commands::apply::ApplyArgs;
 use certroll::commands::status::StatusArgs;
+use certroll::commands::verify::{VerifyArgs, VerifyFormat};
 use certroll::commands::{self, plan::PlanArgs, plan::PlanFormat, CommandError};
 use certroll::exit;
 use certroll::output::Style;
@@ -40,6 +42,37 @@ enum Command {
     Apply(ApplyCmd),
     /// Show where the current or last run stands.
     Status(StatusCmd),
+    /// Read every node's real files and prove every link (exit 0 OK, 1 warning, 2 critical, 3 unknown).
+    Verify(VerifyCmd),
+}
+
+#[derive(Debug, Args)]
+struct VerifyCmd {
+    /// Verify only this CA (default: every CA of the inventory).
+    #[arg(long, value_name = "NAME")]
+    ca: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: EventFormat,
+    /// Warn about certificates expiring within this (default: the CA's renew_before), e.g. 30d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    warn_within: Option<Duration>,
+    /// Also run each client's `probe` command against its servers.
+    #[arg(long)]
+    live: bool,
+    /// Time limit of one live probe.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    probe_timeout: Duration,
+    /// Nodes read at once.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
+    /// Add the host keys of hosts never seen before to known_hosts (never a changed key).
+    #[arg(long)]
+    accept_new_host_keys: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    certroll::duration::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -175,6 +208,19 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             json: matches!(cmd.format, EventFormat::Json),
             accept_new_host_keys: cmd.accept_new_host_keys,
             replan: cmd.replan,
+        }),
+        Command::Verify(cmd) => commands::verify::run(&VerifyArgs {
+            inventory: cli.inventory,
+            ca: cmd.ca,
+            format: match cmd.format {
+                EventFormat::Text => VerifyFormat::Text,
+                EventFormat::Json => VerifyFormat::Json,
+            },
+            warn_within: cmd.warn_within,
+            live: cmd.live,
+            probe_timeout: cmd.probe_timeout,
+            parallel: usize::from(cmd.parallel),
+            accept_new_host_keys: cmd.accept_new_host_keys,
         }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,
