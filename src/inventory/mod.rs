@@ -2,10 +2,16 @@
 //!
 //! [`load`] reads and validates a TOML file into an [`Inventory`]; every refusal is an
 //! [`InventoryError`] that names the file, the line and column, and the offending name.
+//! The schema is documented in `docs/inventory.md`.
 
+mod cas;
+mod links;
+mod locate;
 mod model;
+mod nodes;
 mod parse;
+pub mod raw;
 mod validate;
 
 pub use model::*;
-pub use parse::{load, parse_str, InventoryError};
+pub use parse::{load, parse_raw, parse_str, InventoryError};
