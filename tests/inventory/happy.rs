@@ -269,3 +269,28 @@ fn a_missing_file_is_a_read_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn the_documented_full_example_loads() {
+    let doc = std::fs::read_to_string(manifest_dir().join("docs/inventory.md"))
+        .expect("docs/inventory.md is readable");
+    let section = doc
+        .split("## Full example")
+        .nth(1)
+        .expect("a Full example section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a toml block in the Full example section");
+    let inv = ok(toml);
+    assert_eq!(inv.cas.len(), 2);
+    assert_eq!(inv.nodes.len(), 4);
+    assert_eq!(inv.links.len(), 4);
+    let db1 = &inv.nodes[inv.node_id("db1").unwrap()];
+    assert_eq!(db1.via, inv.node_id("lb1"));
+    assert_eq!(
+        db1.paths("edge").proof_cert.as_deref(),
+        Some("/etc/tls/edge/cross.pem")
+    );
+}
