@@ -13,6 +13,9 @@ use super::validate::{suggest, Problem};
 use super::{CaId, CaSpec, Link, Node, NodeId};
 
 /// Where an expanded link was written: table index and position in the server list.
+///
+/// Ids and positions are stored as `u32` to keep the duplicate map small; an inventory
+/// with more than 4 billion nodes or link tables would not fit in memory anyway.
 #[derive(Debug, Clone, Copy)]
 struct Origin {
     table: u32,

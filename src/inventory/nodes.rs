@@ -138,8 +138,10 @@ fn ssh_settings(
     ctx: &Context,
 ) -> Result<SshSettings, Problem> {
     let own = own.unwrap_or_default();
-    let def = def.cloned().unwrap_or_default();
-    let Some(host) = own.host.or(def.host) else {
+    let empty = RawSsh::default();
+    let def = def.unwrap_or(&empty);
+    let pick = |own: Option<String>, def: &Option<String>| own.or_else(|| def.clone());
+    let Some(host) = pick(own.host, &def.host) else {
         return Err(Problem {
             message: format!("node {name} is reached over ssh but has no ssh.host"),
             ..key_at(name, &["ssh", "host"])
@@ -148,16 +150,14 @@ fn ssh_settings(
             "add ssh = {{ host = \"...\" }} to [nodes.{name}], or transport = \"local\""
         )));
     };
-    let known_hosts = own.known_hosts.or(def.known_hosts);
+    let identity_file = own.identity_file.as_ref().or(def.identity_file.as_ref());
+    let known_hosts = own.known_hosts.as_ref().or(def.known_hosts.as_ref());
     Ok(SshSettings {
         host,
         port: own.port.or(def.port).unwrap_or(22),
-        user: own.user.or(def.user).unwrap_or_else(|| "root".to_owned()),
-        identity_file: own
-            .identity_file
-            .or(def.identity_file)
-            .map(|p| ctx.expand_home(&p)),
-        known_hosts: ctx.expand_home(known_hosts.as_deref().unwrap_or("~/.ssh/known_hosts")),
+        user: pick(own.user, &def.user).unwrap_or_else(|| "root".to_owned()),
+        identity_file: identity_file.map(|p| ctx.expand_home(p)),
+        known_hosts: ctx.expand_home(known_hosts.map_or("~/.ssh/known_hosts", String::as_str)),
     })
 }
 
