@@ -2,35 +2,23 @@
 //!
 //! `client` and `server` each take a name or a list; a table stands for every pair of
 //! the cross product, which keeps big fleets compact. Names are resolved through a map
-//! built once; duplicates are found with a hash set of resolved ids, so expanding
-//! 300,000 links costs a few milliseconds.
+//! built once; duplicates are found by sorting the resolved ids, so expanding
+//! 300,000 links costs tens of milliseconds.
 
-use std::collections::HashMap;
-
+use super::fxhash::FxHashMap;
 use super::locate::ValuePath;
 use super::raw::{Names, RawLink};
 use super::validate::{suggest, Problem};
 use super::{CaId, CaSpec, Link, Node, NodeId};
 
-/// Where an expanded link was written: table index and position in the server list.
-///
-/// Ids and positions are stored as `u32` to keep the duplicate map small; an inventory
-/// with more than 4 billion nodes or link tables would not fit in memory anyway.
-#[derive(Debug, Clone, Copy)]
-struct Origin {
-    table: u32,
-    server: u32,
-}
-
 /// Expands and checks every link.
 pub fn expand(
     raw: &[RawLink],
-    index: &HashMap<&str, NodeId>,
+    index: &FxHashMap<&str, NodeId>,
     nodes: &[Node],
     cas: &[CaSpec],
 ) -> Result<Vec<Link>, Problem> {
     let mut links = Vec::with_capacity(raw.len());
-    let mut seen: HashMap<(u32, u32, u32), Origin> = HashMap::with_capacity(raw.len());
     let mut clients = Vec::new();
     let mut servers = Vec::new();
     for (t, link) in raw.iter().enumerate() {
@@ -39,16 +27,8 @@ pub fn expand(
         resolve_names(t, "server", &link.server, index, nodes, &mut servers)?;
         for &client in &clients {
             for (si, &server) in servers.iter().enumerate() {
-                let origin = Origin {
-                    table: t as u32,
-                    server: si as u32,
-                };
                 if client == server {
-                    return Err(self_link(link, origin, &nodes[client].name));
-                }
-                let key = (client as u32, server as u32, ca as u32);
-                if let Some(first) = seen.insert(key, origin) {
-                    return Err(duplicate(raw, first, origin, nodes, key, cas));
+                    return Err(self_link(t, link, si, &nodes[client].name));
                 }
                 links.push(Link {
                     client,
@@ -59,7 +39,40 @@ pub fn expand(
             }
         }
     }
+    if let Some((first, second)) = find_duplicate(&links) {
+        return Err(duplicate(raw, &links, first, second, nodes, cas));
+    }
     Ok(links)
+}
+
+/// The earliest link (by position) that repeats an earlier one's (client, server, ca),
+/// as `(earlier, later)` indices. Sorting packed keys is cheaper than a hash set.
+fn find_duplicate(links: &[Link]) -> Option<(usize, usize)> {
+    // Node, CA and link counts of an inventory that fits in memory fit in u32.
+    let mut keys: Vec<(u32, u32, u32, u32)> = links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.client as u32, l.server as u32, l.ca as u32, i as u32))
+        .collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .filter(|w| (w[0].0, w[0].1, w[0].2) == (w[1].0, w[1].1, w[1].2))
+        .map(|w| (w[0].3 as usize, w[1].3 as usize))
+        .min_by_key(|&(_, later)| later)
+}
+
+/// The table and server-list position an expanded link came from.
+fn origin(raw: &[RawLink], link_index: usize) -> (usize, usize) {
+    let mut start = 0;
+    for (t, link) in raw.iter().enumerate() {
+        let servers = link.server.as_slice().len();
+        let count = link.client.as_slice().len() * servers;
+        if link_index < start + count {
+            return (t, (link_index - start) % servers);
+        }
+        start += count;
+    }
+    (0, 0)
 }
 
 fn table_at(t: usize) -> ValuePath {
@@ -106,7 +119,7 @@ fn resolve_names(
     t: usize,
     side: &str,
     names: &Names,
-    index: &HashMap<&str, NodeId>,
+    index: &FxHashMap<&str, NodeId>,
     nodes: &[Node],
     out: &mut Vec<NodeId>,
 ) -> Result<(), Problem> {
@@ -134,10 +147,9 @@ fn resolve_names(
     Ok(())
 }
 
-fn self_link(link: &RawLink, at: Origin, name: &str) -> Problem {
-    let t = at.table as usize;
+fn self_link(t: usize, link: &RawLink, server_pos: usize, name: &str) -> Problem {
     Problem::new(
-        name_at(t, "server", &link.server, at.server as usize),
+        name_at(t, "server", &link.server, server_pos),
         format!("link {name} → {name} joins node {name} to itself"),
     )
     .hint("a node's TLS to itself needs no rotation plan; remove it from one side")
@@ -145,17 +157,21 @@ fn self_link(link: &RawLink, at: Origin, name: &str) -> Problem {
 
 fn duplicate(
     raw: &[RawLink],
-    first: Origin,
-    second: Origin,
+    links: &[Link],
+    first: usize,
+    second: usize,
     nodes: &[Node],
-    key: (u32, u32, u32),
     cas: &[CaSpec],
 ) -> Problem {
-    let (c, s) = (&nodes[key.0 as usize].name, &nodes[key.1 as usize].name);
-    let ca = &cas[key.2 as usize].name;
-    let place = |o: Origin| {
-        let link = &raw[o.table as usize];
-        name_at(o.table as usize, "server", &link.server, o.server as usize)
+    let l = &links[second];
+    let (c, s, ca) = (
+        &nodes[l.client].name,
+        &nodes[l.server].name,
+        &cas[l.ca].name,
+    );
+    let place = |i: usize| {
+        let (t, server_pos) = origin(raw, i);
+        name_at(t, "server", &raw[t].server, server_pos)
     };
     Problem::new(
         place(second),
@@ -205,5 +221,38 @@ mod tests {
             name_at(2, "client", &many, 0).to_string(),
             "links[2].client[0]"
         );
+    }
+
+    fn l(client: NodeId, server: NodeId, ca: CaId) -> Link {
+        Link {
+            client,
+            server,
+            mutual: false,
+            ca,
+        }
+    }
+
+    #[test]
+    fn duplicates_are_found_earliest_first() {
+        assert_eq!(find_duplicate(&[l(0, 1, 0), l(1, 0, 0), l(0, 1, 1)]), None);
+        let links = [l(0, 1, 0), l(2, 3, 0), l(2, 3, 0), l(0, 1, 0), l(0, 1, 0)];
+        assert_eq!(find_duplicate(&links), Some((1, 2)));
+        let links = [l(5, 6, 0), l(0, 1, 0), l(5, 6, 0), l(0, 1, 0)];
+        assert_eq!(find_duplicate(&links), Some((0, 2)));
+    }
+
+    #[test]
+    fn origins_walk_the_cross_products() {
+        let many = |v: &[&str]| Names::Many(v.iter().map(|s| s.to_string()).collect());
+        let raw = [
+            link(Names::One("a".into()), Names::One("b".into())),
+            link(many(&["a", "b"]), many(&["c", "d", "e"])),
+            link(Names::One("x".into()), Names::One("y".into())),
+        ];
+        assert_eq!(origin(&raw, 0), (0, 0));
+        assert_eq!(origin(&raw, 1), (1, 0));
+        assert_eq!(origin(&raw, 3), (1, 2));
+        assert_eq!(origin(&raw, 5), (1, 1));
+        assert_eq!(origin(&raw, 7), (2, 0));
     }
 }

@@ -5,6 +5,7 @@
 //! The schema is documented in `docs/inventory.md`.
 
 mod cas;
+mod fxhash;
 mod links;
 mod locate;
 mod model;

@@ -4,8 +4,7 @@
 //! Remote paths must be absolute (a relative path on a remote host would depend on the
 //! login directory); local paths are resolved against the inventory's directory.
 
-use std::collections::HashMap;
-
+use super::fxhash::FxHashMap;
 use super::locate::ValuePath;
 use super::raw::{RawNode, RawSsh};
 use super::validate::{suggest, Context, Problem};
@@ -208,7 +207,7 @@ fn unknown_placeholder(template: &str) -> Option<&str> {
 pub fn resolve_vias(
     nodes: &[Node],
     vias: &[Option<String>],
-    index: &HashMap<&str, NodeId>,
+    index: &FxHashMap<&str, NodeId>,
 ) -> Result<Vec<Option<NodeId>>, Problem> {
     let mut ids = Vec::with_capacity(nodes.len());
     for (node, via) in nodes.iter().zip(vias) {
@@ -277,33 +276,57 @@ fn check_via_loops(nodes: &[Node], via: &[Option<NodeId>]) -> Result<(), Problem
 
 /// Refuses a node that would keep two of its files (over all its CAs) at one path.
 pub fn check_files(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(), Problem> {
-    let mut member: Vec<(NodeId, usize)> = links
-        .iter()
-        .flat_map(|l| [(l.client, l.ca), (l.server, l.ca)])
-        .collect();
-    member.sort_unstable();
-    member.dedup();
-    for group in member.chunk_by(|a, b| a.0 == b.0) {
-        let node = &nodes[group[0].0];
-        let mut files: Vec<(String, usize, &str)> = Vec::with_capacity(4 * group.len());
-        for &(_, ca) in group {
-            let p = node.paths(&cas[ca].name);
-            let all = [
-                Some(p.trust_bundle),
-                Some(p.cert),
-                Some(p.key),
-                p.proof_cert,
-            ];
-            for (path, key) in all.into_iter().zip(FILE_KEYS) {
-                let Some(path) = path else { continue };
-                if let Some(prev) = files.iter().find(|f| f.0 == path) {
-                    return Err(same_path(node, cas, (prev.1, prev.2), (ca, key), &path));
+    // One bit per (node, CA) the node has links in.
+    let words = cas.len().div_ceil(64);
+    let mut member = vec![0u64; nodes.len() * words];
+    for l in links {
+        for n in [l.client, l.server] {
+            member[n * words + l.ca / 64] |= 1 << (l.ca % 64);
+        }
+    }
+    // Buffers reused across nodes: (path, CA, key) for each file of the node.
+    let mut files: Vec<(String, usize, &str)> = Vec::new();
+    for (id, node) in nodes.iter().enumerate() {
+        let bits = &member[id * words..(id + 1) * words];
+        let mut used = 0;
+        for ca in (0..cas.len()).filter(|&ca| bits[ca / 64] & (1 << (ca % 64)) != 0) {
+            let templates = [&node.trust_bundle, &node.cert, &node.key];
+            let all = templates.into_iter().chain(node.proof_cert.as_ref());
+            for (template, key) in all.zip(FILE_KEYS) {
+                if used == files.len() {
+                    files.push((String::new(), 0, ""));
                 }
-                files.push((path, ca, key));
+                fill(&mut files[used].0, template, &cas[ca].name, &node.name);
+                if let Some(prev) = files[..used].iter().find(|f| f.0 == files[used].0) {
+                    return Err(same_path(node, cas, (prev.1, prev.2), (ca, key), &prev.0));
+                }
+                (files[used].1, files[used].2) = (ca, key);
+                used += 1;
             }
         }
     }
     Ok(())
+}
+
+/// Writes `template` with `{ca}` and `{node}` substituted into `out`, reusing its
+/// allocation; the same result as [`Node::paths`].
+fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
+    out.clear();
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let (text, skip) = if tail.starts_with("{ca}") {
+            (ca, 4)
+        } else if tail.starts_with("{node}") {
+            (node, 6)
+        } else {
+            ("{", 1)
+        };
+        out.push_str(text);
+        rest = &tail[skip..];
+    }
+    out.push_str(rest);
 }
 
 fn same_path(
@@ -353,5 +376,35 @@ mod tests {
         let p = key_at("app1", &["ssh", "host"]);
         assert_eq!(p.at[0].to_string(), "nodes.app1.ssh.host");
         assert_eq!(p.at[1].to_string(), "defaults.ssh.host");
+    }
+
+    #[test]
+    fn fill_matches_node_paths() {
+        let node = Node {
+            name: "app1".into(),
+            transport: TransportKind::Local,
+            via: None,
+            trust_bundle: "/etc/{ca}/{node}/ca.pem".into(),
+            cert: "/x/{node}{ca}{nod}{".into(),
+            key: "/plain/key.pem".into(),
+            proof_cert: Some("{ca}".into()),
+            reload: None,
+            confirm: None,
+            confirm_timeout: std::time::Duration::from_secs(1),
+            probe: None,
+            dns_names: Vec::new(),
+        };
+        let p = node.paths("edge");
+        let mut out = String::from("stale");
+        for (template, expected) in [
+            (&node.trust_bundle, &p.trust_bundle),
+            (&node.cert, &p.cert),
+            (&node.key, &p.key),
+        ] {
+            fill(&mut out, template, "edge", "app1");
+            assert_eq!(&out, expected);
+        }
+        fill(&mut out, "{ca}", "edge", "app1");
+        assert_eq!(Some(out), p.proof_cert);
     }
 }

@@ -5,9 +5,9 @@
 //! scanning. A failed rule is a [`Problem`]: a message, a hint and the path(s) of the
 //! offending value; `parse` turns the path into a line and column only then.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::fxhash::{map_with_capacity, FxHashMap};
 use super::locate::ValuePath;
 use super::raw::RawInventory;
 use super::{cas, links, nodes, Inventory, NodeId};
@@ -106,11 +106,8 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
         check_name(name, ValuePath::keys(&["nodes", name]), "node")?;
     }
     let (mut nodes, vias) = nodes::build(raw_nodes, &raw.defaults, &ctx, cas.len())?;
-    let index: HashMap<&str, NodeId> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.as_str(), i))
-        .collect();
+    let mut index: FxHashMap<&str, NodeId> = map_with_capacity(nodes.len());
+    index.extend(nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)));
     let via_ids = nodes::resolve_vias(&nodes, &vias, &index)?;
     let links = links::expand(&raw.links, &index, &nodes, &cas)?;
     drop(index);
