@@ -106,8 +106,15 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
         check_name(name, ValuePath::keys(&["nodes", name]), "node")?;
     }
     let (mut nodes, vias) = nodes::build(raw_nodes, &raw.defaults, &ctx, cas.len())?;
+    // The map's keys point into one contiguous copy of the names: resolving 600,000
+    // link ends then reads a compact block instead of 100,000 scattered strings.
+    let arena: String = nodes.iter().map(|n| n.name.as_str()).collect();
     let mut index: FxHashMap<&str, NodeId> = map_with_capacity(nodes.len());
-    index.extend(nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)));
+    let mut at = 0;
+    for (i, n) in nodes.iter().enumerate() {
+        index.insert(&arena[at..at + n.name.len()], i);
+        at += n.name.len();
+    }
     let via_ids = nodes::resolve_vias(&nodes, &vias, &index)?;
     let links = links::expand(&raw.links, &index, &nodes, &cas)?;
     drop(index);
