@@ -103,7 +103,7 @@ fn resolve_ca(t: usize, link: &RawLink, cas: &[CaSpec]) -> Result<CaId, Problem>
         )
         .hint("add ca = \"NAME\" to the link")),
         Some(name) => cas
-            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .binary_search_by(|c| c.name.as_str().cmp(name.as_str()))
             .map_err(|_| {
                 Problem::new(
                     table_at(t).key("ca"),
@@ -184,8 +184,11 @@ fn duplicate(
 /// `a → b` or `[a, b] → [c]` for messages.
 fn describe(link: &RawLink) -> String {
     let side = |n: &Names| match n {
-        Names::One(s) => s.clone(),
-        Names::Many(v) => format!("[{}]", v.join(", ")),
+        Names::One(s) => s.to_string(),
+        Names::Many(v) => {
+            let names: Vec<&str> = v.iter().map(|n| n.as_str()).collect();
+            format!("[{}]", names.join(", "))
+        }
     };
     format!("{} → {}", side(&link.client), side(&link.server))
 }
@@ -243,7 +246,7 @@ mod tests {
 
     #[test]
     fn origins_walk_the_cross_products() {
-        let many = |v: &[&str]| Names::Many(v.iter().map(|s| s.to_string()).collect());
+        let many = |v: &[&str]| Names::Many(v.iter().map(|&s| s.into()).collect());
         let raw = [
             link(Names::One("a".into()), Names::One("b".into())),
             link(many(&["a", "b"]), many(&["c", "d", "e"])),

@@ -87,19 +87,93 @@ pub struct RawLink {
     pub server: Names,
     #[serde(default)]
     pub mutual: bool,
-    pub ca: Option<String>,
+    pub ca: Option<Name>,
+}
+
+/// A name in a link, stored inline when short (node names almost always are).
+///
+/// A fleet file holds hundreds of thousands of link ends; keeping them inside the
+/// link records instead of in separate heap strings saves an allocation each and
+/// lets validation read them sequentially.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Name {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+const INLINE: usize = 22;
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only whole UTF-8 strings are stored (see `From<&str>`), so this never fails.
+            Name::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or("")
+            }
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        if s.len() > INLINE {
+            return Name::Heap(s.into());
+        }
+        let mut bytes = [0u8; INLINE];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Name::Inline {
+            len: s.len() as u8,
+            bytes,
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name, E> {
+                Ok(Name::from(v))
+            }
+        }
+        d.deserialize_str(NameVisitor)
+    }
 }
 
 /// `client` or `server` of a link: one node name or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Names {
-    One(String),
-    Many(Vec<String>),
+    One(Name),
+    Many(Vec<Name>),
 }
 
 impl Names {
     /// The names as a slice, whichever form was written.
-    pub fn as_slice(&self) -> &[String] {
+    pub fn as_slice(&self) -> &[Name] {
         match self {
             Names::One(n) => std::slice::from_ref(n),
             Names::Many(v) => v,
@@ -121,14 +195,11 @@ impl<'de> Deserialize<'de> for Names {
                 f.write_str("a node name or a list of node names")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Names, E> {
-                Ok(Names::One(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Names, E> {
-                Ok(Names::One(v))
+                Ok(Names::One(Name::from(v)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Names, A::Error> {
                 let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-                while let Some(name) = seq.next_element::<String>()? {
+                while let Some(name) = seq.next_element::<Name>()? {
                     v.push(name);
                 }
                 Ok(Names::Many(v))
@@ -180,7 +251,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(raw.links[0].client, Names::One("a".into()));
-        assert_eq!(raw.links[0].server.as_slice(), ["b", "c"]);
+        let servers: Vec<&str> = raw.links[0]
+            .server
+            .as_slice()
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(servers, ["b", "c"]);
         assert!(raw.links[0].server.is_list());
         assert!(!raw.links[0].mutual);
         assert!(raw.links[1].mutual);
@@ -212,5 +289,19 @@ mod tests {
         let err = toml::from_str::<RawInventory>("[nodes.a]\nhots = \"x\"\n").unwrap_err();
         assert!(err.message().contains("unknown field `hots`"), "{err}");
         assert!(err.span().is_some());
+    }
+
+    #[test]
+    fn names_are_inline_when_short_and_intact_when_long() {
+        let short = Name::from("app-00001");
+        assert!(matches!(short, Name::Inline { .. }));
+        assert_eq!(short.as_str(), "app-00001");
+        let edge = "é".repeat(11);
+        assert_eq!(Name::from(edge.as_str()).as_str(), edge);
+        let long = "a-node-name-longer-than-the-inline-buffer";
+        assert!(matches!(Name::from(long), Name::Heap(_)));
+        assert_eq!(Name::from(long).as_str(), long);
+        assert_eq!(format!("{:?}", Name::from("x\"y")), "\"x\\\"y\"");
+        assert_eq!(std::mem::size_of::<Name>(), 24);
     }
 }
