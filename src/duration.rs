@@ -15,10 +15,7 @@ pub struct DurationError {
 
 /// Parses `90d`, `10y`, `60s`, `1h30m`.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError {
-        input: input.to_string(),
-        reason,
-    };
+    let err = |reason| DurationError { input: input.to_string(), reason };
     let s = input.trim();
     if s.is_empty() {
         return Err(err("it is empty"));
@@ -66,13 +63,7 @@ pub struct Human(pub Duration);
 impl fmt::Display for Human {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.as_secs();
-        let units = [
-            (365 * 86_400, "y"),
-            (7 * 86_400, "w"),
-            (86_400, "d"),
-            (3600, "h"),
-            (60, "m"),
-        ];
+        let units = [(365 * 86_400, "y"), (7 * 86_400, "w"), (86_400, "d"), (3600, "h"), (60, "m")];
         for (size, name) in units {
             if secs >= size && secs % size == 0 {
                 return write!(f, "{}{}", secs / size, name);
@@ -90,10 +81,7 @@ mod tests {
     fn parses_single_units() {
         assert_eq!(parse("60s").unwrap(), Duration::from_secs(60));
         assert_eq!(parse("90d").unwrap(), Duration::from_secs(90 * 86_400));
-        assert_eq!(
-            parse("10y").unwrap(),
-            Duration::from_secs(10 * 365 * 86_400)
-        );
+        assert_eq!(parse("10y").unwrap(), Duration::from_secs(10 * 365 * 86_400));
     }
 
     #[test]
@@ -104,10 +92,7 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert_eq!(parse("90").unwrap_err().reason, "the unit is missing");
-        assert_eq!(
-            parse("d").unwrap_err().reason,
-            "a unit must follow a number"
-        );
+        assert_eq!(parse("d").unwrap_err().reason, "a unit must follow a number");
         assert_eq!(parse("5x").unwrap_err().reason, "unknown unit");
         assert_eq!(parse("").unwrap_err().reason, "it is empty");
         assert!(parse("99999999999999999999y").is_err());

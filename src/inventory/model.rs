@@ -128,10 +128,7 @@ impl Node {
 
     /// The name a client uses to reach this node as a server (first SAN, else the node name).
     pub fn server_name(&self) -> &str {
-        self.dns_names
-            .first()
-            .map(String::as_str)
-            .unwrap_or(&self.name)
+        self.dns_names.first().map(String::as_str).unwrap_or(&self.name)
     }
 
     /// SANs to put in the node's leaf: `dns_names`, or the node name when none are given.
@@ -160,15 +157,11 @@ pub struct Link {
 
 impl Inventory {
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
-        self.nodes
-            .binary_search_by(|n| n.name.as_str().cmp(name))
-            .ok()
+        self.nodes.binary_search_by(|n| n.name.as_str().cmp(name)).ok()
     }
 
     pub fn ca_id(&self, name: &str) -> Option<CaId> {
-        self.cas
-            .binary_search_by(|c| c.name.as_str().cmp(name))
-            .ok()
+        self.cas.binary_search_by(|c| c.name.as_str().cmp(name)).ok()
     }
 
     /// Links of one CA.

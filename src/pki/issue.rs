@@ -11,23 +11,12 @@ pub fn new_ca(_spec: &CaSpec, _generation: u32, _now: OffsetDateTime) -> Result<
 }
 
 /// The cross certificate: `new`'s subject and public key signed by `old` (PEM).
-pub fn cross_sign(
-    _spec: &CaSpec,
-    _new: &CaCert,
-    _old: &CaCert,
-    _now: OffsetDateTime,
-) -> Result<String, PkiError> {
+pub fn cross_sign(_spec: &CaSpec, _new: &CaCert, _old: &CaCert, _now: OffsetDateTime) -> Result<String, PkiError> {
     todo!()
 }
 
 /// A leaf for a node, signed by `ca`, with `sans` (DNS names and IP addresses).
-pub fn issue_leaf(
-    _spec: &CaSpec,
-    _ca: &CaCert,
-    _node: &str,
-    _sans: &[String],
-    _now: OffsetDateTime,
-) -> Result<Leaf, PkiError> {
+pub fn issue_leaf(_spec: &CaSpec, _ca: &CaCert, _node: &str, _sans: &[String], _now: OffsetDateTime) -> Result<Leaf, PkiError> {
     todo!()
 }
 

@@ -15,11 +15,7 @@ pub use store::CaStore;
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("failed to {action} for CA {ca}: {message}")]
-    Generate {
-        ca: String,
-        action: String,
-        message: String,
-    },
+    Generate { ca: String, action: String, message: String },
     #[error("failed to {action} {path}: {source}")]
     Io {
         action: String,
@@ -28,10 +24,7 @@ pub enum PkiError {
         source: std::io::Error,
     },
     #[error("CA store {path} is damaged: {message}")]
-    Store {
-        path: std::path::PathBuf,
-        message: String,
-    },
+    Store { path: std::path::PathBuf, message: String },
 }
 
 /// One CA generation: the self-signed root and its private key (PKCS#8 PEM).
@@ -65,9 +58,7 @@ pub struct Leaf {
 
 impl std::fmt::Debug for Leaf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Leaf")
-            .field("not_after", &self.not_after)
-            .finish_non_exhaustive()
+        f.debug_struct("Leaf").field("not_after", &self.not_after).finish_non_exhaustive()
     }
 }
 

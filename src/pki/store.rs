@@ -17,9 +17,7 @@ pub struct CaStore {
 impl CaStore {
     /// The store under `state_dir` (nothing is created until something is written).
     pub fn new(state_dir: &std::path::Path) -> Self {
-        CaStore {
-            dir: state_dir.join("ca"),
-        }
+        CaStore { dir: state_dir.join("ca") }
     }
 
     /// The generation in use, if the CA was ever created.
@@ -44,11 +42,7 @@ impl CaStore {
 
     /// Creates the next generation and its cross certificate, persisted (0600) before
     /// returning. Idempotent: returns the existing next generation if there is one.
-    pub fn begin_rotation(
-        &self,
-        _spec: &CaSpec,
-        _now: OffsetDateTime,
-    ) -> Result<(CaCert, String), PkiError> {
+    pub fn begin_rotation(&self, _spec: &CaSpec, _now: OffsetDateTime) -> Result<(CaCert, String), PkiError> {
         todo!()
     }
 

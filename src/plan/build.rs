@@ -10,17 +10,6 @@ pub enum PlanError {
     Cycle { cycle: String },
 }
 
-pub fn bootstrap(_inv: &Inventory, _ca: CaId, _nodes: &[NodeId]) -> Plan {
-    todo!()
-}
-pub fn renew(_inv: &Inventory, _ca: CaId, _nodes: &[NodeId]) -> Plan {
-    todo!()
-}
-pub fn rotate(
-    _inv: &Inventory,
-    _ca: CaId,
-    _s: super::Strategy,
-    _c: super::ChainMode,
-) -> Result<Plan, PlanError> {
-    todo!()
-}
+pub fn bootstrap(_inv: &Inventory, _ca: CaId, _nodes: &[NodeId]) -> Plan { todo!() }
+pub fn renew(_inv: &Inventory, _ca: CaId, _nodes: &[NodeId]) -> Plan { todo!() }
+pub fn rotate(_inv: &Inventory, _ca: CaId, _s: super::Strategy, _c: super::ChainMode) -> Result<Plan, PlanError> { todo!() }

@@ -120,15 +120,9 @@ impl Plan {
     pub fn fingerprint(&self, inv: &Inventory) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
-        h.update(format!(
-            "{:?}|{:?}|{:?}|{}\n",
-            self.mode, self.strategy, self.chain, inv.cas[self.ca].name
-        ));
+        h.update(format!("{:?}|{:?}|{:?}|{}\n", self.mode, self.strategy, self.chain, inv.cas[self.ca].name));
         for s in &self.steps {
-            h.update(format!(
-                "{}|{}|{:?}|{:?}\n",
-                s.id, inv.nodes[s.node].name, s.actions, s.after
-            ));
+            h.update(format!("{}|{}|{:?}|{:?}\n", s.id, inv.nodes[s.node].name, s.actions, s.after));
         }
         hex::encode(h.finalize())
     }

@@ -55,18 +55,8 @@ pub struct TransportError {
 }
 
 impl TransportError {
-    pub fn new(
-        node: &str,
-        action: impl Into<String>,
-        kind: ErrorKind,
-        message: impl Into<String>,
-    ) -> Self {
-        TransportError {
-            node: node.to_string(),
-            action: action.into(),
-            kind,
-            message: message.into(),
-        }
+    pub fn new(node: &str, action: impl Into<String>, kind: ErrorKind, message: impl Into<String>) -> Self {
+        TransportError { node: node.to_string(), action: action.into(), kind, message: message.into() }
     }
 
     pub fn is_transient(&self) -> bool {
@@ -99,12 +89,7 @@ pub trait Transport: Send + Sync {
     /// Writes atomically: a temporary file in the same directory, fsync, rename over the
     /// target; then reads it back and compares its SHA-256. Creates missing parent
     /// directories (0755).
-    fn write_file(
-        &self,
-        path: &str,
-        data: &[u8],
-        opts: WriteOptions<'_>,
-    ) -> Result<(), TransportError>;
+    fn write_file(&self, path: &str, data: &[u8], opts: WriteOptions<'_>) -> Result<(), TransportError>;
 
     /// Removes a file, keeping a backup when `backup_tag` is given. Missing is not an error.
     fn remove_file(&self, path: &str, backup_tag: Option<&str>) -> Result<(), TransportError>;
