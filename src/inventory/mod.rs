@@ -2,13 +2,19 @@
 //!
 //! [`load`] reads and validates a TOML file into an [`Inventory`]; every refusal is an
 //! [`InventoryError`] that names the file, the line and column, and the offending name.
-//! [`InventoryBuilder`] builds one in code.
+//! [`InventoryBuilder`] builds one in code. The schema is documented in `docs/inventory.md`.
 
 mod builder;
+mod cas;
+mod fxhash;
+mod links;
+mod locate;
 mod model;
+mod nodes;
 mod parse;
+pub mod raw;
 mod validate;
 
 pub use builder::InventoryBuilder;
 pub use model::*;
-pub use parse::{load, parse_str, InventoryError};
+pub use parse::{load, parse_raw, parse_str, InventoryError};

@@ -1,7 +1,17 @@
-//! Reading the TOML file: serde structures with spans, merged with `[defaults]`.
+//! Reading the TOML file: plain serde structures first, positions only on failure.
+//!
+//! [`parse_str`] deserializes the text into [`RawInventory`] (no spans: fast on big
+//! fleets), then `validate` applies the rules. A failed rule names the path of the
+//! offending value; only then is the text parsed again with spans to turn that path into
+//! a line and column. Syntax and schema errors (unknown keys, wrong types) already carry
+//! a position from the TOML parser.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::locate::{line_col, Locator};
+use super::raw::RawInventory;
+use super::validate::{self, Problem};
 use super::Inventory;
 
 /// Why an inventory was refused. Display names the file, the position and the offending name.
@@ -34,6 +44,98 @@ pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
 }
 
 /// Parses and validates inventory text; `source` is used in messages and to resolve relative paths.
-pub fn parse_str(_text: &str, _source: &Path) -> Result<Inventory, InventoryError> {
-    todo!("inventory parsing")
+pub fn parse_str(text: &str, source: &Path) -> Result<Inventory, InventoryError> {
+    let raw = parse_raw(text, source)?;
+    validate::build(raw, source).map_err(|problem| locate_problem(text, source, problem))
+}
+
+/// Deserializes the text without applying defaults or rules: the file as written.
+pub fn parse_raw(text: &str, source: &Path) -> Result<RawInventory, InventoryError> {
+    toml::from_str(text).map_err(|e| syntax_error(text, source, &e))
+}
+
+fn syntax_error(text: &str, source: &Path, e: &toml::de::Error) -> InventoryError {
+    let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+    let message = e.message().trim_end().to_owned();
+    let hint = if message.starts_with("unknown field") {
+        Some("see docs/inventory.md for the keys each table accepts".to_owned())
+    } else {
+        None
+    };
+    InventoryError::Invalid {
+        path: source.to_path_buf(),
+        line,
+        column,
+        message: format!("invalid inventory: {message}"),
+        hint,
+    }
+}
+
+/// Turns a failed rule into an error with the line and column of the offending value.
+fn locate_problem(text: &str, source: &Path, problem: Problem) -> InventoryError {
+    let locator = Locator::new(text);
+    let position = |span: Option<Range<usize>>| line_col(text, span.map_or(0, |s| s.start));
+    let (line, column) = position(locator.find_any(&problem.at));
+    let mut message = problem.message;
+    if let Some(also) = &problem.also {
+        let (l, c) = position(locator.find_any(std::slice::from_ref(also)));
+        message.push_str(&format!(" (first at {}:{l}:{c})", source.display()));
+    }
+    InventoryError::Invalid {
+        path: source.to_path_buf(),
+        line,
+        column,
+        message,
+        hint: problem.hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> (usize, usize, String) {
+        match parse_str(text, Path::new("/inv/fleet.toml")) {
+            Err(InventoryError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
+            other => panic!("expected an Invalid error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let (l, c, m) = err("[ca.x]\nsubject = \n");
+        assert_eq!((l, c), (2, 11), "{m}");
+        assert!(m.starts_with("invalid inventory:"), "{m}");
+    }
+
+    #[test]
+    fn unknown_keys_have_positions() {
+        let (l, c, m) = err("[ca.x]\n[nodes.a]\nhots = \"h\"\n");
+        assert_eq!((l, c), (3, 1));
+        assert!(m.contains("unknown field `hots`"), "{m}");
+    }
+
+    #[test]
+    fn display_names_file_position_and_hint() {
+        let e = parse_str("[ca.x]\n[nodes.a]\n", Path::new("/inv/fleet.toml")).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("/inv/fleet.toml:2:8: node a is reached over ssh"),
+            "{shown}"
+        );
+        assert!(shown.contains("\n  hint: add ssh = "), "{shown}");
+    }
+
+    #[test]
+    fn minimal_inventory_loads() {
+        let inv = parse_str("[ca.x]\n", Path::new("/inv/fleet.toml")).unwrap();
+        assert_eq!(inv.state_dir, PathBuf::from("/inv/.certroll"));
+        assert_eq!(inv.cas.len(), 1);
+        assert!(inv.nodes.is_empty() && inv.links.is_empty());
+    }
 }

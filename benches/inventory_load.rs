@@ -1,0 +1,133 @@
+//! Load-time benchmark of a large inventory: parse-only against the full `load`.
+//!
+//! Generate a fleet, then run:
+//!
+//! ```sh
+//! scripts/gen-inventory.py 100000 300000 /tmp/big.toml
+//! CERTROLL_BENCH_INVENTORY=/tmp/big.toml cargo bench --bench inventory_load
+//! ```
+//!
+//! Parse-only is the TOML parse and serde deserialization into the raw structures;
+//! full load adds defaults, validation and link expansion. The target is a full load
+//! within 1.3× of parse-only. Both times cover building the result, not freeing it.
+//! Peak RSS is the process high-water mark (VmHWM).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let Some(path) = std::env::var_os("CERTROLL_BENCH_INVENTORY").map(PathBuf::from) else {
+        // `cargo bench` with no inventory: say how to run it instead of failing the build.
+        eprintln!(
+            "inventory_load: set CERTROLL_BENCH_INVENTORY to an inventory file, e.g. one made by \
+             scripts/gen-inventory.py 100000 300000 /tmp/big.toml"
+        );
+        return;
+    };
+    let runs: usize = std::env::var("CERTROLL_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("failed to read benchmark inventory {}: {e}", path.display()));
+    println!(
+        "inventory {} ({:.1} MB), best of {runs}",
+        path.display(),
+        text.len() as f64 / 1e6
+    );
+
+    // Runs alternate so that a busy machine slows both measurements alike; the best
+    // wall-clock time and the best CPU time (user + system) of each are reported.
+    let mut parse = Timing::default();
+    let mut full = Timing::default();
+    let mut parse_rss = String::new();
+    let mut summary = (0, 0);
+    for _ in 0..runs.max(1) {
+        let raw = parse.measure(|| {
+            certroll::inventory::parse_raw(&text, &path)
+                .unwrap_or_else(|e| panic!("benchmark inventory does not parse: {e}"))
+        });
+        drop(std::hint::black_box(raw));
+        if parse_rss.is_empty() {
+            parse_rss = peak_rss_kb();
+        }
+        let inv = full.measure(|| {
+            certroll::inventory::load(&path)
+                .unwrap_or_else(|e| panic!("benchmark inventory is refused: {e}"))
+        });
+        summary = (inv.nodes.len(), inv.links.len());
+        drop(inv);
+    }
+    println!("parse-only  {parse}   peak RSS {parse_rss} kB");
+    println!("full load   {full}   peak RSS {} kB", peak_rss_kb());
+    println!(
+        "{} nodes, {} links; load / parse-only = {:.2} (wall), {:.2} (cpu)",
+        summary.0,
+        summary.1,
+        full.wall.as_secs_f64() / parse.wall.as_secs_f64(),
+        full.cpu.as_secs_f64() / parse.cpu.as_secs_f64()
+    );
+}
+
+/// Best wall-clock and CPU times over several runs.
+struct Timing {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            wall: Duration::MAX,
+            cpu: Duration::MAX,
+        }
+    }
+}
+
+impl Timing {
+    /// Times `f`; its result is returned so that freeing it is not part of the time.
+    fn measure<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let (start, cpu_start) = (Instant::now(), cpu_time());
+        let value = f();
+        self.wall = self.wall.min(start.elapsed());
+        self.cpu = self.cpu.min(cpu_time().saturating_sub(cpu_start));
+        value
+    }
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (w, c) = (self.wall.as_secs_f64(), self.cpu.as_secs_f64());
+        write!(f, "{w:>7.3} s wall  {c:>7.3} s cpu")
+    }
+}
+
+/// User + system CPU time of this process, from /proc/self/stat (Linux, 100 ticks/s).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line; field 3 is index 0 here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Peak resident set size of this process, from /proc/self/status (Linux).
+fn peak_rss_kb() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .map(|v| v.trim().trim_end_matches(" kB").to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

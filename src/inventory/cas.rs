@@ -1,0 +1,169 @@
+//! `[ca.NAME]` tables: defaults, key algorithms, and the ordering of the three lifetimes.
+//!
+//! A CA must outlive its leaves and a leaf must be renewed before it expires, so
+//! `renew_before < leaf_validity < validity` is enforced here, not discovered at issue time.
+
+use std::time::Duration;
+
+use super::locate::ValuePath;
+use super::raw::{Named, RawCa};
+use super::validate::{check_name, Problem};
+use super::{CaSpec, KeyAlgorithm};
+use crate::duration;
+
+const ALGORITHMS: [KeyAlgorithm; 3] = [
+    KeyAlgorithm::EcdsaP256,
+    KeyAlgorithm::EcdsaP384,
+    KeyAlgorithm::Ed25519,
+];
+
+/// Builds the CAs, sorted by name.
+pub fn build(raw: Named<RawCa>) -> Result<Vec<CaSpec>, Problem> {
+    let mut raw = raw.0;
+    if raw.is_empty() {
+        return Err(Problem::new(ValuePath::root(), "no CA is defined")
+            .hint("add a [ca.NAME] table, e.g. [ca.internal] (every key has a default)"));
+    }
+    raw.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    raw.into_iter()
+        .map(|(name, ca)| build_one(name, ca))
+        .collect()
+}
+
+fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
+    let at = |key: &str| ValuePath::keys(&["ca", &name, key]);
+    check_name(&name, ValuePath::keys(&["ca", &name]), "CA")?;
+    let key_algorithm = match raw.key_algorithm.as_deref() {
+        None => KeyAlgorithm::EcdsaP256,
+        Some(s) => parse_algorithm(s).ok_or_else(|| {
+            Problem::new(
+                at("key_algorithm"),
+                format!("unknown key_algorithm {s:?} for CA {name}"),
+            )
+            .hint("use one of: ecdsa-p256 (the default), ecdsa-p384, ed25519")
+        })?,
+    };
+    let lifetime = |key: &str, value: &Option<String>, default: &str| {
+        let text = value.as_deref().unwrap_or(default);
+        duration::parse(text).map_err(|e| {
+            Problem::new(at(key), format!("bad {key} for CA {name}: {e}"))
+                .hint("write a number and a unit, e.g. \"10y\", \"90d\", \"12h\"")
+        })
+    };
+    let validity = lifetime("validity", &raw.validity, "10y")?;
+    let leaf_validity = lifetime("leaf_validity", &raw.leaf_validity, "90d")?;
+    let renew_before = lifetime("renew_before", &raw.renew_before, "30d")?;
+    check_order(&name, validity, leaf_validity, renew_before)?;
+    Ok(CaSpec {
+        subject: raw.subject.unwrap_or_else(|| format!("CN={name} CA")),
+        name,
+        key_algorithm,
+        validity,
+        leaf_validity,
+        renew_before,
+    })
+}
+
+fn parse_algorithm(s: &str) -> Option<KeyAlgorithm> {
+    ALGORITHMS.into_iter().find(|a| a.as_str() == s)
+}
+
+/// `renew_before < leaf_validity < validity`; the error points at the shorter-lived side.
+fn check_order(
+    name: &str,
+    validity: Duration,
+    leaf_validity: Duration,
+    renew_before: Duration,
+) -> Result<(), Problem> {
+    let at = |key: &str| ValuePath::keys(&["ca", name, key]);
+    let human = duration::format;
+    if leaf_validity >= validity {
+        return Err(Problem::new(
+            at("leaf_validity"),
+            format!(
+                "leaf_validity {} of CA {name} is not shorter than its validity {}",
+                human(leaf_validity),
+                human(validity)
+            ),
+        )
+        .or_at(at("validity"))
+        .hint("a leaf must expire before the CA that signs it: renew_before < leaf_validity < validity"));
+    }
+    if renew_before >= leaf_validity {
+        return Err(Problem::new(
+            at("renew_before"),
+            format!(
+                "renew_before {} of CA {name} is not shorter than its leaf_validity {}",
+                human(renew_before),
+                human(leaf_validity)
+            ),
+        )
+        .or_at(at("leaf_validity"))
+        .hint(
+            "leaves are renewed renew_before their expiry: renew_before < leaf_validity < validity",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca(name: &str, raw: RawCa) -> Result<Vec<CaSpec>, Problem> {
+        build(Named(vec![(name.to_owned(), raw)]))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cas = ca("internal", RawCa::default()).unwrap();
+        let c = &cas[0];
+        assert_eq!(c.subject, "CN=internal CA");
+        assert_eq!(c.key_algorithm, KeyAlgorithm::EcdsaP256);
+        assert_eq!(c.validity, duration::parse("10y").unwrap());
+        assert_eq!(c.leaf_validity, duration::parse("90d").unwrap());
+        assert_eq!(c.renew_before, duration::parse("30d").unwrap());
+    }
+
+    #[test]
+    fn algorithms_parse_by_their_inventory_spelling() {
+        for a in ALGORITHMS {
+            assert_eq!(parse_algorithm(a.as_str()), Some(a));
+        }
+        assert_eq!(parse_algorithm("rsa"), None);
+    }
+
+    #[test]
+    fn lifetimes_must_nest() {
+        let raw = RawCa {
+            leaf_validity: Some("20y".into()),
+            ..RawCa::default()
+        };
+        let p = ca("x", raw).unwrap_err();
+        assert!(
+            p.message.contains("leaf_validity 20y of CA x"),
+            "{}",
+            p.message
+        );
+        let raw = RawCa {
+            renew_before: Some("90d".into()),
+            ..RawCa::default()
+        };
+        let p = ca("x", raw).unwrap_err();
+        assert!(
+            p.message.contains("renew_before 90d of CA x"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[test]
+    fn cas_come_out_sorted() {
+        let raw = Named(vec![
+            ("b".into(), RawCa::default()),
+            ("a".into(), RawCa::default()),
+        ]);
+        let names: Vec<_> = build(raw).unwrap().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}

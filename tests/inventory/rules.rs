@@ -1,0 +1,279 @@
+//! One test per validation rule: the message, the hint, and the line and column of the
+//! offending value (checked against the text found there).
+
+use super::{refused, with_base};
+
+#[test]
+fn unknown_node_in_a_link_suggests_the_closest_name() {
+    let text = with_base("\n[[links]]\nclient = \"ap1\"\nserver = \"db1\"\n");
+    refused(&text)
+        .at(10, 10, "\"ap1\"")
+        .says("link client \"ap1\" is not a node")
+        .hints("did you mean \"app1\"?");
+}
+
+#[test]
+fn unknown_node_in_a_list_points_at_the_element() {
+    let text = with_base("\n[[links]]\nclient = \"app1\"\nserver = [\"db1\", \"db9\"]\n");
+    refused(&text)
+        .at(11, 18, "\"db9\"")
+        .says("link server \"db9\" is not a node")
+        .hints("did you mean \"db1\"?");
+}
+
+#[test]
+fn self_link_is_refused() {
+    let text = with_base("\n[[links]]\nclient = [\"app1\", \"db1\"]\nserver = [\"db1\"]\n");
+    refused(&text)
+        .at(11, 11, "\"db1\"")
+        .says("link db1 → db1 joins node db1 to itself");
+}
+
+#[test]
+fn duplicate_link_names_both_positions() {
+    let text = with_base(
+        "\n[[links]]\nclient = \"app1\"\nserver = \"db1\"\n\n[[links]]\nclient = [\"app1\"]\nserver = [\"db1\"]\nmutual = true\n",
+    );
+    refused(&text)
+        .at(15, 11, "\"db1\"")
+        .says("duplicate link app1 → db1 over CA internal")
+        .says("(first at /srv/fleet/certroll.toml:11:10)");
+}
+
+#[test]
+fn unknown_ca_in_a_link() {
+    let text = with_base("\n[[links]]\nclient = \"app1\"\nserver = \"db1\"\nca = \"intrenal\"\n");
+    refused(&text)
+        .at(12, 6, "\"intrenal\"")
+        .says("link app1 → db1 names unknown CA \"intrenal\"")
+        .hints("did you mean \"internal\"?");
+}
+
+#[test]
+fn link_without_ca_when_there_are_several() {
+    let text = with_base("[ca.edge]\n\n[[links]]\nclient = \"app1\"\nserver = \"db1\"\n");
+    refused(&text)
+        .at(10, 1, "[[links]]")
+        .says("link app1 → db1 has no ca, and there are several CAs: edge, internal")
+        .hints("add ca = \"NAME\"");
+}
+
+#[test]
+fn relative_remote_path_is_refused() {
+    let text =
+        "[ca.internal]\n[nodes.app1]\nssh = { host = \"10.0.0.1\" }\ncert = \"tls/cert.pem\"\n";
+    refused(text)
+        .at(4, 8, "\"tls/cert.pem\"")
+        .says("cert \"tls/cert.pem\" of node app1 is a relative remote path")
+        .hints("must be absolute");
+}
+
+#[test]
+fn relative_remote_path_inherited_from_defaults_points_at_defaults() {
+    let text =
+        "[ca.internal]\n[defaults]\nkey = \"key.pem\"\n[nodes.app1]\nssh = { host = \"h\" }\n";
+    refused(text)
+        .at(3, 7, "\"key.pem\"")
+        .says("key \"key.pem\" of node app1");
+}
+
+#[test]
+fn via_to_an_unknown_node() {
+    let text = "[ca.x]\n[nodes.app1]\nssh = { host = \"h\" }\nvia = \"bastoin\"\n[nodes.bastion]\nssh = { host = \"b\" }\n";
+    refused(text)
+        .at(4, 7, "\"bastoin\"")
+        .says("node app1 has via = \"bastoin\", which is not a node")
+        .hints("did you mean \"bastion\"?");
+}
+
+#[test]
+fn via_loop_prints_the_loop() {
+    let text = "[ca.x]\n[defaults]\nssh = { host = \"h\" }\n[nodes.a]\nvia = \"b\"\n[nodes.b]\nvia = \"a\"\n[nodes.c]\nvia = \"a\"\n";
+    refused(text).at(5, 7, "\"b\"").says("via loop: a → b → a");
+    let text = "[ca.x]\n[nodes.a]\nssh = { host = \"h\" }\nvia = \"a\"\n";
+    refused(text).at(4, 7, "\"a\"").says("via loop: a → a");
+}
+
+#[test]
+fn via_on_a_local_node() {
+    let text = with_base("[nodes.web]\nvia = \"app1\"\n");
+    refused(&text)
+        .at(9, 7, "\"app1\"")
+        .says("node web is local but has via = \"app1\"")
+        .hints("remove via");
+}
+
+#[test]
+fn via_to_a_local_node() {
+    let text =
+        with_base("[nodes.remote]\ntransport = \"ssh\"\nssh = { host = \"h\" }\nvia = \"app1\"\n");
+    refused(&text)
+        .at(11, 7, "\"app1\"")
+        .says("node remote is reached via app1, which is a local node");
+}
+
+#[test]
+fn missing_ssh_host_points_at_the_node() {
+    let text =
+        "[ca.x]\n[defaults]\nssh = { user = \"ops\" }\n\n[nodes.app1]\nssh = { port = 2222 }\n";
+    refused(text)
+        .at(6, 1, "ssh")
+        .says("node app1 is reached over ssh but has no ssh.host")
+        .hints("transport = \"local\"");
+    let text = "[ca.x]\n\n[nodes.app1]\n";
+    refused(text)
+        .at(3, 8, "app1]")
+        .says("node app1 is reached over ssh");
+}
+
+#[test]
+fn bad_durations() {
+    let text = with_base("[nodes.slow]\nconfirm_timeout = \"5 minutes\"\n");
+    refused(&text)
+        .at(9, 19, "\"5 minutes\"")
+        .says("bad confirm_timeout for node slow: invalid duration \"5 minutes\"");
+    let text = "[ca.internal]\nvalidity = \"10\"\n";
+    refused(text)
+        .at(2, 12, "\"10\"")
+        .says("bad validity for CA internal")
+        .says("the unit is missing")
+        .hints("\"90d\"");
+}
+
+#[test]
+fn lifetimes_must_nest() {
+    let text = "[ca.internal]\nvalidity = \"1y\"\nleaf_validity = \"2y\"\n";
+    refused(text)
+        .at(3, 17, "\"2y\"")
+        .says("leaf_validity 2y of CA internal is not shorter than its validity 1y")
+        .hints("renew_before < leaf_validity < validity");
+    let text = "[ca.internal]\nleaf_validity = \"30d\"\n";
+    refused(text)
+        .at(2, 17, "\"30d\"")
+        .says("renew_before 30d of CA internal is not shorter than its leaf_validity 30d");
+}
+
+#[test]
+fn bad_key_algorithm() {
+    let text = "[ca.internal]\nkey_algorithm = \"rsa-2048\"\n";
+    refused(text)
+        .at(2, 17, "\"rsa-2048\"")
+        .says("unknown key_algorithm \"rsa-2048\" for CA internal")
+        .hints("ecdsa-p256 (the default), ecdsa-p384, ed25519");
+}
+
+#[test]
+fn two_cas_at_the_same_path_need_ca_in_the_paths() {
+    let text = r#"[ca.a]
+[ca.b]
+[defaults]
+ssh = { host = "h" }
+trust_bundle = "/etc/tls/{node}/ca.pem"
+[nodes.x]
+[nodes.y]
+[[links]]
+client = "x"
+server = "y"
+ca = "a"
+[[links]]
+client = "x"
+server = "y"
+ca = "b"
+"#;
+    refused(text)
+        .at(5, 16, "\"/etc/tls/{node}/ca.pem\"")
+        .says("node x keeps the trust_bundle of CA a and the trust_bundle of CA b at the same path /etc/tls/x/ca.pem")
+        .hints("put {ca} in its trust_bundle path");
+}
+
+#[test]
+fn one_file_for_two_roles_is_refused() {
+    let text = "[ca.a]\n[defaults]\nssh = { host = \"h\" }\n[nodes.x]\nkey = \"/etc/tls/cert.pem\"\n[nodes.y]\n[[links]]\nclient = \"x\"\nserver = \"y\"\n";
+    refused(text)
+        .at(5, 7, "\"/etc/tls/cert.pem\"")
+        .says("node x keeps its cert and its key for CA a at the same path /etc/tls/cert.pem");
+}
+
+#[test]
+fn no_ca_defined() {
+    refused("[nodes.a]\ntransport = \"local\"\n")
+        .at(1, 1, "[nodes.a]")
+        .says("no CA is defined")
+        .hints("[ca.NAME]");
+}
+
+#[test]
+fn unknown_keys_are_refused_everywhere() {
+    refused("[ca.x]\nvaliditi = \"1y\"\n")
+        .at(2, 1, "validiti")
+        .says("unknown field `validiti`");
+    refused("[ca.x]\n[nodes.a]\nssh = { hots = \"h\" }\n")
+        .at(3, 9, "hots")
+        .says("unknown field `hots`");
+    refused("[ca.x]\n[[links]]\nclient = \"a\"\nserver = \"b\"\nmutal = true\n")
+        .at(5, 1, "mutal")
+        .says("unknown field `mutal`");
+    refused("[ca.x]\n[nodez.a]\n")
+        .at(2, 2, "nodez")
+        .says("unknown field `nodez`")
+        .hints("docs/inventory.md");
+    refused("[ca.x]\n[certroll]\nstatedir = \"s\"\n")
+        .at(3, 1, "statedir")
+        .says("unknown field");
+}
+
+#[test]
+fn wrong_types_are_refused() {
+    refused("[ca.x]\n[nodes.a]\nssh = { host = \"h\", port = \"22\" }\n")
+        .at(3, 28, "\"22\"")
+        .says("invalid type");
+    refused("[ca.x]\n[[links]]\nclient = 7\nserver = \"b\"\n")
+        .at(3, 10, "7")
+        .says("a node name or a list of node names");
+    refused("[ca.x]\n[[links]]\nserver = \"b\"\n")
+        .at(2, 1, "[[links]]")
+        .says("missing field `client`");
+}
+
+#[test]
+fn syntax_errors_are_positioned() {
+    refused("[ca.x]\nsubject = \"unterminated\n")
+        .at(2, 24, "")
+        .says("invalid inventory");
+}
+
+#[test]
+fn bad_names_are_refused() {
+    refused("[ca.x]\n[nodes.\"app 1\"]\ntransport = \"local\"\n")
+        .at(2, 8, "\"app 1\"")
+        .says("invalid node name \"app 1\"")
+        .hints("letters, digits");
+    refused("[ca.\"a/b\"]\n")
+        .at(1, 5, "\"a/b\"")
+        .says("invalid CA name \"a/b\"");
+}
+
+#[test]
+fn unknown_transport() {
+    let text = with_base("[nodes.q]\ntransport = \"sftp\"\n");
+    refused(&text)
+        .at(9, 13, "\"sftp\"")
+        .says("unknown transport \"sftp\" for node q");
+}
+
+#[test]
+fn empty_link_side() {
+    let text = with_base("\n[[links]]\nclient = []\nserver = \"db1\"\n");
+    refused(&text)
+        .at(10, 10, "[]")
+        .says("link has an empty client list");
+}
+
+#[test]
+fn unknown_placeholder_in_a_path() {
+    let text = with_base("[nodes.w]\ncert = \"tls/{name}/cert.pem\"\n");
+    refused(&text)
+        .at(9, 8, "\"tls/{name}")
+        .says("unknown placeholder {name} in cert")
+        .hints("{node} and {ca}");
+}
