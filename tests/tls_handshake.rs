@@ -24,6 +24,8 @@ fn spec(alg: KeyAlgorithm) -> CaSpec {
         validity: Duration::from_secs(3650 * DAY),
         leaf_validity: Duration::from_secs(90 * DAY),
         renew_before: Duration::from_secs(30 * DAY),
+        strategy: Default::default(),
+        chain: Default::default(),
     }
 }
 

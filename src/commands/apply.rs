@@ -145,8 +145,8 @@ fn decide(
             )));
         }
         let (strategy, chain) = (
-            args.strategy.unwrap_or_default(),
-            args.chain.unwrap_or_default(),
+            args.strategy.unwrap_or(spec.strategy),
+            args.chain.unwrap_or(spec.chain),
         );
         return plan::rotate(inv, ca, strategy, chain)
             .map_err(|e| CommandError::Usage(e.to_string()));

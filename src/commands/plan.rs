@@ -75,8 +75,8 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
         .context("failed to read the CA store")?
         .map(|c| c.generation);
     let plan = if args.rotate || next.is_some() {
-        let strategy = args.strategy.unwrap_or_default();
-        let chain = args.chain.unwrap_or_default();
+        let strategy = args.strategy.unwrap_or(spec.strategy);
+        let chain = args.chain.unwrap_or(spec.chain);
         plan::rotate(&inv, ca, strategy, chain).map_err(|e| CommandError::Usage(e.to_string()))?
     } else if current.is_none() {
         plan::bootstrap(&inv, ca, &inv.members(ca))

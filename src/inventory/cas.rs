@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::locate::ValuePath;
 use super::raw::{Named, RawCa};
 use super::validate::{check_name, Problem};
-use super::{CaSpec, KeyAlgorithm};
+use super::{CaSpec, ChainMode, KeyAlgorithm, Strategy};
 use crate::duration;
 
 const ALGORITHMS: [KeyAlgorithm; 3] = [
@@ -54,6 +54,28 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
     let leaf_validity = lifetime("leaf_validity", &raw.leaf_validity, "90d")?;
     let renew_before = lifetime("renew_before", &raw.renew_before, "30d")?;
     check_order(&name, validity, leaf_validity, renew_before)?;
+    let strategy =
+        match raw.strategy.as_deref() {
+            None | Some("phased") => Strategy::Phased,
+            Some("ordered") => Strategy::Ordered,
+            Some(s) => return Err(Problem::new(
+                at("strategy"),
+                format!("unknown strategy {s:?} for CA {name}"),
+            )
+            .hint(
+                "use \"phased\" (the default, any topology) or \"ordered\" (one visit per node)",
+            )),
+        };
+    let chain = match raw.chain.as_deref() {
+        None | Some("plain") => ChainMode::Plain,
+        Some("cross-signed") => ChainMode::CrossSigned,
+        Some(s) => {
+            return Err(
+                Problem::new(at("chain"), format!("unknown chain {s:?} for CA {name}"))
+                    .hint("use \"plain\" (the default) or \"cross-signed\""),
+            )
+        }
+    };
     Ok(CaSpec {
         subject: raw.subject.unwrap_or_else(|| format!("CN={name} CA")),
         name,
@@ -61,6 +83,8 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
         validity,
         leaf_validity,
         renew_before,
+        strategy,
+        chain,
     })
 }
 

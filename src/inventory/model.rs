@@ -46,6 +46,28 @@ impl KeyAlgorithm {
     }
 }
 
+/// How a rotation visits nodes (`strategy` in `[ca.NAME]`, `--strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// trust-add, leaf-swap and trust-prune as separate steps with per-node gates.
+    #[default]
+    Phased,
+    /// One visit per node for trust-add and leaf-swap, in a topological order; then prune.
+    Ordered,
+}
+
+/// What chain a node presents after its leaf swap (`chain` in `[ca.NAME]`, `--chain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainMode {
+    /// The new leaf alone.
+    #[default]
+    Plain,
+    /// The new leaf and the cross certificate (new CA signed by the old one).
+    CrossSigned,
+}
+
 /// A `[ca.NAME]` table.
 #[derive(Debug, Clone)]
 pub struct CaSpec {
@@ -57,6 +79,10 @@ pub struct CaSpec {
     pub validity: Duration,
     pub leaf_validity: Duration,
     pub renew_before: Duration,
+    /// Default rotation strategy for this CA.
+    pub strategy: Strategy,
+    /// Default chain mode for this CA.
+    pub chain: ChainMode,
 }
 
 /// How certroll reaches a node.

@@ -48,6 +48,8 @@ pub struct RawCa {
     pub validity: Option<String>,
     pub leaf_validity: Option<String>,
     pub renew_before: Option<String>,
+    pub strategy: Option<String>,
+    pub chain: Option<String>,
 }
 
 /// `[defaults]` or `[nodes.NAME]`: the same keys, all optional.

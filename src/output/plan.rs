@@ -149,11 +149,17 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
     }
     let _ = writeln!(
         out,
-        "{} nodes · {links} links · {} steps in {} waves",
-        plan.order.len(),
-        plan.steps.len(),
-        plan.wave_count()
+        "{} · {} · {} in {}",
+        plural(plan.order.len(), "node"),
+        plural(links, "link"),
+        plural(plan.steps.len(), "step"),
+        plural(plan.wave_count(), "wave")
     );
+    if plan.steps.iter().any(|s| !s.after.is_empty()) {
+        let legend =
+            "Each ↳ line lists the steps that must be confirmed before the step above it starts.";
+        let _ = writeln!(out, "{}", style.dim(legend));
+    }
     let name_w = plan
         .steps
         .iter()
@@ -161,6 +167,12 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
         .max()
         .unwrap_or(0);
     let id_w = plan.steps.len().saturating_sub(1).to_string().len() + 1;
+    let act_w = plan
+        .steps
+        .iter()
+        .map(|s| actions_plain(s).len())
+        .max()
+        .unwrap_or(0);
     let mut by_wave: Vec<Vec<&Step>> = vec![Vec::new(); plan.wave_count()];
     for s in &plan.steps {
         by_wave[s.wave].push(s);
@@ -170,27 +182,48 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
         let _ = writeln!(
             out,
             "\n{}",
-            style.bold(&format!("Wave {} · {} steps{note}", w + 1, steps.len()))
+            style.bold(&format!(
+                "Wave {} · {}{note}",
+                w + 1,
+                plural(steps.len(), "step")
+            ))
         );
         for s in steps {
-            write_step(&mut out, view, style, s, id_w, name_w);
+            write_step(&mut out, view, style, s, (id_w, name_w, act_w));
         }
     }
     out
 }
 
+/// `5 steps`, `1 step`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn actions_plain(s: &Step) -> String {
+    s.actions
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// One step line; `widths` are the id, node name and actions columns.
 fn write_step(
     out: &mut String,
     view: &PlanView<'_>,
     style: Style,
     s: &Step,
-    id_w: usize,
-    name_w: usize,
+    widths: (usize, usize, usize),
 ) {
+    let (id_w, name_w, act_w) = widths;
     let id = format!("#{}", s.id);
     let name = &view.inv.nodes[s.node].name;
-    let acts_plain: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
-    let acts_plain = acts_plain.join(" + ");
+    let acts_plain = actions_plain(s);
     let acts: Vec<String> = s.actions.iter().map(|&a| paint_action(style, a)).collect();
     let what: Vec<String> = s.actions.iter().map(|&a| view.describe(s, a)).collect();
     let _ = write!(
@@ -198,7 +231,7 @@ fn write_step(
         "  {} {} {} {}",
         style.dim(&format!("{id:>id_w$}")),
         pad(&style.bold(name), name.len(), name_w),
-        pad(&acts.join(" + "), acts_plain.len(), 21),
+        pad(&acts.join(" + "), acts_plain.len(), act_w),
         what.join("; ")
     );
     if !s.after.is_empty() {

@@ -17,6 +17,8 @@ fn spec() -> CaSpec {
         validity: Duration::from_secs(10 * 365 * 86_400),
         leaf_validity: Duration::from_secs(90 * 86_400),
         renew_before: Duration::from_secs(30 * 86_400),
+        strategy: Default::default(),
+        chain: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::inventory::{CaId, Inventory, NodeId};
+pub use crate::inventory::{ChainMode, Strategy};
 
 mod build;
 mod order;
@@ -25,28 +26,6 @@ pub enum Mode {
     Renew,
     /// Roll the fleet from the current CA generation to the next one.
     Rotate,
-}
-
-/// How a rotation visits nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// trust-add, leaf-swap and trust-prune as separate steps with per-node gates.
-    #[default]
-    Phased,
-    /// One visit per node for trust-add and leaf-swap, in a topological order; then prune.
-    Ordered,
-}
-
-/// What chain a node presents after its leaf swap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChainMode {
-    /// The new leaf alone.
-    #[default]
-    Plain,
-    /// The new leaf and the cross certificate (new CA signed by the old one).
-    CrossSigned,
 }
 
 /// One change made to one node.

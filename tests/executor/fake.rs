@@ -46,6 +46,8 @@ pub(crate) fn inventory(nodes: usize) -> Inventory {
             validity: Duration::from_secs(86_400),
             leaf_validity: Duration::from_secs(3600),
             renew_before: Duration::from_secs(600),
+            strategy: Default::default(),
+            chain: Default::default(),
         }],
         nodes: (0..nodes).map(|i| node(&format!("n{i}"))).collect(),
         links: vec![],

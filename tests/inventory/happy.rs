@@ -294,3 +294,29 @@ fn the_documented_full_example_loads() {
         Some("/etc/tls/edge/cross.pem")
     );
 }
+
+#[test]
+fn strategy_and_chain_are_read_per_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certroll.toml");
+    let text = "[ca.edge]\nstrategy = \"ordered\"\nchain = \"cross-signed\"\n[ca.data]\n\
+        [defaults]\ntransport = \"local\"\ntrust_bundle = \"n/{node}/{ca}/ca.pem\"\n\
+        cert = \"n/{node}/{ca}/cert.pem\"\nkey = \"n/{node}/{ca}/key.pem\"\n[nodes.a]\n[nodes.b]\n\
+        [[links]]\nclient = \"a\"\nserver = \"b\"\nca = \"edge\"\n\
+        [[links]]\nclient = \"a\"\nserver = \"b\"\nca = \"data\"\n";
+    std::fs::write(&path, text).unwrap();
+    let inv = inventory::load(&path).unwrap();
+    let edge = &inv.cas[inv.ca_id("edge").unwrap()];
+    assert_eq!(
+        (edge.strategy, edge.chain),
+        (
+            inventory::Strategy::Ordered,
+            inventory::ChainMode::CrossSigned
+        )
+    );
+    let data = &inv.cas[inv.ca_id("data").unwrap()];
+    assert_eq!(
+        (data.strategy, data.chain),
+        (inventory::Strategy::Phased, inventory::ChainMode::Plain)
+    );
+}

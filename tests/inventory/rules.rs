@@ -163,6 +163,24 @@ fn bad_key_algorithm() {
 }
 
 #[test]
+fn bad_strategy() {
+    let text = "[ca.internal]\nstrategy = \"single\"\n";
+    refused(text)
+        .at(2, 12, "\"single\"")
+        .says("unknown strategy \"single\" for CA internal")
+        .hints("\"phased\" (the default, any topology) or \"ordered\"");
+}
+
+#[test]
+fn bad_chain() {
+    let text = "[ca.internal]\nchain = \"cross\"\n";
+    refused(text)
+        .at(2, 9, "\"cross\"")
+        .says("unknown chain \"cross\" for CA internal")
+        .hints("\"plain\" (the default) or \"cross-signed\"");
+}
+
+#[test]
 fn two_cas_at_the_same_path_need_ca_in_the_paths() {
     let text = r#"[ca.a]
 [ca.b]
