@@ -1,0 +1,162 @@
+//! The whole lifecycle through the real binary on local-transport nodes: bootstrap, a
+//! routine run with nothing to do, renewal of expiring leaves, rotation, status, verify.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Fleet {
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// lb → app one-way, app ⇄ db mutual, on local nodes under a temp dir.
+    fn new(leaf_validity: &str, renew_before: &str) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet { dir };
+        fleet.write_inventory(leaf_validity, renew_before);
+        fleet
+    }
+
+    fn write_inventory(&self, leaf_validity: &str, renew_before: &str) {
+        let text = format!(
+            "[ca.internal]\nsubject = \"CN=Lifecycle CA\"\nleaf_validity = \"{leaf_validity}\"\nrenew_before = \"{renew_before}\"\n\n\
+             [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\ncert = \"nodes/{{node}}/cert.pem\"\n\
+             key = \"nodes/{{node}}/key.pem\"\nreload = \"touch nodes/{{node}}/reloaded\"\nconfirm = \"test -e nodes/{{node}}/reloaded\"\n\n\
+             [nodes.lb]\ndns_names = [\"lb.test\"]\n[nodes.app]\ndns_names = [\"app.test\", \"127.0.0.1\"]\n[nodes.db]\ndns_names = [\"db.test\"]\n\n\
+             [[links]]\nclient = \"lb\"\nserver = \"app\"\n\n[[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\n"
+        );
+        std::fs::write(self.inventory(), text).unwrap();
+    }
+
+    fn inventory(&self) -> PathBuf {
+        self.dir.path().join("certroll.toml")
+    }
+
+    fn file(&self, node: &str, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("nodes").join(node).join(name)).unwrap_or_default()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_certroll"))
+            .arg("-i")
+            .arg(self.inventory())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run certroll")
+    }
+
+    fn state(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output) -> Output {
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    out
+}
+
+#[test]
+fn apply_without_a_terminal_and_without_yes_refuses_and_changes_nothing() {
+    let fleet = Fleet::new("90d", "30d");
+    let out = fleet.run(&["apply"]);
+    assert_eq!(out.status.code(), Some(64), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pass --yes"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        !fleet.state().join(".certroll/ca").exists(),
+        "no CA may be created before confirmation"
+    );
+    assert!(!fleet.state().join("nodes").exists());
+}
+
+#[test]
+fn bootstrap_routine_renew_rotate_verify() {
+    let fleet = Fleet::new("10d", "5d");
+    // Bootstrap: every node gets its files; keys are 0600.
+    ok(fleet.run(&["apply", "--yes"]));
+    use std::os::unix::fs::PermissionsExt;
+    for node in ["lb", "app", "db"] {
+        let mode = std::fs::metadata(fleet.dir.path().join("nodes").join(node).join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "key of {node}");
+    }
+    ok(fleet.run(&["verify"]));
+
+    // Routine: nothing expires within 5 days.
+    let out = ok(fleet.run(&["apply", "--yes"]));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to do"),
+        "{}",
+        show(&out)
+    );
+
+    // The policy changes: leaves with ten days left are now within renew_before.
+    fleet.write_inventory("90d", "30d");
+    let bundle_before = fleet.file("app", "ca.pem");
+    let cert_before = fleet.file("app", "cert.pem");
+    let out = ok(fleet.run(&["apply", "--yes", "--format", "json"]));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON line"))
+        .collect();
+    assert_eq!(
+        events.last().unwrap()["event"],
+        "run-finished",
+        "{}",
+        show(&out)
+    );
+    let renewed = events.iter().filter(|e| e["event"] == "step-done").count();
+    assert_eq!(renewed, 3, "{}", show(&out));
+    assert_eq!(
+        fleet.file("app", "ca.pem"),
+        bundle_before,
+        "renewal must not touch trust"
+    );
+    assert_ne!(
+        fleet.file("app", "cert.pem"),
+        cert_before,
+        "renewal must replace the leaf"
+    );
+
+    // Rotation, then everything holds only G2 and the old generation is archived.
+    ok(fleet.run(&["apply", "--rotate", "--yes"]));
+    let status: serde_json::Value =
+        serde_json::from_slice(&ok(fleet.run(&["status", "--format", "json"])).stdout).unwrap();
+    assert_eq!(status["status"], "complete");
+    assert_eq!(status["generations"], serde_json::json!([1, 2]));
+    let g2 =
+        std::fs::read_to_string(fleet.state().join(".certroll/ca/internal/g2/ca.pem")).unwrap();
+    for node in ["lb", "app", "db"] {
+        assert_eq!(
+            String::from_utf8_lossy(&fleet.file(node, "ca.pem")).trim(),
+            g2.trim(),
+            "bundle of {node}"
+        );
+    }
+    assert!(
+        fleet
+            .state()
+            .join(".certroll/ca/internal/archive/g1/ca.pem")
+            .exists(),
+        "G1 must be archived"
+    );
+    let out = ok(fleet.run(&["verify", "--format", "json"]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    assert_eq!(report["version"], 1);
+}

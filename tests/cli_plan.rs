@@ -1,0 +1,236 @@
+//! `certroll plan` through the real binary: formats, `--check`, exit codes, refusals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn certroll(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_certroll"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run certroll")
+}
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/local/certroll.toml")
+        .display()
+        .to_string()
+}
+
+/// The example inventory copied into a temp dir, so that no state is shared between tests.
+fn example_copy(dir: &Path) -> PathBuf {
+    let path = dir.join("certroll.toml");
+    std::fs::copy(example(), &path).unwrap();
+    path
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn text_plan_of_the_example_is_grouped_by_wave() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = example_copy(dir.path());
+    let out = certroll(&["-i", inv.to_str().unwrap(), "plan", "--rotate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("Rotate CA internal: current → next · strategy phased · chain plain"),
+        "{}",
+        text(&out)
+    );
+    for needle in [
+        "Wave 1 ·",
+        "Wave 2 ·",
+        "Wave 3 ·",
+        "trust-add",
+        "leaf-swap",
+        "trust-prune",
+        "↳ after trust-add on",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "missing {needle:?}: {}",
+            text(&out)
+        );
+    }
+    assert!(!stdout.contains('\x1b'), "NO_COLOR must disable colour");
+    assert!(
+        !dir.path().join(".certroll").exists(),
+        "plan must not create state"
+    );
+}
+
+#[test]
+fn json_plan_is_versioned_and_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = example_copy(dir.path());
+    let out = certroll(&[
+        "-i",
+        inv.to_str().unwrap(),
+        "plan",
+        "--rotate",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["version"], 1);
+    let steps = v["steps"].as_array().unwrap();
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["id"], i);
+        for a in s["after"].as_array().unwrap() {
+            let a = a.as_u64().unwrap() as usize;
+            assert!(
+                a < i && steps[a]["wave"].as_u64() < s["wave"].as_u64(),
+                "bad edge {a} → {i}"
+            );
+        }
+    }
+    assert_eq!(v["order"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn dot_plan_is_a_digraph() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = example_copy(dir.path());
+    let out = certroll(&[
+        "-i",
+        inv.to_str().unwrap(),
+        "plan",
+        "--rotate",
+        "--format",
+        "dot",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("digraph certroll {") && stdout.contains("dir=both"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn check_proves_the_example_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = example_copy(dir.path());
+    for chain in ["plain", "cross-signed"] {
+        let out = certroll(&[
+            "-i",
+            inv.to_str().unwrap(),
+            "plan",
+            "--rotate",
+            "--check",
+            "--orders",
+            "4",
+            "--chain",
+            chain,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("plan check passed"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn detailed_exitcode_says_there_is_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = example_copy(dir.path());
+    let out = certroll(&["-i", inv.to_str().unwrap(), "plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn ordered_on_mutual_links_is_refused_with_the_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = example_copy(dir.path());
+    let out = certroll(&[
+        "-i",
+        inv.to_str().unwrap(),
+        "plan",
+        "--rotate",
+        "--strategy",
+        "ordered",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has a cycle: app1 → db1 → app1"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    let out = certroll(&["plan", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    let out = certroll(&["--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn several_cas_need_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certroll.toml");
+    std::fs::write(
+        &path,
+        "[ca.edge]\n[ca.data]\n[defaults]\ntransport = \"local\"\ntrust_bundle = \"n/{node}/{ca}/ca.pem\"\n\
+         cert = \"n/{node}/{ca}/cert.pem\"\nkey = \"n/{node}/{ca}/key.pem\"\n[nodes.a]\n[nodes.b]\n\
+         [[links]]\nclient = \"a\"\nserver = \"b\"\nca = \"edge\"\n",
+    )
+    .unwrap();
+    let out = certroll(&["-i", path.to_str().unwrap(), "plan"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("choose one with --ca NAME"),
+        "{}",
+        text(&out)
+    );
+    let out = certroll(&[
+        "-i",
+        path.to_str().unwrap(),
+        "plan",
+        "--ca",
+        "edge",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn bad_inventory_exits_78_with_position_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certroll.toml");
+    std::fs::write(&path, "[ca.internal]\n[nodes.a]\ntransport = \"local\"\n[[links]]\nclient = \"a\"\nserver = \"b\"\n").unwrap();
+    for cmd in ["plan", "apply", "verify", "status"] {
+        let out = certroll(
+            &["-i", path.to_str().unwrap(), cmd, "--yes"]
+                .iter()
+                .copied()
+                .filter(|a| cmd == "apply" || *a != "--yes")
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(out.status.code(), Some(78), "{cmd}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("certroll.toml:6:10:") && stderr.contains("\"b\""),
+            "{cmd}: {}",
+            text(&out)
+        );
+    }
+    assert!(
+        !dir.path().join(".certroll").exists(),
+        "a bad inventory must not create state"
+    );
+}
