@@ -23,5 +23,4 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-cargo test --locked --all-targets "$@"
-cargo test --locked --doc
+cargo test --locked "$@"
