@@ -160,3 +160,72 @@ fn bootstrap_routine_renew_rotate_verify() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
     assert_eq!(report["version"], 1);
 }
+
+#[test]
+fn a_failed_confirm_stops_dependents_and_resume_or_replan_finishes() {
+    let fleet = Fleet::new("90d", "30d");
+    ok(fleet.run(&["apply", "--yes"]));
+    // db refuses to confirm while the marker exists.
+    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
+    let inv = inv.replace(
+        "[nodes.db]\n",
+        "[nodes.db]\nconfirm = \"test ! -e nodes/db/hold\"\nconfirm_timeout = \"1s\"\n",
+    );
+    std::fs::write(fleet.inventory(), inv).unwrap();
+    std::fs::write(fleet.dir.path().join("nodes/db/hold"), "").unwrap();
+
+    let out = fleet.run(&["apply", "--rotate", "--yes"]);
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("test ! -e nodes/db/hold"),
+        "the confirm command is quoted: {}",
+        show(&out)
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&fleet.run(&["status", "--format", "json"]).stdout).unwrap();
+    let state_of = |node: &str, action: &str| {
+        status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["node"] == node && s["actions"][0] == action)
+            .map(|s| s["state"].clone())
+            .unwrap()
+    };
+    assert_eq!(state_of("db", "trust-add"), "failed", "{status:#}");
+    // app's leaf waits for db's trust: it must never have started.
+    assert_eq!(state_of("app", "leaf-swap"), "waiting", "{status:#}");
+    assert_eq!(state_of("lb", "trust-add"), "done", "{status:#}");
+
+    // The inventory changes under the unfinished run: refused until --replan.
+    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
+    std::fs::write(
+        fleet.inventory(),
+        inv.replace("[nodes.lb]\n", "[nodes.lb2]\n[nodes.lb]\n")
+            + "\n[[links]]\nclient = \"lb2\"\nserver = \"app\"\n",
+    )
+    .unwrap();
+    let out = fleet.run(&["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(64), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--replan"),
+        "{}",
+        show(&out)
+    );
+
+    std::fs::remove_file(fleet.dir.path().join("nodes/db/hold")).unwrap();
+    let out = ok(fleet.run(&["apply", "--yes", "--replan", "--format", "json"]));
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        events.contains("\"step-skipped\""),
+        "confirmed steps carry over: {}",
+        show(&out)
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&fleet.run(&["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(status["status"], "complete", "{status:#}");
+    assert!(fleet
+        .state()
+        .join(".certroll/ca/internal/archive/g1")
+        .exists());
+}
