@@ -74,7 +74,7 @@ impl fmt::Display for Human {
             (60, "m"),
         ];
         for (size, name) in units {
-            if secs >= size && secs % size == 0 {
+            if secs >= size && secs.is_multiple_of(size) {
                 return write!(f, "{}{}", secs / size, name);
             }
         }
