@@ -229,3 +229,30 @@ fn a_failed_confirm_stops_dependents_and_resume_or_replan_finishes() {
         .join(".certroll/ca/internal/archive/g1")
         .exists());
 }
+
+#[test]
+fn plan_shows_what_a_routine_apply_would_do() {
+    let fleet = Fleet::new("10d", "5d");
+    ok(fleet.run(&["apply", "--yes"]));
+    let out = ok(fleet.run(&["plan", "--detailed-exitcode"]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
+        "{}",
+        show(&out)
+    );
+    fleet.write_inventory("90d", "30d");
+    std::fs::remove_file(fleet.dir.path().join("nodes/lb/key.pem")).unwrap();
+    let out = fleet.run(&["plan", "--format", "json", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let step = |node: &str| {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["node"] == node)
+            .map(|s| s["actions"][0].clone())
+    };
+    assert_eq!(step("lb"), Some(serde_json::json!("install")), "{v:#}");
+    assert_eq!(step("app"), Some(serde_json::json!("renew")), "{v:#}");
+}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::facts;
+use super::decide::Intent;
 use super::{load, select_ca, CommandError};
 use crate::executor::{execute, ExecOptions, FleetWork, RunMaterial};
 use crate::exit;
@@ -123,7 +123,7 @@ impl Say {
     }
 }
 
-/// The plan of a new run: rotate, bootstrap, or routine maintenance.
+/// The plan of a new run (see [`super::decide`]); a rotation needs an existing CA.
 fn decide(
     inv: &Inventory,
     ca: CaId,
@@ -132,32 +132,24 @@ fn decide(
     args: &ApplyArgs,
 ) -> Result<Plan, CommandError> {
     let spec = &inv.cas[ca];
-    let current = store.current(spec).context("failed to read the CA store")?;
-    let rotating = store
-        .next(spec)
-        .context("failed to read the CA store")?
-        .is_some();
-    if args.rotate || rotating {
-        if current.is_none() {
-            return Err(CommandError::Usage(format!(
-                "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
-                spec.name
-            )));
-        }
-        let (strategy, chain) = (
-            args.strategy.unwrap_or(spec.strategy),
-            args.chain.unwrap_or(spec.chain),
-        );
-        return plan::rotate(inv, ca, strategy, chain)
-            .map_err(|e| CommandError::Usage(e.to_string()));
+    if args.rotate
+        && store
+            .current(spec)
+            .context("failed to read the CA store")?
+            .is_none()
+    {
+        return Err(CommandError::Usage(format!(
+            "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
+            spec.name
+        )));
     }
-    if current.is_none() {
-        return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
-    }
-    let m = facts::maintenance(inv, ca, connector, args.parallel).map_err(|e| {
-        CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
-    })?;
-    Ok(plan::maintenance(inv, ca, &m.install, &m.renew))
+    let intent = Intent {
+        rotate: args.rotate,
+        strategy: args.strategy,
+        chain: args.chain,
+        parallel: args.parallel,
+    };
+    super::decide::decide(inv, ca, store, connector, intent)
 }
 
 /// The plan of an earlier run, rebuilt from its journal header and today's inventory.

@@ -8,6 +8,7 @@ use crate::exit;
 use crate::inventory::{self, CaId, Inventory, InventoryError};
 
 pub mod apply;
+pub mod decide;
 pub mod facts;
 pub mod plan;
 pub mod status;

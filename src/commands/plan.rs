@@ -5,14 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::decide::{decide, Intent};
 use super::{load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::output::plan::{dot, json, text, PlanView};
 use crate::output::Style;
 use crate::pki::CaStore;
-use crate::plan::{self, ChainMode, Plan, Strategy};
+use crate::plan::{ChainMode, Plan, Strategy};
 use crate::simulate::{check, CheckOptions};
+use crate::transport::{self, HostKeyPolicy};
 
 /// Output format of `certroll plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,9 +61,8 @@ impl Planned {
 
 /// Builds the plan `plan`/`apply` would carry out, without touching any node.
 ///
-/// Without `--rotate`: a CA never created means bootstrap of every member; otherwise an
-/// empty renew plan (which leaves need renewal is decided by `apply` from the nodes'
-/// certificates, see `commands::apply`).
+/// Without `--rotate`: a CA never created means bootstrap of every member; otherwise the
+/// nodes' certificates are read (as `apply` does) to find what to install or renew.
 pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let ca = select_ca(&inv, args.ca.as_deref())?;
     let spec = &inv.cas[ca];
@@ -74,15 +75,14 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
         .next(spec)
         .context("failed to read the CA store")?
         .map(|c| c.generation);
-    let plan = if args.rotate || next.is_some() {
-        let strategy = args.strategy.unwrap_or(spec.strategy);
-        let chain = args.chain.unwrap_or(spec.chain);
-        plan::rotate(&inv, ca, strategy, chain).map_err(|e| CommandError::Usage(e.to_string()))?
-    } else if current.is_none() {
-        plan::bootstrap(&inv, ca, &inv.members(ca))
-    } else {
-        plan::renew(&inv, ca, &[])
+    let connector = transport::connector(&inv, HostKeyPolicy::default());
+    let intent = Intent {
+        rotate: args.rotate,
+        strategy: args.strategy,
+        chain: args.chain,
+        parallel: 32,
     };
+    let plan = decide(&inv, ca, &store, &connector, intent)?;
     Ok(Planned {
         inv,
         plan,

@@ -1,0 +1,58 @@
+//! Which plan a run carries out, shared by `plan` (to show it) and `apply` (to do it):
+//! rotate when asked or when a rotation is in progress, bootstrap when the CA was never
+//! created, otherwise routine maintenance decided from the nodes' own certificates.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::{facts, CommandError};
+use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
+use crate::pki::CaStore;
+use crate::plan::{self, Plan};
+use crate::transport::Connector;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Intent {
+    pub rotate: bool,
+    /// Overrides the CA's `strategy`.
+    pub strategy: Option<Strategy>,
+    /// Overrides the CA's `chain`.
+    pub chain: Option<ChainMode>,
+    /// Nodes read at once for routine maintenance.
+    pub parallel: usize,
+}
+
+/// The plan of a new run. Reads the nodes (through `connector`) only for routine
+/// maintenance, i.e. when the CA exists and no rotation is asked for or in progress.
+pub fn decide(
+    inv: &Inventory,
+    ca: CaId,
+    store: &CaStore,
+    connector: &Arc<dyn Connector>,
+    intent: Intent,
+) -> Result<Plan, CommandError> {
+    let spec = &inv.cas[ca];
+    let exists = store
+        .current(spec)
+        .context("failed to read the CA store")?
+        .is_some();
+    let rotating = store
+        .next(spec)
+        .context("failed to read the CA store")?
+        .is_some();
+    if intent.rotate || rotating {
+        let strategy = intent.strategy.unwrap_or(spec.strategy);
+        let chain = intent.chain.unwrap_or(spec.chain);
+        return plan::rotate(inv, ca, strategy, chain)
+            .map_err(|e| CommandError::Usage(e.to_string()));
+    }
+    if !exists {
+        return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
+    }
+    let m = facts::maintenance(inv, ca, connector, intent.parallel.max(1)).map_err(|e| {
+        CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
+    })?;
+    Ok(plan::maintenance(inv, ca, &m.install, &m.renew))
+}
