@@ -384,6 +384,8 @@ pub fn mode_of(path: &Path) -> u32 {
         & 0o7777
 }
 
+// Faults: certificates and keys wrong in exactly one way.
+
 /// Generation 1 of a CA that is not `spec` (its own key and the subject `subject`).
 pub fn foreign_root(spec: &CaSpec, subject: &str) -> CaCert {
     let mut other = spec.clone();
