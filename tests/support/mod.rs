@@ -1,4 +1,5 @@
-//! Shared helpers of the integration tests: a fleet of real sshd nodes.
+//! Shared helpers of the integration tests: a fleet of real sshd nodes, and the kit of
+//! the `certroll verify` tests (a bootstrapped fleet and its faults, the JSON report).
 //!
 //! Every test file that needs one declares `mod support;` and uses `support::Fleet`;
 //! no file uses every helper, hence the `dead_code` allowance.
@@ -6,5 +7,7 @@
 
 pub mod fleet;
 mod sshd;
+pub mod verify_kit;
+pub mod verify_report;
 
 pub use fleet::{Fleet, FleetNode, INTERNAL_SUFFIX, REMOTE_ROOT};
