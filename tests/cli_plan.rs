@@ -25,6 +25,16 @@ fn example_copy(dir: &Path) -> PathBuf {
     path
 }
 
+/// Runs `certroll -i <fresh copy of the example> plan ARGS`; the temp dir lives as long as the result.
+fn plan_example(args: &[&str]) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = example_copy(dir.path());
+    let mut full = vec!["-i", inv.to_str().unwrap(), "plan"];
+    full.extend_from_slice(args);
+    let out = certroll(&full);
+    (dir, out)
+}
+
 fn text(out: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -36,9 +46,7 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn text_plan_of_the_example_is_grouped_by_wave() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = example_copy(dir.path());
-    let out = certroll(&["-i", inv.to_str().unwrap(), "plan", "--rotate"]);
+    let (dir, out) = plan_example(&["--rotate"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -70,16 +78,7 @@ fn text_plan_of_the_example_is_grouped_by_wave() {
 
 #[test]
 fn json_plan_is_versioned_and_consistent() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = example_copy(dir.path());
-    let out = certroll(&[
-        "-i",
-        inv.to_str().unwrap(),
-        "plan",
-        "--rotate",
-        "--format",
-        "json",
-    ]);
+    let (_dir, out) = plan_example(&["--rotate", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["version"], 1);
@@ -99,16 +98,7 @@ fn json_plan_is_versioned_and_consistent() {
 
 #[test]
 fn dot_plan_is_a_digraph() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = example_copy(dir.path());
-    let out = certroll(&[
-        "-i",
-        inv.to_str().unwrap(),
-        "plan",
-        "--rotate",
-        "--format",
-        "dot",
-    ]);
+    let (_dir, out) = plan_example(&["--rotate", "--format", "dot"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.starts_with("digraph certroll {") && stdout.contains("dir=both"),
@@ -144,24 +134,13 @@ fn check_proves_the_example_rotation() {
 
 #[test]
 fn detailed_exitcode_says_there_is_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = example_copy(dir.path());
-    let out = certroll(&["-i", inv.to_str().unwrap(), "plan", "--detailed-exitcode"]);
+    let (_dir, out) = plan_example(&["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
 #[test]
 fn ordered_on_mutual_links_is_refused_with_the_cycle() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = example_copy(dir.path());
-    let out = certroll(&[
-        "-i",
-        inv.to_str().unwrap(),
-        "plan",
-        "--rotate",
-        "--strategy",
-        "ordered",
-    ]);
+    let (_dir, out) = plan_example(&["--rotate", "--strategy", "ordered"]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("has a cycle: app1 → db1 → app1"),
