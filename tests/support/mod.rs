@@ -1,10 +1,13 @@
-//! Shared helpers of the integration tests: a fleet of real sshd nodes.
+//! Shared helpers of the integration tests: a fleet of real sshd nodes (`fleet`), an
+//! inventory builder for it (`inventory`) and a driver of the certroll binary (`cli`).
 //!
 //! Every test file that needs one declares `mod support;` and uses `support::Fleet`;
 //! no file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod fleet;
+pub mod inventory;
 mod sshd;
 
 pub use fleet::{Fleet, FleetNode, INTERNAL_SUFFIX, REMOTE_ROOT};
