@@ -106,3 +106,52 @@ pub fn status_steps(ctl: &Control) -> Vec<(String, String, String)> {
 pub fn assert_verify_ok(ctl: &Control) {
     ctl.certroll(&["verify"]).expect_code(0);
 }
+
+/// One step of the last run as the journal tells it: where (line numbers) it started,
+/// was confirmed or failed.
+#[derive(Debug)]
+pub struct JournaledStep {
+    pub step: u64,
+    pub node: String,
+    /// Actions joined by '+', e.g. `trust-add+leaf-swap`.
+    pub actions: String,
+    pub started: Option<usize>,
+    pub done: Option<usize>,
+    pub failed: Option<String>,
+}
+
+/// The steps of the last run recorded in `state_dir/journal.jsonl`, in order of first start.
+pub fn journaled_steps(ctl: &Control) -> Vec<JournaledStep> {
+    let records = ctl.journal();
+    let run = records
+        .iter()
+        .rev()
+        .find(|r| r["record"] == "run-start")
+        .map(|r| r["run"].clone())
+        .expect("the journal records a run");
+    let mut steps: Vec<JournaledStep> = Vec::new();
+    for (line, r) in records.iter().enumerate().filter(|(_, r)| r["run"] == run) {
+        let id = r["step"].as_u64();
+        let existing = steps.iter().position(|s| Some(s.step) == id);
+        match (r["record"].as_str(), existing) {
+            (Some("step-start"), None) => steps.push(JournaledStep {
+                step: id.expect("step-start has a step"),
+                node: r["node"].as_str().unwrap_or_default().to_string(),
+                actions: r["actions"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .join("+"),
+                started: Some(line),
+                done: None,
+                failed: None,
+            }),
+            (Some("step-done"), Some(i)) => steps[i].done = Some(line),
+            (Some("step-failed"), Some(i)) => {
+                steps[i].failed = r["error"].as_str().map(str::to_string)
+            }
+            _ => {}
+        }
+    }
+    steps
+}

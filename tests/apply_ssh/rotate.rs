@@ -7,7 +7,10 @@ use std::fs;
 use crate::support::cli::{openssl_verify, pem_subjects, Control};
 use crate::support::inventory::{FleetInventory, BUNDLE, CERT, PROOF};
 use crate::support::Fleet;
-use crate::{assert_node_on, assert_verify_ok, ca_subject, node_files, on_node, status_steps};
+use crate::{
+    assert_node_on, assert_verify_ok, ca_subject, journaled_steps, node_files, on_node,
+    status_steps,
+};
 
 /// Names of the `*.bak` files in the node's `tls/` directory.
 fn backups(fleet: &Fleet, node: &str) -> Vec<String> {
@@ -104,11 +107,40 @@ fn ordered_rotation_on_an_acyclic_one_way_fleet_moves_every_node_to_g2() {
     let status = ctl.status();
     assert_eq!(status["strategy"], "ordered", "{status:#}");
     let steps = status_steps(&ctl);
-    let visits = |node: &str| steps.iter().filter(|(n, _, _)| n == node).count();
     for node in fleet.names() {
+        let visits: Vec<&str> = steps
+            .iter()
+            .filter(|(n, _, _)| *n == node)
+            .map(|(_, a, _)| a.as_str())
+            .collect();
+        assert_eq!(
+            visits.len(),
+            2,
+            "ordered visits node {node} once to switch and once to prune: {steps:?}"
+        );
         assert!(
-            visits(&node) <= 2,
-            "ordered visits node {node} at most twice: {steps:?}"
+            visits[0].contains("leaf-swap") && visits[1] == "trust-prune",
+            "node {node}: {visits:?}"
+        );
+    }
+    // Every client switched (confirmed) before any of its servers started switching.
+    let journal = journaled_steps(&ctl);
+    let switch = |node: &str| {
+        journal
+            .iter()
+            .find(|s| s.node == node && s.actions.contains("leaf-swap"))
+            .unwrap_or_else(|| panic!("no leaf-swap of {node} in the journal: {journal:?}"))
+    };
+    for (client, server) in [
+        ("lb1", "app1"),
+        ("lb1", "app2"),
+        ("app1", "db1"),
+        ("app2", "db1"),
+    ] {
+        let (done, started) = (switch(client).done, switch(server).started);
+        assert!(
+            done.is_some() && started.is_some() && done < started,
+            "{client} must be confirmed before {server} is touched: {journal:?}"
         );
     }
 }
