@@ -71,6 +71,11 @@ pub struct Background {
 }
 
 impl Background {
+    /// The process id (named by the lock holder's message).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the process to end (with the usual time limit).
     pub fn wait(self) -> Run {
         finish(self.args, self.child)
@@ -180,6 +185,7 @@ impl Control {
 }
 
 /// Reads both pipes and waits, killing the process after [`COMMAND_TIMEOUT`].
+/// With `CERTROLL_TEST_ECHO` set in the environment, every run is printed to stderr.
 fn finish(args: Vec<String>, mut child: Child) -> Run {
     let mut out_pipe = child.stdout.take().expect("stdout is piped");
     let mut err_pipe = child.stderr.take().expect("stderr is piped");
@@ -211,6 +217,9 @@ fn finish(args: Vec<String>, mut child: Child) -> Run {
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     };
+    if std::env::var_os("CERTROLL_TEST_ECHO").is_some() {
+        eprintln!("{run}");
+    }
     assert!(
         status.is_some(),
         "certroll did not finish within {COMMAND_TIMEOUT:?}\n{run}"
