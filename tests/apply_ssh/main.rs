@@ -47,7 +47,7 @@ pub fn node_files(fleet: &Fleet, node: &str) -> [Vec<u8>; 3] {
 
 /// A node holds exactly what generation `generation` gives it: a bundle of that root
 /// alone, a leaf that `openssl verify` chains to the CA store's root of that
-/// generation (`root_pem`), and a 0600 key; and its reload command ran.
+/// generation (`root_pem`), a 0600 key, bundle and leaf 0644; and its reload command ran.
 #[track_caller]
 pub fn assert_node_on(fleet: &Fleet, node: &str, generation: u32, root_pem: &std::path::Path) {
     for remote in [BUNDLE, CERT, KEY, RELOADED] {
@@ -70,6 +70,15 @@ pub fn assert_node_on(fleet: &Fleet, node: &str, generation: u32, root_pem: &std
         "node {node}'s key {} must be 0600",
         key.display()
     );
+    for public in [BUNDLE, CERT] {
+        let p = on_node(fleet, node, public);
+        assert_eq!(
+            mode(&p),
+            0o644,
+            "node {node}'s {public} is written 0644 ({})",
+            p.display()
+        );
+    }
     let cert = on_node(fleet, node, CERT);
     if let Err(out) = openssl_verify(root_pem, &cert) {
         panic!(
