@@ -163,8 +163,11 @@ fn a_second_apply_while_one_runs_is_refused_naming_the_holder() {
     let pid = first.pid();
     // Wait until the first run is executing steps (it then holds the lock for ≥ 5 s).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !ctl.state_dir().join("journal.jsonl").exists()
-        || !ctl.journal().iter().any(|r| r["record"] == "step-start")
+    let journal = ctl.state_dir().join("journal.jsonl");
+    // Read as text: a line may be half-written while the first run appends to it.
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains(r#""record":"step-start""#)
     {
         assert!(
             Instant::now() < deadline,
