@@ -142,6 +142,8 @@ pub fn poll_confirm(
     let deadline = Instant::now() + node.confirm_timeout;
     let mut delay = CONFIRM_FIRST_DELAY;
     let mut runs = 0u32;
+    // The last run that ran to its end: a final run cut short by the deadline says less.
+    let mut exited: Option<String> = None;
     loop {
         let left = deadline
             .saturating_duration_since(Instant::now())
@@ -149,12 +151,24 @@ pub fn poll_confirm(
         runs += 1;
         let last = match transport.exec(command, left) {
             Ok(out) if out.success() => return Ok(()),
-            Ok(out) => describe_exit(&out),
+            Ok(out) => {
+                let what = describe_exit(&out);
+                if out.status.is_some() {
+                    exited = Some(what.clone());
+                }
+                what
+            }
             Err(e) if e.is_transient() => e.to_string(),
             Err(e) => return Err(e.into()),
         };
         let now = Instant::now();
         if now + delay >= deadline {
+            let last = match exited {
+                Some(exit) if exit != last => {
+                    format!("{exit} (a later run was cut off at the time limit)")
+                }
+                _ => last,
+            };
             return Err(StepError::confirm_failed(format!(
                 "node {} did not confirm within {}: confirm command `{command}` failed {runs} time(s), last: {last}",
                 node.name,

@@ -242,6 +242,23 @@ fn confirm_times_out_quoting_the_last_stderr_line() {
 }
 
 #[test]
+fn confirm_timeout_reports_the_real_exit_not_a_run_cut_off_by_the_deadline() {
+    let cut_off = Ok(ExecOutput {
+        status: None,
+        stdout: String::new(),
+        stderr: String::new(),
+    });
+    let t = fake(vec![out(1, "not serving the new certificate"), cut_off]);
+    let e = poll_confirm(&t, &node(300), "tls-health").unwrap_err();
+    assert!(
+        e.message
+            .contains("last: exited 1: not serving the new certificate (a later run was cut off"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
 fn confirm_fails_when_a_file_does_not_read_back() {
     let t = fake(vec![out(0, "")]);
     let n = node(300);

@@ -1,0 +1,202 @@
+//! Rollover to a new CA generation: phased, ordered (single visit) and cross-signed runs
+//! complete and leave every node on G2 alone, with G1 archived and backups on the nodes;
+//! the ordered strategy is refused, with the cycle, on a mutual link.
+
+use std::fs;
+
+use crate::support::cli::{openssl_verify, pem_subjects, Control};
+use crate::support::inventory::{FleetInventory, BUNDLE, CERT, PROOF};
+use crate::support::Fleet;
+use crate::{
+    assert_node_on, assert_verify_ok, ca_subject, journaled_steps, node_files, on_node,
+    status_steps,
+};
+
+/// Names of the `*.bak` files in the node's `tls/` directory.
+fn backups(fleet: &Fleet, node: &str) -> Vec<String> {
+    let dir = on_node(fleet, node, BUNDLE)
+        .parent()
+        .expect("bundle has a directory")
+        .to_path_buf();
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bak"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Bootstraps the fleet, rotates with `flags`, and checks the end state of every node.
+fn bootstrap_then_rotate(fleet: &Fleet, inv: &FleetInventory, flags: &[&str]) -> Control {
+    let ctl = Control::new(fleet, inv);
+    ctl.apply_ok(&[]);
+    let mut args = vec!["--rotate"];
+    args.extend_from_slice(flags);
+    let run = ctl.apply_ok(&args);
+    run.expect_output("rotation of CA internal complete");
+
+    assert_eq!(ctl.current_generation(), 2, "G2 is current\n{run}");
+    assert!(
+        !ctl.ca_dir().join("next").exists(),
+        "no rotation is left pending\n{run}"
+    );
+    let archived = ctl.archived_pem(1);
+    assert!(
+        archived.exists(),
+        "G1 is archived at {}, never deleted\n{run}",
+        archived.display()
+    );
+    assert_eq!(pem_subjects(&archived), vec![ca_subject(1)]);
+    for node in fleet.names() {
+        assert_node_on(fleet, &node, 2, &ctl.ca_pem(2));
+        let baks = backups(fleet, &node);
+        assert!(
+            baks.iter().any(|b| b.starts_with("ca.pem.")),
+            "node {node} keeps a backup of its bundle: {baks:?}\n{run}"
+        );
+        assert!(
+            baks.iter().any(|b| b.starts_with("cert.pem.")),
+            "node {node} keeps a backup of its leaf: {baks:?}\n{run}"
+        );
+    }
+    let steps = status_steps(&ctl);
+    assert!(
+        steps.iter().all(|(_, _, state)| state == "done"),
+        "every step of the rotation is done: {steps:?}\n{run}"
+    );
+    assert_verify_ok(&ctl);
+    ctl
+}
+
+#[test]
+fn phased_rotation_on_a_mutual_fleet_moves_every_node_to_g2() {
+    let fleet = Fleet::start(&["lb1", "app1", "db1"]);
+    let inv = FleetInventory::new(&fleet)
+        .with_proof_cert()
+        .link("lb1", "app1")
+        .mutual_link("app1", "db1");
+    let ctl = bootstrap_then_rotate(&fleet, &inv, &[]);
+    let steps = status_steps(&ctl);
+    for action in ["trust-add", "leaf-swap", "trust-prune"] {
+        assert!(
+            steps.iter().any(|(_, a, _)| a == action),
+            "a phased run has {action} steps: {steps:?}"
+        );
+    }
+    for node in fleet.names() {
+        let proof = on_node(&fleet, &node, PROOF);
+        assert!(
+            !proof.exists(),
+            "node {node}'s cross certificate goes once G1 is pruned ({})",
+            proof.display()
+        );
+    }
+}
+
+#[test]
+fn ordered_rotation_on_an_acyclic_one_way_fleet_moves_every_node_to_g2() {
+    let fleet = Fleet::start(&["lb1", "app1", "app2", "db1"]);
+    let inv = FleetInventory::new(&fleet)
+        .link("lb1", "app1")
+        .link("lb1", "app2")
+        .link("app1", "db1")
+        .link("app2", "db1");
+    let ctl = bootstrap_then_rotate(&fleet, &inv, &["--strategy", "ordered"]);
+    let status = ctl.status();
+    assert_eq!(status["strategy"], "ordered", "{status:#}");
+    let steps = status_steps(&ctl);
+    for node in fleet.names() {
+        let visits: Vec<&str> = steps
+            .iter()
+            .filter(|(n, _, _)| *n == node)
+            .map(|(_, a, _)| a.as_str())
+            .collect();
+        assert_eq!(
+            visits.len(),
+            2,
+            "ordered visits node {node} once to switch and once to prune: {steps:?}"
+        );
+        assert!(
+            visits[0].contains("leaf-swap") && visits[1] == "trust-prune",
+            "node {node}: {visits:?}"
+        );
+    }
+    // Every client switched (confirmed) before any of its servers started switching.
+    let journal = journaled_steps(&ctl);
+    let switch = |node: &str| {
+        journal
+            .iter()
+            .find(|s| s.node == node && s.actions.contains("leaf-swap"))
+            .unwrap_or_else(|| panic!("no leaf-swap of {node} in the journal: {journal:?}"))
+    };
+    for (client, server) in [
+        ("lb1", "app1"),
+        ("lb1", "app2"),
+        ("app1", "db1"),
+        ("app2", "db1"),
+    ] {
+        let (done, started) = (switch(client).done, switch(server).started);
+        assert!(
+            done.is_some() && started.is_some() && done < started,
+            "{client} must be confirmed before {server} is touched: {journal:?}"
+        );
+    }
+}
+
+#[test]
+fn cross_signed_rotation_serves_the_cross_certificate_and_ends_on_g2() {
+    let fleet = Fleet::start(&["lb1", "app1", "db1"]);
+    let inv = FleetInventory::new(&fleet)
+        .link("lb1", "app1")
+        .mutual_link("app1", "db1");
+    let ctl = bootstrap_then_rotate(&fleet, &inv, &["--chain", "cross-signed"]);
+    let status = ctl.status();
+    assert_eq!(status["chain"], "cross-signed", "{status:#}");
+    for node in fleet.names() {
+        let cert = on_node(&fleet, &node, CERT);
+        let chain = pem_subjects(&cert);
+        assert_eq!(
+            chain.get(1),
+            Some(&ca_subject(2)),
+            "node {node} serves [leaf, G2 cross-signed by G1]: {chain:?}"
+        );
+        // A peer that still trusts only G1 builds leaf → cross → G1.
+        if let Err(out) = openssl_verify(&ctl.archived_pem(1), &cert) {
+            panic!("node {node}'s chain does not reach G1 through the cross certificate:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn ordered_rotation_on_a_mutual_link_is_refused_with_the_cycle() {
+    let fleet = Fleet::start(&["app1", "db1"]);
+    let inv = FleetInventory::new(&fleet).mutual_link("app1", "db1");
+    let ctl = Control::new(&fleet, &inv);
+    ctl.apply_ok(&[]);
+    let before: Vec<[Vec<u8>; 3]> = ["app1", "db1"]
+        .iter()
+        .map(|n| node_files(&fleet, n))
+        .collect();
+
+    let run = ctl.certroll(&["apply", "--yes", "--rotate", "--strategy", "ordered"]);
+    run.expect_code(64)
+        .expect_output("the client→server graph has a cycle");
+    let out = run.output();
+    assert!(
+        out.contains("app1 → db1 → app1") || out.contains("db1 → app1 → db1"),
+        "the refusal prints the cycle\n{run}"
+    );
+    assert!(
+        !ctl.ca_dir().join("g2").exists() && !ctl.ca_dir().join("next").exists(),
+        "a refused rotation creates no new generation\n{run}"
+    );
+    for (i, node) in ["app1", "db1"].iter().enumerate() {
+        assert!(
+            before[i] == node_files(&fleet, node),
+            "node {node} must be untouched by a refused rotation\n{run}"
+        );
+    }
+    assert_eq!(ctl.current_generation(), 1);
+}

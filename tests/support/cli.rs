@@ -1,0 +1,278 @@
+//! Driving the real `certroll` binary from tests: a control directory holding the
+//! inventory and the state directory, commands run with a time limit and no terminal,
+//! and readers for what a run leaves behind (CA store, journal, `status` JSON), plus
+//! `openssl verify` to check chains with a second, independent X.509 implementation.
+
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::fleet::Fleet;
+use super::inventory::{FleetInventory, CA};
+
+/// Longest a single certroll command may take before the test fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The finished run of one certroll command.
+pub struct Run {
+    pub args: Vec<String>,
+    /// Exit code; -1 if the process was killed by a signal.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "$ certroll {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+impl Run {
+    /// Panics, showing the whole output, unless the command exited with `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{self}");
+        self
+    }
+
+    /// Panics unless stdout or stderr contains `needle`.
+    #[track_caller]
+    pub fn expect_output(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle) || self.stderr.contains(needle),
+            "the output does not mention {needle:?}\n{self}"
+        );
+        self
+    }
+
+    /// Both outputs, for searches.
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A certroll process started in the background.
+pub struct Background {
+    args: Vec<String>,
+    child: Child,
+}
+
+impl Background {
+    /// The process id (named by the lock holder's message).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to end (with the usual time limit).
+    pub fn wait(self) -> Run {
+        finish(self.args, self.child)
+    }
+}
+
+/// The control host's side of a test: `dir/certroll.toml` and `dir/.certroll/`.
+pub struct Control {
+    pub dir: PathBuf,
+    pub inventory: PathBuf,
+}
+
+impl Control {
+    /// Writes the inventory into `<fleet dir>/control/`.
+    pub fn new(fleet: &Fleet, inv: &FleetInventory) -> Control {
+        let dir = fleet.dir().join("control");
+        let inventory = inv.write(&dir);
+        Control { dir, inventory }
+    }
+
+    /// Replaces the inventory file.
+    pub fn rewrite(&self, inv: &FleetInventory) {
+        inv.write(&self.dir);
+    }
+
+    /// Runs `certroll -i INVENTORY ARGS...` without a terminal and waits for it.
+    pub fn certroll(&self, args: &[&str]) -> Run {
+        let bg = self.spawn(args);
+        bg.wait()
+    }
+
+    /// Starts `certroll -i INVENTORY ARGS...` without waiting.
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        let mut full = vec!["-i".to_string(), self.inventory.display().to_string()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_certroll"))
+            .args(&full)
+            .current_dir(&self.dir)
+            .env_remove("CERTROLL_INVENTORY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the certroll binary");
+        Background { args: full, child }
+    }
+
+    /// `certroll apply --yes ARGS...`, which must exit 0.
+    #[track_caller]
+    pub fn apply_ok(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["apply", "--yes"];
+        args.extend_from_slice(extra);
+        let run = self.certroll(&args);
+        run.expect_code(0);
+        run
+    }
+
+    /// `certroll status --format json`, parsed (whatever its exit code).
+    pub fn status(&self) -> serde_json::Value {
+        let run = self.certroll(&["status", "--format", "json"]);
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("status JSON does not parse: {e}\n{run}"))
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join(".certroll")
+    }
+
+    /// `state_dir/ca/internal/`.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.state_dir().join("ca").join(CA)
+    }
+
+    /// The root certificate of a live generation, `ca/internal/g<N>/ca.pem`.
+    pub fn ca_pem(&self, generation: u32) -> PathBuf {
+        self.ca_dir().join(format!("g{generation}")).join("ca.pem")
+    }
+
+    /// The root certificate of an archived generation.
+    pub fn archived_pem(&self, generation: u32) -> PathBuf {
+        self.ca_dir()
+            .join("archive")
+            .join(format!("g{generation}"))
+            .join("ca.pem")
+    }
+
+    /// The generation the store's `current` pointer names.
+    pub fn current_generation(&self) -> u32 {
+        let p = self.ca_dir().join("current");
+        let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", p.display()))
+    }
+
+    /// Every record of `state_dir/journal.jsonl`.
+    pub fn journal(&self) -> Vec<serde_json::Value> {
+        let p = self.state_dir().join("journal.jsonl");
+        let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        text.lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("journal line does not parse: {e}: {l}"))
+            })
+            .collect()
+    }
+}
+
+/// Reads both pipes and waits, killing the process after [`COMMAND_TIMEOUT`].
+/// With `CERTROLL_TEST_ECHO` set in the environment, every run is printed to stderr.
+fn finish(args: Vec<String>, mut child: Child) -> Run {
+    let mut out_pipe = child.stdout.take().expect("stdout is piped");
+    let mut err_pipe = child.stderr.take().expect("stderr is piped");
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for certroll") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let run = Run {
+        args,
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    if std::env::var_os("CERTROLL_TEST_ECHO").is_some() {
+        eprintln!("{run}");
+    }
+    assert!(
+        status.is_some(),
+        "certroll did not finish within {COMMAND_TIMEOUT:?}\n{run}"
+    );
+    run
+}
+
+/// Runs `openssl verify -CAfile CA [-untrusted CERT] CERT`; Err carries openssl's output.
+/// The certificate file's extra certificates (its chain) are offered as intermediates.
+pub fn openssl_verify(ca_file: &Path, cert_file: &Path) -> Result<(), String> {
+    let text = fs::read_to_string(cert_file).unwrap_or_default();
+    let mut cmd = Command::new("openssl");
+    cmd.arg("verify").arg("-CAfile").arg(ca_file);
+    if text.matches("BEGIN CERTIFICATE").count() > 1 {
+        cmd.arg("-untrusted").arg(cert_file);
+    }
+    let out = cmd
+        .arg(cert_file)
+        .output()
+        .expect("run openssl (apt-get install -y openssl)");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(all)
+    }
+}
+
+/// Every certificate of a PEM file, parsed.
+pub fn pem_certs(path: &Path) -> Vec<certroll::pki::CertInfo> {
+    certroll::pki::parse_pem_certs(&read(path))
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
+}
+
+/// The subjects of every certificate of a PEM file, in file order.
+pub fn pem_subjects(path: &Path) -> Vec<String> {
+    pem_certs(path).into_iter().map(|c| c.subject).collect()
+}
+
+/// Permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// A file's bytes; panics with the path when it cannot be read.
+pub fn read(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
