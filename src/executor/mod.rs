@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Step;
-use crate::transport::{sha256_hex, TransportError};
+use crate::transport::{sha256_hex, ErrorKind, TransportError};
 
 mod events;
 mod fleet;
@@ -126,8 +126,11 @@ pub enum StepErrorKind {
     Transient,
     /// The files did not read back as written, or the confirm command never exited 0.
     ConfirmFailed,
-    /// Anything else (permission denied, bad host key, bad input): not retried.
+    /// Anything else (permission denied, bad input): not retried.
     Permanent,
+    /// A host key is unknown or changed: not retried, and no further step of the run
+    /// starts anywhere (steps in flight finish). DESIGN §6.
+    StopRun,
 }
 
 /// A failed step. The message names the node, the action and the file or command.
@@ -165,10 +168,10 @@ impl StepError {
 
 impl From<TransportError> for StepError {
     fn from(e: TransportError) -> Self {
-        let kind = if e.is_transient() {
-            StepErrorKind::Transient
-        } else {
-            StepErrorKind::Permanent
+        let kind = match e.kind {
+            ErrorKind::Transient => StepErrorKind::Transient,
+            ErrorKind::HostKeyUnknown | ErrorKind::HostKeyChanged => StepErrorKind::StopRun,
+            ErrorKind::Auth | ErrorKind::Io => StepErrorKind::Permanent,
         };
         StepError {
             kind,

@@ -13,7 +13,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{Event, EventSink, RetryPolicy, StepError, StepWork};
+use super::{Event, EventSink, RetryPolicy, StepError, StepErrorKind, StepWork};
 use crate::inventory::Inventory;
 use crate::journal::{Journal, JournalError, RunState, RunStatus, StartedStep};
 use crate::plan::{Plan, Step, StepId};
@@ -76,6 +76,8 @@ enum State {
 enum Report {
     Done,
     Failed(String),
+    /// A failure that stops the whole run (a refused host key): nothing new starts.
+    Stop(String),
     /// The journal could not be written: the run must stop.
     JournalBroken(String, JournalError),
 }
@@ -179,6 +181,8 @@ struct Scheduler<'c, 'a> {
     dependents: Vec<Vec<StepId>>,
     ready: BTreeSet<StepId>,
     errors: Vec<(StepId, String)>,
+    /// Set by a run-stopping failure: no further step starts.
+    stopped: Option<StepId>,
 }
 
 impl<'c, 'a> Scheduler<'c, 'a> {
@@ -208,6 +212,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             dependents,
             ready,
             errors: Vec::new(),
+            stopped: None,
         }
     }
 
@@ -256,7 +261,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let mut running = 0;
         let mut broken = None;
         loop {
-            while running < parallel && broken.is_none() {
+            while running < parallel && broken.is_none() && self.stopped.is_none() {
                 let Some(id) = self.ready.pop_first() else {
                     break;
                 };
@@ -294,6 +299,11 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             }
             Report::Failed(msg) => {
                 self.fail(id, msg);
+                None
+            }
+            Report::Stop(msg) => {
+                self.fail(id, msg);
+                self.stopped.get_or_insert(id);
                 None
             }
             Report::JournalBroken(msg, e) => {
@@ -334,10 +344,16 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         };
         let mut failed = self.errors.clone();
         failed.sort_by_key(|(id, _)| *id);
+        let mut blocked: Vec<StepId> = ids(State::Blocked);
+        if self.stopped.is_some() {
+            // The run stopped: steps that never started wait like blocked ones.
+            blocked.extend(ids(State::Pending));
+            blocked.sort_unstable();
+        }
         Outcome {
             done: ids(State::Done),
             failed,
-            blocked: ids(State::Blocked),
+            blocked,
         }
     }
 }
@@ -410,6 +426,7 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
                 error: e.message.clone(),
             });
             match journaled {
+                Ok(()) if e.kind == StepErrorKind::StopRun => Report::Stop(e.message),
                 Ok(()) => Report::Failed(e.message),
                 Err(j) => Report::JournalBroken(e.message, j),
             }

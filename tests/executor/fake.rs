@@ -89,6 +89,8 @@ pub(crate) struct Fake {
     pub(crate) calls: Mutex<Vec<(String, StepId)>>,
     pub(crate) violations: Mutex<Vec<String>>,
     pub(crate) fail: HashSet<StepId>,
+    /// Steps whose node presents a changed host key.
+    pub(crate) host_key_changed: HashSet<StepId>,
     pub(crate) transient: Mutex<HashMap<StepId, u32>>,
     pub(crate) delay: HashMap<StepId, Duration>,
     pub(crate) landed: bool,
@@ -105,6 +107,7 @@ impl Fake {
             calls: Mutex::default(),
             violations: Mutex::default(),
             fail: HashSet::new(),
+            host_key_changed: HashSet::new(),
             transient: Mutex::default(),
             delay: HashMap::new(),
             landed: false,
@@ -184,6 +187,15 @@ impl Fake {
                 "failed to connect to node n{}: connection reset",
                 step.id
             )));
+        }
+        if self.host_key_changed.contains(&step.id) {
+            let e = certroll::transport::TransportError::new(
+                &format!("n{}", step.id),
+                "check the host key of 127.0.0.1:22",
+                certroll::transport::ErrorKind::HostKeyChanged,
+                "HOST KEY CHANGED",
+            );
+            return Err(e.into());
         }
         if self.fail.contains(&step.id) {
             return Err(StepError::permanent(format!(

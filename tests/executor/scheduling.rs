@@ -168,3 +168,34 @@ fn transient_failures_give_up_after_the_last_try() {
     assert_eq!(outcome.blocked, vec![1]);
     assert!(outcome.failed[0].1.contains("connection reset"));
 }
+
+#[test]
+fn a_changed_host_key_stops_the_whole_run() {
+    // 0 hits a changed host key while 1 is in flight; 2 is independent but must not start.
+    let p = plan(vec![vec![], vec![], vec![1], vec![]]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = Fake::new(dir.path(), &p);
+    fake.host_key_changed = HashSet::from([0]);
+    fake.delay = HashMap::from([(1, Duration::from_millis(150))]);
+    let (outcome, events) = run(dir.path(), &p, &fake, 2);
+    assert_no_violations(&fake);
+    assert_eq!(
+        outcome.failed.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![0]
+    );
+    assert!(
+        outcome.failed[0].1.contains("HOST KEY CHANGED"),
+        "{:?}",
+        outcome.failed
+    );
+    assert_eq!(outcome.done, vec![1], "the step in flight finishes");
+    assert_eq!(
+        outcome.blocked,
+        vec![2, 3],
+        "nothing new starts after a host key refusal"
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::StepStarted { step: 2 | 3, .. })));
+    assert!(!outcome.complete());
+}
