@@ -208,6 +208,8 @@ impl Peers {
     }
 
     /// Stops every peer gracefully; returns the final counters they wrote on stop.
+    /// Stopping is not part of what a test measures: a client whose server stops first
+    /// counts the reset of its handshake in flight, so assert on a snapshot taken before.
     pub fn stop(&mut self) -> Snapshot {
         for peer in self.peers.values_mut() {
             let Some(mut child) = peer.child.take() else {

@@ -1,15 +1,17 @@
 //! The end state of a rotation, read from the nodes' real files: every leaf chains only to
 //! the new generation (checked with `openssl verify`, the stricter path builder), no bundle
-//! holds the old root, and the cross certificate is gone.
+//! holds the old root, the cross certificate is gone, and every peer serves those files.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use certroll::pki::{parse_pem_certs, CaStore};
+use sha2::{Digest, Sha256};
 
 use crate::harness::Zdt;
 use crate::support::topology::{Topology, CA_NAME, TLS_DIR};
+use crate::support::traffic::Snapshot;
 
 /// The CA generations of a finished rotation, as PEM files on the control host.
 pub struct Generations {
@@ -129,6 +131,32 @@ pub fn assert_all_on_new_generation(zdt: &Zdt, gens: &Generations) {
         assert!(
             !tls.join("cross.pem").exists(),
             "the cross certificate of {node} must be removed after the prune"
+        );
+    }
+}
+
+/// Panics unless every peer serves exactly the files now on its node (it reloaded after
+/// the last change) and reloaded at least `reloads` times since it started.
+pub fn assert_peers_serve_files_on_disk(zdt: &Zdt, snap: &Snapshot, reloads: u64) {
+    for node in zdt.topo.names() {
+        let stats = &snap.nodes[node];
+        let tls = zdt.fleet.node(node).dir.join(TLS_DIR);
+        for (field, file) in [
+            ("bundle_sha256", "ca.pem"),
+            ("cert_sha256", "cert.pem"),
+            ("key_sha256", "key.pem"),
+        ] {
+            let on_disk = hex::encode(Sha256::digest(fs::read(tls.join(file)).expect("read")));
+            assert_eq!(
+                stats["loaded"][field].as_str(),
+                Some(on_disk.as_str()),
+                "peer {node} does not serve the {file} on disk: {stats:#}"
+            );
+        }
+        let ok = stats["reloads"]["ok"].as_u64().unwrap_or(0);
+        assert!(
+            ok >= reloads,
+            "peer {node} loaded its files {ok} times, expected at least {reloads}: {stats:#}"
         );
     }
 }

@@ -16,7 +16,7 @@ mod naive;
 #[path = "../support/mod.rs"]
 mod support;
 
-use checks::{assert_all_on_new_generation, Generations};
+use checks::{assert_all_on_new_generation, assert_peers_serve_files_on_disk, Generations};
 use harness::{serial, Zdt, GROWTH};
 use support::topology::Topology;
 
@@ -51,6 +51,8 @@ fn rotate_without_downtime(mut zdt: Zdt, context: &str) {
         .peers
         .wait_for_growth(&run.after, GROWTH, "traffic after the rotation");
     zdt.assert_no_failures(&after, context);
+    // Loaded at start, then trust-add, leaf-swap and trust-prune each reloaded it.
+    assert_peers_serve_files_on_disk(&zdt, &after, 4);
     zdt.peers.stop();
 
     let gens = Generations::of(&zdt, 1, 2);
