@@ -16,6 +16,8 @@ mod naive;
 #[path = "../support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
+
 use checks::{assert_all_on_new_generation, assert_peers_serve_files_on_disk, Generations};
 use harness::{serial, Zdt, GROWTH};
 use support::topology::Topology;
@@ -25,6 +27,54 @@ pub fn three_tier() -> Topology {
     Topology::new()
         .one_way(&["lb1", "lb2"], &["app1", "app2", "app3"])
         .mutual(&["app1", "app2", "app3"], &["db1", "db2"])
+}
+
+/// Where `(node, action)` started and was done, as positions in certroll's NDJSON events.
+fn event_positions(output: &str) -> BTreeMap<(String, String, String), usize> {
+    let mut out = BTreeMap::new();
+    for (i, line) in output.lines().enumerate() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(event), Some(node)) = (v["event"].as_str(), v["node"].as_str()) else {
+            continue;
+        };
+        for action in v["actions"].as_array().into_iter().flatten() {
+            let action = action.as_str().unwrap_or_default().to_string();
+            out.insert((event.to_string(), node.to_string(), action), i);
+        }
+    }
+    out
+}
+
+/// Checks the real run against the design's gates: a node's leaf is swapped only after every
+/// peer that verifies it confirmed the new anchor, and a node's bundle is pruned only after
+/// every peer it verifies confirmed its new leaf.
+fn assert_gates_respected(topo: &Topology, output: &str) {
+    let at = event_positions(output);
+    let pos = |event: &str, node: &str, action: &str| {
+        *at.get(&(event.into(), node.into(), action.into()))
+            .unwrap_or_else(|| panic!("no {event} event for {action} of {node}\n{output}"))
+    };
+    for link in topo.links() {
+        let mut gates = vec![(&link.client, &link.server)];
+        if link.mutual {
+            gates.push((&link.server, &link.client));
+        }
+        for (verifier, subject) in gates {
+            assert!(
+                pos("step-done", verifier, "trust-add") < pos("step-started", subject, "leaf-swap"),
+                "{}: leaf-swap of {subject} started before trust-add of {verifier} was confirmed",
+                link.label()
+            );
+            assert!(
+                pos("step-done", subject, "leaf-swap")
+                    < pos("step-started", verifier, "trust-prune"),
+                "{}: trust-prune of {verifier} started before leaf-swap of {subject} was confirmed",
+                link.label()
+            );
+        }
+    }
 }
 
 /// Rotates with `apply --rotate --yes` while watching the peers; asserts zero downtime,
@@ -40,6 +90,7 @@ fn rotate_without_downtime(mut zdt: Zdt, context: &str) {
         "{context}: no run-finished event\n{}",
         run.output
     );
+    assert_gates_respected(&zdt.topo, &run.output);
     eprintln!(
         "{context}: rotation took {:?}, {} successful handshakes during it, 0 failed",
         run.timeline.duration(),

@@ -61,6 +61,27 @@ fn naive_rollover_is_seen_as_failed_handshakes() {
             s.total_failed() > 0
         });
     let failures = broken.failures().join("\n");
+    // One-way: lb1 trusts only G1 and app1 presents G2. Mutual: app1 trusts only G2 and db1
+    // presents G1 (and refuses app1's G2 leaf). Both links are down, not merely flaky.
+    let links = ["lb1 → app1", "app1 → db1"];
+    let first_fail = zdt.peers.live_snapshot().counts();
+    let down = zdt
+        .peers
+        .wait_until("both links through app1 to keep failing", |s| {
+            let c = s.counts();
+            links
+                .iter()
+                .all(|l| c[*l].failed >= first_fail[*l].failed + 3)
+        })
+        .counts();
+    for link in links {
+        assert_eq!(
+            down[link].ok,
+            first_fail[link].ok,
+            "{link} must not succeed while only app1 holds G2:\n{}",
+            broken.describe()
+        );
+    }
     assert!(
         failures.contains("UnknownIssuer") || failures.contains("UnknownCA"),
         "failures must name the unknown issuer:\n{failures}"
