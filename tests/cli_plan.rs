@@ -213,3 +213,23 @@ fn bad_inventory_exits_78_with_position_and_changes_nothing() {
         "a bad inventory must not create state"
     );
 }
+
+#[test]
+fn the_readme_inventory_plans() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("README has a TOML block") + "```toml\n".len();
+    let len = readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certroll.toml");
+    std::fs::write(&path, &readme[start..start + len]).unwrap();
+    let out = certroll(&[
+        "-i",
+        path.to_str().unwrap(),
+        "plan",
+        "--rotate",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
