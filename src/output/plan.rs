@@ -4,6 +4,7 @@
 //! incompatible change.
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -92,36 +93,98 @@ fn kebab<T: Serialize>(v: T) -> String {
         .unwrap_or_default()
 }
 
-/// Names of prerequisite steps grouped by action: `trust-add on lb1, lb2; leaf-swap on app1`.
-fn waits_for(view: &PlanView<'_>, step: &Step) -> String {
-    const SHOWN: usize = 6;
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for &a in &step.after {
-        let pre = &view.plan.steps[a];
-        let label: Vec<&str> = pre.actions.iter().map(|a| a.as_str()).collect();
-        let label = label.join("+");
-        let name = view.inv.nodes[pre.node].name.as_str();
-        match groups.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, names)) => names.push(name),
-            None => groups.push((label, vec![name])),
+/// Per-step facts the text needs for every gate, computed once so that rendering a
+/// plan of 100,000 nodes touches small arrays instead of every prerequisite step.
+struct TextCache {
+    /// Interned action labels (`trust-add`, `trust-add+leaf-swap`, ...).
+    labels: Vec<(Vec<Action>, String)>,
+    /// Per step, its index in `labels`.
+    label_of: Vec<u32>,
+    /// Description of each action, without and with a proof-key certificate.
+    described: Vec<(Action, bool, String)>,
+}
+
+impl TextCache {
+    fn new(view: &PlanView<'_>) -> Self {
+        let mut labels: Vec<(Vec<Action>, String)> = Vec::new();
+        let label_of = view
+            .plan
+            .steps
+            .iter()
+            .map(|s| {
+                let i = match labels.iter().position(|(a, _)| *a == s.actions) {
+                    Some(i) => i,
+                    None => {
+                        let l: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
+                        labels.push((s.actions.clone(), l.join("+")));
+                        labels.len() - 1
+                    }
+                };
+                i as u32
+            })
+            .collect();
+        TextCache {
+            labels,
+            label_of,
+            described: Vec::new(),
         }
     }
-    let parts: Vec<String> = groups
-        .into_iter()
-        .map(|(label, names)| {
-            let mut shown = names
-                .iter()
-                .take(SHOWN)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if names.len() > SHOWN {
-                let _ = write!(shown, " and {} more", names.len() - SHOWN);
+
+    /// What one action does on the step's node (see [`PlanView::describe`]), memoized.
+    fn describe(&mut self, view: &PlanView<'_>, step: &Step, action: Action) -> &str {
+        let proof = view.inv.nodes[step.node].proof_cert.is_some();
+        let i = match self
+            .described
+            .iter()
+            .position(|(a, p, _)| *a == action && *p == proof)
+        {
+            Some(i) => i,
+            None => {
+                let d = view.describe(step, action);
+                self.described.push((action, proof, d));
+                self.described.len() - 1
             }
-            format!("{label} on {shown}")
-        })
-        .collect();
-    parts.join("; ")
+        };
+        &self.described[i].2
+    }
+
+    /// Names of prerequisite steps grouped by action: `trust-add on lb1, lb2; leaf-swap on app1`.
+    fn waits_for(&self, view: &PlanView<'_>, step: &Step) -> String {
+        const SHOWN: usize = 6;
+        // (label, count, first names) in order of first appearance.
+        let mut groups: Vec<(u32, usize, Vec<&str>)> = Vec::new();
+        for &a in &step.after {
+            let label = self.label_of[a];
+            let g = match groups.iter().position(|(l, _, _)| *l == label) {
+                Some(g) => g,
+                None => {
+                    groups.push((label, 0, Vec::with_capacity(SHOWN)));
+                    groups.len() - 1
+                }
+            };
+            let (_, count, names) = &mut groups[g];
+            *count += 1;
+            if names.len() < SHOWN {
+                names.push(view.inv.nodes[view.plan.steps[a].node].name.as_str());
+            }
+        }
+        let mut out = String::new();
+        for (i, (label, count, names)) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            let _ = write!(
+                out,
+                "{} on {}",
+                self.labels[*label as usize].1,
+                names.join(", ")
+            );
+            if *count > SHOWN {
+                let _ = write!(out, " and {} more", count - SHOWN);
+            }
+        }
+        out
+    }
 }
 
 fn paint_action(style: Style, a: Action) -> String {
@@ -135,25 +198,31 @@ fn paint_action(style: Style, a: Action) -> String {
 
 /// The plan for people: a header, then one block per wave, one line per step.
 pub fn text(view: &PlanView<'_>, style: Style) -> String {
+    let mut out = Vec::new();
+    // Invariant: writing into a Vec cannot fail, and only valid UTF-8 is written.
+    let _ = text_to(view, style, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`text`], written to `out` as it is produced (no copy of the whole plan in memory).
+pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::Result<()> {
     let plan = view.plan;
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", style.bold(&view.title()));
+    writeln!(out, "{}", style.bold(&view.title()))?;
     let links = view.inv.links_of(plan.ca).count();
     if plan.is_empty() {
-        let _ = writeln!(
+        return writeln!(
             out,
             "{} nodes · {links} links · nothing to do",
             view.inv.members(plan.ca).len()
         );
-        return out;
     }
-    let _ = writeln!(
+    writeln!(
         out,
         "{} nodes · {links} links · {} steps in {} waves",
         plan.order.len(),
         plan.steps.len(),
         plan.wave_count()
-    );
+    )?;
     let name_w = plan
         .steps
         .iter()
@@ -165,51 +234,63 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
     for s in &plan.steps {
         by_wave[s.wave].push(s);
     }
+    let mut cache = TextCache::new(view);
     for (w, steps) in by_wave.iter().enumerate() {
         let note = if w == 0 { ", no prerequisites" } else { "" };
-        let _ = writeln!(
+        writeln!(
             out,
             "\n{}",
             style.bold(&format!("Wave {} · {} steps{note}", w + 1, steps.len()))
-        );
+        )?;
         for s in steps {
-            write_step(&mut out, view, style, s, id_w, name_w);
+            write_step(out, view, &mut cache, style, s, id_w, name_w)?;
         }
     }
-    out
+    Ok(())
 }
 
 fn write_step(
-    out: &mut String,
+    out: &mut impl Write,
     view: &PlanView<'_>,
+    cache: &mut TextCache,
     style: Style,
     s: &Step,
     id_w: usize,
     name_w: usize,
-) {
+) -> io::Result<()> {
     let id = format!("#{}", s.id);
     let name = &view.inv.nodes[s.node].name;
-    let acts_plain: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
-    let acts_plain = acts_plain.join(" + ");
+    let acts_len = s.actions.iter().map(|a| a.as_str().len()).sum::<usize>()
+        + 3 * s.actions.len().saturating_sub(1);
     let acts: Vec<String> = s.actions.iter().map(|&a| paint_action(style, a)).collect();
-    let what: Vec<String> = s.actions.iter().map(|&a| view.describe(s, a)).collect();
-    let _ = write!(
+    let mut what = String::new();
+    for (i, &a) in s.actions.iter().enumerate() {
+        if i > 0 {
+            what.push_str("; ");
+        }
+        what.push_str(cache.describe(view, s, a));
+    }
+    write!(
         out,
         "  {} {} {} {}",
         style.dim(&format!("{id:>id_w$}")),
         pad(&style.bold(name), name.len(), name_w),
-        pad(&acts.join(" + "), acts_plain.len(), 21),
-        what.join("; ")
-    );
+        pad(&acts.join(" + "), acts_len, 21),
+        what
+    )?;
     if !s.after.is_empty() {
-        let _ = write!(
+        write!(
             out,
             "\n  {:id_w$} {}",
             "",
-            style.dim(&format!("{:name_w$} ↳ after {}", "", waits_for(view, s)))
-        );
+            style.dim(&format!(
+                "{:name_w$} ↳ after {}",
+                "",
+                cache.waits_for(view, s)
+            ))
+        )?;
     }
-    out.push('\n');
+    out.write_all(b"\n")
 }
 
 #[derive(Serialize)]
@@ -221,8 +302,8 @@ struct JsonPlan<'a> {
     chain: ChainMode,
     generation: JsonGenerations,
     waves: usize,
-    steps: Vec<JsonStep<'a>>,
-    order: Vec<&'a str>,
+    steps: JsonSteps<'a>,
+    order: JsonOrder<'a>,
 }
 
 #[derive(Serialize)]
@@ -242,8 +323,15 @@ struct JsonStep<'a> {
 
 /// The plan for scripts (format version [`JSON_VERSION`], see docs/plan.md).
 pub fn json(view: &PlanView<'_>) -> String {
+    let mut out = Vec::new();
+    // Invariant: writing into a Vec cannot fail, and serde_json writes UTF-8.
+    let _ = json_to(view, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`json`], written to `out` as it is serialized (no copy of the whole plan in memory).
+pub fn json_to(view: &PlanView<'_>, out: &mut impl Write) -> io::Result<()> {
     let plan = view.plan;
-    let names = |n: usize| view.inv.nodes[n].name.as_str();
     let doc = JsonPlan {
         version: JSON_VERSION,
         ca: &view.inv.cas[plan.ca].name,
@@ -255,21 +343,42 @@ pub fn json(view: &PlanView<'_>) -> String {
             next: view.next,
         },
         waves: plan.wave_count(),
-        steps: plan
-            .steps
-            .iter()
-            .map(|s| JsonStep {
-                id: s.id,
-                node: names(s.node),
-                actions: &s.actions,
-                after: &s.after,
-                wave: s.wave,
-            })
-            .collect(),
-        order: plan.order.iter().map(|&n| names(n)).collect(),
+        steps: JsonSteps(*view),
+        order: JsonOrder(*view),
     };
-    // Invariant: every field serializes (plain strings, numbers and enums).
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// The steps of a plan, serialized one by one as they are read.
+struct JsonSteps<'a>(PlanView<'a>);
+
+impl Serialize for JsonSteps<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let view = &self.0;
+        s.collect_seq(view.plan.steps.iter().map(|st| JsonStep {
+            id: st.id,
+            node: view.inv.nodes[st.node].name.as_str(),
+            actions: &st.actions,
+            after: &st.after,
+            wave: st.wave,
+        }))
+    }
+}
+
+/// The node order of a plan, by name.
+struct JsonOrder<'a>(PlanView<'a>);
+
+impl Serialize for JsonOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let view = &self.0;
+        s.collect_seq(
+            view.plan
+                .order
+                .iter()
+                .map(|&n| view.inv.nodes[n].name.as_str()),
+        )
+    }
 }
 
 /// A Graphviz picture: nodes ranked by the wave of their leaf change, links as edges
