@@ -149,3 +149,17 @@ fn classify_accepts_only_exact_headers() {
         assert_eq!(classify(other), Header::Other, "{other}");
     }
 }
+
+#[test]
+fn generated_fleets_take_the_sliced_path() {
+    // A fleet file of a few MB, shaped like scripts/gen-inventory.py's, must be sliced
+    // (otherwise a 100,000-node file peaks at over 1 GB again) and mean the same.
+    let text = fleet(9000, 30000);
+    assert!(text.len() > 2 * CHUNK_BYTES, "{} bytes", text.len());
+    let splits = split_points(&text, CHUNK_BYTES).expect("a fleet file splits");
+    assert!(splits.len() >= 2, "{splits:?}");
+    let mut raw = parse(&text).expect("every slice parses");
+    assert_eq!((raw.nodes.0.len(), raw.links.len()), (9000, 30000));
+    raw.nodes.0.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(format!("{raw:?}"), whole(&text));
+}
