@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench fleet -- apply 20     # bootstrap, then a phased rotation
 //! cargo bench --bench fleet -- verify 50    # bootstrap, then verify every link
+//! cargo bench --bench fleet -- ops 20       # latency of single transport operations
 //! ```
 //!
 //! Needs root and openssh-server, like the SSH integration tests. The fleet has three
