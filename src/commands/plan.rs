@@ -9,7 +9,7 @@ use super::decide::{decide, Intent};
 use super::{load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
-use crate::output::plan::{dot, json, text, PlanView};
+use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::Style;
 use crate::pki::CaStore;
 use crate::plan::{ChainMode, Plan, Strategy};
@@ -96,14 +96,15 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let planned = build(inv, args)?;
     let view = planned.view();
-    let rendered = match args.format {
-        PlanFormat::Text => text(&view, Style::stdout()),
-        PlanFormat::Json => json(&view),
-        PlanFormat::Dot => dot(&view),
-    };
-    let mut out = std::io::stdout().lock();
-    out.write_all(rendered.as_bytes())
-        .context("failed to write the plan to standard output")?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match args.format {
+        PlanFormat::Text => text_to(&view, Style::stdout(), &mut out),
+        PlanFormat::Json => json_to(&view, &mut out),
+        PlanFormat::Dot => out.write_all(dot(&view).as_bytes()),
+    }
+    .and_then(|()| out.flush())
+    .context("failed to write the plan to standard output")?;
+    drop(out);
     if args.check {
         let opts = CheckOptions {
             random_orders: args.orders,
@@ -121,8 +122,13 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             report.handshakes
         );
     }
-    if args.detailed_exitcode && !planned.plan.is_empty() {
-        return Ok(exit::PLAN_HAS_WORK);
-    }
-    Ok(exit::OK)
+    let code = if args.detailed_exitcode && !planned.plan.is_empty() {
+        exit::PLAN_HAS_WORK
+    } else {
+        exit::OK
+    };
+    // The process ends right after this: freeing millions of small allocations one by
+    // one (a tenth of the run on a 100,000-node fleet) would only delay the exit.
+    std::mem::forget(planned);
+    Ok(code)
 }

@@ -6,6 +6,7 @@
 
 mod builder;
 mod cas;
+mod chunked;
 mod fxhash;
 mod links;
 mod locate;

@@ -50,7 +50,13 @@ pub fn parse_str(text: &str, source: &Path) -> Result<Inventory, InventoryError>
 }
 
 /// Deserializes the text without applying defaults or rules: the file as written.
+///
+/// Large files are parsed in slices when that provably means the same (see `chunked`);
+/// otherwise, and for every error, the whole text is parsed at once.
 pub fn parse_raw(text: &str, source: &Path) -> Result<RawInventory, InventoryError> {
+    if let Some(raw) = super::chunked::parse(text) {
+        return Ok(raw);
+    }
     toml::from_str(text).map_err(|e| syntax_error(text, source, &e))
 }
 

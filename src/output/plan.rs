@@ -4,6 +4,7 @@
 //! incompatible change.
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use serde::Serialize;
 
@@ -92,36 +93,98 @@ fn kebab<T: Serialize>(v: T) -> String {
         .unwrap_or_default()
 }
 
-/// Names of prerequisite steps grouped by action: `trust-add on lb1, lb2; leaf-swap on app1`.
-fn waits_for(view: &PlanView<'_>, step: &Step) -> String {
-    const SHOWN: usize = 6;
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for &a in &step.after {
-        let pre = &view.plan.steps[a];
-        let label: Vec<&str> = pre.actions.iter().map(|a| a.as_str()).collect();
-        let label = label.join("+");
-        let name = view.inv.nodes[pre.node].name.as_str();
-        match groups.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, names)) => names.push(name),
-            None => groups.push((label, vec![name])),
+/// Per-step facts the text needs for every gate, computed once so that rendering a
+/// plan of 100,000 nodes touches small arrays instead of every prerequisite step.
+struct TextCache {
+    /// Interned action labels (`trust-add`, `trust-add+leaf-swap`, ...).
+    labels: Vec<(Vec<Action>, String)>,
+    /// Per step, its index in `labels`.
+    label_of: Vec<u32>,
+    /// Description of each action, without and with a proof-key certificate.
+    described: Vec<(Action, bool, String)>,
+}
+
+impl TextCache {
+    fn new(view: &PlanView<'_>) -> Self {
+        let mut labels: Vec<(Vec<Action>, String)> = Vec::new();
+        let label_of = view
+            .plan
+            .steps
+            .iter()
+            .map(|s| {
+                let i = match labels.iter().position(|(a, _)| *a == s.actions) {
+                    Some(i) => i,
+                    None => {
+                        let l: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
+                        labels.push((s.actions.clone(), l.join("+")));
+                        labels.len() - 1
+                    }
+                };
+                i as u32
+            })
+            .collect();
+        TextCache {
+            labels,
+            label_of,
+            described: Vec::new(),
         }
     }
-    let parts: Vec<String> = groups
-        .into_iter()
-        .map(|(label, names)| {
-            let mut shown = names
-                .iter()
-                .take(SHOWN)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if names.len() > SHOWN {
-                let _ = write!(shown, " and {} more", names.len() - SHOWN);
+
+    /// What one action does on the step's node (see [`PlanView::describe`]), memoized.
+    fn describe(&mut self, view: &PlanView<'_>, step: &Step, action: Action) -> &str {
+        let proof = view.inv.nodes[step.node].proof_cert.is_some();
+        let i = match self
+            .described
+            .iter()
+            .position(|(a, p, _)| *a == action && *p == proof)
+        {
+            Some(i) => i,
+            None => {
+                let d = view.describe(step, action);
+                self.described.push((action, proof, d));
+                self.described.len() - 1
             }
-            format!("{label} on {shown}")
-        })
-        .collect();
-    parts.join("; ")
+        };
+        &self.described[i].2
+    }
+
+    /// Names of prerequisite steps grouped by action: `trust-add on lb1, lb2; leaf-swap on app1`.
+    fn waits_for(&self, view: &PlanView<'_>, step: &Step) -> String {
+        const SHOWN: usize = 6;
+        // (label, count, first names) in order of first appearance.
+        let mut groups: Vec<(u32, usize, Vec<&str>)> = Vec::new();
+        for &a in &step.after {
+            let label = self.label_of[a];
+            let g = match groups.iter().position(|(l, _, _)| *l == label) {
+                Some(g) => g,
+                None => {
+                    groups.push((label, 0, Vec::with_capacity(SHOWN)));
+                    groups.len() - 1
+                }
+            };
+            let (_, count, names) = &mut groups[g];
+            *count += 1;
+            if names.len() < SHOWN {
+                names.push(view.inv.nodes[view.plan.steps[a].node].name.as_str());
+            }
+        }
+        let mut out = String::new();
+        for (i, (label, count, names)) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            let _ = write!(
+                out,
+                "{} on {}",
+                self.labels[*label as usize].1,
+                names.join(", ")
+            );
+            if *count > SHOWN {
+                let _ = write!(out, " and {} more", count - SHOWN);
+            }
+        }
+        out
+    }
 }
 
 fn paint_action(style: Style, a: Action) -> String {
@@ -135,30 +198,38 @@ fn paint_action(style: Style, a: Action) -> String {
 
 /// The plan for people: a header, then one block per wave, one line per step.
 pub fn text(view: &PlanView<'_>, style: Style) -> String {
+    let mut out = Vec::new();
+    // Invariant: writing into a Vec cannot fail, and only valid UTF-8 is written.
+    let _ = text_to(view, style, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`text`], written to `out` as it is produced (no copy of the whole plan in memory).
+pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::Result<()> {
     let plan = view.plan;
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", style.bold(&view.title()));
+    writeln!(out, "{}", style.bold(&view.title()))?;
     let links = view.inv.links_of(plan.ca).count();
     if plan.is_empty() {
-        let _ = writeln!(
+        let members = view.inv.members(plan.ca).len();
+        return writeln!(
             out,
-            "{} nodes · {links} links · nothing to do",
-            view.inv.members(plan.ca).len()
+            "{} · {} · nothing to do",
+            plural(members, "node"),
+            plural(links, "link")
         );
-        return out;
     }
-    let _ = writeln!(
+    writeln!(
         out,
         "{} · {} · {} in {}",
         plural(plan.order.len(), "node"),
         plural(links, "link"),
         plural(plan.steps.len(), "step"),
         plural(plan.wave_count(), "wave")
-    );
+    )?;
     if plan.steps.iter().any(|s| !s.after.is_empty()) {
         let legend =
             "Each ↳ line lists the steps that must be confirmed before the step above it starts.";
-        let _ = writeln!(out, "{}", style.dim(legend));
+        writeln!(out, "{}", style.dim(legend))?;
     }
     let name_w = plan
         .steps
@@ -167,19 +238,15 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
         .max()
         .unwrap_or(0);
     let id_w = plan.steps.len().saturating_sub(1).to_string().len() + 1;
-    let act_w = plan
-        .steps
-        .iter()
-        .map(|s| actions_plain(s).len())
-        .max()
-        .unwrap_or(0);
+    let act_w = plan.steps.iter().map(actions_len).max().unwrap_or(0);
     let mut by_wave: Vec<Vec<&Step>> = vec![Vec::new(); plan.wave_count()];
     for s in &plan.steps {
         by_wave[s.wave].push(s);
     }
+    let mut cache = TextCache::new(view);
     for (w, steps) in by_wave.iter().enumerate() {
         let note = if w == 0 { ", no prerequisites" } else { "" };
-        let _ = writeln!(
+        writeln!(
             out,
             "\n{}",
             style.bold(&format!(
@@ -187,12 +254,12 @@ pub fn text(view: &PlanView<'_>, style: Style) -> String {
                 w + 1,
                 plural(steps.len(), "step")
             ))
-        );
+        )?;
         for s in steps {
-            write_step(&mut out, view, style, s, (id_w, name_w, act_w));
+            write_step(out, view, &mut cache, style, s, (id_w, name_w, act_w))?;
         }
     }
-    out
+    Ok(())
 }
 
 /// `5 steps`, `1 step`.
@@ -204,45 +271,54 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-fn actions_plain(s: &Step) -> String {
-    s.actions
-        .iter()
-        .map(|a| a.as_str())
-        .collect::<Vec<_>>()
-        .join(" + ")
+/// Visible width of the step's actions joined with " + ".
+fn actions_len(s: &Step) -> usize {
+    s.actions.iter().map(|a| a.as_str().len()).sum::<usize>()
+        + 3 * s.actions.len().saturating_sub(1)
 }
 
 /// One step line; `widths` are the id, node name and actions columns.
 fn write_step(
-    out: &mut String,
+    out: &mut impl Write,
     view: &PlanView<'_>,
+    cache: &mut TextCache,
     style: Style,
     s: &Step,
     widths: (usize, usize, usize),
-) {
+) -> io::Result<()> {
     let (id_w, name_w, act_w) = widths;
     let id = format!("#{}", s.id);
     let name = &view.inv.nodes[s.node].name;
-    let acts_plain = actions_plain(s);
+    let acts_len = actions_len(s);
     let acts: Vec<String> = s.actions.iter().map(|&a| paint_action(style, a)).collect();
-    let what: Vec<String> = s.actions.iter().map(|&a| view.describe(s, a)).collect();
-    let _ = write!(
+    let mut what = String::new();
+    for (i, &a) in s.actions.iter().enumerate() {
+        if i > 0 {
+            what.push_str("; ");
+        }
+        what.push_str(cache.describe(view, s, a));
+    }
+    write!(
         out,
         "  {} {} {} {}",
         style.dim(&format!("{id:>id_w$}")),
         pad(&style.bold(name), name.len(), name_w),
-        pad(&acts.join(" + "), acts_plain.len(), act_w),
-        what.join("; ")
-    );
+        pad(&acts.join(" + "), acts_len, act_w),
+        what
+    )?;
     if !s.after.is_empty() {
-        let _ = write!(
+        write!(
             out,
             "\n  {:id_w$} {}",
             "",
-            style.dim(&format!("{:name_w$} ↳ after {}", "", waits_for(view, s)))
-        );
+            style.dim(&format!(
+                "{:name_w$} ↳ after {}",
+                "",
+                cache.waits_for(view, s)
+            ))
+        )?;
     }
-    out.push('\n');
+    out.write_all(b"\n")
 }
 
 #[derive(Serialize)]
@@ -254,8 +330,8 @@ struct JsonPlan<'a> {
     chain: ChainMode,
     generation: JsonGenerations,
     waves: usize,
-    steps: Vec<JsonStep<'a>>,
-    order: Vec<&'a str>,
+    steps: JsonSteps<'a>,
+    order: JsonOrder<'a>,
 }
 
 #[derive(Serialize)]
@@ -275,8 +351,15 @@ struct JsonStep<'a> {
 
 /// The plan for scripts (format version [`JSON_VERSION`], see docs/plan.md).
 pub fn json(view: &PlanView<'_>) -> String {
+    let mut out = Vec::new();
+    // Invariant: writing into a Vec cannot fail, and serde_json writes UTF-8.
+    let _ = json_to(view, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`json`], written to `out` as it is serialized (no copy of the whole plan in memory).
+pub fn json_to(view: &PlanView<'_>, out: &mut impl Write) -> io::Result<()> {
     let plan = view.plan;
-    let names = |n: usize| view.inv.nodes[n].name.as_str();
     let doc = JsonPlan {
         version: JSON_VERSION,
         ca: &view.inv.cas[plan.ca].name,
@@ -288,21 +371,42 @@ pub fn json(view: &PlanView<'_>) -> String {
             next: view.next,
         },
         waves: plan.wave_count(),
-        steps: plan
-            .steps
-            .iter()
-            .map(|s| JsonStep {
-                id: s.id,
-                node: names(s.node),
-                actions: &s.actions,
-                after: &s.after,
-                wave: s.wave,
-            })
-            .collect(),
-        order: plan.order.iter().map(|&n| names(n)).collect(),
+        steps: JsonSteps(*view),
+        order: JsonOrder(*view),
     };
-    // Invariant: every field serializes (plain strings, numbers and enums).
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// The steps of a plan, serialized one by one as they are read.
+struct JsonSteps<'a>(PlanView<'a>);
+
+impl Serialize for JsonSteps<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let view = &self.0;
+        s.collect_seq(view.plan.steps.iter().map(|st| JsonStep {
+            id: st.id,
+            node: view.inv.nodes[st.node].name.as_str(),
+            actions: &st.actions,
+            after: &st.after,
+            wave: st.wave,
+        }))
+    }
+}
+
+/// The node order of a plan, by name.
+struct JsonOrder<'a>(PlanView<'a>);
+
+impl Serialize for JsonOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let view = &self.0;
+        s.collect_seq(
+            view.plan
+                .order
+                .iter()
+                .map(|&n| view.inv.nodes[n].name.as_str()),
+        )
+    }
 }
 
 /// A Graphviz picture: nodes ranked by the wave of their leaf change, links as edges
@@ -380,78 +484,5 @@ pub fn dot(view: &PlanView<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::inventory::InventoryBuilder;
-    use crate::plan::{rotate, Strategy};
-
-    fn view_fixture() -> (Inventory, Plan) {
-        let inv = InventoryBuilder::new()
-            .link("lb1", "app1")
-            .mutual("app1", "db1")
-            .build();
-        let plan = rotate(&inv, 0, Strategy::Phased, ChainMode::Plain).unwrap();
-        (inv, plan)
-    }
-
-    #[test]
-    fn text_groups_by_wave_and_names_gates() {
-        let (inv, plan) = view_fixture();
-        let out = text(
-            &PlanView {
-                inv: &inv,
-                plan: &plan,
-                current: Some(1),
-                next: Some(2),
-            },
-            Style::plain(),
-        );
-        assert!(
-            out.starts_with("Rotate CA internal: G1 → G2 · strategy phased · chain plain\n"),
-            "{out}"
-        );
-        assert!(out.contains("Wave 1 · 3 steps, no prerequisites"), "{out}");
-        assert!(out.contains("app1 leaf-swap"), "{out}");
-        assert!(out.contains("↳ after trust-add on app1, db1, lb1"), "{out}");
-        assert!(out.contains("bundle {G2}"), "{out}");
-        assert!(!out.contains('\x1b'));
-    }
-
-    #[test]
-    fn json_matches_the_documented_shape() {
-        let (inv, plan) = view_fixture();
-        let v: serde_json::Value = serde_json::from_str(&json(&PlanView {
-            inv: &inv,
-            plan: &plan,
-            current: Some(1),
-            next: None,
-        }))
-        .unwrap();
-        assert_eq!(v["version"], 1);
-        assert_eq!(v["ca"], "internal");
-        assert_eq!(v["strategy"], "phased");
-        assert_eq!(v["chain"], "plain");
-        assert_eq!(v["mode"], "rotate");
-        assert_eq!(v["steps"][0]["actions"][0], "trust-add");
-        assert!(v["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["after"].is_array() && s["wave"].is_u64()));
-        assert_eq!(v["order"].as_array().unwrap().len(), 3);
-    }
-
-    #[test]
-    fn dot_draws_links_and_waves() {
-        let (inv, plan) = view_fixture();
-        let out = dot(&PlanView {
-            inv: &inv,
-            plan: &plan,
-            current: None,
-            next: None,
-        });
-        assert!(out.starts_with("digraph certroll {"));
-        assert!(out.contains("\"app1\" -> \"db1\" [dir=both"));
-        assert!(out.contains("cluster_wave1"));
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;
