@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --locked --quiet --bin certroll
-certroll=target/release/certroll
+certroll="${CARGO_TARGET_DIR:-target}/release/certroll"
 inv=examples/local/certroll.toml
 rm -rf examples/local/nodes examples/local/.certroll
 
