@@ -23,7 +23,9 @@
 //! phases' results at once.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+
+mod timing;
+use timing::Timing;
 
 use certroll::inventory::{parse_raw, parse_str, Inventory};
 use certroll::output::plan::{json_to, text_to, PlanView};
@@ -157,56 +159,4 @@ struct Phases {
     rotate: Timing,
     json: Timing,
     text: Timing,
-}
-
-/// Best wall-clock and CPU times over several runs.
-struct Timing {
-    wall: Duration,
-    cpu: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing {
-            wall: Duration::MAX,
-            cpu: Duration::MAX,
-        }
-    }
-}
-
-impl Timing {
-    /// Times `f`; its result is returned so that freeing it is not part of the time.
-    fn measure<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        let (start, cpu_start) = (Instant::now(), cpu_time());
-        let value = f();
-        self.wall = self.wall.min(start.elapsed());
-        self.cpu = self.cpu.min(cpu_time().saturating_sub(cpu_start));
-        value
-    }
-}
-
-impl std::fmt::Display for Timing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (w, c) = (self.wall.as_secs_f64(), self.cpu.as_secs_f64());
-        write!(f, "{w:>7.3} s wall  {c:>7.3} s cpu")
-    }
-}
-
-/// User + system CPU time of this process, from /proc/self/stat (Linux, 100 ticks/s).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line; field 3 is index 0 here.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }

@@ -15,24 +15,11 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 use webpki::{EndEntityCert, KeyUsage};
 
-const ALGORITHMS: [KeyAlgorithm; 3] = [
-    KeyAlgorithm::EcdsaP256,
-    KeyAlgorithm::EcdsaP384,
-    KeyAlgorithm::Ed25519,
-];
-const DAY: u64 = 86_400;
+mod pki_support;
+use pki_support::{ALGORITHMS, DAY};
 
 fn spec(alg: KeyAlgorithm) -> CaSpec {
-    CaSpec {
-        name: "internal".into(),
-        subject: "CN=Chain Test CA,O=Example,C=DE".into(),
-        key_algorithm: alg,
-        validity: Duration::from_secs(3650 * DAY),
-        leaf_validity: Duration::from_secs(90 * DAY),
-        renew_before: Duration::from_secs(30 * DAY),
-        strategy: Default::default(),
-        chain: Default::default(),
-    }
+    pki_support::spec(alg, "CN=Chain Test CA,O=Example,C=DE")
 }
 
 /// Two generations, their cross certificate, and a leaf from each.

@@ -9,24 +9,11 @@ use certroll::pki::{cross_sign, issue_leaf, new_ca, CaCert, Leaf};
 use certroll::tls::{handshake, Endpoint, FailureKind, HandshakeError, Side};
 use time::OffsetDateTime;
 
-const ALGORITHMS: [KeyAlgorithm; 3] = [
-    KeyAlgorithm::EcdsaP256,
-    KeyAlgorithm::EcdsaP384,
-    KeyAlgorithm::Ed25519,
-];
-const DAY: u64 = 86_400;
+mod pki_support;
+use pki_support::{ALGORITHMS, DAY};
 
 fn spec(alg: KeyAlgorithm) -> CaSpec {
-    CaSpec {
-        name: "internal".into(),
-        subject: "CN=Handshake Test CA".into(),
-        key_algorithm: alg,
-        validity: Duration::from_secs(3650 * DAY),
-        leaf_validity: Duration::from_secs(90 * DAY),
-        renew_before: Duration::from_secs(30 * DAY),
-        strategy: Default::default(),
-        chain: Default::default(),
-    }
+    pki_support::spec(alg, "CN=Handshake Test CA")
 }
 
 /// A node's files, owned.

@@ -3,66 +3,15 @@
 //! and readers for what a run leaves behind (CA store, journal, `status` JSON), plus
 //! `openssl verify` to check chains with a second, independent X.509 implementation.
 
-use std::fmt;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use super::fleet::Fleet;
 use super::inventory::{FleetInventory, CA};
-
-/// Longest a single certroll command may take before the test fails.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// The finished run of one certroll command.
-pub struct Run {
-    pub args: Vec<String>,
-    /// Exit code; -1 if the process was killed by a signal.
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl fmt::Display for Run {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "$ certroll {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-impl Run {
-    /// Panics, showing the whole output, unless the command exited with `code`.
-    #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "unexpected exit code\n{self}");
-        self
-    }
-
-    /// Panics unless stdout or stderr contains `needle`.
-    #[track_caller]
-    pub fn expect_output(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle) || self.stderr.contains(needle),
-            "the output does not mention {needle:?}\n{self}"
-        );
-        self
-    }
-
-    /// Both outputs, for searches.
-    pub fn output(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
+pub use super::run::Run;
+use super::run::{finish, prepare};
 
 /// A certroll process started in the background.
 pub struct Background {
@@ -111,15 +60,14 @@ impl Control {
     pub fn spawn(&self, args: &[&str]) -> Background {
         let mut full = vec!["-i".to_string(), self.inventory.display().to_string()];
         full.extend(args.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_certroll"))
-            .args(&full)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certroll"));
+        cmd.args(&full)
             .current_dir(&self.dir)
-            .env_remove("CERTROLL_INVENTORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .env_remove("CERTROLL_INVENTORY");
+        let child = prepare(&mut cmd)
             .spawn()
             .expect("start the certroll binary");
+        full.insert(0, "certroll".to_string());
         Background { args: full, child }
     }
 
@@ -182,49 +130,6 @@ impl Control {
             })
             .collect()
     }
-}
-
-/// Reads both pipes and waits, killing the process after [`COMMAND_TIMEOUT`].
-/// With `CERTROLL_TEST_ECHO` set in the environment, every run is printed to stderr.
-fn finish(args: Vec<String>, mut child: Child) -> Run {
-    let mut out_pipe = child.stdout.take().expect("stdout is piped");
-    let mut err_pipe = child.stderr.take().expect("stderr is piped");
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for certroll") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let run = Run {
-        args,
-        code: status.and_then(|s| s.code()).unwrap_or(-1),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    };
-    if std::env::var_os("CERTROLL_TEST_ECHO").is_some() {
-        eprintln!("{run}");
-    }
-    assert!(
-        status.is_some(),
-        "certroll did not finish within {COMMAND_TIMEOUT:?}\n{run}"
-    );
-    run
 }
 
 /// Runs `openssl verify -CAfile CA [-untrusted CERT] CERT`; Err carries openssl's output.

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod fleet;
 pub mod inventory;
 pub mod peers;
+pub mod run;
 mod sshd;
 pub mod topology;
 pub mod traffic;

@@ -22,14 +22,11 @@
 //! key, a leaf that lacks the node's DNS name.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use certroll::inventory::{self, CaSpec, Inventory};
 use certroll::pki::{issue_leaf, new_ca, Leaf};
@@ -41,9 +38,8 @@ use rcgen::{
 use time::OffsetDateTime;
 
 use super::fleet::Fleet;
+pub use super::run::{run_command, Run};
 
-/// Longest a single certroll command may take before the test fails.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(240);
 /// How long a failing `confirm` is retried before the step fails.
 pub const CONFIRM_TIMEOUT: &str = "8s";
 /// The CA every fleet of these tests uses.
@@ -292,87 +288,6 @@ impl VerifyFleet {
     fn confirm_flag(&self, node: &str) -> PathBuf {
         self.fleet.node(node).dir.join("confirm-fails")
     }
-}
-
-/// The finished run of one command.
-pub struct Run {
-    pub args: Vec<String>,
-    /// Exit code; -1 if the process was killed by a signal.
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl fmt::Display for Run {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "$ {}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-impl Run {
-    /// Panics, showing the whole output, unless the command exited with `code`.
-    #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "unexpected exit code\n{self}");
-        self
-    }
-
-    /// Panics unless standard output contains `needle`.
-    #[track_caller]
-    pub fn expect_stdout(&self, needle: &str) -> &Run {
-        assert!(
-            self.stdout.contains(needle),
-            "standard output does not contain {needle:?}\n{self}"
-        );
-        self
-    }
-}
-
-/// Runs `cmd` with no terminal, `NO_COLOR` set and a time limit; `label` names it in
-/// messages.
-pub fn run_command(cmd: &mut Command, label: Vec<String>) -> Run {
-    let mut child = cmd
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {label:?}: {e}"));
-    let out = drain(child.stdout.take().expect("piped stdout"));
-    let err = drain(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the command") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{label:?} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        args: label,
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
 }
 
 /// A path's mode bits (for assertions).
