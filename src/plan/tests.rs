@@ -31,6 +31,14 @@ fn after(plan: &Plan, inv: &Inventory, s: &Step) -> Vec<String> {
     v
 }
 
+/// The plan's node order, by name.
+fn order_names<'i>(plan: &Plan, inv: &'i Inventory) -> Vec<&'i str> {
+    plan.order
+        .iter()
+        .map(|&n| inv.nodes[n].name.as_str())
+        .collect()
+}
+
 fn three_tier() -> Inventory {
     InventoryBuilder::new()
         .link("lb1", "app1")
@@ -120,11 +128,7 @@ fn ordered_visits_clients_before_servers_once() {
         .link("api", "cache")
         .build();
     let plan = rotate(&inv, 0, Strategy::Ordered, ChainMode::Plain).unwrap();
-    let names: Vec<&str> = plan
-        .order
-        .iter()
-        .map(|&n| inv.nodes[n].name.as_str())
-        .collect();
+    let names = order_names(&plan, &inv);
     assert_eq!(names, ["web", "api", "cache", "db"]);
     let visit = step(&plan, &inv, "api", Action::LeafSwap);
     assert_eq!(visit.actions, [Action::TrustAdd, Action::LeafSwap]);
@@ -145,11 +149,7 @@ fn ordered_breadth_first_tie_break_reads_like_the_inventory() {
         .link("app2", "db2")
         .build();
     let plan = rotate(&inv, 0, Strategy::Ordered, ChainMode::Plain).unwrap();
-    let names: Vec<&str> = plan
-        .order
-        .iter()
-        .map(|&n| inv.nodes[n].name.as_str())
-        .collect();
+    let names = order_names(&plan, &inv);
     assert_eq!(names, ["lb1", "app2", "app1", "db2", "db1"]);
 }
 
@@ -162,11 +162,7 @@ fn ordered_is_topological_where_neighbour_insertion_is_not() {
         .link("b", "c")
         .build();
     let plan = rotate(&inv, 0, Strategy::Ordered, ChainMode::Plain).unwrap();
-    let names: Vec<&str> = plan
-        .order
-        .iter()
-        .map(|&n| inv.nodes[n].name.as_str())
-        .collect();
+    let names = order_names(&plan, &inv);
     assert_eq!(names, ["a", "b", "c"]);
 }
 
