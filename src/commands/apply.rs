@@ -149,7 +149,7 @@ fn decide(
         chain: args.chain,
         parallel: args.parallel,
     };
-    super::decide::decide(inv, ca, store, connector, intent)
+    super::decide::decide(inv, ca, store, || std::sync::Arc::clone(connector), intent)
 }
 
 /// The plan of an earlier run, rebuilt from its journal header and today's inventory.

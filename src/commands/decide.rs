@@ -24,13 +24,13 @@ pub struct Intent {
     pub parallel: usize,
 }
 
-/// The plan of a new run. Reads the nodes (through `connector`) only for routine
-/// maintenance, i.e. when the CA exists and no rotation is asked for or in progress.
+/// The plan of a new run. Reads the nodes (through the connector `connect` makes) only for
+/// routine maintenance, i.e. when the CA exists and no rotation is asked for or in progress.
 pub fn decide(
     inv: &Inventory,
     ca: CaId,
     store: &CaStore,
-    connector: &Arc<dyn Connector>,
+    connect: impl FnOnce() -> Arc<dyn Connector>,
     intent: Intent,
 ) -> Result<Plan, CommandError> {
     let spec = &inv.cas[ca];
@@ -51,7 +51,7 @@ pub fn decide(
     if !exists {
         return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
     }
-    let m = facts::maintenance(inv, ca, connector, intent.parallel.max(1)).map_err(|e| {
+    let m = facts::maintenance(inv, ca, &connect(), intent.parallel.max(1)).map_err(|e| {
         CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
     })?;
     Ok(plan::maintenance(inv, ca, &m.install, &m.renew))

@@ -75,14 +75,19 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
         .next(spec)
         .context("failed to read the CA store")?
         .map(|c| c.generation);
-    let connector = transport::connector(&inv, HostKeyPolicy::default());
     let intent = Intent {
         rotate: args.rotate,
         strategy: args.strategy,
         chain: args.chain,
         parallel: 32,
     };
-    let plan = decide(&inv, ca, &store, &connector, intent)?;
+    let plan = decide(
+        &inv,
+        ca,
+        &store,
+        || transport::connector(&inv, HostKeyPolicy::default()),
+        intent,
+    )?;
     Ok(Planned {
         inv,
         plan,

@@ -45,9 +45,10 @@ fn parse_in(text: &str, chunk: usize) -> Option<RawInventory> {
     bounds.push(0);
     bounds.extend(splits);
     bounds.push(text.len());
+    let ranges: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
     let mut merged: Option<RawInventory> = None;
-    for w in bounds.windows(2) {
-        let part: RawInventory = toml::from_str(&text[w[0]..w[1]]).ok()?;
+    for part in parse_all(text, &ranges) {
+        let part = part?;
         match merged.as_mut() {
             None => merged = Some(part),
             Some(all) => {
@@ -68,6 +69,43 @@ fn parse_in(text: &str, chunk: usize) -> Option<RawInventory> {
     }
     drop(names);
     Some(merged)
+}
+
+/// Parses every slice, on as many threads as there are cores (slices are independent),
+/// returning the results in slice order; `None` for a slice that does not parse.
+fn parse_all(text: &str, ranges: &[(usize, usize)]) -> Vec<Option<RawInventory>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(ranges.len())
+        .max(1);
+    let parse = |&(a, b): &(usize, usize)| toml::from_str::<RawInventory>(&text[a..b]).ok();
+    if threads == 1 {
+        return ranges.iter().map(parse).collect();
+    }
+    // Thread t parses slices t, t + threads, ...: slices are of similar size.
+    let per_thread: Vec<Vec<Option<RawInventory>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    ranges
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(parse)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A panic in the parser is a bug: surface it rather than guess.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut iters: Vec<_> = per_thread.into_iter().map(Vec::into_iter).collect();
+    (0..ranges.len())
+        .map(|i| iters[i % threads].next().flatten())
+        .collect()
 }
 
 /// What a line that opens with `[` declares.
