@@ -228,7 +228,15 @@ fn open_route(
         }
         Some(v) => {
             let via_name = inv.nodes[v].name.as_str();
-            let (via_session, upstream) = open_route(inv, v, policy, depth + 1)?;
+            // Name the node being reached, not only the jump host that failed.
+            let (via_session, upstream) = open_route(inv, v, policy, depth + 1).map_err(|e| {
+                TransportError::new(
+                    &node.name,
+                    format!("connect through via node {via_name}"),
+                    e.kind,
+                    e.to_string(),
+                )
+            })?;
             let hop = Hop {
                 via_node: via_name,
                 node: &node.name,

@@ -66,8 +66,10 @@ fn a_node_behind_a_stopped_jump_host_waits_for_it_and_then_resumes() {
         .filter_map(|s| s.failed.as_ref())
         .collect();
     assert!(
-        failed.iter().any(|e| e.contains("bastion")),
-        "app1's failure names the jump host bastion: {failed:?}\n{run}"
+        failed
+            .iter()
+            .any(|e| e.contains("failed to connect through via node bastion on node app1")),
+        "app1's failure names app1 and its jump host bastion: {failed:?}\n{run}"
     );
     assert!(
         node_files(&fleet, "app1") == before,
