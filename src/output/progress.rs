@@ -162,7 +162,7 @@ pub fn describe(event: &Event) -> String {
             recheck,
         } => {
             let how = if *recheck {
-                "re-checking an interrupted write"
+                "resumed: checking what the earlier attempt left on the node"
             } else {
                 "started"
             };
