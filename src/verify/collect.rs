@@ -55,6 +55,8 @@ pub struct CaFiles {
     pub key: FileState,
     /// Permission bits of the key file; `Ok(None)` when it does not exist.
     pub key_mode: Result<Option<u32>, String>,
+    /// The proof-key certificate, when the node has a `proof_cert` path.
+    pub proof: Option<FileState>,
 }
 
 impl CaFiles {
@@ -119,6 +121,7 @@ fn read_set(t: &dyn Transport, paths: &crate::inventory::NodePaths) -> CaFiles {
         cert: read(t, &paths.cert),
         key: read(t, &paths.key),
         key_mode: t.file_mode(&paths.key).map_err(|e| e.to_string()),
+        proof: paths.proof_cert.as_deref().map(|p| read(t, p)),
     }
 }
 

@@ -100,6 +100,20 @@ pub enum Finding {
     StoreUnavailable {
         message: String,
     },
+    /// During a rotation the node trusts both generations but holds no proof-key
+    /// certificate at its configured path.
+    ProofMissing {
+        path: String,
+    },
+    /// The proof-key certificate is not the next root certified by the current one.
+    ProofInvalid {
+        path: String,
+        detail: String,
+    },
+    /// A proof-key certificate is still there although no rotation runs.
+    ProofStale {
+        path: String,
+    },
 }
 
 impl Finding {
@@ -112,7 +126,8 @@ impl Finding {
             | EmptyBundle { .. }
             | KeyMismatch { .. }
             | Expired { .. }
-            | NotYetValid { .. } => Severity::Critical,
+            | NotYetValid { .. }
+            | ProofInvalid { .. } => Severity::Critical,
             NameNotCovered { breaks_links, .. } if *breaks_links => Severity::Critical,
             KeyMode { mode, .. } if world_accessible(mode) => Severity::Critical,
             Expiring { .. }
@@ -124,7 +139,9 @@ impl Finding {
             | MissingCurrentAnchor { .. }
             | LeafNotCurrent { .. }
             | KeyMode { .. }
-            | IrregularPhase { .. } => Severity::Warning,
+            | IrregularPhase { .. }
+            | ProofMissing { .. }
+            | ProofStale { .. } => Severity::Warning,
         }
     }
 
@@ -153,6 +170,18 @@ impl Finding {
             KeyMode { .. } => ("key file too open", "key files too open"),
             IrregularPhase { .. } => ("irregular rollover state", "irregular rollover states"),
             StoreUnavailable { .. } => ("CA store unreadable", "CA stores unreadable"),
+            ProofMissing { .. } => (
+                "proof-key certificate missing",
+                "proof-key certificates missing",
+            ),
+            ProofInvalid { .. } => (
+                "invalid proof-key certificate",
+                "invalid proof-key certificates",
+            ),
+            ProofStale { .. } => (
+                "stale proof-key certificate",
+                "stale proof-key certificates",
+            ),
         }
     }
 
@@ -236,6 +265,15 @@ impl Finding {
             StoreUnavailable { message } => {
                 format!("failed to read the local CA store for CA {node}: {message}")
             }
+            ProofMissing { path } => format!(
+                "node {node} trusts the next CA but holds no proof-key certificate at {path}"
+            ),
+            ProofInvalid { path, detail } => {
+                format!("proof-key certificate {path} on node {node} is not valid: {detail}")
+            }
+            ProofStale { path } => format!(
+                "proof-key certificate {path} on node {node} is left over: no rotation runs; remove it"
+            ),
         }
     }
 }

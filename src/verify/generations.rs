@@ -16,6 +16,8 @@ pub struct KnownCa {
     pub subject: String,
     pub spki_sha256: String,
     pub key_id: Option<Vec<u8>>,
+    /// The root certificate, DER (to verify what it signed).
+    pub der: Vec<u8>,
 }
 
 /// The generations of one CA, as the local store knows them.
@@ -62,6 +64,7 @@ impl Known {
             subject: root.subject,
             spki_sha256: root.spki_sha256,
             key_id: root.subject_key_id,
+            der: root.der,
         });
         Ok(())
     }

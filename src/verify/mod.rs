@@ -19,6 +19,7 @@ pub mod generations;
 pub mod links;
 pub mod live;
 pub mod node;
+pub mod proof;
 pub mod report;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 use super::collect::{CaFiles, FileState};
 use super::finding::{mode_text, Finding};
 use super::generations::Known;
+use super::proof::check_proof;
 use super::report::{CertSummary, Generation, NodeReport, Phase};
 use crate::inventory::{Node, NodeId, NodePaths};
 use crate::materials::FileKind;
@@ -72,6 +73,11 @@ pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed)
         None => {}
     }
     check_key_mode(cx, files, &mut findings);
+    if let (Some(path), Some(state)) = (&cx.paths.proof_cert, &files.proof) {
+        let trusts = parsed.trusts.as_deref().unwrap_or_default();
+        let both = trusts.contains(&Generation::Current) && trusts.contains(&Generation::Next);
+        check_proof(path, state, cx.known, both, &mut findings);
+    }
     let phase = phase(cx, &parsed, &mut findings);
     let report = NodeReport {
         node: cx.id,
