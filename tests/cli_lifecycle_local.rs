@@ -256,3 +256,54 @@ fn plan_shows_what_a_routine_apply_would_do() {
     assert_eq!(step("lb"), Some(serde_json::json!("install")), "{v:#}");
     assert_eq!(step("app"), Some(serde_json::json!("renew")), "{v:#}");
 }
+
+#[test]
+fn verify_checks_the_proof_key_certificate_during_a_rotation() {
+    let fleet = Fleet::new("90d", "30d");
+    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
+    let inv = inv.replace(
+        "key = \"nodes/{node}/key.pem\"\n",
+        "key = \"nodes/{node}/key.pem\"\nproof_cert = \"nodes/{node}/cross.pem\"\n",
+    );
+    std::fs::write(fleet.inventory(), inv).unwrap();
+    ok(fleet.run(&["apply", "--yes"]));
+    // Stop the rotation after the trust-adds: lb's leaf swap waits on nobody, app's on lb.
+    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
+    let inv = inv.replace(
+        "[nodes.app]\n",
+        "[nodes.app]\nconfirm = \"test ! -e nodes/app/hold\"\nconfirm_timeout = \"1s\"\n",
+    );
+    std::fs::write(fleet.inventory(), inv).unwrap();
+    let proof = fleet.dir.path().join("nodes/lb/cross.pem");
+    std::fs::write(fleet.dir.path().join("nodes/app/hold"), "").unwrap();
+    let out = fleet.run(&["apply", "--rotate", "--yes"]);
+    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    assert!(proof.exists(), "trust-add ships the proof-key certificate");
+    let out = fleet.run(&["verify", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the real proof verifies: {}",
+        show(&out)
+    );
+
+    // A tampered proof (the old root instead of new-with-old) is critical.
+    let g1 = std::fs::read(fleet.state().join(".certroll/ca/internal/g1/ca.pem")).unwrap();
+    std::fs::write(&proof, g1).unwrap();
+    let out = fleet.run(&["verify", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"proof-invalid\""),
+        "{}",
+        show(&out)
+    );
+
+    // Finish: the proof is removed at prune, and verify is clean again.
+    std::fs::remove_file(fleet.dir.path().join("nodes/app/hold")).unwrap();
+    ok(fleet.run(&["apply", "--yes"]));
+    assert!(
+        !proof.exists(),
+        "trust-prune removes the proof-key certificate"
+    );
+    ok(fleet.run(&["verify"]));
+}
