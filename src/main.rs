@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certroll::commands::apply::ApplyArgs;
+use certroll::commands::decide::Intent;
 use certroll::commands::status::StatusArgs;
 use certroll::commands::verify::{VerifyArgs, VerifyFormat};
 use certroll::commands::{self, plan::PlanArgs, plan::PlanFormat, CommandError};
@@ -166,28 +167,30 @@ struct PlanCmd {
     detailed_exitcode: bool,
 }
 
-fn strategy(s: Option<StrategyArg>) -> Option<Strategy> {
-    s.map(|s| match s {
-        StrategyArg::Phased => Strategy::Phased,
-        StrategyArg::Ordered => Strategy::Ordered,
-    })
-}
-
-fn chain(c: Option<ChainArg>) -> Option<ChainMode> {
-    c.map(|c| match c {
-        ChainArg::Plain => ChainMode::Plain,
-        ChainArg::CrossSigned => ChainMode::CrossSigned,
-    })
+impl Rollover {
+    /// What the operator asked for, with `parallel` steps (or node reads) at once.
+    fn intent(&self, parallel: usize) -> Intent {
+        Intent {
+            rotate: self.rotate,
+            strategy: self.strategy.map(|s| match s {
+                StrategyArg::Phased => Strategy::Phased,
+                StrategyArg::Ordered => Strategy::Ordered,
+            }),
+            chain: self.chain.map(|c| match c {
+                ChainArg::Plain => ChainMode::Plain,
+                ChainArg::CrossSigned => ChainMode::CrossSigned,
+            }),
+            parallel,
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<i32, CommandError> {
     match cli.command {
         Command::Plan(cmd) => commands::plan::run(&PlanArgs {
             inventory: cli.inventory,
-            rotate: cmd.rollover.rotate,
-            ca: cmd.rollover.ca,
-            strategy: strategy(cmd.rollover.strategy),
-            chain: chain(cmd.rollover.chain),
+            ca: cmd.rollover.ca.clone(),
+            intent: cmd.rollover.intent(32),
             format: match cmd.format {
                 PlanFormatArg::Text => PlanFormat::Text,
                 PlanFormatArg::Json => PlanFormat::Json,
@@ -199,11 +202,8 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
         }),
         Command::Apply(cmd) => commands::apply::run(&ApplyArgs {
             inventory: cli.inventory,
-            rotate: cmd.rollover.rotate,
-            ca: cmd.rollover.ca,
-            strategy: strategy(cmd.rollover.strategy),
-            chain: chain(cmd.rollover.chain),
-            parallel: usize::from(cmd.parallel),
+            ca: cmd.rollover.ca.clone(),
+            intent: cmd.rollover.intent(usize::from(cmd.parallel)),
             yes: cmd.yes,
             json: matches!(cmd.format, EventFormat::Json),
             accept_new_host_keys: cmd.accept_new_host_keys,

@@ -27,11 +27,9 @@ use crate::transport::{self, HostKeyPolicy};
 #[derive(Debug, Clone, Default)]
 pub struct ApplyArgs {
     pub inventory: PathBuf,
-    pub rotate: bool,
     pub ca: Option<String>,
-    pub strategy: Option<Strategy>,
-    pub chain: Option<ChainMode>,
-    pub parallel: usize,
+    /// `--rotate`, `--strategy`, `--chain`, `--parallel`.
+    pub intent: Intent,
     pub yes: bool,
     pub json: bool,
     pub accept_new_host_keys: bool,
@@ -132,7 +130,7 @@ fn decide(
     args: &ApplyArgs,
 ) -> Result<Plan, CommandError> {
     let spec = &inv.cas[ca];
-    if args.rotate
+    if args.intent.rotate
         && store
             .current(spec)
             .context("failed to read the CA store")?
@@ -143,13 +141,13 @@ fn decide(
             spec.name
         )));
     }
-    let intent = Intent {
-        rotate: args.rotate,
-        strategy: args.strategy,
-        chain: args.chain,
-        parallel: args.parallel,
-    };
-    super::decide::decide(inv, ca, store, || std::sync::Arc::clone(connector), intent)
+    super::decide::decide(
+        inv,
+        ca,
+        store,
+        || std::sync::Arc::clone(connector),
+        args.intent,
+    )
 }
 
 /// The plan of an earlier run, rebuilt from its journal header and today's inventory.
@@ -320,7 +318,7 @@ fn execute_run(
         ProgressFormat::Auto
     });
     let opts = ExecOptions {
-        parallel: args.parallel.max(1),
+        parallel: args.intent.parallel.max(1),
         ..ExecOptions::default()
     };
     let outcome =

@@ -12,7 +12,7 @@ use crate::inventory::Inventory;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::Style;
 use crate::pki::CaStore;
-use crate::plan::{ChainMode, Plan, Strategy};
+use crate::plan::Plan;
 use crate::simulate::{check, CheckOptions};
 use crate::transport::{self, HostKeyPolicy};
 
@@ -29,10 +29,9 @@ pub enum PlanFormat {
 #[derive(Debug, Clone, Default)]
 pub struct PlanArgs {
     pub inventory: PathBuf,
-    pub rotate: bool,
     pub ca: Option<String>,
-    pub strategy: Option<Strategy>,
-    pub chain: Option<ChainMode>,
+    /// `--rotate`, `--strategy`, `--chain`.
+    pub intent: Intent,
     pub format: PlanFormat,
     pub check: bool,
     /// Random orders tried by `--check`.
@@ -75,18 +74,12 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
         .next(spec)
         .context("failed to read the CA store")?
         .map(|c| c.generation);
-    let intent = Intent {
-        rotate: args.rotate,
-        strategy: args.strategy,
-        chain: args.chain,
-        parallel: 32,
-    };
     let plan = decide(
         &inv,
         ca,
         &store,
         || transport::connector(&inv, HostKeyPolicy::default()),
-        intent,
+        args.intent,
     )?;
     Ok(Planned {
         inv,
