@@ -59,7 +59,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let Some(last) = journal
         .last_run()
         .context("failed to read the journal")?
-        .filter(|r| r.ca == inv.cas[ca].name)
+        .filter(|r| r.header.ca == inv.cas[ca].name)
     else {
         println!(
             "no run recorded for CA {} in {}",
@@ -126,11 +126,11 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
     RunReport {
         version: 1,
         run: run.run.clone(),
-        ca: run.ca.clone(),
-        mode: run.mode.clone(),
-        strategy: run.strategy.clone(),
-        chain: run.chain.clone(),
-        generations: run.generations.clone(),
+        ca: run.header.ca.clone(),
+        mode: run.header.mode.clone(),
+        strategy: run.header.strategy.clone(),
+        chain: run.header.chain.clone(),
+        generations: run.header.generations.clone(),
         started_at: run.started_at.clone(),
         host: run.host.clone(),
         pid: run.pid,

@@ -222,7 +222,7 @@ impl Journal {
     pub fn resume_run(&self, previous: &RunState) -> Result<(), JournalError> {
         self.start(
             &previous.run,
-            previous.header(),
+            previous.header.clone(),
             true,
             Some(previous.clone()),
         )

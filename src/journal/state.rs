@@ -22,13 +22,8 @@ pub struct StartedStep {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunState {
     pub run: String,
-    pub fingerprint: String,
-    pub mode: String,
-    pub ca: String,
-    pub strategy: String,
-    pub chain: String,
-    pub generations: Vec<u32>,
-    pub params: serde_json::Value,
+    /// What the run was started (or last resumed) with.
+    pub header: RunHeader,
     /// When the run first began (RFC 3339).
     pub started_at: String,
     /// Host and pid of the process that last began or resumed the run.
@@ -54,13 +49,15 @@ impl RunState {
     pub(super) fn empty(run: &str) -> Self {
         RunState {
             run: run.to_string(),
-            fingerprint: String::new(),
-            mode: String::new(),
-            ca: String::new(),
-            strategy: String::new(),
-            chain: String::new(),
-            generations: Vec::new(),
-            params: serde_json::Value::Null,
+            header: RunHeader {
+                fingerprint: String::new(),
+                mode: String::new(),
+                ca: String::new(),
+                strategy: String::new(),
+                chain: String::new(),
+                generations: Vec::new(),
+                params: serde_json::Value::Null,
+            },
             started_at: String::new(),
             host: String::new(),
             pid: 0,
@@ -77,19 +74,6 @@ impl RunState {
     /// True when the run finished with every step done.
     pub fn is_complete(&self) -> bool {
         self.end == Some(RunStatus::Complete)
-    }
-
-    /// What to record when this run is resumed.
-    pub fn header(&self) -> RunHeader {
-        RunHeader {
-            fingerprint: self.fingerprint.clone(),
-            mode: self.mode.clone(),
-            ca: self.ca.clone(),
-            strategy: self.strategy.clone(),
-            chain: self.chain.clone(),
-            generations: self.generations.clone(),
-            params: self.params.clone(),
-        }
     }
 
     /// Folds one record of this run into the state.
@@ -113,13 +97,15 @@ impl RunState {
                 } else {
                     self.resumes += 1;
                 }
-                self.fingerprint = fingerprint.clone();
-                self.mode = mode.clone();
-                self.ca = ca.clone();
-                self.strategy = strategy.clone();
-                self.chain = chain.clone();
-                self.generations = generations.clone();
-                self.params = params.clone();
+                self.header = RunHeader {
+                    fingerprint: fingerprint.clone(),
+                    mode: mode.clone(),
+                    ca: ca.clone(),
+                    strategy: strategy.clone(),
+                    chain: chain.clone(),
+                    generations: generations.clone(),
+                    params: params.clone(),
+                };
                 self.host = host.clone();
                 self.pid = *pid;
                 self.end = None;

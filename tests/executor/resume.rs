@@ -59,16 +59,16 @@ fn journal_records_every_step_in_order_without_key_material() {
         .unwrap();
     assert_eq!(state.done, BTreeSet::from([0, 1, 2]));
     assert!(state.is_complete() && state.started.is_empty() && state.warnings.is_empty());
-    assert_eq!(state.params["rotate"], true);
+    assert_eq!(state.header.params["rotate"], true);
     assert_eq!(
         (
-            state.mode.as_str(),
-            state.strategy.as_str(),
-            state.chain.as_str()
+            state.header.mode.as_str(),
+            state.header.strategy.as_str(),
+            state.header.chain.as_str()
         ),
         ("rotate", "phased", "plain")
     );
-    assert_eq!(state.generations, vec![1, 2]);
+    assert_eq!(state.header.generations, vec![1, 2]);
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn resume_skips_done_steps_and_finishes_the_rest() {
     let last = journal.last_run().unwrap().unwrap();
     assert_eq!(last.end, Some(RunStatus::Incomplete));
     assert!(last.failed[&2].contains("permission denied"));
-    assert_eq!(last.fingerprint, p.fingerprint(&inv));
+    assert_eq!(last.header.fingerprint, p.fingerprint(&inv));
     journal.resume_run(&last).unwrap();
     let fake2 = Fake::new(dir.path(), &p);
     // Steps 0 and 1 were confirmed by the first run.
