@@ -11,7 +11,7 @@ use anyhow::Context;
 use time::OffsetDateTime;
 
 use super::decide::Intent;
-use super::{load, select_ca, CommandError};
+use super::{generations, load, select_ca, CommandError};
 use crate::executor::{execute, ExecOptions, FleetWork, RunMaterial};
 use crate::exit;
 use crate::inventory::{CaId, Inventory};
@@ -55,10 +55,10 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
     let last = journal.last_run().context("failed to read the journal")?;
     if let Some(prev) = last
         .as_ref()
-        .filter(|r| r.ca == spec.name && r.end != Some(crate::journal::RunStatus::Complete))
+        .filter(|r| r.header.ca == spec.name && r.end != Some(crate::journal::RunStatus::Complete))
     {
         let plan = rebuild(&inv, ca, prev)?;
-        if plan.fingerprint(&inv) != prev.fingerprint && !args.replan {
+        if plan.fingerprint(&inv) != prev.header.fingerprint && !args.replan {
             return Err(CommandError::Usage(format!(
                 "the inventory changed since run {} started, and its plan no longer matches ({} steps now); \
                  nothing was changed\n  hint: restore the inventory to finish the run, or pass --replan to \
@@ -73,7 +73,7 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
             prev.done.len(),
             plan.steps.len()
         ));
-        if plan.fingerprint(&inv) == prev.fingerprint {
+        if plan.fingerprint(&inv) == prev.header.fingerprint {
             journal
                 .resume_run(prev)
                 .context("failed to record the resume in the journal")?;
@@ -153,7 +153,7 @@ fn decide(
 /// The plan of an earlier run, rebuilt from its journal header and today's inventory.
 pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan, CommandError> {
     let names = |key: &str| -> Vec<usize> {
-        prev.params[key]
+        prev.header.params[key]
             .as_array()
             .map(|a| {
                 a.iter()
@@ -162,14 +162,14 @@ pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan
             })
             .unwrap_or_default()
     };
-    match prev.mode.as_str() {
+    match prev.header.mode.as_str() {
         "rotate" => {
-            let strategy = if prev.strategy == "ordered" {
+            let strategy = if prev.header.strategy == "ordered" {
                 Strategy::Ordered
             } else {
                 Strategy::Phased
             };
-            let chain = if prev.chain == "cross-signed" {
+            let chain = if prev.header.chain == "cross-signed" {
                 ChainMode::CrossSigned
             } else {
                 ChainMode::Plain
@@ -198,14 +198,7 @@ fn start_run(
     carried_from: Option<&RunState>,
 ) -> Result<i32, CommandError> {
     let spec = &inv.cas[ca];
-    let current = store
-        .current(spec)
-        .context("failed to read the CA store")?
-        .map(|c| c.generation);
-    let next = store
-        .next(spec)
-        .context("failed to read the CA store")?
-        .map(|c| c.generation);
+    let (current, next) = generations(store, spec)?;
     let view = PlanView {
         inv,
         plan: &plan,
@@ -228,20 +221,20 @@ fn start_run(
     let now = OffsetDateTime::now_utc();
     let generations = match plan.mode {
         Mode::Rotate => {
-            let cur = store.current(spec).context("failed to read the CA store")?;
-            let cur = cur.map(|c| c.generation).unwrap_or(1);
             let (next, _) = store
                 .begin_rotation(spec, now)
                 .context("failed to create the next CA generation")?;
-            vec![cur, next.generation]
+            vec![current.unwrap_or(1), next.generation]
         }
-        _ => {
-            let cur = match store.current(spec).context("failed to read the CA store")? {
-                Some(c) => c,
-                None => store.init(spec, now).context("failed to create the CA")?,
-            };
-            vec![cur.generation]
-        }
+        _ => match current {
+            Some(c) => vec![c],
+            None => vec![
+                store
+                    .init(spec, now)
+                    .context("failed to create the CA")?
+                    .generation,
+            ],
+        },
     };
     let params = serde_json::json!({
         "install": names_of(inv, &plan, plan::Action::Install),
@@ -364,12 +357,12 @@ fn finish_pending_rotation(
     last: Option<&RunState>,
 ) -> Result<bool, CommandError> {
     let spec = &inv.cas[ca];
-    let Some(last) = last.filter(|r| r.ca == spec.name && r.mode == "rotate") else {
+    let Some(last) = last.filter(|r| r.header.ca == spec.name && r.header.mode == "rotate") else {
         return Ok(false);
     };
     let next = store.next(spec).context("failed to read the CA store")?;
     match next {
-        Some(n) if last.generations.last() == Some(&n.generation) => {
+        Some(n) if last.header.generations.last() == Some(&n.generation) => {
             store
                 .finish_rotation(spec)
                 .context("failed to archive the old CA generation")?;

@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use crate::exit;
-use crate::inventory::{self, CaId, Inventory, InventoryError};
+use anyhow::Context;
+
+use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
+use crate::pki::CaStore;
 
 pub mod apply;
 pub mod decide;
@@ -45,6 +48,17 @@ impl CommandError {
 /// Loads the inventory, mapping errors to [`CommandError::Inventory`].
 pub fn load(path: &Path) -> Result<Inventory, CommandError> {
     Ok(inventory::load(path)?)
+}
+
+/// The generation numbers the CA store holds for `spec`: (current, next).
+pub fn generations(
+    store: &CaStore,
+    spec: &CaSpec,
+) -> Result<(Option<u32>, Option<u32>), CommandError> {
+    let read = "failed to read the CA store";
+    let current = store.current(spec).context(read)?.map(|c| c.generation);
+    let next = store.next(spec).context(read)?.map(|c| c.generation);
+    Ok((current, next))
 }
 
 /// The CA a command works on: `--ca NAME`, or the only CA.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::decide::{decide, Intent};
-use super::{load, select_ca, CommandError};
+use super::{generations, load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
@@ -66,14 +66,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let ca = select_ca(&inv, args.ca.as_deref())?;
     let spec = &inv.cas[ca];
     let store = CaStore::new(&inv.state_dir);
-    let current = store
-        .current(spec)
-        .context("failed to read the CA store")?
-        .map(|c| c.generation);
-    let next = store
-        .next(spec)
-        .context("failed to read the CA store")?
-        .map(|c| c.generation);
+    let (current, next) = generations(&store, spec)?;
     let plan = decide(
         &inv,
         ca,
