@@ -12,31 +12,13 @@
 //! within 1.3× of parse-only. Both times cover building the result, not freeing it.
 //! Peak RSS is the process high-water mark (VmHWM).
 
-use std::path::PathBuf;
-
 mod timing;
 use timing::{peak_rss_kb, Timing};
 
 fn main() {
-    let Some(path) = std::env::var_os("CERTROLL_BENCH_INVENTORY").map(PathBuf::from) else {
-        // `cargo bench` with no inventory: say how to run it instead of failing the build.
-        eprintln!(
-            "inventory_load: set CERTROLL_BENCH_INVENTORY to an inventory file, e.g. one made by \
-             scripts/gen-inventory.py 100000 300000 /tmp/big.toml"
-        );
+    let Some((path, text, runs)) = timing::bench_input("inventory_load") else {
         return;
     };
-    let runs: usize = std::env::var("CERTROLL_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("failed to read benchmark inventory {}: {e}", path.display()));
-    println!(
-        "inventory {} ({:.1} MB), best of {runs}",
-        path.display(),
-        text.len() as f64 / 1e6
-    );
 
     // Runs alternate so that a busy machine slows both measurements alike; the best
     // wall-clock time and the best CPU time (user + system) of each are reported.

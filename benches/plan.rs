@@ -25,7 +25,7 @@
 //! `/usr/bin/time -v` (see `scripts/bench-plan.sh`), because this process holds several
 //! phases' results at once.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod timing;
 use timing::Timing;
@@ -36,26 +36,10 @@ use certroll::output::Style;
 use certroll::plan::{rotate, ChainMode, Plan, Strategy};
 
 fn main() {
-    let Some(path) = std::env::var_os("CERTROLL_BENCH_INVENTORY").map(PathBuf::from) else {
-        eprintln!(
-            "plan: set CERTROLL_BENCH_INVENTORY to an inventory file, e.g. one made by \
-             scripts/gen-inventory.py 100000 300000 /tmp/big.toml"
-        );
+    let Some((path, text, runs)) = timing::bench_input("plan") else {
         return;
     };
-    let runs: usize = std::env::var("CERTROLL_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3)
-        .max(1);
     let ca_name = std::env::var("CERTROLL_BENCH_CA").unwrap_or_else(|_| "internal".to_owned());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("failed to read benchmark inventory {}: {e}", path.display()));
-    println!(
-        "inventory {} ({:.1} MB), best of {runs}",
-        path.display(),
-        text.len() as f64 / 1e6
-    );
 
     let mut t = Phases::default();
     let mut summary = String::new();

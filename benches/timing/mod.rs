@@ -2,6 +2,7 @@
 //! and the process's peak resident set size (Linux `/proc`). Not every bench uses every helper.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Best wall-clock and CPU times over several runs.
@@ -65,4 +66,30 @@ pub fn peak_rss_kb() -> String {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .map(|v| v.trim().trim_end_matches(" kB").to_owned())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The inventory a bench reads (`CERTROLL_BENCH_INVENTORY`), its text and the number of
+/// runs (`CERTROLL_BENCH_RUNS`, default 3), announced on stdout. `None`, with a hint on
+/// stderr, when no inventory is given: `cargo bench` alone then does nothing.
+pub fn bench_input(bench: &str) -> Option<(PathBuf, String, usize)> {
+    let Some(path) = std::env::var_os("CERTROLL_BENCH_INVENTORY").map(PathBuf::from) else {
+        eprintln!(
+            "{bench}: set CERTROLL_BENCH_INVENTORY to an inventory file, e.g. one made by \
+             scripts/gen-inventory.py 100000 300000 /tmp/big.toml"
+        );
+        return None;
+    };
+    let runs: usize = std::env::var("CERTROLL_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("failed to read benchmark inventory {}: {e}", path.display()));
+    println!(
+        "inventory {} ({:.1} MB), best of {runs}",
+        path.display(),
+        text.len() as f64 / 1e6
+    );
+    Some((path, text, runs))
 }
