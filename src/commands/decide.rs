@@ -51,7 +51,7 @@ pub fn decide(
     if !exists {
         return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
     }
-    let m = facts::maintenance(inv, ca, &connect(), intent.parallel.max(1)).map_err(|e| {
+    let m = facts::maintenance(inv, ca, &*connect(), intent.parallel.max(1)).map_err(|e| {
         CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
     })?;
     Ok(plan::maintenance(inv, ca, &m.install, &m.renew))

@@ -192,15 +192,6 @@ pub trait StepWork: Send + Sync {
     fn reconfirm(&self, step: &Step) -> Result<(), StepError>;
 }
 
-/// The step's actions joined with `+`, e.g. `trust-add+leaf-swap`, for messages.
-pub fn actions_label(step: &Step) -> String {
-    step.actions
-        .iter()
-        .map(|a| a.as_str())
-        .collect::<Vec<_>>()
-        .join("+")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

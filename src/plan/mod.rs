@@ -56,6 +56,16 @@ impl Action {
     }
 }
 
+/// Actions joined with `+`, e.g. `trust-add+leaf-swap`: how a step's work is named in
+/// messages, the journal's readers and every rendering.
+pub fn actions_label(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
 /// Index of a step in [`Plan::steps`].
 pub type StepId = usize;
 
