@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::plan::Step;
 use crate::transport::{sha256_hex, ErrorKind, TransportError};
@@ -19,6 +19,8 @@ mod retry;
 mod run;
 pub mod step;
 
+/// What a step's files must hash to; the journal records it (see [`crate::journal`]).
+pub use crate::journal::FileHash;
 pub use events::{Event, EventSink, NullSink};
 pub use fleet::{FleetWork, RunMaterial};
 pub use retry::RetryPolicy;
@@ -89,14 +91,6 @@ impl fmt::Debug for FileOp {
                 .finish(),
         }
     }
-}
-
-/// The expected state of one file after a step: its SHA-256 (hex), or `None` for "absent".
-/// This, and never the content, is what the journal records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileHash {
-    pub path: String,
-    pub sha256: Option<String>,
 }
 
 /// What a step will write, computed by [`StepWork::prepare`] without side effects.

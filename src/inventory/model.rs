@@ -47,7 +47,9 @@ impl KeyAlgorithm {
 }
 
 /// How a rotation visits nodes (`strategy` in `[ca.NAME]`, `--strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// trust-add, leaf-swap and trust-prune as separate steps with per-node gates.
@@ -58,7 +60,9 @@ pub enum Strategy {
 }
 
 /// What chain a node presents after its leaf swap (`chain` in `[ca.NAME]`, `--chain`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChainMode {
     /// The new leaf alone.

@@ -4,7 +4,7 @@
 //! a [`Plan`], a DAG of [`Step`]s. Why the order is safe is explained in DESIGN §3 and
 //! `docs/plan.md`; `simulate` proves it by running the plan against real handshakes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::inventory::{CaId, Inventory, NodeId};
 pub use crate::inventory::{ChainMode, Strategy};
@@ -17,7 +17,7 @@ pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
 pub use order::{topological_order, CycleError};
 
 /// What a plan does to the fleet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Nodes hold nothing yet: install the current CA bundle and a leaf.
@@ -29,7 +29,7 @@ pub enum Mode {
 }
 
 /// One change made to one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Bootstrap: bundle = {current}, plus a leaf from the current CA.
