@@ -8,6 +8,7 @@
 pub mod collect;
 pub mod commands;
 pub mod duration;
+pub mod error;
 pub mod executor;
 pub mod exit;
 pub mod inventory;

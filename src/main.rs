@@ -14,6 +14,7 @@ use certroll::commands::decide::Intent;
 use certroll::commands::status::StatusArgs;
 use certroll::commands::verify::VerifyArgs;
 use certroll::commands::{self, plan::PlanArgs, CommandError};
+use certroll::error::causes;
 use certroll::exit;
 use certroll::output::{Format, Style};
 use certroll::plan::{ChainMode, Strategy};
@@ -244,18 +245,13 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
     }
 }
 
-/// Prints an error and its cause chain, one cause per line.
+/// Prints an error once: its own level, then each cause on its line (see
+/// [`certroll::error`]).
 fn report(err: &CommandError) {
     let style = Style::stderr();
     eprintln!("{} {err}", style.red(&style.bold("error:")));
-    let mut source = std::error::Error::source(err);
-    // An anyhow error's Display already shows only the outermost context.
-    if let CommandError::Other(e) = err {
-        source = e.source();
-    }
-    while let Some(cause) = source {
+    for cause in std::error::Error::source(err).into_iter().flat_map(causes) {
         eprintln!("  caused by: {cause}");
-        source = cause.source();
     }
 }
 

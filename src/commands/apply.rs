@@ -109,7 +109,7 @@ impl<'a> RunContext<'a> {
         let ca = select_ca(&inv, args.ca.as_deref())?;
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         let lock = Lock::acquire(&inv.state_dir, &command)
-            .map_err(|e| CommandError::Incomplete(e.to_string()))?;
+            .map_err(|e| CommandError::Incomplete(crate::error::chain(&e)))?;
         let journal = Journal::open(&inv.state_dir)?;
         let store = CaStore::new(&inv.state_dir);
         let gens = CaGenerations::read(&store, &inv.cas[ca])?;
@@ -275,7 +275,7 @@ impl<'a> RunContext<'a> {
             ..ExecOptions::default()
         };
         let outcome = execute(plan, &self.inv, &work, &self.journal, &opts, &progress)
-            .context("the run stopped")?;
+            .map_err(|e| CommandError::Other(e.into()))?;
         drop(progress);
         if !outcome.complete() {
             for (id, err) in &outcome.failed {

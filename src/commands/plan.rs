@@ -10,7 +10,7 @@ use super::{load, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
-use crate::output::{Format, Style};
+use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::Plan;
 use crate::simulate::{check, CheckOptions};
@@ -80,13 +80,13 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let planned = build(inv, args)?;
     let view = planned.view();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match args.format {
+    let written = match args.format {
         Format::Text => text_to(&view, Style::stdout(), &mut out),
         Format::Json => json_to(&view, &mut out),
         Format::Dot => out.write_all(dot(&view).as_bytes()),
     }
-    .and_then(|()| out.flush())
-    .context("failed to write the plan to standard output")?;
+    .and_then(|()| out.flush());
+    unless_reader_left(written).context("failed to write the plan to standard output")?;
     drop(out);
     if args.check {
         let opts = CheckOptions {
@@ -94,7 +94,7 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             ..CheckOptions::default()
         };
         let report = check(&planned.inv, &planned.plan, opts)
-            .map_err(|e| CommandError::Other(anyhow::anyhow!("plan check FAILED: {e}")))?;
+            .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();
         eprintln!(
             "{} {} orders × {} steps, {} links, {} distinct handshakes: every link stayed up",

@@ -12,7 +12,7 @@ use crate::exit;
 use crate::inventory::Inventory;
 use crate::journal::{Journal, RunState, RunStatus};
 use crate::output::status::{self, RunProgress, RunReport, StepState, StepStatus};
-use crate::output::{Format, Style};
+use crate::output::{unless_reader_left, Format, Style};
 use crate::plan::{Plan, StepId};
 
 /// Arguments of `certroll status`.
@@ -55,8 +55,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
 
 fn print(text: &str) -> Result<(), CommandError> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
+    unless_reader_left(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
         .context("failed to write the status to standard output")?;
     Ok(())
 }

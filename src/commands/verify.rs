@@ -11,7 +11,7 @@ use anyhow::Context;
 use super::{load, select_ca, CommandError};
 use crate::inventory::{CaId, Inventory};
 use crate::output::verify::{json, text};
-use crate::output::{Format, Style};
+use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::transport::{self, Connector, HostKeyPolicy};
 use crate::verify::{verify, CaInput, Known, Report, VerifyOptions};
@@ -68,9 +68,11 @@ pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i3
         Format::Json => json(&report),
         Format::Text | Format::Dot => text(&report, style),
     };
-    out.write_all(rendered.as_bytes())
-        .and_then(|()| out.flush())
-        .context("failed to write the verify report")?;
+    unless_reader_left(
+        out.write_all(rendered.as_bytes())
+            .and_then(|()| out.flush()),
+    )
+    .context("failed to write the verify report to standard output")?;
     Ok(report.exit_code())
 }
 

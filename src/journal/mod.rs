@@ -41,7 +41,7 @@ pub struct FileHash {
 /// Why the journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("failed to {action} journal {path}: {source}")]
+    #[error("failed to {action} journal {path}")]
     Io {
         action: &'static str,
         path: PathBuf,

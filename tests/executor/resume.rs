@@ -250,6 +250,7 @@ fn steps_cannot_be_recorded_without_a_run() {
         &Events::default(),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("no run was begun"), "{err}");
+    let shown = certroll::error::chain(&err);
+    assert!(shown.contains("no run was begun"), "{shown}");
     assert!(fake.calls("prepare").is_empty());
 }
