@@ -1,9 +1,9 @@
 //! Carrying out a plan: bounded parallelism, confirmation gates, retries.
 //!
 //! The executor never starts a step before every step in its `after` list is confirmed:
-//! that is what keeps every link working while the CA rolls (DESIGN §3). It does not know
-//! what a step writes; a [`StepWork`] decides that, so the scheduling can be proven with
-//! fakes and the real work can be wired to the PKI and the transports elsewhere.
+//! that is what keeps every link working while the CA rolls (docs/design.md#gates). It
+//! does not know what a step writes; a [`StepWork`] decides that, so the scheduling can be
+//! proven with fakes and the real work can be wired to the PKI and the transports elsewhere.
 //! [`step`] holds the building blocks of the real work: atomic writes, reload, confirm.
 
 use std::fmt;
@@ -123,7 +123,7 @@ pub enum StepErrorKind {
     /// Anything else (permission denied, bad input): not retried.
     Permanent,
     /// A host key is unknown or changed: not retried, and no further step of the run
-    /// starts anywhere (steps in flight finish). DESIGN §6.
+    /// starts anywhere (steps in flight finish). See docs/design.md#safety.
     StopRun,
 }
 

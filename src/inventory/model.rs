@@ -216,8 +216,8 @@ impl Inventory {
         (0..self.nodes.len()).filter(|&i| seen[i]).collect()
     }
 
-    /// Per node, the peers that verify its certificate over `ca` (DESIGN §2 verifiers(n)).
-    /// Sorted, without duplicates.
+    /// Per node, the peers that verify its certificate over `ca` (verifiers(n) in
+    /// docs/design.md#words). Sorted, without duplicates.
     pub fn verifiers(&self, ca: CaId) -> Vec<Vec<NodeId>> {
         let mut v = vec![Vec::new(); self.nodes.len()];
         for l in self.links_of(ca) {
@@ -233,8 +233,8 @@ impl Inventory {
         v
     }
 
-    /// Per node, the peers whose certificate it verifies over `ca` (DESIGN §2 subjects(n)).
-    /// Sorted, without duplicates.
+    /// Per node, the peers whose certificate it verifies over `ca` (subjects(n) in
+    /// docs/design.md#words). Sorted, without duplicates.
     pub fn subjects(&self, ca: CaId) -> Vec<Vec<NodeId>> {
         let mut s = vec![Vec::new(); self.nodes.len()];
         for l in self.links_of(ca) {

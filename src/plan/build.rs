@@ -1,4 +1,4 @@
-//! Building the steps of bootstrap, renew and rotate plans (DESIGN §3).
+//! Building the steps of bootstrap, renew and rotate plans (docs/design.md#safe-order).
 //!
 //! Rotation gates, per node `n` of the rotated CA:
 //! - `trust-add(n)` (only when n verifies someone): no prerequisite;

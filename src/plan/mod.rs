@@ -1,8 +1,9 @@
 //! The update plan: which node gets which change, and which confirmations each change waits for.
 //!
 //! The planner is pure: it reads an [`Inventory`] and what is known of the fleet, and returns
-//! a [`Plan`], a DAG of [`Step`]s. Why the order is safe is explained in DESIGN §3 and
-//! `docs/plan.md`; `simulate` proves it by running the plan against real handshakes.
+//! a [`Plan`], a DAG of [`Step`]s. Why the order is safe is explained in
+//! docs/design.md#safe-order and `docs/plan.md`; `simulate` proves it by running the plan
+//! against real handshakes.
 
 use serde::{Deserialize, Serialize};
 
