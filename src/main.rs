@@ -3,6 +3,7 @@
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
 //! 64 usage, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::path::PathBuf;
 use std::time::Duration;
