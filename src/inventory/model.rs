@@ -89,6 +89,25 @@ pub struct CaSpec {
     pub chain: ChainMode,
 }
 
+impl CaSpec {
+    /// CA `name` with `subject` and every other key at its default in docs/inventory.md:
+    /// ecdsa-p256, 10-year roots, 90-day leaves renewed 30 days before they expire,
+    /// phased, plain chains.
+    pub fn new(name: &str, subject: &str) -> CaSpec {
+        const DAY: u64 = 86_400;
+        CaSpec {
+            name: name.to_string(),
+            subject: subject.to_string(),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            validity: Duration::from_secs(10 * 365 * DAY),
+            leaf_validity: Duration::from_secs(90 * DAY),
+            renew_before: Duration::from_secs(30 * DAY),
+            strategy: Strategy::default(),
+            chain: ChainMode::default(),
+        }
+    }
+}
+
 /// How certroll reaches a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportKind {
