@@ -125,4 +125,5 @@ impl Plan {
 }
 
 #[cfg(test)]
+#[path = "plan_tests.rs"]
 mod tests;

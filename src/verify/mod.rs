@@ -24,6 +24,7 @@ pub mod proof;
 pub mod report;
 
 #[cfg(test)]
+#[path = "verify_tests.rs"]
 mod tests;
 
 pub use collect::{CaFiles, Collected, FileState};

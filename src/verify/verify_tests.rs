@@ -14,7 +14,9 @@ use crate::inventory::{Inventory, InventoryBuilder, NodeId};
 use crate::transport::fake::FakeNode;
 use crate::transport::{Connector, ErrorKind, Transport, TransportError};
 
+#[path = "verify_findings_tests.rs"]
 mod findings;
+#[path = "verify_rotation_tests.rs"]
 mod rotation;
 
 /// One CA generation made with rcgen.
