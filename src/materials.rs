@@ -123,7 +123,7 @@ pub fn changes_for(
     };
     for &action in actions {
         match action {
-            Action::Install | Action::Renew => {
+            Action::Install | Action::Renew | Action::LeafRestore => {
                 if action == Action::Install {
                     set(
                         FileKind::TrustBundle,
@@ -135,7 +135,7 @@ pub fn changes_for(
                 set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
                 set(FileKind::Cert, &paths.cert, Some(l.cert_pem.into_bytes()));
             }
-            Action::TrustAdd => {
+            Action::TrustAdd | Action::TrustRestore => {
                 let n = next(action)?;
                 set(
                     FileKind::TrustBundle,
@@ -156,11 +156,16 @@ pub fn changes_for(
                 set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
                 set(FileKind::Cert, &paths.cert, Some(chain_pem.into_bytes()));
             }
-            Action::TrustPrune => {
+            Action::TrustPrune | Action::TrustDropNew => {
+                let keep = if action == Action::TrustPrune {
+                    next(action)?
+                } else {
+                    gens.current
+                };
                 set(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
-                    Some(bundle_pem(&[next(action)?])),
+                    Some(bundle_pem(&[keep])),
                 );
                 if let Some(p) = &paths.proof_cert {
                     set(FileKind::ProofCert, p, None);

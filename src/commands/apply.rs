@@ -341,6 +341,15 @@ pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan
     match h.mode {
         Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
             .map_err(|e| CommandError::Usage(e.to_string())),
+        Mode::Rollback => {
+            let mut state = plan::RotationState::untouched(inv.nodes.len());
+            for (name, p) in &h.params.rollback_state {
+                if let Some(n) = inv.node_id(name) {
+                    state.nodes[n] = *p;
+                }
+            }
+            Ok(plan::rollback(inv, ca, h.strategy, h.chain, &state))
+        }
         Mode::Bootstrap | Mode::Renew => {
             let ids = |names: &[String]| -> Vec<usize> {
                 names.iter().filter_map(|n| inv.node_id(n)).collect()

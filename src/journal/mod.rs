@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{ChainMode, Inventory, Strategy};
-use crate::plan::{Action, Mode, Plan, Step, StepId};
+use crate::plan::{Action, Mode, NodeProgress, Plan, Step, StepId};
 
 mod lock;
 mod state;
@@ -152,6 +152,13 @@ fn first_version() -> u32 {
 pub struct RunParams {
     pub install: Vec<String>,
     pub renew: Vec<String>,
+    /// A rollback: the run id of the rotation it rolls back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// A rollback: how far the rotation got on each node it may have touched, as the
+    /// rollback found it (the plan is rebuilt from this on resume).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollback_state: Vec<(String, NodeProgress)>,
 }
 
 /// What the caller states about a new run; the journal adds run id, time, host and pid.
@@ -188,6 +195,7 @@ impl RunHeader {
             params: RunParams {
                 install: names(Action::Install),
                 renew: names(Action::Renew),
+                ..RunParams::default()
             },
         }
     }

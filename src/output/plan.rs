@@ -67,6 +67,12 @@ impl PlanView<'_> {
             }
             Action::LeafSwap => format!("new key and leaf from {}", self.nxt()),
             Action::TrustPrune => format!("bundle {{{}}}", self.nxt()),
+            Action::TrustRestore if proof => {
+                format!("bundle {{{}, {}}} + proof-key cert", self.cur(), self.nxt())
+            }
+            Action::TrustRestore => format!("bundle {{{}, {}}}", self.cur(), self.nxt()),
+            Action::LeafRestore => format!("fresh key and leaf from {}", self.cur()),
+            Action::TrustDropNew => format!("bundle {{{}}}", self.cur()),
         }
     }
 
@@ -81,6 +87,12 @@ impl PlanView<'_> {
                 self.nxt(),
                 kebab(self.plan.strategy),
                 kebab(self.plan.chain)
+            ),
+            Mode::Rollback => format!(
+                "Roll back CA {ca}: {} → {} (abandon {})",
+                self.nxt(),
+                self.cur(),
+                self.nxt()
             ),
         }
     }
@@ -191,7 +203,9 @@ fn paint_action(style: Style, a: Action) -> String {
         Action::Install | Action::Renew => style.cyan(a.as_str()),
         Action::TrustAdd => style.green(a.as_str()),
         Action::LeafSwap => style.yellow(a.as_str()),
-        Action::TrustPrune => style.magenta(a.as_str()),
+        Action::TrustPrune | Action::TrustDropNew => style.magenta(a.as_str()),
+        Action::TrustRestore => style.green(a.as_str()),
+        Action::LeafRestore => style.yellow(a.as_str()),
     }
 }
 
@@ -416,7 +430,12 @@ pub fn dot(view: &PlanView<'_>) -> String {
     for s in &plan.steps {
         if s.actions
             .iter()
-            .any(|a| matches!(a, Action::LeafSwap | Action::Install | Action::Renew))
+            .any(|a| {
+                matches!(
+                    a,
+                    Action::LeafSwap | Action::Install | Action::Renew | Action::LeafRestore
+                )
+            })
         {
             node_wave[s.node] = Some(s.wave);
         }

@@ -107,18 +107,18 @@ pub fn rotate(
 }
 
 /// Step ids of one kind per node, `usize::MAX` where the node has no such step.
-struct Slots(Vec<StepId>);
+pub(super) struct Slots(pub(super) Vec<StepId>);
 
 impl Slots {
-    fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize) -> Self {
         Slots(vec![usize::MAX; n])
     }
-    fn get(&self, node: NodeId) -> Option<StepId> {
+    pub(super) fn get(&self, node: NodeId) -> Option<StepId> {
         Some(self.0[node]).filter(|&id| id != usize::MAX)
     }
 }
 
-fn push(
+pub(super) fn push(
     steps: &mut Vec<Step>,
     node: NodeId,
     actions: Vec<Action>,

@@ -12,9 +12,11 @@ pub use crate::inventory::{ChainMode, Strategy};
 
 mod build;
 mod order;
+mod rollback;
 mod waves;
 
 pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
+pub use rollback::{rollback, NodeProgress, Progress, RotationState};
 pub use order::{topological_order, CycleError};
 
 /// What a plan does to the fleet.
@@ -27,6 +29,8 @@ pub enum Mode {
     Renew,
     /// Roll the fleet from the current CA generation to the next one.
     Rotate,
+    /// Return the fleet from an interrupted rotation to the current (old) generation.
+    Rollback,
 }
 
 /// One change made to one node.
@@ -43,6 +47,12 @@ pub enum Action {
     LeafSwap,
     /// Bundle = {new}; the proof-key certificate is removed.
     TrustPrune,
+    /// Rollback: bundle = {old, new} again (the old anchor back where it was pruned).
+    TrustRestore,
+    /// Rollback: a fresh key and leaf from the old CA (never a key that was replaced).
+    LeafRestore,
+    /// Rollback: bundle = {old}; the new anchor and the proof-key certificate are removed.
+    TrustDropNew,
 }
 
 impl Action {
@@ -53,6 +63,9 @@ impl Action {
             Action::TrustAdd => "trust-add",
             Action::LeafSwap => "leaf-swap",
             Action::TrustPrune => "trust-prune",
+            Action::TrustRestore => "trust-restore",
+            Action::LeafRestore => "leaf-restore",
+            Action::TrustDropNew => "trust-drop-new",
         }
     }
 }
