@@ -80,11 +80,19 @@ struct Prepared {
     changes: Vec<Vec<(String, Option<Vec<u8>>)>>,
     initial: Vec<Files>,
     bootstrap: bool,
-    /// The bundle every member must hold after a rotation: the new root alone.
+    /// The bundle every member must hold at the end: the new root alone after a
+    /// rotation, the old root alone after a rollback.
     final_bundle: Vec<u8>,
+    /// Per node, whether it starts on a new-generation leaf (a rollback must replace it).
+    starts_swapped: Vec<bool>,
 }
 
-fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
+/// Where a check starts: per node (indexed by `NodeId`), the rotation actions already
+/// applied to its files, in order. Empty everywhere: every member holds the current
+/// generation's bundle and leaf (for a bootstrap: nothing).
+pub type StartState = [Vec<crate::plan::Action>];
+
+fn prepare(inv: &Inventory, plan: &Plan, start: &StartState) -> Result<Prepared, CheckError> {
     let spec = &inv.cas[plan.ca];
     let now = OffsetDateTime::now_utc();
     let current = new_ca(spec, 1, now)?;
@@ -107,16 +115,13 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
     }
     let bootstrap = plan.mode == Mode::Bootstrap;
     let mut initial = vec![Files::new(); inv.nodes.len()];
+    let mut starts_swapped = vec![false; inv.nodes.len()];
     if !bootstrap {
         for n in inv.members(plan.ca) {
-            let install = changes_for(
-                &[crate::plan::Action::Install],
-                &inv.nodes[n],
-                spec,
-                gens,
-                plan.chain,
-                now,
-            )?;
+            let mut actions = vec![crate::plan::Action::Install];
+            actions.extend(start.get(n).into_iter().flatten().copied());
+            starts_swapped[n] = actions.contains(&crate::plan::Action::LeafSwap);
+            let install = changes_for(&actions, &inv.nodes[n], spec, gens, plan.chain, now)?;
             for c in install {
                 if let Some(d) = c.data {
                     initial[n].insert(c.path, d);
@@ -124,11 +129,17 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
             }
         }
     }
+    let final_root = if plan.mode == Mode::Rollback {
+        &current
+    } else {
+        &next
+    };
     Ok(Prepared {
         changes,
         initial,
         bootstrap,
-        final_bundle: bundle_pem(&[&next]),
+        final_bundle: bundle_pem(&[final_root]),
+        starts_swapped,
     })
 }
 
@@ -137,7 +148,19 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
 /// step an order that runs it as early as possible (plans up to `earliest_limit` steps),
 /// and in `opts.random_orders` random orders; handshakes every link after every step.
 pub fn check(inv: &Inventory, plan: &Plan, opts: CheckOptions) -> Result<CheckReport, CheckError> {
-    let prepared = prepare(inv, plan)?;
+    check_from(inv, plan, &[], opts)
+}
+
+/// [`check`], starting from the files a rotation left behind: `start[n]` lists the
+/// rotation actions already applied on node `n` (missing entries: none). This is how a
+/// rollback plan is proved from the mixed state it starts in.
+pub fn check_from(
+    inv: &Inventory,
+    plan: &Plan,
+    start: &StartState,
+    opts: CheckOptions,
+) -> Result<CheckReport, CheckError> {
+    let prepared = prepare(inv, plan, start)?;
     let links: Vec<Link> = inv.links_of(plan.ca).copied().collect();
     let mut sim = Sim {
         inv,
@@ -323,16 +346,20 @@ impl Sim<'_> {
         )
     }
 
-    /// After a rotation, every member trusts only the new root and presents a new leaf.
+    /// After a rotation, every member trusts only the new root and presents a new leaf;
+    /// after a rollback, every member trusts only the old root and no longer presents a
+    /// new-generation leaf.
     fn check_final(&self, files: &[Files]) -> Result<(), CheckError> {
-        if self.plan.mode != Mode::Rotate {
+        let rollback = self.plan.mode == Mode::Rollback;
+        if self.plan.mode != Mode::Rotate && !rollback {
             return Ok(());
         }
         let ca = &self.inv.cas[self.plan.ca].name;
         let touched: HashSet<NodeId> = self.plan.steps.iter().map(|s| s.node).collect();
         for n in self.inv.members(self.plan.ca) {
             let node = &self.inv.nodes[n];
-            if !touched.contains(&n) {
+            let untouched_ok = rollback && files[n] == self.prepared.initial[n];
+            if !touched.contains(&n) && !untouched_ok {
                 return Err(CheckError::Incomplete {
                     node: node.name.clone(),
                     what: "the plan never visits it".into(),
@@ -342,15 +369,22 @@ impl Sim<'_> {
             let bundle = files[n].get(&p.trust_bundle);
             if bundle != Some(&self.prepared.final_bundle) {
                 let roots = bundle.map(|b| count_certs(b)).unwrap_or(0);
+                let which = if rollback { "old" } else { "new" };
                 let what =
-                    format!("its trust bundle holds {roots} root(s) but not exactly the new one");
+                    format!("its trust bundle holds {roots} root(s) but not exactly the {which} one");
                 return Err(CheckError::Incomplete {
                     node: node.name.clone(),
                     what,
                 });
             }
-            if files[n].get(&p.cert) == self.prepared.initial[n].get(&p.cert) {
-                let what = "it still presents its old certificate".to_string();
+            let must_change = !rollback || self.prepared.starts_swapped[n];
+            if must_change && files[n].get(&p.cert) == self.prepared.initial[n].get(&p.cert) {
+                let what = if rollback {
+                    "it still presents its new-generation certificate"
+                } else {
+                    "it still presents its old certificate"
+                }
+                .to_string();
                 return Err(CheckError::Incomplete {
                     node: node.name.clone(),
                     what,
