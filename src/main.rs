@@ -161,6 +161,9 @@ struct Rollover {
     /// Roll the CA over to a new generation.
     #[arg(long)]
     rotate: bool,
+    /// Return the fleet from an interrupted rotation to the old generation.
+    #[arg(long, conflicts_with_all = ["rotate", "strategy", "chain"])]
+    rollback: bool,
     /// The CA to work on (required when the inventory defines several).
     #[arg(long, value_name = "NAME")]
     ca: Option<String>,
@@ -195,6 +198,7 @@ impl Rollover {
     fn intent(&self, parallel: usize) -> Intent {
         Intent {
             rotate: self.rotate,
+            rollback: self.rollback,
             strategy: self.strategy.map(|s| match s {
                 StrategyArg::Phased => Strategy::Phased,
                 StrategyArg::Ordered => Strategy::Ordered,

@@ -13,6 +13,8 @@ use crate::transport::Connector;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Intent {
     pub rotate: bool,
+    /// `--rollback`: return from an interrupted rotation (see [`super::rollback`]).
+    pub rollback: bool,
     /// Overrides the CA's `strategy`.
     pub strategy: Option<Strategy>,
     /// Overrides the CA's `chain`.

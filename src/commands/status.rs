@@ -102,6 +102,7 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState) -> RunReport {
         run: run.run.clone(),
         ca: run.header.ca.clone(),
         mode: run.header.mode,
+        rollback_of: run.header.params.rollback_of.clone(),
         strategy: run.header.strategy,
         chain: run.header.chain,
         generations: run.header.generations.clone(),

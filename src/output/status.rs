@@ -56,6 +56,9 @@ pub struct RunReport {
     pub run: String,
     pub ca: String,
     pub mode: Mode,
+    /// A rollback: the run id of the rotation it rolls back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
     pub strategy: Strategy,
     pub chain: ChainMode,
     pub generations: Vec<u32>,
@@ -100,6 +103,9 @@ pub fn text(r: &RunReport, style: Style) -> String {
             word(&r.status)
         ))
     );
+    if let Some(of) = &r.rollback_of {
+        let _ = writeln!(out, "rollback of run {of}");
+    }
     let _ = writeln!(
         out,
         "started {} by pid {} on {}, resumed {} time(s)",

@@ -7,6 +7,7 @@
 //! ca/<name>/g1/ca.pem, ca.key               root and its PKCS#8 key (0600)
 //! ca/<name>/g2/ca.pem, ca.key, cross.pem    cross.pem: G2 signed by G1
 //! ca/<name>/archive/g1/                     generations retired by finish_rotation
+//! ca/<name>/archive/g2/ROLLED-BACK          a next generation abandoned by a rollback
 //! ```
 //!
 //! Directories are 0700 and every file is written atomically with mode 0600. Pointers
@@ -109,7 +110,8 @@ impl CaStore {
                 spec.name
             ),
         })?;
-        let generation = current.generation + 1;
+        // A generation a rollback abandoned keeps its number: the fresh one comes after it.
+        let generation = current.generation.max(self.highest_abandoned(&root)?) + 1;
         let next = new_ca(spec, generation, now)?;
         let cross = cross_sign(spec, &next, &current, now)?;
         write_generation(&generation_dir(&root, generation), &next, Some(&cross))?;
@@ -146,6 +148,56 @@ impl CaStore {
         Ok(())
     }
 
+    /// Abandons a rotation after a rollback: the next generation is archived, never
+    /// deleted, with a `ROLLED-BACK` note holding `note`; the current one stays in use.
+    ///
+    /// Safe to repeat after a crash: the note is written first, then the pointer removed,
+    /// then the directory moved; a repeat finishes whatever is left. Returns the
+    /// generation archived, if one was still in place.
+    pub fn abandon_rotation(&self, spec: &CaSpec, note: &str) -> Result<Option<u32>, PkiError> {
+        let root = self.ca_dir(spec)?;
+        let next_pointer = root.join("next");
+        if let Some(next) = read_pointer(&next_pointer)? {
+            let dir = generation_dir(&root, next);
+            if dir.is_dir() {
+                write_private(&dir.join(ROLLED_BACK), note.as_bytes())?;
+            }
+            remove_durable(&next_pointer)?;
+        }
+        let current = read_pointer(&root.join("current"))?.unwrap_or(0);
+        let mut archived = None;
+        for generation in list_generations(&root)?.into_iter().filter(|g| *g > current) {
+            let dir = generation_dir(&root, generation);
+            if !dir.join(ROLLED_BACK).exists() {
+                continue;
+            }
+            let archive = root.join("archive");
+            create_private_dir(&archive)?;
+            rename_durable(&dir, &generation_dir(&archive, generation))?;
+            archived = Some(generation);
+        }
+        Ok(archived)
+    }
+
+    /// The note of an archived generation a rollback abandoned, if it is one.
+    pub fn rolled_back_note(&self, spec: &CaSpec, generation: u32) -> Option<String> {
+        let dir = generation_dir(&self.ca_dir(spec).ok()?.join("archive"), generation);
+        fs::read_to_string(dir.join(ROLLED_BACK)).ok()
+    }
+
+    /// The highest generation number a rollback abandoned (archived or not yet moved), 0
+    /// if none.
+    fn highest_abandoned(&self, root: &Path) -> Result<u32, PkiError> {
+        let archive = root.join("archive");
+        let archived = list_generations(&archive)?.into_iter().max().unwrap_or(0);
+        let in_place = list_generations(root)?
+            .into_iter()
+            .filter(|&g| generation_dir(root, g).join(ROLLED_BACK).exists())
+            .max()
+            .unwrap_or(0);
+        Ok(archived.max(in_place))
+    }
+
     /// Archived generations, oldest first.
     pub fn archived(&self, spec: &CaSpec) -> Result<Vec<CaCert>, PkiError> {
         let archive = self.ca_dir(spec)?.join("archive");
@@ -168,6 +220,9 @@ impl CaStore {
         Ok(self.dir.join(name))
     }
 }
+
+/// The note a rollback leaves in the generation it abandons.
+pub const ROLLED_BACK: &str = "ROLLED-BACK";
 
 fn generation_dir(root: &Path, generation: u32) -> PathBuf {
     root.join(format!("g{generation}"))

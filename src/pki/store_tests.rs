@@ -175,3 +175,46 @@ fn refuses_path_like_ca_names() {
     spec.name = "../evil".into();
     assert!(CaStore::new(state.path()).current(&spec).is_err());
 }
+
+#[test]
+fn abandon_rotation_archives_the_next_generation_with_a_note_and_repeats_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CaStore::new(dir.path());
+    let spec = spec();
+    let now = OffsetDateTime::now_utc();
+    store.init(&spec, now).unwrap();
+    let (next, _) = store.begin_rotation(&spec, now).unwrap();
+    assert_eq!(next.generation, 2);
+    let archived = store
+        .abandon_rotation(&spec, "rolled back by run r2 (rotation run r1)\n")
+        .unwrap();
+    assert_eq!(archived, Some(2));
+    assert!(store.next(&spec).unwrap().is_none());
+    assert_eq!(store.current(&spec).unwrap().unwrap().generation, 1);
+    let note = store.rolled_back_note(&spec, 2).unwrap();
+    assert!(note.contains("rolled back by run r2"), "{note}");
+    // Never deleted: the key is archived, still private.
+    let key = dir.path().join("ca/internal/archive/g2/ca.key");
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(store.abandon_rotation(&spec, "again").unwrap(), None);
+    // A later rotation makes a fresh generation, numbered after the abandoned one.
+    let (fresh, _) = store.begin_rotation(&spec, now).unwrap();
+    assert_eq!(fresh.generation, 3);
+    assert_ne!(fresh.cert_pem, next.cert_pem);
+}
+
+#[test]
+fn abandon_rotation_finishes_after_a_crash_before_the_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CaStore::new(dir.path());
+    let spec = spec();
+    let now = OffsetDateTime::now_utc();
+    store.init(&spec, now).unwrap();
+    store.begin_rotation(&spec, now).unwrap();
+    // The crash: note written, pointer removed, directory not moved yet.
+    let g2 = dir.path().join("ca/internal/g2");
+    std::fs::write(g2.join("ROLLED-BACK"), "rolled back\n").unwrap();
+    std::fs::remove_file(dir.path().join("ca/internal/next")).unwrap();
+    assert_eq!(store.abandon_rotation(&spec, "x").unwrap(), Some(2));
+    assert!(dir.path().join("ca/internal/archive/g2/ca.key").exists());
+}
