@@ -21,7 +21,7 @@ use crate::output::plan::{text, PlanView};
 use crate::output::progress::{Progress, ProgressFormat};
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
-use crate::plan::{self, Mode, Plan};
+use crate::plan::{self, Mode, NodeProgress, Plan};
 use crate::transport::{self, Connector, HostKeyPolicy};
 
 /// Arguments of `certroll apply`.
@@ -43,36 +43,20 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
     let mut ctx = RunContext::new(args)?;
     let spec = &ctx.inv.cas[ctx.ca];
     let last = ctx.journal.last_run()?;
+    if args.intent.rollback {
+        return ctx.rollback(last.as_ref());
+    }
     if let Some(prev) = last
         .as_ref()
         .filter(|r| r.header.ca == spec.name && !r.is_complete())
     {
-        let plan = rebuild(&ctx.inv, ctx.ca, prev)?;
-        let unchanged = plan.fingerprint(&ctx.inv) == prev.header.fingerprint;
-        if !unchanged && !args.replan {
-            return Err(CommandError::Usage(format!(
-                "the inventory changed since run {} started, and its plan no longer matches ({} steps now); \
-                 nothing was changed\n  hint: restore the inventory to finish the run, or pass --replan to \
-                 recompute the plan from the current inventory (steps already confirmed are kept)",
-                prev.run,
-                plan.steps.len()
-            )));
-        }
-        ctx.say(&format!(
-            "resuming run {} ({} of {} steps done)",
-            prev.run,
-            prev.done.len(),
-            plan.steps.len()
-        ));
-        if unchanged {
-            ctx.journal.resume_run(prev)?;
-            return ctx.execute_run(&plan, &prev.run);
-        }
-        // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
-        return ctx.start_run(plan, Some(prev));
+        return ctx.resume(prev);
     }
     if ctx.finish_pending_rotation(last.as_ref())? {
         ctx.say("the last rotation had completed; archived the old CA generation");
+    }
+    if ctx.finish_pending_rollback(last.as_ref())? {
+        ctx.say("the last rollback had completed; archived the abandoned CA generation");
     }
 
     let plan = ctx.decide()?;
@@ -98,6 +82,8 @@ struct RunContext<'a> {
     gens: CaGenerations,
     journal: Journal,
     connector: Arc<dyn Connector>,
+    /// A rollback run's journal parameters: the rotation run and the state rolled back.
+    rollback_params: Option<(Option<String>, Vec<(String, NodeProgress)>)>,
     /// Held until the run ends.
     _lock: Lock,
 }
@@ -125,8 +111,73 @@ impl<'a> RunContext<'a> {
             gens,
             journal,
             connector,
+            rollback_params: None,
             _lock: lock,
         })
+    }
+
+    /// Resumes the unfinished run `prev` (rotation, rollback or maintenance).
+    fn resume(&mut self, prev: &RunState) -> Result<i32, CommandError> {
+        let plan = rebuild(&self.inv, self.ca, prev)?;
+        let unchanged = plan.fingerprint(&self.inv) == prev.header.fingerprint;
+        if !unchanged && !self.args.replan {
+            return Err(CommandError::Usage(format!(
+                "the inventory changed since run {} started, and its plan no longer matches ({} steps now); \
+                 nothing was changed\n  hint: restore the inventory to finish the run, or pass --replan to \
+                 recompute the plan from the current inventory (steps already confirmed are kept)",
+                prev.run,
+                plan.steps.len()
+            )));
+        }
+        self.say(&format!(
+            "resuming run {} ({} of {} steps done)",
+            prev.run,
+            prev.done.len(),
+            plan.steps.len()
+        ));
+        if unchanged {
+            self.journal.resume_run(prev)?;
+            return self.execute_run(&plan, &prev.run);
+        }
+        // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
+        return self.start_run(plan, Some(prev));
+    }
+
+    /// `apply --rollback`: resumes an unfinished rollback, or rolls back the rotation in
+    /// progress from where it stopped (see [`super::rollback`]).
+    fn rollback(&mut self, last: Option<&RunState>) -> Result<i32, CommandError> {
+        let name = self.spec().name.clone();
+        let mine = last.filter(|r| r.header.ca == name);
+        if let Some(prev) = mine.filter(|r| r.header.mode == Mode::Rollback && !r.is_complete()) {
+            return self.resume(prev);
+        }
+        if let Some(prev) = mine.filter(|r| r.header.mode != Mode::Rotate && !r.is_complete()) {
+            return Err(CommandError::Usage(format!(
+                "cannot roll back CA {name}: run {} ({}) is unfinished; nothing was changed\n  \
+                 hint: finish it with `certroll apply` first",
+                prev.run,
+                kebab_mode(prev.header.mode)
+            )));
+        }
+        self.finish_pending_rollback(last)?;
+        let parallel = self.args.intent.parallel.max(1);
+        let found = super::rollback::find(
+            &self.inv,
+            self.ca,
+            &self.gens,
+            mine,
+            &*self.connector,
+            parallel,
+        )?;
+        for w in &found.warnings {
+            self.say(&format!("warning: {w}"));
+        }
+        match &found.of_run {
+            Some(run) => self.say(&format!("rolling back rotation run {run}")),
+            None => self.say("rolling back a rotation that reached no node"),
+        }
+        self.rollback_params = Some(super::rollback::params(&self.inv, &found));
+        self.start_run(found.plan, None)
     }
 
     fn spec(&self) -> &CaSpec {
@@ -188,9 +239,12 @@ impl<'a> RunContext<'a> {
             return Ok(exit::OK);
         }
         let generations = self.create_material(&plan)?;
-        let run_id = self
-            .journal
-            .begin_run(RunHeader::for_plan(&plan, &self.inv, generations))?;
+        let mut header = RunHeader::for_plan(&plan, &self.inv, generations);
+        if let Some((of, state)) = self.rollback_params.take() {
+            header.params.rollback_of = of;
+            header.params.rollback_state = state;
+        }
+        let run_id = self.journal.begin_run(header)?;
         if let Some(prev) = carried_from {
             self.carry_over(&plan, prev)?;
         }
@@ -215,6 +269,17 @@ impl<'a> RunContext<'a> {
             self.gens.next = Some(next);
             self.gens.cross = Some(cross);
             return Ok(generations);
+        }
+        if plan.mode == Mode::Rollback {
+            // Invariant: a rollback is only planned while the store holds both generations.
+            let (Some(c), Some(n)) = (current, self.gens.next.as_ref()) else {
+                return Err(CommandError::Usage(format!(
+                    "cannot roll back CA {}: the CA store {} holds no rotation in progress",
+                    spec.name,
+                    dir.display()
+                )));
+            };
+            return Ok(vec![c, n.generation]);
         }
         if let Some(c) = current {
             return Ok(vec![c]);
@@ -289,7 +354,9 @@ impl<'a> RunContext<'a> {
                 outcome.blocked.len()
             )));
         }
-        if plan.mode == Mode::Rotate {
+        if plan.mode == Mode::Rollback {
+            self.abandon_next_generation(run_id)?;
+        } else if plan.mode == Mode::Rotate {
             self.archive_old_generation()?;
             self.say(&format!(
                 "rotation of CA {} complete; the old generation is archived under {}",
@@ -314,6 +381,54 @@ impl<'a> RunContext<'a> {
             )
         })?;
         Ok(())
+    }
+
+    /// After a rollback: the next generation is archived with a note, the old one stays.
+    fn abandon_next_generation(&self, run_id: &str) -> Result<(), CommandError> {
+        let spec = self.spec();
+        let dir = self.store.dir.join(&spec.name);
+        let of = self
+            .journal
+            .last_run()?
+            .filter(|r| r.run == run_id)
+            .and_then(|r| r.header.params.rollback_of);
+        let note = format!(
+            "rolled back by run {run_id}{}; never used again (a later rotation makes a fresh generation)\n",
+            of.map(|o| format!(" (rotation run {o})")).unwrap_or_default()
+        );
+        let archived = self
+            .store
+            .abandon_rotation(spec, &note)
+            .with_context(|| format!("failed to archive the abandoned generation in CA store {}", dir.display()))?;
+        let current = self.gens.current.as_ref().map(|c| c.generation).unwrap_or(1);
+        self.say(&format!(
+            "rollback of CA {} complete: G{current} stays current{}",
+            spec.name,
+            archived
+                .map(|g| format!("; G{g} is archived as rolled back under {}", dir.join("archive").display()))
+                .unwrap_or_default()
+        ));
+        Ok(())
+    }
+
+    /// A complete rollback whose store step did not happen (crash right after the last
+    /// step): archive the abandoned generation now. True when it did something.
+    fn finish_pending_rollback(&mut self, last: Option<&RunState>) -> Result<bool, CommandError> {
+        let spec = self.spec();
+        let pending = last.filter(|r| {
+            r.header.ca == spec.name && r.header.mode == Mode::Rollback && r.is_complete()
+        });
+        let Some(last) = pending else {
+            return Ok(false);
+        };
+        match &self.gens.next {
+            Some(n) if last.header.generations.last() == Some(&n.generation) => {
+                self.abandon_next_generation(&last.run)?;
+                self.gens = CaGenerations::read(&self.store, self.spec())?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// A complete rotation whose archive step did not happen (crash right after the last
@@ -341,15 +456,7 @@ pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan
     match h.mode {
         Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
             .map_err(|e| CommandError::Usage(e.to_string())),
-        Mode::Rollback => {
-            let mut state = plan::RotationState::untouched(inv.nodes.len());
-            for (name, p) in &h.params.rollback_state {
-                if let Some(n) = inv.node_id(name) {
-                    state.nodes[n] = *p;
-                }
-            }
-            Ok(plan::rollback(inv, ca, h.strategy, h.chain, &state))
-        }
+        Mode::Rollback => Ok(super::rollback::rebuild(inv, ca, prev)),
         Mode::Bootstrap | Mode::Renew => {
             let ids = |names: &[String]| -> Vec<usize> {
                 names.iter().filter_map(|n| inv.node_id(n)).collect()
@@ -379,4 +486,12 @@ fn ask(question: &str) -> Result<bool, CommandError> {
         .read_line(&mut answer)
         .context("failed to read the answer")?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// The serde spelling of a mode (`rotate`, `rollback`), for messages.
+fn kebab_mode(mode: Mode) -> String {
+    serde_json::to_value(mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod decide;
 pub mod facts;
 pub mod plan;
+pub mod rollback;
 pub mod status;
 pub mod verify;
 

@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::decide::{decide, Intent};
-use super::{load, select_ca, CaGenerations, CommandError};
+use super::{load, rollback, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
-use crate::plan::Plan;
-use crate::simulate::{check, CheckOptions};
+use crate::plan::{Plan, RotationState};
+use crate::journal::Journal;
+use crate::simulate::{check, check_from, CheckError, CheckOptions, CheckReport};
 use crate::transport::{self, HostKeyPolicy};
 
 /// Arguments of `certroll plan`.
@@ -36,6 +37,8 @@ pub struct Planned {
     pub plan: Plan,
     pub current: Option<u32>,
     pub next: Option<u32>,
+    /// A rollback: how far the rotation got, where `--check` starts from.
+    pub start: Option<RotationState>,
 }
 
 impl Planned {
@@ -59,6 +62,29 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let store = CaStore::new(&inv.state_dir);
     let gens = CaGenerations::read(&store, spec)?;
     let (current, next) = gens.numbers();
+    if args.intent.rollback {
+        let journal = Journal::open(&inv.state_dir)?;
+        let last = journal.last_run()?;
+        let connector = transport::connector(&inv, HostKeyPolicy::default());
+        let found = rollback::find(
+            &inv,
+            ca,
+            &gens,
+            last.as_ref(),
+            &*connector,
+            args.intent.parallel.max(1),
+        )?;
+        for w in &found.warnings {
+            eprintln!("warning: {w}");
+        }
+        return Ok(Planned {
+            inv,
+            plan: found.plan,
+            current,
+            next,
+            start: Some(found.state),
+        });
+    }
     let plan = decide(
         &inv,
         ca,
@@ -71,6 +97,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
         plan,
         current,
         next,
+        start: None,
     })
 }
 
@@ -93,7 +120,7 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             random_orders: args.orders,
             ..CheckOptions::default()
         };
-        let report = check(&planned.inv, &planned.plan, opts)
+        let report = prove(&planned, opts)
             .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();
         eprintln!(
@@ -114,4 +141,17 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     // one (a tenth of the run on a 100,000-node fleet) would only delay the exit.
     std::mem::forget(planned);
     Ok(code)
+}
+
+/// `--check`: the plan from the state it starts in. A rollback starts from the files the
+/// rotation left, checked twice: with every interrupted step on its node, and with none.
+fn prove(planned: &Planned, opts: CheckOptions) -> Result<CheckReport, CheckError> {
+    let Some(start) = &planned.start else {
+        return check(&planned.inv, &planned.plan, opts);
+    };
+    let mut report = check_from(&planned.inv, &planned.plan, &start.start_files(true), opts)?;
+    let without = check_from(&planned.inv, &planned.plan, &start.start_files(false), opts)?;
+    report.orders += without.orders;
+    report.handshakes += without.handshakes;
+    Ok(report)
 }

@@ -141,6 +141,27 @@ impl RotationState {
         self.nodes.get(n).copied().unwrap_or_default()
     }
 
+    /// The rotation actions on each node's files, for proving a rollback by simulation
+    /// (`simulate::check_from`): confirmed ones, and interrupted ones when
+    /// `interrupted_reached` (check both ways to cover either outcome).
+    pub fn start_files(&self, interrupted_reached: bool) -> Vec<Vec<Action>> {
+        let reached = |p: Progress| p == Progress::Done || (interrupted_reached && p.maybe());
+        self.nodes
+            .iter()
+            .map(|p| {
+                [
+                    (p.trust_add, Action::TrustAdd),
+                    (p.leaf_swap, Action::LeafSwap),
+                    (p.trust_prune, Action::TrustPrune),
+                ]
+                .into_iter()
+                .filter(|&(p, _)| reached(p))
+                .map(|(_, a)| a)
+                .collect()
+            })
+            .collect()
+    }
+
     /// True when nothing of the rotation may have reached any node.
     pub fn is_untouched(&self) -> bool {
         self.nodes.iter().all(|p| *p == NodeProgress::default())

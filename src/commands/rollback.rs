@@ -1,0 +1,183 @@
+//! `--rollback`: where an interrupted rotation stopped, and the plan back from there
+//! (docs/design.md#rollback).
+//!
+//! Two sources say how far the rotation got on each node, and the most advanced wins:
+//! the journal of the rotation run (confirmed steps are done, started ones may or may not
+//! have reached the node), and each node's real files (a bundle holding the new anchor, a
+//! leaf from the new CA, a key that does not match its certificate). Files can only add
+//! knowledge: an interrupted step is never taken as not done because a node could not be
+//! read. A completed rotation has no rollback: going back is a new rotation.
+
+use rcgen::PublicKeyData;
+use sha2::{Digest, Sha256};
+
+use super::{CaGenerations, CommandError};
+use crate::collect::{collect, CaFiles, Collected, FileState};
+use crate::inventory::{CaId, Inventory};
+use crate::journal::RunState;
+use crate::pki::{parse_pem_certs, CaCert};
+use crate::plan::{self, Action, Mode, NodeProgress, Plan, Progress, RotationState};
+use crate::transport::Connector;
+
+/// The rollback of the rotation in progress, as found on the fleet.
+#[derive(Debug)]
+pub struct Found {
+    pub plan: Plan,
+    /// How far the rotation got, per node: what the plan was built from.
+    pub state: RotationState,
+    /// The rotation run rolled back; `None` when no run of it reached the journal (the
+    /// next generation was made, then the process stopped before touching any node).
+    pub of_run: Option<String>,
+    /// Nodes whose files could not be read (their state comes from the journal alone).
+    pub warnings: Vec<String>,
+}
+
+/// Finds the rotation in progress for `ca` and builds its rollback. `last` is the journal's
+/// latest run. Refuses (exit 64) when there is nothing to roll back or the rotation
+/// completed.
+pub fn find(
+    inv: &Inventory,
+    ca: CaId,
+    gens: &CaGenerations,
+    last: Option<&RunState>,
+    connector: &dyn Connector,
+    threads: usize,
+) -> Result<Found, CommandError> {
+    let spec = &inv.cas[ca];
+    let rotation = last.filter(|r| r.header.ca == spec.name && r.header.mode == Mode::Rotate);
+    if let Some(r) = rotation.filter(|r| r.is_complete()) {
+        return Err(CommandError::Usage(format!(
+            "cannot roll back CA {}: rotation run {} completed, and a completed rotation has no \
+             rollback; nothing was changed\n  hint: going back is a new rotation: `certroll apply \
+             --rotate --ca {}`",
+            spec.name, r.run, spec.name
+        )));
+    }
+    let (Some(current), Some(next)) = (&gens.current, &gens.next) else {
+        return Err(CommandError::Usage(format!(
+            "cannot roll back CA {}: no rotation of it is in progress; nothing was changed",
+            spec.name
+        )));
+    };
+    let rotation = rotation.filter(|r| r.header.generations.last() == Some(&next.generation));
+    let mut state = RotationState::untouched(inv.nodes.len());
+    if let Some(r) = rotation {
+        for (id, (node, actions)) in &r.steps {
+            let p = if r.done.contains(id) {
+                Progress::Done
+            } else {
+                Progress::Unknown
+            };
+            if let Some(n) = inv.node_id(node) {
+                for &a in actions {
+                    state.nodes[n].record(a, p);
+                }
+            }
+        }
+    }
+    let members = inv.members(ca);
+    let mut warnings = Vec::new();
+    for (i, got) in collect(inv, &members, &[ca], connector, threads)
+        .iter()
+        .enumerate()
+    {
+        let n = members[i];
+        match got {
+            Collected::Reached { files, .. } => {
+                if let Some(f) = files.get(&ca) {
+                    let seen = seen_on_node(f, current, next);
+                    for (a, p) in [
+                        (Action::TrustAdd, seen.trust_add),
+                        (Action::LeafSwap, seen.leaf_swap),
+                        (Action::TrustPrune, seen.trust_prune),
+                    ] {
+                        state.nodes[n].record(a, p);
+                    }
+                }
+            }
+            Collected::Unreachable(e) => warnings.push(format!(
+                "node {} could not be read ({e}); its state comes from the journal alone",
+                inv.nodes[n].name
+            )),
+        }
+    }
+    let (strategy, chain) = match rotation {
+        Some(r) => (r.header.strategy, r.header.chain),
+        None => (spec.strategy, spec.chain),
+    };
+    Ok(Found {
+        plan: plan::rollback(inv, ca, strategy, chain, &state),
+        state,
+        of_run: rotation.map(|r| r.run.clone()),
+        warnings,
+    })
+}
+
+/// What a node's files show of the rotation: the new anchor in the bundle (added, or
+/// pruned down to it), a leaf from the new CA, a key that does not match its certificate
+/// (a swap cut between the two writes: taken as an interrupted swap).
+pub fn seen_on_node(files: &CaFiles, current: &CaCert, next: &CaCert) -> NodeProgress {
+    let mut seen = NodeProgress::default();
+    if let FileState::Present(bytes) = &files.bundle {
+        let roots = parse_pem_certs(bytes).unwrap_or_default();
+        let has = |ca: &CaCert| roots.iter().any(|r| r.der == ca.cert_der);
+        if has(next) {
+            seen.trust_add = Progress::Done;
+            if !has(current) {
+                seen.trust_prune = Progress::Done;
+            }
+        }
+    }
+    let FileState::Present(cert) = &files.cert else {
+        return seen;
+    };
+    let Some(leaf) = parse_pem_certs(cert).ok().and_then(|c| c.into_iter().next()) else {
+        return seen;
+    };
+    let next_subject = parse_pem_certs(next.cert_pem.as_bytes())
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .map(|c| c.subject);
+    if next_subject.as_deref() == Some(leaf.issuer.as_str()) {
+        seen.leaf_swap = Progress::Done;
+    }
+    if let FileState::Present(key) = &files.key {
+        // The key's text is never kept or shown: only whether it matches the certificate.
+        let pair = std::str::from_utf8(key)
+            .ok()
+            .and_then(|text| rcgen::KeyPair::from_pem(text).ok());
+        let matches = pair.is_some_and(|p| {
+            hex::encode(Sha256::digest(p.subject_public_key_info())) == leaf.spki_sha256
+        });
+        if !matches {
+            seen.leaf_swap = seen.leaf_swap.max(Progress::Unknown);
+        }
+    }
+    seen
+}
+
+/// The journal parameters of a rollback run: the rotation it rolls back and the state its
+/// plan was built from (node names, so that it survives inventory reordering).
+pub fn params(inv: &Inventory, found: &Found) -> (Option<String>, Vec<(String, NodeProgress)>) {
+    let state = found
+        .state
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p != NodeProgress::default())
+        .map(|(n, p)| (inv.nodes[n].name.clone(), *p))
+        .collect();
+    (found.of_run.clone(), state)
+}
+
+/// The rollback plan of a journaled rollback run, rebuilt from its header.
+pub fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Plan {
+    let h = &prev.header;
+    let mut state = RotationState::untouched(inv.nodes.len());
+    for (name, p) in &h.params.rollback_state {
+        if let Some(n) = inv.node_id(name) {
+            state.nodes[n] = *p;
+        }
+    }
+    plan::rollback(inv, ca, h.strategy, h.chain, &state)
+}
