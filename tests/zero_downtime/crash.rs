@@ -16,7 +16,7 @@ use crate::three_tier;
 const KILL_WAIT: Duration = Duration::from_secs(120);
 
 /// Steps of the last run, from `certroll status --format json`: (total, done, interrupted).
-fn step_states(zdt: &Zdt) -> (usize, usize, usize) {
+pub(crate) fn step_states(zdt: &Zdt) -> (usize, usize, usize) {
     let status = zdt.certroll(&["status", "--format", "json"]);
     assert_eq!(
         status.code,
@@ -33,7 +33,7 @@ fn step_states(zdt: &Zdt) -> (usize, usize, usize) {
 
 /// Starts certroll with `args` and kills it with SIGKILL once the journal holds `k`
 /// step-done records of this rotation (`baseline` is the count before it began).
-fn kill_after_steps(zdt: &Zdt, args: &[&str], baseline: usize, k: usize, log: &str) {
+pub(crate) fn kill_after_steps(zdt: &Zdt, args: &[&str], baseline: usize, k: usize, log: &str) {
     let mut child = zdt.spawn(args, log);
     let deadline = Instant::now() + KILL_WAIT;
     loop {

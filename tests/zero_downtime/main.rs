@@ -13,6 +13,7 @@ mod checks;
 mod crash;
 mod harness;
 mod naive;
+mod rollback;
 #[path = "../support/mod.rs"]
 mod support;
 
