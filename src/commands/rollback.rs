@@ -181,3 +181,53 @@ pub fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Plan {
     }
     plan::rollback(inv, ca, h.strategy, h.chain, &state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::CaSpec;
+    use crate::materials::bundle_pem;
+    use crate::pki::{issue_leaf, new_ca};
+    use time::OffsetDateTime;
+
+    fn files(bundle: Vec<u8>, cert: &str, key: &str) -> CaFiles {
+        CaFiles {
+            bundle: FileState::Present(bundle),
+            cert: FileState::Present(cert.as_bytes().to_vec()),
+            key: FileState::Present(key.as_bytes().to_vec()),
+            key_mode: Ok(Some(0o600)),
+            proof: None,
+        }
+    }
+
+    #[test]
+    fn the_files_show_how_far_the_rotation_got() {
+        let spec = CaSpec::new("internal", "CN=Seen CA");
+        let now = OffsetDateTime::now_utc();
+        let (g1, g2) = (new_ca(&spec, 1, now).unwrap(), new_ca(&spec, 2, now).unwrap());
+        let sans = vec!["app1.test".to_string()];
+        let old = issue_leaf(&spec, &g1, "app1", &sans, now).unwrap();
+        let new = issue_leaf(&spec, &g2, "app1", &sans, now).unwrap();
+        let seen = |bundle: Vec<u8>, cert: &str, key: &str| {
+            seen_on_node(&files(bundle, cert, key), &g1, &g2)
+        };
+        let (d, u, n) = (Progress::Done, Progress::Unknown, Progress::NotStarted);
+        let p = |trust_add, leaf_swap, trust_prune| NodeProgress {
+            trust_add,
+            leaf_swap,
+            trust_prune,
+        };
+
+        let untouched = seen(bundle_pem(&[&g1]), &old.cert_pem, &old.key_pem);
+        assert_eq!(untouched, p(n, n, n));
+        let added = seen(bundle_pem(&[&g1, &g2]), &old.cert_pem, &old.key_pem);
+        assert_eq!(added, p(d, n, n));
+        let swapped = seen(bundle_pem(&[&g1, &g2]), &new.cert_pem, &new.key_pem);
+        assert_eq!(swapped, p(d, d, n));
+        let pruned = seen(bundle_pem(&[&g2]), &new.cert_pem, &new.key_pem);
+        assert_eq!(pruned, p(d, d, d));
+        // A swap cut between its two writes: the new key beside the old certificate.
+        let half = seen(bundle_pem(&[&g1, &g2]), &old.cert_pem, &new.key_pem);
+        assert_eq!(half, p(d, u, n));
+    }
+}
