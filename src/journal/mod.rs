@@ -26,9 +26,20 @@ pub use state::{RunState, StartedStep};
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
-/// Version of the run-start record this build writes and understands. A journal written
+/// Highest version of the run-start record this build understands. A journal written
 /// before records carried a version is version 1; a newer version is refused, never guessed.
-pub const JOURNAL_VERSION: u32 = 1;
+/// Version 2 added rollback runs (mode `rollback` and its parameters).
+pub const JOURNAL_VERSION: u32 = 2;
+
+/// The version a run-start record of `mode` is written with: the lowest that knows it, so
+/// that a certroll that predates rollback still reads the journals of other runs, and names
+/// a rollback's header as newer rather than damaged.
+pub fn record_version(mode: Mode) -> u32 {
+    match mode {
+        Mode::Rollback => 2,
+        Mode::Bootstrap | Mode::Renew | Mode::Rotate => 1,
+    }
+}
 
 /// The expected state of one file after a step: its SHA-256 (hex), or `None` for "absent".
 /// This, and never the content, is what the journal records.
@@ -319,7 +330,7 @@ impl Journal {
         base: Option<RunState>,
     ) -> Result<(), JournalError> {
         let record = Record::RunStart {
-            version: JOURNAL_VERSION,
+            version: record_version(h.mode),
             run: run.to_string(),
             time: now_rfc3339(),
             fingerprint: h.fingerprint,

@@ -251,21 +251,21 @@ mod tests {
     fn unknown_mode_is_damage_not_a_default() {
         // Even as the last line, a complete record with an unknown value is never taken
         // for a torn write, and never read as some other mode.
-        let line = START.replace(r#""mode":"rotate""#, r#""mode":"rollback""#);
+        let line = START.replace(r#""mode":"rotate""#, r#""mode":"rewind""#);
         let err = read(&format!("{line}\n")).unwrap_err();
         let text = err.to_string();
         assert!(
             matches!(err, JournalError::Corrupt { line: 1, .. }),
             "{text}"
         );
-        assert!(text.contains("rollback"), "{text}");
+        assert!(text.contains("rewind"), "{text}");
     }
 
     #[test]
     fn newer_journal_version_is_refused_by_name() {
         let line = START.replace(
             r#"{"record":"run-start","#,
-            r#"{"record":"run-start","version":2,"#,
+            r#"{"record":"run-start","version":3,"#,
         );
         let err = read(&format!("{START}\n{line}\n")).unwrap_err();
         assert!(
@@ -273,17 +273,17 @@ mod tests {
                 err,
                 JournalError::Newer {
                     line: 2,
-                    version: 2,
+                    version: 3,
                     ..
                 }
             ),
             "{err}"
         );
         // A newer record this build cannot even parse is named the same way.
-        let odd = r#"{"record":"run-start","version":3,"mode":"rollback"}"#;
+        let odd = r#"{"record":"run-start","version":4,"mode":"rewind"}"#;
         let err = read(&format!("{odd}\n")).unwrap_err();
         assert!(
-            matches!(err, JournalError::Newer { version: 3, .. }),
+            matches!(err, JournalError::Newer { version: 4, .. }),
             "{err}"
         );
     }
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn records_are_written_with_the_current_version() {
         let record = Record::RunStart {
-            version: JOURNAL_VERSION,
+            version: super::record_version(Mode::Renew),
             run: "r1".into(),
             time: "t".into(),
             fingerprint: "f".into(),
@@ -314,5 +314,44 @@ mod tests {
         assert!(line.contains(r#""mode":"renew""#), "{line}");
         let back: Record = serde_json::from_str(&line).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn a_rollback_header_names_the_rotation_and_the_state_it_started_from() {
+        use crate::plan::{NodeProgress, Progress};
+        let state = NodeProgress {
+            trust_add: Progress::Done,
+            leaf_swap: Progress::Unknown,
+            trust_prune: Progress::NotStarted,
+        };
+        let record = Record::RunStart {
+            version: super::record_version(Mode::Rollback),
+            run: "r2".into(),
+            time: "t".into(),
+            fingerprint: "f".into(),
+            mode: Mode::Rollback,
+            ca: "internal".into(),
+            strategy: Strategy::Phased,
+            chain: ChainMode::Plain,
+            generations: vec![1, 2],
+            host: "h".into(),
+            pid: 1,
+            resumed: false,
+            params: RunParams {
+                rollback_of: Some("r1".into()),
+                rollback_state: vec![("app1".into(), state)],
+                ..RunParams::default()
+            },
+        };
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(line.contains(r#""mode":"rollback""#), "{line}");
+        assert!(line.contains(r#""version":2"#), "{line}");
+        assert!(line.contains(r#""rollback_of":"r1""#), "{line}");
+        assert!(line.contains(r#""leaf-swap":"unknown""#), "{line}");
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, record);
+        // Other runs do not carry the rollback fields.
+        let plain = serde_json::to_string(&RunParams::default()).unwrap();
+        assert!(!plain.contains("rollback"), "{plain}");
     }
 }
