@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn records_are_written_with_the_current_version() {
         let record = Record::RunStart {
-            version: super::record_version(Mode::Renew),
+            version: crate::journal::record_version(Mode::Renew),
             run: "r1".into(),
             time: "t".into(),
             fingerprint: "f".into(),
@@ -325,7 +325,7 @@ mod tests {
             trust_prune: Progress::NotStarted,
         };
         let record = Record::RunStart {
-            version: super::record_version(Mode::Rollback),
+            version: crate::journal::record_version(Mode::Rollback),
             run: "r2".into(),
             time: "t".into(),
             fingerprint: "f".into(),
