@@ -155,3 +155,36 @@ fn rollback_without_a_rotation_refuses() {
         show(&out)
     );
 }
+
+#[test]
+fn a_half_swapped_node_gets_a_matching_fresh_key_and_leaf() {
+    let fleet = Fleet::new();
+    interrupted_rotation(&fleet);
+    // A swap cut between its two writes: db holds a key that is not its certificate's
+    // (here lb's new-generation key).
+    let stray = fs_read(&fleet, "nodes/lb/key.pem");
+    std::fs::write(fleet.path("nodes/db/key.pem"), &stray).unwrap();
+    let json = fleet.run(&["plan", "--rollback", "--format", "json"]);
+    code(&json, 0);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let db_restores = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["node"] == "db" && s["actions"][0] == "leaf-restore");
+    assert!(db_restores, "db must get a fresh leaf: {v}");
+
+    code(&fleet.run(&["apply", "--rollback", "--yes"]), 0);
+    let key = fs_read(&fleet, "nodes/db/key.pem");
+    assert_ne!(key, stray, "db's stray key is replaced, never reused");
+    assert_ne!(
+        fs_read(&fleet, "nodes/lb/key.pem"),
+        stray,
+        "lb's new-generation key is replaced too"
+    );
+    code(&fleet.run(&["verify"]), 0);
+}
+
+fn fs_read(fleet: &Fleet, rel: &str) -> Vec<u8> {
+    std::fs::read(fleet.path(rel)).unwrap()
+}
