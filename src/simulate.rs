@@ -370,8 +370,9 @@ impl Sim<'_> {
             if bundle != Some(&self.prepared.final_bundle) {
                 let roots = bundle.map(|b| count_certs(b)).unwrap_or(0);
                 let which = if rollback { "old" } else { "new" };
-                let what =
-                    format!("its trust bundle holds {roots} root(s) but not exactly the {which} one");
+                let what = format!(
+                    "its trust bundle holds {roots} root(s) but not exactly the {which} one"
+                );
                 return Err(CheckError::Incomplete {
                     node: node.name.clone(),
                     what,

@@ -105,7 +105,11 @@ fn an_interrupted_rotation_rolls_back_to_the_old_ca() {
     code(&out, 0);
     for node in ["lb", "app", "db"] {
         let bundle = fleet.read(&format!("nodes/{node}/ca.pem"));
-        assert_eq!(bundle.trim(), g1.trim(), "bundle of {node}: only the old CA");
+        assert_eq!(
+            bundle.trim(),
+            g1.trim(),
+            "bundle of {node}: only the old CA"
+        );
     }
     code(&fleet.run(&["verify"]), 0);
 
@@ -114,12 +118,17 @@ fn an_interrupted_rotation_rolls_back_to_the_old_ca() {
     assert!(!fleet.path(".certroll/ca/internal/next").exists());
     let note = fleet.read(".certroll/ca/internal/archive/g2/ROLLED-BACK");
     assert!(note.contains(&rotation), "{note}");
-    assert!(fleet.path(".certroll/ca/internal/archive/g2/ca.key").exists());
+    assert!(fleet
+        .path(".certroll/ca/internal/archive/g2/ca.key")
+        .exists());
 
     let status = fleet.run(&["status"]);
     code(&status, 0);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains(&format!("rollback of run {rotation}")), "{text}");
+    assert!(
+        text.contains(&format!("rollback of run {rotation}")),
+        "{text}"
+    );
 
     // Nothing left to roll back; routine runs are quiet; a new rotation makes a fresh G3.
     code(&fleet.run(&["apply", "--rollback", "--yes"]), 64);
@@ -140,7 +149,10 @@ fn a_completed_rotation_refuses_rollback() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("new rotation"), "{}", show(&out));
     assert_eq!(fleet.read("nodes/app/ca.pem"), before, "nothing changed");
-    assert!(fleet.root().join(".certroll/ca/internal/archive/g1").exists());
+    assert!(fleet
+        .root()
+        .join(".certroll/ca/internal/archive/g1")
+        .exists());
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::output::plan::{text, PlanView};
 use crate::output::progress::{Progress, ProgressFormat};
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
-use crate::plan::{self, Mode, NodeProgress, Plan};
+use crate::plan::{self, Mode, Plan};
 use crate::transport::{self, Connector, HostKeyPolicy};
 
 /// Arguments of `certroll apply`.
@@ -83,7 +83,7 @@ struct RunContext<'a> {
     journal: Journal,
     connector: Arc<dyn Connector>,
     /// A rollback run's journal parameters: the rotation run and the state rolled back.
-    rollback_params: Option<(Option<String>, Vec<(String, NodeProgress)>)>,
+    rollback_params: Option<super::rollback::Params>,
     /// Held until the run ends.
     _lock: Lock,
 }
@@ -140,7 +140,13 @@ impl<'a> RunContext<'a> {
             return self.execute_run(&plan, &prev.run);
         }
         // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
-        return self.start_run(plan, Some(prev));
+        if prev.header.mode == Mode::Rollback {
+            self.rollback_params = Some(super::rollback::Params {
+                of_run: prev.header.params.rollback_of.clone(),
+                state: prev.header.params.rollback_state.clone(),
+            });
+        }
+        self.start_run(plan, Some(prev))
     }
 
     /// `apply --rollback`: resumes an unfinished rollback, or rolls back the rotation in
@@ -156,7 +162,7 @@ impl<'a> RunContext<'a> {
                 "cannot roll back CA {name}: run {} ({}) is unfinished; nothing was changed\n  \
                  hint: finish it with `certroll apply` first",
                 prev.run,
-                kebab_mode(prev.header.mode)
+                format!("{:?}", prev.header.mode).to_lowercase()
             )));
         }
         self.finish_pending_rollback(last)?;
@@ -240,9 +246,9 @@ impl<'a> RunContext<'a> {
         }
         let generations = self.create_material(&plan)?;
         let mut header = RunHeader::for_plan(&plan, &self.inv, generations);
-        if let Some((of, state)) = self.rollback_params.take() {
-            header.params.rollback_of = of;
-            header.params.rollback_state = state;
+        if let Some(p) = self.rollback_params.take() {
+            header.params.rollback_of = p.of_run;
+            header.params.rollback_state = p.state;
         }
         let run_id = self.journal.begin_run(header)?;
         if let Some(prev) = carried_from {
@@ -385,29 +391,13 @@ impl<'a> RunContext<'a> {
 
     /// After a rollback: the next generation is archived with a note, the old one stays.
     fn abandon_next_generation(&self, run_id: &str) -> Result<(), CommandError> {
-        let spec = self.spec();
-        let dir = self.store.dir.join(&spec.name);
         let of = self
             .journal
             .last_run()?
             .filter(|r| r.run == run_id)
             .and_then(|r| r.header.params.rollback_of);
-        let note = format!(
-            "rolled back by run {run_id}{}; never used again (a later rotation makes a fresh generation)\n",
-            of.map(|o| format!(" (rotation run {o})")).unwrap_or_default()
-        );
-        let archived = self
-            .store
-            .abandon_rotation(spec, &note)
-            .with_context(|| format!("failed to archive the abandoned generation in CA store {}", dir.display()))?;
-        let current = self.gens.current.as_ref().map(|c| c.generation).unwrap_or(1);
-        self.say(&format!(
-            "rollback of CA {} complete: G{current} stays current{}",
-            spec.name,
-            archived
-                .map(|g| format!("; G{g} is archived as rolled back under {}", dir.join("archive").display()))
-                .unwrap_or_default()
-        ));
+        let said = super::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
+        self.say(&said);
         Ok(())
     }
 
@@ -486,12 +476,4 @@ fn ask(question: &str) -> Result<bool, CommandError> {
         .read_line(&mut answer)
         .context("failed to read the answer")?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-/// The serde spelling of a mode (`rotate`, `rollback`), for messages.
-fn kebab_mode(mode: Mode) -> String {
-    serde_json::to_value(mode)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }

@@ -9,11 +9,11 @@ use super::decide::{decide, Intent};
 use super::{load, rollback, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
+use crate::journal::Journal;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{Plan, RotationState};
-use crate::journal::Journal;
 use crate::simulate::{check, check_from, CheckError, CheckOptions, CheckReport};
 use crate::transport::{self, HostKeyPolicy};
 

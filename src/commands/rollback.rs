@@ -8,14 +8,15 @@
 //! knowledge: an interrupted step is never taken as not done because a node could not be
 //! read. A completed rotation has no rollback: going back is a new rotation.
 
+use anyhow::Context;
 use rcgen::PublicKeyData;
 use sha2::{Digest, Sha256};
 
 use super::{CaGenerations, CommandError};
 use crate::collect::{collect, CaFiles, Collected, FileState};
-use crate::inventory::{CaId, Inventory};
+use crate::inventory::{CaId, CaSpec, Inventory};
 use crate::journal::RunState;
-use crate::pki::{parse_pem_certs, CaCert};
+use crate::pki::{parse_pem_certs, CaCert, CaStore};
 use crate::plan::{self, Action, Mode, NodeProgress, Plan, Progress, RotationState};
 use crate::transport::Connector;
 
@@ -131,7 +132,10 @@ pub fn seen_on_node(files: &CaFiles, current: &CaCert, next: &CaCert) -> NodePro
     let FileState::Present(cert) = &files.cert else {
         return seen;
     };
-    let Some(leaf) = parse_pem_certs(cert).ok().and_then(|c| c.into_iter().next()) else {
+    let Some(leaf) = parse_pem_certs(cert)
+        .ok()
+        .and_then(|c| c.into_iter().next())
+    else {
         return seen;
     };
     let next_subject = parse_pem_certs(next.cert_pem.as_bytes())
@@ -158,7 +162,14 @@ pub fn seen_on_node(files: &CaFiles, current: &CaCert, next: &CaCert) -> NodePro
 
 /// The journal parameters of a rollback run: the rotation it rolls back and the state its
 /// plan was built from (node names, so that it survives inventory reordering).
-pub fn params(inv: &Inventory, found: &Found) -> (Option<String>, Vec<(String, NodeProgress)>) {
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pub of_run: Option<String>,
+    pub state: Vec<(String, NodeProgress)>,
+}
+
+/// The [`Params`] of the rollback `found`.
+pub fn params(inv: &Inventory, found: &Found) -> Params {
     let state = found
         .state
         .nodes
@@ -167,7 +178,48 @@ pub fn params(inv: &Inventory, found: &Found) -> (Option<String>, Vec<(String, N
         .filter(|(_, p)| **p != NodeProgress::default())
         .map(|(n, p)| (inv.nodes[n].name.clone(), *p))
         .collect();
-    (found.of_run.clone(), state)
+    Params {
+        of_run: found.of_run.clone(),
+        state,
+    }
+}
+
+/// After rollback run `run_id` (of rotation run `of`) completed: archives the abandoned
+/// next generation with a note, never deleting it. Returns what to tell the operator.
+pub fn abandon(
+    store: &CaStore,
+    spec: &CaSpec,
+    gens: &CaGenerations,
+    run_id: &str,
+    of: Option<String>,
+) -> Result<String, CommandError> {
+    let dir = store.dir.join(&spec.name);
+    let note = format!(
+        "rolled back by run {run_id}{}; never used again (a later rotation makes a fresh \
+         generation)\n",
+        of.map(|o| format!(" (rotation run {o})"))
+            .unwrap_or_default()
+    );
+    let archived = store.abandon_rotation(spec, &note).with_context(|| {
+        format!(
+            "failed to archive the abandoned generation in CA store {}",
+            dir.display()
+        )
+    })?;
+    let current = gens.current.as_ref().map_or(1, |c| c.generation);
+    let moved = archived
+        .map(|g| {
+            let archive = dir.join("archive");
+            format!(
+                "; G{g} is archived as rolled back under {}",
+                archive.display()
+            )
+        })
+        .unwrap_or_default();
+    Ok(format!(
+        "rollback of CA {} complete: G{current} stays current{moved}",
+        spec.name
+    ))
 }
 
 /// The rollback plan of a journaled rollback run, rebuilt from its header.
@@ -204,7 +256,10 @@ mod tests {
     fn the_files_show_how_far_the_rotation_got() {
         let spec = CaSpec::new("internal", "CN=Seen CA");
         let now = OffsetDateTime::now_utc();
-        let (g1, g2) = (new_ca(&spec, 1, now).unwrap(), new_ca(&spec, 2, now).unwrap());
+        let (g1, g2) = (
+            new_ca(&spec, 1, now).unwrap(),
+            new_ca(&spec, 2, now).unwrap(),
+        );
         let sans = vec!["app1.test".to_string()];
         let old = issue_leaf(&spec, &g1, "app1", &sans, now).unwrap();
         let new = issue_leaf(&spec, &g2, "app1", &sans, now).unwrap();

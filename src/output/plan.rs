@@ -428,15 +428,12 @@ pub fn dot(view: &PlanView<'_>) -> String {
     let plan = view.plan;
     let mut node_wave = vec![None; view.inv.nodes.len()];
     for s in &plan.steps {
-        if s.actions
-            .iter()
-            .any(|a| {
-                matches!(
-                    a,
-                    Action::LeafSwap | Action::Install | Action::Renew | Action::LeafRestore
-                )
-            })
-        {
+        if s.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::LeafSwap | Action::Install | Action::Renew | Action::LeafRestore
+            )
+        }) {
             node_wave[s.node] = Some(s.wave);
         }
     }

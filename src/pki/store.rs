@@ -166,7 +166,10 @@ impl CaStore {
         }
         let current = read_pointer(&root.join("current"))?.unwrap_or(0);
         let mut archived = None;
-        for generation in list_generations(&root)?.into_iter().filter(|g| *g > current) {
+        for generation in list_generations(&root)?
+            .into_iter()
+            .filter(|g| *g > current)
+        {
             let dir = generation_dir(&root, generation);
             if !dir.join(ROLLED_BACK).exists() {
                 continue;

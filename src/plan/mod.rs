@@ -16,8 +16,8 @@ mod rollback;
 mod waves;
 
 pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
-pub use rollback::{rollback, NodeProgress, Progress, RotationState};
 pub use order::{topological_order, CycleError};
+pub use rollback::{rollback, NodeProgress, Progress, RotationState};
 
 /// What a plan does to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -191,7 +191,10 @@ pub fn rollback(
             restore.0[n] = push(&mut steps, n, vec![Action::TrustRestore], Vec::new());
         }
     }
-    for &n in members.iter().filter(|&&n| state.node(n).may_have_new_leaf()) {
+    for &n in members
+        .iter()
+        .filter(|&&n| state.node(n).may_have_new_leaf())
+    {
         let mut after: Vec<StepId> = restore.get(n).into_iter().collect();
         after.extend(verifiers[n].iter().filter_map(|&p| restore.get(p)));
         leaf.0[n] = push(&mut steps, n, vec![Action::LeafRestore], after);

@@ -67,12 +67,22 @@ fn progress(trust_add: Progress, leaf_swap: Progress, trust_prune: Progress) -> 
 #[test]
 fn leaf_restore_waits_for_every_verifier_to_trust_the_old_anchor_again() {
     let inv = three_tier();
-    let plan = rollback(&inv, 0, Strategy::Phased, ChainMode::Plain, &completed(&inv));
+    let plan = rollback(
+        &inv,
+        0,
+        Strategy::Phased,
+        ChainMode::Plain,
+        &completed(&inv),
+    );
     assert_eq!(plan.mode, Mode::Rollback);
     let leaf = step(&plan, &inv, "app1", Action::LeafRestore);
     assert_eq!(
         after(&plan, &inv, leaf),
-        ["app1:trust-restore", "db1:trust-restore", "lb1:trust-restore"]
+        [
+            "app1:trust-restore",
+            "db1:trust-restore",
+            "lb1:trust-restore"
+        ]
     );
     // lb1 is verified by nobody: its leaf waits only for its own bundle.
     let lb = step(&plan, &inv, "lb1", Action::LeafRestore);
@@ -82,7 +92,13 @@ fn leaf_restore_waits_for_every_verifier_to_trust_the_old_anchor_again() {
 #[test]
 fn drop_new_waits_for_every_subject_to_be_back_on_an_old_leaf() {
     let inv = three_tier();
-    let plan = rollback(&inv, 0, Strategy::Phased, ChainMode::Plain, &completed(&inv));
+    let plan = rollback(
+        &inv,
+        0,
+        Strategy::Phased,
+        ChainMode::Plain,
+        &completed(&inv),
+    );
     let drop = step(&plan, &inv, "db1", Action::TrustDropNew);
     assert_eq!(
         after(&plan, &inv, drop),
@@ -148,7 +164,10 @@ fn a_half_swapped_node_gets_a_fresh_old_leaf_after_its_verifiers() {
     set(&mut state, &inv, "app1", progress(DONE, UNKNOWN, NONE));
     let plan = rollback(&inv, 0, Strategy::Phased, ChainMode::Plain, &state);
     // Bundles were never pruned: they hold the old anchor, no restore is needed.
-    assert!(plan.steps.iter().all(|s| s.actions != [Action::TrustRestore]));
+    assert!(plan
+        .steps
+        .iter()
+        .all(|s| s.actions != [Action::TrustRestore]));
     let leaf = step(&plan, &inv, "app1", Action::LeafRestore);
     assert!(leaf.after.is_empty());
     // lb1 and db1 verify app1: they drop the new anchor only once app1 is back.

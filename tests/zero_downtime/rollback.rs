@@ -43,10 +43,15 @@ fn assert_all_back_on_old_generation(zdt: &Zdt) {
     let inv = certroll::inventory::load(&zdt.inventory).expect("load the inventory");
     let spec = inv.cas.iter().find(|c| c.name == CA_NAME).expect("test CA");
     let store = CaStore::new(&zdt.state_dir);
-    let current = store.current(spec).expect("read store").expect("current CA");
+    let current = store
+        .current(spec)
+        .expect("read store")
+        .expect("current CA");
     assert_eq!(current.generation, 1, "G1 stays current after a rollback");
     assert!(store.next(spec).expect("read store").is_none());
-    let note = store.rolled_back_note(spec, 2).expect("G2 archived with a note");
+    let note = store
+        .rolled_back_note(spec, 2)
+        .expect("G2 archived with a note");
     assert!(note.contains("rolled back"), "{note}");
     let g1 = zdt.fleet.dir().join("g1.pem");
     fs::write(&g1, &current.cert_pem).expect("write G1 root");
@@ -96,9 +101,16 @@ fn rotation_killed_in_wave_two_rolls_back_without_a_failed_handshake() {
     zdt.assert_no_failures(&settled, "after the rollback");
     zdt.peers.stop();
     assert_all_back_on_old_generation(&zdt);
-    zdt.certroll(&["verify"]).success("verify after the rollback");
-    let status = zdt.certroll(&["status"]).success("status after the rollback");
-    assert!(status.stdout.contains("rollback of run "), "{}", status.stdout);
+    zdt.certroll(&["verify"])
+        .success("verify after the rollback");
+    let status = zdt
+        .certroll(&["status"])
+        .success("status after the rollback");
+    assert!(
+        status.stdout.contains("rollback of run "),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]
@@ -110,16 +122,30 @@ fn rollback_killed_with_sigkill_resumes_without_a_failed_handshake() {
     rotation_killed_in_wave_two(&zdt);
 
     let baseline = zdt.journal_steps_done();
-    kill_after_steps(&zdt, &["apply", "--rollback", "--yes"], baseline, 2, "rollback");
+    kill_after_steps(
+        &zdt,
+        &["apply", "--rollback", "--yes"],
+        baseline,
+        2,
+        "rollback",
+    );
     let (total, done, interrupted) = step_states(&zdt);
     eprintln!("rollback killed after {done} of {total} steps ({interrupted} interrupted)");
     let status = zdt.certroll(&["status"]);
-    assert!(status.stdout.contains("rollback of run "), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("rollback of run "),
+        "{}",
+        status.stdout
+    );
 
     let mut resume = zdt.spawn(&["apply", "--yes", "--format", "json"], "resume");
     let code = wait_with_timeout(&mut resume, Duration::from_secs(180), "resume");
     let output = zdt.spawned_output("resume");
-    assert_eq!(code, Some(0), "the resumed rollback must complete\n{output}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the resumed rollback must complete\n{output}"
+    );
     assert!(
         output.contains("\"resumed\":true"),
         "a plain apply must resume the rollback\n{output}"
@@ -129,7 +155,11 @@ fn rollback_killed_with_sigkill_resumes_without_a_failed_handshake() {
     let timeline = sampler.finish();
     zdt.assert_no_failures(&after, "rotation, rollback, kill and resume");
     let stalled = after.stalled_since(&before, GROWTH);
-    assert!(stalled.is_empty(), "links without traffic:\n{}", stalled.join("\n"));
+    assert!(
+        stalled.is_empty(),
+        "links without traffic:\n{}",
+        stalled.join("\n")
+    );
     timeline.assert_continuous(MAX_STALL, "rollback with a kill");
     let settled = zdt
         .peers
