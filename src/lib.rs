@@ -9,6 +9,7 @@ pub mod commands;
 pub mod duration;
 pub mod executor;
 pub mod exit;
+pub mod interrupt;
 pub mod inventory;
 pub mod journal;
 pub mod materials;

@@ -121,7 +121,7 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
     let status = match run.end {
         Some(RunStatus::Complete) => "complete",
         Some(RunStatus::Incomplete) => "incomplete",
-        None => "interrupted",
+        Some(RunStatus::Interrupted) | None => "interrupted",
     };
     RunReport {
         version: 1,

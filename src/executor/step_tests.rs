@@ -16,6 +16,8 @@ struct FakeNode {
     script: Mutex<VecDeque<Result<ExecOutput, ErrorKind>>>,
     commands: Mutex<Vec<String>>,
     fail_write: Option<ErrorKind>,
+    /// When set, commands fail until this instant and succeed from then on.
+    succeed_from: Option<std::time::Instant>,
 }
 
 fn out(status: i32, stderr: &str) -> Result<ExecOutput, ErrorKind> {
@@ -66,6 +68,10 @@ impl Transport for FakeNode {
     }
     fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.commands.lock().unwrap().push(command.to_string());
+        if let Some(from) = self.succeed_from {
+            let status = if std::time::Instant::now() >= from { 0 } else { 1 };
+            return Ok(out(status, "not yet").unwrap());
+        }
         let mut script = self.script.lock().unwrap();
         let next = if script.len() > 1 {
             script.pop_front().unwrap()
@@ -296,5 +302,36 @@ fn files_match_checks_content_and_absence() {
     assert!(
         !files_match(&t, &n, &expected).unwrap(),
         "a file that must be absent is present"
+    );
+}
+
+#[test]
+fn confirm_does_not_give_up_one_delay_before_the_deadline() {
+    // With a 3 s timeout the backoff runs the command at 0, 0.05, 0.15, 0.35, 0.75 and
+    // 1.55 s; the next pause (1.6 s) would end after the deadline. The node confirms
+    // from 2.5 s on: the command must run once more at the deadline, not give up at 1.55 s.
+    let start = std::time::Instant::now();
+    let t = FakeNode {
+        succeed_from: Some(start + Duration::from_millis(2_500)),
+        ..FakeNode::default()
+    };
+    let r = poll_confirm(&t, &node(3_000), "tls-health");
+    assert!(r.is_ok(), "gave up after {:?}: {r:?}", start.elapsed());
+    assert!(start.elapsed() >= Duration::from_millis(2_500));
+}
+
+#[test]
+fn confirm_that_never_succeeds_polls_until_the_deadline() {
+    let start = std::time::Instant::now();
+    let t = FakeNode {
+        succeed_from: Some(start + Duration::from_secs(3_600)),
+        ..FakeNode::default()
+    };
+    let e = poll_confirm(&t, &node(3_000), "tls-health").unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
+    assert!(
+        start.elapsed() >= Duration::from_millis(3_000),
+        "gave up after {:?}",
+        start.elapsed()
     );
 }

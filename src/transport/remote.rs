@@ -3,9 +3,18 @@
 //!
 //! OpenSSH's SFTP v3 `rename` refuses to overwrite and ssh2 does not bind
 //! `posix-rename@openssh.com`, so the final step of an atomic write (backup by hard
-//! link, then rename over the target) runs as one small shell command. Commands report
-//! their shell's PID first so a command that outlives its time limit can have its
-//! whole process group killed (sshd starts every session command in a new session).
+//! link, then rename over the target) runs as one small shell command. Reads are
+//! bounded ([`super::limits`]): the file's type and size are checked before it is opened.
+//!
+//! Commands run inside a small wrapper ([`wrapper`]). It prints its PID first: sshd
+//! starts every session command in a new session, so that PID names the process group
+//! to kill at the deadline or on SIGINT/SIGTERM. It runs the command with stdin from
+//! /dev/null and its output relayed through two `cat` processes, and it reports the
+//! command's exit on stderr behind a random marker. So the end of a command is its
+//! shell's exit, not the end of its output: a background child that keeps the output
+//! open (a reload that forks a server) is not waited for, and after the channel closes
+//! the relays keep draining what it writes into /dev/null, so it neither blocks nor dies
+//! of SIGPIPE. It is not killed either: it was left behind on purpose.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -14,11 +23,14 @@ use std::time::{Duration, Instant};
 
 use ssh2::{Channel, ErrorCode, FileStat, OpenFlags, OpenType, Session, Sftp};
 
-use super::local::{io_message, random_suffix};
-use super::session::{ssh_error, IO_TIMEOUT};
+use super::limits::{self, keep_output, MAX_FILE_BYTES};
+use super::local::random_suffix;
+use super::process::OUTPUT_GRACE;
+use super::session::{io_error, ssh_error, IO_TIMEOUT};
 use super::ssh::shell_quote;
 use super::tunnel::Tunnel;
 use super::{sha256_hex, ErrorKind, ExecOutput, TransportError, WriteOptions};
+use crate::interrupt::{self, CommandGuard, Signal};
 
 /// One authenticated session with its lazily opened SFTP channel. Fields drop in
 /// order: SFTP, then the session, then the tunnel that carries it.
@@ -34,6 +46,8 @@ struct Raw {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     status: Option<i32>,
+    /// Set when SIGINT or SIGTERM stopped the command (its group was killed).
+    interrupted: Option<Signal>,
 }
 
 /// How long a timed-out command's channel may take to close after its group was killed.
@@ -57,7 +71,8 @@ impl Conn {
         Ok(self.sftp.insert(sftp))
     }
 
-    /// Reads a whole file; `None` if it does not exist.
+    /// Reads a whole regular file of at most [`MAX_FILE_BYTES`]; `None` if it does not
+    /// exist. Its type and size are checked (following links) before it is opened.
     pub(crate) fn read(
         &mut self,
         node: &str,
@@ -65,14 +80,28 @@ impl Conn {
         action: &str,
     ) -> Result<Option<Vec<u8>>, TransportError> {
         let err = |e: &ssh2::Error| ssh_error(node, action, e);
-        let mut file = match self.sftp().and_then(|s| s.open(Path::new(path))) {
+        let refused = |why: String| TransportError::new(node, action, ErrorKind::FileRefused, why);
+        let sftp = self.sftp().map_err(|e| err(&e))?;
+        let st = match sftp.stat(Path::new(path)) {
+            Ok(st) => st,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(err(&e)),
+        };
+        if let Some(why) = refusal(&st) {
+            return Err(refused(why));
+        }
+        let file = match sftp.open(Path::new(path)) {
             Ok(f) => f,
             Err(e) if is_missing(&e) => return Ok(None),
             Err(e) => return Err(err(&e)),
         };
         let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| TransportError::new(node, action, ErrorKind::Io, io_message(&e)))?;
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| io_error(node, action, &e))?;
+        if data.len() as u64 > MAX_FILE_BYTES {
+            return Err(refused(limits::too_large(data.len() as u64)));
+        }
         Ok(Some(data))
     }
 
@@ -99,16 +128,20 @@ impl Conn {
             .ok_or_else(|| fail(ErrorKind::Io, "remote paths must be absolute".into()))?;
         self.mkdir_p(node, &action, dir)?;
         let tmp = format!(
-            "{}/.{name}.certroll-{}",
+            "{}/{}",
             dir.trim_end_matches('/'),
-            random_suffix()
+            limits::temp_name(name, &random_suffix())
         );
         if let Err(e) = self.write_temp(&tmp, data, opts.mode) {
             self.discard(&tmp);
             return Err(e.into_error(node, &action));
         }
-        let mut script = String::from("set -e; ");
         let (t, tq) = (shell_quote(path), shell_quote(&tmp));
+        // Temporary files of earlier, killed writes of this file go first (never ours).
+        let mut script = format!(
+            "for f in {}; do if [ \"$f\" != {tq} ] && [ -f \"$f\" ]; then rm -f -- \"$f\"; fi; done; set -e; ",
+            limits::temp_glob(dir, name)
+        );
         if let Some(tag) = opts.backup_tag {
             let b = shell_quote(&format!("{path}.{tag}.bak"));
             script += &format!(
@@ -117,7 +150,7 @@ impl Conn {
         }
         script += &format!("mv -f -- {tq} {t}");
         let raw = self
-            .run(&script, IO_TIMEOUT)
+            .run(&script, IO_TIMEOUT, false)
             .map_err(|e| e.into_error(node, &action))?;
         if raw.status != Some(0) {
             self.discard(&tmp);
@@ -157,7 +190,7 @@ impl Conn {
         let (t, b) = (shell_quote(path), shell_quote(&format!("{path}.{tag}.bak")));
         let script = format!("if [ -e {t} ] || [ -L {t} ]; then mv -f -- {t} {b}; fi");
         let raw = self
-            .run(&script, IO_TIMEOUT)
+            .run(&script, IO_TIMEOUT, false)
             .map_err(|e| e.into_error(node, &action))?;
         if raw.status != Some(0) {
             return Err(TransportError::new(
@@ -170,7 +203,8 @@ impl Conn {
         Ok(())
     }
 
-    /// Runs `command` under `sh -c`; kills its process group when `timeout` expires.
+    /// Runs `command` under `sh -c`; kills its process group when `timeout` expires or
+    /// SIGINT/SIGTERM arrives ([`ErrorKind::Interrupted`]).
     pub(crate) fn exec(
         &mut self,
         node: &str,
@@ -179,8 +213,15 @@ impl Conn {
     ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
         let raw = self
-            .run(command, timeout)
+            .run(command, timeout, true)
             .map_err(|e| e.into_error(node, &action))?;
+        if let Some(signal) = raw.interrupted {
+            let msg = format!(
+                "interrupted by {}: the command's process group was killed",
+                signal.name()
+            );
+            return Err(TransportError::new(node, action, ErrorKind::Interrupted, msg));
+        }
         Ok(ExecOutput {
             status: raw.status,
             stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
@@ -188,53 +229,64 @@ impl Conn {
         })
     }
 
-    /// Runs `command` under `/bin/sh -c`, collecting output without blocking on either
-    /// stream. The wrapper prints the shell's PID first (the leader of the process
-    /// group sshd created); on timeout that group is killed, then the channel closed.
-    fn run(&mut self, command: &str, timeout: Duration) -> Result<Raw, OpErr> {
-        let wrapped = format!("echo $$; exec /bin/sh -c {}", shell_quote(command));
+    /// Runs `command` in the [`wrapper`], collecting output without blocking on either
+    /// stream, until the command's shell exits, `timeout` passes or (when
+    /// `interruptible`) a signal arrives. In the last two cases the process group is
+    /// killed before the channel is closed.
+    fn run(&mut self, command: &str, timeout: Duration, interruptible: bool) -> Result<Raw, OpErr> {
+        let _in_flight = CommandGuard::new();
+        let marker = format!("certroll-exit-{} ", random_suffix());
         let mut channel = self.session.channel_session()?;
-        channel.exec(&wrapped)?;
+        channel.exec(&wrapper(command, marker.trim_end()))?;
         self.session.set_blocking(false);
-        let collected = collect(&mut channel, Instant::now() + timeout);
-        self.session.set_blocking(true);
-        let (stdout, stderr, finished) = collected?;
-        let (pid, stdout) = split_pid(stdout);
-        if !finished {
-            if let Some(pid) = pid {
-                let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
-                if let Ok(mut ch) = self.session.channel_session() {
-                    let _ = ch.exec(&kill).and_then(|()| ch.wait_close());
-                }
-            }
-            // sshd closes the channel once the killed command is gone; if it does not,
-            // the session may be stuck mid-close and is replaced before the next call.
-            self.session.set_timeout(KILL_GRACE.as_millis() as u32);
-            if channel.close().and_then(|()| channel.wait_close()).is_err() {
-                self.broken = true;
-            }
-            self.session.set_timeout(IO_TIMEOUT.as_millis() as u32);
-            return Ok(Raw {
-                stdout,
-                stderr,
-                status: None,
-            });
-        }
-        channel.wait_close()?;
-        let signalled = channel
-            .exit_signal()
-            .map(|s| s.exit_signal.is_some())
-            .unwrap_or(false);
-        let status = if signalled {
-            None
-        } else {
-            Some(channel.exit_status()?)
+        let stop = Stop {
+            deadline: Instant::now() + timeout,
+            interruptible,
         };
-        Ok(Raw {
-            stdout,
-            stderr,
-            status,
-        })
+        let collected = collect(&mut channel, &stop, marker.as_bytes());
+        self.session.set_blocking(true);
+        let c = collected?;
+        let (pid, stdout) = split_pid(c.streams.out);
+        let (stderr, exited) = (c.streams.err, c.streams.exited);
+        match c.end {
+            End::Eof => {
+                channel.wait_close()?;
+                let status = match exited {
+                    Some(code) => Some(code),
+                    None => exit_code(&channel)?,
+                };
+                Ok(Raw { stdout, stderr, status, interrupted: None })
+            }
+            End::Exited => {
+                // A child the command left behind still holds the output: stop reading.
+                self.close_bounded(&mut channel);
+                Ok(Raw { stdout, stderr, status: exited, interrupted: None })
+            }
+            End::TimedOut | End::Interrupted(_) => {
+                if let Some(pid) = pid {
+                    let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
+                    if let Ok(mut ch) = self.session.channel_session() {
+                        let _ = ch.exec(&kill).and_then(|()| ch.wait_close());
+                    }
+                }
+                self.close_bounded(&mut channel);
+                let interrupted = match c.end {
+                    End::Interrupted(signal) => Some(signal),
+                    _ => None,
+                };
+                Ok(Raw { stdout, stderr, status: None, interrupted })
+            }
+        }
+    }
+
+    /// Closes a channel whose command may still hold it open; a session that cannot
+    /// close it within [`KILL_GRACE`] is replaced before the next call.
+    fn close_bounded(&mut self, channel: &mut Channel) {
+        self.session.set_timeout(KILL_GRACE.as_millis() as u32);
+        if channel.close().and_then(|()| channel.wait_close()).is_err() {
+            self.broken = true;
+        }
+        self.session.set_timeout(IO_TIMEOUT.as_millis() as u32);
     }
 
     /// True when an operation left the session in a doubtful state.
@@ -324,9 +376,14 @@ impl OpErr {
     fn into_error(self, node: &str, action: &str) -> TransportError {
         match self {
             OpErr::Ssh(e) => ssh_error(node, action, &e),
-            OpErr::Io(e) => TransportError::new(node, action, ErrorKind::Io, io_message(&e)),
+            OpErr::Io(e) => io_error(node, action, &e),
             OpErr::Stream(e) => {
-                TransportError::new(node, action, ErrorKind::Transient, io_message(&e))
+                let mut err = io_error(node, action, &e);
+                // Whatever the cause, a command's output stream broke: the session is gone.
+                if err.kind == ErrorKind::Io {
+                    err.kind = ErrorKind::Transient;
+                }
+                err
             }
         }
     }
@@ -338,28 +395,152 @@ impl From<ssh2::Error> for OpErr {
     }
 }
 
-/// Reads both streams of a non-blocking channel until EOF or the deadline.
-fn collect(channel: &mut Channel, deadline: Instant) -> Result<(Vec<u8>, Vec<u8>, bool), OpErr> {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
+/// The shell script that runs `command` (see the module header): prints its PID, runs
+/// the command with stdin from /dev/null and its two streams relayed by `cat`s that
+/// ignore SIGPIPE and drain into /dev/null once the channel is gone, then prints
+/// `<marker> <exit status>` on the channel's stderr. The login shell only `exec`s
+/// `/bin/sh` with the quoted script and command as arguments.
+fn wrapper(command: &str, marker: &str) -> String {
+    let relay = "(trap '' PIPE; cat; exec cat >/dev/null) 2>/dev/null";
+    let script = format!(
+        "echo $$; exec 4>&2; \
+         {{ {{ /bin/sh -c \"$1\" </dev/null 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
+         2>&1 1>&3 3>&- | {relay} >&4 3>&-; }} 3>&1 | {relay}"
+    );
+    format!(
+        "exec /bin/sh -c {} certroll {}",
+        shell_quote(&script),
+        shell_quote(command)
+    )
+}
+
+/// When [`collect`] gives up waiting for the command's shell.
+struct Stop {
+    deadline: Instant,
+    /// Whether SIGINT/SIGTERM stops the command (user commands, not internal helpers).
+    interruptible: bool,
+}
+
+/// How [`collect`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The output ended: every process holding it is gone.
+    Eof,
+    /// The command's shell exited, but something it left behind still holds the output.
+    Exited,
+    TimedOut,
+    Interrupted(Signal),
+}
+
+/// The two streams as read so far, and the exit status once the marker was seen.
+#[derive(Default)]
+struct Streams {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    /// The last bytes of stderr not yet known to hold no marker.
+    pending: Vec<u8>,
+    exited: Option<i32>,
+}
+
+impl Streams {
+    /// Takes a chunk of stderr: the marker line (once) is removed and parsed, everything
+    /// else is kept (up to the cap).
+    fn stderr(&mut self, chunk: &[u8], marker: &[u8]) {
+        if self.exited.is_some() {
+            keep_output(&mut self.err, chunk);
+            return;
+        }
+        self.pending.extend_from_slice(chunk);
+        if let Some(at) = find(&self.pending, marker) {
+            let rest = &self.pending[at + marker.len()..];
+            if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                let code = std::str::from_utf8(&rest[..nl]).ok().and_then(|c| c.parse().ok());
+                let after = rest[nl + 1..].to_vec();
+                let before = self.pending[..at].to_vec();
+                keep_output(&mut self.err, &before);
+                keep_output(&mut self.err, &after);
+                self.pending.clear();
+                self.exited = Some(code.unwrap_or(-1));
+            }
+            return;
+        }
+        // Keep back only what could be the start of a marker split across two reads.
+        let keep = self.pending.len().min(marker.len() + 16);
+        let flush = self.pending.len() - keep;
+        let head: Vec<u8> = self.pending.drain(..flush).collect();
+        keep_output(&mut self.err, &head);
+    }
+
+    /// Stderr bytes held back while looking for the marker, once no marker can follow.
+    fn flush(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        keep_output(&mut self.err, &pending);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Collected output and how the collection ended.
+struct Collected {
+    streams: Streams,
+    end: End,
+}
+
+/// Reads both streams of a non-blocking channel until the output ends, or the command's
+/// shell has exited and [`OUTPUT_GRACE`] has passed, or `stop` says to give up.
+fn collect(channel: &mut Channel, stop: &Stop, marker: &[u8]) -> Result<Collected, OpErr> {
+    let mut s = Streams::default();
+    let mut grace_end = None;
     let mut pause = Duration::from_micros(50);
+    let mut chunk = Vec::new();
     loop {
-        let got = read_available(&mut channel.stream(0), &mut out)?
-            + read_available(&mut channel.stderr(), &mut err)?;
+        chunk.clear();
+        let mut got = read_available(&mut channel.stream(0), &mut chunk)?;
+        keep_output(&mut s.out, &chunk);
+        chunk.clear();
+        got += read_available(&mut channel.stderr(), &mut chunk)?;
+        s.stderr(&chunk, marker);
+        if s.exited.is_some() && grace_end.is_none() {
+            grace_end = Some(Instant::now() + OUTPUT_GRACE);
+        }
+        let now = Instant::now();
+        let end = if got == 0 && channel.eof() {
+            Some(End::Eof)
+        } else if let Some(g) = grace_end {
+            (now >= g).then_some(End::Exited)
+        } else if let Some(signal) = interrupt::requested().filter(|_| stop.interruptible) {
+            Some(End::Interrupted(signal))
+        } else {
+            (now >= stop.deadline).then_some(End::TimedOut)
+        };
+        if let Some(end) = end {
+            s.flush();
+            return Ok(Collected { streams: s, end });
+        }
         if got > 0 {
             pause = Duration::from_micros(50);
             continue;
-        }
-        if channel.eof() {
-            return Ok((out, err, true));
-        }
-        if Instant::now() >= deadline {
-            return Ok((out, err, false));
         }
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 
+/// The channel's exit status, `None` when a signal ended the command.
+fn exit_code(channel: &Channel) -> Result<Option<i32>, ssh2::Error> {
+    let signalled = channel
+        .exit_signal()
+        .map(|s| s.exit_signal.is_some())
+        .unwrap_or(false);
+    if signalled {
+        return Ok(None);
+    }
+    Ok(Some(channel.exit_status()?))
+}
+
+/// Reads what is available now; bytes are appended to `into` (the caller caps them).
 fn read_available<R: Read>(r: &mut R, into: &mut Vec<u8>) -> Result<usize, OpErr> {
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0;
@@ -369,12 +550,35 @@ fn read_available<R: Read>(r: &mut R, into: &mut Vec<u8>) -> Result<usize, OpErr
             Ok(n) => {
                 into.extend_from_slice(&buf[..n]);
                 total += n;
+                // Bound one round, so that a command printing without end cannot keep
+                // this loop from checking its deadline.
+                if total >= 256 * 1024 {
+                    return Ok(total);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(OpErr::Stream(e)),
         }
     }
+}
+
+/// Why a file with these SFTP attributes is not read, if it is not.
+fn refusal(st: &FileStat) -> Option<String> {
+    use ssh2::FileType;
+    let kind = match st.perm.map(|_| st.file_type()) {
+        None | Some(FileType::RegularFile) => {
+            let size = st.size.unwrap_or(0);
+            return (size > MAX_FILE_BYTES).then(|| limits::too_large(size));
+        }
+        Some(FileType::NamedPipe) => "a FIFO",
+        Some(FileType::Directory) => "a directory",
+        Some(FileType::CharDevice) => "a character device",
+        Some(FileType::BlockDevice) => "a block device",
+        Some(FileType::Socket) => "a socket",
+        Some(_) => "a special file",
+    };
+    Some(limits::not_regular(kind))
 }
 
 fn is_missing(e: &ssh2::Error) -> bool {

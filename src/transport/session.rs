@@ -243,9 +243,16 @@ fn try_identity(session: &Session, user: &str, id: &Path) -> Result<(), String> 
     }
 }
 
-/// Classifies an ssh2 error; SFTP status codes get the usual file-system wording.
+/// Classifies an ssh2 error by its cause; SFTP status codes get the usual file-system
+/// wording. Every error meaning "the connection or the channel is gone" is transient,
+/// wherever it surfaces (a connect, an SFTP request, a read in the middle of a file).
 pub(crate) fn ssh_error(node: &str, action: &str, e: &ssh2::Error) -> TransportError {
     let (kind, message) = match e.code() {
+        // No connection / connection lost, as reported by the SFTP server.
+        ErrorCode::SFTP(code @ (6 | 7)) => (
+            ErrorKind::Transient,
+            format!("connection lost ({})", sftp_message(code, e.message())),
+        ),
         ErrorCode::SFTP(code) => (ErrorKind::Io, sftp_message(code, e.message())),
         ErrorCode::Session(code) => {
             let kind = session_kind(code);
@@ -260,10 +267,34 @@ pub(crate) fn ssh_error(node: &str, action: &str, e: &ssh2::Error) -> TransportE
     TransportError::new(node, action, kind, message)
 }
 
+/// Classifies an I/O error from an SSH stream (an SFTP file, a channel) by its cause:
+/// the libssh2 error inside it when there is one, else the I/O error kind.
+pub(crate) fn io_error(node: &str, action: &str, e: &std::io::Error) -> TransportError {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<ssh2::Error>()) {
+        return ssh_error(node, action, inner);
+    }
+    use std::io::ErrorKind as K;
+    let kind = match e.kind() {
+        K::ConnectionReset
+        | K::ConnectionAborted
+        | K::BrokenPipe
+        | K::NotConnected
+        | K::UnexpectedEof
+        | K::TimedOut => ErrorKind::Transient,
+        _ => ErrorKind::Io,
+    };
+    let message = match kind {
+        ErrorKind::Transient => format!("connection lost ({})", io_message(e)),
+        _ => io_message(e),
+    };
+    TransportError::new(node, action, kind, message)
+}
+
 fn session_kind(code: i32) -> ErrorKind {
     match code {
-        // Banner, socket send/recv/disconnect, timeouts, key exchange, bad socket.
-        -2 | -3 | -5 | -7 | -8 | -9 | -13 | -30 | -43 | -45 => ErrorKind::Transient,
+        // Socket errors, banner, key exchange, timeouts, bad socket; and a channel closed
+        // under us (the session died while an SFTP request or a command was in flight).
+        -1 | -2 | -3 | -5 | -7 | -8 | -9 | -13 | -26 | -30 | -43 | -45 => ErrorKind::Transient,
         -18 | -19 | -48 => ErrorKind::Auth,
         _ => ErrorKind::Io,
     }
