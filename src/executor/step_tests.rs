@@ -69,7 +69,11 @@ impl Transport for FakeNode {
     fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.commands.lock().unwrap().push(command.to_string());
         if let Some(from) = self.succeed_from {
-            let status = if std::time::Instant::now() >= from { 0 } else { 1 };
+            let status = if std::time::Instant::now() >= from {
+                0
+            } else {
+                1
+            };
             return Ok(out(status, "not yet").unwrap());
         }
         let mut script = self.script.lock().unwrap();

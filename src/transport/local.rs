@@ -430,7 +430,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = LocalTransport::new("app1", dir.path());
         let fifo = dir.path().join("cert.pem");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.pem")).unwrap();
         let big = File::create(dir.path().join("big.pem")).unwrap();

@@ -36,9 +36,24 @@ use crate::interrupt::{self, CommandGuard, Signal};
 /// order: SFTP, then the session, then the tunnel that carries it.
 pub(crate) struct Conn {
     sftp: Option<Sftp>,
+    /// Channels of commands that returned while something they left behind still held
+    /// their output: closed on our side, waiting for sshd's close (see [`Conn::abandon`]).
+    lingering: Vec<Channel>,
     session: Session,
     _tunnel: Option<Tunnel>,
     broken: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.sftp = None;
+        if !self.lingering.is_empty() {
+            // Freeing a channel sshd has not closed yet would wait for it (in blocking
+            // mode, up to the I/O timeout): let libssh2 give up at once instead.
+            self.session.set_blocking(false);
+            self.lingering.clear();
+        }
+    }
 }
 
 /// Output of a command: stdout, stderr, exit status (`None` after a signal or timeout).
@@ -50,13 +65,15 @@ struct Raw {
     interrupted: Option<Signal>,
 }
 
-/// How long a timed-out command's channel may take to close after its group was killed.
-const KILL_GRACE: Duration = Duration::from_secs(10);
+/// Most abandoned channels kept per session (sshd counts them against `MaxSessions`,
+/// default 10); past this the session is replaced before the next call.
+const MAX_LINGERING: usize = 4;
 
 impl Conn {
     pub(crate) fn new(session: Session, tunnel: Option<Tunnel>) -> Self {
         Conn {
             sftp: None,
+            lingering: Vec::new(),
             session,
             _tunnel: tunnel,
             broken: false,
@@ -98,7 +115,14 @@ impl Conn {
         let mut data = Vec::new();
         file.take(MAX_FILE_BYTES + 1)
             .read_to_end(&mut data)
-            .map_err(|e| io_error(node, action, &e))?;
+            .map_err(|e| {
+                io_error(
+                    node,
+                    action,
+                    &e,
+                    ssh2::Error::last_session_error(&self.session),
+                )
+            })?;
         if data.len() as u64 > MAX_FILE_BYTES {
             return Err(refused(limits::too_large(data.len() as u64)));
         }
@@ -220,7 +244,12 @@ impl Conn {
                 "interrupted by {}: the command's process group was killed",
                 signal.name()
             );
-            return Err(TransportError::new(node, action, ErrorKind::Interrupted, msg));
+            return Err(TransportError::new(
+                node,
+                action,
+                ErrorKind::Interrupted,
+                msg,
+            ));
         }
         Ok(ExecOutput {
             status: raw.status,
@@ -235,6 +264,7 @@ impl Conn {
     /// killed before the channel is closed.
     fn run(&mut self, command: &str, timeout: Duration, interruptible: bool) -> Result<Raw, OpErr> {
         let _in_flight = CommandGuard::new();
+        self.reap();
         let marker = format!("certroll-exit-{} ", random_suffix());
         let mut channel = self.session.channel_session()?;
         channel.exec(&wrapper(command, marker.trim_end()))?;
@@ -255,12 +285,22 @@ impl Conn {
                     Some(code) => Some(code),
                     None => exit_code(&channel)?,
                 };
-                Ok(Raw { stdout, stderr, status, interrupted: None })
+                Ok(Raw {
+                    stdout,
+                    stderr,
+                    status,
+                    interrupted: None,
+                })
             }
             End::Exited => {
                 // A child the command left behind still holds the output: stop reading.
-                self.close_bounded(&mut channel);
-                Ok(Raw { stdout, stderr, status: exited, interrupted: None })
+                self.abandon(channel);
+                Ok(Raw {
+                    stdout,
+                    stderr,
+                    status: exited,
+                    interrupted: None,
+                })
             }
             End::TimedOut | End::Interrupted(_) => {
                 if let Some(pid) = pid {
@@ -269,24 +309,48 @@ impl Conn {
                         let _ = ch.exec(&kill).and_then(|()| ch.wait_close());
                     }
                 }
-                self.close_bounded(&mut channel);
+                self.abandon(channel);
                 let interrupted = match c.end {
                     End::Interrupted(signal) => Some(signal),
                     _ => None,
                 };
-                Ok(Raw { stdout, stderr, status: None, interrupted })
+                Ok(Raw {
+                    stdout,
+                    stderr,
+                    status: None,
+                    interrupted,
+                })
             }
         }
     }
 
-    /// Closes a channel whose command may still hold it open; a session that cannot
-    /// close it within [`KILL_GRACE`] is replaced before the next call.
-    fn close_bounded(&mut self, channel: &mut Channel) {
-        self.session.set_timeout(KILL_GRACE.as_millis() as u32);
-        if channel.close().and_then(|()| channel.wait_close()).is_err() {
+    /// Closes our side of a channel whose output something on the node may still hold,
+    /// without waiting: sshd closes its side only once every holder is gone (it keeps
+    /// reading and discarding stderr until then), which may be never. The channel is
+    /// kept until then and freed by a later [`Conn::reap`].
+    fn abandon(&mut self, mut channel: Channel) {
+        self.session.set_blocking(false);
+        // Sends EOF and CLOSE; "would block" only means sshd has not answered yet.
+        let pending = channel.close().is_err_and(|e| would_block(&e));
+        self.session.set_blocking(true);
+        if pending {
+            self.lingering.push(channel);
+        }
+        if self.lingering.len() > MAX_LINGERING {
             self.broken = true;
         }
-        self.session.set_timeout(IO_TIMEOUT.as_millis() as u32);
+    }
+
+    /// Frees the abandoned channels sshd has closed meanwhile.
+    fn reap(&mut self) {
+        if self.lingering.is_empty() {
+            return;
+        }
+        self.session.set_blocking(false);
+        // A channel whose close completes now is freed without waiting.
+        self.lingering
+            .retain_mut(|ch| ch.close().is_err_and(|e| would_block(&e)));
+        self.session.set_blocking(true);
     }
 
     /// True when an operation left the session in a doubtful state.
@@ -343,7 +407,9 @@ impl Conn {
             mtime: None,
         };
         file.setstat(perm)?;
-        file.write_all(data).map_err(OpErr::Io)?;
+        if let Err(e) = file.write_all(data) {
+            return Err(OpErr::Io(e, ssh2::Error::last_session_error(&self.session)));
+        }
         match file.fsync() {
             Ok(()) => {}
             // Servers without fsync@openssh.com: the rename still orders the data.
@@ -366,8 +432,9 @@ impl Conn {
 enum OpErr {
     /// A libssh2 or SFTP error.
     Ssh(ssh2::Error),
-    /// Writing file data failed (disk full, quota...).
-    Io(std::io::Error),
+    /// Writing file data failed (disk full, quota, a dropped connection), with the
+    /// session's last libssh2 error, which tells which.
+    Io(std::io::Error, Option<ssh2::Error>),
     /// Reading a command's output failed: the connection is broken.
     Stream(std::io::Error),
 }
@@ -376,9 +443,9 @@ impl OpErr {
     fn into_error(self, node: &str, action: &str) -> TransportError {
         match self {
             OpErr::Ssh(e) => ssh_error(node, action, &e),
-            OpErr::Io(e) => io_error(node, action, &e),
+            OpErr::Io(e, last) => io_error(node, action, &e, last),
             OpErr::Stream(e) => {
-                let mut err = io_error(node, action, &e);
+                let mut err = io_error(node, action, &e, None);
                 // Whatever the cause, a command's output stream broke: the session is gone.
                 if err.kind == ErrorKind::Io {
                     err.kind = ErrorKind::Transient;
@@ -454,7 +521,9 @@ impl Streams {
         if let Some(at) = find(&self.pending, marker) {
             let rest = &self.pending[at + marker.len()..];
             if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-                let code = std::str::from_utf8(&rest[..nl]).ok().and_then(|c| c.parse().ok());
+                let code = std::str::from_utf8(&rest[..nl])
+                    .ok()
+                    .and_then(|c| c.parse().ok());
                 let after = rest[nl + 1..].to_vec();
                 let before = self.pending[..at].to_vec();
                 keep_output(&mut self.err, &before);
@@ -579,6 +648,11 @@ fn refusal(st: &FileStat) -> Option<String> {
         Some(_) => "a special file",
     };
     Some(limits::not_regular(kind))
+}
+
+/// libssh2's "would block" (`LIBSSH2_ERROR_EAGAIN`) in non-blocking mode.
+fn would_block(e: &ssh2::Error) -> bool {
+    e.code() == ErrorCode::Session(-37)
 }
 
 fn is_missing(e: &ssh2::Error) -> bool {
