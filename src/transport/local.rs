@@ -444,7 +444,12 @@ mod tests {
             (".", "it is a directory, not a regular file"),
             ("big.pem", "it is larger than certroll reads"),
         ] {
-            let err = t.read_file(path).unwrap_err();
+            // Without the check a FIFO read blocks for ever: fail instead of hanging.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (t2, p2) = (t.clone(), path.to_string());
+            std::thread::spawn(move || tx.send(t2.read_file(&p2)));
+            let got = rx.recv_timeout(Duration::from_secs(60));
+            let err = got.expect("read_file hung").unwrap_err();
             assert_eq!(err.kind, ErrorKind::FileRefused, "{err}");
             let text = err.to_string();
             assert!(
