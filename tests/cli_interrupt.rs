@@ -49,7 +49,10 @@ fn pids(dir: &Path) -> Vec<u32> {
 /// Gone, or a zombie waiting for its reaper: either way no longer running.
 fn running(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
     matches!(state, Some(s) if s != "Z" && s != "X")
 }
 
@@ -114,7 +117,10 @@ fn check_interrupted_then_resume(dir: &Path, code: Option<i32>, out: &str, signa
         while running(pid) && Instant::now() < until {
             thread::sleep(Duration::from_millis(50));
         }
-        assert!(!running(pid), "process {pid} of the reload outlived certroll\n{out}");
+        assert!(
+            !running(pid),
+            "process {pid} of the reload outlived certroll\n{out}"
+        );
     }
     let journal = journal_lines(dir);
     let end = journal.last().expect("journal has records");
@@ -125,8 +131,14 @@ fn check_interrupted_then_resume(dir: &Path, code: Option<i32>, out: &str, signa
         .find(|r| r["record"] == "step-failed")
         .unwrap_or_else(|| panic!("the step cut short is journaled\n{journal:#?}"));
     let error = failed["error"].as_str().unwrap_or_default();
-    assert!(error.contains(&format!("interrupted by {signal}")), "{error}");
-    assert!(out.contains(&format!("stopped by {signal}")), "{code:?}\n{out}");
+    assert!(
+        error.contains(&format!("interrupted by {signal}")),
+        "{error}"
+    );
+    assert!(
+        out.contains(&format!("stopped by {signal}")),
+        "{code:?}\n{out}"
+    );
 
     // The next run resumes the interrupted one and completes it.
     write_inventory(dir, "true");
@@ -134,7 +146,11 @@ fn check_interrupted_then_resume(dir: &Path, code: Option<i32>, out: &str, signa
     let (code, out) = wait_bounded(resumed, Duration::from_secs(180));
     assert_eq!(code, Some(0), "{out}");
     let journal = journal_lines(dir);
-    assert_eq!(journal.last().unwrap()["status"], "complete", "{journal:#?}");
+    assert_eq!(
+        journal.last().unwrap()["status"],
+        "complete",
+        "{journal:#?}"
+    );
 }
 
 #[test]

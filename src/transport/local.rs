@@ -92,6 +92,11 @@ fn backup(target: &Path, tag: &str) -> io::Result<()> {
         Err(e) => return Err(e),
     }
     if fs::hard_link(target, &bak).is_err() {
+        // A copy reads the file: never a FIFO or a device, which could block for ever.
+        if !fs::metadata(target)?.is_file() {
+            let msg = format!("cannot back up {}: not a regular file", target.display());
+            return Err(io::Error::other(msg));
+        }
         fs::copy(target, &bak)?;
     }
     Ok(())

@@ -169,7 +169,9 @@ impl Conn {
         if let Some(tag) = opts.backup_tag {
             let b = shell_quote(&format!("{path}.{tag}.bak"));
             script += &format!(
-                "if [ -e {t} ]; then ln -f -- {t} {b} 2>/dev/null || cp -p -- {t} {b}; fi; "
+                "if [ -e {t} ]; then ln -f -- {t} {b} 2>/dev/null || \
+                 {{ [ -f {t} ] || {{ echo 'cannot back up '{t}': not a regular file' >&2; exit 1; }}; \
+                 cp -p -- {t} {b}; }}; fi; "
             );
         }
         script += &format!("mv -f -- {tq} {t}");

@@ -73,7 +73,9 @@ fn sigint_during_a_reload_over_ssh_leaves_no_orphan_on_the_node() {
     for node in ["app1", "db1"] {
         let t = SshTransport::connect(node, &fleet.settings(node), HostKeyPolicy::default())
             .expect("connect");
-        let out = t.exec(&check, Duration::from_secs(60)).expect("check the node");
+        let out = t
+            .exec(&check, Duration::from_secs(60))
+            .expect("check the node");
         assert_eq!(out.stdout, "", "{node}: orphans left");
     }
 }

@@ -14,7 +14,10 @@ fn fifo_dev_zero_and_huge_node_files_are_findings_not_hangs() {
     let f = FleetSpec::standard().bootstrap();
     let fifo = f.path("app1", TlsFile::Cert);
     std::fs::remove_file(&fifo).unwrap();
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     let zero = f.path("db1", TlsFile::Bundle);
     std::fs::remove_file(&zero).unwrap();
@@ -32,7 +35,11 @@ fn fifo_dev_zero_and_huge_node_files_are_findings_not_hangs() {
     assert_eq!(r.code(), exit::VERIFY_UNKNOWN, "{}", r.run);
     for (node, file, why) in [
         ("app1", TlsFile::Cert, "it is a FIFO, not a regular file"),
-        ("db1", TlsFile::Bundle, "it is a character device, not a regular file"),
+        (
+            "db1",
+            TlsFile::Bundle,
+            "it is a character device, not a regular file",
+        ),
         ("lb1", TlsFile::Cert, "it is larger than certroll reads"),
     ] {
         let found = r.finding(node, "unreadable");
