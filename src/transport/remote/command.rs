@@ -24,12 +24,17 @@ use crate::interrupt::{self, CommandGuard, Signal};
 use crate::transport::limits::keep_output;
 use crate::transport::local::random_suffix;
 use crate::transport::process::OUTPUT_GRACE;
+use crate::transport::session::IO_TIMEOUT;
 use crate::transport::ssh::shell_quote;
 use crate::transport::{ErrorKind, ExecOutput, TransportError};
 
 /// Most abandoned channels kept per session (sshd counts them against `MaxSessions`,
 /// default 10); past this the session is replaced before the next call.
 const MAX_LINGERING: usize = 4;
+/// Longest wait for a stopped command's PID line, when it was not read yet.
+const PID_WAIT: Duration = Duration::from_secs(15);
+/// Longest wait for the command that kills a timed-out command's process group.
+const KILL_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Conn {
     /// Runs `command` under `sh -c`; kills its process group when `timeout` expires or
@@ -83,7 +88,14 @@ impl Conn {
             deadline: Instant::now() + timeout,
             interruptible,
         };
-        let collected = collect(&mut channel, &stop, marker.as_bytes());
+        let mut collected = collect(&mut channel, &stop, marker.as_bytes());
+        if let Ok(c) = &mut collected {
+            if matches!(c.end, End::TimedOut | End::Interrupted(_)) {
+                // The group to kill is named by the wrapper's first line: make sure it
+                // arrived, even when the command was stopped before it was read.
+                await_pid_line(&mut channel, &mut c.streams.out);
+            }
+        }
         self.session.set_blocking(true);
         let c = collected?;
         let (pid, stdout) = split_pid(c.streams.out);
@@ -114,10 +126,7 @@ impl Conn {
             }
             End::TimedOut | End::Interrupted(_) => {
                 if let Some(pid) = pid {
-                    let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
-                    if let Ok(mut ch) = self.session.channel_session() {
-                        let _ = ch.exec(&kill).and_then(|()| ch.wait_close());
-                    }
+                    self.kill_group(pid);
                 }
                 self.abandon(channel);
                 let interrupted = match c.end {
@@ -131,6 +140,21 @@ impl Conn {
                     interrupted,
                 })
             }
+        }
+    }
+
+    /// Kills process group `pid` (and `pid` itself) on the node, waiting at most
+    /// [`KILL_TIMEOUT`]; a session that cannot do it in time is replaced.
+    fn kill_group(&mut self, pid: u32) {
+        let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
+        self.session.set_timeout(KILL_TIMEOUT.as_millis() as u32);
+        let killed = self
+            .session
+            .channel_session()
+            .and_then(|mut ch| ch.exec(&kill).and_then(|()| ch.wait_close()));
+        self.session.set_timeout(IO_TIMEOUT.as_millis() as u32);
+        if killed.is_err() {
+            self.broken = true;
         }
     }
 
@@ -296,6 +320,22 @@ fn collect(channel: &mut Channel, stop: &Stop, marker: &[u8]) -> Result<Collecte
         }
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Reads stdout until it holds the wrapper's PID line (or the output ends, or
+/// [`PID_WAIT`] passes): on a loaded node the line may still be on its way.
+fn await_pid_line(channel: &mut Channel, out: &mut Vec<u8>) {
+    let until = Instant::now() + PID_WAIT;
+    let mut chunk = Vec::new();
+    while !out.contains(&b'\n') && Instant::now() < until {
+        chunk.clear();
+        match read_available(&mut channel.stream(0), &mut chunk) {
+            Ok(0) if channel.eof() => return,
+            Ok(0) => thread::sleep(Duration::from_millis(5)),
+            Ok(_) => keep_output(out, &chunk),
+            Err(_) => return,
+        }
     }
 }
 
