@@ -2,6 +2,7 @@
 //! the run stops starting steps, the reload still running is killed with its whole
 //! process group (no orphan survives), the run is journaled as interrupted, the exit
 //! code is 130 (SIGINT) or 75 (SIGTERM), and the next `apply` resumes and completes.
+//! `verify --live` interrupted during a probe kills the probe's group and exits 130.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -167,4 +168,45 @@ fn sigterm_during_a_reload_kills_its_group_journals_and_exits_75() {
     let (code, out) = interrupt_a_reload(dir.path(), "-TERM");
     assert_eq!(code, Some(75), "{out}");
     check_interrupted_then_resume(dir.path(), code, &out, "SIGTERM");
+}
+
+#[test]
+fn sigint_during_a_live_probe_kills_it_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inventory(dir.path(), "true");
+    let boot = certroll(dir.path(), &["apply", "--yes"]).spawn().unwrap();
+    let (code, out) = wait_bounded(boot, Duration::from_secs(180));
+    assert_eq!(code, Some(0), "{out}");
+    // The probe hangs with a background child; verify must not wait for either.
+    let text = std::fs::read_to_string(dir.path().join("certroll.toml")).unwrap();
+    let probe = "probe = 'echo $$ >> pids; sleep 300 & echo $! >> pids; sleep 300'\n";
+    let text = text.replace("[nodes.app]\n", &format!("[nodes.app]\n{probe}"));
+    std::fs::write(dir.path().join("certroll.toml"), text).unwrap();
+    let child = certroll(dir.path(), &["verify", "--live", "--probe-timeout", "5m"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pids(dir.path()).len() < 2 {
+        assert!(Instant::now() < deadline, "no probe started");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let start = Instant::now();
+    let (code, out) = wait_bounded(child, Duration::from_secs(120));
+    assert!(start.elapsed() < Duration::from_secs(60), "{out}");
+    assert_eq!(code, Some(130), "{out}");
+    for pid in pids(dir.path()) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while running(pid) && Instant::now() < until {
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !running(pid),
+            "process {pid} of the probe outlived certroll\n{out}"
+        );
+    }
 }
