@@ -200,3 +200,46 @@ fn a_half_swapped_node_gets_a_matching_fresh_key_and_leaf() {
 fn fs_read(fleet: &Fleet, rel: &str) -> Vec<u8> {
     std::fs::read(fleet.path(rel)).unwrap()
 }
+
+/// Regression: the rotation of one CA is found and rolled back even when a run of another
+/// CA was journaled after it.
+#[test]
+fn rollback_finds_its_rotation_behind_a_run_of_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[ca.internal]\nsubject = \"CN=Internal CA\"\n[ca.edge]\nsubject = \"CN=Edge CA\"\n\n\
+         [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{node}/{ca}/ca.pem\"\n\
+         cert = \"nodes/{node}/{ca}/cert.pem\"\nkey = \"nodes/{node}/{ca}/key.pem\"\n\
+         reload = \"touch nodes/{node}/reloaded\"\n\
+         confirm = \"test -e nodes/{node}/reloaded && test ! -e nodes/{node}/stuck\"\nconfirm_timeout = \"1s\"\n\n\
+         [nodes.lb]\ndns_names = [\"lb.test\"]\n[nodes.app]\ndns_names = [\"app.test\"]\n[nodes.db]\ndns_names = [\"db.test\"]\n\n\
+         [[links]]\nclient = \"lb\"\nserver = \"app\"\nca = \"internal\"\n\n\
+         [[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\nca = \"internal\"\n\n\
+         [[links]]\nclient = \"lb\"\nserver = \"db\"\nca = \"edge\"\n";
+    std::fs::write(dir.path().join("certroll.toml"), text).unwrap();
+    let fleet = Fleet { dir };
+    code(&fleet.run(&["apply", "--yes", "--ca", "internal"]), 0);
+    code(&fleet.run(&["apply", "--yes", "--ca", "edge"]), 0);
+    std::fs::write(fleet.path("nodes/db/stuck"), "").unwrap();
+    code(
+        &fleet.run(&["apply", "--rotate", "--yes", "--ca", "internal"]),
+        75,
+    );
+    std::fs::remove_file(fleet.path("nodes/db/stuck")).unwrap();
+    // A routine run of the other CA comes after the interrupted rotation.
+    code(&fleet.run(&["apply", "--yes", "--ca", "edge"]), 0);
+
+    let out = fleet.run(&["apply", "--rollback", "--yes", "--ca", "internal"]);
+    code(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rolling back rotation run "), "{}", show(&out));
+    let g1 = fleet.read(".certroll/ca/internal/g1/ca.pem");
+    for node in ["lb", "app", "db"] {
+        let bundle = fleet.read(&format!("nodes/{node}/internal/ca.pem"));
+        assert_eq!(
+            bundle.trim(),
+            g1.trim(),
+            "bundle of {node}: only the old CA"
+        );
+    }
+    code(&fleet.run(&["verify", "--ca", "internal"]), 0);
+}

@@ -44,7 +44,7 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
     let spec = &ctx.inv.cas[ctx.ca];
     let last = ctx.journal.last_run()?;
     if args.intent.rollback {
-        return ctx.rollback(last.as_ref());
+        return ctx.rollback();
     }
     if let Some(prev) = last
         .as_ref()
@@ -151,9 +151,11 @@ impl<'a> RunContext<'a> {
 
     /// `apply --rollback`: resumes an unfinished rollback, or rolls back the rotation in
     /// progress from where it stopped (see [`super::rollback`]).
-    fn rollback(&mut self, last: Option<&RunState>) -> Result<i32, CommandError> {
+    fn rollback(&mut self) -> Result<i32, CommandError> {
         let name = self.spec().name.clone();
-        let mine = last.filter(|r| r.header.ca == name);
+        // The latest run of this CA, even if a run of another CA came after it.
+        let mine = self.journal.last_run_of(&name)?;
+        let mine = mine.as_ref();
         if let Some(prev) = mine.filter(|r| r.header.mode == Mode::Rollback && !r.is_complete()) {
             return self.resume(prev);
         }
@@ -165,7 +167,7 @@ impl<'a> RunContext<'a> {
                 format!("{:?}", prev.header.mode).to_lowercase()
             )));
         }
-        self.finish_pending_rollback(last)?;
+        self.finish_pending_rollback(mine)?;
         let parallel = self.args.intent.parallel.max(1);
         let found = super::rollback::find(
             &self.inv,

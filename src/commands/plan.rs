@@ -64,7 +64,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let (current, next) = gens.numbers();
     if args.intent.rollback {
         let journal = Journal::open(&inv.state_dir)?;
-        let last = journal.last_run()?;
+        let last = journal.last_run_of(&spec.name)?;
         let connector = transport::connector(&inv, HostKeyPolicy::default());
         let found = rollback::find(
             &inv,

@@ -255,14 +255,23 @@ impl Journal {
     /// The latest run recorded, finished or not, reconstructed from the journal.
     /// A torn line (a write cut by a crash) is skipped and reported in `warnings`.
     pub fn last_run(&self) -> Result<Option<RunState>, JournalError> {
+        state::last_run(&self.path, &self.read_all()?, None)
+    }
+
+    /// The latest run recorded for CA `ca`, finished or not (a rollback looks for the
+    /// rotation of its CA even when a run of another CA came after it).
+    pub fn last_run_of(&self, ca: &str) -> Result<Option<RunState>, JournalError> {
+        state::last_run(&self.path, &self.read_all()?, Some(ca))
+    }
+
+    fn read_all(&self) -> Result<String, JournalError> {
         let mut text = String::new();
         let mut file = self.lock_file();
         file.seek(SeekFrom::Start(0))
             .map_err(|e| self.io("read", e))?;
         file.read_to_string(&mut text)
             .map_err(|e| self.io("read", e))?;
-        drop(file);
-        state::last_run(&self.path, &text)
+        Ok(text)
     }
 
     /// Begins a new run and records its run-start. Returns the run id.

@@ -140,8 +140,12 @@ impl RunState {
     }
 }
 
-/// Rebuilds the latest run from the journal's text.
-pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, JournalError> {
+/// Rebuilds the latest run from the journal's text (the latest of CA `ca`, when given).
+pub(super) fn last_run(
+    path: &Path,
+    text: &str,
+    ca: Option<&str>,
+) -> Result<Option<RunState>, JournalError> {
     let lines: Vec<&str> = text.lines().collect();
     let mut runs: BTreeMap<String, RunState> = BTreeMap::new();
     let mut latest: Option<String> = None;
@@ -163,11 +167,19 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
             }
             Err(e) => return Err(corrupt(path, i, e.to_string())),
         };
-        if let Record::RunStart { run, version, .. } = &record {
+        if let Record::RunStart {
+            run,
+            version,
+            ca: of,
+            ..
+        } = &record
+        {
             if *version > JOURNAL_VERSION {
                 return Err(newer(path, i, *version));
             }
-            latest = Some(run.clone());
+            if ca.is_none_or(|ca| ca == of) {
+                latest = Some(run.clone());
+            }
             runs.entry(run.clone())
                 .or_insert_with(|| RunState::empty(run));
         }
@@ -235,7 +247,7 @@ mod tests {
     const START: &str = r#"{"record":"run-start","run":"r1","time":"t","fingerprint":"f","mode":"rotate","ca":"internal","strategy":"ordered","chain":"cross-signed","generations":[1,2],"host":"h","pid":7,"resumed":false,"params":{"install":[],"renew":[]}}"#;
 
     fn read(text: &str) -> Result<Option<RunState>, JournalError> {
-        last_run(Path::new("/s/journal.jsonl"), text)
+        last_run(Path::new("/s/journal.jsonl"), text, None)
     }
 
     #[test]
@@ -353,5 +365,20 @@ mod tests {
         // Other runs do not carry the rollback fields.
         let plain = serde_json::to_string(&RunParams::default()).unwrap();
         assert!(!plain.contains("rollback"), "{plain}");
+    }
+
+    #[test]
+    fn the_last_run_of_a_ca_skips_later_runs_of_other_cas() {
+        let other = START
+            .replace(r#""run":"r1""#, r#""run":"r2""#)
+            .replace(r#""ca":"internal""#, r#""ca":"edge""#);
+        assert!(other.contains(r#""ca":"edge""#), "{other}");
+        let text = format!("{START}\n{other}\n");
+        let path = Path::new("/s/journal.jsonl");
+        let last = last_run(path, &text, None).unwrap().unwrap();
+        assert_eq!(last.run, "r2");
+        let of = last_run(path, &text, Some("internal")).unwrap().unwrap();
+        assert_eq!(of.run, "r1");
+        assert!(last_run(path, &text, Some("none")).unwrap().is_none());
     }
 }
