@@ -56,7 +56,9 @@ pub fn find(
     }
     let (Some(current), Some(next)) = (&gens.current, &gens.next) else {
         return Err(CommandError::Usage(format!(
-            "cannot roll back CA {}: no rotation of it is in progress; nothing was changed",
+            "cannot roll back CA {}: no rotation of it is in progress; nothing was changed\n  \
+             hint: after a completed rotation, going back is a new rotation (`certroll apply \
+             --rotate`)",
             spec.name
         )));
     };
