@@ -5,6 +5,7 @@
 //! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results.
 #![forbid(unsafe_code)]
 
+pub mod bundles;
 pub mod commands;
 pub mod duration;
 pub mod executor;

@@ -141,13 +141,17 @@ fn decide(
             spec.name
         )));
     }
-    super::decide::decide(
+    let plan = super::decide::decide(
         inv,
         ca,
         store,
         || std::sync::Arc::clone(connector),
         args.intent,
-    )
+    )?;
+    if plan.mode == Mode::Bootstrap && !args.intent.force_bootstrap {
+        super::decide::guard_bootstrap(inv, ca, connector, args.intent.parallel.max(1))?;
+    }
+    Ok(plan)
 }
 
 /// The plan of an earlier run, rebuilt from its journal header and today's inventory.
@@ -174,6 +178,9 @@ pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan
             } else {
                 ChainMode::Plain
             };
+            if prev.header.params["leaves_only"].as_bool() == Some(true) {
+                return Ok(plan::leaves_only(inv, ca, strategy, chain));
+            }
             plan::rotate(inv, ca, strategy, chain).map_err(|e| CommandError::Usage(e.to_string()))
         }
         _ => Ok(plan::maintenance(
@@ -239,6 +246,7 @@ fn start_run(
     let params = serde_json::json!({
         "install": names_of(inv, &plan, plan::Action::Install),
         "renew": names_of(inv, &plan, plan::Action::Renew),
+        "leaves_only": plan::is_leaves_only(&plan),
     });
     let run_id = journal
         .begin_run(RunHeader::for_plan(&plan, inv, generations, params))

@@ -11,8 +11,10 @@ use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
 use crate::pki::CaStore;
 
 pub mod apply;
+pub mod ca;
 pub mod decide;
 pub mod facts;
+pub mod holdings;
 pub mod plan;
 pub mod status;
 pub mod verify;
@@ -26,6 +28,10 @@ pub enum CommandError {
     /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
     #[error("{0}")]
     Usage(String),
+    /// An input file is not what the command needs (e.g. `ca import` of a certificate that
+    /// is not a CA): exit 78, nothing changed.
+    #[error("{0}")]
+    BadInput(String),
     /// The run could not finish now (lock held, a step failed); run again later: exit 75.
     #[error("{0}")]
     Incomplete(String),
@@ -39,6 +45,7 @@ impl CommandError {
         match self {
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
+            CommandError::BadInput(_) => exit::BAD_INVENTORY,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
             CommandError::Other(_) => exit::FAILURE,
         }

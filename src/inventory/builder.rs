@@ -102,6 +102,7 @@ impl InventoryBuilder {
             renew_before: Duration::from_secs(30 * 86_400),
             strategy: Default::default(),
             chain: Default::default(),
+            bundle_foreign: Default::default(),
         });
     }
 

@@ -25,5 +25,6 @@ pub fn spec(alg: KeyAlgorithm, subject: &str) -> CaSpec {
         renew_before: Duration::from_secs(30 * DAY),
         strategy: Default::default(),
         chain: Default::default(),
+        bundle_foreign: Default::default(),
     }
 }
