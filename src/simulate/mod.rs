@@ -83,9 +83,10 @@ struct Prepared {
     changes: Vec<Vec<(String, Option<Vec<u8>>)>>,
     initial: Vec<Files>,
     bootstrap: bool,
-    /// Per node, the bundle it must hold after a rotation: its foreign certificates
-    /// around the new anchor.
-    final_bundles: Vec<Vec<u8>>,
+    /// What every bundle must hold after a rotation, checked independently of how the
+    /// materials compose it: the new anchor alone of the managed certificates, and the
+    /// node's initial foreign certificates, in their order.
+    expect: FinalBundles,
     /// Links may be down before the plan runs; each must come up and then stay up.
     may_start_down: bool,
 }
@@ -118,15 +119,31 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
             now,
         )?));
     }
-    let final_bundles = bases
-        .iter()
-        .map(|b| b.compose(&[cas.next.anchor()]))
-        .collect();
+    let managed = cas.managed();
+    let ca_name = &spec.name;
+    let expect = FinalBundles {
+        foreign: initial
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                let p = inv.nodes[n].paths(ca_name);
+                let certs = f.get(&p.trust_bundle).map(|b| ders(b)).unwrap_or_default();
+                match spec.bundle_foreign {
+                    crate::inventory::BundleForeign::Keep => {
+                        certs.into_iter().filter(|d| !managed.contains(d)).collect()
+                    }
+                    crate::inventory::BundleForeign::Drop => Vec::new(),
+                }
+            })
+            .collect(),
+        anchor: cas.next.anchor_der(),
+        managed,
+    };
     Ok(Prepared {
         changes,
         initial,
         bootstrap,
-        final_bundles,
+        expect,
         may_start_down: start.has_broken_links(),
     })
 }
@@ -364,7 +381,7 @@ impl Sim<'_> {
             }
             let p = node.paths(ca);
             let bundle = files[n].get(&p.trust_bundle);
-            if bundle != Some(&self.prepared.final_bundles[n]) {
+            if !self.prepared.expect.holds(n, bundle) {
                 let roots = bundle.map(|b| count_certs(b)).unwrap_or(0);
                 let what = format!(
                     "its trust bundle holds {roots} certificate(s) but not exactly the new anchor \
@@ -385,6 +402,36 @@ impl Sim<'_> {
         }
         Ok(())
     }
+}
+
+/// See [`Prepared::expect`].
+struct FinalBundles {
+    foreign: Vec<Vec<Vec<u8>>>,
+    anchor: Vec<u8>,
+    managed: Vec<Vec<u8>>,
+}
+
+impl FinalBundles {
+    fn holds(&self, n: NodeId, bundle: Option<&Vec<u8>>) -> bool {
+        let Some(certs) = bundle.map(|b| ders(b)) else {
+            return false;
+        };
+        let (mine, foreign): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            certs.into_iter().partition(|d| self.managed.contains(d));
+        mine == [self.anchor.clone()] && foreign == self.foreign[n]
+    }
+}
+
+/// DER of every certificate of a PEM file (none if it is not PEM).
+fn ders(pem: &[u8]) -> Vec<Vec<u8>> {
+    pem::parse_many(pem)
+        .map(|v| {
+            v.into_iter()
+                .filter(|b| b.tag() == "CERTIFICATE")
+                .map(pem::Pem::into_contents)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn count_certs(pem: &[u8]) -> usize {

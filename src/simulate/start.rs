@@ -157,24 +157,26 @@ pub(super) fn initial_files(
     for n in inv.members(plan.ca) {
         let node = &inv.nodes[n];
         let paths = node.paths(&spec.name);
-        let mut base = BundleBase::default();
-        if start.foreign.contains(&n) {
-            base.before.push(cas.partners[0].cert_pem.clone());
-            base.after.push(cas.partners[1].cert_pem.clone());
-        }
         let install = changes_for(
             &[Action::Install],
             node,
             spec,
             keyed,
             plan.chain,
-            &base,
+            &BundleBase::default(),
             now,
         )?;
         for c in install {
             if let Some(d) = c.data {
                 files[n].insert(c.path, d);
             }
+        }
+        if start.foreign.contains(&n) {
+            // Written as an operator would, not through the code under test.
+            let bundle = [&cas.partners[0].cert_pem, cas.current.anchor(), &cas.partners[1].cert_pem]
+                .map(|p| p.trim_end().to_string() + "\n")
+                .concat();
+            files[n].insert(paths.trust_bundle.clone(), bundle.into_bytes());
         }
         if start.neither.contains(&n) {
             let leaf = issue_leaf(spec, &cas.other, &node.name, &node.sans(), now)?;
