@@ -5,8 +5,10 @@
 //! file gets it at the step that writes that file, and a leaf swap always waits for the
 //! node's verifiers to trust what it will present. What this module adds:
 //! - notes naming the nodes by what they hold (old generation, missing files, neither);
-//! - the leaves-only plan: when the next generation chains to the anchor every verifier
+//! - the leaves-only plan: when the next generation chains to the anchor every member
 //!   already trusts, no trust step is needed, and every leaf swap may run in any order.
+//!   (Every member, not only verifiers: a member without a bundle gets one from the
+//!   trust steps of a full rotation, so the fleet ends complete.)
 
 use super::{rotate, Action, Mode, Plan, PlanError, Step};
 use crate::inventory::{CaId, ChainMode, Inventory, NodeId, Strategy};
@@ -65,13 +67,12 @@ pub fn rotate_from(
     holdings: &[Option<Holding>],
 ) -> Result<Plan, PlanError> {
     let members = inv.members(ca);
-    let subjects = inv.subjects(ca);
     let held = |n: NodeId| holdings.get(n).and_then(Option::as_ref);
     let mut plan = if gens.same_anchor {
         let untrusting: Vec<NodeId> = members
             .iter()
             .copied()
-            .filter(|&n| !subjects[n].is_empty() && !trusts_next(held(n)))
+            .filter(|&n| !trusts_next(held(n)))
             .collect();
         if untrusting.is_empty() {
             leaves_only(inv, ca, strategy, chain)
