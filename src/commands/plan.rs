@@ -13,7 +13,7 @@ use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::Style;
 use crate::pki::CaStore;
 use crate::plan::Plan;
-use crate::simulate::{check, CheckOptions};
+use crate::simulate::{check_with, CheckOptions, Start};
 use crate::transport::{self, HostKeyPolicy};
 
 /// Output format of `certroll plan`.
@@ -82,6 +82,24 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     })
 }
 
+/// The shape of the generations the check must mirror: an imported public-only or
+/// intermediate current generation, a next one under the same anchor.
+fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
+    let spec = &inv.cas[plan.ca];
+    let store = CaStore::new(&inv.state_dir);
+    let read = "failed to read the CA store";
+    let Some(current) = store.current(spec).context(read)? else {
+        return Ok(Start::default());
+    };
+    let next = store.next(spec).context(read)?;
+    Ok(Start {
+        public_only: !current.can_issue(),
+        intermediate: current.anchor_pem.is_some(),
+        next_same_anchor: next.is_some_and(|n| n.same_anchor(&current)),
+        ..Start::default()
+    })
+}
+
 /// Runs `certroll plan` and returns the exit code.
 pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
@@ -101,7 +119,8 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             random_orders: args.orders,
             ..CheckOptions::default()
         };
-        let report = check(&planned.inv, &planned.plan, opts)
+        let start = start_of(&planned.inv, &planned.plan)?;
+        let report = check_with(&planned.inv, &planned.plan, opts, &start)
             .map_err(|e| CommandError::Other(anyhow::anyhow!("plan check FAILED: {e}")))?;
         let style = Style::stderr();
         eprintln!(

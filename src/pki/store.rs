@@ -68,11 +68,12 @@ impl CaStore {
     pub fn cross(&self, spec: &CaSpec) -> Result<Option<String>, PkiError> {
         let root = self.ca_dir(spec)?;
         match read_pointer(&root.join("next"))? {
-            Some(generation) => read_text(
+            // A generation with no cross certificate (imported, or rotated from a
+            // public-only one) simply has none.
+            Some(generation) => read_optional(
                 &generation_dir(&root, generation).join("cross.pem"),
                 "read cross certificate",
-            )
-            .map(Some),
+            ),
             None => Ok(None),
         }
     }
@@ -109,10 +110,7 @@ impl CaStore {
         if let Some(next) = self.next(spec)? {
             let dir = generation_dir(&root, next.generation);
             remove_durable(&dir.join(STAGED))?;
-            let cross = match fs::metadata(dir.join("cross.pem")) {
-                Ok(_) => self.cross(spec)?,
-                Err(_) => None,
-            };
+            let cross = self.cross(spec)?;
             if cross.is_some() || !self.cross_possible(spec, &next)? {
                 return Ok((next, cross));
             }
