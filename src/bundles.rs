@@ -124,7 +124,11 @@ mod tests {
         let base = BundleBase::from_current(p1.as_bytes(), &[]);
         let bundle = String::from_utf8(base.compose(&[&a, &a])).unwrap();
         assert!(bundle.find(p1.trim()).unwrap() < bundle.find(a.trim()).unwrap());
-        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "anchors deduplicated");
+        assert_eq!(
+            bundle.matches("BEGIN CERTIFICATE").count(),
+            2,
+            "anchors deduplicated"
+        );
         assert!(BundleBase::from_current(b"not pem \xff", &[]).is_empty());
     }
 }

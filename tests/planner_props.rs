@@ -283,7 +283,9 @@ fn a_public_only_generation_cannot_renew() {
         public_only: true,
         ..Start::default()
     };
-    let err = check_with(&inv, &plan, quick(), &start).unwrap_err().to_string();
+    let err = check_with(&inv, &plan, quick(), &start)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("public-only"), "{err}");
 }
 
@@ -301,5 +303,8 @@ fn foreign_anchors_are_kept_unless_the_ca_drops_them() {
     let mut dropping = inv.clone();
     dropping.cas[0].bundle_foreign = certroll::inventory::BundleForeign::Drop;
     let err = check_with(&dropping, &plan, quick(), &start);
-    assert!(err.is_ok(), "with bundle_foreign = drop the final bundle is the anchor alone: {err:?}");
+    assert!(
+        err.is_ok(),
+        "with bundle_foreign = drop the final bundle is the anchor alone: {err:?}"
+    );
 }

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use super::{load, select_ca, CommandError};
 use crate::exit;
 use crate::journal::{Journal, Lock, RunStatus};
-use crate::pki::{CaStore, ImportError, ImportSource};
 use crate::pki::import::ImportFiles;
+use crate::pki::{CaStore, ImportError, ImportSource};
 
 /// Arguments of `certroll ca import`.
 #[derive(Debug, Clone, Default)]

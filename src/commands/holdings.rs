@@ -38,10 +38,11 @@ impl Known {
 
     fn leaf_from(&self, leaf: &CertInfo) -> LeafFrom {
         let issued = |g: &Option<Gen>| {
-            g.as_ref().is_some_and(|g| match (&leaf.authority_key_id, &g.key_id) {
-                (Some(aki), Some(ski)) => aki == ski,
-                _ => leaf.issuer == g.subject,
-            })
+            g.as_ref()
+                .is_some_and(|g| match (&leaf.authority_key_id, &g.key_id) {
+                    (Some(aki), Some(ski)) => aki == ski,
+                    _ => leaf.issuer == g.subject,
+                })
         };
         if issued(&self.current) {
             LeafFrom::Current
@@ -53,7 +54,8 @@ impl Known {
     }
 
     fn bundle_holds(&self, certs: &[CertInfo]) -> BundleHolds {
-        let has = |g: &Option<Gen>, c: &CertInfo| g.as_ref().is_some_and(|g| g.anchors.contains(&c.der));
+        let has =
+            |g: &Option<Gen>, c: &CertInfo| g.as_ref().is_some_and(|g| g.anchors.contains(&c.der));
         BundleHolds {
             current: certs.iter().any(|c| has(&self.current, c)),
             next: certs.iter().any(|c| has(&self.next, c)),
@@ -67,7 +69,10 @@ impl Known {
 
 impl Gen {
     fn of(ca: &CaCert) -> Option<Gen> {
-        let issuing = parse_pem_certs(ca.cert_pem.as_bytes()).ok()?.into_iter().next()?;
+        let issuing = parse_pem_certs(ca.cert_pem.as_bytes())
+            .ok()?
+            .into_iter()
+            .next()?;
         Some(Gen {
             anchors: vec![ca.anchor_der(), ca.cert_der.clone()],
             key_id: issuing.subject_key_id,

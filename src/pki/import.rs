@@ -123,7 +123,8 @@ impl CaStore {
             ca: spec.name.clone(),
             source,
         };
-        let mut ca = validate(files, now).map_err(|(path, kind, reason)| refuse(&path, kind, reason))?;
+        let mut ca =
+            validate(files, now).map_err(|(path, kind, reason)| refuse(&path, kind, reason))?;
         let cert_path = &files.cert.path;
         if next && ca.key_pem.is_none() {
             return Err(refuse(
@@ -228,10 +229,7 @@ impl CaStore {
             generation,
             subject: subject_of(&ca.cert_der),
             public_only: ca.key_pem.is_none(),
-            anchor_subject: ca
-                .anchor_pem
-                .as_ref()
-                .map(|_| subject_of(&ca.anchor_der())),
+            anchor_subject: ca.anchor_pem.as_ref().map(|_| subject_of(&ca.anchor_der())),
             not_after: ca.not_after,
             next,
         })
@@ -263,7 +261,11 @@ fn validate(files: &ImportFiles, now: OffsetDateTime) -> Result<CaCert, Refused>
     let cert_path = files.cert.path.clone();
     let cert_der = single_cert(&files.cert)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).map_err(|e| {
-        (cert_path.clone(), Refusal::NotPem, format!("not valid X.509: {e}"))
+        (
+            cert_path.clone(),
+            Refusal::NotPem,
+            format!("not valid X.509: {e}"),
+        )
     })?;
     check_ca(&cert, &cert_path, now)?;
     let key_pem = match &files.key {
@@ -356,7 +358,11 @@ fn check_ca(cert: &X509Certificate<'_>, path: &Path, now: OffsetDateTime) -> Res
 /// The key must be PKCS#8 and belong to the certificate. Messages never quote it.
 fn check_key(key: &ImportSource, cert: &X509Certificate<'_>) -> Result<String, Refused> {
     let text = std::str::from_utf8(&key.bytes).map_err(|_| {
-        (key.path.clone(), Refusal::BadKey, "the key file is not PEM text".to_string())
+        (
+            key.path.clone(),
+            Refusal::BadKey,
+            "the key file is not PEM text".to_string(),
+        )
     })?;
     let pair = load_key(text).map_err(|m| {
         (
@@ -383,11 +389,15 @@ fn check_anchor(
 ) -> Result<String, Refused> {
     let der = single_cert(anchor)?;
     let (_, root) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
-        (anchor.path.clone(), Refusal::NotPem, format!("not valid X.509: {e}"))
+        (
+            anchor.path.clone(),
+            Refusal::NotPem,
+            format!("not valid X.509: {e}"),
+        )
     })?;
     check_ca(&root, &anchor.path, now)?;
-    let signed = root.subject() == cert.issuer()
-        && cert.verify_signature(Some(root.public_key())).is_ok();
+    let signed =
+        root.subject() == cert.issuer() && cert.verify_signature(Some(root.public_key())).is_ok();
     if !signed {
         return Err((
             anchor.path.clone(),

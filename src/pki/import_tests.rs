@@ -54,7 +54,10 @@ fn root(cn: &str) -> Made {
 fn signed_by(cn: &str, ca: bool, by: &Made) -> Made {
     let key = KeyPair::generate().unwrap();
     let issuer = Issuer::from_ca_cert_pem(&by.cert, &by.key).unwrap();
-    let cert = params(cn, ca, (-1, 300)).signed_by(&key, &issuer).unwrap().pem();
+    let cert = params(cn, ca, (-1, 300))
+        .signed_by(&key, &issuer)
+        .unwrap()
+        .pem();
     Made { cert, key }
 }
 
@@ -101,7 +104,10 @@ fn refuses_a_certificate_that_is_not_a_ca() {
 fn refuses_a_key_that_does_not_match() {
     let (a, b) = (root("Corp Root"), root("Other Root"));
     let msg = refused(&files(&a, Some(&b), None), false, Refusal::KeyMismatch);
-    assert!(msg.contains("ca.key") && msg.contains("does not belong"), "{msg}");
+    assert!(
+        msg.contains("ca.key") && msg.contains("does not belong"),
+        "{msg}"
+    );
     assert!(!msg.contains("PRIVATE KEY"), "{msg}");
 }
 
@@ -109,7 +115,10 @@ fn refuses_a_key_that_does_not_match() {
 fn refuses_a_key_that_is_not_pkcs8() {
     let a = root("Corp Root");
     let mut f = files(&a, None, None);
-    f.key = Some(src("ca.key", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"));
+    f.key = Some(src(
+        "ca.key",
+        "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+    ));
     let msg = refused(&f, false, Refusal::BadKey);
     assert!(msg.contains("pkcs8"), "{msg}");
 }
@@ -117,7 +126,10 @@ fn refuses_a_key_that_is_not_pkcs8() {
 #[test]
 fn refuses_an_expired_ca() {
     let key = KeyPair::generate().unwrap();
-    let cert = params("Old Root", true, (-400, -1)).self_signed(&key).unwrap().pem();
+    let cert = params("Old Root", true, (-400, -1))
+        .self_signed(&key)
+        .unwrap()
+        .pem();
     let old = Made { cert, key };
     let msg = refused(&files(&old, Some(&old), None), false, Refusal::Expired);
     assert!(msg.contains("expired"), "{msg}");
@@ -132,7 +144,10 @@ fn refuses_an_anchor_that_does_not_certify_the_intermediate() {
         false,
         Refusal::AnchorDoesNotCertify,
     );
-    assert!(msg.contains("root.pem") && msg.contains("did not sign"), "{msg}");
+    assert!(
+        msg.contains("root.pem") && msg.contains("did not sign"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -156,7 +171,9 @@ fn refuses_to_import_over_a_generation_a_rotation_uses() {
     let store = CaStore::new(state.path());
     let spec = spec();
     let r = root("Corp Root");
-    store.import(&spec, &files(&r, Some(&r), None), false, now()).unwrap();
+    store
+        .import(&spec, &files(&r, Some(&r), None), false, now())
+        .unwrap();
     store.begin_rotation(&spec, now()).unwrap();
     let before = fs::read_to_string(state.path().join("ca/internal/current")).unwrap();
     let n = root("Next Root");
@@ -216,10 +233,16 @@ fn keyed_intermediate_import_stores_key_0600_and_anchor() {
         .unwrap();
     assert_eq!(got.anchor_subject.as_deref(), Some("CN=Corp Root"));
     let key = state.path().join("ca/internal/g1/ca.key");
-    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let ca = store.current(&spec()).unwrap().unwrap();
     assert!(ca.can_issue());
-    assert_eq!(ca.anchor_der(), pem::parse(&r.cert).unwrap().into_contents());
+    assert_eq!(
+        ca.anchor_der(),
+        pem::parse(&r.cert).unwrap().into_contents()
+    );
     assert_eq!(ca.chain_extra(), Some(ca.cert_pem.as_str()));
 
     // The next intermediate under the same root, staged, then begun.
@@ -242,7 +265,9 @@ fn reimporting_a_public_only_generation_archives_the_first() {
     let state = tempfile::tempdir().unwrap();
     let store = CaStore::new(state.path());
     let r = root("Corp Root");
-    store.import(&spec(), &files(&r, None, None), false, now()).unwrap();
+    store
+        .import(&spec(), &files(&r, None, None), false, now())
+        .unwrap();
     let again = store
         .import(&spec(), &files(&r, Some(&r), None), false, now())
         .unwrap();

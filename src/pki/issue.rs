@@ -68,7 +68,8 @@ pub fn new_intermediate(
     params.key_usages = ca_key_usages();
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
-    let (not_before, not_after) = window(now, spec.validity, Some(root.not_after)).map_err(&fail)?;
+    let (not_before, not_after) =
+        window(now, spec.validity, Some(root.not_after)).map_err(&fail)?;
     params.not_before = not_before;
     params.not_after = not_after;
     let issuer = Issuer::from_ca_cert_der(&root.cert_der.clone().into(), root_key)

@@ -168,7 +168,8 @@ fn damaged_store_is_refused_without_leaking_the_key() {
     let err = store.current(&spec).unwrap_err().to_string();
     assert!(err.contains("does not belong"), "{err}");
     assert!(
-        !err.contains("PRIVATE") && !err.contains(other.key_pem.as_ref().unwrap().lines().nth(1).unwrap()),
+        !err.contains("PRIVATE")
+            && !err.contains(other.key_pem.as_ref().unwrap().lines().nth(1).unwrap()),
         "{err}"
     );
 

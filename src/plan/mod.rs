@@ -15,8 +15,8 @@ pub mod takeover;
 mod waves;
 
 pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
-pub use takeover::{is_leaves_only, leaves_only, rotate_from};
 pub use order::{topological_order, CycleError};
+pub use takeover::{is_leaves_only, leaves_only, rotate_from};
 
 /// What a plan does to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

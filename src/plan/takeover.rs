@@ -103,12 +103,7 @@ fn trusts_next(h: Option<&Holding>) -> bool {
 
 /// Every member swaps its leaf, no gate, no trust step (the next generation chains to an
 /// anchor every verifier trusts already).
-pub fn leaves_only(
-    inv: &Inventory,
-    ca: CaId,
-    strategy: Strategy,
-    chain: ChainMode,
-) -> Plan {
+pub fn leaves_only(inv: &Inventory, ca: CaId, strategy: Strategy, chain: ChainMode) -> Plan {
     let members = inv.members(ca);
     let steps: Vec<Step> = members
         .iter()
@@ -248,12 +243,19 @@ mod tests {
 
     #[test]
     fn same_anchor_gives_leaf_swaps_only_and_says_so() {
-        let inv = InventoryBuilder::new().link("lb1", "app1").mutual("app1", "db1").build();
+        let inv = InventoryBuilder::new()
+            .link("lb1", "app1")
+            .mutual("app1", "db1")
+            .build();
         let gens = Generations { same_anchor: true };
         let plan = rotate_from(&inv, 0, Strategy::Phased, ChainMode::Plain, gens, &[]).unwrap();
         assert!(is_leaves_only(&plan), "{plan:?}");
         assert_eq!(plan.steps.len(), inv.members(0).len());
-        assert!(plan.notes[0].contains("leaf swaps only"), "{:?}", plan.notes);
+        assert!(
+            plan.notes[0].contains("leaf swaps only"),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]
@@ -287,7 +289,15 @@ mod tests {
         )
         .unwrap();
         let all = plan.notes.join("\n");
-        assert!(all.contains("node app1 serves a leaf of neither generation"), "{all}");
-        assert_eq!(plan.steps, rotate(&inv, 0, Strategy::Phased, ChainMode::Plain).unwrap().steps);
+        assert!(
+            all.contains("node app1 serves a leaf of neither generation"),
+            "{all}"
+        );
+        assert_eq!(
+            plan.steps,
+            rotate(&inv, 0, Strategy::Phased, ChainMode::Plain)
+                .unwrap()
+                .steps
+        );
     }
 }

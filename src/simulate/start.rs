@@ -173,9 +173,13 @@ pub(super) fn initial_files(
         }
         if start.foreign.contains(&n) {
             // Written as an operator would, not through the code under test.
-            let bundle = [&cas.partners[0].cert_pem, cas.current.anchor(), &cas.partners[1].cert_pem]
-                .map(|p| p.trim_end().to_string() + "\n")
-                .concat();
+            let bundle = [
+                &cas.partners[0].cert_pem,
+                cas.current.anchor(),
+                &cas.partners[1].cert_pem,
+            ]
+            .map(|p| p.trim_end().to_string() + "\n")
+            .concat();
             files[n].insert(paths.trust_bundle.clone(), bundle.into_bytes());
         }
         if start.neither.contains(&n) {

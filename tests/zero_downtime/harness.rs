@@ -111,8 +111,11 @@ impl Zdt {
             peers,
         };
         let zero = zdt.peers.snapshot();
-        zdt.peers
-            .wait_for_growth(&zero, GROWTH, "every link to handshake on the operator's CA");
+        zdt.peers.wait_for_growth(
+            &zero,
+            GROWTH,
+            "every link to handshake on the operator's CA",
+        );
         zdt
     }
 

@@ -14,9 +14,9 @@ mod checks;
 mod crash;
 mod harness;
 mod naive;
-mod takeover;
 #[path = "../support/mod.rs"]
 mod support;
+mod takeover;
 
 use std::collections::BTreeMap;
 

@@ -54,7 +54,10 @@ impl Operator {
     fn new(dir: PathBuf) -> Operator {
         fs::create_dir_all(&dir).expect("create operator dir");
         fs::write(dir.join("ext.cnf"), EXTENSIONS).expect("write openssl extensions");
-        Operator { dir, serial: 0x1000 }
+        Operator {
+            dir,
+            serial: 0x1000,
+        }
     }
 
     fn openssl(&self, args: &[&str], san: &str) {
@@ -63,7 +66,9 @@ impl Operator {
             .env("SAN", san)
             .current_dir(&self.dir)
             .output()
-            .unwrap_or_else(|e| panic!("run openssl ({e}): install it: apt-get install -y openssl"));
+            .unwrap_or_else(|e| {
+                panic!("run openssl ({e}): install it: apt-get install -y openssl")
+            });
         assert!(
             out.status.success(),
             "openssl {args:?} failed:\n{}",
@@ -85,9 +90,25 @@ impl Operator {
         let (cert, key) = (s(&p.cert), s(&p.key));
         self.openssl(
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &key, "-out", &cert, "-days", "3650", "-subj", &subj, "-extensions",
-                "ca", "-config", "ext.cnf",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &cert,
+                "-days",
+                "3650",
+                "-subj",
+                &subj,
+                "-extensions",
+                "ca",
+                "-config",
+                "ext.cnf",
             ],
             "unused",
         );
@@ -102,8 +123,21 @@ impl Operator {
         let (cert, key, csr) = (s(&p.cert), s(&p.key), s(&csr));
         self.openssl(
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &key, "-out", &csr, "-subj", &subj, "-config", "ext.cnf",
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subj,
+                "-config",
+                "ext.cnf",
             ],
             san,
         );
@@ -111,9 +145,24 @@ impl Operator {
         let serial = self.serial.to_string();
         self.openssl(
             &[
-                "x509", "-req", "-in", &csr, "-CA", &s(&ca.cert), "-CAkey", &s(&ca.key),
-                "-set_serial", &serial, "-days", "400", "-extfile", "ext.cnf", "-extensions", ext,
-                "-out", &cert,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &s(&ca.cert),
+                "-CAkey",
+                &s(&ca.key),
+                "-set_serial",
+                &serial,
+                "-days",
+                "400",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                ext,
+                "-out",
+                &cert,
             ],
             san,
         );
@@ -182,7 +231,13 @@ fn a_fleet_of_another_ca_is_taken_over_public_only_without_a_failed_handshake() 
         for node in topo.names() {
             let dns = Topology::dns_name(node);
             let leaf = op.signed(node, node, &legacy, "leaf", &dns);
-            install(fleet, node, &leaf, &[], &[&partner.cert, &legacy.cert, &second.cert]);
+            install(
+                fleet,
+                node,
+                &leaf,
+                &[],
+                &[&partner.cert, &legacy.cert, &second.cert],
+            );
         }
         made = Some((legacy, partner, second));
     });
@@ -193,7 +248,10 @@ fn a_fleet_of_another_ca_is_taken_over_public_only_without_a_failed_handshake() 
     for needle in ["refusing to bootstrap", "lb1", "app1", "db1", "ca import"] {
         assert!(boot.stderr.contains(needle), "{needle}: {}", boot.stderr);
     }
-    assert!(!zdt.state_dir.join("ca").exists(), "a refused bootstrap created a CA");
+    assert!(
+        !zdt.state_dir.join("ca").exists(),
+        "a refused bootstrap created a CA"
+    );
 
     let import = zdt
         .certroll(&["ca", "import", CA_NAME, "--cert", &s(&legacy.cert)])
@@ -216,13 +274,17 @@ fn a_fleet_of_another_ca_is_taken_over_public_only_without_a_failed_handshake() 
         .certroll(&["plan", "--rotate", "--check"])
         .success("plan --rotate --check");
     assert!(
-        plan.stdout.contains("serve a leaf of the current generation")
+        plan.stdout
+            .contains("serve a leaf of the current generation")
             && plan.stdout.contains("foreign anchors"),
         "{}",
         plan.stdout
     );
 
-    let run = zdt.observed(&["apply", "--rotate", "--yes", "--format", "json"], "takeover");
+    let run = zdt.observed(
+        &["apply", "--rotate", "--yes", "--format", "json"],
+        "takeover",
+    );
     if run.code != Some(0) {
         eprintln!("peer logs:\n{}", zdt.peers.logs());
     }
@@ -236,15 +298,29 @@ fn a_fleet_of_another_ca_is_taken_over_public_only_without_a_failed_handshake() 
 
     // Every bundle: the partner CAs where they were, the legacy root replaced by certroll's.
     let (new_anchor, _) = current_der(&zdt);
-    let expected = vec![ders(&partner.cert)[0].clone(), new_anchor, ders(&second.cert)[0].clone()];
+    let expected = vec![
+        ders(&partner.cert)[0].clone(),
+        new_anchor,
+        ders(&second.cert)[0].clone(),
+    ];
     for node in zdt.topo.names() {
         let tls = zdt.fleet.node(node).dir.join(TLS_DIR);
         assert_eq!(ders(&tls.join("ca.pem")), expected, "bundle of {node}");
-        let (ok, out) = openssl_verify(&legacy.cert, &tls.join("cert.pem"), &Topology::dns_name(node));
+        let (ok, out) = openssl_verify(
+            &legacy.cert,
+            &tls.join("cert.pem"),
+            &Topology::dns_name(node),
+        );
         assert!(!ok, "leaf of {node} still chains to the legacy CA: {out}");
     }
-    let verify = zdt.certroll(&["verify"]).success("verify after the takeover");
-    assert!(verify.stdout.contains("foreign anchor"), "{}", verify.stdout);
+    let verify = zdt
+        .certroll(&["verify"])
+        .success("verify after the takeover");
+    assert!(
+        verify.stdout.contains("foreign anchor"),
+        "{}",
+        verify.stdout
+    );
     eprintln!(
         "takeover: {} successful handshakes during the run, 0 failed",
         run.handshakes()
@@ -270,13 +346,28 @@ fn an_intermediate_under_an_offline_root_rotates_with_leaf_swaps_only() {
     let (root, i1, i2) = made.expect("the operator's PKI");
 
     zdt.certroll(&[
-        "ca", "import", CA_NAME, "--cert", &s(&i1.cert), "--key", &s(&i1.key), "--anchor",
+        "ca",
+        "import",
+        CA_NAME,
+        "--cert",
+        &s(&i1.cert),
+        "--key",
+        &s(&i1.key),
+        "--anchor",
         &s(&root.cert),
     ])
     .success("ca import of the issuing intermediate");
     zdt.certroll(&[
-        "ca", "import", CA_NAME, "--next", "--cert", &s(&i2.cert), "--key", &s(&i2.key),
-        "--anchor", &s(&root.cert),
+        "ca",
+        "import",
+        CA_NAME,
+        "--next",
+        "--cert",
+        &s(&i2.cert),
+        "--key",
+        &s(&i2.key),
+        "--anchor",
+        &s(&root.cert),
     ])
     .success("ca import --next of the new intermediate");
 
@@ -295,7 +386,10 @@ fn an_intermediate_under_an_offline_root_rotates_with_leaf_swaps_only() {
         assert_eq!(step["after"], serde_json::json!([]), "{doc:#}");
     }
 
-    let run = zdt.observed(&["apply", "--rotate", "--yes", "--format", "json"], "intermediate");
+    let run = zdt.observed(
+        &["apply", "--rotate", "--yes", "--format", "json"],
+        "intermediate",
+    );
     run.assert_zero_downtime("rotation of the intermediate");
     assert!(
         !run.output.contains("trust-add") && !run.output.contains("trust-prune"),
@@ -309,16 +403,29 @@ fn an_intermediate_under_an_offline_root_rotates_with_leaf_swaps_only() {
     zdt.peers.stop();
 
     let (anchor, _) = current_der(&zdt);
-    assert_eq!(anchor, ders(&root.cert)[0], "the anchor stays the offline root");
+    assert_eq!(
+        anchor,
+        ders(&root.cert)[0],
+        "the anchor stays the offline root"
+    );
     let i2_der = ders(&i2.cert)[0].clone();
     for node in zdt.topo.names() {
         let tls = zdt.fleet.node(node).dir.join(TLS_DIR);
-        assert_eq!(ders(&tls.join("ca.pem")), ders(&root.cert), "bundle of {node}");
+        assert_eq!(
+            ders(&tls.join("ca.pem")),
+            ders(&root.cert),
+            "bundle of {node}"
+        );
         let chain = ders(&tls.join("cert.pem"));
         assert_eq!(chain.len(), 2, "{node} serves [leaf, intermediate]");
         assert_eq!(chain[1], i2_der, "{node} serves the new intermediate");
-        let (ok, out) = openssl_verify(&root.cert, &tls.join("cert.pem"), &Topology::dns_name(node));
-        assert!(ok, "leaf of {node} does not chain to the offline root: {out}");
+        let (ok, out) =
+            openssl_verify(&root.cert, &tls.join("cert.pem"), &Topology::dns_name(node));
+        assert!(
+            ok,
+            "leaf of {node} does not chain to the offline root: {out}"
+        );
     }
-    zdt.certroll(&["verify"]).success("verify after the rotation");
+    zdt.certroll(&["verify"])
+        .success("verify after the rotation");
 }
