@@ -87,7 +87,11 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
     if let Some(anchor) = &done.anchor_subject {
         println!("  anchor: {anchor} (bundles hold it; leaves are served with the intermediate)");
     }
-    println!("  valid until {}", done.not_after);
+    let until = done
+        .not_after
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| done.not_after.to_string());
+    println!("  valid until {until}");
     Ok(exit::OK)
 }
 
