@@ -144,6 +144,32 @@ fn read_one(
     Ok(Holding::Read(Files { bundle, leaf, key }))
 }
 
+/// The simulation's starting point for what was read: foreign anchors, missing files,
+/// leaves of neither generation (the shape of the generations is set by the caller).
+pub fn sim_start(holdings: &[Option<Holding>]) -> crate::simulate::Start {
+    use crate::materials::FileKind;
+    let mut start = crate::simulate::Start::default();
+    for (n, h) in holdings.iter().enumerate() {
+        let Some(Holding::Read(f)) = h else { continue };
+        if f.bundle.is_some_and(|b| b.foreign > 0) {
+            start.foreign.push(n);
+        }
+        if f.bundle.is_none() {
+            start.missing.push((n, FileKind::TrustBundle));
+        }
+        if f.leaf == LeafFrom::Missing {
+            start.missing.push((n, FileKind::Cert));
+        }
+        if !f.key {
+            start.missing.push((n, FileKind::Key));
+        }
+        if matches!(f.leaf, LeafFrom::Neither(_)) {
+            start.neither.push(n);
+        }
+    }
+    start
+}
+
 /// Members that already hold a certificate or a bundle (before a bootstrap: another CA's).
 pub fn holding_files(inv: &Inventory, holdings: &[Option<Holding>]) -> Vec<String> {
     holdings

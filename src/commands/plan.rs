@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::decide::{decide, Intent};
+use super::holdings::{read_members, sim_start, Known};
 use super::{generations, load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
@@ -82,8 +83,10 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     })
 }
 
-/// The shape of the generations the check must mirror: an imported public-only or
-/// intermediate current generation, a next one under the same anchor.
+/// Where the check starts: the shape of the generations (an imported public-only or
+/// intermediate current generation, a next one under the same anchor) and, for a
+/// rotation from or to an imported generation, what the members really hold (foreign
+/// anchors, missing files, leaves of neither generation), read from the nodes.
 fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
     let spec = &inv.cas[plan.ca];
     let store = CaStore::new(&inv.state_dir);
@@ -92,12 +95,18 @@ fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
         return Ok(Start::default());
     };
     let next = store.next(spec).context(read)?;
-    Ok(Start {
-        public_only: !current.can_issue(),
-        intermediate: current.anchor_pem.is_some(),
-        next_same_anchor: next.is_some_and(|n| n.same_anchor(&current)),
-        ..Start::default()
-    })
+    let imported = current.imported || next.as_ref().is_some_and(|n| n.imported);
+    let mut start = if imported && plan.mode == crate::plan::Mode::Rotate {
+        let known = Known::new(Some(&current), next.as_ref());
+        let connector = transport::connector(inv, HostKeyPolicy::default());
+        sim_start(&read_members(inv, plan.ca, &connector, &known, 32))
+    } else {
+        Start::default()
+    };
+    start.public_only = !current.can_issue();
+    start.intermediate = current.anchor_pem.is_some();
+    start.next_same_anchor = next.is_some_and(|n| n.same_anchor(&current));
+    Ok(start)
 }
 
 /// Runs `certroll plan` and returns the exit code.
