@@ -265,3 +265,18 @@ fn import_is_refused_while_a_run_of_the_ca_is_unfinished() {
     assert_eq!(again.status.code(), Some(78), "{}", text(&again));
     assert!(text(&again).contains("unfinished"), "{}", text(&again));
 }
+
+/// Regression: a routine run that installs on a node missing its files is a bootstrap-mode
+/// plan too, but the CA exists: the bootstrap guard must not refuse it.
+#[test]
+fn routine_install_after_bootstrap_is_not_refused_as_a_bootstrap() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let out = f.run(&["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for file in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::remove_file(f.path(&format!("nodes/db/{file}"))).unwrap();
+    }
+    let again = f.run(&["apply", "--yes"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(f.path("nodes/db/cert.pem").exists());
+}

@@ -141,6 +141,10 @@ fn decide(
             spec.name
         )));
     }
+    let fresh = store
+        .current(spec)
+        .context("failed to read the CA store")?
+        .is_none();
     let plan = super::decide::decide(
         inv,
         ca,
@@ -148,7 +152,9 @@ fn decide(
         || std::sync::Arc::clone(connector),
         args.intent,
     )?;
-    if plan.mode == Mode::Bootstrap && !args.intent.force_bootstrap {
+    // A routine plan that installs on a few nodes is also a Bootstrap-mode plan; only the
+    // bootstrap of a CA never created is guarded.
+    if fresh && plan.mode == Mode::Bootstrap && !args.intent.force_bootstrap {
         super::decide::guard_bootstrap(inv, ca, connector, args.intent.parallel.max(1))?;
     }
     Ok(plan)
