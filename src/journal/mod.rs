@@ -96,6 +96,10 @@ pub enum Record {
         run: String,
         time: String,
         step: StepId,
+        /// The node, so that a step that failed before writing anything (no `step-start`,
+        /// e.g. its node could not be read) is still attributed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
         error: String,
     },
     /// The run is over.
@@ -262,10 +266,21 @@ impl Journal {
 
     /// Records that `step` failed with `error`.
     pub fn step_failed(&self, step: StepId, error: &str) -> Result<(), JournalError> {
+        self.step_failed_on(step, None, error)
+    }
+
+    /// Records that `step` on `node` failed with `error` (the node is journaled too).
+    pub fn step_failed_on(
+        &self,
+        step: StepId,
+        node: Option<&str>,
+        error: &str,
+    ) -> Result<(), JournalError> {
         self.append_step(step, |run, time| Record::StepFailed {
             run,
             time,
             step,
+            node: node.map(str::to_string),
             error: error.to_string(),
         })
     }
