@@ -6,12 +6,10 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use super::holdings::{holding_files, read_members, Known};
-use super::{facts, CommandError};
+use super::{facts, CaGenerations, CommandError};
 use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
-use crate::pki::{CaCert, CaStore};
+use crate::pki::CaCert;
 use crate::plan::{self, takeover, Plan};
 use crate::transport::Connector;
 
@@ -29,21 +27,19 @@ pub struct Intent {
     pub force_bootstrap: bool,
 }
 
-/// The plan of a new run. Reads the nodes (through the connector `connect` makes) only for
-/// routine maintenance, i.e. when the CA exists and no rotation is asked for or in progress.
+/// The plan of a new run, given what the CA store holds. Reads the nodes (through the
+/// connector `connect` makes) only for routine maintenance, i.e. when the CA exists and no
+/// rotation is asked for or in progress.
 pub fn decide(
     inv: &Inventory,
     ca: CaId,
-    store: &CaStore,
+    gens: &CaGenerations,
     connect: impl FnOnce() -> Arc<dyn Connector>,
     intent: Intent,
 ) -> Result<Plan, CommandError> {
     let spec = &inv.cas[ca];
-    let read = "failed to read the CA store";
-    let current = store.current(spec).context(read)?;
-    let next = store.next(spec).context(read)?;
-    let staged = store.next_is_staged(spec).context(read)?;
-    if intent.rotate || (next.is_some() && !staged) {
+    let (current, next) = (&gens.current, &gens.next);
+    if intent.rotate || (next.is_some() && !gens.next_staged) {
         let strategy = intent.strategy.unwrap_or(spec.strategy);
         let chain = intent.chain.unwrap_or(spec.chain);
         let imported = current.iter().chain(next.iter()).any(|g| g.imported);
@@ -55,7 +51,7 @@ pub fn decide(
                 .map_err(|e| CommandError::Usage(e.to_string()));
         };
         let known = Known::new(Some(cur), next.as_ref());
-        let holdings = read_members(inv, ca, &connect(), &known, intent.parallel.max(1));
+        let holdings = read_members(inv, ca, &*connect(), &known, intent.parallel.max(1));
         let gens = takeover::Generations {
             same_anchor: next.as_ref().is_some_and(|n| n.same_anchor(cur)),
         };
@@ -74,7 +70,7 @@ pub fn decide(
             spec.name, cur.generation
         )));
     }
-    let m = facts::maintenance(inv, ca, &connect(), intent.parallel.max(1)).map_err(|e| {
+    let m = facts::maintenance(inv, ca, &*connect(), intent.parallel.max(1)).map_err(|e| {
         CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
     })?;
     Ok(plan::maintenance(inv, ca, &m.install, &m.renew))
@@ -115,7 +111,7 @@ fn refuse_cross_signed(
 pub fn guard_bootstrap(
     inv: &Inventory,
     ca: CaId,
-    connector: &Arc<dyn Connector>,
+    connector: &dyn Connector,
     parallel: usize,
 ) -> Result<(), CommandError> {
     let holdings = read_members(inv, ca, connector, &Known::default(), parallel);

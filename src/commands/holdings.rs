@@ -1,16 +1,15 @@
 //! What each member really holds before a takeover, read from the nodes: which of the
 //! CA's generations its bundle trusts, who issued its leaf, which files are missing.
 //!
-//! Feeds [`crate::plan::takeover`] (notes, leaves-only decision) and the bootstrap guard
-//! (a CA never created, whose members already hold another CA's files). Reading is
-//! separate from deciding so it can move with the other node readers of the commands.
+//! Feeds [`crate::plan::takeover`] (notes, leaves-only decision), the bootstrap guard (a
+//! CA never created, whose members already hold another CA's files) and the start of
+//! `plan --check`. The files are read with [`crate::collect`], like every fleet reader.
 
-use std::sync::Arc;
-
-use crate::inventory::{CaId, Inventory, NodeId};
+use crate::collect::{collect, CaFiles, Collected, FileState};
+use crate::inventory::{CaId, Inventory};
 use crate::pki::{parse_pem_certs, CaCert, CertInfo};
 use crate::plan::takeover::{BundleHolds, Files, Holding, LeafFrom};
-use crate::transport::{Connector, TransportError};
+use crate::transport::Connector;
 
 /// The CA's generations as recognition needs them (none before a bootstrap).
 #[derive(Debug, Clone, Default)]
@@ -81,67 +80,48 @@ impl Gen {
     }
 }
 
-/// Reads every member of `ca`, `parallel` at a time. A node that cannot be read is
-/// [`Holding::Unreadable`], never an error: the caller decides what that means.
+/// Reads every member of `ca`, `parallel` at a time (through [`crate::collect`]). A node
+/// or file that cannot be read is [`Holding::Unreadable`], never an error: the caller
+/// decides what that means.
 pub fn read_members(
     inv: &Inventory,
     ca: CaId,
-    connector: &Arc<dyn Connector>,
+    connector: &dyn Connector,
     known: &Known,
     parallel: usize,
 ) -> Vec<Option<Holding>> {
     let members = inv.members(ca);
-    let chunk = members.len().div_ceil(parallel.max(1)).max(1);
+    let collected = collect(inv, &members, &[ca], connector, parallel);
     let mut out = vec![None; inv.nodes.len()];
-    let read: Vec<(NodeId, Holding)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = members
-            .chunks(chunk)
-            .map(|nodes| {
-                scope.spawn(move || {
-                    nodes
-                        .iter()
-                        .map(|&n| {
-                            let h = read_one(inv, ca, connector, known, n)
-                                .unwrap_or_else(|e| Holding::Unreadable(e.to_string()));
-                            (n, h)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            // Invariant: read_one does not panic; a panic here is a bug worth surfacing.
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    for (n, h) in read {
-        out[n] = Some(h);
+    for (&n, c) in members.iter().zip(&collected) {
+        out[n] = Some(match c {
+            Collected::Unreachable(e) => Holding::Unreadable(e.to_string()),
+            Collected::Reached { .. } => match c.files(ca) {
+                Some(files) => classify(files, known),
+                None => Holding::Unreadable("its files were not read".into()),
+            },
+        });
     }
     out
 }
 
-fn read_one(
-    inv: &Inventory,
-    ca: CaId,
-    connector: &Arc<dyn Connector>,
-    known: &Known,
-    n: NodeId,
-) -> Result<Holding, TransportError> {
-    let paths = inv.nodes[n].paths(&inv.cas[ca].name);
-    let t = connector.connect(n)?;
-    let bundle = t
-        .read_file(&paths.trust_bundle)?
-        .map(|b| known.bundle_holds(&parse_pem_certs(&b).unwrap_or_default()));
-    let leaf = match t.read_file(&paths.cert)? {
-        None => LeafFrom::Missing,
-        Some(c) => match parse_pem_certs(&c).ok().and_then(|v| v.into_iter().next()) {
+fn classify(files: &CaFiles, known: &Known) -> Holding {
+    if let Some(e) = files.read_error() {
+        return Holding::Unreadable(e.to_string());
+    }
+    let bundle = match &files.bundle {
+        FileState::Present(b) => Some(known.bundle_holds(&parse_pem_certs(b).unwrap_or_default())),
+        _ => None,
+    };
+    let leaf = match &files.cert {
+        FileState::Present(c) => match parse_pem_certs(c).ok().and_then(|v| v.into_iter().next()) {
             Some(leaf) => known.leaf_from(&leaf),
             None => LeafFrom::Neither("an unreadable certificate".into()),
         },
+        _ => LeafFrom::Missing,
     };
-    let key = t.file_mode(&paths.key)?.is_some();
-    Ok(Holding::Read(Files { bundle, leaf, key }))
+    let key = matches!(files.key, FileState::Present(_));
+    Holding::Read(Files { bundle, leaf, key })
 }
 
 /// The simulation's starting point for what was read: foreign anchors, missing files,

@@ -7,24 +7,15 @@ use anyhow::Context;
 
 use super::decide::{decide, Intent};
 use super::holdings::{read_members, sim_start, Known};
-use super::{generations, load, select_ca, CommandError};
+use super::{load, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
-use crate::output::Style;
+use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::Plan;
 use crate::simulate::{check_with, CheckOptions, Start};
 use crate::transport::{self, HostKeyPolicy};
-
-/// Output format of `certroll plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PlanFormat {
-    #[default]
-    Text,
-    Json,
-    Dot,
-}
 
 /// Arguments of `certroll plan`.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +24,7 @@ pub struct PlanArgs {
     pub ca: Option<String>,
     /// `--rotate`, `--strategy`, `--chain`.
     pub intent: Intent,
-    pub format: PlanFormat,
+    pub format: Format,
     pub check: bool,
     /// Random orders tried by `--check`.
     pub orders: usize,
@@ -67,11 +58,12 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let ca = select_ca(&inv, args.ca.as_deref())?;
     let spec = &inv.cas[ca];
     let store = CaStore::new(&inv.state_dir);
-    let (current, next) = generations(&store, spec)?;
+    let gens = CaGenerations::read(&store, spec)?;
+    let (current, next) = gens.numbers();
     let plan = decide(
         &inv,
         ca,
-        &store,
+        &gens,
         || transport::connector(&inv, HostKeyPolicy::default()),
         args.intent,
     )?;
@@ -88,18 +80,15 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
 /// rotation from or to an imported generation, what the members really hold (foreign
 /// anchors, missing files, leaves of neither generation), read from the nodes.
 fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
-    let spec = &inv.cas[plan.ca];
-    let store = CaStore::new(&inv.state_dir);
-    let read = "failed to read the CA store";
-    let Some(current) = store.current(spec).context(read)? else {
+    let gens = CaGenerations::read(&CaStore::new(&inv.state_dir), &inv.cas[plan.ca])?;
+    let (Some(current), next) = (gens.current, gens.next) else {
         return Ok(Start::default());
     };
-    let next = store.next(spec).context(read)?;
     let imported = current.imported || next.as_ref().is_some_and(|n| n.imported);
     let mut start = if imported && plan.mode == crate::plan::Mode::Rotate {
         let known = Known::new(Some(&current), next.as_ref());
         let connector = transport::connector(inv, HostKeyPolicy::default());
-        sim_start(&read_members(inv, plan.ca, &connector, &known, 32))
+        sim_start(&read_members(inv, plan.ca, &*connector, &known, 32))
     } else {
         Start::default()
     };
@@ -115,13 +104,13 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let planned = build(inv, args)?;
     let view = planned.view();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match args.format {
-        PlanFormat::Text => text_to(&view, Style::stdout(), &mut out),
-        PlanFormat::Json => json_to(&view, &mut out),
-        PlanFormat::Dot => out.write_all(dot(&view).as_bytes()),
+    let written = match args.format {
+        Format::Text => text_to(&view, Style::stdout(), &mut out),
+        Format::Json => json_to(&view, &mut out),
+        Format::Dot => out.write_all(dot(&view).as_bytes()),
     }
-    .and_then(|()| out.flush())
-    .context("failed to write the plan to standard output")?;
+    .and_then(|()| out.flush());
+    unless_reader_left(written).context("failed to write the plan to standard output")?;
     drop(out);
     if args.check {
         let opts = CheckOptions {
@@ -130,7 +119,7 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
         };
         let start = start_of(&planned.inv, &planned.plan)?;
         let report = check_with(&planned.inv, &planned.plan, opts, &start)
-            .map_err(|e| CommandError::Other(anyhow::anyhow!("plan check FAILED: {e}")))?;
+            .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();
         eprintln!(
             "{} {} orders × {} steps, {} links, {} distinct handshakes: every link stayed up",
