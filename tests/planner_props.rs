@@ -283,10 +283,15 @@ fn a_public_only_generation_cannot_renew() {
         public_only: true,
         ..Start::default()
     };
-    let err = check_with(&inv, &plan, quick(), &start)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("public-only"), "{err}");
+    let err = check_with(&inv, &plan, quick(), &start).unwrap_err();
+    // The message and its causes, as the binary prints them.
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        chain = format!("{chain}: {cause}");
+        source = cause.source();
+    }
+    assert!(chain.contains("public-only"), "{chain}");
 }
 
 #[test]
