@@ -103,9 +103,22 @@ pub struct ImportFiles {
     pub anchor: Option<ImportSource>,
 }
 
+/// Why an import stops once the files are valid: a refusal, or the store failed.
+enum Stop {
+    Refuse(Refusal, String),
+    Store(PkiError),
+}
+
+impl From<PkiError> for Stop {
+    fn from(e: PkiError) -> Self {
+        Stop::Store(e)
+    }
+}
+
 impl CaStore {
     /// Checks the files and records them as the current generation of `spec` (or as the
-    /// staged next one with `next`). The key, if any, is stored 0600 atomically.
+    /// staged next one with `next`). The key, if any, is stored 0600 atomically. Every
+    /// refusal comes before the first write.
     pub fn import(
         &self,
         spec: &CaSpec,
@@ -113,118 +126,25 @@ impl CaStore {
         next: bool,
         now: OffsetDateTime,
     ) -> Result<Imported, ImportError> {
-        let refuse = |path: &Path, kind: Refusal, reason: String| ImportError::Refused {
+        let refuse = |path: PathBuf, kind: Refusal, reason: String| ImportError::Refused {
             ca: spec.name.clone(),
-            path: path.to_path_buf(),
+            path,
             kind,
             reason,
         };
-        let store_err = |source: PkiError| ImportError::Store {
-            ca: spec.name.clone(),
-            source,
+        let stop = |e: Stop| match e {
+            Stop::Refuse(kind, reason) => refuse(files.cert.path.clone(), kind, reason),
+            Stop::Store(source) => ImportError::Store {
+                ca: spec.name.clone(),
+                source,
+            },
         };
         let mut ca =
-            validate(files, now).map_err(|(path, kind, reason)| refuse(&path, kind, reason))?;
-        let cert_path = &files.cert.path;
-        if next && ca.key_pem.is_none() {
-            return Err(refuse(
-                cert_path,
-                Refusal::NextNeedsKey,
-                "a next generation needs its private key (--key): certroll issues the fleet's \
-                 new leaves from it"
-                    .into(),
-            ));
-        }
-        let root = self.ca_dir(spec).map_err(store_err)?;
-        let current = read_pointer(&root.join("current")).map_err(store_err)?;
-        let staged_next = match read_pointer(&root.join("next")).map_err(store_err)? {
-            Some(g) if generation_dir(&root, g).join(STAGED).exists() => Some(g),
-            Some(g) => {
-                return Err(refuse(
-                    cert_path,
-                    Refusal::InUse,
-                    format!(
-                        "a rotation to generation G{g} is in progress and uses the store's \
-                         generations; finish it with `certroll apply` first"
-                    ),
-                ))
-            }
-            None => None,
-        };
-        let generation = if next {
-            let Some(cur) = current else {
-                return Err(refuse(
-                    cert_path,
-                    Refusal::NoCurrent,
-                    "CA has no current generation to rotate from; import the CA the fleet \
-                     uses now first (without --next)"
-                        .into(),
-                ));
-            };
-            let current_ca =
-                load_generation(&generation_dir(&root, cur), cur).map_err(store_err)?;
-            if current_ca.cert_der == ca.cert_der {
-                return Err(refuse(
-                    cert_path,
-                    Refusal::Exists,
-                    format!("it is the current generation G{cur} already"),
-                ));
-            }
-            if let Some(g) = staged_next {
-                // Replacing a staged generation nobody used: unpoint it, then remove it.
-                remove_durable(&root.join("next")).map_err(store_err)?;
-                remove_dir(&generation_dir(&root, g)).map_err(store_err)?;
-            }
-            cur + 1
-        } else {
-            if let Some(g) = staged_next {
-                return Err(refuse(
-                    cert_path,
-                    Refusal::InUse,
-                    format!(
-                        "generation G{g} is staged as the next generation on top of the \
-                         current one; the current generation cannot be replaced under it"
-                    ),
-                ));
-            }
-            if let Some(cur) = current {
-                let existing =
-                    load_generation(&generation_dir(&root, cur), cur).map_err(store_err)?;
-                if !existing.imported {
-                    return Err(refuse(
-                        cert_path,
-                        Refusal::Exists,
-                        format!(
-                            "CA already has generation G{cur}, created by certroll; to bring the \
-                             next generation yourself, import it with --next"
-                        ),
-                    ));
-                }
-            }
-            let mut all = list_generations(&root).map_err(store_err)?;
-            all.extend(list_generations(&root.join("archive")).map_err(store_err)?);
-            all.into_iter().max().unwrap_or(0) + 1
-        };
+            validate(files, now).map_err(|(path, kind, reason)| refuse(path, kind, reason))?;
+        let root = self.ca_dir(spec).map_err(|e| stop(e.into()))?;
+        let (generation, archive) = slot(&root, &ca, next).map_err(stop)?;
         ca.generation = generation;
-        let dir = generation_dir(&root, generation);
-        create_private_dir(&root).map_err(store_err)?;
-        // An unreferenced directory is left over from an interrupted attempt.
-        remove_dir(&dir).map_err(store_err)?;
-        write_generation(&dir, &ca, None).map_err(store_err)?;
-        if next {
-            write_private(&dir.join(STAGED), b"").map_err(store_err)?;
-            write_private(&root.join("next"), format!("{generation}\n").as_bytes())
-                .map_err(store_err)?;
-        } else {
-            write_private(&root.join("current"), format!("{generation}\n").as_bytes())
-                .map_err(store_err)?;
-            if let Some(old) = current {
-                let archive = root.join("archive");
-                create_private_dir(&archive).map_err(store_err)?;
-                rename_durable(&generation_dir(&root, old), &generation_dir(&archive, old))
-                    .map_err(store_err)?;
-            }
-        }
+        record(&root, &ca, next, archive).map_err(|e| stop(e.into()))?;
         Ok(Imported {
             generation,
             subject: subject_of(&ca.cert_der),
@@ -234,6 +154,110 @@ impl CaStore {
             next,
         })
     }
+}
+
+/// The generation number the import takes, and the current generation it replaces (to
+/// archive). Refuses what would change a generation a run uses; the only write is the
+/// removal of a staged next generation that `--next` replaces, after every check.
+fn slot(root: &Path, ca: &CaCert, next: bool) -> Result<(u32, Option<u32>), Stop> {
+    let current = read_pointer(&root.join("current"))?;
+    let staged = match read_pointer(&root.join("next"))? {
+        Some(g) if generation_dir(root, g).join(STAGED).exists() => Some(g),
+        Some(g) => {
+            return Err(Stop::Refuse(
+                Refusal::InUse,
+                format!(
+                    "a rotation to generation G{g} is in progress and uses the store's \
+                     generations; finish it with `certroll apply` first"
+                ),
+            ))
+        }
+        None => None,
+    };
+    if next {
+        return next_slot(root, ca, current, staged).map(|g| (g, None));
+    }
+    if let Some(g) = staged {
+        return Err(Stop::Refuse(
+            Refusal::InUse,
+            format!(
+                "generation G{g} is staged as the next generation on top of the current one; \
+                 the current generation cannot be replaced under it"
+            ),
+        ));
+    }
+    if let Some(cur) = current {
+        if !load_generation(&generation_dir(root, cur), cur)?.imported {
+            return Err(Stop::Refuse(
+                Refusal::Exists,
+                format!(
+                    "CA already has generation G{cur}, created by certroll; to bring the next \
+                     generation yourself, import it with --next"
+                ),
+            ));
+        }
+    }
+    let mut all = list_generations(root)?;
+    all.extend(list_generations(&root.join("archive"))?);
+    Ok((all.into_iter().max().unwrap_or(0) + 1, current))
+}
+
+/// `--next`: the generation after the current one, which must exist and differ.
+fn next_slot(
+    root: &Path,
+    ca: &CaCert,
+    current: Option<u32>,
+    staged: Option<u32>,
+) -> Result<u32, Stop> {
+    if ca.key_pem.is_none() {
+        return Err(Stop::Refuse(
+            Refusal::NextNeedsKey,
+            "a next generation needs its private key (--key): certroll issues the fleet's new \
+             leaves from it"
+                .into(),
+        ));
+    }
+    let Some(cur) = current else {
+        return Err(Stop::Refuse(
+            Refusal::NoCurrent,
+            "CA has no current generation to rotate from; import the CA the fleet uses now \
+             first (without --next)"
+                .into(),
+        ));
+    };
+    if load_generation(&generation_dir(root, cur), cur)?.cert_der == ca.cert_der {
+        return Err(Stop::Refuse(
+            Refusal::Exists,
+            format!("it is the current generation G{cur} already"),
+        ));
+    }
+    if let Some(g) = staged {
+        // Replacing a staged generation nobody used: unpoint it, then remove it.
+        remove_durable(&root.join("next"))?;
+        remove_dir(&generation_dir(root, g))?;
+    }
+    Ok(cur + 1)
+}
+
+/// Writes the generation, then its pointer (and archives the one it replaces).
+fn record(root: &Path, ca: &CaCert, next: bool, replaced: Option<u32>) -> Result<(), PkiError> {
+    let dir = generation_dir(root, ca.generation);
+    create_private_dir(root)?;
+    // An unreferenced directory is left over from an interrupted attempt.
+    remove_dir(&dir)?;
+    write_generation(&dir, ca, None)?;
+    let pointer = format!("{}\n", ca.generation);
+    if next {
+        write_private(&dir.join(STAGED), b"")?;
+        return write_private(&root.join("next"), pointer.as_bytes());
+    }
+    write_private(&root.join("current"), pointer.as_bytes())?;
+    if let Some(old) = replaced {
+        let archive = root.join("archive");
+        create_private_dir(&archive)?;
+        rename_durable(&generation_dir(root, old), &generation_dir(&archive, old))?;
+    }
+    Ok(())
 }
 
 fn remove_dir(dir: &Path) -> Result<(), PkiError> {
