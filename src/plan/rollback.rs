@@ -216,6 +216,7 @@ pub fn rollback(
         chain,
         steps,
         order: Vec::new(),
+        notes: Vec::new(),
     };
     plan.order = first_visit_order(&plan);
     plan
