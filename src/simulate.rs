@@ -67,6 +67,13 @@ pub enum CheckError {
         order: String,
         error: HandshakeError,
     },
+    /// A routine plan ran to the end and a link still fails that no left-alone problem explains.
+    #[error("after the whole plan, link {client} → {server} still fails, and no problem left alone explains it: {error}")]
+    NotRepaired {
+        client: String,
+        server: String,
+        error: HandshakeError,
+    },
     /// The plan ran to the end but left a node without the expected files.
     #[error("after the whole plan, node {node} does not hold what it should: {what}")]
     Incomplete { node: String, what: String },
@@ -80,6 +87,11 @@ struct Prepared {
     changes: Vec<Vec<(String, Option<Vec<u8>>)>>,
     initial: Vec<Files>,
     bootstrap: bool,
+    /// Routine plans: per node, whether a link through it may stay down at the end (its
+    /// bundle does not trust the current CA, or its needs are left alone).
+    excused: Vec<bool>,
+    /// Routine plans: per node, whether its bundle trusts another CA (see `excused`).
+    untrusting: Vec<bool>,
     /// The bundle every member must hold after a rotation: the new root alone.
     final_bundle: Vec<u8>,
 }
@@ -124,12 +136,75 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
             }
         }
     }
+    let mut excused = vec![false; inv.nodes.len()];
+    let mut untrusting = vec![false; inv.nodes.len()];
+    if plan.mode == Mode::Renew {
+        let broken = routine_start(inv, plan, &current, now, &mut initial)?;
+        untrusting = broken.0;
+        excused = broken.1;
+    }
     Ok(Prepared {
         changes,
         initial,
         bootstrap,
+        excused,
+        untrusting,
         final_bundle: bundle_pem(&[&next]),
     })
+}
+
+/// The files a routine plan starts from, broken the way each node's needs say: a bundle
+/// that trusts nothing is garbage; one that trusts another CA holds that CA's root; a
+/// broken leaf has a key that is not its own; a foreign leaf comes from that other CA.
+/// Returns, per node, whether its bundle trusts the other CA and whether links through it
+/// may stay down at the end (untrusting, or its needs have no step).
+fn routine_start(
+    inv: &Inventory,
+    plan: &Plan,
+    current: &crate::pki::CaCert,
+    now: OffsetDateTime,
+    initial: &mut [Files],
+) -> Result<(Vec<bool>, Vec<bool>), CheckError> {
+    use crate::plan::{BundleNeed, LeafNeed};
+    let spec = &inv.cas[plan.ca];
+    let mut other_spec = spec.clone();
+    other_spec.subject = format!("{} (another CA)", spec.subject);
+    let other = new_ca(&other_spec, 1, now)?;
+    let mut untrusting = vec![false; inv.nodes.len()];
+    let mut excused = vec![false; inv.nodes.len()];
+    let stepped: HashSet<NodeId> = plan.steps.iter().map(|s| s.node).collect();
+    for need in &plan.needs {
+        let n = need.node;
+        let node = &inv.nodes[n];
+        let p = node.paths(&spec.name);
+        let leaf_from = |ca: &crate::pki::CaCert| {
+            crate::pki::issue_leaf(spec, ca, &node.name, &node.sans(), now)
+        };
+        match need.bundle {
+            BundleNeed::Sound => {}
+            BundleNeed::Broken => {
+                initial[n].insert(p.trust_bundle.clone(), b"not a certificate\n".to_vec());
+            }
+            BundleNeed::Untrusting => {
+                untrusting[n] = true;
+                initial[n].insert(p.trust_bundle.clone(), bundle_pem(&[&other]));
+            }
+        }
+        match need.leaf {
+            LeafNeed::Sound | LeafNeed::Due | LeafNeed::Unknown => {}
+            LeafNeed::Broken => {
+                let stranger = leaf_from(current)?;
+                initial[n].insert(p.key.clone(), stranger.key_pem.into_bytes());
+            }
+            LeafNeed::Foreign => {
+                let l = leaf_from(&other)?;
+                initial[n].insert(p.key.clone(), l.key_pem.into_bytes());
+                initial[n].insert(p.cert.clone(), l.cert_pem.into_bytes());
+            }
+        }
+        excused[n] = untrusting[n] || !stepped.contains(&n);
+    }
+    Ok((untrusting, excused))
 }
 
 /// Runs the plan in its own order, in the "riskiest first" order (always the ready step
@@ -145,6 +220,7 @@ pub fn check(inv: &Inventory, plan: &Plan, opts: CheckOptions) -> Result<CheckRe
         prepared: &prepared,
         links: &links,
         cache: HashMap::new(),
+        up: Vec::new(),
     };
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut orders = vec![
@@ -223,12 +299,16 @@ struct Sim<'a> {
     prepared: &'a Prepared,
     links: &'a [Link],
     cache: HashMap<CacheKey, Result<(), HandshakeError>>,
+    /// Per link: it handshook at some point of this order (always true outside routine plans).
+    up: Vec<bool>,
 }
 
 impl Sim<'_> {
     fn run(&mut self, order: &[StepId]) -> Result<(), CheckError> {
         let mut files = self.prepared.initial.clone();
         let mut applied: Vec<Vec<StepId>> = vec![Vec::new(); self.inv.nodes.len()];
+        // Routine plans start from broken files: a link must come up, never go down.
+        self.up = vec![self.plan.mode != Mode::Renew; self.links.len()];
         self.check_links(&files, &applied, None, order, None)?;
         for &s in order {
             let node = self.plan.steps[s].node;
@@ -241,7 +321,53 @@ impl Sim<'_> {
             applied[node].push(s);
             self.check_links(&files, &applied, Some(node), order, Some(s))?;
         }
+        self.check_repaired(&files, &applied)?;
         self.check_final(&files)
+    }
+
+    /// After a routine plan, every link is up unless a node on it is excused.
+    fn check_repaired(&mut self, files: &[Files], applied: &[Vec<StepId>]) -> Result<(), CheckError> {
+        if self.plan.mode != Mode::Renew {
+            return Ok(());
+        }
+        let links = self.links;
+        for (i, l) in links.iter().enumerate() {
+            let p = self.prepared;
+            let excused = p.excused[l.client]
+                || p.excused[l.server]
+                || p.untrusting[l.client]
+                || (l.mutual && p.untrusting[l.server]);
+            if self.up[i] || excused {
+                continue;
+            }
+            if let Err(error) = self.cached_handshake(i, l, files, applied) {
+                let name = |n: NodeId| self.inv.nodes[n].name.clone();
+                return Err(CheckError::NotRepaired {
+                    client: name(l.client),
+                    server: name(l.server),
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn cached_handshake(
+        &mut self,
+        i: usize,
+        l: &Link,
+        files: &[Files],
+        applied: &[Vec<StepId>],
+    ) -> Result<(), HandshakeError> {
+        let key = (i, applied[l.client].clone(), applied[l.server].clone());
+        match self.cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.handshake(l, files);
+                self.cache.insert(key, r.clone());
+                r
+            }
+        }
     }
 
     /// Handshakes the links touching `changed` (all links when `None`).
@@ -253,7 +379,8 @@ impl Sim<'_> {
         order: &[StepId],
         after_step: Option<StepId>,
     ) -> Result<(), CheckError> {
-        for (i, l) in self.links.iter().enumerate() {
+        let links = self.links;
+        for (i, l) in links.iter().enumerate() {
             if changed.is_some_and(|c| c != l.client && c != l.server) {
                 continue;
             }
@@ -263,15 +390,12 @@ impl Sim<'_> {
             {
                 continue; // during bootstrap a link is expected up once both ends are installed
             }
-            let key = (i, applied[l.client].clone(), applied[l.server].clone());
-            let result = match self.cache.get(&key) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = self.handshake(l, files);
-                    self.cache.insert(key, r.clone());
-                    r
-                }
-            };
+            let result = self.cached_handshake(i, l, files, applied);
+            if result.is_ok() {
+                self.up[i] = true;
+            }
+            // A routine plan's link that was never up may stay down for now.
+            let result = result.or_else(|e| if self.up[i] { Err(e) } else { Ok(()) });
             if let Err(error) = result {
                 let name = |n: NodeId| self.inv.nodes[n].name.clone();
                 let order = order

@@ -18,6 +18,7 @@ use crate::inventory::{CaId, Inventory};
 use crate::journal::{Journal, Lock, RunHeader, RunState};
 use crate::output::plan::{text, PlanView};
 use crate::output::progress::{Progress, ProgressFormat};
+use crate::output::style::plural;
 use crate::output::Style;
 use crate::pki::CaStore;
 use crate::plan::{self, ChainMode, Mode, Plan, Strategy};
@@ -60,18 +61,18 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
         let plan = rebuild(&inv, ca, prev)?;
         if plan.fingerprint(&inv) != prev.header.fingerprint && !args.replan {
             return Err(CommandError::Usage(format!(
-                "the inventory changed since run {} started, and its plan no longer matches ({} steps now); \
+                "the inventory changed since run {} started, and its plan no longer matches ({} now); \
                  nothing was changed\n  hint: restore the inventory to finish the run, or pass --replan to \
                  recompute the plan from the current inventory (steps already confirmed are kept)",
                 prev.run,
-                plan.steps.len()
+                plural(plan.steps.len(), "step")
             )));
         }
         say.line(&format!(
-            "resuming run {} ({} of {} steps done)",
+            "resuming run {} ({} of {} done)",
             prev.run,
             prev.done.len(),
-            plan.steps.len()
+            plural(plan.steps.len(), "step")
         ));
         if plan.fingerprint(&inv) == prev.header.fingerprint {
             journal
@@ -98,14 +99,27 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
     }
 
     let plan = decide(&inv, ca, &store, &connector, args)?;
-    if plan.is_empty() {
+    let unrepaired = plan.unrepaired.clone();
+    if plan.is_empty() && unrepaired.is_empty() {
         say.line(&format!(
             "nothing to do for CA {}: every node holds a valid leaf",
             spec.name
         ));
         return Ok(exit::OK);
     }
-    start_run(&inv, ca, plan, &journal, &store, connector, args, None)
+    if plan.is_empty() {
+        say.line(&format!(
+            "nothing certroll can repair for CA {}; left alone:",
+            spec.name
+        ));
+    }
+    let listed = !plan.is_empty() && !args.json;
+    let code = if plan.is_empty() {
+        exit::OK
+    } else {
+        start_run(&inv, ca, plan, &journal, &store, connector, args, None)?
+    };
+    super::routine_params::left_alone(&inv, &unrepaired, listed, code)
 }
 
 /// Prints human messages on stderr unless JSON events own the output.
@@ -121,7 +135,8 @@ impl Say {
     }
 }
 
-/// The plan of a new run (see [`super::decide`]); a rotation needs an existing CA.
+/// The plan of a new run (see [`super::decide`], which also refuses `--rotate` before
+/// the CA exists, for `plan` and `apply` alike).
 fn decide(
     inv: &Inventory,
     ca: CaId,
@@ -129,18 +144,6 @@ fn decide(
     connector: &std::sync::Arc<dyn crate::transport::Connector>,
     args: &ApplyArgs,
 ) -> Result<Plan, CommandError> {
-    let spec = &inv.cas[ca];
-    if args.intent.rotate
-        && store
-            .current(spec)
-            .context("failed to read the CA store")?
-            .is_none()
-    {
-        return Err(CommandError::Usage(format!(
-            "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
-            spec.name
-        )));
-    }
     super::decide::decide(
         inv,
         ca,
@@ -176,12 +179,8 @@ pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan
             };
             plan::rotate(inv, ca, strategy, chain).map_err(|e| CommandError::Usage(e.to_string()))
         }
-        _ => Ok(plan::maintenance(
-            inv,
-            ca,
-            &names("install"),
-            &names("renew"),
-        )),
+        "bootstrap" => Ok(plan::bootstrap(inv, ca, &names("install"))),
+        _ => Ok(super::routine_params::rebuild(inv, ca, &prev.header.params)),
     }
 }
 
@@ -210,9 +209,9 @@ fn start_run(
     }
     if !args.yes
         && !ask(&format!(
-            "Apply {} steps to {} nodes?",
-            plan.steps.len(),
-            plan.order.len()
+            "Apply {} to {}?",
+            plural(plan.steps.len(), "step"),
+            plural(plan.order.len(), "node")
         ))?
     {
         eprintln!("nothing was changed");
@@ -236,10 +235,11 @@ fn start_run(
             ],
         },
     };
-    let params = serde_json::json!({
+    let mut params = serde_json::json!({
         "install": names_of(inv, &plan, plan::Action::Install),
         "renew": names_of(inv, &plan, plan::Action::Renew),
     });
+    super::routine_params::record(inv, &plan, &mut params);
     let run_id = journal
         .begin_run(RunHeader::for_plan(&plan, inv, generations, params))
         .context("failed to start the run in the journal")?;
@@ -323,9 +323,9 @@ fn execute_run(
             say.line(&format!("step #{id} failed: {err}"));
         }
         return Err(CommandError::Incomplete(format!(
-            "run {run_id} is incomplete: {} of {} steps done, {} failed, {} waiting; run `certroll apply` again to resume",
+            "run {run_id} is incomplete: {} of {} done, {} failed, {} waiting; run `certroll apply` again to resume",
             outcome.done.len(),
-            plan.steps.len(),
+            plural(plan.steps.len(), "step"),
             outcome.failed.len(),
             outcome.blocked.len()
         )));
@@ -334,15 +334,11 @@ fn execute_run(
         store
             .finish_rotation(spec)
             .context("failed to archive the old CA generation")?;
+        // The progress output announced the run's end; this says what followed it.
         say.line(&format!(
             "rotation of CA {} complete; the old generation is archived under {}",
             spec.name,
             store.dir.display()
-        ));
-    } else {
-        say.line(&format!(
-            "run {run_id} complete: {} steps done",
-            plan.steps.len()
         ));
     }
     Ok(exit::OK)

@@ -1,6 +1,7 @@
 //! Which plan a run carries out, shared by `plan` (to show it) and `apply` (to do it):
 //! rotate when asked or when a rotation is in progress, bootstrap when the CA was never
-//! created, otherwise routine maintenance decided from the nodes' own certificates.
+//! created, otherwise a routine plan (install, renew, repair) decided from the nodes' own
+//! files by [`crate::repair`]. Both commands refuse the same things with the same words.
 
 use std::sync::Arc;
 
@@ -10,6 +11,9 @@ use super::{facts, CommandError};
 use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
 use crate::pki::CaStore;
 use crate::plan::{self, Plan};
+use crate::repair;
+use crate::verify::Known;
+use time::OffsetDateTime;
 use crate::transport::Connector;
 
 /// What the operator asked for.
@@ -42,6 +46,12 @@ pub fn decide(
         .next(spec)
         .context("failed to read the CA store")?
         .is_some();
+    if intent.rotate && !exists {
+        return Err(CommandError::Usage(format!(
+            "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
+            spec.name
+        )));
+    }
     if intent.rotate || rotating {
         let strategy = intent.strategy.unwrap_or(spec.strategy);
         let chain = intent.chain.unwrap_or(spec.chain);
@@ -51,8 +61,10 @@ pub fn decide(
     if !exists {
         return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
     }
-    let m = facts::maintenance(inv, ca, &connect(), intent.parallel.max(1)).map_err(|e| {
+    let files = facts::read_members(inv, ca, &connect(), intent.parallel.max(1)).map_err(|e| {
         CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
     })?;
-    Ok(plan::maintenance(inv, ca, &m.install, &m.renew))
+    let known = Known::from_store(store, spec).map_err(|e| anyhow::anyhow!(e))?;
+    let (needs, unrepaired) = repair::diagnose(inv, ca, &known, &files, OffsetDateTime::now_utc());
+    Ok(plan::routine(inv, ca, needs, unrepaired))
 }

@@ -14,6 +14,7 @@ pub mod apply;
 pub mod decide;
 pub mod facts;
 pub mod plan;
+mod routine_params;
 pub mod status;
 pub mod verify;
 

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::style::{pad, Style};
+use super::style::{pad, plural, Style};
 use crate::inventory::Inventory;
 use crate::plan::{Action, ChainMode, Mode, Plan, Step};
 
@@ -74,7 +74,7 @@ impl PlanView<'_> {
         let ca = &self.inv.cas[self.plan.ca].name;
         match self.plan.mode {
             Mode::Bootstrap => format!("Bootstrap CA {ca} ({})", self.cur()),
-            Mode::Renew => format!("Renew leaves of CA {ca} ({})", self.cur()),
+            Mode::Renew => format!("Routine run of CA {ca} ({}): install, renew, repair", self.cur()),
             Mode::Rotate => format!(
                 "Rotate CA {ca}: {} → {} · strategy {} · chain {}",
                 self.cur(),
@@ -211,12 +211,18 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
     let links = view.inv.links_of(plan.ca).count();
     if plan.is_empty() {
         let members = view.inv.members(plan.ca).len();
-        return writeln!(
+        let what = if plan.unrepaired.is_empty() {
+            "nothing to do"
+        } else {
+            "nothing certroll can repair"
+        };
+        writeln!(
             out,
-            "{} · {} · nothing to do",
+            "{} · {} · {what}",
             plural(members, "node"),
             plural(links, "link")
-        );
+        )?;
+        return write_unrepaired(out, view, style);
     }
     writeln!(
         out,
@@ -259,16 +265,32 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
             write_step(out, view, &mut cache, style, s, (id_w, name_w, act_w))?;
         }
     }
-    Ok(())
+    write_unrepaired(out, view, style)
 }
 
-/// `5 steps`, `1 step`.
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
+/// A routine plan's problems left for the operator, after its steps.
+fn write_unrepaired(out: &mut impl Write, view: &PlanView<'_>, style: Style) -> io::Result<()> {
+    let left = &view.plan.unrepaired;
+    if left.is_empty() {
+        return Ok(());
     }
+    writeln!(
+        out,
+        "\n{}",
+        style.bold(&format!(
+            "Left alone · {} certroll does not repair",
+            plural(left.len(), "problem")
+        ))
+    )?;
+    for u in left {
+        let mark = if u.critical {
+            style.red("✗")
+        } else {
+            style.yellow("!")
+        };
+        writeln!(out, "  {mark} {}", u.message)?;
+    }
+    Ok(())
 }
 
 /// Visible width of the step's actions joined with " + ".
@@ -306,6 +328,16 @@ fn write_step(
         pad(&acts.join(" + "), acts_len, act_w),
         what
     )?;
+    if let Some(need) = crate::plan::routine::need_of(view.plan, s.node) {
+        for reason in &need.reasons {
+            write!(
+                out,
+                "\n  {:id_w$} {}",
+                "",
+                style.dim(&format!("{:name_w$} ↳ because {reason}", ""))
+            )?;
+        }
+    }
     if !s.after.is_empty() {
         write!(
             out,
@@ -332,6 +364,15 @@ struct JsonPlan<'a> {
     waves: usize,
     steps: JsonSteps<'a>,
     order: JsonOrder<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unrepaired: Vec<JsonUnrepaired<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonUnrepaired<'a> {
+    node: &'a str,
+    critical: bool,
+    message: &'a str,
 }
 
 #[derive(Serialize)]
@@ -347,6 +388,8 @@ struct JsonStep<'a> {
     actions: &'a [Action],
     after: &'a [usize],
     wave: usize,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    reasons: &'a [String],
 }
 
 /// The plan for scripts (format version [`JSON_VERSION`], see docs/plan.md).
@@ -373,6 +416,15 @@ pub fn json_to(view: &PlanView<'_>, out: &mut impl Write) -> io::Result<()> {
         waves: plan.wave_count(),
         steps: JsonSteps(*view),
         order: JsonOrder(*view),
+        unrepaired: plan
+            .unrepaired
+            .iter()
+            .map(|u| JsonUnrepaired {
+                node: &view.inv.nodes[u.node].name,
+                critical: u.critical,
+                message: &u.message,
+            })
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
     out.write_all(b"\n")
@@ -390,6 +442,8 @@ impl Serialize for JsonSteps<'_> {
             actions: &st.actions,
             after: &st.after,
             wave: st.wave,
+            reasons: crate::plan::routine::need_of(&view.plan, st.node)
+                .map_or(&[][..], |n| &n.reasons[..]),
         }))
     }
 }

@@ -57,6 +57,8 @@ pub struct CaFiles {
     pub key_mode: Result<Option<u32>, String>,
     /// The proof-key certificate, when the node has a `proof_cert` path.
     pub proof: Option<FileState>,
+    /// Readable copies of managed files, beside them, that hold a private key.
+    pub loose_copies: Vec<super::secrets::LooseCopy>,
 }
 
 impl CaFiles {
@@ -122,6 +124,7 @@ fn read_set(t: &dyn Transport, paths: &crate::inventory::NodePaths) -> CaFiles {
         key: read(t, &paths.key),
         key_mode: t.file_mode(&paths.key).map_err(|e| e.to_string()),
         proof: paths.proof_cert.as_deref().map(|p| read(t, p)),
+        loose_copies: super::secrets::loose_copies(t, paths),
     }
 }
 

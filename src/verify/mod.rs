@@ -21,6 +21,7 @@ pub mod live;
 pub mod node;
 pub mod proof;
 pub mod report;
+pub mod secrets;
 
 #[cfg(test)]
 mod tests;

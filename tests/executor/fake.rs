@@ -76,6 +76,8 @@ pub(crate) fn plan(after: Vec<Vec<StepId>>) -> Plan {
         chain: ChainMode::Plain,
         steps,
         order,
+        needs: Vec::new(),
+        unrepaired: Vec::new(),
     }
 }
 
