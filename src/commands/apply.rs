@@ -53,7 +53,7 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
     let connector = transport::connector(&inv, policy);
     let say = Say { quiet: args.json };
 
-    let last = journal.last_run().context("failed to read the journal")?;
+    let last = super::last_run(&journal)?;
     if let Some(prev) = last
         .as_ref()
         .filter(|r| r.header.ca == spec.name && r.end != Some(crate::journal::RunStatus::Complete))

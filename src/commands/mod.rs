@@ -8,6 +8,7 @@ use crate::exit;
 use anyhow::Context;
 
 use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
+use crate::journal::{Journal, RunState};
 use crate::pki::CaStore;
 
 pub mod apply;
@@ -49,6 +50,16 @@ impl CommandError {
 /// Loads the inventory, mapping errors to [`CommandError::Inventory`].
 pub fn load(path: &Path) -> Result<Inventory, CommandError> {
     Ok(inventory::load(path)?)
+}
+
+/// The latest run of the journal; a torn last line (a write cut short by a crash) is
+/// reported once, on stderr, with its line number.
+pub fn last_run(journal: &Journal) -> Result<Option<RunState>, CommandError> {
+    let last = journal.last_run().context("failed to read the journal")?;
+    for w in last.iter().flat_map(|r| &r.warnings) {
+        eprintln!("warning: {w}");
+    }
+    Ok(last)
 }
 
 /// The generation numbers the CA store holds for `spec`: (current, next).

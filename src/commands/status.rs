@@ -56,10 +56,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, args.ca.as_deref())?;
     let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
-    let Some(last) = journal
-        .last_run()
-        .context("failed to read the journal")?
-        .filter(|r| r.header.ca == inv.cas[ca].name)
+    let Some(last) = super::last_run(&journal)?.filter(|r| r.header.ca == inv.cas[ca].name)
     else {
         println!(
             "no run recorded for CA {} in {}",
@@ -160,14 +157,17 @@ fn render(r: &RunReport, style: Style) -> String {
     );
     let _ = writeln!(
         out,
-        "started {} by pid {} on {}, resumed {} time(s)",
-        r.started_at, r.pid, r.host, r.resumes
+        "started {} by pid {} on {}, resumed {}",
+        r.started_at,
+        r.pid,
+        r.host,
+        crate::output::style::plural(r.resumes as usize, "time")
     );
     let count = |s: &str| r.steps.iter().filter(|x| x.state == s).count();
     let _ = writeln!(
         out,
-        "{} steps: {} done · {} failed · {} interrupted · {} ready · {} waiting",
-        r.steps.len(),
+        "{}: {} done · {} failed · {} interrupted · {} ready · {} waiting",
+        crate::output::style::plural(r.steps.len(), "step"),
         count("done"),
         count("failed"),
         count("interrupted"),

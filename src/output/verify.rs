@@ -27,7 +27,21 @@ pub fn text(report: &Report, style: Style) -> String {
     }
     let line = report.summary();
     let _ = writeln!(out, "{}", paint(style, report.severity(), &line));
+    for ca in report.cas.iter().filter(|c| never_created(c)) {
+        let _ = writeln!(
+            out,
+            "  hint: CA {} was never created, so no node holds its files yet: run `certroll apply` to bootstrap the fleet",
+            ca.ca
+        );
+    }
     out
+}
+
+/// The local store holds no generation of this CA: the fleet was never bootstrapped.
+fn never_created(ca: &CaReport) -> bool {
+    ca.findings.iter().any(|f| {
+        matches!(f, Finding::StoreUnavailable { message } if message.starts_with(crate::verify::NEVER_CREATED))
+    })
 }
 
 fn paint(style: Style, sev: Severity, text: &str) -> String {
@@ -63,14 +77,7 @@ fn ca_text(out: &mut String, ca: &CaReport, now: OffsetDateTime, style: Style) {
         let mut cells = row.clone();
         cells[5] = String::new();
         let _ = writeln!(out, "  {}{status}", join(&cells, &widths));
-        for f in &n.findings {
-            let _ = writeln!(
-                out,
-                "      {} {}",
-                mark(style, f.severity()),
-                f.message(&n.name)
-            );
-        }
+        findings_text(out, n, style);
     }
     links_text(out, ca, style);
     let safety = match (ca.safe(), ca.rotating()) {
@@ -85,11 +92,7 @@ fn ca_text(out: &mut String, ca: &CaReport, now: OffsetDateTime, style: Style) {
 }
 
 fn node_row(n: &NodeReport, now: OffsetDateTime) -> [String; 6] {
-    let anchors: Vec<String> = n
-        .anchors
-        .iter()
-        .map(|a| gen_name(a.generation_number, a.generation.as_str()))
-        .collect();
+    let anchors = anchors_cell(&n.anchors);
     let (leaf, expires) = match &n.leaf {
         Some(l) => (
             gen_name(l.generation_number, l.generation.as_str()),
@@ -100,15 +103,83 @@ fn node_row(n: &NodeReport, now: OffsetDateTime) -> [String; 6] {
     [
         n.name.clone(),
         n.phase.as_str().to_string(),
-        if anchors.is_empty() {
-            "-".into()
-        } else {
-            anchors.join(",")
-        },
+        anchors,
         leaf,
         expires,
         n.severity().as_str().to_string(),
     ]
+}
+
+/// Findings of one kind shown per node; the rest are counted (a bundle of 10,000 stray
+/// anchors gives one line per kind, not 10,000).
+const SHOWN_PER_KIND: usize = 3;
+
+fn findings_text(out: &mut String, n: &NodeReport, style: Style) {
+    let mut shown: Vec<(&'static str, usize)> = Vec::new();
+    for f in &n.findings {
+        let noun = f.noun().0;
+        let seen = match shown.iter_mut().find(|(k, _)| *k == noun) {
+            Some((_, c)) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                shown.push((noun, 1));
+                1
+            }
+        };
+        if seen <= SHOWN_PER_KIND {
+            let _ = writeln!(out, "      {} {}", mark(style, f.severity()), f.message(&n.name));
+        }
+    }
+    for f in &n.findings {
+        let noun = f.noun();
+        let Some(i) = shown.iter().position(|(k, _)| *k == noun.0) else {
+            continue;
+        };
+        let (_, total) = shown.remove(i);
+        if total > SHOWN_PER_KIND {
+            let more = total - SHOWN_PER_KIND;
+            let what = if more == 1 { noun.0 } else { noun.1 };
+            let _ = writeln!(
+                out,
+                "      {} … and {more} more {what} on node {} (all of them in --format json)",
+                mark(style, f.severity()),
+                n.name
+            );
+        }
+    }
+}
+
+/// The bundle's anchors by generation: `G1,G2`; a long bundle is summarised by counts,
+/// e.g. `10000 anchors: G1, unknown ×9999`.
+fn anchors_cell(anchors: &[CertSummary]) -> String {
+    const LISTED: usize = 4;
+    let names: Vec<String> = anchors
+        .iter()
+        .map(|a| gen_name(a.generation_number, a.generation.as_str()))
+        .collect();
+    if names.is_empty() {
+        return "-".into();
+    }
+    if names.len() <= LISTED {
+        return names.join(",");
+    }
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for name in &names {
+        match groups.iter_mut().find(|(g, _)| g == name) {
+            Some((_, c)) => *c += 1,
+            None => groups.push((name, 1)),
+        }
+    }
+    let shown: Vec<String> = groups
+        .iter()
+        .take(LISTED)
+        .map(|(g, c)| if *c == 1 { g.to_string() } else { format!("{g} ×{c}") })
+        .collect();
+    let rest = groups.len().saturating_sub(LISTED);
+    let tail = if rest > 0 { format!(", {rest} more kinds") } else { String::new() };
+    format!("{} anchors: {}{tail}", names.len(), shown.join(", "))
 }
 
 fn expiry(l: &CertSummary, now: OffsetDateTime) -> String {

@@ -193,6 +193,9 @@ impl Finding {
                 "readable copies of private keys",
             ),
             IrregularPhase { .. } => ("irregular rollover state", "irregular rollover states"),
+            StoreUnavailable { message } if message.starts_with(super::NEVER_CREATED) => {
+                ("CA never created", "CAs never created")
+            }
             StoreUnavailable { .. } => ("CA store unreadable", "CA stores unreadable"),
             ProofMissing { .. } => (
                 "proof-key certificate missing",
