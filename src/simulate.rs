@@ -157,7 +157,8 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
 /// that trusts nothing is garbage; one that trusts another CA holds that CA's root; a
 /// broken leaf has a key that is not its own; a foreign leaf comes from that other CA.
 /// Returns, per node, whether its bundle trusts the other CA and whether links through it
-/// may stay down at the end (untrusting, or its needs have no step).
+/// may stay down at the end (untrusting, or its needs have no step and are named as
+/// left alone).
 fn routine_start(
     inv: &Inventory,
     plan: &Plan,
@@ -202,7 +203,9 @@ fn routine_start(
                 initial[n].insert(p.cert.clone(), l.cert_pem.into_bytes());
             }
         }
-        excused[n] = untrusting[n] || !stepped.contains(&n);
+        // A need without a step must be named for the operator, else it was forgotten.
+        let named = plan.unrepaired.iter().any(|u| u.node == n);
+        excused[n] = untrusting[n] || (named && !stepped.contains(&n));
     }
     Ok((untrusting, excused))
 }

@@ -167,3 +167,6 @@ pub fn need_of(plan: &Plan, node: NodeId) -> Option<&NodeNeed> {
     plan.needs.get(i)
 }
 
+#[cfg(test)]
+#[path = "routine_tests.rs"]
+mod tests;
