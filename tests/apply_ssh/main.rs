@@ -16,6 +16,7 @@ mod bootstrap;
 mod failures;
 mod host_keys;
 mod renew;
+mod repair;
 mod rotate;
 mod via;
 
