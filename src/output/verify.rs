@@ -347,3 +347,67 @@ fn link_json(l: &LinkReport) -> Value {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::materials::FileKind;
+    use crate::verify::{Generation, Phase};
+
+    fn anchor(generation: Generation, number: Option<u32>) -> CertSummary {
+        CertSummary {
+            subject: "CN=x".into(),
+            issuer: "CN=x".into(),
+            generation,
+            generation_number: number,
+            not_after: OffsetDateTime::UNIX_EPOCH,
+            sans: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_bundle_of_ten_thousand_anchors_is_summarised_in_one_short_row() {
+        let mut anchors = vec![anchor(Generation::Current, Some(1))];
+        anchors.extend((0..9_999).map(|_| anchor(Generation::Unknown, None)));
+        let findings = (0..9_999)
+            .map(|_| Finding::StrayAnchor {
+                subject: "CN=x".into(),
+            })
+            .chain([Finding::Missing {
+                file: FileKind::Key,
+                path: "/k".into(),
+            }])
+            .collect();
+        let node = NodeReport {
+            node: 0,
+            name: "big".into(),
+            phase: Phase::Stale,
+            anchors,
+            leaf: None,
+            chain_extra: 0,
+            key_mode: None,
+            findings,
+        };
+        let report = Report {
+            checked_at: OffsetDateTime::UNIX_EPOCH,
+            cas: vec![CaReport {
+                ca: "internal".into(),
+                current: Some(1),
+                next: None,
+                previous: Vec::new(),
+                findings: Vec::new(),
+                nodes: vec![node],
+                links: Vec::new(),
+            }],
+        };
+        let out = text(&report, Style::plain());
+        assert!(out.len() < 2_000, "{} bytes:\n{out}", out.len());
+        assert!(out.contains("10000 anchors: G1, unknown ×9999"), "{out}");
+        assert!(
+            out.contains("… and 9996 more stray anchors on node big"),
+            "{out}"
+        );
+        assert!(out.contains("/k on node big does not exist"), "{out}");
+        assert_eq!(anchors_cell(&[anchor(Generation::Current, Some(1))]), "G1");
+    }
+}
