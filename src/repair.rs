@@ -178,4 +178,3 @@ fn worse_leaf(a: LeafNeed, b: LeafNeed) -> LeafNeed {
         a
     }
 }
-

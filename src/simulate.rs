@@ -329,7 +329,11 @@ impl Sim<'_> {
     }
 
     /// After a routine plan, every link is up unless a node on it is excused.
-    fn check_repaired(&mut self, files: &[Files], applied: &[Vec<StepId>]) -> Result<(), CheckError> {
+    fn check_repaired(
+        &mut self,
+        files: &[Files],
+        applied: &[Vec<StepId>],
+    ) -> Result<(), CheckError> {
         if self.plan.mode != Mode::Renew {
             return Ok(());
         }

@@ -63,10 +63,16 @@ fn show(out: &Output) -> String {
 fn demo_piped_prints_no_terminal_escapes_and_runs_the_whole_job() {
     let (_root, script) = copy("demo.sh", "local");
     let bins = bin_dir();
-    let out = run(&script, &[("CERTROLL_BIN_DIR", bins.to_str().expect("utf-8 path"))]);
+    let out = run(
+        &script,
+        &[("CERTROLL_BIN_DIR", bins.to_str().expect("utf-8 path"))],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = show(&out);
-    assert!(!text.contains('\x1b'), "ANSI escapes in piped output: {text}");
+    assert!(
+        !text.contains('\x1b'),
+        "ANSI escapes in piped output: {text}"
+    );
     assert!(text.contains("$ certroll apply --rotate --yes"), "{text}");
     assert!(text.contains("— OK"), "the final verify passes: {text}");
 }
@@ -92,7 +98,11 @@ fn demo_says_it_builds_and_lets_cargo_show_its_progress() {
     )
     .expect("write fake cargo");
     std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = run(
         &script,
         &[
@@ -108,7 +118,10 @@ fn demo_says_it_builds_and_lets_cargo_show_its_progress() {
     );
     let args = std::fs::read_to_string(&log).expect("cargo was called");
     assert!(args.starts_with("build --release"), "{args}");
-    assert!(!args.contains("--quiet"), "cargo's progress is shown: {args}");
+    assert!(
+        !args.contains("--quiet"),
+        "cargo's progress is shown: {args}"
+    );
 }
 
 #[test]
@@ -129,7 +142,9 @@ fn demo_live_names_a_taken_port_and_how_to_choose_another() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("port {port} on 127.0.0.1 is taken (Address already in use)")),
+        err.contains(&format!(
+            "port {port} on 127.0.0.1 is taken (Address already in use)"
+        )),
         "{}",
         show(&out)
     );

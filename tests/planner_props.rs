@@ -101,7 +101,10 @@ fn needs_for(inv: &Inventory, picks: &[(u8, u8)]) -> Vec<NodeNeed> {
         .into_iter()
         .zip(picks.iter().cycle())
         .filter_map(|(node, &(b, l))| {
-            let bundle = bundles.get(b as usize).copied().unwrap_or(BundleNeed::Sound);
+            let bundle = bundles
+                .get(b as usize)
+                .copied()
+                .unwrap_or(BundleNeed::Sound);
             let leaf = leaves.get(l as usize).copied().unwrap_or(LeafNeed::Sound);
             (bundle != BundleNeed::Sound || leaf != LeafNeed::Sound).then(|| NodeNeed {
                 node,

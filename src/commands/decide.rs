@@ -12,9 +12,9 @@ use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
 use crate::pki::CaStore;
 use crate::plan::{self, Plan};
 use crate::repair;
+use crate::transport::Connector;
 use crate::verify::Known;
 use time::OffsetDateTime;
-use crate::transport::Connector;
 
 /// What the operator asked for.
 #[derive(Debug, Clone, Copy, Default)]

@@ -56,8 +56,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, args.ca.as_deref())?;
     let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
-    let Some(last) = super::last_run(&journal)?.filter(|r| r.header.ca == inv.cas[ca].name)
-    else {
+    let Some(last) = super::last_run(&journal)?.filter(|r| r.header.ca == inv.cas[ca].name) else {
         println!(
             "no run recorded for CA {} in {}",
             inv.cas[ca].name,

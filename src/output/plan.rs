@@ -74,7 +74,10 @@ impl PlanView<'_> {
         let ca = &self.inv.cas[self.plan.ca].name;
         match self.plan.mode {
             Mode::Bootstrap => format!("Bootstrap CA {ca} ({})", self.cur()),
-            Mode::Renew => format!("Routine run of CA {ca} ({}): install, renew, repair", self.cur()),
+            Mode::Renew => format!(
+                "Routine run of CA {ca} ({}): install, renew, repair",
+                self.cur()
+            ),
             Mode::Rotate => format!(
                 "Rotate CA {ca}: {} → {} · strategy {} · chain {}",
                 self.cur(),
@@ -436,14 +439,16 @@ struct JsonSteps<'a>(PlanView<'a>);
 impl Serialize for JsonSteps<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let view = &self.0;
-        s.collect_seq(view.plan.steps.iter().map(|st| JsonStep {
-            id: st.id,
-            node: view.inv.nodes[st.node].name.as_str(),
-            actions: &st.actions,
-            after: &st.after,
-            wave: st.wave,
-            reasons: crate::plan::routine::need_of(&view.plan, st.node)
-                .map_or(&[][..], |n| &n.reasons[..]),
+        s.collect_seq(view.plan.steps.iter().map(|st| {
+            JsonStep {
+                id: st.id,
+                node: view.inv.nodes[st.node].name.as_str(),
+                actions: &st.actions,
+                after: &st.after,
+                wave: st.wave,
+                reasons: crate::plan::routine::need_of(view.plan, st.node)
+                    .map_or(&[][..], |n| &n.reasons[..]),
+            }
         }))
     }
 }

@@ -129,7 +129,12 @@ fn findings_text(out: &mut String, n: &NodeReport, style: Style) {
             }
         };
         if seen <= SHOWN_PER_KIND {
-            let _ = writeln!(out, "      {} {}", mark(style, f.severity()), f.message(&n.name));
+            let _ = writeln!(
+                out,
+                "      {} {}",
+                mark(style, f.severity()),
+                f.message(&n.name)
+            );
         }
     }
     for f in &n.findings {
@@ -175,10 +180,20 @@ fn anchors_cell(anchors: &[CertSummary]) -> String {
     let shown: Vec<String> = groups
         .iter()
         .take(LISTED)
-        .map(|(g, c)| if *c == 1 { g.to_string() } else { format!("{g} ×{c}") })
+        .map(|(g, c)| {
+            if *c == 1 {
+                g.to_string()
+            } else {
+                format!("{g} ×{c}")
+            }
+        })
         .collect();
     let rest = groups.len().saturating_sub(LISTED);
-    let tail = if rest > 0 { format!(", {rest} more kinds") } else { String::new() };
+    let tail = if rest > 0 {
+        format!(", {rest} more kinds")
+    } else {
+        String::new()
+    };
     format!("{} anchors: {}{tail}", names.len(), shown.join(", "))
 }
 

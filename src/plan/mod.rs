@@ -15,8 +15,8 @@ pub mod routine;
 mod waves;
 
 pub use build::{bootstrap, renew, rotate, PlanError};
-pub use routine::{routine, BundleNeed, LeafNeed, NodeNeed, Unrepaired};
 pub use order::{topological_order, CycleError};
+pub use routine::{routine, BundleNeed, LeafNeed, NodeNeed, Unrepaired};
 
 /// What a plan does to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -50,7 +50,11 @@ fn every_repair_is_one_independent_step_with_its_reasons() {
         need(&inv, "app2", B::Sound, L::Foreign),
     ];
     let plan = routine(&inv, 0, needs, Vec::new());
-    assert_eq!(plan.mode, Mode::Renew, "a routine plan is never a bootstrap");
+    assert_eq!(
+        plan.mode,
+        Mode::Renew,
+        "a routine plan is never a bootstrap"
+    );
     let got = actions(&inv, &plan);
     let want: Vec<(String, Vec<Action>)> = [
         ("lb1", Action::Install),
@@ -68,10 +72,7 @@ fn every_repair_is_one_independent_step_with_its_reasons() {
     assert_eq!(got_sorted, want_sorted);
     assert!(plan.steps.iter().all(|s| s.after.is_empty() && s.wave == 0));
     let db1 = inv.node_id("db1").unwrap();
-    assert_eq!(
-        need_of(&plan, db1).unwrap().reasons,
-        ["db1 is broken"]
-    );
+    assert_eq!(need_of(&plan, db1).unwrap().reasons, ["db1 is broken"]);
     assert!(plan.unrepaired.is_empty());
     check(&inv, &plan, quick()).expect("the repair plan keeps every working link up");
 }
@@ -96,7 +97,11 @@ fn a_foreign_leaf_a_verifier_may_rely_on_is_held_back() {
     assert_eq!(plan.unrepaired.len(), 1);
     let held = &plan.unrepaired[0];
     assert_eq!(held.node, inv.node_id("db1").unwrap());
-    assert!(held.message.contains("app1 does not trust the current CA"), "{}", held.message);
+    assert!(
+        held.message.contains("app1 does not trust the current CA"),
+        "{}",
+        held.message
+    );
     check(&inv, &plan, quick()).expect("holding db1 back keeps app1 ⇄ db1 up");
 }
 

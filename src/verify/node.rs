@@ -244,9 +244,17 @@ pub fn name_matches(have: &str, want: &str) -> bool {
 /// Private keys in public files and readable copies of keys (see [`super::secrets`]).
 fn check_secrets(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>) {
     let public = [
-        (FileKind::TrustBundle, Some(&cx.paths.trust_bundle), Some(&files.bundle)),
+        (
+            FileKind::TrustBundle,
+            Some(&cx.paths.trust_bundle),
+            Some(&files.bundle),
+        ),
         (FileKind::Cert, Some(&cx.paths.cert), Some(&files.cert)),
-        (FileKind::ProofCert, cx.paths.proof_cert.as_ref(), files.proof.as_ref()),
+        (
+            FileKind::ProofCert,
+            cx.paths.proof_cert.as_ref(),
+            files.proof.as_ref(),
+        ),
     ];
     for (file, path, state) in public {
         if let (Some(path), Some(FileState::Present(bytes))) = (path, state) {

@@ -93,7 +93,12 @@ mod tests {
 
     #[test]
     fn private_keys_of_every_pem_kind_are_recognised() {
-        for label in ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY"] {
+        for label in [
+            "PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "RSA PRIVATE KEY",
+            "OPENSSH PRIVATE KEY",
+        ] {
             let pem = format!("-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n");
             assert!(holds_private_key(pem.as_bytes()), "{label}");
         }

@@ -63,7 +63,11 @@ fn routine_apply_repairs_broken_nodes_over_ssh() {
     let dir = dir.parent().expect("key directory");
     for e in fs::read_dir(dir).expect("list the key directory") {
         let p = e.expect("entry").path();
-        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if name.starts_with("key.pem.") && name.ends_with(".bak") {
             assert_eq!(mode(&p), 0o600, "backup {name}: {run}");
         }

@@ -25,14 +25,14 @@ pub struct Fleet {
 impl Fleet {
     /// A fleet that was bootstrapped (`apply --yes`) and verifies OK.
     pub fn bootstrapped() -> Fleet {
-        let fleet = Fleet::new();
+        let fleet = Fleet::fresh();
         ok(fleet.run(&["apply", "--yes"]));
         ok(fleet.run(&["verify"]));
         fleet
     }
 
     /// A fleet whose CA was never created.
-    pub fn new() -> Fleet {
+    pub fn fresh() -> Fleet {
         let fleet = Fleet {
             dir: tempfile::tempdir().expect("temporary directory"),
         };
@@ -181,7 +181,10 @@ pub fn finding_kinds(report: &serde_json::Value, node: &str) -> Vec<String> {
 #[track_caller]
 pub fn converges(fleet: &Fleet, node: &str, kind: &str, action: &str, reason: &str) {
     let (code, report) = verify_json(fleet);
-    assert_eq!(code, 2, "verify must be critical before the repair: {report:#}");
+    assert_eq!(
+        code, 2,
+        "verify must be critical before the repair: {report:#}"
+    );
     assert!(
         finding_kinds(&report, node).iter().any(|k| k == kind),
         "verify reports {kind} on {node}: {report:#}"
@@ -201,7 +204,10 @@ pub fn converges(fleet: &Fleet, node: &str, kind: &str, action: &str, reason: &s
         "the step says why ({reason:?}): {plan:#}"
     );
     let text = stdout(&ok(fleet.run(&["plan"])));
-    assert!(text.contains("because"), "plan text shows the reason:\n{text}");
+    assert!(
+        text.contains("because"),
+        "plan text shows the reason:\n{text}"
+    );
 
     let out = ok(fleet.run(&["apply", "--yes"]));
     let (code, report) = verify_json(fleet);
@@ -212,9 +218,5 @@ pub fn converges(fleet: &Fleet, node: &str, kind: &str, action: &str, reason: &s
         show(&out)
     );
     let again = ok(fleet.run(&["apply", "--yes"]));
-    assert!(
-        stderr(&again).contains("nothing to do"),
-        "{}",
-        show(&again)
-    );
+    assert!(stderr(&again).contains("nothing to do"), "{}", show(&again));
 }

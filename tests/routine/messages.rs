@@ -14,30 +14,44 @@ fn routine_plan_of_an_existing_ca_is_not_called_bootstrap() {
     assert_eq!(plan["mode"], "renew", "{plan:#}");
     let text = stdout(&ok(fleet.run(&["plan"])));
     assert!(!text.contains("Bootstrap"), "{text}");
-    assert!(text.starts_with("Routine run of CA internal (G1)"), "{text}");
+    assert!(
+        text.starts_with("Routine run of CA internal (G1)"),
+        "{text}"
+    );
 
-    let fresh = Fleet::new();
+    let fresh = Fleet::fresh();
     let plan: serde_json::Value =
         serde_json::from_slice(&ok(fresh.run(&["plan", "--format", "json"])).stdout)
             .expect("plan JSON");
-    assert_eq!(plan["mode"], "bootstrap", "a never-created CA bootstraps: {plan:#}");
+    assert_eq!(
+        plan["mode"], "bootstrap",
+        "a never-created CA bootstraps: {plan:#}"
+    );
 }
 
 #[test]
 fn plan_rotate_before_bootstrap_refuses_like_apply_rotate() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::fresh();
     let plan = fleet.run(&["plan", "--rotate"]);
     let apply = fleet.run(&["apply", "--rotate", "--yes"]);
     assert_eq!(plan.status.code(), Some(64), "{}", show(&plan));
     assert_eq!(apply.status.code(), Some(64), "{}", show(&apply));
-    assert!(stderr(&plan).contains("nothing to rotate"), "{}", show(&plan));
+    assert!(
+        stderr(&plan).contains("nothing to rotate"),
+        "{}",
+        show(&plan)
+    );
     assert_eq!(stderr(&plan), stderr(&apply), "the same refusal");
-    assert!(stdout(&plan).is_empty(), "no plan is printed: {}", show(&plan));
+    assert!(
+        stdout(&plan).is_empty(),
+        "no plan is printed: {}",
+        show(&plan)
+    );
 }
 
 #[test]
 fn verify_before_bootstrap_counts_every_missing_file_and_hints_at_apply() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::fresh();
     let out = fleet.run(&["verify"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let text = stdout(&out);
@@ -61,14 +75,22 @@ fn one_step_is_not_called_one_steps_and_the_run_end_is_said_once() {
     let fleet = Fleet::bootstrapped();
     fleet.chmod("lb", "key.pem", 0o644);
     let text = stdout(&ok(fleet.run(&["plan"])));
-    assert!(text.contains("1 node · 2 links · 1 step in 1 wave"), "{text}");
+    assert!(
+        text.contains("1 node · 2 links · 1 step in 1 wave"),
+        "{text}"
+    );
     assert!(text.contains("Wave 1 · 1 step,"), "{text}");
     let out = ok(fleet.run(&["apply", "--yes"]));
     let err = stderr(&out);
     assert!(!err.contains("1 steps"), "{}", show(&out));
     assert!(err.contains(": 1 step, 0 already done"), "{}", show(&out));
     let ends = err.lines().filter(|l| l.contains(" complete")).count();
-    assert_eq!(ends, 1, "the end of the run is announced once: {}", show(&out));
+    assert_eq!(
+        ends,
+        1,
+        "the end of the run is announced once: {}",
+        show(&out)
+    );
     let verify = stdout(&ok(fleet.run(&["verify"])));
     assert!(verify.contains("verify: 3 nodes, 2 links"), "{verify}");
 }
@@ -90,5 +112,10 @@ fn a_torn_journal_line_is_warned_about_once_with_its_line_number() {
     assert_eq!(stderr(&out).matches(&warning).count(), 1, "{}", show(&out));
     // The new run started after the torn line: it is not warned about forever.
     let out = ok(fleet.run(&["status"]));
-    assert_eq!(stderr(&out).matches("ignored line").count(), 0, "{}", show(&out));
+    assert_eq!(
+        stderr(&out).matches("ignored line").count(),
+        0,
+        "{}",
+        show(&out)
+    );
 }

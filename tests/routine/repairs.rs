@@ -45,7 +45,13 @@ fn routine_apply_repairs_a_trust_bundle_that_is_not_pem() {
 fn routine_apply_repairs_an_empty_trust_bundle() {
     let fleet = Fleet::bootstrapped();
     fleet.write("lb", "ca.pem", "");
-    converges(&fleet, "lb", "empty-bundle", "install", "holds no certificate");
+    converges(
+        &fleet,
+        "lb",
+        "empty-bundle",
+        "install",
+        "holds no certificate",
+    );
 }
 
 #[test]
@@ -57,7 +63,13 @@ fn routine_apply_repairs_a_leaf_from_another_ca() {
     let other = certroll::pki::new_ca(&spec, 1, OffsetDateTime::now_utc()).expect("other CA");
     let leaf = fleet.leaf(&other, "db", &["db.test"], OffsetDateTime::now_utc());
     fleet.install("db", &leaf);
-    converges(&fleet, "db", "leaf-not-current", "renew", "not by the CA in use");
+    converges(
+        &fleet,
+        "db",
+        "leaf-not-current",
+        "renew",
+        "not by the CA in use",
+    );
 }
 
 #[test]
@@ -149,14 +161,28 @@ fn routine_apply_names_a_bundle_it_must_not_rewrite_and_exits_non_zero() {
         .collect();
     assert_eq!(steps, ["lb"], "only lb is repaired: {plan:#}");
     let left = plan["unrepaired"].to_string();
-    assert!(left.contains("does not trust the current generation"), "{plan:#}");
-    assert!(left.contains("leaf of node db is from another CA but not replaced"), "{plan:#}");
+    assert!(
+        left.contains("does not trust the current generation"),
+        "{plan:#}"
+    );
+    assert!(
+        left.contains("leaf of node db is from another CA but not replaced"),
+        "{plan:#}"
+    );
 
     let out = fleet.run(&["apply", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = stderr(&out);
-    assert!(err.contains("cannot repair") && err.contains("app"), "{}", show(&out));
-    assert_eq!(fleet.read("db", "cert.pem"), db_before, "db's leaf is held back");
+    assert!(
+        err.contains("cannot repair") && err.contains("app"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        fleet.read("db", "cert.pem"),
+        db_before,
+        "db's leaf is held back"
+    );
     let (_, report) = verify_json(&fleet);
     let lb = report["cas"][0]["nodes"]
         .as_array()

@@ -19,9 +19,18 @@ fn verify_reports_a_private_key_appended_to_a_public_certificate() {
     );
     let text = report.to_string();
     assert!(text.contains("holds a private key"), "{report:#}");
-    assert!(!text.contains("PRIVATE KEY-----"), "no key material in the report");
+    assert!(
+        !text.contains("PRIVATE KEY-----"),
+        "no key material in the report"
+    );
 
-    converges(&fleet, "app", "key-in-public-file", "renew", "holds a private key");
+    converges(
+        &fleet,
+        "app",
+        "key-in-public-file",
+        "renew",
+        "holds a private key",
+    );
     // The backup of the certificate that held the key is closed too.
     for e in std::fs::read_dir(fleet.dir.path().join("nodes/app")).expect("list app") {
         let name = e.expect("entry").file_name().to_string_lossy().into_owned();

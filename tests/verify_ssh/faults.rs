@@ -222,6 +222,12 @@ fn private_keys_outside_the_key_file_are_critical() {
         "{text}\n{}",
         r.run
     );
-    assert_eq!(r.finding("db1", "key-in-public-file")["severity"], "critical");
-    assert!(!r.run.to_string().contains("PRIVATE KEY-----"), "no key material in the report");
+    assert_eq!(
+        r.finding("db1", "key-in-public-file")["severity"],
+        "critical"
+    );
+    assert!(
+        !r.run.to_string().contains("PRIVATE KEY-----"),
+        "no key material in the report"
+    );
 }
