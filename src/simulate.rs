@@ -17,6 +17,9 @@ use crate::pki::{cross_sign, new_ca, PkiError};
 use crate::plan::{Mode, Plan, StepId};
 use crate::tls::{handshake, Endpoint, HandshakeError};
 
+#[path = "simulate_routine.rs"]
+mod routine;
+
 /// How thoroughly to check.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckOptions {
@@ -139,7 +142,7 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
     let mut excused = vec![false; inv.nodes.len()];
     let mut untrusting = vec![false; inv.nodes.len()];
     if plan.mode == Mode::Renew {
-        let broken = routine_start(inv, plan, &current, now, &mut initial)?;
+        let broken = routine::start(inv, plan, &current, now, &mut initial)?;
         untrusting = broken.0;
         excused = broken.1;
     }
@@ -151,63 +154,6 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
         untrusting,
         final_bundle: bundle_pem(&[&next]),
     })
-}
-
-/// The files a routine plan starts from, broken the way each node's needs say: a bundle
-/// that trusts nothing is garbage; one that trusts another CA holds that CA's root; a
-/// broken leaf has a key that is not its own; a foreign leaf comes from that other CA.
-/// Returns, per node, whether its bundle trusts the other CA and whether links through it
-/// may stay down at the end (untrusting, or its needs have no step and are named as
-/// left alone).
-fn routine_start(
-    inv: &Inventory,
-    plan: &Plan,
-    current: &crate::pki::CaCert,
-    now: OffsetDateTime,
-    initial: &mut [Files],
-) -> Result<(Vec<bool>, Vec<bool>), CheckError> {
-    use crate::plan::{BundleNeed, LeafNeed};
-    let spec = &inv.cas[plan.ca];
-    let mut other_spec = spec.clone();
-    other_spec.subject = format!("{} (another CA)", spec.subject);
-    let other = new_ca(&other_spec, 1, now)?;
-    let mut untrusting = vec![false; inv.nodes.len()];
-    let mut excused = vec![false; inv.nodes.len()];
-    let stepped: HashSet<NodeId> = plan.steps.iter().map(|s| s.node).collect();
-    for need in &plan.needs {
-        let n = need.node;
-        let node = &inv.nodes[n];
-        let p = node.paths(&spec.name);
-        let leaf_from = |ca: &crate::pki::CaCert| {
-            crate::pki::issue_leaf(spec, ca, &node.name, &node.sans(), now)
-        };
-        match need.bundle {
-            BundleNeed::Sound => {}
-            BundleNeed::Broken => {
-                initial[n].insert(p.trust_bundle.clone(), b"not a certificate\n".to_vec());
-            }
-            BundleNeed::Untrusting => {
-                untrusting[n] = true;
-                initial[n].insert(p.trust_bundle.clone(), bundle_pem(&[&other]));
-            }
-        }
-        match need.leaf {
-            LeafNeed::Sound | LeafNeed::Due | LeafNeed::Unknown => {}
-            LeafNeed::Broken => {
-                let stranger = leaf_from(current)?;
-                initial[n].insert(p.key.clone(), stranger.key_pem.into_bytes());
-            }
-            LeafNeed::Foreign => {
-                let l = leaf_from(&other)?;
-                initial[n].insert(p.key.clone(), l.key_pem.into_bytes());
-                initial[n].insert(p.cert.clone(), l.cert_pem.into_bytes());
-            }
-        }
-        // A need without a step must be named for the operator, else it was forgotten.
-        let named = plan.unrepaired.iter().any(|u| u.node == n);
-        excused[n] = untrusting[n] || (named && !stepped.contains(&n));
-    }
-    Ok((untrusting, excused))
 }
 
 /// Runs the plan in its own order, in the "riskiest first" order (always the ready step
