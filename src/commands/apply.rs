@@ -319,9 +319,7 @@ fn execute_run(
     drop(progress);
     let say = Say { quiet: args.json };
     if !outcome.complete() {
-        for (id, err) in &outcome.failed {
-            say.line(&format!("step #{id} failed: {err}"));
-        }
+        // Each failure was printed by the progress output as it happened.
         return Err(CommandError::Incomplete(format!(
             "run {run_id} is incomplete: {} of {} done, {} failed, {} waiting; run `certroll apply` again to resume",
             outcome.done.len(),

@@ -59,12 +59,13 @@ pub fn loose_copies(t: &dyn Transport, paths: &NodePaths) -> Vec<LooseCopy> {
     out
 }
 
-/// Whether a file name looks like a copy of one of the managed `names`: the name with
-/// something after it (`key.pem.bak`, `key.pem~`), a hidden variant (`.key.pem.tmp`), or
-/// any editor or backup suffix.
+/// Whether a file name looks like a copy of one of the managed `names` or of a key: the
+/// name with something after it (`key.pem.bak`, `key.pem~`), a hidden variant
+/// (`.key.pem.tmp`), any editor or backup suffix, or "key" in the name (`old-key.pem`).
 fn is_copy(file: &str, names: &[&str]) -> bool {
     let unhidden = file.strip_prefix('.').unwrap_or(file);
     names.iter().any(|n| unhidden.starts_with(n))
+        || file.to_ascii_lowercase().contains("key")
         || [".bak", "~", ".old", ".orig", ".save", ".swp"]
             .iter()
             .any(|s| file.ends_with(s))
@@ -117,6 +118,7 @@ mod tests {
             ".key.pem.certroll-0a1b",
             "cert.pem.orig",
             "old.bak",
+            "server-key-copy.pem",
         ] {
             assert!(is_copy(copy, &names), "{copy}");
         }
