@@ -22,8 +22,13 @@ pub use crate::transport::holds_private_key;
 pub type LooseCopy = (String, u32);
 
 /// Looks beside each managed file of `paths` for readable copies holding a private key.
-/// A directory that cannot be listed is skipped (the managed files' own findings say more).
-pub fn loose_copies(t: &dyn Transport, paths: &NodePaths) -> Vec<LooseCopy> {
+/// `all_managed` are every file the node holds for any CA (never reported as copies). A
+/// directory that cannot be listed is skipped (the managed files' own findings say more).
+pub fn loose_copies(
+    t: &dyn Transport,
+    paths: &NodePaths,
+    all_managed: &[String],
+) -> Vec<LooseCopy> {
     let managed: Vec<&str> = [&paths.trust_bundle, &paths.cert, &paths.key]
         .into_iter()
         .map(String::as_str)
@@ -49,6 +54,9 @@ pub fn loose_copies(t: &dyn Transport, paths: &NodePaths) -> Vec<LooseCopy> {
             .take(MAX_OPENED);
         for e in candidates {
             let path = join(dir, &e.name);
+            if all_managed.contains(&path) {
+                continue;
+            }
             if let Ok(Some(data)) = t.read_file(&path) {
                 if holds_private_key(&data) {
                     out.push((path, e.mode));
