@@ -5,16 +5,15 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use time::OffsetDateTime;
 
-use super::{facts, CommandError};
+use super::{facts, CaGenerations, CommandError};
 use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
 use crate::pki::CaStore;
 use crate::plan::{self, Plan};
 use crate::repair;
 use crate::transport::Connector;
 use crate::verify::Known;
-use time::OffsetDateTime;
 
 /// What the operator asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,43 +27,38 @@ pub struct Intent {
     pub parallel: usize,
 }
 
-/// The plan of a new run. Reads the nodes (through the connector `connect` makes) only for
-/// routine maintenance, i.e. when the CA exists and no rotation is asked for or in progress.
+/// The plan of a new run, given what the CA store holds. Reads the nodes (through the
+/// connector `connect` makes) only for routine maintenance, i.e. when the CA exists and no
+/// rotation is asked for or in progress.
 pub fn decide(
     inv: &Inventory,
     ca: CaId,
-    store: &CaStore,
+    gens: &CaGenerations,
     connect: impl FnOnce() -> Arc<dyn Connector>,
     intent: Intent,
 ) -> Result<Plan, CommandError> {
     let spec = &inv.cas[ca];
-    let exists = store
-        .current(spec)
-        .context("failed to read the CA store")?
-        .is_some();
-    let rotating = store
-        .next(spec)
-        .context("failed to read the CA store")?
-        .is_some();
-    if intent.rotate && !exists {
+    if intent.rotate && gens.current.is_none() {
         return Err(CommandError::Usage(format!(
             "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
             spec.name
         )));
     }
-    if intent.rotate || rotating {
+    if intent.rotate || gens.next.is_some() {
         let strategy = intent.strategy.unwrap_or(spec.strategy);
         let chain = intent.chain.unwrap_or(spec.chain);
         return plan::rotate(inv, ca, strategy, chain)
             .map_err(|e| CommandError::Usage(e.to_string()));
     }
-    if !exists {
+    if gens.current.is_none() {
         return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
     }
-    let files = facts::read_members(inv, ca, &connect(), intent.parallel.max(1)).map_err(|e| {
+    let files = facts::read_members(inv, ca, &*connect(), intent.parallel.max(1)).map_err(|e| {
         CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
     })?;
-    let known = Known::from_store(store, spec).map_err(|e| anyhow::anyhow!(e))?;
+    // The archived generations too: an old anchor is then named stale, not stray.
+    let known = Known::from_store(&CaStore::new(&inv.state_dir), spec)
+        .map_err(|e| CommandError::Other(anyhow::anyhow!(e)))?;
     let (needs, unrepaired) = repair::diagnose(inv, ca, &known, &files, OffsetDateTime::now_utc());
     Ok(plan::routine(inv, ca, needs, unrepaired))
 }

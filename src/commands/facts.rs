@@ -1,24 +1,28 @@
 //! What the fleet holds now, read from the nodes, for a routine run: every member's trust
-//! bundle, certificate, key (and its mode), read exactly as `verify` reads them
-//! ([`crate::verify::collect`]), so that a routine `apply` sees what `verify` reports.
+//! bundle, certificate, key (and its mode) and the key copies beside them, read exactly as
+//! `verify` reads them ([`crate::collect`]), so that a routine `apply` sees what `verify`
+//! reports. [`crate::repair`] then decides what to do about it.
 
-use std::sync::Arc;
-
+use crate::collect::{collect, CaFiles, Collected};
 use crate::inventory::{CaId, Inventory, NodeId};
-use crate::transport::{Connector, TransportError};
-use crate::verify::collect::{collect, Collected};
-use crate::verify::CaFiles;
+use crate::transport::Connector;
+
+/// A node of the fleet could not be reached; the message names the action and the node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FactError(pub String);
 
 /// Reads every member's files for `ca` (`parallel` nodes at a time). An unreachable node
-/// is an error: routine runs must not guess.
+/// is an error: routine runs must not guess. A file that cannot be read is not: the
+/// routine plan names it as a problem it leaves alone.
 pub fn read_members(
     inv: &Inventory,
     ca: CaId,
-    connector: &Arc<dyn Connector>,
+    connector: &dyn Connector,
     parallel: usize,
-) -> Result<Vec<(NodeId, CaFiles)>, TransportError> {
+) -> Result<Vec<(NodeId, CaFiles)>, FactError> {
     let members = inv.members(ca);
-    let collected = collect(inv, &members, &[ca], connector.as_ref(), parallel.max(1));
+    let collected = collect(inv, &members, &[ca], connector, parallel.max(1));
     let mut out = Vec::with_capacity(members.len());
     for (n, c) in members.into_iter().zip(collected) {
         match c {
@@ -27,7 +31,7 @@ pub fn read_members(
                     out.push((n, f));
                 }
             }
-            Collected::Unreachable(e) => return Err(e),
+            Collected::Unreachable(e) => return Err(FactError(e.to_string())),
         }
     }
     Ok(out)

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::PlanView;
-use crate::plan::Action;
+use crate::plan::{actions_label, Action};
 
 /// A Graphviz picture: nodes ranked by the wave of their leaf change, links as edges
 /// (`dir=both` for mutual links).
@@ -42,17 +42,7 @@ pub fn dot(view: &PlanView<'_>) -> String {
                 .steps
                 .iter()
                 .filter(|s| s.node == n)
-                .map(|s| {
-                    format!(
-                        "#{} {}",
-                        s.id,
-                        s.actions
-                            .iter()
-                            .map(|a| a.as_str())
-                            .collect::<Vec<_>>()
-                            .join("+")
-                    )
-                })
+                .map(|s| format!("#{} {}", s.id, actions_label(&s.actions)))
                 .collect();
             let _ = writeln!(
                 out,

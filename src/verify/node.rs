@@ -241,7 +241,7 @@ pub fn name_matches(have: &str, want: &str) -> bool {
     }
 }
 
-/// Private keys in public files and readable copies of keys (see [`super::secrets`]).
+/// Private keys in public files and readable copies of keys (see [`crate::secrets`]).
 fn check_secrets(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>) {
     let public = [
         (
@@ -258,7 +258,7 @@ fn check_secrets(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>) 
     ];
     for (file, path, state) in public {
         if let (Some(path), Some(FileState::Present(bytes))) = (path, state) {
-            if super::secrets::holds_private_key(bytes) {
+            if crate::secrets::holds_private_key(bytes) {
                 out.push(Finding::KeyInPublicFile {
                     file,
                     path: path.clone(),

@@ -1,7 +1,9 @@
 //! Reading every node's real files: one connection per node, many nodes at once.
 //!
-//! A node that cannot be reached, or a file that cannot be read, is recorded as such and
-//! becomes a finding; it never stops the other nodes from being checked.
+//! Both readers of the fleet's current state use it: `verify`, which turns a node that
+//! cannot be reached or a file that cannot be read into a finding (never stopping the
+//! other nodes from being checked), and the routine planner (`commands::facts`), for
+//! which either is an error.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,7 +60,7 @@ pub struct CaFiles {
     /// The proof-key certificate, when the node has a `proof_cert` path.
     pub proof: Option<FileState>,
     /// Readable copies of managed files, beside them, that hold a private key.
-    pub loose_copies: Vec<super::secrets::LooseCopy>,
+    pub loose_copies: Vec<crate::secrets::LooseCopy>,
 }
 
 impl CaFiles {
@@ -138,7 +140,7 @@ fn read_set(t: &dyn Transport, paths: &crate::inventory::NodePaths, managed: &[S
         key: read(t, &paths.key),
         key_mode: t.file_mode(&paths.key).map_err(|e| e.to_string()),
         proof: paths.proof_cert.as_deref().map(|p| read(t, p)),
-        loose_copies: super::secrets::loose_copies(t, paths, managed),
+        loose_copies: crate::secrets::loose_copies(t, paths, managed),
     }
 }
 
