@@ -13,8 +13,8 @@ use crate::transport::Connector;
 pub struct FactError(pub String);
 
 /// Reads every member's files for `ca` (`parallel` nodes at a time). An unreachable node
-/// is an error: routine runs must not guess. A file that cannot be read is not: the
-/// routine plan names it as a problem it leaves alone.
+/// or a file that cannot be read (bundle, certificate, key or the key's mode) is an error:
+/// routine runs must not guess.
 pub fn read_members(
     inv: &Inventory,
     ca: CaId,
@@ -28,6 +28,12 @@ pub fn read_members(
         match c {
             Collected::Reached { mut files, .. } => {
                 if let Some(f) = files.remove(&ca) {
+                    if let Some(e) =
+                        f.read_error()
+                            .or(f.key_mode.as_ref().err().map(|e| e.as_str()))
+                    {
+                        return Err(FactError(e.to_string()));
+                    }
                     out.push((n, f));
                 }
             }
