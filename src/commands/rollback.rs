@@ -251,6 +251,7 @@ mod tests {
             key: FileState::Present(key.as_bytes().to_vec()),
             key_mode: Ok(Some(0o600)),
             proof: None,
+            loose_copies: Vec::new(),
         }
     }
 

@@ -217,6 +217,8 @@ pub fn rollback(
         steps,
         order: Vec::new(),
         notes: Vec::new(),
+        needs: Vec::new(),
+        unrepaired: Vec::new(),
     };
     plan.order = first_visit_order(&plan);
     plan

@@ -119,6 +119,10 @@ impl Transport for SshTransport {
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.with_conn(|c| c.exec(&self.node, command, timeout))
     }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<super::DirEntry>>, TransportError> {
+        self.with_conn(|c| c.list(&self.node, path))
+    }
 }
 
 /// Opens and caches one transport per node.
