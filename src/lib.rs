@@ -1,6 +1,7 @@
 //! certroll: rotate the certificate authority of a TLS fleet without one failed handshake.
 //!
-//! Data flows one way: [`inventory`] → [`plan`] → [`executor`] → [`transport`].
+//! Data flows one way: [`inventory`] → [`plan`] → [`executor`] → [`layout`] → [`transport`].
+//! [`layout`] keeps a node's key and certificate together on disk (one switched symlink).
 //! [`pki`] makes the certificates, [`tls`] proves links with real handshakes,
 //! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@ pub mod executor;
 pub mod exit;
 pub mod inventory;
 pub mod journal;
+pub mod layout;
 pub mod materials;
 pub mod output;
 pub mod pki;

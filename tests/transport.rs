@@ -54,6 +54,8 @@ fn node(name: &str, transport: TransportKind, via: Option<usize>) -> Node {
         confirm_timeout: Duration::from_secs(5),
         probe: None,
         dns_names: vec![],
+        become_with: Default::default(),
+        files: Default::default(),
     }
 }
 

@@ -318,6 +318,14 @@ fn execute_run(
         execute(plan, inv, &work, journal, &opts, &progress).context("the run stopped")?;
     drop(progress);
     let say = Say { quiet: args.json };
+    if outcome.complete() {
+        // Old private keys leave the nodes once the run that replaced them is complete.
+        for failed in work.finish(&plan.order, opts.parallel) {
+            say.line(&format!(
+                "warning: {failed}; the next complete run removes them"
+            ));
+        }
+    }
     if !outcome.complete() {
         for (id, err) in &outcome.failed {
             say.line(&format!("step #{id} failed: {err}"));

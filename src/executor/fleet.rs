@@ -2,13 +2,15 @@
 //! through the node's transport, reload, confirm.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
-use crate::inventory::{CaId, Inventory};
+use crate::inventory::{CaId, Inventory, NodeId};
+use crate::layout::{self, LayoutError};
 use crate::materials::{changes_for, Generations};
 use crate::pki::CaCert;
 use crate::plan::{ChainMode, Step, StepId};
@@ -61,6 +63,39 @@ impl<'a> FleetWork<'a> {
 
     fn ca_name(&self) -> &str {
         &self.inv.cas[self.ca].name
+    }
+}
+
+impl FleetWork<'_> {
+    /// Once the run is complete: removes from every node in `nodes` what the run no longer
+    /// needs (earlier versions of its files, so old private keys, beyond `keep_backups`),
+    /// with up to `parallel` nodes at a time. Returns one message per node that failed.
+    pub fn finish(&self, nodes: &[NodeId], parallel: usize) -> Vec<String> {
+        let next = AtomicUsize::new(0);
+        let failures = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..parallel.clamp(1, nodes.len().max(1)) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&id) = nodes.get(i) else { break };
+                    let node = &self.inv.nodes[id];
+                    let done = self
+                        .connector
+                        .connect(id)
+                        .map_err(LayoutError::from)
+                        .and_then(|t| layout::cleanup(t.as_ref(), node, self.ca_name()));
+                    if let Err(e) = done {
+                        // Invariant: the mutex is never held across a panic-prone call.
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(e.to_string());
+                        }
+                    }
+                });
+            }
+        });
+        let mut out = failures.into_inner().unwrap_or_default();
+        out.sort();
+        out
     }
 }
 

@@ -64,6 +64,54 @@ impl Transport for FakeNode {
         }
         Ok(())
     }
+    /// Plays the layout script on the in-memory files: writes and removes as it would,
+    /// then runs the reload (through [`Transport::exec`]) as the script does.
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        if let Some(kind) = self.fail_write {
+            return Err(TransportError::new(
+                "app1",
+                "write the files of CA internal",
+                kind,
+                "permission denied",
+            ));
+        }
+        let words = shell_words(command);
+        assert_eq!(words[..3], ["sh", "-c", crate::layout::script::SCRIPT]);
+        assert_eq!(words[4], "apply", "{words:?}");
+        let reload = words[12].clone();
+        let mut data = input;
+        for f in words[13..].chunks(7) {
+            let mut files = self.files.lock().unwrap();
+            match f[2].as_str() {
+                "w" => {
+                    let (now, rest) = data.split_at(f[3].parse().unwrap());
+                    data = rest;
+                    files.insert(f[1].clone(), (now.to_vec(), 0o600));
+                }
+                "r" => {
+                    files.remove(&f[1]);
+                }
+                _ => {}
+            }
+        }
+        let mut stdout = "certroll: files in place\n".to_string();
+        let mut stderr = String::new();
+        if !reload.is_empty() {
+            let r = self.exec(&reload, timeout)?;
+            stdout += &format!("certroll: reload exited {}\n", r.status.unwrap_or(137));
+            stderr = r.stderr;
+        }
+        Ok(ExecOutput {
+            status: Some(0),
+            stdout,
+            stderr,
+        })
+    }
     fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.commands.lock().unwrap().push(command.to_string());
         let mut script = self.script.lock().unwrap();
@@ -78,6 +126,35 @@ impl Transport for FakeNode {
     }
 }
 
+/// Splits a command made of words quoted by `shell_quote` (or bare words).
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let (mut cur, mut quoted, mut any) = (String::new(), false, false);
+    let mut chars = command.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('\'', _) => {
+                quoted = !quoted;
+                any = true;
+            }
+            ('\\', false) => {
+                cur.extend(chars.next());
+            }
+            (' ', false) => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            (c, _) => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
 fn node(confirm_timeout_ms: u64) -> Node {
     Node {
         name: "app1".into(),
@@ -86,12 +163,14 @@ fn node(confirm_timeout_ms: u64) -> Node {
         trust_bundle: "/etc/tls/{ca}/ca.pem".into(),
         cert: "/etc/tls/cert.pem".into(),
         key: "/etc/tls/key.pem".into(),
-        proof_cert: None,
+        proof_cert: Some("/etc/tls/cross.pem".into()),
         reload: Some("systemctl reload envoy-{ca}".into()),
         confirm: Some("tls-health --node {node} --ca {ca}".into()),
         confirm_timeout: Duration::from_millis(confirm_timeout_ms),
         probe: None,
         dns_names: vec![],
+        become_with: Default::default(),
+        files: Default::default(),
     }
 }
 
@@ -133,15 +212,29 @@ fn fake(script: Vec<Result<ExecOutput, ErrorKind>>) -> FakeNode {
 }
 
 #[test]
-fn applies_writes_and_removes_with_backups_and_modes() {
+fn file_ops_become_one_script_with_the_data_on_stdin() {
     let t = fake(vec![out(0, "")]);
-    apply_file_ops(&t, &node(200), &ops(), Some("g1")).unwrap();
+    let reloaded = apply_file_ops(&t, &node(200), "internal", &ops(), Some("g1"), None).unwrap();
+    assert_eq!(reloaded, None);
     let files = t.files.lock().unwrap();
-    assert_eq!(files["/etc/tls/key.pem"], (b"KEY".to_vec(), 0o600));
-    assert_eq!(files["/etc/tls/key.pem.g1.bak"].0, b"OLDKEY");
-    assert_eq!(files["/etc/tls/cert.pem"].1, 0o644);
+    assert_eq!(files["/etc/tls/key.pem"].0, b"KEY");
+    assert_eq!(files["/etc/tls/cert.pem"].0, b"CERT");
     assert!(!files.contains_key("/etc/tls/cross.pem"));
-    assert!(files.contains_key("/etc/tls/cross.pem.g1.bak"));
+    assert!(t.commands.lock().unwrap().is_empty(), "no other command ran");
+}
+
+#[test]
+fn a_file_outside_the_node_set_is_refused() {
+    let t = fake(vec![out(0, "")]);
+    let stray = vec![FileOp::Write {
+        path: "/etc/passwd".into(),
+        data: b"x".to_vec(),
+        mode: 0o644,
+        what: "certificate".into(),
+    }];
+    let e = apply_file_ops(&t, &node(200), "internal", &stray, None, None).unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::Permanent);
+    assert!(e.message.contains("/etc/passwd on node app1"), "{}", e.message);
 }
 
 #[test]
@@ -150,17 +243,17 @@ fn write_errors_keep_kind_and_name_node_and_file() {
         fail_write: Some(ErrorKind::Io),
         ..fake(vec![out(0, "")])
     };
-    let e = apply_file_ops(&t, &node(200), &ops(), None).unwrap_err();
+    let e = apply_file_ops(&t, &node(200), "internal", &ops(), None, None).unwrap_err();
     assert_eq!(e.kind, StepErrorKind::Permanent);
     assert_eq!(
         e.message,
-        "failed to write key /etc/tls/key.pem on node app1: permission denied"
+        "failed to write the files of CA internal on node app1: permission denied"
     );
     let t = FakeNode {
         fail_write: Some(ErrorKind::Transient),
         ..fake(vec![out(0, "")])
     };
-    assert!(apply_file_ops(&t, &node(200), &ops(), None)
+    assert!(apply_file_ops(&t, &node(200), "internal", &ops(), None, None)
         .unwrap_err()
         .is_transient());
 }
@@ -207,7 +300,7 @@ fn confirm_polls_until_exit_zero() {
         out(0, ""),
     ]);
     let n = node(5_000);
-    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None).unwrap();
     let written: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
     let t0 = std::time::Instant::now();
     confirm(&t, &n, "internal", &written).unwrap();
@@ -262,7 +355,7 @@ fn confirm_timeout_reports_the_real_exit_not_a_run_cut_off_by_the_deadline() {
 fn confirm_fails_when_a_file_does_not_read_back() {
     let t = fake(vec![out(0, "")]);
     let n = node(300);
-    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None).unwrap();
     t.files
         .lock()
         .unwrap()
@@ -287,7 +380,7 @@ fn files_match_checks_content_and_absence() {
     let n = node(300);
     let expected: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
     assert!(!files_match(&t, &n, &expected).unwrap());
-    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None).unwrap();
     assert!(files_match(&t, &n, &expected).unwrap());
     t.files
         .lock()

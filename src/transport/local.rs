@@ -205,17 +205,50 @@ impl Transport for LocalTransport {
     }
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
+        self.run(command, None, timeout)
+    }
+
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        self.run(command, Some(input), timeout)
+    }
+}
+
+impl LocalTransport {
+    /// Runs `sh -c command` in the work directory, with `input` (then EOF) or nothing on
+    /// its standard input; kills its process group at the deadline.
+    fn run(
+        &self,
+        command: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
             .current_dir(&self.workdir)
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
             .map_err(|e| self.io_err(action.clone(), &e))?;
+        let feeder = child.stdin.take().map(|mut stdin| {
+            let data = input.unwrap_or_default().to_vec();
+            // A command that exits without reading its input closes the pipe: not an error here.
+            thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            })
+        });
         let out = spawn_reader(child.stdout.take());
         let err = spawn_reader(child.stderr.take());
         let finished = wait_until(&mut child, Instant::now() + timeout)
@@ -227,6 +260,9 @@ impl Transport for LocalTransport {
                 None
             }
         };
+        if let Some(f) = feeder {
+            let _ = f.join();
+        }
         let stdout = out.join().unwrap_or_default();
         let stderr = err.join().unwrap_or_default();
         Ok(ExecOutput {

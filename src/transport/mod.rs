@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use crate::inventory::{Inventory, NodeId};
 
+mod become_sudo;
 pub mod known_hosts;
 pub mod local;
 mod remote;
 mod session;
 pub mod ssh;
 mod tunnel;
+
+pub use become_sudo::Sudo;
 
 /// Output of a command run on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +117,24 @@ pub trait Transport: Send + Sync {
 
     /// Runs a shell command (`sh -c`) with a time limit.
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError>;
+
+    /// Runs a shell command with `input` on its standard input (then end of file), with a
+    /// time limit. This is how secrets reach a node's scripts: never in a command line,
+    /// which other users of the node can read in the process list.
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let _ = (input, timeout);
+        Err(TransportError::new(
+            self.node(),
+            format!("run `{command}`"),
+            ErrorKind::Io,
+            "this transport cannot pass input to a command",
+        ))
+    }
 }
 
 /// Host-key policy for SSH connections.
@@ -130,6 +151,7 @@ pub trait Connector: Send + Sync {
 
 /// The connector for an inventory: local nodes get [`local::LocalTransport`], SSH nodes
 /// an [`ssh::SshTransport`] (jumping through `via` nodes), sessions cached per node.
+/// Nodes with `become = "sudo"` get their transport wrapped in [`Sudo`].
 pub fn connector(inv: &Inventory, policy: HostKeyPolicy) -> Arc<dyn Connector> {
     Arc::new(ssh::FleetConnector::new(inv.clone(), policy))
 }

@@ -188,13 +188,41 @@ impl Conn {
         })
     }
 
+    /// [`Conn::exec`] with `input` on the command's standard input.
+    pub(crate) fn exec_input(
+        &mut self,
+        node: &str,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let action = format!("run `{command}`");
+        let raw = self
+            .run_input(command, input, timeout)
+            .map_err(|e| e.into_error(node, &action))?;
+        Ok(ExecOutput {
+            status: raw.status,
+            stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
+        })
+    }
+
     /// Runs `command` under `/bin/sh -c`, collecting output without blocking on either
     /// stream. The wrapper prints the shell's PID first (the leader of the process
     /// group sshd created); on timeout that group is killed, then the channel closed.
     fn run(&mut self, command: &str, timeout: Duration) -> Result<Raw, OpErr> {
+        self.run_input(command, &[], timeout)
+    }
+
+    /// [`Conn::run`] with `input` written to the command's standard input, then EOF.
+    fn run_input(&mut self, command: &str, input: &[u8], timeout: Duration) -> Result<Raw, OpErr> {
         let wrapped = format!("echo $$; exec /bin/sh -c {}", shell_quote(command));
         let mut channel = self.session.channel_session()?;
         channel.exec(&wrapped)?;
+        if !input.is_empty() {
+            channel.write_all(input).map_err(OpErr::Stream)?;
+        }
+        channel.send_eof()?;
         self.session.set_blocking(false);
         let collected = collect(&mut channel, Instant::now() + timeout);
         self.session.set_blocking(true);

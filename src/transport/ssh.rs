@@ -18,9 +18,10 @@ use super::remote::Conn;
 use super::session::{establish, tcp_connect, Peer};
 use super::tunnel::{self, Hop, Tunnel};
 use super::{
-    Connector, ErrorKind, ExecOutput, HostKeyPolicy, Transport, TransportError, WriteOptions,
+    Connector, ErrorKind, ExecOutput, HostKeyPolicy, Sudo, Transport, TransportError,
+    WriteOptions,
 };
-use crate::inventory::{Inventory, NodeId, SshSettings, TransportKind};
+use crate::inventory::{Become, Inventory, NodeId, SshSettings, TransportKind};
 
 /// Longest `via` chain followed; validation forbids cycles, this bounds the damage anyway.
 const MAX_HOPS: usize = 16;
@@ -119,6 +120,15 @@ impl Transport for SshTransport {
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.with_conn(|c| c.exec(&self.node, command, timeout))
     }
+
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        self.with_conn(|c| c.exec_input(&self.node, command, input, timeout))
+    }
 }
 
 /// Opens and caches one transport per node.
@@ -147,6 +157,15 @@ impl FleetConnector {
     }
 
     fn open(&self, id: NodeId) -> Result<Arc<dyn Transport>, TransportError> {
+        let node = &self.inv.nodes[id];
+        let plain = self.open_plain(id)?;
+        Ok(match node.become_with {
+            Become::Login => plain,
+            Become::Sudo => Arc::new(Sudo::check(plain)?),
+        })
+    }
+
+    fn open_plain(&self, id: NodeId) -> Result<Arc<dyn Transport>, TransportError> {
         let node = &self.inv.nodes[id];
         match &node.transport {
             TransportKind::Local => Ok(Arc::new(LocalTransport::new(&node.name, &self.workdir()))),

@@ -32,6 +32,8 @@ pub(crate) fn node(name: &str) -> Node {
         confirm_timeout: Duration::from_secs(1),
         probe: None,
         dns_names: vec![],
+        become_with: Default::default(),
+        files: Default::default(),
     }
 }
 
