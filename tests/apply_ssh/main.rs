@@ -14,9 +14,11 @@ mod support;
 
 mod bootstrap;
 mod failures;
+mod files;
 mod host_keys;
 mod renew;
 mod rotate;
+mod sudo;
 mod via;
 
 use std::path::PathBuf;
