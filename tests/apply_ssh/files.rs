@@ -253,3 +253,80 @@ fn curl_and_psql_failed_while_key_and_cert_were_swapped_as_two_separate_renames(
         "the reader must see the two-rename defect: {control:?}"
     );
 }
+
+/// A node of the fleet as the layout sees it: files under `tls/`, a proof-key certificate.
+fn layout_node(fleet: &Fleet, name: &str) -> certroll::inventory::Node {
+    use certroll::inventory::{Node, TransportKind};
+    Node {
+        name: name.into(),
+        transport: TransportKind::Ssh(fleet.settings(name)),
+        via: None,
+        trust_bundle: BUNDLE.into(),
+        cert: CERT.into(),
+        key: KEY.into(),
+        proof_cert: Some(crate::support::inventory::PROOF.into()),
+        reload: None,
+        confirm: None,
+        confirm_timeout: Duration::from_secs(20),
+        probe: None,
+        dns_names: vec![],
+        become_with: Default::default(),
+        files: Default::default(),
+    }
+}
+
+#[test]
+fn migration_stopped_at_every_phase_leaves_a_matching_pair_and_a_rerun_finishes() {
+    use certroll::layout::{self, ApplyOptions, Change, Role};
+    use certroll::transport::ssh::SshTransport;
+    let fleet = Fleet::start(&["app1"]);
+    users::quiet_root_shells(&fleet);
+    let n = layout_node(&fleet, "app1");
+    let t = SshTransport::connect("app1", &fleet.settings("app1"), Default::default())
+        .expect("connect to app1");
+    let host = |remote: &str| on_node(&fleet, "app1", remote);
+    let tls = host(CERT).parent().unwrap().to_path_buf();
+    let pair = || {
+        let c = fs::read_to_string(host(CERT)).unwrap_or_default();
+        let k = fs::read_to_string(host(KEY)).unwrap_or_default();
+        match (c.strip_prefix("CERT-"), k.strip_prefix("KEY-")) {
+            (Some(c), Some(k)) if c == k => Some(c.to_string()),
+            _ => None,
+        }
+    };
+    let swap = |c: &'static str, k: &'static str| {
+        vec![
+            (Role::Cert, Change::Write(c.as_bytes())),
+            (Role::Key, Change::Write(k.as_bytes())),
+        ]
+    };
+    for stop in 1..=8u8 {
+        let _ = fs::remove_dir_all(&tls);
+        fs::create_dir_all(&tls).unwrap();
+        for (f, text) in [("cert.pem", "CERT-A"), ("key.pem", "KEY-A"), ("ca.pem", "BUNDLE")] {
+            fs::write(tls.join(f), text).unwrap();
+        }
+        fs::set_permissions(tls.join("key.pem"), fs::Permissions::from_mode(0o600)).unwrap();
+        let opts = ApplyOptions {
+            reload: None,
+            stop_at: stop,
+        };
+        let stopped = layout::apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &opts);
+        assert!(stopped.is_err(), "phase {stop}: the script was to stop");
+        let seen = pair();
+        assert!(
+            matches!(seen.as_deref(), Some("A" | "B")),
+            "stopped at phase {stop}, the pair on disk is {seen:?}"
+        );
+        layout::apply(&t, &n, "internal", "R1", &swap("CERT-C", "KEY-C"), &ApplyOptions::default())
+            .unwrap_or_else(|e| panic!("phase {stop}: rerun: {e}"));
+        assert_eq!(pair().as_deref(), Some("C"), "phase {stop}");
+        assert_eq!(mode(&host(KEY)), 0o600, "phase {stop}: the key keeps its mode");
+        layout::cleanup(&t, &n, "internal").unwrap();
+        for old in ["KEY-A", "KEY-B"] {
+            let left = files_holding(&fleet.node("app1").dir, old.as_bytes());
+            assert!(left.is_empty(), "phase {stop}: {old} is left in {left:?}");
+        }
+        assert_eq!(entries(&tls), [".certroll-internal", "ca.pem", "cert.pem", "key.pem"]);
+    }
+}
