@@ -80,12 +80,13 @@ impl Transport for FakeNode {
                 "permission denied",
             ));
         }
-        let words = shell_words(command);
-        assert_eq!(words[..3], ["sh", "-c", crate::layout::script::SCRIPT]);
-        assert_eq!(words[4], "apply", "{words:?}");
-        let reload = words[12].clone();
+        let (line, script) = command.split_once('\n').expect("set -- line, then the script");
+        assert_eq!(script, crate::layout::script::SCRIPT);
+        let words = shell_words(line);
+        assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
+        let reload = words[10].clone();
         let mut data = input;
-        for f in words[13..].chunks(7) {
+        for f in words[11..].chunks(7) {
             let mut files = self.files.lock().unwrap();
             match f[2].as_str() {
                 "w" => {

@@ -253,13 +253,16 @@ pub fn cleanup(t: &dyn Transport, node: &Node, ca: &str) -> Result<(), LayoutErr
     Err(failure(node, action, &out))
 }
 
-/// `sh -c '<script>' certroll <quoted args...>`.
+/// `set -- <quoted args...>` then the script: the shell that runs the command runs the
+/// script itself (no second shell to start).
 fn command(args: &[String]) -> String {
-    let mut c = format!("sh -c {} certroll", shell_quote(script::SCRIPT));
+    let mut c = String::from("set --");
     for a in args {
         c.push(' ');
         c.push_str(&shell_quote(a));
     }
+    c.push('\n');
+    c.push_str(script::SCRIPT);
     c
 }
 

@@ -19,7 +19,7 @@ pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 /// paths are taken from the directory the script starts in.
 /// `cleanup STORE KEEP PATH...`.
 pub const SCRIPT: &str = r#"set -u
-umask 022
+umask 077
 orig=$PWD
 fail() { c=$1; shift; printf 'certroll: %s\n' "$*" >&2; exit "$c"; }
 run() { out=$("$@" 2>&1) || fail 10 "${out:-$1 failed}"; }
@@ -31,8 +31,8 @@ at() {
 }
 
 migrate() {
-  t=.tmp-$tag-legacy
-  run mkdir -m 0700 -- "$t"
+  t=v-$tag-legacy
+  run mkdir -m 0755 -- "$t"
   while [ $# -ge 7 ]; do
     at "$1" "$2"
     if [ -e "$p" ]; then
@@ -47,34 +47,30 @@ migrate() {
     shift 7
   done
   phase 2
-  run chmod 0755 "$t"
-  run mv -- "$t" "v-$tag-legacy"
   run ln -s -- "v-$tag-legacy" ".next-$tag"
   run mv -T -f -- ".next-$tag" current
   phase 3
 }
 
 build() {
-  t=.tmp-$tag
-  run mkdir -m 0700 -- "$t"
+  t=v-$tag
+  run mkdir -m 0755 -- "$t"
   trap 'rm -rf -- "$t"' EXIT
-  refs= carry= written= want= explicit=$owner$group
+  copy= written= want=
   while [ $# -ge 7 ]; do
-    [ "$6" = - ] || explicit=1
     case $3 in
       w) written="$written $t/$1"; want="$want${want:+
 }$5  $t/$1"
-         if [ -e "current/$1" ]; then refs="$refs current/$1"; fi ;;
-      k) if [ -e "current/$1" ]; then carry="$carry current/$1"; fi ;;
+         # A file whose mode the inventory sets starts private; else it starts as a copy
+         # of the one it replaces (owner, group, mode), or private when there is none.
+         if [ "$6" = - ] && [ -e "current/$1" ]; then copy="$copy current/$1"; fi ;;
+      k) if [ -e "current/$1" ]; then copy="$copy current/$1"; fi ;;
     esac
     shift 7
   done
-  [ -z "$refs" ] || run cp -p -- $refs "$t/"
-  if [ -n "$carry" ]; then
-    if [ -n "$explicit" ] || ! ln -- $carry "$t/" 2>/dev/null; then run cp -p -- $carry "$t/"; fi
-  fi
-  if [ "$root" != 1 ] && [ -n "$refs$carry" ]; then
-    for r in $refs $carry; do
+  [ -z "$copy" ] || run cp -p -- $copy "$t/"
+  if [ "$root" != 1 ] && [ -n "$copy" ]; then
+    for r in $copy; do
       a=$(stat -c %u:%g -- "$r") b=$(stat -c %u:%g -- "$t/${r#current/}")
       [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/$r: running as $b"
     done
@@ -86,8 +82,12 @@ fill() {
     if [ "$3" = w ]; then
       fresh=; [ -e "$t/$1" ] || fresh=1
       head -c "$4" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
-      if [ "$6" != - ]; then run chmod -- "$6" "$t/$1"
-      elif [ -n "$fresh" ] && [ "$7" != 644 ]; then run chmod -- "$7" "$t/$1"; fi
+      if [ "$6" != - ]; then
+        run chmod -- "$6" "$t/$1"
+        if [ -z "$owner$group" ] && [ -e "current/$1" ]; then
+          run chown --reference="current/$1" -- "$t/$1"
+        fi
+      elif [ -n "$fresh" ] && [ "$7" != 600 ]; then run chmod -- "$7" "$t/$1"; fi
     elif [ "$3" = k ] && [ "$6" != - ] && [ -e "$t/$1" ]; then
       run chmod -- "$6" "$t/$1"
     fi
@@ -102,8 +102,6 @@ fill() {
     [ "$got" = "$want" ] || fail 12 "the files arrived damaged (sha256 mismatch in $store/$t)"
     run sync -- "$t" $written
   fi
-  run chmod 0755 "$t"
-  run mv -- "$t" "v-$tag"
   trap - EXIT
 }
 
@@ -114,7 +112,9 @@ link_paths() {
     if [ -e "v-$tag/$1" ] && ! { [ -L "$p" ] && [ "$p" -ef "current/$1" ]; } \
         && [ "$(readlink -- "$p")" != "$l" ]; then
       d=${p%/*}; d=${d:-/}
-      [ -d "$d" ] || run mkdir -p -- "$d"
+      if [ ! -d "$d" ]; then
+        out=$(umask 022 && mkdir -p -- "$d" 2>&1) || fail 10 "${out:-cannot create $d}"
+      fi
       run ln -s -- "$l" "$d/.certroll-link-$tag"
       run mv -T -f -- "$d/.certroll-link-$tag" "$p"
       n=$((n + 1)); [ "$n" -ne 1 ] || phase 6
@@ -138,7 +138,9 @@ apply() {
   store=$1 tag=$2 rid=$3 owner=$4 group=$5 root=$6 stop=$7 reload=$8
   shift 8
   case $store in /*) ;; *) store=$orig/$store ;; esac
-  [ -d "$store" ] || run mkdir -p -- "$store"
+  if [ ! -d "$store" ]; then
+    out=$(umask 022 && mkdir -p -- "$store" 2>&1) || fail 10 "${out:-cannot create $store}"
+  fi
   cd -- "$store" || fail 10 "cannot enter $store"
   phase 1
   [ -d current ] || migrate "$@"
@@ -155,8 +157,7 @@ apply() {
   remove_paths "$@"
   echo "certroll: files in place"
   if [ -n "$reload" ]; then
-    cd -- "$orig" || cd /
-    sh -c "$reload" </dev/null
+    (set --; cd -- "$orig" || cd /; umask 022; eval "$reload") </dev/null
     echo "certroll: reload exited $?"
   fi
 }
