@@ -86,7 +86,7 @@ impl Transport for FakeNode {
         assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
         let reload = words[10].clone();
         let mut data = input;
-        for f in words[11..].chunks(7) {
+        for f in words[12..].chunks(6) {
             let mut files = self.files.lock().unwrap();
             match f[2].as_str() {
                 "w" => {

@@ -26,9 +26,12 @@ use std::time::Duration;
 
 use crate::inventory::{Become, Node, NodePaths, TransportKind};
 use crate::transport::ssh::shell_quote;
-use crate::transport::{sha256_hex, ErrorKind, ExecOutput, Transport, TransportError};
+use crate::transport::{ErrorKind, ExecOutput, Transport, TransportError};
 
 pub mod script;
+
+/// The line that ends the file data on the script's standard input.
+const END_MARKER: &str = "certroll-end-of-data";
 
 /// How long writing a file set may take on top of the node's reload (`confirm_timeout`).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -185,6 +188,7 @@ pub fn apply(
         if runs_as_root(node) { "1" } else { "0" }.into(),
         opts.stop_at.to_string(),
         opts.reload.unwrap_or_default().to_string(),
+        END_MARKER.to_string(),
     ];
     let mut input = Vec::new();
     for role in Role::ALL {
@@ -192,13 +196,13 @@ pub fn apply(
             continue;
         };
         let change = changes.iter().find(|(r, _)| *r == role).map(|(_, c)| *c);
-        let (action, size, sha) = match change {
+        let (action, size) = match change {
             Some(Change::Write(data)) => {
                 input.extend_from_slice(data);
-                ("w", data.len().to_string(), sha256_hex(data))
+                ("w", data.len().to_string())
             }
-            Some(Change::Remove) => ("r", "0".into(), "-".into()),
-            None => ("k", "0".into(), "-".into()),
+            Some(Change::Remove) => ("r", "0".into()),
+            None => ("k", "0".into()),
         };
         let xmode = role
             .explicit_mode(node)
@@ -208,11 +212,12 @@ pub fn apply(
             path.to_string(),
             action.to_string(),
             size,
-            sha,
             xmode,
             format!("{:o}", role.default_mode()),
         ]);
     }
+    input.extend_from_slice(END_MARKER.as_bytes());
+    input.push(b'\n');
     let action = format!("write the files of CA {ca} through {store}");
     let timeout = WRITE_TIMEOUT + node.confirm_timeout;
     let out = t.exec_input(&command(&args), &input, timeout)?;

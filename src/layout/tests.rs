@@ -279,3 +279,26 @@ fn a_path_that_is_a_directory_fails_before_the_switch() {
     assert!(err.contains("node app1"), "{err}");
     assert_eq!(pair(dir.path()).as_deref(), Some("A"), "the served pair is unchanged");
 }
+
+#[test]
+fn data_cut_short_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    plain_files(dir.path(), "A");
+    let t = LocalTransport::new("app1", dir.path());
+    let tls = dir.path().join("tls");
+    let store = tls.join(".certroll-internal").display().to_string();
+    let mut args: Vec<String> = ["apply", &store, "R1.x", "R1", "", "", "0", "0", "", END_MARKER]
+        .map(String::from)
+        .to_vec();
+    for (name, file, size) in [("cert.pem", "cert.pem", "6"), ("key.pem", "key.pem", "5")] {
+        let path = tls.join(file).display().to_string();
+        args.extend([name, &path, "w", size, "-", "644"].map(String::from));
+    }
+    // The key's bytes and the end marker never arrive.
+    let out = t
+        .exec_input(&command(&args), b"CERT-BKE", Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(out.status, Some(12), "{out:?}");
+    assert!(out.stderr.contains("arrived incomplete"), "{out:?}");
+    assert_eq!(pair(dir.path()).as_deref(), Some("A"), "nothing switched");
+}
