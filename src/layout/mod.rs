@@ -160,8 +160,13 @@ pub enum LayoutError {
 
 /// Whether the script may assume it runs as root (then it does not re-check owners).
 fn runs_as_root(node: &Node) -> bool {
-    node.become_with == Become::Sudo
-        || matches!(&node.transport, TransportKind::Ssh(s) if s.user == "root")
+    use std::os::unix::fs::MetadataExt;
+    match &node.transport {
+        _ if node.become_with == Become::Sudo => true,
+        TransportKind::Ssh(s) => s.user == "root",
+        // /proc/self belongs to this process's effective user.
+        TransportKind::Local => std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
+    }
 }
 
 /// Writes `changes` into a new version of the node's set for `ca` and switches `current`
