@@ -80,7 +80,9 @@ impl Transport for FakeNode {
                 "permission denied",
             ));
         }
-        let (line, script) = command.split_once('\n').expect("set -- line, then the script");
+        let (line, script) = command
+            .split_once('\n')
+            .expect("set -- line, then the script");
         assert_eq!(script, crate::layout::script::SCRIPT);
         let words = shell_words(line);
         assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
@@ -221,7 +223,10 @@ fn file_ops_become_one_script_with_the_data_on_stdin() {
     assert_eq!(files["/etc/tls/key.pem"].0, b"KEY");
     assert_eq!(files["/etc/tls/cert.pem"].0, b"CERT");
     assert!(!files.contains_key("/etc/tls/cross.pem"));
-    assert!(t.commands.lock().unwrap().is_empty(), "no other command ran");
+    assert!(
+        t.commands.lock().unwrap().is_empty(),
+        "no other command ran"
+    );
 }
 
 #[test]
@@ -235,7 +240,11 @@ fn a_file_outside_the_node_set_is_refused() {
     }];
     let e = apply_file_ops(&t, &node(200), "internal", &stray, None, None).unwrap_err();
     assert_eq!(e.kind, StepErrorKind::Permanent);
-    assert!(e.message.contains("/etc/passwd on node app1"), "{}", e.message);
+    assert!(
+        e.message.contains("/etc/passwd on node app1"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -254,9 +263,11 @@ fn write_errors_keep_kind_and_name_node_and_file() {
         fail_write: Some(ErrorKind::Transient),
         ..fake(vec![out(0, "")])
     };
-    assert!(apply_file_ops(&t, &node(200), "internal", &ops(), None, None)
-        .unwrap_err()
-        .is_transient());
+    assert!(
+        apply_file_ops(&t, &node(200), "internal", &ops(), None, None)
+            .unwrap_err()
+            .is_transient()
+    );
 }
 
 #[test]

@@ -124,7 +124,10 @@ fn build_one(
             .dns_names
             .or_else(|| d.dns_names.clone())
             .unwrap_or_default(),
-        become_with: become_with(&name, raw.become_with.as_deref().or(d.become_with.as_deref()))?,
+        become_with: become_with(
+            &name,
+            raw.become_with.as_deref().or(d.become_with.as_deref()),
+        )?,
         files: FileSettings {
             owner: account(&name, "owner", pick(raw.owner, &d.owner))?,
             group: account(&name, "group", pick(raw.group, &d.group))?,
@@ -157,7 +160,8 @@ fn account(name: &str, key: &str, value: Option<String>) -> Result<Option<String
     let ok = !v.is_empty()
         && !v.starts_with('-')
         && v.len() <= 64
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         return Ok(Some(v));
     }

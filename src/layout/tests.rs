@@ -126,11 +126,22 @@ fn first_change_migrates_plain_files_behind_one_switched_link() {
     apply_at(&t, &n, "R1", &swap("CERT-B", "KEY-B"), 0);
     let tls = dir.path().join("tls");
     assert_eq!(pair(dir.path()).as_deref(), Some("B"));
-    for (f, role) in [("cert.pem", "cert.pem"), ("key.pem", "key.pem"), ("ca.pem", "bundle.pem")] {
+    for (f, role) in [
+        ("cert.pem", "cert.pem"),
+        ("key.pem", "key.pem"),
+        ("ca.pem", "bundle.pem"),
+    ] {
         let link = fs::read_link(tls.join(f)).unwrap();
-        assert_eq!(link, Path::new(&format!(".certroll-internal/current/{role}")));
+        assert_eq!(
+            link,
+            Path::new(&format!(".certroll-internal/current/{role}"))
+        );
     }
-    assert_eq!(read(&tls.join("ca.pem")), "BUNDLE-OLD", "the bundle is carried over");
+    assert_eq!(
+        read(&tls.join("ca.pem")),
+        "BUNDLE-OLD",
+        "the bundle is carried over"
+    );
     assert_eq!(mode(&tls.join("key.pem")), 0o640, "the key keeps its mode");
     assert_eq!(mode(&tls.join("cert.pem")), 0o644);
     assert_eq!(
@@ -140,7 +151,11 @@ fn first_change_migrates_plain_files_behind_one_switched_link() {
     );
     let before = tls.join(".certroll-internal/before-R1");
     assert_eq!(read(&before.join("key.pem")), "KEY-A", "the run's way back");
-    assert_eq!(mode(&before.join("key.pem")), 0o640, "a key backup keeps the key's mode");
+    assert_eq!(
+        mode(&before.join("key.pem")),
+        0o640,
+        "a key backup keeps the key's mode"
+    );
     assert!(
         !fs::read_link(tls.join(".certroll-internal/current"))
             .unwrap()
@@ -174,7 +189,11 @@ fn every_stop_point_leaves_a_matching_pair_and_a_rerun_finishes() {
             .into_iter()
             .filter(|n| n != "current")
             .collect();
-        assert_eq!(left.len(), 1, "phase {stop}: only current's version stays: {left:?}");
+        assert_eq!(
+            left.len(),
+            1,
+            "phase {stop}: only current's version stays: {left:?}"
+        );
     }
 }
 
@@ -193,9 +212,16 @@ fn the_first_backup_of_a_run_is_never_overwritten() {
     keep.files.keep_backups = 1;
     cleanup(&t, &keep, "internal").unwrap();
     assert!(!store.join("before-R1").exists(), "older runs' backups go");
-    assert_eq!(read(&store.join("before-R2/key.pem")), "KEY-C", "keep_backups = 1");
+    assert_eq!(
+        read(&store.join("before-R2/key.pem")),
+        "KEY-C",
+        "keep_backups = 1"
+    );
     cleanup(&t, &n, "internal").unwrap();
-    assert!(holding(dir.path(), "KEY-C").is_empty(), "keep_backups = 0 keeps no old key");
+    assert!(
+        holding(dir.path(), "KEY-C").is_empty(),
+        "keep_backups = 0 keeps no old key"
+    );
 }
 
 #[test]
@@ -210,17 +236,31 @@ fn new_files_get_default_modes_and_explicit_modes_win() {
     assert_eq!(mode(&tls.join("key.pem")), 0o600);
     assert_eq!(mode(&tls.join("cert.pem")), 0o644);
     assert_eq!(mode(&tls.join("ca.pem")), 0o644);
-    assert!(!tls.join("cross.pem").exists(), "no proof-key certificate, no link");
+    assert!(
+        !tls.join("cross.pem").exists(),
+        "no proof-key certificate, no link"
+    );
     n.files.key_mode = Some(0o640);
     n.files.bundle_mode = Some(0o600);
     apply_at(&t, &n, "R2", &[(Role::Proof, Change::Write(b"PROOF"))], 0);
-    assert_eq!(mode(&tls.join("key.pem")), 0o640, "explicit key_mode, carried key");
+    assert_eq!(
+        mode(&tls.join("key.pem")),
+        0o640,
+        "explicit key_mode, carried key"
+    );
     assert_eq!(mode(&tls.join("cross.pem")), 0o600);
     assert_eq!(mode(&tls.join("ca.pem")), 0o600);
     let store = tls.join(".certroll-internal");
-    assert_eq!(mode(&store.join("before-R2/key.pem")), 0o600, "the older version is untouched");
+    assert_eq!(
+        mode(&store.join("before-R2/key.pem")),
+        0o600,
+        "the older version is untouched"
+    );
     apply_at(&t, &n, "R3", &[(Role::Proof, Change::Remove)], 0);
-    assert!(fs::symlink_metadata(tls.join("cross.pem")).is_err(), "removed");
+    assert!(
+        fs::symlink_metadata(tls.join("cross.pem")).is_err(),
+        "removed"
+    );
     assert_eq!(pair(dir.path()).as_deref(), Some("A"));
 }
 
@@ -241,7 +281,11 @@ fn a_removed_plain_file_goes_and_the_reload_runs_after_the_switch() {
     let reload = done.reload.expect("the reload ran");
     assert_eq!(reload.status, Some(3));
     assert_eq!(reload.stdout, "reloaded");
-    assert_eq!(read(&dir.path().join("seen")), "KEY-B", "reload runs in the work directory, after the switch");
+    assert_eq!(
+        read(&dir.path().join("seen")),
+        "KEY-B",
+        "reload runs in the work directory, after the switch"
+    );
     assert!(fs::symlink_metadata(tls.join("cross.pem")).is_err());
     assert_eq!(
         read(&tls.join(".certroll-internal/before-R1/proof.pem")),
@@ -272,12 +316,26 @@ fn a_path_that_is_a_directory_fails_before_the_switch() {
     fs::remove_file(tls.join("ca.pem")).unwrap();
     fs::create_dir(tls.join("ca.pem")).unwrap();
     let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
-    let err = apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &ApplyOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("failed to write the files of CA internal through "), "{err}");
+    let err = apply(
+        &t,
+        &n,
+        "internal",
+        "R1",
+        &swap("CERT-B", "KEY-B"),
+        &ApplyOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("failed to write the files of CA internal through "),
+        "{err}"
+    );
     assert!(err.contains("node app1"), "{err}");
-    assert_eq!(pair(dir.path()).as_deref(), Some("A"), "the served pair is unchanged");
+    assert_eq!(
+        pair(dir.path()).as_deref(),
+        Some("A"),
+        "the served pair is unchanged"
+    );
 }
 
 #[test]
@@ -287,9 +345,11 @@ fn data_cut_short_changes_nothing() {
     let t = LocalTransport::new("app1", dir.path());
     let tls = dir.path().join("tls");
     let store = tls.join(".certroll-internal").display().to_string();
-    let mut args: Vec<String> = ["apply", &store, "R1.x", "R1", "", "", "0", "0", "", END_MARKER]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "apply", &store, "R1.x", "R1", "", "", "0", "0", "", END_MARKER,
+    ]
+    .map(String::from)
+    .to_vec();
     for (name, file, size) in [("cert.pem", "cert.pem", "6"), ("key.pem", "key.pem", "5")] {
         let path = tls.join(file).display().to_string();
         args.extend([name, &path, "w", size, "-", "644"].map(String::from));

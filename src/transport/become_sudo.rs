@@ -167,7 +167,12 @@ impl Transport for Sudo {
     fn remove_file(&self, path: &str, backup_tag: Option<&str>) -> Result<(), TransportError> {
         let action = format!("remove {path}");
         let script = r#"if [ -n "$2" ] && [ -e "$1" ]; then mv -f -- "$1" "$1.$2.bak"; else rm -f -- "$1"; fi"#;
-        let out = self.helper(&action, script, &[path, backup_tag.unwrap_or_default()], &[])?;
+        let out = self.helper(
+            &action,
+            script,
+            &[path, backup_tag.unwrap_or_default()],
+            &[],
+        )?;
         if !out.success() {
             return Err(self.failed(action, &out));
         }
@@ -188,7 +193,9 @@ impl Transport for Sudo {
         input: &[u8],
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
-        let out = self.inner.exec_input(&Sudo::wrap(command), input, timeout)?;
+        let out = self
+            .inner
+            .exec_input(&Sudo::wrap(command), input, timeout)?;
         if Sudo::sudo_refused(&out) {
             return Err(self.refused(&format!("run `{command}`"), &out));
         }

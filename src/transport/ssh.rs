@@ -18,8 +18,7 @@ use super::remote::Conn;
 use super::session::{establish, tcp_connect, Peer};
 use super::tunnel::{self, Hop, Tunnel};
 use super::{
-    Connector, ErrorKind, ExecOutput, HostKeyPolicy, Sudo, Transport, TransportError,
-    WriteOptions,
+    Connector, ErrorKind, ExecOutput, HostKeyPolicy, Sudo, Transport, TransportError, WriteOptions,
 };
 use crate::inventory::{Become, Inventory, NodeId, SshSettings, TransportKind};
 

@@ -97,7 +97,8 @@ fn plain_files_are_migrated_behind_one_link_keeping_a_service_owned_key() {
     let run = ctl.apply_ok(&["--rotate"]);
     for remote in [BUNDLE, CERT, KEY] {
         let p = on_node(&fleet, "app1", remote);
-        let link = fs::read_link(&p).unwrap_or_else(|e| panic!("{} is no link: {e}\n{run}", p.display()));
+        let link =
+            fs::read_link(&p).unwrap_or_else(|e| panic!("{} is no link: {e}\n{run}", p.display()));
         assert!(
             link.starts_with(".certroll-internal/current/"),
             "{} -> {}",
@@ -105,20 +106,38 @@ fn plain_files_are_migrated_behind_one_link_keeping_a_service_owned_key() {
             link.display()
         );
     }
-    assert_eq!(owner(&key), (svc_uid, svc_gid), "the key keeps its owner\n{run}");
+    assert_eq!(
+        owner(&key),
+        (svc_uid, svc_gid),
+        "the key keeps its owner\n{run}"
+    );
     assert_eq!(mode(&key), 0o600, "and its mode");
-    assert_eq!(owner(&cert), (0, svc_gid), "the certificate keeps owner and group");
+    assert_eq!(
+        owner(&cert),
+        (0, svc_gid),
+        "the certificate keeps owner and group"
+    );
     assert_eq!(mode(&cert), 0o640, "and its mode");
-    assert!(belong_together(&fs::read(&cert).unwrap(), &fs::read(&key).unwrap()));
+    assert!(belong_together(
+        &fs::read(&cert).unwrap(),
+        &fs::read(&key).unwrap()
+    ));
     let tls = key.parent().unwrap();
     assert_eq!(
         entries(tls),
         [".certroll-internal", "ca.pem", "cert.pem", "key.pem"],
         "nothing beside the files a directory-loading server would pick up\n{run}"
     );
-    assert_eq!(entries(&store(&fleet, "app1")).len(), 2, "current and its version only");
+    assert_eq!(
+        entries(&store(&fleet, "app1")).len(),
+        2,
+        "current and its version only"
+    );
     let left = files_holding(&fleet.node("app1").dir, &key_body(&old_key));
-    assert!(left.is_empty(), "the replaced private key is gone from the node: {left:?}");
+    assert!(
+        left.is_empty(),
+        "the replaced private key is gone from the node: {left:?}"
+    );
     assert_verify_ok(&ctl);
 }
 
@@ -139,7 +158,11 @@ fn explicit_owner_group_and_key_mode_are_set_on_the_files() {
     assert_eq!(mode(&key), 0o640);
     assert_eq!(owner(&on_node(&fleet, "app1", CERT)), (svc_uid, svc_gid));
     assert_eq!(mode(&on_node(&fleet, "app1", CERT)), 0o644);
-    assert_eq!(owner(&on_node(&fleet, "lb1", KEY)), (0, 0), "other nodes: the login user");
+    assert_eq!(
+        owner(&on_node(&fleet, "lb1", KEY)),
+        (0, 0),
+        "other nodes: the login user"
+    );
     assert_eq!(mode(&on_node(&fleet, "lb1", KEY)), 0o600);
     ctl.apply_ok(&["--rotate"]);
     assert_eq!(owner(&key), (svc_uid, svc_gid), "kept through a rotation");
@@ -167,7 +190,11 @@ fn a_chown_the_login_user_may_not_do_fails_before_anything_is_replaced() {
     run.expect_code(75)
         .expect_output("cannot give the files owner certroll-svc")
         .expect_output("node app1");
-    assert_eq!(node_files(&fleet, "app1"), before, "nothing replaced on app1\n{run}");
+    assert_eq!(
+        node_files(&fleet, "app1"),
+        before,
+        "nothing replaced on app1\n{run}"
+    );
 }
 
 #[test]
@@ -190,7 +217,11 @@ fn a_step_on_a_node_whose_cert_directory_is_not_writable_changes_nothing() {
     run.expect_code(75)
         .expect_output("failed to write the files of CA internal")
         .expect_output("Permission denied");
-    assert_eq!(node_files(&fleet, "app1"), before, "app1 is as it was\n{run}");
+    assert_eq!(
+        node_files(&fleet, "app1"),
+        before,
+        "app1 is as it was\n{run}"
+    );
     let [_, cert, key] = node_files(&fleet, "app1");
     assert!(belong_together(&cert, &key));
 
@@ -233,7 +264,10 @@ fn curl_and_psql_failed_while_key_and_cert_were_swapped_as_two_separate_renames(
     // replaced by two renames, as before.
     let (cert, key) = (&pairs[1].0, &pairs[1].1);
     let (c1, k1) = (fs::read(cert).unwrap(), fs::read(key).unwrap());
-    let (c2, k2) = (fs::read(&pairs[0].0).unwrap(), fs::read(&pairs[0].1).unwrap());
+    let (c2, k2) = (
+        fs::read(&pairs[0].0).unwrap(),
+        fs::read(&pairs[0].1).unwrap(),
+    );
     let plain = |c: &[u8], k: &[u8]| {
         for (path, data) in [(key, k), (cert, c)] {
             let tmp = path.with_extension("tmp");
@@ -303,7 +337,11 @@ fn migration_stopped_at_every_phase_leaves_a_matching_pair_and_a_rerun_finishes(
     for stop in 1..=8u8 {
         let _ = fs::remove_dir_all(&tls);
         fs::create_dir_all(&tls).unwrap();
-        for (f, text) in [("cert.pem", "CERT-A"), ("key.pem", "KEY-A"), ("ca.pem", "BUNDLE")] {
+        for (f, text) in [
+            ("cert.pem", "CERT-A"),
+            ("key.pem", "KEY-A"),
+            ("ca.pem", "BUNDLE"),
+        ] {
             fs::write(tls.join(f), text).unwrap();
         }
         fs::set_permissions(tls.join("key.pem"), fs::Permissions::from_mode(0o600)).unwrap();
@@ -318,15 +356,29 @@ fn migration_stopped_at_every_phase_leaves_a_matching_pair_and_a_rerun_finishes(
             matches!(seen.as_deref(), Some("A" | "B")),
             "stopped at phase {stop}, the pair on disk is {seen:?}"
         );
-        layout::apply(&t, &n, "internal", "R1", &swap("CERT-C", "KEY-C"), &ApplyOptions::default())
-            .unwrap_or_else(|e| panic!("phase {stop}: rerun: {e}"));
+        layout::apply(
+            &t,
+            &n,
+            "internal",
+            "R1",
+            &swap("CERT-C", "KEY-C"),
+            &ApplyOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("phase {stop}: rerun: {e}"));
         assert_eq!(pair().as_deref(), Some("C"), "phase {stop}");
-        assert_eq!(mode(&host(KEY)), 0o600, "phase {stop}: the key keeps its mode");
+        assert_eq!(
+            mode(&host(KEY)),
+            0o600,
+            "phase {stop}: the key keeps its mode"
+        );
         layout::cleanup(&t, &n, "internal").unwrap();
         for old in ["KEY-A", "KEY-B"] {
             let left = files_holding(&fleet.node("app1").dir, old.as_bytes());
             assert!(left.is_empty(), "phase {stop}: {old} is left in {left:?}");
         }
-        assert_eq!(entries(&tls), [".certroll-internal", "ca.pem", "cert.pem", "key.pem"]);
+        assert_eq!(
+            entries(&tls),
+            [".certroll-internal", "ca.pem", "cert.pem", "key.pem"]
+        );
     }
 }

@@ -27,9 +27,7 @@ pub const SERVICE: &str = "certroll-svc";
 static USERS: Mutex<()> = Mutex::new(());
 
 fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.success(), text)
 }
@@ -96,7 +94,10 @@ pub fn allow_login(fleet: &Fleet) {
 
 /// `chown -R user: path` (user's primary group).
 pub fn chown(path: &Path, user: &str) {
-    let (ok, err) = run(Command::new("chown").arg("-R").arg(format!("{user}:")).arg(path));
+    let (ok, err) = run(Command::new("chown")
+        .arg("-R")
+        .arg(format!("{user}:"))
+        .arg(path));
     assert!(ok, "chown {user} {}: {err}", path.display());
 }
 
