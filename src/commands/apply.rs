@@ -304,7 +304,8 @@ fn execute_run(
         next: store.next(spec).context("failed to read the CA store")?,
         cross: store.cross(spec).context("failed to read the CA store")?,
     };
-    let work = FleetWork::new(inv, ca, material, plan.chain, connector, run_id);
+    let work =
+        FleetWork::new(inv, ca, material, plan.chain, connector, run_id).clean_at_last_steps(plan);
     let progress = Progress::new(if args.json {
         ProgressFormat::Json
     } else {

@@ -1,7 +1,7 @@
 //! The real work of a step on a fleet: make the files with [`crate::materials`], send them
 //! through the node's transport, reload, confirm.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +13,7 @@ use crate::inventory::{CaId, Inventory, NodeId};
 use crate::layout::{self, LayoutError};
 use crate::materials::{changes_for, Generations};
 use crate::pki::CaCert;
-use crate::plan::{ChainMode, Step, StepId};
+use crate::plan::{ChainMode, Plan, Step, StepId};
 use crate::transport::{Connector, Transport};
 
 /// The CA material a run works with, loaded from the local CA store.
@@ -35,6 +35,10 @@ pub struct FleetWork<'a> {
     backup_tag: String,
     /// Hashes found on the node by `files_match`, used by `reconfirm`.
     rechecked: Mutex<HashMap<StepId, Vec<FileHash>>>,
+    /// Each node's last step of the plan: its script also removes old versions.
+    last_steps: HashSet<StepId>,
+    /// Nodes whose old versions a last step removed in this process.
+    cleaned: Mutex<HashSet<NodeId>>,
 }
 
 impl<'a> FleetWork<'a> {
@@ -54,7 +58,21 @@ impl<'a> FleetWork<'a> {
             connector,
             backup_tag: backup_tag.to_string(),
             rechecked: Mutex::new(HashMap::new()),
+            last_steps: HashSet::new(),
+            cleaned: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Makes each node's last step of `plan` remove the versions of its files the run no
+    /// longer needs, in the same remote command (so a complete run needs no extra round).
+    pub fn clean_at_last_steps(mut self, plan: &Plan) -> Self {
+        let mut last: HashMap<NodeId, StepId> = HashMap::new();
+        for s in &plan.steps {
+            let id = last.entry(s.node).or_insert(s.id);
+            *id = (*id).max(s.id);
+        }
+        self.last_steps = last.into_values().collect();
+        self
     }
 
     fn transport(&self, step: &Step) -> Result<Arc<dyn Transport>, StepError> {
@@ -69,8 +87,17 @@ impl<'a> FleetWork<'a> {
 impl FleetWork<'_> {
     /// Once the run is complete: removes from every node in `nodes` what the run no longer
     /// needs (earlier versions of its files, so old private keys, beyond `keep_backups`),
-    /// with up to `parallel` nodes at a time. Returns one message per node that failed.
+    /// with up to `parallel` nodes at a time; nodes whose last step did it already in this
+    /// process are skipped (a resumed run cleans the others). Returns one message per node
+    /// that failed.
     pub fn finish(&self, nodes: &[NodeId], parallel: usize) -> Vec<String> {
+        let done = self.cleaned.lock().map(|c| c.clone()).unwrap_or_default();
+        let nodes: Vec<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !done.contains(n))
+            .collect();
+        let nodes = nodes.as_slice();
         let next = AtomicUsize::new(0);
         let failures = Mutex::new(Vec::new());
         std::thread::scope(|s| {
@@ -138,13 +165,22 @@ impl StepWork for FleetWork<'_> {
     fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError> {
         let t = self.transport(step)?;
         let node = &self.inv.nodes[step.node];
+        let last = self.last_steps.contains(&step.id);
         apply_and_confirm(
             t.as_ref(),
             node,
             self.ca_name(),
             &prepared.ops,
             Some(&self.backup_tag),
-        )
+            last,
+        )?;
+        if last {
+            // Invariant: the mutex is never held across a panic-prone call.
+            if let Ok(mut c) = self.cleaned.lock() {
+                c.insert(step.node);
+            }
+        }
+        Ok(())
     }
 
     fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError> {

@@ -27,7 +27,8 @@ pub fn command_for(template: &str, node: &Node, ca: &str) -> String {
 /// Writes the step's files as one new version of the node's file set for `ca` and switches
 /// to it in one rename (see [`crate::layout`]); files the step does not touch are carried
 /// over. `backup_tag` (the run id) tags the version and the run's backup. With `reload`,
-/// the reload command runs in the same remote command; its result is returned.
+/// the reload command runs in the same remote command; its result is returned. `last`
+/// (the node's last step of the run) also removes the versions no longer needed.
 pub fn apply_file_ops(
     transport: &dyn Transport,
     node: &Node,
@@ -35,6 +36,7 @@ pub fn apply_file_ops(
     ops: &[FileOp],
     backup_tag: Option<&str>,
     reload: Option<&str>,
+    last: bool,
 ) -> Result<Option<ExecOutput>, StepError> {
     let paths = node.paths(ca);
     let mut changes = Vec::with_capacity(ops.len());
@@ -55,6 +57,7 @@ pub fn apply_file_ops(
     }
     let opts = ApplyOptions {
         reload,
+        clean: last,
         ..ApplyOptions::default()
     };
     let run = backup_tag.unwrap_or("run");
@@ -202,16 +205,25 @@ pub fn reconfirm(
     confirm(transport, node, ca, written)
 }
 
-/// Write, reload, confirm: the whole apply of one step.
+/// Write, reload, confirm: the whole apply of one step (`last`: see [`apply_file_ops`]).
 pub fn apply_and_confirm(
     transport: &dyn Transport,
     node: &Node,
     ca: &str,
     ops: &[FileOp],
     backup_tag: Option<&str>,
+    last: bool,
 ) -> Result<(), StepError> {
     let reload = node.reload.as_deref().map(|t| command_for(t, node, ca));
-    let reloaded = apply_file_ops(transport, node, ca, ops, backup_tag, reload.as_deref())?;
+    let reloaded = apply_file_ops(
+        transport,
+        node,
+        ca,
+        ops,
+        backup_tag,
+        reload.as_deref(),
+        last,
+    )?;
     if let (Some(command), Some(out)) = (&reload, &reloaded) {
         reload_result(node, command, out)?;
     }

@@ -88,7 +88,7 @@ impl Transport for FakeNode {
         assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
         let reload = words[10].clone();
         let mut data = input;
-        for f in words[12..].chunks(6) {
+        for f in words[13..].chunks(6) {
             let mut files = self.files.lock().unwrap();
             match f[2].as_str() {
                 "w" => {
@@ -217,7 +217,8 @@ fn fake(script: Vec<Result<ExecOutput, ErrorKind>>) -> FakeNode {
 #[test]
 fn file_ops_become_one_script_with_the_data_on_stdin() {
     let t = fake(vec![out(0, "")]);
-    let reloaded = apply_file_ops(&t, &node(200), "internal", &ops(), Some("g1"), None).unwrap();
+    let reloaded =
+        apply_file_ops(&t, &node(200), "internal", &ops(), Some("g1"), None, false).unwrap();
     assert_eq!(reloaded, None);
     let files = t.files.lock().unwrap();
     assert_eq!(files["/etc/tls/key.pem"].0, b"KEY");
@@ -238,7 +239,7 @@ fn a_file_outside_the_node_set_is_refused() {
         mode: 0o644,
         what: "certificate".into(),
     }];
-    let e = apply_file_ops(&t, &node(200), "internal", &stray, None, None).unwrap_err();
+    let e = apply_file_ops(&t, &node(200), "internal", &stray, None, None, false).unwrap_err();
     assert_eq!(e.kind, StepErrorKind::Permanent);
     assert!(
         e.message.contains("/etc/passwd on node app1"),
@@ -253,7 +254,7 @@ fn write_errors_keep_kind_and_name_node_and_file() {
         fail_write: Some(ErrorKind::Io),
         ..fake(vec![out(0, "")])
     };
-    let e = apply_file_ops(&t, &node(200), "internal", &ops(), None, None).unwrap_err();
+    let e = apply_file_ops(&t, &node(200), "internal", &ops(), None, None, false).unwrap_err();
     assert_eq!(e.kind, StepErrorKind::Permanent);
     assert_eq!(
         e.message,
@@ -264,7 +265,7 @@ fn write_errors_keep_kind_and_name_node_and_file() {
         ..fake(vec![out(0, "")])
     };
     assert!(
-        apply_file_ops(&t, &node(200), "internal", &ops(), None, None)
+        apply_file_ops(&t, &node(200), "internal", &ops(), None, None, false)
             .unwrap_err()
             .is_transient()
     );
@@ -273,7 +274,7 @@ fn write_errors_keep_kind_and_name_node_and_file() {
 #[test]
 fn reload_and_confirm_substitute_node_and_ca() {
     let t = fake(vec![out(0, "")]);
-    apply_and_confirm(&t, &node(500), "internal", &ops(), None).unwrap();
+    apply_and_confirm(&t, &node(500), "internal", &ops(), None, false).unwrap();
     let cmds = t.commands.lock().unwrap().clone();
     assert_eq!(
         cmds,
@@ -312,7 +313,7 @@ fn confirm_polls_until_exit_zero() {
         out(0, ""),
     ]);
     let n = node(5_000);
-    apply_file_ops(&t, &n, "internal", &ops(), None, None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None, false).unwrap();
     let written: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
     let t0 = std::time::Instant::now();
     confirm(&t, &n, "internal", &written).unwrap();
@@ -367,7 +368,7 @@ fn confirm_timeout_reports_the_real_exit_not_a_run_cut_off_by_the_deadline() {
 fn confirm_fails_when_a_file_does_not_read_back() {
     let t = fake(vec![out(0, "")]);
     let n = node(300);
-    apply_file_ops(&t, &n, "internal", &ops(), None, None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None, false).unwrap();
     t.files
         .lock()
         .unwrap()
@@ -392,7 +393,7 @@ fn files_match_checks_content_and_absence() {
     let n = node(300);
     let expected: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
     assert!(!files_match(&t, &n, &expected).unwrap());
-    apply_file_ops(&t, &n, "internal", &ops(), None, None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None, false).unwrap();
     assert!(files_match(&t, &n, &expected).unwrap());
     t.files
         .lock()

@@ -131,6 +131,9 @@ pub enum Change<'a> {
 pub struct ApplyOptions<'a> {
     /// Run by the same remote command once the files are in place (saves a round trip).
     pub reload: Option<&'a str>,
+    /// After the switch, remove the versions no longer needed (as [`cleanup`] does): for
+    /// the node's last step of a run, so that a complete run leaves no old private key.
+    pub clean: bool,
     /// Test hook: stop the script at this phase (1..=8), as a crash there would.
     #[doc(hidden)]
     pub stop_at: u8,
@@ -194,6 +197,11 @@ pub fn apply(
         opts.stop_at.to_string(),
         opts.reload.unwrap_or_default().to_string(),
         END_MARKER.to_string(),
+        if opts.clean {
+            node.files.keep_backups.to_string()
+        } else {
+            "-".to_string()
+        },
     ];
     let mut input = Vec::new();
     for role in Role::ALL {

@@ -14,10 +14,11 @@ pub const FILES_IN_PLACE: &str = "certroll: files in place";
 /// Marker before the reload command's exit status.
 pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 
-/// `apply STORE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER` then, per file, 6 words:
+/// `apply STORE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER CLEAN` then, per file, 6 words:
 /// `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k or r; `-` for unset). Standard input
 /// holds the data of the `w` files in order, then the MARKER line. Relative paths are
-/// taken from the directory the script starts in.
+/// taken from the directory the script starts in. CLEAN `-`, or how many earlier runs'
+/// backups to keep while removing every other old version after the switch.
 /// `cleanup STORE KEEP PATH...`.
 pub const SCRIPT: &str = r#"set -u
 umask 077
@@ -134,8 +135,8 @@ remove_paths() {
 }
 
 apply() {
-  store=$1 tag=$2 rid=$3 owner=$4 group=$5 root=$6 stop=$7 reload=$8 marker=$9
-  shift 9
+  store=$1 tag=$2 rid=$3 owner=$4 group=$5 root=$6 stop=$7 reload=$8 marker=$9 clean=${10}
+  shift 10
   case $store in /*) ;; *) store=$orig/$store ;; esac
   if [ ! -d "$store" ]; then
     out=$(umask 022 && mkdir -p -- "$store" 2>&1) || fail 10 "${out:-cannot create $store}"
@@ -154,6 +155,16 @@ apply() {
   run mv -T -f -- ".next-$tag" current
   phase 8
   remove_paths "$@"
+  if [ "$clean" != - ]; then
+    paths=
+    while [ $# -ge 6 ]; do paths="$paths$2
+"; shift 6; done
+    set -f; old_ifs=$IFS; IFS='
+'
+    set -- $paths
+    IFS=$old_ifs; set +f
+    prune "$clean" "$@"
+  fi
   echo "certroll: files in place"
   if [ -n "$reload" ]; then
     (set --; cd -- "$orig" || cd /; umask 022; eval "$reload") </dev/null
@@ -161,9 +172,10 @@ apply() {
   fi
 }
 
-cleanup() {
-  store=$1 keep=$2; shift 2
-  case $store in /*) ;; *) store=$orig/$store ;; esac
+# prune KEEP PATH...: in the store, keep current and the KEEP most recent runs' backups;
+# remove every other version, leftovers, and old `<file>.<run>.bak` files beside PATHs.
+prune() {
+  keep=$1; shift
   for q in "$@"; do
     at x "$q"
     for b in "$p".[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-*.bak \
@@ -171,22 +183,29 @@ cleanup() {
       if [ -e "$b" ] || [ -L "$b" ]; then run rm -f -- "$b"; fi
     done
   done
-  [ -d "$store" ] && cd -- "$store" && [ -L current ] || exit 0
+  [ -L current ] || return 0
   keepers=" $(readlink -- current) "
   n=0
   for b in before-*; do [ -L "$b" ] && n=$((n + 1)); done
-  i=0
+  i=0 gone=
   for b in before-*; do
     [ -L "$b" ] || continue
     i=$((i + 1))
     if [ $((n - i)) -lt "$keep" ]; then keepers="$keepers$(readlink -- "$b") "
-    else run rm -f -- "$b"; fi
+    else gone="$gone $b"; fi
   done
   for d in v-* .tmp-* .next-*; do
     { [ -e "$d" ] || [ -L "$d" ]; } || continue
     case $keepers in *" $d "*) continue ;; esac
-    run rm -rf -- "$d"
+    case $d in *[!A-Za-z0-9._-]*) run rm -rf -- "$d" ;; *) gone="$gone $d" ;; esac
   done
+  [ -z "$gone" ] || run rm -rf -- $gone
+}
+
+cleanup() {
+  store=$1 keep=$2; shift 2
+  case $store in /*) ;; *) store=$orig/$store ;; esac
+  if [ -d "$store" ] && cd -- "$store"; then prune "$keep" "$@"; fi
   echo "certroll: cleaned"
 }
 

@@ -65,8 +65,8 @@ fn swap<'a>(cert: &'a str, key: &'a str) -> Vec<(Role, Change<'a>)> {
 
 fn apply_at(t: &LocalTransport, n: &Node, run: &str, ch: &[(Role, Change<'_>)], stop: u8) {
     let opts = ApplyOptions {
-        reload: None,
         stop_at: stop,
+        ..ApplyOptions::default()
     };
     let r = apply(t, n, "internal", run, ch, &opts);
     if stop == 0 {
@@ -273,7 +273,7 @@ fn a_removed_plain_file_goes_and_the_reload_runs_after_the_switch() {
     let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
     let opts = ApplyOptions {
         reload: Some("cat tls/key.pem > seen; echo reloaded; exit 3"),
-        stop_at: 0,
+        ..ApplyOptions::default()
     };
     let mut ch = swap("CERT-B", "KEY-B");
     ch.push((Role::Proof, Change::Remove));
@@ -361,4 +361,23 @@ fn data_cut_short_changes_nothing() {
     assert_eq!(out.status, Some(12), "{out:?}");
     assert!(out.stderr.contains("arrived incomplete"), "{out:?}");
     assert_eq!(pair(dir.path()).as_deref(), Some("A"), "nothing switched");
+}
+
+#[test]
+fn the_last_step_of_a_run_removes_the_old_versions_after_its_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    plain_files(dir.path(), "A");
+    let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
+    apply_at(&t, &n, "R1", &swap("CERT-B", "KEY-B"), 0);
+    let last = ApplyOptions {
+        clean: true,
+        ..ApplyOptions::default()
+    };
+    apply(&t, &n, "internal", "R1", &swap("CERT-C", "KEY-C"), &last).unwrap();
+    assert_eq!(pair(dir.path()).as_deref(), Some("C"));
+    for old in ["KEY-A", "KEY-B"] {
+        assert!(holding(dir.path(), old).is_empty(), "{old} is gone");
+    }
+    let store = dir.path().join("tls/.certroll-internal");
+    assert_eq!(names(&store).len(), 2, "{:?}", names(&store));
 }
