@@ -346,8 +346,8 @@ fn migration_stopped_at_every_phase_leaves_a_matching_pair_and_a_rerun_finishes(
         }
         fs::set_permissions(tls.join("key.pem"), fs::Permissions::from_mode(0o600)).unwrap();
         let opts = ApplyOptions {
-            reload: None,
             stop_at: stop,
+            ..ApplyOptions::default()
         };
         let stopped = layout::apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &opts);
         assert!(stopped.is_err(), "phase {stop}: the script was to stop");
