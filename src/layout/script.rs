@@ -56,22 +56,23 @@ migrate() {
 
 build() {
   t=v-$tag
-  run mkdir -m 0755 -- "$t"
   trap 'rm -rf -- "$t"' EXIT
-  copy= written=
+  # The new version starts as a copy of the current one (owner, group, mode kept); the
+  # files the step writes are then overwritten in place, or started afresh when the
+  # inventory sets their mode, and removed files dropped.
+  run cp -pRL -- current "$t"
+  written= drop=
   while [ $# -ge 6 ]; do
     case $3 in
-      w) written="$written $t/$1"
-         # A file whose mode the inventory sets starts private; else it starts as a copy
-         # of the one it replaces (owner, group, mode), or private when there is none.
-         if [ "$5" = - ] && [ -e "current/$1" ]; then copy="$copy current/$1"; fi ;;
-      k) if [ -e "current/$1" ]; then copy="$copy current/$1"; fi ;;
+      w) written="$written $t/$1"; [ "$5" = - ] || drop="$drop $t/$1" ;;
+      r) drop="$drop $t/$1" ;;
     esac
     shift 6
   done
-  [ -z "$copy" ] || run cp -p -- $copy "$t/"
-  if [ "$root" != 1 ] && [ -n "$copy" ]; then
-    for r in $copy; do
+  [ -z "$drop" ] || run rm -f -- $drop
+  if [ "$root" != 1 ]; then
+    for r in current/*; do
+      [ -e "$r" ] || continue
       a=$(stat -c %u:%g -- "$r") b=$(stat -c %u:%g -- "$t/${r#current/}")
       [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/$r: running as $b"
     done
@@ -144,7 +145,10 @@ apply() {
   cd -- "$store" || fail 10 "cannot enter $store"
   phase 1
   [ -d current ] || migrate "$@"
-  [ -L "before-$rid" ] || run ln -s -- "$(readlink -- current)" "before-$rid"
+  if [ ! -L "before-$rid" ]; then
+    # A hard link to the `current` link itself: what it points at now, one process.
+    ln -- current "before-$rid" 2>/dev/null || run ln -s -- "$(readlink -- current)" "before-$rid"
+  fi
   phase 4
   build "$@"
   fill "$@"
