@@ -6,6 +6,8 @@
 //! and report back. A failed step blocks its transitive dependents; independent steps carry
 //! on and in-flight steps are always allowed to finish. Steps journaled as done by an
 //! earlier run are skipped; steps journaled as started are re-checked on the node.
+//! After SIGINT/SIGTERM ([`crate::interrupt`]) no step starts; the steps in flight end
+//! quickly (their node commands are killed) and the run is journaled as interrupted.
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{Event, EventSink, RetryPolicy, StepError, StepErrorKind, StepWork};
+use crate::interrupt;
 use crate::inventory::Inventory;
 use crate::journal::{Journal, JournalError, RunState, RunStatus, StartedStep};
 use crate::plan::{Plan, Step, StepId};
@@ -57,7 +60,7 @@ impl Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// Nothing may be touched that the journal cannot record; in-flight steps were finished.
-    #[error("stopped the run: {0}")]
+    #[error("stopped the run: the journal could not record it")]
     Journal(#[from] JournalError),
     #[error("refusing to run an invalid plan: step {step}: {message}")]
     BadPlan { step: StepId, message: String },
@@ -112,6 +115,7 @@ pub fn execute(
         .into());
     };
     let t0 = Instant::now();
+    let _running = interrupt::RunGuard::new();
     let ctx = Ctx {
         plan,
         inv,
@@ -134,7 +138,9 @@ pub fn execute(
     if let Some(e) = broken {
         return Err(e.into());
     }
-    let status = if outcome.complete() {
+    let status = if sched.interrupted {
+        RunStatus::Interrupted
+    } else if outcome.complete() {
         RunStatus::Complete
     } else {
         RunStatus::Incomplete
@@ -183,6 +189,8 @@ struct Scheduler<'c, 'a> {
     errors: Vec<(StepId, String)>,
     /// Set by a run-stopping failure: no further step starts.
     stopped: Option<StepId>,
+    /// Set once SIGINT/SIGTERM was seen: no further step starts.
+    interrupted: bool,
 }
 
 impl<'c, 'a> Scheduler<'c, 'a> {
@@ -213,6 +221,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             ready,
             errors: Vec::new(),
             stopped: None,
+            interrupted: false,
         }
     }
 
@@ -261,7 +270,12 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let mut running = 0;
         let mut broken = None;
         loop {
-            while running < parallel && broken.is_none() && self.stopped.is_none() {
+            self.interrupted |= interrupt::requested().is_some();
+            while running < parallel
+                && broken.is_none()
+                && self.stopped.is_none()
+                && !self.interrupted
+            {
                 let Some(id) = self.ready.pop_first() else {
                     break;
                 };
@@ -345,7 +359,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let mut failed = self.errors.clone();
         failed.sort_by_key(|(id, _)| *id);
         let mut blocked: Vec<StepId> = ids(State::Blocked);
-        if self.stopped.is_some() {
+        if self.stopped.is_some() || self.interrupted {
             // The run stopped: steps that never started wait like blocked ones.
             blocked.extend(ids(State::Pending));
             blocked.sort_unstable();
@@ -405,7 +419,7 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
     match carry_out(ctx, step, &node, recheck) {
         Ok(()) => {
             if let Err(e) = ctx.journal.step_done(step.id) {
-                return Report::JournalBroken(e.to_string(), e);
+                return Report::JournalBroken(crate::error::chain(&e), e);
             }
             let elapsed_ms = t0.elapsed().as_millis() as u64;
             ctx.events.event(&Event::StepDone {
@@ -416,7 +430,7 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
             });
             Report::Done
         }
-        Err(Failure::Journal(e)) => Report::JournalBroken(e.to_string(), e),
+        Err(Failure::Journal(e)) => Report::JournalBroken(crate::error::chain(&e), e),
         Err(Failure::Step(e)) => {
             let journaled = ctx.journal.step_failed(step.id, &e.message);
             ctx.events.event(&Event::StepFailed {

@@ -1,162 +1,12 @@
 //! Tests of the step mechanism against an in-memory node.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
 use crate::executor::StepErrorKind;
 use crate::inventory::{Node, TransportKind};
-use crate::transport::{ErrorKind, ExecOutput, TransportError, WriteOptions};
-
-/// A node in memory: files, and scripted command results (the last one repeats).
-#[derive(Default)]
-struct FakeNode {
-    files: Mutex<BTreeMap<String, (Vec<u8>, u32)>>,
-    script: Mutex<VecDeque<Result<ExecOutput, ErrorKind>>>,
-    commands: Mutex<Vec<String>>,
-    fail_write: Option<ErrorKind>,
-}
-
-fn out(status: i32, stderr: &str) -> Result<ExecOutput, ErrorKind> {
-    Ok(ExecOutput {
-        status: Some(status),
-        stdout: String::new(),
-        stderr: stderr.to_string(),
-    })
-}
-
-impl Transport for FakeNode {
-    fn node(&self) -> &str {
-        "app1"
-    }
-    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        Ok(self.files.lock().unwrap().get(path).map(|(d, _)| d.clone()))
-    }
-    fn file_mode(&self, path: &str) -> Result<Option<u32>, TransportError> {
-        Ok(self.files.lock().unwrap().get(path).map(|(_, m)| *m))
-    }
-    fn write_file(
-        &self,
-        path: &str,
-        data: &[u8],
-        o: WriteOptions<'_>,
-    ) -> Result<(), TransportError> {
-        if let Some(kind) = self.fail_write {
-            return Err(TransportError::new(
-                "app1",
-                format!("write {} {path}", o.what),
-                kind,
-                "permission denied",
-            ));
-        }
-        let mut files = self.files.lock().unwrap();
-        if let (Some(tag), Some(old)) = (o.backup_tag, files.get(path).cloned()) {
-            files.insert(format!("{path}.{tag}.bak"), old);
-        }
-        files.insert(path.to_string(), (data.to_vec(), o.mode));
-        Ok(())
-    }
-    fn remove_file(&self, path: &str, backup_tag: Option<&str>) -> Result<(), TransportError> {
-        let mut files = self.files.lock().unwrap();
-        if let (Some(tag), Some(old)) = (backup_tag, files.remove(path)) {
-            files.insert(format!("{path}.{tag}.bak"), old);
-        }
-        Ok(())
-    }
-    /// Plays the layout script on the in-memory files: writes and removes as it would,
-    /// then runs the reload (through [`Transport::exec`]) as the script does.
-    fn exec_input(
-        &self,
-        command: &str,
-        input: &[u8],
-        timeout: Duration,
-    ) -> Result<ExecOutput, TransportError> {
-        if let Some(kind) = self.fail_write {
-            return Err(TransportError::new(
-                "app1",
-                "write the files of CA internal",
-                kind,
-                "permission denied",
-            ));
-        }
-        let (line, script) = command
-            .split_once('\n')
-            .expect("set -- line, then the script");
-        assert_eq!(script, crate::layout::script::SCRIPT);
-        let words = shell_words(line);
-        assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
-        let reload = words[10].clone();
-        let mut data = input;
-        for f in words[13..].chunks(6) {
-            let mut files = self.files.lock().unwrap();
-            match f[2].as_str() {
-                "w" => {
-                    let (now, rest) = data.split_at(f[3].parse().unwrap());
-                    data = rest;
-                    files.insert(f[1].clone(), (now.to_vec(), 0o600));
-                }
-                "r" => {
-                    files.remove(&f[1]);
-                }
-                _ => {}
-            }
-        }
-        let mut stdout = "certroll: files in place\n".to_string();
-        let mut stderr = String::new();
-        if !reload.is_empty() {
-            let r = self.exec(&reload, timeout)?;
-            stdout += &format!("certroll: reload exited {}\n", r.status.unwrap_or(137));
-            stderr = r.stderr;
-        }
-        Ok(ExecOutput {
-            status: Some(0),
-            stdout,
-            stderr,
-        })
-    }
-    fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
-        self.commands.lock().unwrap().push(command.to_string());
-        let mut script = self.script.lock().unwrap();
-        let next = if script.len() > 1 {
-            script.pop_front().unwrap()
-        } else {
-            script[0].clone()
-        };
-        next.map_err(|k| {
-            TransportError::new("app1", format!("run `{command}`"), k, "connection reset")
-        })
-    }
-}
-
-/// Splits a command made of words quoted by `shell_quote` (or bare words).
-fn shell_words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let (mut cur, mut quoted, mut any) = (String::new(), false, false);
-    let mut chars = command.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('\'', _) => {
-                quoted = !quoted;
-                any = true;
-            }
-            ('\\', false) => {
-                cur.extend(chars.next());
-            }
-            (' ', false) => {
-                if any || !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-                any = false;
-            }
-            (c, _) => cur.push(c),
-        }
-    }
-    if any || !cur.is_empty() {
-        words.push(cur);
-    }
-    words
-}
+use crate::transport::fake::{out, FakeNode};
+use crate::transport::{ErrorKind, ExecOutput};
 
 fn node(confirm_timeout_ms: u64) -> Node {
     Node {
@@ -198,19 +48,11 @@ fn ops() -> Vec<FileOp> {
     ]
 }
 
+/// Node app1 answering from `script`, holding an old key and a proof-key certificate.
 fn fake(script: Vec<Result<ExecOutput, ErrorKind>>) -> FakeNode {
-    let f = FakeNode {
-        script: Mutex::new(script.into()),
-        ..FakeNode::default()
-    };
-    f.files
-        .lock()
-        .unwrap()
-        .insert("/etc/tls/cross.pem".into(), (b"X".to_vec(), 0o644));
-    f.files
-        .lock()
-        .unwrap()
-        .insert("/etc/tls/key.pem".into(), (b"OLDKEY".to_vec(), 0o600));
+    let f = FakeNode::new("app1").scripted(script);
+    f.put("/etc/tls/cross.pem", b"X", 0o644);
+    f.put("/etc/tls/key.pem", b"OLDKEY", 0o600);
     f
 }
 
@@ -402,5 +244,30 @@ fn files_match_checks_content_and_absence() {
     assert!(
         !files_match(&t, &n, &expected).unwrap(),
         "a file that must be absent is present"
+    );
+}
+
+#[test]
+fn confirm_does_not_give_up_one_delay_before_the_deadline() {
+    // With a 3 s timeout the backoff runs the command at 0, 0.05, 0.15, 0.35, 0.75 and
+    // 1.55 s; the next pause (1.6 s) would end after the deadline. The node confirms
+    // from 2.5 s on: the command must run once more at the deadline, not give up at 1.55 s.
+    let start = std::time::Instant::now();
+    let t = FakeNode::new("app1").succeeding_from(start + Duration::from_millis(2_500));
+    let r = poll_confirm(&t, &node(3_000), "tls-health");
+    assert!(r.is_ok(), "gave up after {:?}: {r:?}", start.elapsed());
+    assert!(start.elapsed() >= Duration::from_millis(2_500));
+}
+
+#[test]
+fn confirm_that_never_succeeds_polls_until_the_deadline() {
+    let start = std::time::Instant::now();
+    let t = FakeNode::new("app1").succeeding_from(start + Duration::from_secs(3_600));
+    let e = poll_confirm(&t, &node(3_000), "tls-health").unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
+    assert!(
+        start.elapsed() >= Duration::from_millis(3_000),
+        "gave up after {:?}",
+        start.elapsed()
     );
 }

@@ -16,6 +16,7 @@ mod bootstrap;
 mod failures;
 mod files;
 mod host_keys;
+mod hostile;
 mod renew;
 mod rotate;
 mod sudo;
