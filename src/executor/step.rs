@@ -225,21 +225,11 @@ pub fn apply_and_confirm(
     backup_tag: Option<&str>,
     last: bool,
 ) -> Result<(), StepError> {
-    let reload = node.reload.as_deref().map(|t| command_for(t, node, ca));
-    let reloaded = apply_file_ops(
-        transport,
-        node,
-        ca,
-        ops,
-        backup_tag,
-        reload.as_deref(),
-        last,
-    )?;
-    if let (Some(command), Some(out)) = (&reload, &reloaded) {
-        reload_result(node, command, out)?;
-    }
+    // The reload runs as a command of its own: SIGINT/SIGTERM stop a reload, never a
+    // file change in progress.
+    apply_file_ops(transport, node, ca, ops, backup_tag, None, last)?;
     let written: Vec<FileHash> = ops.iter().map(FileOp::hash).collect();
-    confirm(transport, node, ca, &written)
+    reconfirm(transport, node, ca, &written)
 }
 
 /// `exited 1: <last stderr line>`, for messages.
