@@ -15,6 +15,7 @@ pub mod materials;
 pub mod output;
 pub mod pki;
 pub mod plan;
+pub mod shell;
 pub mod simulate;
 pub mod tls;
 pub mod transport;

@@ -1,5 +1,10 @@
 //! `certroll status`: where the current or last run stands — steps done, interrupted,
 //! failed, and what each waiting step waits for.
+//!
+//! Status only reads: it never creates the state directory or the journal. Whether a run
+//! is going on now is asked of the lock ([`Lock::state`]), not guessed from the journal: a
+//! run without a run-end record is `running` while a process holds the lock (which names
+//! it) and `interrupted` only when none does.
 
 use std::path::PathBuf;
 
@@ -9,7 +14,7 @@ use serde::Serialize;
 use super::apply::rebuild;
 use super::{load, select_ca, CommandError};
 use crate::exit;
-use crate::journal::{Journal, RunState, RunStatus};
+use crate::journal::{Holder, Journal, Lock, LockState, RunState, RunStatus};
 use crate::output::Style;
 use crate::plan::{Plan, StepId};
 
@@ -26,7 +31,8 @@ struct StepStatus {
     id: StepId,
     node: String,
     actions: Vec<&'static str>,
-    /// done, failed, interrupted (started, not confirmed), ready, waiting
+    /// done, failed, running (started by the process holding the lock), interrupted
+    /// (started, not confirmed, and no process holds the lock), ready, waiting
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -47,29 +53,39 @@ struct RunReport {
     host: String,
     pid: u32,
     resumes: u32,
+    /// complete, incomplete, running (a process holds the lock), interrupted
     status: &'static str,
+    /// The process holding the lock of the state directory, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holder: Option<Holder>,
+    /// A process holds the lock (the holder may be unreadable).
+    #[serde(skip)]
+    running: bool,
     steps: Vec<StepStatus>,
 }
 
-/// Runs `certroll status`. Exit 0 when the last run is complete, 75 when it is unfinished.
+/// Runs `certroll status`. Exit 0 when the last run is complete or still running, 75 when
+/// it is unfinished and no process holds the lock.
 pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, args.ca.as_deref())?;
-    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
-    let Some(last) = journal
-        .last_run()
+    let lock = Lock::state(&inv.state_dir).context("failed to check the lock")?;
+    let last = Journal::read_last_run(&inv.state_dir)
         .context("failed to read the journal")?
-        .filter(|r| r.header.ca == inv.cas[ca].name)
-    else {
+        .filter(|r| r.header.ca == inv.cas[ca].name);
+    let Some(last) = last else {
         println!(
             "no run recorded for CA {} in {}",
             inv.cas[ca].name,
-            journal.path().display()
+            inv.state_dir.join(crate::journal::JOURNAL_FILE).display()
         );
+        if let LockState::Held(holder) = &lock {
+            println!("{}", running_line(holder.as_ref()));
+        }
         return Ok(exit::OK);
     };
     let plan = rebuild(&inv, ca, &last)?;
-    let report = build(&inv, &plan, &last);
+    let report = build(&inv, &plan, &last, lock);
     if args.json {
         // Invariant: the report holds only strings, numbers and lists.
         println!(
@@ -79,14 +95,37 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     } else {
         print!("{}", render(&report, Style::stdout()));
     }
-    Ok(if report.status == "complete" {
-        exit::OK
-    } else {
-        exit::INCOMPLETE
+    Ok(match report.status {
+        "complete" | "running" => exit::OK,
+        _ => exit::INCOMPLETE,
     })
 }
 
-fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunReport {
+/// Who runs now, for people.
+fn running_line(holder: Option<&Holder>) -> String {
+    match holder {
+        Some(h) => format!("a certroll run holds the lock now: {h}"),
+        None => "a certroll run holds the lock now (its holder record could not be read)".into(),
+    }
+}
+
+fn build(
+    inv: &crate::inventory::Inventory,
+    plan: &Plan,
+    run: &RunState,
+    lock: LockState,
+) -> RunReport {
+    let holder = match lock {
+        LockState::Held(h) => Some(h),
+        LockState::Free => None,
+    };
+    let status = match (run.end, &holder) {
+        (Some(RunStatus::Complete), _) => "complete",
+        (Some(RunStatus::Incomplete), _) => "incomplete",
+        (None, Some(_)) => "running",
+        (None, None) => "interrupted",
+    };
+    let running = holder.is_some();
     let steps = plan
         .steps
         .iter()
@@ -101,6 +140,8 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
                 ("done", None)
             } else if let Some(e) = run.failed.get(&s.id) {
                 ("failed", Some(e.clone()))
+            } else if run.started.contains_key(&s.id) && status == "running" {
+                ("running", None)
             } else if run.started.contains_key(&s.id) {
                 ("interrupted", None)
             } else if waiting_on.is_empty() {
@@ -118,11 +159,6 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
             }
         })
         .collect();
-    let status = match run.end {
-        Some(RunStatus::Complete) => "complete",
-        Some(RunStatus::Incomplete) => "incomplete",
-        None => "interrupted",
-    };
     RunReport {
         version: 1,
         run: run.run.clone(),
@@ -136,6 +172,8 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
         pid: run.pid,
         resumes: run.resumes,
         status,
+        holder: holder.flatten(),
+        running,
         steps,
     }
 }
@@ -163,13 +201,17 @@ fn render(r: &RunReport, style: Style) -> String {
         "started {} by pid {} on {}, resumed {} time(s)",
         r.started_at, r.pid, r.host, r.resumes
     );
+    if r.running {
+        let _ = writeln!(out, "{}", running_line(r.holder.as_ref()));
+    }
     let count = |s: &str| r.steps.iter().filter(|x| x.state == s).count();
     let _ = writeln!(
         out,
-        "{} steps: {} done · {} failed · {} interrupted · {} ready · {} waiting",
+        "{} steps: {} done · {} failed · {} running · {} interrupted · {} ready · {} waiting",
         r.steps.len(),
         count("done"),
         count("failed"),
+        count("running"),
         count("interrupted"),
         count("ready"),
         count("waiting")
@@ -184,6 +226,7 @@ fn render(r: &RunReport, style: Style) -> String {
         let state = match s.state {
             "failed" => style.red("failed     "),
             "interrupted" => style.yellow("interrupted"),
+            "running" => style.cyan("running    "),
             "ready" => style.cyan("ready      "),
             _ => style.dim("waiting    "),
         };

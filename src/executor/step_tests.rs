@@ -298,3 +298,18 @@ fn files_match_checks_content_and_absence() {
         "a file that must be absent is present"
     );
 }
+
+#[test]
+fn reload_and_confirm_substitutions_are_shell_quoted() {
+    let mut n = node(1000);
+    n.name = "app1;touch x".into();
+    assert_eq!(
+        command_for("tls-health --node {node} --ca {ca}", &n, "it's"),
+        "tls-health --node 'app1;touch x' --ca 'it'\\''s'"
+    );
+    n.name = "app1".into();
+    assert_eq!(
+        command_for("systemctl reload envoy-{ca}", &n, "internal"),
+        "systemctl reload envoy-internal"
+    );
+}

@@ -76,8 +76,17 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
             )
         }
     };
+    let subject = raw.subject.unwrap_or_else(|| format!("CN={name} CA"));
+    if let Err(why) = super::subject::parse(&subject) {
+        return Err(
+            Problem::new(at("subject"), format!("bad subject for CA {name}: {why}")).hint(
+                "write CN=NAME, optionally followed by O=, OU=, C=, L=, ST= (each once), \
+                 e.g. \"CN=Example CA,O=Example\"",
+            ),
+        );
+    }
     Ok(CaSpec {
-        subject: raw.subject.unwrap_or_else(|| format!("CN={name} CA")),
+        subject,
         name,
         key_algorithm,
         validity,

@@ -218,7 +218,7 @@ impl Transport for LocalTransport {
             .map_err(|e| self.io_err(action.clone(), &e))?;
         let out = spawn_reader(child.stdout.take());
         let err = spawn_reader(child.stderr.take());
-        let finished = wait_until(&mut child, Instant::now() + timeout)
+        let finished = wait_until(&mut child, crate::duration::deadline(timeout))
             .map_err(|e| self.io_err(action.clone(), &e))?;
         let status = match finished {
             Some(code) => code,

@@ -196,7 +196,7 @@ impl Conn {
         let mut channel = self.session.channel_session()?;
         channel.exec(&wrapped)?;
         self.session.set_blocking(false);
-        let collected = collect(&mut channel, Instant::now() + timeout);
+        let collected = collect(&mut channel, crate::duration::deadline(timeout));
         self.session.set_blocking(true);
         let (stdout, stderr, finished) = collected?;
         let (pid, stdout) = split_pid(stdout);

@@ -262,10 +262,10 @@ fn generated_fleets_load_in_both_forms() {
 #[test]
 fn a_missing_file_is_a_read_error_naming_it() {
     let err = inventory::load(Path::new("/nonexistent/certroll.toml")).unwrap_err();
-    assert!(matches!(err, InventoryError::Read { .. }));
+    assert!(matches!(err, InventoryError::NotFound { .. }));
     assert!(
         err.to_string()
-            .starts_with("failed to read inventory /nonexistent/certroll.toml"),
+            .starts_with("no inventory file at /nonexistent/certroll.toml"),
         "{err}"
     );
 }
