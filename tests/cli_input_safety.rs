@@ -137,7 +137,11 @@ fn status_during_a_live_apply_says_running_and_exits_0() {
     text.expect_code(0)
         .expect_stdout("running")
         .expect_stdout(&format!("pid {pid}"));
-    assert!(!text.stdout.contains("interrupted"), "{text}");
+    assert!(
+        !text.stdout.lines().any(|l| l.trim_start().starts_with("interrupted")),
+        "{text}"
+    );
+    assert!(!text.stdout.contains("— interrupted"), "{text}");
     json.expect_code(0);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(doc["status"], "running", "{json}");

@@ -333,7 +333,7 @@ pub fn check_files(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(),
 
 /// Writes `template` with `{ca}` and `{node}` substituted into `out`, reusing its
 /// allocation; the same result as [`Node::paths`].
-fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
+pub(super) fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
     out.clear();
     let mut rest = template;
     while let Some(i) = rest.find('{') {

@@ -18,40 +18,68 @@ use super::locate::ValuePath;
 use super::validate::Problem;
 use super::{CaId, CaSpec, Link, Node, NodeId, TransportKind};
 
-/// The file keys of a node, in the order [`files`] yields them.
+/// The file keys of a node, in the order [`templates`] yields them.
 const KEYS: [&str; 4] = ["trust_bundle", "cert", "key", "proof_cert"];
 
 /// Refuses two nodes that keep any of their files (over the CAs they take part in) at the
 /// same place.
 pub fn check(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(), Problem> {
-    let mut member: Vec<Vec<CaId>> = vec![Vec::new(); nodes.len()];
+    // One bit per (node, CA) the node has links in.
+    let words = cas.len().div_ceil(64);
+    let mut member = vec![0u64; nodes.len() * words];
     for l in links {
         for n in [l.client, l.server] {
-            if !member[n].contains(&l.ca) {
-                member[n].push(l.ca);
-            }
+            member[n * words + l.ca / 64] |= 1 << (l.ca % 64);
         }
     }
     let mut seen: FxHashMap<u64, (NodeId, CaId, usize)> = map_with_capacity(nodes.len() * 3);
+    let mut buf = String::new();
     for (id, node) in nodes.iter().enumerate() {
-        for &ca in &member[id] {
-            for (k, path) in files(node, &cas[ca].name) {
-                let h = place_hash(node, &path);
+        let bits = &member[id * words..(id + 1) * words];
+        for ca in (0..cas.len()).filter(|&ca| bits[ca / 64] & (1 << (ca % 64)) != 0) {
+            for (k, template) in templates(node) {
+                place(&mut buf, template, &cas[ca].name, &node.name);
+                let h = place_hash(node, &buf);
                 let Some(&(other, other_ca, other_k)) = seen.get(&h) else {
                     seen.insert(h, (id, ca, k));
                     continue;
                 };
-                let first = &nodes[other];
-                let same = other != id
-                    && machine(first) == machine(node)
-                    && files(first, &cas[other_ca].name).any(|(fk, p)| fk == other_k && p == path);
-                if same {
-                    return Err(shared(first, KEYS[other_k], node, KEYS[k], &path));
+                if other == id || machine(&nodes[other]) != machine(node) {
+                    continue;
+                }
+                let mut first = String::new();
+                let (_, first_template) = templates(&nodes[other])
+                    .find(|&(fk, _)| fk == other_k)
+                    .unwrap_or((0, ""));
+                place(&mut first, first_template, &cas[other_ca].name, &nodes[other].name);
+                if first == buf {
+                    return Err(shared(&nodes[other], KEYS[other_k], node, KEYS[k], &buf));
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The node's path templates: (index into [`KEYS`], template).
+fn templates(node: &Node) -> impl Iterator<Item = (usize, &str)> {
+    [
+        Some(node.trust_bundle.as_str()),
+        Some(node.cert.as_str()),
+        Some(node.key.as_str()),
+        node.proof_cert.as_deref(),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter_map(|(k, t)| t.map(|t| (k, t)))
+}
+
+/// Writes the file's place into `out`: the template filled in, normalized when needed.
+fn place(out: &mut String, template: &str, ca: &str, node: &str) {
+    super::nodes::fill(out, template, ca, node);
+    if out.contains("//") || out.contains("/.") || out.starts_with('.') {
+        *out = normalize(out);
+    }
 }
 
 /// Where a node's files live: `None` for this machine, else (host, port, via).
@@ -67,15 +95,6 @@ fn place_hash(node: &Node, path: &str) -> u64 {
     machine(node).hash(&mut h);
     path.hash(&mut h);
     h.finish()
-}
-
-/// The node's files for CA `ca`: (index into [`KEYS`], normalized path).
-fn files<'a>(node: &'a Node, ca: &str) -> impl Iterator<Item = (usize, String)> + 'a {
-    let p = node.paths(ca);
-    [Some(p.trust_bundle), Some(p.cert), Some(p.key), p.proof_cert]
-        .into_iter()
-        .enumerate()
-        .filter_map(|(k, path)| path.map(|path| (k, normalize(&path))))
 }
 
 /// `path` with empty and `.` components dropped and `..` applied (lexically).
