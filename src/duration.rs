@@ -60,7 +60,9 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     }
     let d = Duration::from_secs(total);
     if d > MAX {
-        return Err(err("it is longer than 1000y, the longest duration certroll accepts"));
+        return Err(err(
+            "it is longer than 1000y, the longest duration certroll accepts",
+        ));
     }
     Ok(d)
 }

@@ -138,7 +138,10 @@ fn status_during_a_live_apply_says_running_and_exits_0() {
         .expect_stdout("running")
         .expect_stdout(&format!("pid {pid}"));
     assert!(
-        !text.stdout.lines().any(|l| l.trim_start().starts_with("interrupted")),
+        !text
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("interrupted")),
         "{text}"
     );
     assert!(!text.stdout.contains("— interrupted"), "{text}");
@@ -153,7 +156,10 @@ fn status_during_a_live_apply_says_running_and_exits_0() {
     );
 
     // Once it ended, status reports the finished run.
-    fleet.run(&["status"]).expect_code(0).expect_stdout("complete");
+    fleet
+        .run(&["status"])
+        .expect_code(0)
+        .expect_stdout("complete");
 }
 
 #[test]
@@ -161,7 +167,10 @@ fn status_never_creates_the_state_dir_or_journal() {
     let fleet = Local::new("true", "");
     let run = fleet.run(&["status"]);
     run.expect_code(0).expect_stdout("no run recorded");
-    assert!(!fleet.state().exists(), "status created the state directory");
+    assert!(
+        !fleet.state().exists(),
+        "status created the state directory"
+    );
 
     std::fs::create_dir(fleet.state()).unwrap();
     fleet.run(&["status", "--format", "json"]).expect_code(0);
@@ -217,7 +226,9 @@ fn non_utf8_inventory_gives_the_position_of_the_bad_byte() {
     let run = fleet.run(&["plan"]);
     // The bad byte follows `dns_names = ["caf` (17 characters) on the third added line.
     let at = format!("certroll.toml:{}:18: ", newlines + 3);
-    run.expect_code(78).expect_output(&at).expect_output("not UTF-8");
+    run.expect_code(78)
+        .expect_output(&at)
+        .expect_output("not UTF-8");
 }
 
 #[test]
@@ -232,7 +243,9 @@ fn dns_name_injection_into_probe_is_refused_at_load() {
     for args in [&["verify", "--live"][..], &["plan"], &["apply", "--yes"]] {
         let run = fleet.run(args);
         run.expect_code(78)
-            .expect_output("certroll.toml:15:14: dns_names entry \"app.test$(touch pwned)\" of node app")
+            .expect_output(
+                "certroll.toml:15:14: dns_names entry \"app.test$(touch pwned)\" of node app",
+            )
             .expect_output("is not a host name or IP address");
     }
     assert!(!fleet.path("pwned").exists(), "the injected command ran");
@@ -241,9 +254,15 @@ fn dns_name_injection_into_probe_is_refused_at_load() {
 #[test]
 fn bad_subject_and_validity_fail_at_load_not_in_apply() {
     for (line, want) in [
-        ("subject = \"O=Example\"", "certroll.toml:2:11: bad subject for CA internal"),
+        (
+            "subject = \"O=Example\"",
+            "certroll.toml:2:11: bad subject for CA internal",
+        ),
         ("subject = \"CN=x,XX=y\"", "unsupported attribute \"XX\""),
-        ("validity = \"10000y\"", "certroll.toml:2:12: bad validity for CA internal"),
+        (
+            "validity = \"10000y\"",
+            "certroll.toml:2:12: bad validity for CA internal",
+        ),
     ] {
         let fleet = Local::new("true", "");
         let text = std::fs::read_to_string(fleet.inventory())
@@ -251,8 +270,14 @@ fn bad_subject_and_validity_fail_at_load_not_in_apply() {
             .replace("subject = \"CN=Input CA\"", line);
         std::fs::write(fleet.inventory(), text).unwrap();
         fleet.run(&["plan"]).expect_code(78).expect_output(want);
-        fleet.run(&["apply", "--yes"]).expect_code(78).expect_output(want);
-        assert!(!fleet.state().exists(), "{line}: apply created the state directory");
+        fleet
+            .run(&["apply", "--yes"])
+            .expect_code(78)
+            .expect_output(want);
+        assert!(
+            !fleet.state().exists(),
+            "{line}: apply created the state directory"
+        );
     }
 }
 
@@ -268,9 +293,10 @@ fn huge_durations_are_refused_without_a_panic() {
         run.expect_code(64).expect_output("longer than 1000y");
         assert!(!run.stderr.contains("panicked"), "{run}");
     }
-    let text = std::fs::read_to_string(fleet.inventory())
-        .unwrap()
-        .replace("confirm_timeout = \"200s\"", "confirm_timeout = \"300000000000y\"");
+    let text = std::fs::read_to_string(fleet.inventory()).unwrap().replace(
+        "confirm_timeout = \"200s\"",
+        "confirm_timeout = \"300000000000y\"",
+    );
     std::fs::write(fleet.inventory(), text).unwrap();
     let run = fleet.run(&["apply", "--yes", "--rotate"]);
     run.expect_code(78)

@@ -65,7 +65,8 @@ pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
             }
         }
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
     parse_str(&text, path)
 }
 
@@ -196,7 +197,10 @@ mod tests {
         for part in ["-i PATH", "CERTROLL_INVENTORY", "examples/local"] {
             assert!(shown.contains(part), "{shown}");
         }
-        assert!(std::error::Error::source(&e).is_none(), "the cause would repeat it");
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "the cause would repeat it"
+        );
     }
 
     #[test]

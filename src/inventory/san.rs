@@ -24,9 +24,7 @@ pub fn problem(name: &str) -> Option<String> {
         return Some("it is empty".into());
     }
     if name.contains('*') {
-        return Some(
-            "wildcards are not supported: each node gets a leaf of its own names".into(),
-        );
+        return Some("wildcards are not supported: each node gets a leaf of its own names".into());
     }
     if let Some(bad) = name
         .chars()

@@ -51,7 +51,12 @@ pub fn check(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(), Probl
                 let (_, first_template) = templates(&nodes[other])
                     .find(|&(fk, _)| fk == other_k)
                     .unwrap_or((0, ""));
-                place(&mut first, first_template, &cas[other_ca].name, &nodes[other].name);
+                place(
+                    &mut first,
+                    first_template,
+                    &cas[other_ca].name,
+                    &nodes[other].name,
+                );
                 if first == buf {
                     return Err(shared(&nodes[other], KEYS[other_k], node, KEYS[k], &buf));
                 }

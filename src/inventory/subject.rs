@@ -105,7 +105,8 @@ mod tests {
 
     #[test]
     fn parses_every_attribute() {
-        let attrs = parse("CN=Example CA, O=Example\\, Inc, OU=Ops, C=DE, L=Berlin, ST=Berlin").unwrap();
+        let attrs =
+            parse("CN=Example CA, O=Example\\, Inc, OU=Ops, C=DE, L=Berlin, ST=Berlin").unwrap();
         assert_eq!(attrs.len(), 6);
         assert_eq!(attrs[0], (Attr::CommonName, "Example CA".into()));
         assert_eq!(attrs[1], (Attr::Organization, "Example, Inc".into()));

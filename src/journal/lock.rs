@@ -92,7 +92,8 @@ impl Lock {
     /// as the holder's command line. Creates the directory (0700) and `lock` (0600).
     pub fn acquire(state_dir: &Path, command: &str) -> Result<Lock, LockError> {
         let path = state_dir.join(LOCK_FILE);
-        private::create_dir(state_dir).map_err(|e| io("create the state directory", state_dir, e))?;
+        private::create_dir(state_dir)
+            .map_err(|e| io("create the state directory", state_dir, e))?;
         let file = private::open_file(&path, false).map_err(|e| io("open lock file", &path, e))?;
         let record = RecordGuard::take(&file);
         let dir = match lock_dir(state_dir, Exclusive::Yes)? {
@@ -122,11 +123,9 @@ impl Lock {
             return Ok(LockState::Free);
         }
         let path = state_dir.join(LOCK_FILE);
-        let file = match File::open(&path) {
-            Ok(f) => Some(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io("open lock file", &path, e)),
-        };
+        // Without the record (missing, or not readable by this user) the directory lock
+        // still answers whether a run is going on; only its holder stays unknown.
+        let file = File::open(&path).ok();
         let record = file.as_ref().map(RecordGuard::take);
         let Some(dir) = lock_dir(state_dir, Exclusive::No)? else {
             let holder = file
@@ -169,7 +168,8 @@ enum Exclusive {
 /// A shared lock (for a reader) is released as soon as the returned file is dropped.
 fn lock_dir(state_dir: &Path, mode: Exclusive) -> Result<Option<File>, LockError> {
     for _ in 0..REOPEN_ATTEMPTS {
-        let dir = File::open(state_dir).map_err(|e| io("open the state directory", state_dir, e))?;
+        let dir =
+            File::open(state_dir).map_err(|e| io("open the state directory", state_dir, e))?;
         let locked = match mode {
             Exclusive::Yes => dir.try_lock(),
             Exclusive::No => dir.try_lock_shared(),
@@ -182,7 +182,9 @@ fn lock_dir(state_dir: &Path, mode: Exclusive) -> Result<Option<File>, LockError
             }
         }
         // The directory locked must be the one the path names now.
-        let ours = dir.metadata().map_err(|e| io("inspect the state directory", state_dir, e))?;
+        let ours = dir
+            .metadata()
+            .map_err(|e| io("inspect the state directory", state_dir, e))?;
         match std::fs::metadata(state_dir) {
             Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => return Ok(Some(dir)),
             Ok(_) => continue,

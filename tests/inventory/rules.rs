@@ -306,7 +306,8 @@ fn dns_names_that_are_not_host_names_point_at_the_entry() {
         .at(8, 26, "\"db1; touch x\"")
         .says("dns_names entry \"db1; touch x\" of node db1 is not a host name or IP address")
         .hints("RFC 1123");
-    let text = "[ca.x]\n[defaults]\ntransport = \"local\"\ndns_names = [\"*.example.test\"]\n[nodes.a]\n";
+    let text =
+        "[ca.x]\n[defaults]\ntransport = \"local\"\ndns_names = [\"*.example.test\"]\n[nodes.a]\n";
     refused(text)
         .at(4, 14, "\"*.example.test\"")
         .says("wildcards are not supported");
@@ -328,7 +329,9 @@ fn durations_longer_than_1000y_are_refused() {
         "[nodes.app1]\n",
         "[nodes.app1]\nconfirm_timeout = \"300000000000y\"\n",
     );
-    refused(&text).at(7, 19, "\"300000000000y\"").says("longer than 1000y");
+    refused(&text)
+        .at(7, 19, "\"300000000000y\"")
+        .says("longer than 1000y");
 }
 
 #[test]
