@@ -8,15 +8,15 @@
 //! The same path on different SSH hosts is fine. Symbolic links between different paths
 //! cannot be seen without reading the machine, and are not detected here.
 //!
-//! Each (machine, path) is hashed once; only when two hashes meet are the two paths built
-//! again and compared, so a 100,000-node fleet costs one hash per file.
+//! Each (machine, path) is hashed once and the hashes sorted; only when two hashes meet are
+//! the two paths built again and compared, so a 100,000-node fleet costs one hash per file.
 
 use std::hash::{Hash, Hasher};
 
-use super::fxhash::{map_with_capacity, FxHashMap, FxHasher};
+use super::fxhash::FxHasher;
 use super::locate::ValuePath;
 use super::validate::Problem;
-use super::{CaId, CaSpec, Link, Node, NodeId, TransportKind};
+use super::{CaSpec, Link, Node, NodeId, TransportKind};
 
 /// The file keys of a node, in the order [`templates`] yields them.
 const KEYS: [&str; 4] = ["trust_bundle", "cert", "key", "proof_cert"];
@@ -32,38 +32,51 @@ pub fn check(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(), Probl
             member[n * words + l.ca / 64] |= 1 << (l.ca % 64);
         }
     }
-    let mut seen: FxHashMap<u64, (NodeId, CaId, usize)> = map_with_capacity(nodes.len() * 3);
+    // (hash of the place, node, CA × 4 + key) for every file, sorted: equal places are
+    // neighbours. Sorting a flat vector costs far less memory than a map on big fleets.
+    let mut places: Vec<(u64, NodeId, usize)> = Vec::with_capacity(nodes.len() * 3);
     let mut buf = String::new();
     for (id, node) in nodes.iter().enumerate() {
         let bits = &member[id * words..(id + 1) * words];
         for ca in (0..cas.len()).filter(|&ca| bits[ca / 64] & (1 << (ca % 64)) != 0) {
             for (k, template) in templates(node) {
                 place(&mut buf, template, &cas[ca].name, &node.name);
-                let h = place_hash(node, &buf);
-                let Some(&(other, other_ca, other_k)) = seen.get(&h) else {
-                    seen.insert(h, (id, ca, k));
-                    continue;
-                };
-                if other == id || machine(&nodes[other]) != machine(node) {
+                places.push((place_hash(node, &buf), id, ca * 4 + k));
+            }
+        }
+    }
+    places.sort_unstable();
+    let path_of = |id: NodeId, ca_key: usize| {
+        let mut out = String::new();
+        let k = ca_key % 4;
+        if let Some((_, t)) = templates(&nodes[id]).find(|&(fk, _)| fk == k) {
+            place(&mut out, t, &cas[ca_key / 4].name, &nodes[id].name);
+        }
+        out
+    };
+    // The clash reported is the first in node and file order, whatever the hashes.
+    let mut first: Option<((NodeId, usize), (NodeId, usize), String)> = None;
+    for run in places.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+        for (i, &(_, a, a_file)) in run.iter().enumerate() {
+            for &(_, b, b_file) in &run[i + 1..] {
+                let earlier = first.as_ref().is_none_or(|f| (b, b_file) < f.1);
+                if a == b || !earlier || machine(&nodes[a]) != machine(&nodes[b]) {
                     continue;
                 }
-                let mut first = String::new();
-                let (_, first_template) = templates(&nodes[other])
-                    .find(|&(fk, _)| fk == other_k)
-                    .unwrap_or((0, ""));
-                place(
-                    &mut first,
-                    first_template,
-                    &cas[other_ca].name,
-                    &nodes[other].name,
-                );
-                if first == buf {
-                    return Err(shared(&nodes[other], KEYS[other_k], node, KEYS[k], &buf));
+                let path = path_of(b, b_file);
+                if path_of(a, a_file) == path {
+                    first = Some(((a, a_file), (b, b_file), path));
                 }
             }
         }
     }
-    Ok(())
+    match first {
+        None => Ok(()),
+        Some(((a, a_file), (b, b_file), path)) => {
+            let (ka, kb) = (KEYS[a_file % 4], KEYS[b_file % 4]);
+            Err(shared(&nodes[a], ka, &nodes[b], kb, &path))
+        }
+    }
 }
 
 /// The node's path templates: (index into [`KEYS`], template).
