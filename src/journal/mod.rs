@@ -23,7 +23,6 @@ mod private;
 mod state;
 
 pub use lock::{Holder, Lock, LockError, LockState};
-pub use private::create_dir as create_state_dir;
 pub use state::{RunState, StartedStep};
 
 /// File name of the journal inside the state directory.
