@@ -11,7 +11,8 @@
 //! short `flock` on the lock file: a taker holds it while it tries the directory lock and,
 //! on success, writes its record; a refused taker holds it while it reads the record. So a
 //! refusal always names the process that holds the lock, never one that has finished.
-//! `certroll status` asks the same way ([`Lock::state`]), without creating anything.
+//! `certroll status` asks the same way ([`Lock::state`]), without creating anything; the
+//! shared lock it holds for an instant is waited out by a taker (200 ms at most).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -28,6 +29,8 @@ pub const LOCK_FILE: &str = "lock";
 
 /// How long a taker waits for another taker to finish writing or reading the holder record.
 const RECORD_WAIT: Duration = Duration::from_secs(5);
+/// How long a taker retries the directory lock before it concludes that a run holds it.
+const READER_GRACE: Duration = Duration::from_millis(200);
 /// How often the directory is re-opened when it was replaced while being locked.
 const REOPEN_ATTEMPTS: usize = 5;
 
@@ -171,7 +174,7 @@ fn lock_dir(state_dir: &Path, mode: Exclusive) -> Result<Option<File>, LockError
         let dir =
             File::open(state_dir).map_err(|e| io("open the state directory", state_dir, e))?;
         let locked = match mode {
-            Exclusive::Yes => dir.try_lock(),
+            Exclusive::Yes => try_exclusive(&dir),
             Exclusive::No => dir.try_lock_shared(),
         };
         match locked {
@@ -199,6 +202,20 @@ fn lock_dir(state_dir: &Path, mode: Exclusive) -> Result<Option<File>, LockError
             "it was replaced {REOPEN_ATTEMPTS} times while being locked"
         )),
     ))
+}
+
+/// The exclusive lock, tried for up to [`READER_GRACE`]: a `status` holds a shared lock for
+/// an instant while it looks, and must not make an `apply` that starts then give up.
+fn try_exclusive(dir: &File) -> Result<(), std::fs::TryLockError> {
+    let deadline = Instant::now() + READER_GRACE;
+    loop {
+        match dir.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The short lock on the holder record, released when dropped.
