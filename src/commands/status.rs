@@ -84,6 +84,12 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
         }
         return Ok(exit::OK);
     };
+    // A run that began between the lock check and the journal read holds the lock now.
+    let lock = if last.end.is_none() && lock == LockState::Free {
+        Lock::state(&inv.state_dir).context("failed to check the lock")?
+    } else {
+        lock
+    };
     let plan = rebuild(&inv, ca, &last)?;
     let report = build(&inv, &plan, &last, lock);
     if args.json {
