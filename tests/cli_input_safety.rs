@@ -318,3 +318,43 @@ fn two_local_nodes_sharing_a_cert_file_are_refused() {
     fleet.run(&["apply", "--yes"]).expect_code(78);
     assert!(!fleet.path("nodes").exists(), "files were written");
 }
+
+#[test]
+fn lock_refusal_names_the_running_holder_not_a_finished_run() {
+    let fleet = Local::new("true", "");
+    // A finished run leaves its record in the lock file.
+    fleet.run(&["apply", "--yes"]).expect_code(0);
+    fleet.write(BLOCKING_RELOAD, "");
+    let racers: Vec<_> = (0..6)
+        .map(|_| fleet.spawn(&["apply", "--yes", "--rotate"]))
+        .collect();
+    let pids: Vec<u32> = racers.iter().map(|(c, _)| c.id()).collect();
+    // The losers are refused at once; the winner blocks in its first reload.
+    let deadline = Instant::now() + REACH_TIMEOUT;
+    while !fleet.path("started").exists() {
+        assert!(Instant::now() < deadline, "no racer reached a reload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The winner wrote its record before it ran any step.
+    let record = std::fs::read_to_string(fleet.state().join("lock")).unwrap();
+    let holder: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
+    let winner_pid = holder["pid"].as_u64().unwrap() as u32;
+    assert!(pids.contains(&winner_pid), "the lock names {winner_pid}, not a racer");
+    let mut runs = Vec::new();
+    let mut winner = None;
+    for ((child, label), pid) in racers.into_iter().zip(&pids) {
+        if *pid == winner_pid {
+            winner = Some((child, label));
+        } else {
+            runs.push(finish(label, child));
+        }
+    }
+    std::fs::write(fleet.path("release"), "").unwrap();
+    let (child, label) = winner.unwrap();
+    finish(label, child).expect_code(0);
+    assert_eq!(runs.len(), 5);
+    for run in &runs {
+        run.expect_code(75)
+            .expect_output(&format!("pid {winner_pid} "));
+    }
+}
