@@ -339,7 +339,10 @@ fn lock_refusal_names_the_running_holder_not_a_finished_run() {
     let record = std::fs::read_to_string(fleet.state().join("lock")).unwrap();
     let holder: serde_json::Value = serde_json::from_str(record.trim()).unwrap();
     let winner_pid = holder["pid"].as_u64().unwrap() as u32;
-    assert!(pids.contains(&winner_pid), "the lock names {winner_pid}, not a racer");
+    assert!(
+        pids.contains(&winner_pid),
+        "the lock names {winner_pid}, not a racer"
+    );
     let mut runs = Vec::new();
     let mut winner = None;
     for ((child, label), pid) in racers.into_iter().zip(&pids) {
