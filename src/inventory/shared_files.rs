@@ -18,6 +18,9 @@ use super::locate::ValuePath;
 use super::validate::Problem;
 use super::{CaSpec, Link, Node, NodeId, TransportKind};
 
+/// One file of a node: (node, CA × 4 + index into [`KEYS`]).
+type File = (NodeId, usize);
+
 /// The file keys of a node, in the order [`templates`] yields them.
 const KEYS: [&str; 4] = ["trust_bundle", "cert", "key", "proof_cert"];
 
@@ -55,7 +58,7 @@ pub fn check(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(), Probl
         out
     };
     // The clash reported is the first in node and file order, whatever the hashes.
-    let mut first: Option<((NodeId, usize), (NodeId, usize), String)> = None;
+    let mut first: Option<(File, File, String)> = None;
     for run in places.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
         for (i, &(_, a, a_file)) in run.iter().enumerate() {
             for &(_, b, b_file) in &run[i + 1..] {
