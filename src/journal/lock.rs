@@ -61,7 +61,7 @@ pub enum LockError {
     Held { path: PathBuf, holder: Holder },
     #[error("another certroll run holds the lock on {path} (its holder could not be read: {detail}); wait for it to finish")]
     HeldUnknown { path: PathBuf, detail: String },
-    #[error("failed to {action} {path}: {source}")]
+    #[error("failed to {action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,
