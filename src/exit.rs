@@ -15,6 +15,9 @@ pub const USAGE: i32 = 64;
 pub const NO_INPUT: i32 = 66;
 /// Incomplete run, try again later: a step failed or a node was down (`EX_TEMPFAIL`).
 pub const INCOMPLETE: i32 = 75;
+/// Stopped by SIGINT (128 + 2, the shell convention); SIGTERM gives [`INCOMPLETE`].
+/// The run was journaled as interrupted and resumes with the next `apply`.
+pub const INTERRUPTED: i32 = 130;
 /// Bad inventory (`EX_CONFIG`): the error gives file:line:column. Nothing was changed.
 pub const BAD_INVENTORY: i32 = 78;
 

@@ -82,6 +82,7 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState, lock: LockState) -> RunRe
     let status = match (run.end, &holder) {
         (Some(RunStatus::Complete), _) => RunProgress::Complete,
         (Some(RunStatus::Incomplete), _) => RunProgress::Incomplete,
+        (Some(RunStatus::Interrupted), _) => RunProgress::Interrupted,
         (None, Some(_)) => RunProgress::Running,
         (None, None) => RunProgress::Interrupted,
     };

@@ -235,3 +235,28 @@ fn reload_and_confirm_substitutions_are_shell_quoted() {
         "systemctl reload envoy-internal"
     );
 }
+
+#[test]
+fn confirm_does_not_give_up_one_delay_before_the_deadline() {
+    // With a 3 s timeout the backoff runs the command at 0, 0.05, 0.15, 0.35, 0.75 and
+    // 1.55 s; the next pause (1.6 s) would end after the deadline. The node confirms
+    // from 2.5 s on: the command must run once more at the deadline, not give up at 1.55 s.
+    let start = std::time::Instant::now();
+    let t = FakeNode::new("app1").succeeding_from(start + Duration::from_millis(2_500));
+    let r = poll_confirm(&t, &node(3_000), "tls-health");
+    assert!(r.is_ok(), "gave up after {:?}: {r:?}", start.elapsed());
+    assert!(start.elapsed() >= Duration::from_millis(2_500));
+}
+
+#[test]
+fn confirm_that_never_succeeds_polls_until_the_deadline() {
+    let start = std::time::Instant::now();
+    let t = FakeNode::new("app1").succeeding_from(start + Duration::from_secs(3_600));
+    let e = poll_confirm(&t, &node(3_000), "tls-health").unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
+    assert!(
+        start.elapsed() >= Duration::from_millis(3_000),
+        "gave up after {:?}",
+        start.elapsed()
+    );
+}
