@@ -225,11 +225,13 @@ fn exec_captures_output_and_status_and_kills_on_timeout() {
 
     let start = Instant::now();
     let cmd = "sleep 60 & echo $! > /srv/certroll-node/bg.pid; echo started; sleep 60";
-    let out = t.exec(cmd, Duration::from_millis(500)).unwrap();
+    // The deadline leaves a loaded machine time to print "started"; the bound only proves
+    // the call did not wait for the 60 s sleeps.
+    let out = t.exec(cmd, Duration::from_secs(5)).unwrap();
     assert_eq!(out.status, None, "timed out commands have no status");
     assert_eq!(out.stdout, "started\n");
     assert!(
-        start.elapsed() < Duration::from_secs(10),
+        start.elapsed() < Duration::from_secs(40),
         "timeout took {:?}",
         start.elapsed()
     );
@@ -335,7 +337,7 @@ fn via_chains_reach_nodes_only_the_jump_host_can_resolve() {
     let err = c.exec("true", SECS).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     assert!(
-        start.elapsed() < Duration::from_secs(10),
+        start.elapsed() < SECS,
         "took {:?}",
         start.elapsed()
     );
@@ -407,16 +409,11 @@ fn local_nodes_work_in_the_inventory_directory() {
 }
 
 #[test]
-fn fifty_nodes_start_quickly() {
+fn fifty_nodes_start_on_distinct_ports() {
+    // How long a start takes is a benchmark figure (docs/performance.md), never a test bound.
     let names: Vec<String> = (0..50).map(|i| format!("node{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let start = Instant::now();
     let fleet = Fleet::start(&refs);
-    let took = start.elapsed();
-    assert!(
-        took < Duration::from_secs(10),
-        "starting 50 nodes took {took:?}"
-    );
     let mut ports: Vec<u16> = names.iter().map(|n| fleet.node(n).port).collect();
     ports.sort_unstable();
     ports.dedup();

@@ -149,7 +149,7 @@ fn confirm_times_out_quoting_the_last_stderr_line() {
     let t0 = std::time::Instant::now();
     let e = poll_confirm(&t, &n, "tls-health").unwrap_err();
     assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(t0.elapsed() < Duration::from_secs(20));
     assert!(
         e.message.starts_with("node app1 did not confirm within"),
         "{}",
