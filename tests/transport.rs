@@ -336,11 +336,7 @@ fn via_chains_reach_nodes_only_the_jump_host_can_resolve() {
     let start = Instant::now();
     let err = c.exec("true", SECS).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
-    assert!(
-        start.elapsed() < SECS,
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < SECS, "took {:?}", start.elapsed());
     fleet.start_node("a");
     assert!(c.exec("true", SECS).unwrap().success());
 }

@@ -416,10 +416,7 @@ mod tests {
         let start = Instant::now();
         // The background sleep keeps stdout open: only a group kill lets the call return.
         let out = t
-            .exec(
-                "sleep 60 & echo started; sleep 60",
-                Duration::from_secs(3),
-            )
+            .exec("sleep 60 & echo started; sleep 60", Duration::from_secs(3))
             .unwrap();
         assert_eq!(out.status, None);
         assert_eq!(out.stdout, "started\n");
