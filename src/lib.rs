@@ -24,6 +24,7 @@ pub mod pki;
 pub mod plan;
 pub mod repair;
 pub mod secrets;
+pub mod shell;
 pub mod simulate;
 pub mod tls;
 pub mod transport;

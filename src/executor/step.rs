@@ -17,9 +17,9 @@ pub const CONFIRM_FIRST_DELAY: Duration = Duration::from_millis(50);
 /// Longest pause between two runs of the confirm command.
 pub const CONFIRM_MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// A reload or confirm command with `{node}` and `{ca}` filled in.
+/// A reload or confirm command with `{node}` and `{ca}` filled in, shell-quoted.
 pub fn command_for(template: &str, node: &Node, ca: &str) -> String {
-    template.replace("{node}", &node.name).replace("{ca}", ca)
+    crate::shell::fill(template, &[("node", &node.name), ("ca", ca)])
 }
 
 /// Writes and removes files in order. Writes are atomic (the transport's contract) and,
@@ -140,7 +140,7 @@ pub fn poll_confirm(
     node: &Node,
     command: &str,
 ) -> Result<(), StepError> {
-    let deadline = Instant::now() + node.confirm_timeout;
+    let deadline = crate::duration::deadline(node.confirm_timeout);
     let mut delay = CONFIRM_FIRST_DELAY;
     let mut runs = 0u32;
     // The last run that ran to its end: a final run cut short by the deadline says less.

@@ -222,6 +222,21 @@ fn files_match_checks_content_and_absence() {
 }
 
 #[test]
+fn reload_and_confirm_substitutions_are_shell_quoted() {
+    let mut n = node(1000);
+    n.name = "app1;touch x".into();
+    assert_eq!(
+        command_for("tls-health --node {node} --ca {ca}", &n, "it's"),
+        "tls-health --node 'app1;touch x' --ca 'it'\\''s'"
+    );
+    n.name = "app1".into();
+    assert_eq!(
+        command_for("systemctl reload envoy-{ca}", &n, "internal"),
+        "systemctl reload envoy-internal"
+    );
+}
+
+#[test]
 fn confirm_does_not_give_up_one_delay_before_the_deadline() {
     // With a 3 s timeout the backoff runs the command at 0, 0.05, 0.15, 0.35, 0.75 and
     // 1.55 s; the next pause (1.6 s) would end after the deadline. The node confirms

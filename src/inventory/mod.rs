@@ -14,6 +14,9 @@ mod model;
 mod nodes;
 mod parse;
 pub mod raw;
+mod san;
+mod shared_files;
+pub mod subject;
 mod validate;
 
 pub use builder::InventoryBuilder;

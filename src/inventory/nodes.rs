@@ -108,6 +108,12 @@ fn build_one(
         message: format!("bad confirm_timeout for node {name}: {e}"),
         ..key_at(&name, &["confirm_timeout"])
     })?;
+    let own_names = raw.dns_names.is_some();
+    let dns_names = raw
+        .dns_names
+        .or_else(|| d.dns_names.clone())
+        .unwrap_or_default();
+    check_dns_names(&name, &dns_names, own_names)?;
     let node = Node {
         transport,
         via: None,
@@ -120,13 +126,30 @@ fn build_one(
         confirm: pick(raw.confirm, &d.confirm),
         confirm_timeout,
         probe: pick(raw.probe, &d.probe),
-        dns_names: raw
-            .dns_names
-            .or_else(|| d.dns_names.clone())
-            .unwrap_or_default(),
+        dns_names,
         name,
     };
     Ok((node, via))
+}
+
+/// Refuses a `dns_names` entry that is neither a host name nor an IP address (see `san`).
+fn check_dns_names(name: &str, names: &[String], own: bool) -> Result<(), Problem> {
+    for (i, san) in names.iter().enumerate() {
+        let Some(why) = super::san::problem(san) else {
+            continue;
+        };
+        let at = if own {
+            ValuePath::keys(&["nodes", name, "dns_names"])
+        } else {
+            ValuePath::keys(&["defaults", "dns_names"])
+        };
+        return Err(Problem::new(
+            at.index(i),
+            format!("dns_names entry {san:?} of node {name} is not a host name or IP address: {why}"),
+        )
+        .hint("write host names as RFC 1123 defines them (e.g. \"app1.example.com\") or IP addresses; see docs/inventory.md"));
+    }
+    Ok(())
 }
 
 /// Merges the node's `ssh` table over the defaults' one, key by key.
@@ -310,7 +333,7 @@ pub fn check_files(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(),
 
 /// Writes `template` with `{ca}` and `{node}` substituted into `out`, reusing its
 /// allocation; the same result as [`Node::paths`].
-fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
+pub(super) fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
     out.clear();
     let mut rest = template;
     while let Some(i) = rest.find('{') {

@@ -46,7 +46,7 @@ pub(crate) struct Finished {
 /// Runs `command` in `workdir` until it exits, `timeout` passes, or a signal arrives.
 pub(crate) fn run(command: &str, workdir: &Path, timeout: Duration) -> io::Result<Finished> {
     let _in_flight = CommandGuard::new();
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(timeout);
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)

@@ -13,12 +13,16 @@ use super::report::LiveResult;
 use crate::inventory::Node;
 use crate::transport::Transport;
 
-/// Fills in a probe template for `server`.
+/// Fills in a probe template for `server`, every value shell-quoted.
 pub fn probe_command(template: &str, server: &Node) -> String {
-    template
-        .replace("{server}", &server.name)
-        .replace("{name}", server.server_name())
-        .replace("{host}", server.server_name())
+    crate::shell::fill(
+        template,
+        &[
+            ("server", &server.name),
+            ("name", server.server_name()),
+            ("host", server.server_name()),
+        ],
+    )
 }
 
 /// Runs the probe of `client` towards `server` on the client's transport. `None` when
@@ -116,5 +120,16 @@ mod tests {
         );
         assert_eq!(r.unwrap().error.unwrap(), "node lb1 unreachable: down");
         assert!(probe(&inv.nodes[app1], &inv.nodes[lb1], Err("x"), Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn probe_injection_through_dns_names_is_quoted() {
+        let mut inv = InventoryBuilder::new().link("lb1", "app1").build();
+        let app1 = inv.node_id("app1").unwrap();
+        inv.nodes[app1].dns_names = vec!["app1.example.test$(touch /tmp/x)".into()];
+        assert_eq!(
+            probe_command("check {name}:443", &inv.nodes[app1]),
+            "check 'app1.example.test$(touch /tmp/x)':443"
+        );
     }
 }

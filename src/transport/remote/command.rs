@@ -85,7 +85,7 @@ impl Conn {
         channel.exec(&wrapper(command, marker.trim_end()))?;
         self.session.set_blocking(false);
         let stop = Stop {
-            deadline: Instant::now() + timeout,
+            deadline: crate::duration::deadline(timeout),
             interruptible,
         };
         let mut collected = collect(&mut channel, &stop, marker.as_bytes());
