@@ -2,10 +2,12 @@
 //!
 //! Data flows one way: [`inventory`] → [`plan`] → [`executor`] → [`transport`].
 //! [`pki`] makes the certificates, [`tls`] proves links with real handshakes,
-//! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results.
+//! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results;
+//! [`confirm`] proves with a live handshake that a node's software took its files.
 #![forbid(unsafe_code)]
 
 pub mod commands;
+pub mod confirm;
 pub mod duration;
 pub mod executor;
 pub mod exit;

@@ -14,6 +14,7 @@ mod model;
 mod nodes;
 mod parse;
 pub mod raw;
+mod tls_target;
 mod validate;
 
 pub use builder::InventoryBuilder;

@@ -108,6 +108,12 @@ fn build_one(
         message: format!("bad confirm_timeout for node {name}: {e}"),
         ..key_at(&name, &["confirm_timeout"])
     })?;
+    let tls = super::tls_target::build(
+        &name,
+        raw.tls_address.as_deref().or(d.tls_address.as_deref()),
+        raw.starttls.as_deref().or(d.starttls.as_deref()),
+        |key| key_at(&name, &[key]),
+    )?;
     let node = Node {
         transport,
         via: None,
@@ -120,6 +126,7 @@ fn build_one(
         confirm: pick(raw.confirm, &d.confirm),
         confirm_timeout,
         probe: pick(raw.probe, &d.probe),
+        tls,
         dns_names: raw
             .dns_names
             .or_else(|| d.dns_names.clone())
@@ -392,6 +399,7 @@ mod tests {
             confirm: None,
             confirm_timeout: std::time::Duration::from_secs(1),
             probe: None,
+            tls: None,
             dns_names: Vec::new(),
         };
         let p = node.paths("edge");

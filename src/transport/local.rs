@@ -235,6 +235,15 @@ impl Transport for LocalTransport {
             stderr,
         })
     }
+
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn super::ByteStream>, TransportError> {
+        super::stream::connect_local(&self.node, host, port, timeout)
+    }
 }
 
 /// Reads a pipe to the end on a thread, so that a full pipe never blocks the child.

@@ -14,7 +14,10 @@ pub mod local;
 mod remote;
 mod session;
 pub mod ssh;
+mod stream;
 mod tunnel;
+
+pub use stream::ByteStream;
 
 /// Output of a command run on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +117,25 @@ pub trait Transport: Send + Sync {
 
     /// Runs a shell command (`sh -c`) with a time limit.
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError>;
+
+    /// Opens a TCP byte stream to `host:port` *as the node reaches it* (an SSH node
+    /// connects from its own end of the session; a local node from this machine), with
+    /// `timeout` on the connect and on every read and write. Used by certroll's own TLS
+    /// confirm. Refused and timed-out connections are [`ErrorKind::Transient`].
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn ByteStream>, TransportError> {
+        let _ = timeout;
+        Err(TransportError::new(
+            self.node(),
+            stream::connect_action(host, port),
+            ErrorKind::Io,
+            "this transport cannot open TCP streams",
+        ))
+    }
 }
 
 /// Host-key policy for SSH connections.

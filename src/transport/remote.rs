@@ -49,6 +49,13 @@ impl Conn {
         }
     }
 
+    /// The session and the tunnel under it, for a caller that needs the session alone
+    /// (a byte stream of its own); the SFTP channel, if open, is closed.
+    pub(crate) fn into_parts(self) -> (Session, Option<Tunnel>) {
+        drop(self.sftp);
+        (self.session, self._tunnel)
+    }
+
     fn sftp(&mut self) -> Result<&Sftp, ssh2::Error> {
         let sftp = match self.sftp.take() {
             Some(s) => s,
