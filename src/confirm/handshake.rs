@@ -2,10 +2,13 @@
 //! for a client certificate, which CA names it says it accepts.
 //!
 //! This is an *observation*, not a validation: the served chain is recorded as sent (a
-//! server still on the old leaf must be reported as such, not as "unknown issuer"), and
-//! no client certificate is offered, so a server that requires one may close the
-//! connection once it has shown both. The handshake signatures are still checked, so a
-//! chain is only recorded from a peer that holds its key.
+//! server still on the old leaf must be reported as such, not as "unknown issuer"). When
+//! the server asks for a client certificate, the node's own certificate and key are
+//! offered if the caller has them ([`identity`]): a server that trusts its own CA then
+//! completes the handshake instead of logging a failed client. Without them no
+//! certificate is offered, and a server that requires one may close the connection once
+//! it has shown both. The handshake signatures are still checked, so a chain is only
+//! recorded from a peer that holds its key.
 
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
@@ -48,6 +51,7 @@ pub fn observe(
     stream: &mut dyn ByteStream,
     server_name: &str,
     starttls: Starttls,
+    identity: Option<Arc<CertifiedKey>>,
 ) -> Result<Observation, ObserveError> {
     if starttls == Starttls::Postgres {
         postgres_ssl_request(stream)?;
@@ -57,7 +61,10 @@ pub fn observe(
             "server name {server_name:?} is neither a DNS name nor an IP address"
         ))
     })?;
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(Recorder {
+        seen: Mutex::default(),
+        identity,
+    });
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ObserveError::Protocol(format!("cannot set up TLS: {e}")))?
@@ -104,9 +111,6 @@ fn postgres_ssl_request(stream: &mut dyn ByteStream) -> Result<(), ObserveError>
 fn drive(conn: &mut ClientConnection, stream: &mut dyn ByteStream) -> Result<(), ObserveError> {
     // Bounded: every round moves at least one record or returns.
     for _ in 0..256 {
-        if !conn.is_handshaking() {
-            return Ok(());
-        }
         while conn.wants_write() {
             conn.write_tls(stream)
                 .map_err(|e| io_error("send a TLS record", &e))?;
@@ -114,6 +118,7 @@ fn drive(conn: &mut ClientConnection, stream: &mut dyn ByteStream) -> Result<(),
         stream
             .flush()
             .map_err(|e| io_error("send a TLS record", &e))?;
+        // Only once our last flight (certificate, finished) is out.
         if !conn.is_handshaking() {
             return Ok(());
         }
@@ -152,11 +157,46 @@ fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
+/// A certificate chain and key to offer as client certificate: the node's own pair.
+/// `None` when the files do not hold a usable pair (nothing is offered then).
+pub fn identity(chain_pem: &[u8], key_pem: &[u8]) -> Option<Arc<CertifiedKey>> {
+    let chain: Vec<CertificateDer<'static>> = pem::parse_many(chain_pem)
+        .ok()?
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| CertificateDer::from(b.into_contents()))
+        .collect();
+    let block = pem::parse_many(key_pem)
+        .ok()?
+        .into_iter()
+        .find(|b| b.tag().ends_with("PRIVATE KEY"))?;
+    let key = match block.tag() {
+        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(block.into_contents().into()),
+        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(block.into_contents().into()),
+        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(block.into_contents().into()),
+        _ => return None,
+    };
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).ok()?;
+    let certified = CertifiedKey::new(chain, signer);
+    // Offer only a matching pair: a mismatched one would fail the server's check anyway.
+    certified.keys_match().ok()?;
+    Some(Arc::new(certified))
+}
+
 /// Records the served chain (as the certificate verifier) and the CA names of a
-/// CertificateRequest (as the client-certificate resolver, which offers none).
-#[derive(Debug, Default)]
+/// CertificateRequest (as the client-certificate resolver, which offers `identity`).
 struct Recorder {
     seen: Mutex<Observation>,
+    identity: Option<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    // Never shows the identity's key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("identity", &self.identity.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Recorder {
@@ -231,7 +271,7 @@ impl ResolvesClientCert for Recorder {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .ca_names = Some(names);
-        None
+        self.identity.clone()
     }
 
     fn has_certs(&self) -> bool {

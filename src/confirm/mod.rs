@@ -15,7 +15,10 @@
 //!
 //! A step polls until its confirm deadline; `verify --live` looks once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::sign::CertifiedKey;
 
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
@@ -25,7 +28,7 @@ use crate::transport::{Transport, TransportError};
 
 pub mod handshake;
 
-pub use handshake::{observe, Observation, ObserveError};
+pub use handshake::{identity, observe, Observation, ObserveError};
 
 /// First pause between two attempts; doubles up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(50);
@@ -147,17 +150,25 @@ pub enum TlsConfirmError {
 }
 
 /// Connects to the node's `tls_address` through its transport and observes one handshake.
+/// With `identity` (the node's own pair, see [`identity`]), a server that asks for a
+/// client certificate gets it, so the look is a complete handshake in its logs.
 pub fn look(
     transport: &dyn Transport,
     node: &Node,
     target: &TlsTarget,
     timeout: Duration,
+    identity: Option<&Arc<CertifiedKey>>,
 ) -> Result<Observation, LookError> {
     let mut stream = transport
         .open_stream(&target.host, target.port, timeout)
         .map_err(LookError::Transport)?;
-    observe(&mut *stream, node.server_name(), target.starttls)
-        .map_err(|e| LookError::Handshake(e.to_string()))
+    observe(
+        &mut *stream,
+        node.server_name(),
+        target.starttls,
+        identity.cloned(),
+    )
+    .map_err(|e| LookError::Handshake(e.to_string()))
 }
 
 /// One failed look.
@@ -175,6 +186,7 @@ pub fn confirm_tls(
     node: &Node,
     target: &TlsTarget,
     exp: &Expectation,
+    identity: Option<&Arc<CertifiedKey>>,
 ) -> Result<(), TlsConfirmError> {
     let deadline = Instant::now() + node.confirm_timeout;
     let mut delay = FIRST_DELAY;
@@ -183,7 +195,7 @@ pub fn confirm_tls(
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = left.clamp(Duration::from_millis(200), ATTEMPT_TIMEOUT);
-        let last = match look(transport, node, target, timeout) {
+        let last = match look(transport, node, target, timeout, identity) {
             Ok(seen) => match exp.mismatch(&seen) {
                 None => return Ok(()),
                 Some(why) => why,

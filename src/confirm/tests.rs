@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -65,6 +65,10 @@ fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
 /// A server config serving `leaf`; with `client_cas`, it asks for (optional) client
 /// certificates from those CAs.
 fn server_config(leaf: &Leaf, client_cas: Option<&[&CaCert]>) -> Arc<ServerConfig> {
+    config_with(leaf, client_cas, false)
+}
+
+fn config_with(leaf: &Leaf, client_cas: Option<&[&CaCert]>, required: bool) -> Arc<ServerConfig> {
     let key = pem::parse(&leaf.key_pem).unwrap().into_contents();
     let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key));
     let builder = ServerConfig::builder();
@@ -77,10 +81,13 @@ fn server_config(leaf: &Leaf, client_cas: Option<&[&CaCert]>) -> Arc<ServerConfi
                     .add(CertificateDer::from(ca.cert_der.clone()))
                     .unwrap();
             }
-            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
-                .allow_unauthenticated()
-                .build()
-                .unwrap();
+            let client_auth = WebPkiClientVerifier::builder(Arc::new(roots));
+            let client_auth = if required {
+                client_auth
+            } else {
+                client_auth.allow_unauthenticated()
+            };
+            let verifier = client_auth.build().unwrap();
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -95,6 +102,8 @@ fn server_config(leaf: &Leaf, client_cas: Option<&[&CaCert]>) -> Arc<ServerConfi
 struct Server {
     port: u16,
     config: Arc<Mutex<Arc<ServerConfig>>>,
+    /// Handshakes the server completed (client certificate accepted, if required).
+    completed: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -106,14 +115,17 @@ impl Server {
         let port = listener.local_addr().unwrap().port();
         let config = Arc::new(Mutex::new(config));
         let stop = Arc::new(AtomicBool::new(false));
-        let (cfg, flag) = (config.clone(), stop.clone());
+        let completed = Arc::new(AtomicUsize::new(0));
+        let (cfg, flag, done) = (config.clone(), stop.clone(), completed.clone());
         let thread = thread::spawn(move || {
             let end = Instant::now() + Duration::from_secs(60);
             while !flag.load(Ordering::SeqCst) && Instant::now() < end {
                 match listener.accept() {
                     Ok((sock, _)) => {
                         let c = cfg.lock().unwrap().clone();
-                        serve_one(sock, c, pg_answer);
+                        if serve_one(sock, c, pg_answer) {
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -122,6 +134,7 @@ impl Server {
         Server {
             port,
             config,
+            completed,
             stop,
             thread: Some(thread),
         }
@@ -141,25 +154,30 @@ impl Drop for Server {
     }
 }
 
-fn serve_one(mut sock: TcpStream, config: Arc<ServerConfig>, pg_answer: Option<u8>) {
+/// Serves one connection; true when the handshake completed on the server's side.
+fn serve_one(mut sock: TcpStream, config: Arc<ServerConfig>, pg_answer: Option<u8>) -> bool {
     sock.set_nonblocking(false).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     if let Some(answer) = pg_answer {
         let mut req = [0u8; 8];
         if sock.read_exact(&mut req).is_err() || req != [0, 0, 0, 8, 4, 210, 22, 47] {
-            return;
+            return false;
         }
         let _ = sock.write_all(&[answer]);
         if answer != b'S' {
-            return;
+            return false;
         }
     }
     let mut conn = ServerConnection::new(config).unwrap();
     for _ in 0..32 {
-        if !conn.is_handshaking() || conn.complete_io(&mut sock).is_err() {
-            break;
+        if !conn.is_handshaking() {
+            return true;
+        }
+        if conn.complete_io(&mut sock).is_err() {
+            return false;
         }
     }
+    false
 }
 
 fn node(port: u16, starttls: Starttls, timeout: Duration) -> (crate::inventory::Node, TlsTarget) {
@@ -197,7 +215,7 @@ fn records_the_served_chain_and_the_ca_names_of_a_mutual_server() {
     let p = pki();
     let server = Server::start(server_config(&p.new_leaf, Some(&[&p.g1, &p.g2])), None);
     let (n, target) = node(server.port, Starttls::None, Duration::from_secs(5));
-    let seen = look(&local(), &n, &target, Duration::from_secs(5)).unwrap();
+    let seen = look(&local(), &n, &target, Duration::from_secs(5), None).unwrap();
     assert_eq!(seen.chain, vec![certs(&p.new_leaf.cert_pem)[0].to_vec()]);
     let names = seen
         .ca_names
@@ -213,6 +231,7 @@ fn records_the_served_chain_and_the_ca_names_of_a_mutual_server() {
         &n,
         &target,
         &expect(&p.new_leaf, &[&p.g1, &p.g2], &p),
+        None,
     )
     .unwrap();
 }
@@ -222,7 +241,7 @@ fn an_old_leaf_is_reported_with_both_serials() {
     let p = pki();
     let server = Server::start(server_config(&p.old_leaf, None), None);
     let (n, target) = node(server.port, Starttls::None, Duration::from_secs(5));
-    let seen = look(&local(), &n, &target, Duration::from_secs(5)).unwrap();
+    let seen = look(&local(), &n, &target, Duration::from_secs(5), None).unwrap();
     assert_eq!(
         seen.ca_names, None,
         "no CertificateRequest from a one-way server"
@@ -247,7 +266,7 @@ fn a_bundle_not_loaded_and_a_pruned_anchor_still_named_are_mismatches() {
     // Trust-add written, server still names only G1.
     let server = Server::start(server_config(&p.old_leaf, Some(&[&p.g1])), None);
     let (n, target) = node(server.port, Starttls::None, Duration::from_secs(5));
-    let seen = look(&local(), &n, &target, Duration::from_secs(5)).unwrap();
+    let seen = look(&local(), &n, &target, Duration::from_secs(5), None).unwrap();
     let why = expect(&p.old_leaf, &[&p.g1, &p.g2], &p)
         .mismatch(&seen)
         .unwrap();
@@ -255,7 +274,7 @@ fn a_bundle_not_loaded_and_a_pruned_anchor_still_named_are_mismatches() {
     assert!(why.contains("has not loaded that bundle"), "{why}");
     // Trust-prune written (bundle {G2}), server still names G1 and G2.
     server.reload(server_config(&p.new_leaf, Some(&[&p.g1, &p.g2])));
-    let seen = look(&local(), &n, &target, Duration::from_secs(5)).unwrap();
+    let seen = look(&local(), &n, &target, Duration::from_secs(5), None).unwrap();
     let why = expect(&p.new_leaf, &[&p.g2], &p).mismatch(&seen).unwrap();
     assert!(
         why.contains("still asks for client certificates from CN=Probe Test CA G1"),
@@ -263,7 +282,7 @@ fn a_bundle_not_loaded_and_a_pruned_anchor_still_named_are_mismatches() {
     );
     // Reloaded: only G2.
     server.reload(server_config(&p.new_leaf, Some(&[&p.g2])));
-    let seen = look(&local(), &n, &target, Duration::from_secs(5)).unwrap();
+    let seen = look(&local(), &n, &target, Duration::from_secs(5), None).unwrap();
     assert_eq!(expect(&p.new_leaf, &[&p.g2], &p).mismatch(&seen), None);
 }
 
@@ -279,7 +298,7 @@ fn confirm_waits_for_a_slow_reload() {
             thread::sleep(Duration::from_millis(700));
             server.reload(config);
         });
-        confirm_tls(&local(), &n, &target, &exp).unwrap();
+        confirm_tls(&local(), &n, &target, &exp, None).unwrap();
     });
 }
 
@@ -288,7 +307,14 @@ fn a_server_never_reloaded_fails_the_confirm_quoting_what_it_serves() {
     let p = pki();
     let server = Server::start(server_config(&p.old_leaf, None), None);
     let (n, target) = node(server.port, Starttls::None, Duration::from_millis(800));
-    let e = confirm_tls(&local(), &n, &target, &expect(&p.new_leaf, &[&p.g2], &p)).unwrap_err();
+    let e = confirm_tls(
+        &local(),
+        &n,
+        &target,
+        &expect(&p.new_leaf, &[&p.g2], &p),
+        None,
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.starts_with(&format!(
@@ -308,7 +334,7 @@ fn nothing_listening_is_retried_then_reported() {
         .unwrap()
         .port();
     let (n, target) = node(port, Starttls::None, Duration::from_millis(500));
-    let e = confirm_tls(&local(), &n, &target, &Expectation::default()).unwrap_err();
+    let e = confirm_tls(&local(), &n, &target, &Expectation::default(), None).unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(e, TlsConfirmError::NotConfirmed { attempts, .. } if attempts > 1),
@@ -327,11 +353,11 @@ fn postgres_starttls_sends_the_ssl_request_first() {
     let p = pki();
     let server = Server::start(server_config(&p.new_leaf, Some(&[&p.g2])), Some(b'S'));
     let (n, target) = node(server.port, Starttls::Postgres, Duration::from_secs(5));
-    let seen = look(&local(), &n, &target, Duration::from_secs(5)).unwrap();
+    let seen = look(&local(), &n, &target, Duration::from_secs(5), None).unwrap();
     assert_eq!(expect(&p.new_leaf, &[&p.g2], &p).mismatch(&seen), None);
     // Without the preamble, a PostgreSQL server never starts TLS.
     let (plain, t2) = node(server.port, Starttls::None, Duration::from_secs(2));
-    assert!(look(&local(), &plain, &t2, Duration::from_secs(2)).is_err());
+    assert!(look(&local(), &plain, &t2, Duration::from_secs(2), None).is_err());
 }
 
 #[test]
@@ -339,7 +365,7 @@ fn postgres_without_ssl_says_so() {
     let p = pki();
     let server = Server::start(server_config(&p.new_leaf, None), Some(b'N'));
     let (n, target) = node(server.port, Starttls::Postgres, Duration::from_secs(5));
-    let e = look(&local(), &n, &target, Duration::from_secs(5)).unwrap_err();
+    let e = look(&local(), &n, &target, Duration::from_secs(5), None).unwrap_err();
     assert!(e.to_string().contains("refused SSL"), "{e}");
 }
 
@@ -354,4 +380,31 @@ fn names_compare_with_or_without_the_sequence_header() {
         &name.der,
         &subject_of(&p.g2.cert_der).unwrap().der
     ));
+}
+
+#[test]
+fn the_nodes_own_pair_completes_the_handshake_with_a_server_that_requires_one() {
+    let p = pki();
+    let server = Server::start(config_with(&p.new_leaf, Some(&[&p.g2]), true), None);
+    let (n, target) = node(server.port, Starttls::None, Duration::from_secs(5));
+    // Without an identity the server sees a client without a certificate.
+    look(&local(), &n, &target, Duration::from_secs(5), None).unwrap();
+    // With the node's own pair it completes.
+    let me = identity(
+        p.new_leaf.cert_pem.as_bytes(),
+        p.new_leaf.key_pem.as_bytes(),
+    )
+    .unwrap();
+    let seen = look(&local(), &n, &target, Duration::from_secs(5), Some(&me)).unwrap();
+    assert_eq!(expect(&p.new_leaf, &[&p.g2], &p).mismatch(&seen), None);
+    let completed = server.completed.clone();
+    drop(server);
+    assert_eq!(completed.load(Ordering::SeqCst), 1);
+    // A key that is not the certificate's is not offered.
+    assert!(identity(
+        p.new_leaf.cert_pem.as_bytes(),
+        p.old_leaf.key_pem.as_bytes()
+    )
+    .is_none());
+    assert!(identity(b"junk", b"junk").is_none());
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
-use crate::confirm::{confirm_tls, Expectation, TlsConfirmError};
+use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
 use crate::inventory::{CaId, Inventory, Node};
 use crate::materials::{changes_for, Generations};
 use crate::pki::CaCert;
@@ -67,7 +67,8 @@ impl<'a> FleetWork<'a> {
     /// certroll's own TLS confirm of a node with `tls_address`, after its `confirm`
     /// command: the node must serve the certificate on its disk and, if it asks for
     /// client certificates, name exactly the anchors of the bundle on its disk among the
-    /// generations of this run.
+    /// generations of this run. The node's own certificate and key are offered as client
+    /// certificate, so a server that requires one sees a complete handshake.
     fn confirm_tls(&self, t: &dyn Transport, node: &Node) -> Result<(), StepError> {
         let Some(target) = &node.tls else {
             return Ok(());
@@ -75,6 +76,12 @@ impl<'a> FleetWork<'a> {
         let paths = node.paths(self.ca_name());
         let cert = t.read_file(&paths.cert)?;
         let bundle = t.read_file(&paths.trust_bundle)?;
+        // The node's own pair, offered if the server asks for a client certificate.
+        let key = t.read_file(&paths.key)?;
+        let me = cert
+            .as_deref()
+            .zip(key.as_deref())
+            .and_then(|(c, k)| identity(c, k));
         let generations: Vec<&[u8]> = std::iter::once(&self.material.current)
             .chain(self.material.next.as_ref())
             .map(|c| c.cert_der.as_slice())
@@ -87,7 +94,7 @@ impl<'a> FleetWork<'a> {
         .map_err(|e| {
             StepError::confirm_failed(format!("failed to confirm TLS of node {}: {e}", node.name))
         })?;
-        confirm_tls(t, node, target, &expected).map_err(|e| match e {
+        confirm_tls(t, node, target, &expected, me.as_ref()).map_err(|e| match e {
             TlsConfirmError::Transport(e) => StepError::from(e),
             e @ TlsConfirmError::NotConfirmed { .. } => StepError::confirm_failed(e.to_string()),
         })

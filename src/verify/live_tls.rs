@@ -13,7 +13,7 @@ use super::collect::{CaFiles, Collected, FileState};
 use super::finding::Finding;
 use super::report::CaReport;
 use super::Known;
-use crate::confirm::{look, Expectation};
+use crate::confirm::{identity, look, Expectation};
 use crate::inventory::{CaId, Inventory, NodeId};
 
 /// Looks at every node of `report` that has a `tls_address` and adds a finding to each
@@ -44,7 +44,8 @@ pub fn check_servers<'a>(
             Ok(e) => e,
             Err(e) => return Some(finding(format!("cannot read what it should serve: {e}"))),
         };
-        match look(transport.as_ref(), node, target, timeout) {
+        let me = identity(files.cert.bytes(), files.key.bytes());
+        match look(transport.as_ref(), node, target, timeout, me.as_ref()) {
             Ok(seen) => expected.mismatch(&seen).map(finding),
             Err(e) => Some(finding(e.to_string())),
         }

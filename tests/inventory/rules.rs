@@ -295,3 +295,16 @@ fn unknown_placeholder_in_a_path() {
         .says("unknown placeholder {name} in cert")
         .hints("{node} and {ca}");
 }
+
+#[test]
+fn bad_tls_address_and_starttls_are_positioned() {
+    let text = with_base("[nodes.db]\ntls_address = \"localhost\"\n");
+    refused(&text)
+        .at(9, 15, "\"localhost\"")
+        .says("bad tls_address for node db: \"localhost\" has no port");
+    let text = with_base("[nodes.db]\ntls_address = \"127.0.0.1:5432\"\nstarttls = \"mysql\"\n");
+    refused(&text)
+        .at(10, 12, "\"mysql\"")
+        .says("unknown starttls \"mysql\" for node db")
+        .hints("\"postgres\"");
+}

@@ -1,7 +1,7 @@
 //! The built-in TLS confirm on the sshd fleet: servers whose reload returns before they
 //! load their files, and no `confirm` command at all.
 //!
-//! db1 and db2 (mutual-TLS servers) reload two seconds after certroll's reload command
+//! db1 and db2 (mutual-TLS servers) reload five seconds after certroll's reload command
 //! returned. Their `tls_address` names `<node>.fleet.certroll-test:<port>`, a name only
 //! the node itself resolves, so every handshake of the confirm went through the node's
 //! SSH session (a direct-tcpip channel opened by the node's sshd). The rotation must keep
@@ -19,7 +19,7 @@ use super::three_tier;
 /// The nodes whose reload is slow and whose TLS certroll confirms itself.
 const SLOW: [&str; 2] = ["db1", "db2"];
 
-/// Rewrites the inventory: no `confirm` command anywhere; SLOW nodes reload two seconds
+/// Rewrites the inventory: no `confirm` command anywhere; SLOW nodes reload five seconds
 /// after the reload command returns, and get a `tls_address` when `builtin` is set.
 fn slow_reload_inventory(zdt: &Zdt, builtin: bool) {
     let text = fs::read_to_string(&zdt.inventory).expect("read inventory");
@@ -32,7 +32,7 @@ fn slow_reload_inventory(zdt: &Zdt, builtin: bool) {
     for node in SLOW {
         let port = zdt.peers.listen_port(node).expect("db nodes are servers");
         let reload = format!(
-            "setsid sh -c 'sleep 2; {PEER_BIN} reload --state-dir {peer_dir}' >/dev/null 2>&1 </dev/null &"
+            "setsid sh -c 'sleep 5; {PEER_BIN} reload --state-dir {peer_dir}' >/dev/null 2>&1 </dev/null &"
         );
         let mut keys = format!("reload = {reload:?}\n");
         if builtin {
@@ -74,7 +74,7 @@ fn slow_reloads_without_any_confirm_break_links() {
     let run = zdt.observed(&["apply", "--rotate", "--yes"], "rotate-unconfirmed");
     assert_eq!(run.code, Some(0), "{}", run.output);
     // Let the last delayed reloads land, then count.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::thread::sleep(std::time::Duration::from_secs(6));
     let after = zdt.peers.live_snapshot();
     assert!(
         !after.failures().is_empty(),
