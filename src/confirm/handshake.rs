@@ -74,6 +74,9 @@ pub fn observe(
     let mut conn = ClientConnection::new(Arc::new(config), name)
         .map_err(|e| ObserveError::Protocol(format!("cannot set up TLS: {e}")))?;
     let result = drive(&mut conn, stream);
+    if result.is_ok() {
+        close_cleanly(&mut conn, stream);
+    }
     let seen = recorder.take();
     // A server that requires a client certificate may abort once it has shown its
     // chain and its CA names: what was seen is the answer.
@@ -139,6 +142,30 @@ fn drive(conn: &mut ClientConnection, stream: &mut dyn ByteStream) -> Result<(),
     Err(ObserveError::Protocol(
         "the TLS handshake did not finish in 256 rounds".into(),
     ))
+}
+
+/// Sends close_notify and reads until the server closes (bounded), so that the server
+/// finishes its side (session tickets, its own close) and logs a clean connection.
+fn close_cleanly(conn: &mut ClientConnection, stream: &mut dyn ByteStream) {
+    conn.send_close_notify();
+    for _ in 0..64 {
+        while conn.wants_write() {
+            if conn.write_tls(stream).is_err() {
+                return;
+            }
+        }
+        if stream.flush().is_err() {
+            return;
+        }
+        match conn.read_tls(stream) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if conn.process_new_packets().is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 fn io_error(action: &str, e: &io::Error) -> ObserveError {

@@ -78,6 +78,26 @@ struct Tunneled {
     _tunnel: Tunnel,
 }
 
+impl Drop for Tunneled {
+    /// Closes our direction and waits (briefly, bounded) for the pump to forward what was
+    /// written and end: without this the last bytes written (a TLS client's final
+    /// flight) could be dropped with the channel.
+    fn drop(&mut self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Write);
+        let _ = self.socket.set_read_timeout(Some(DRAIN_TIMEOUT));
+        let mut buf = [0u8; 4096];
+        for _ in 0..256 {
+            match self.socket.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// How long dropping a tunneled stream waits for the pump to forward the last bytes.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Read for Tunneled {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.socket.read(buf)
