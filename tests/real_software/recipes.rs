@@ -29,7 +29,10 @@ impl Recipes {
             if !line.starts_with("```") {
                 continue;
             }
-            let body: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
             if let Some(name) = body.first().and_then(|l| l.strip_prefix("# recipe: ")) {
                 let rest = body[1..].join("\n") + "\n";
                 blocks.insert(name.trim().to_string(), rest);
@@ -81,7 +84,13 @@ pub fn adapt(text: &str, root: &str, ports: &Ports) -> String {
 pub fn with_ssh_line(recipe: &str, ssh_line: &str) -> String {
     recipe
         .lines()
-        .map(|l| if l.starts_with("ssh = ") { ssh_line.to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("ssh = ") {
+                ssh_line.to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
@@ -128,11 +137,19 @@ pub fn with_value(recipe: &str, key: &str, value: &str) -> String {
 #[test]
 fn recipes_are_found_and_adapted() {
     let r = Recipes::load();
-    let ports = Ports { web: 1, lb: 2, db: 3 };
+    let ports = Ports {
+        web: 1,
+        lb: 2,
+        db: 3,
+    };
     let nginx = r.adapted("nginx", "/srv/n", &ports);
     assert_eq!(toml_value(&nginx, "tls_address"), "127.0.0.1:1");
     assert_eq!(toml_value(&nginx, "cert"), "/srv/n/etc/nginx/tls/web1.crt");
     let pg = r.adapted("postgresql", "/srv/n", &ports);
-    assert!(toml_value(&pg, "reload").starts_with("runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /srv/n/var/lib/"));
-    assert!(r.adapted("pg_hba.conf", "/x", &ports).starts_with("hostssl all all 127.0.0.1/32"));
+    assert!(toml_value(&pg, "reload").starts_with(
+        "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /srv/n/var/lib/"
+    ));
+    assert!(r
+        .adapted("pg_hba.conf", "/x", &ports)
+        .starts_with("hostssl all all 127.0.0.1/32"));
 }
