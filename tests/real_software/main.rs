@@ -248,8 +248,8 @@ fn nginx_haproxy_postgresql_rotate_three_times_under_traffic_with_the_builtin_co
     let (_, psql) = psql.stop();
     let (_, pairs) = reader.stop();
     eprintln!(
-        "curl: {curl:?}\npsql: {psql:?}\npairs: ok {} failed {}",
-        pairs.ok, pairs.failed
+        "curl: {curl:?}\npsql: {psql:?}\npairs: ok {} failed {} straddled a switch {}",
+        pairs.ok, pairs.failed, pairs.straddled
     );
     assert_eq!(curl.failed, 0, "failed curl requests: {:#?}", curl.failures);
     assert_eq!(psql.failed, 0, "failed psql queries: {:#?}", psql.failures);

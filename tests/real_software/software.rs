@@ -99,7 +99,7 @@ pub fn prepare(fleet: &Fleet, recipes: &Recipes, ports: &Ports) {
         fleet,
         "db1",
         &format!(
-            "set -e; mkdir -p {root}/var/lib/postgresql/15 {root}/run/postgresql {root}/var/log; \
+            "set -e; mkdir -p {root}/var/lib/postgresql/15 {root}/run/postgresql; \
              chown -R postgres:postgres {root}/var/lib/postgresql {root}/run/postgresql; \
              cd /tmp; runuser -u postgres -- {PG_BIN}/initdb -D {data} -A trust -U postgres >/dev/null"
         ),
@@ -135,22 +135,24 @@ pub fn start(fleet: &Fleet, recipes: &Recipes, ports: &Ports) {
         "db1",
         &format!("chown postgres:postgres {key} && chmod 0600 {key}"),
     );
+    // Daemons must not keep the session's output open, or the command never ends.
+    let quiet = "</dev/null >/dev/null 2>&1";
     run_on(
         fleet,
         "web1",
-        &format!("nginx -c {root}/etc/nginx/nginx.conf"),
+        &format!("nginx -c {root}/etc/nginx/nginx.conf {quiet}"),
     );
     run_on(
         fleet,
         "lb1",
-        &format!("haproxy -W -D -f {root}/etc/haproxy/haproxy.cfg"),
+        &format!("haproxy -W -D -f {root}/etc/haproxy/haproxy.cfg {quiet}"),
     );
     let data = pg_data();
     run_on(
         fleet,
         "db1",
         &format!(
-            "cd /tmp; runuser -u postgres -- {PG_BIN}/pg_ctl -D {data} -l {root}/var/log/postgresql.log -w -t 60 start >/dev/null"
+            "cd /tmp; runuser -u postgres -- {PG_BIN}/pg_ctl -D {data} -l {root}/var/lib/postgresql/15/postgresql.log -w -t 60 start {quiet} || {{ tail -n 30 {root}/var/lib/postgresql/15/postgresql.log >&2; exit 1; }}"
         ),
     );
     run_on(
@@ -165,7 +167,10 @@ pub fn start(fleet: &Fleet, recipes: &Recipes, ports: &Ports) {
 
 /// The servers' own logs, for a failure message.
 pub fn logs(fleet: &Fleet) -> String {
-    let pg = fleet.host_path("db1", &format!("{REMOTE_ROOT}/var/log/postgresql.log"));
+    let pg = fleet.host_path(
+        "db1",
+        &format!("{REMOTE_ROOT}/var/lib/postgresql/15/postgresql.log"),
+    );
     let mut out = String::new();
     for path in [std::path::PathBuf::from("/var/log/nginx/error.log"), pg] {
         let text = std::fs::read_to_string(&path).unwrap_or_default();

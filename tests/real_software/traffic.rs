@@ -6,7 +6,11 @@
 //! - psql → PostgreSQL: one new `psql` process per query (libpq reads its pair per
 //!   connection);
 //! - the pair reader loads every node's certificate and key, one after the other as the
-//!   clients do, in a tight loop, and counts pairs that do not belong together.
+//!   clients do, in a tight loop, and counts pairs that do not belong together. It reads
+//!   the certificate again after the key: when that changed, the read straddled a switch
+//!   (a client-side race no writer can prevent, docs/layout.md) and is not counted; when
+//!   it did not, the disk itself held the mismatched pair — what a writer that replaces
+//!   the two files one after the other produces.
 //!
 //! Every loop is bounded in count and time and stops when asked.
 
@@ -29,6 +33,9 @@ const MAX_PAIR_READS: u64 = 50_000_000;
 pub struct Tally {
     pub ok: u64,
     pub failed: u64,
+    /// Pair reads that straddled a switch (the certificate changed while the key was
+    /// read): the reader's own race, which no writer can prevent; read again.
+    pub straddled: u64,
     /// The first failures, with what the client printed.
     pub failures: Vec<String>,
 }
@@ -143,8 +150,9 @@ pub fn pair_reader(pairs: Vec<(String, PathBuf, PathBuf)>) -> Loop {
                 return;
             }
             match pair_matches(cert, key) {
-                Ok(true) => t.ok += 1,
-                Ok(false) => t.fail(format!(
+                Ok(None) => t.straddled += 1,
+                Ok(Some(true)) => t.ok += 1,
+                Ok(Some(false)) => t.fail(format!(
                     "node {node}: key {} does not belong to certificate {}",
                     key.display(),
                     cert.display()
@@ -155,15 +163,22 @@ pub fn pair_reader(pairs: Vec<(String, PathBuf, PathBuf)>) -> Loop {
     })
 }
 
-/// Reads the certificate, then the key (as curl and libpq do), and compares the key's
-/// public half with the certificate's.
-fn pair_matches(cert: &PathBuf, key: &PathBuf) -> Result<bool, String> {
+/// Reads the certificate, then the key (as curl and libpq do), then the certificate
+/// again, and compares the key's public half with the certificate's. `None` when the
+/// certificate changed during the read.
+fn pair_matches(cert: &PathBuf, key: &PathBuf) -> Result<Option<bool>, String> {
     let cert_pem = std::fs::read(cert).map_err(|e| format!("read {}: {e}", cert.display()))?;
     let key_pem =
         std::fs::read_to_string(key).map_err(|e| format!("read {}: {e}", key.display()))?;
+    let again = std::fs::read(cert).map_err(|e| format!("read {}: {e}", cert.display()))?;
+    if again != cert_pem {
+        return Ok(None);
+    }
     let block = pem::parse(&cert_pem).map_err(|e| format!("{}: {e}", cert.display()))?;
     let (_, x509) = x509_parser::parse_x509_certificate(block.contents())
         .map_err(|e| format!("{}: {e}", cert.display()))?;
     let pair = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", key.display()))?;
-    Ok(pair.der_bytes() == &*x509.public_key().subject_public_key.data)
+    Ok(Some(
+        pair.der_bytes() == &*x509.public_key().subject_public_key.data,
+    ))
 }
