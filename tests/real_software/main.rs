@@ -79,7 +79,7 @@ fn inventory(fleet: &Fleet, recipes: &Recipes, ports: &Ports, mode: Mode) -> Str
         text += &table;
         text.push('\n');
     }
-    text += &recipes.raw("links");
+    text += recipes.raw("links");
     text
 }
 
@@ -285,7 +285,11 @@ fn nginx_haproxy_postgresql_rotate_three_times_under_traffic_with_the_builtin_co
         .collect();
     let pg_data = fleet.host_path("db1", &software::pg_data());
     for (node, _) in NODES {
-        let old = disk::other_private_keys(&fleet.node(node).dir, &current, &[pg_data.clone()]);
+        let old = disk::other_private_keys(
+            &fleet.node(node).dir,
+            &current,
+            std::slice::from_ref(&pg_data),
+        );
         assert!(
             old.is_empty(),
             "node {node} keeps old private keys: {old:#?}"
