@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need (sshd for the
 # SSH fleet tests, openssl as the second certificate validator, nginx, HAProxy, PostgreSQL
-# 15, curl and psql for the real-software test), then cargo test.
+# 15, curl and psql for the real-software test), checks formatting and clippy lints, then
+# cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +31,12 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "error: the SSH fleet tests start sshd in mount namespaces and need root" >&2
   exit 1
 fi
+
+# Lints are a gate, not advice: formatting and every clippy warning (including `unwrap`
+# outside tests, denied in src/lib.rs and src/main.rs) fail the run before any test does.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
 
 cargo test --locked "$@"

@@ -5,10 +5,15 @@
 //! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results;
 //! [`confirm`] proves with a live handshake that a node's software took its files.
 #![forbid(unsafe_code)]
+// `unwrap` is for tests; elsewhere a failure is a typed error, and a fallback that cannot
+// happen says in a comment why not.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod collect;
 pub mod commands;
 pub mod confirm;
 pub mod duration;
+pub mod error;
 pub mod executor;
 pub mod exit;
 pub mod inventory;

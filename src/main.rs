@@ -3,6 +3,7 @@
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
 //! 64 usage, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,10 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use certroll::commands::apply::ApplyArgs;
 use certroll::commands::decide::Intent;
 use certroll::commands::status::StatusArgs;
-use certroll::commands::verify::{VerifyArgs, VerifyFormat};
-use certroll::commands::{self, plan::PlanArgs, plan::PlanFormat, CommandError};
+use certroll::commands::verify::VerifyArgs;
+use certroll::commands::{self, plan::PlanArgs, CommandError};
+use certroll::error::causes;
 use certroll::exit;
-use certroll::output::Style;
+use certroll::output::{Format, Style};
 use certroll::plan::{ChainMode, Strategy};
 
 /// Rotate the certificate authority of a TLS fleet without one failed handshake.
@@ -76,10 +78,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     certroll::duration::parse(s).map_err(|e| e.to_string())
 }
 
+/// `--format` of `apply`, `status` and `verify`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EventFormat {
     Text,
     Json,
+}
+
+impl From<EventFormat> for Format {
+    fn from(f: EventFormat) -> Format {
+        match f {
+            EventFormat::Text => Format::Text,
+            EventFormat::Json => Format::Json,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -125,11 +137,22 @@ enum ChainArg {
     CrossSigned,
 }
 
+/// `--format` of `plan`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum PlanFormatArg {
     Text,
     Json,
     Dot,
+}
+
+impl From<PlanFormatArg> for Format {
+    fn from(f: PlanFormatArg) -> Format {
+        match f {
+            PlanFormatArg::Text => Format::Text,
+            PlanFormatArg::Json => Format::Json,
+            PlanFormatArg::Dot => Format::Dot,
+        }
+    }
 }
 
 /// Options shared by `plan` and `apply`.
@@ -191,11 +214,7 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             inventory: cli.inventory,
             ca: cmd.rollover.ca.clone(),
             intent: cmd.rollover.intent(32),
-            format: match cmd.format {
-                PlanFormatArg::Text => PlanFormat::Text,
-                PlanFormatArg::Json => PlanFormat::Json,
-                PlanFormatArg::Dot => PlanFormat::Dot,
-            },
+            format: cmd.format.into(),
             check: cmd.check,
             orders: cmd.orders,
             detailed_exitcode: cmd.detailed_exitcode,
@@ -205,17 +224,14 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             ca: cmd.rollover.ca.clone(),
             intent: cmd.rollover.intent(usize::from(cmd.parallel)),
             yes: cmd.yes,
-            json: matches!(cmd.format, EventFormat::Json),
+            format: cmd.format.into(),
             accept_new_host_keys: cmd.accept_new_host_keys,
             replan: cmd.replan,
         }),
         Command::Verify(cmd) => commands::verify::run(&VerifyArgs {
             inventory: cli.inventory,
             ca: cmd.ca,
-            format: match cmd.format {
-                EventFormat::Text => VerifyFormat::Text,
-                EventFormat::Json => VerifyFormat::Json,
-            },
+            format: cmd.format.into(),
             warn_within: cmd.warn_within,
             live: cmd.live,
             probe_timeout: cmd.probe_timeout,
@@ -225,23 +241,18 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,
             ca: cmd.ca,
-            json: matches!(cmd.format, EventFormat::Json),
+            format: cmd.format.into(),
         }),
     }
 }
 
-/// Prints an error and its cause chain, one cause per line.
+/// Prints an error once: its own level, then each cause on its line (see
+/// [`certroll::error`]).
 fn report(err: &CommandError) {
     let style = Style::stderr();
     eprintln!("{} {err}", style.red(&style.bold("error:")));
-    let mut source = std::error::Error::source(err);
-    // An anyhow error's Display already shows only the outermost context.
-    if let CommandError::Other(e) = err {
-        source = e.source();
-    }
-    while let Some(cause) = source {
+    for cause in std::error::Error::source(err).into_iter().flat_map(causes) {
         eprintln!("  caused by: {cause}");
-        source = cause.source();
     }
 }
 

@@ -81,7 +81,7 @@ pub fn bundle_pem(roots: &[&CaCert]) -> Vec<u8> {
 pub enum MaterialError {
     #[error("{action} on node {node} needs the next CA generation, which does not exist yet")]
     NoNextGeneration { node: String, action: &'static str },
-    #[error("failed to issue a leaf for node {node}: {source}")]
+    #[error("failed to issue a leaf for node {node}")]
     Pki {
         node: String,
         #[source]

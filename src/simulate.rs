@@ -51,9 +51,9 @@ pub struct CheckReport {
 /// Why a check did not pass.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("could not make the simulation's certificates: {0}")]
+    #[error("could not make the simulation's certificates")]
     Pki(#[from] PkiError),
-    #[error("could not make the simulation's files: {0}")]
+    #[error("could not make the simulation's files")]
     Material(#[from] MaterialError),
     /// A link failed its handshake at some point of some order.
     #[error("link {client} → {server}{} broke after step {after}: {error}\n  order: {order}",

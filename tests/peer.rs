@@ -3,9 +3,9 @@
 //! every handshake truthfully, reloads only when told to, refuses bad files while serving the
 //! old ones, and a rollover done in the wrong order really shows up as failed handshakes.
 
-mod peer_support;
+mod support;
 
-use peer_support::*;
+use support::peer_cli::*;
 
 #[test]
 fn one_ca_server_and_client_count_only_successes() {

@@ -15,11 +15,11 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::OffsetDateTime;
 use webpki::{EndEntityCert, KeyUsage};
 
-mod pki_support;
-use pki_support::{ALGORITHMS, DAY};
+mod support;
+use support::pki::{self, ALGORITHMS, DAY};
 
 fn spec(alg: KeyAlgorithm) -> CaSpec {
-    pki_support::spec(alg, "CN=Chain Test CA,O=Example,C=DE")
+    pki::spec(alg, "CN=Chain Test CA,O=Example,C=DE")
 }
 
 /// Two generations, their cross certificate, and a leaf from each.

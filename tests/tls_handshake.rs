@@ -9,11 +9,11 @@ use certroll::pki::{cross_sign, issue_leaf, new_ca, CaCert, Leaf};
 use certroll::tls::{handshake, Endpoint, FailureKind, HandshakeError, Side};
 use time::OffsetDateTime;
 
-mod pki_support;
-use pki_support::{ALGORITHMS, DAY};
+mod support;
+use support::pki::{self, ALGORITHMS, DAY};
 
 fn spec(alg: KeyAlgorithm) -> CaSpec {
-    pki_support::spec(alg, "CN=Handshake Test CA")
+    pki::spec(alg, "CN=Handshake Test CA")
 }
 
 /// A node's files, owned.

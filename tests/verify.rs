@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use certroll::commands::verify::{check, run_to, VerifyArgs, VerifyFormat};
+use certroll::commands::verify::{check, run_to, VerifyArgs};
 use certroll::exit;
 use certroll::inventory::{self, Inventory};
 use certroll::materials::bundle_pem;
-use certroll::output::Style;
+use certroll::output::{Format, Style};
 use certroll::pki::{issue_leaf, CaCert, CaStore};
 use certroll::transport::{connector, HostKeyPolicy};
 use certroll::verify::{LinkResult, Phase, Report};
@@ -111,7 +111,7 @@ impl Fleet {
     fn args(&self) -> VerifyArgs {
         VerifyArgs {
             inventory: self.dir.path().join("certroll.toml"),
-            format: VerifyFormat::Json,
+            format: Format::Json,
             ..VerifyArgs::default()
         }
     }
@@ -152,7 +152,7 @@ fn healthy_local_fleet_exits_ok() {
     assert_eq!(v["version"], 1);
     assert_eq!(v["summary"], "verify: 3 nodes, 2 links — OK");
     let text = run(&VerifyArgs {
-        format: VerifyFormat::Text,
+        format: Format::Text,
         ..f.args()
     })
     .1;

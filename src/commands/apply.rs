@@ -6,22 +6,23 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use time::OffsetDateTime;
 
 use super::decide::Intent;
-use super::{generations, load, select_ca, CommandError};
+use super::{load, select_ca, CaGenerations, CommandError};
 use crate::executor::{execute, ExecOptions, FleetWork, RunMaterial};
 use crate::exit;
-use crate::inventory::{CaId, Inventory};
+use crate::inventory::{CaId, CaSpec, Inventory};
 use crate::journal::{Journal, Lock, RunHeader, RunState};
 use crate::output::plan::{text, PlanView};
 use crate::output::progress::{Progress, ProgressFormat};
-use crate::output::Style;
+use crate::output::{Format, Style};
 use crate::pki::CaStore;
-use crate::plan::{self, ChainMode, Mode, Plan, Strategy};
-use crate::transport::{self, HostKeyPolicy};
+use crate::plan::{self, Mode, Plan};
+use crate::transport::{self, Connector, HostKeyPolicy};
 
 /// Arguments of `certroll apply`.
 #[derive(Debug, Clone, Default)]
@@ -31,34 +32,24 @@ pub struct ApplyArgs {
     /// `--rotate`, `--strategy`, `--chain`, `--parallel`.
     pub intent: Intent,
     pub yes: bool,
-    pub json: bool,
+    /// `--format`: progress as text or JSON events (`dot` is a plan format and reads as text).
+    pub format: Format,
     pub accept_new_host_keys: bool,
     pub replan: bool,
 }
 
 /// Runs `certroll apply`; returns the exit code.
 pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
-    let ca = select_ca(&inv, args.ca.as_deref())?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let _lock = Lock::acquire(&inv.state_dir, &command)
-        .map_err(|e| CommandError::Incomplete(e.to_string()))?;
-    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
-    let store = CaStore::new(&inv.state_dir);
-    let spec = &inv.cas[ca];
-    let policy = HostKeyPolicy {
-        accept_new: args.accept_new_host_keys,
-    };
-    let connector = transport::connector(&inv, policy);
-    let say = Say { quiet: args.json };
-
-    let last = journal.last_run().context("failed to read the journal")?;
+    let mut ctx = RunContext::new(args)?;
+    let spec = &ctx.inv.cas[ctx.ca];
+    let last = ctx.journal.last_run()?;
     if let Some(prev) = last
         .as_ref()
-        .filter(|r| r.header.ca == spec.name && r.end != Some(crate::journal::RunStatus::Complete))
+        .filter(|r| r.header.ca == spec.name && !r.is_complete())
     {
-        let plan = rebuild(&inv, ca, prev)?;
-        if plan.fingerprint(&inv) != prev.header.fingerprint && !args.replan {
+        let plan = rebuild(&ctx.inv, ctx.ca, prev)?;
+        let unchanged = plan.fingerprint(&ctx.inv) == prev.header.fingerprint;
+        if !unchanged && !args.replan {
             return Err(CommandError::Usage(format!(
                 "the inventory changed since run {} started, and its plan no longer matches ({} steps now); \
                  nothing was changed\n  hint: restore the inventory to finish the run, or pass --replan to \
@@ -67,308 +58,300 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
                 plan.steps.len()
             )));
         }
-        say.line(&format!(
+        ctx.say(&format!(
             "resuming run {} ({} of {} steps done)",
             prev.run,
             prev.done.len(),
             plan.steps.len()
         ));
-        if plan.fingerprint(&inv) == prev.header.fingerprint {
-            journal
-                .resume_run(prev)
-                .context("failed to record the resume in the journal")?;
-            return execute_run(
-                &inv, ca, &plan, &journal, &store, connector, args, &prev.run,
-            );
+        if unchanged {
+            ctx.journal.resume_run(prev)?;
+            return ctx.execute_run(&plan, &prev.run);
         }
         // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
-        return start_run(
-            &inv,
-            ca,
-            plan,
-            &journal,
-            &store,
-            connector,
-            args,
-            Some(prev),
-        );
+        return ctx.start_run(plan, Some(prev));
     }
-    if finish_pending_rotation(&store, &inv, ca, last.as_ref())? {
-        say.line("the last rotation had completed; archived the old CA generation");
+    if ctx.finish_pending_rotation(last.as_ref())? {
+        ctx.say("the last rotation had completed; archived the old CA generation");
     }
 
-    let plan = decide(&inv, ca, &store, &connector, args)?;
+    let plan = ctx.decide()?;
     if plan.is_empty() {
-        say.line(&format!(
+        ctx.say(&format!(
             "nothing to do for CA {}: every node holds a valid leaf",
-            spec.name
+            ctx.inv.cas[ctx.ca].name
         ));
         return Ok(exit::OK);
     }
-    start_run(&inv, ca, plan, &journal, &store, connector, args, None)
+    ctx.start_run(plan, None)
 }
 
-/// Prints human messages on stderr unless JSON events own the output.
-struct Say {
-    quiet: bool,
+/// Everything one `apply` works with, gathered once: the inventory and the CA chosen, the
+/// CA store and the generations it holds, the journal (under the lock), the connector to
+/// the fleet and the operator's options.
+struct RunContext<'a> {
+    args: &'a ApplyArgs,
+    inv: Inventory,
+    ca: CaId,
+    store: CaStore,
+    /// What `store` holds for the CA; kept up to date as the run creates or archives.
+    gens: CaGenerations,
+    journal: Journal,
+    connector: Arc<dyn Connector>,
+    /// Held until the run ends.
+    _lock: Lock,
 }
 
-impl Say {
-    fn line(&self, s: &str) {
-        if !self.quiet {
+impl<'a> RunContext<'a> {
+    /// Loads the inventory, takes the lock, opens the journal, reads the CA store.
+    fn new(args: &'a ApplyArgs) -> Result<Self, CommandError> {
+        let inv = load(&args.inventory)?;
+        let ca = select_ca(&inv, args.ca.as_deref())?;
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let lock = Lock::acquire(&inv.state_dir, &command)
+            .map_err(|e| CommandError::Incomplete(crate::error::chain(&e)))?;
+        let journal = Journal::open(&inv.state_dir)?;
+        let store = CaStore::new(&inv.state_dir);
+        let gens = CaGenerations::read(&store, &inv.cas[ca])?;
+        let policy = HostKeyPolicy {
+            accept_new: args.accept_new_host_keys,
+        };
+        let connector = transport::connector(&inv, policy);
+        Ok(RunContext {
+            args,
+            inv,
+            ca,
+            store,
+            gens,
+            journal,
+            connector,
+            _lock: lock,
+        })
+    }
+
+    fn spec(&self) -> &CaSpec {
+        &self.inv.cas[self.ca]
+    }
+
+    fn json(&self) -> bool {
+        self.args.format == Format::Json
+    }
+
+    /// Prints a human message on stderr unless JSON events own the output.
+    fn say(&self, s: &str) {
+        if !self.json() {
             eprintln!("{s}");
         }
     }
-}
 
-/// The plan of a new run (see [`super::decide`]); a rotation needs an existing CA.
-fn decide(
-    inv: &Inventory,
-    ca: CaId,
-    store: &CaStore,
-    connector: &std::sync::Arc<dyn crate::transport::Connector>,
-    args: &ApplyArgs,
-) -> Result<Plan, CommandError> {
-    let spec = &inv.cas[ca];
-    if args.intent.rotate
-        && store
-            .current(spec)
-            .context("failed to read the CA store")?
-            .is_none()
-    {
-        return Err(CommandError::Usage(format!(
-            "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
-            spec.name
-        )));
+    /// The plan of a new run (see [`super::decide`]); a rotation needs an existing CA.
+    fn decide(&self) -> Result<Plan, CommandError> {
+        if self.args.intent.rotate && self.gens.current.is_none() {
+            return Err(CommandError::Usage(format!(
+                "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
+                self.spec().name
+            )));
+        }
+        super::decide::decide(
+            &self.inv,
+            self.ca,
+            &self.gens,
+            || Arc::clone(&self.connector),
+            self.args.intent,
+        )
     }
-    super::decide::decide(
-        inv,
-        ca,
-        store,
-        || std::sync::Arc::clone(connector),
-        args.intent,
-    )
+
+    /// Shows the plan, asks, creates CA material, journals the run start, executes.
+    fn start_run(
+        &mut self,
+        plan: Plan,
+        carried_from: Option<&RunState>,
+    ) -> Result<i32, CommandError> {
+        let (current, next) = self.gens.numbers();
+        let view = PlanView {
+            inv: &self.inv,
+            plan: &plan,
+            current,
+            next,
+        };
+        if !self.json() {
+            eprint!("{}", text(&view, Style::stderr()));
+        }
+        if !self.args.yes
+            && !ask(&format!(
+                "Apply {} steps to {} nodes?",
+                plan.steps.len(),
+                plan.order.len()
+            ))?
+        {
+            eprintln!("nothing was changed");
+            return Ok(exit::OK);
+        }
+        let generations = self.create_material(&plan)?;
+        let run_id = self
+            .journal
+            .begin_run(RunHeader::for_plan(&plan, &self.inv, generations))?;
+        if let Some(prev) = carried_from {
+            self.carry_over(&plan, prev)?;
+        }
+        self.execute_run(&plan, &run_id)
+    }
+
+    /// Creates what the run needs before anything is pushed (the next generation of a
+    /// rotation, the first CA of a bootstrap). Returns the generations the run works with.
+    fn create_material(&mut self, plan: &Plan) -> Result<Vec<u32>, CommandError> {
+        let now = OffsetDateTime::now_utc();
+        let spec = &self.inv.cas[self.ca];
+        let dir = self.store.dir.join(&spec.name);
+        let current = self.gens.current.as_ref().map(|c| c.generation);
+        if plan.mode == Mode::Rotate {
+            let (next, cross) = self.store.begin_rotation(spec, now).with_context(|| {
+                format!(
+                    "failed to create the next generation of CA store {}",
+                    dir.display()
+                )
+            })?;
+            let generations = vec![current.unwrap_or(1), next.generation];
+            self.gens.next = Some(next);
+            self.gens.cross = Some(cross);
+            return Ok(generations);
+        }
+        if let Some(c) = current {
+            return Ok(vec![c]);
+        }
+        let created = self
+            .store
+            .init(spec, now)
+            .with_context(|| format!("failed to create the CA in {}", dir.display()))?;
+        let generations = vec![created.generation];
+        self.gens.current = Some(created);
+        Ok(generations)
+    }
+
+    /// With `--replan`: steps of the new plan identical (node and actions) to steps the old
+    /// run confirmed are recorded done, so they are not repeated.
+    fn carry_over(&self, plan: &Plan, prev: &RunState) -> Result<(), CommandError> {
+        for s in &plan.steps {
+            let name = &self.inv.nodes[s.node].name;
+            let was_done = prev.steps.iter().any(|(id, (node, actions))| {
+                prev.done.contains(id) && node == name && *actions == s.actions
+            });
+            if was_done {
+                self.journal.step_start(s, name, &[])?;
+                self.journal.step_done(s.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn execute_run(&self, plan: &Plan, run_id: &str) -> Result<i32, CommandError> {
+        let spec = self.spec();
+        let current = self.gens.current.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the CA store {} has no current generation",
+                self.store.dir.join(&spec.name).display()
+            )
+        })?;
+        let material = RunMaterial {
+            current,
+            next: self.gens.next.clone(),
+            cross: self.gens.cross.clone(),
+        };
+        let work = FleetWork::new(
+            &self.inv,
+            self.ca,
+            material,
+            plan.chain,
+            Arc::clone(&self.connector),
+            run_id,
+        );
+        let progress = Progress::new(if self.json() {
+            ProgressFormat::Json
+        } else {
+            ProgressFormat::Auto
+        });
+        let opts = ExecOptions {
+            parallel: self.args.intent.parallel.max(1),
+            ..ExecOptions::default()
+        };
+        let outcome = execute(plan, &self.inv, &work, &self.journal, &opts, &progress)
+            .map_err(|e| CommandError::Other(e.into()))?;
+        drop(progress);
+        if !outcome.complete() {
+            for (id, err) in &outcome.failed {
+                self.say(&format!("step #{id} failed: {err}"));
+            }
+            return Err(CommandError::Incomplete(format!(
+                "run {run_id} is incomplete: {} of {} steps done, {} failed, {} waiting; run `certroll apply` again to resume",
+                outcome.done.len(),
+                plan.steps.len(),
+                outcome.failed.len(),
+                outcome.blocked.len()
+            )));
+        }
+        if plan.mode == Mode::Rotate {
+            self.archive_old_generation()?;
+            self.say(&format!(
+                "rotation of CA {} complete; the old generation is archived under {}",
+                spec.name,
+                self.store.dir.display()
+            ));
+        } else {
+            self.say(&format!(
+                "run {run_id} complete: {} steps done",
+                plan.steps.len()
+            ));
+        }
+        Ok(exit::OK)
+    }
+
+    fn archive_old_generation(&self) -> Result<(), CommandError> {
+        let spec = self.spec();
+        self.store.finish_rotation(spec).with_context(|| {
+            format!(
+                "failed to archive the old generation in CA store {}",
+                self.store.dir.join(&spec.name).display()
+            )
+        })?;
+        Ok(())
+    }
+
+    /// A complete rotation whose archive step did not happen (crash right after the last
+    /// step): finish it now. True when it did something.
+    fn finish_pending_rotation(&mut self, last: Option<&RunState>) -> Result<bool, CommandError> {
+        let spec = self.spec();
+        let pending = last.filter(|r| r.header.ca == spec.name && r.header.mode == Mode::Rotate);
+        let Some(last) = pending else {
+            return Ok(false);
+        };
+        match &self.gens.next {
+            Some(n) if last.header.generations.last() == Some(&n.generation) => {
+                self.archive_old_generation()?;
+                self.gens = CaGenerations::read(&self.store, self.spec())?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 /// The plan of an earlier run, rebuilt from its journal header and today's inventory.
 pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan, CommandError> {
-    let names = |key: &str| -> Vec<usize> {
-        prev.header.params[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().and_then(|n| inv.node_id(n)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    match prev.header.mode.as_str() {
-        "rotate" => {
-            let strategy = if prev.header.strategy == "ordered" {
-                Strategy::Ordered
-            } else {
-                Strategy::Phased
+    let h = &prev.header;
+    match h.mode {
+        Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
+            .map_err(|e| CommandError::Usage(e.to_string())),
+        Mode::Bootstrap | Mode::Renew => {
+            let ids = |names: &[String]| -> Vec<usize> {
+                names.iter().filter_map(|n| inv.node_id(n)).collect()
             };
-            let chain = if prev.header.chain == "cross-signed" {
-                ChainMode::CrossSigned
-            } else {
-                ChainMode::Plain
-            };
-            plan::rotate(inv, ca, strategy, chain).map_err(|e| CommandError::Usage(e.to_string()))
+            Ok(plan::maintenance(
+                inv,
+                ca,
+                &ids(&h.params.install),
+                &ids(&h.params.renew),
+            ))
         }
-        _ => Ok(plan::maintenance(
-            inv,
-            ca,
-            &names("install"),
-            &names("renew"),
-        )),
-    }
-}
-
-/// Shows the plan, asks, creates CA material, journals the run start, executes.
-#[allow(clippy::too_many_arguments)]
-fn start_run(
-    inv: &Inventory,
-    ca: CaId,
-    plan: Plan,
-    journal: &Journal,
-    store: &CaStore,
-    connector: std::sync::Arc<dyn crate::transport::Connector>,
-    args: &ApplyArgs,
-    carried_from: Option<&RunState>,
-) -> Result<i32, CommandError> {
-    let spec = &inv.cas[ca];
-    let (current, next) = generations(store, spec)?;
-    let view = PlanView {
-        inv,
-        plan: &plan,
-        current,
-        next,
-    };
-    if !args.json {
-        eprint!("{}", text(&view, Style::stderr()));
-    }
-    if !args.yes
-        && !ask(&format!(
-            "Apply {} steps to {} nodes?",
-            plan.steps.len(),
-            plan.order.len()
-        ))?
-    {
-        eprintln!("nothing was changed");
-        return Ok(exit::OK);
-    }
-    let now = OffsetDateTime::now_utc();
-    let generations = match plan.mode {
-        Mode::Rotate => {
-            let (next, _) = store
-                .begin_rotation(spec, now)
-                .context("failed to create the next CA generation")?;
-            vec![current.unwrap_or(1), next.generation]
-        }
-        _ => match current {
-            Some(c) => vec![c],
-            None => vec![
-                store
-                    .init(spec, now)
-                    .context("failed to create the CA")?
-                    .generation,
-            ],
-        },
-    };
-    let params = serde_json::json!({
-        "install": names_of(inv, &plan, plan::Action::Install),
-        "renew": names_of(inv, &plan, plan::Action::Renew),
-    });
-    let run_id = journal
-        .begin_run(RunHeader::for_plan(&plan, inv, generations, params))
-        .context("failed to start the run in the journal")?;
-    if let Some(prev) = carried_from {
-        carry_over(inv, &plan, prev, journal)?;
-    }
-    execute_run(inv, ca, &plan, journal, store, connector, args, &run_id)
-}
-
-fn names_of(inv: &Inventory, plan: &Plan, action: plan::Action) -> Vec<String> {
-    plan.steps
-        .iter()
-        .filter(|s| s.actions == [action])
-        .map(|s| inv.nodes[s.node].name.clone())
-        .collect()
-}
-
-/// With `--replan`: steps of the new plan identical (node and actions) to steps the old
-/// run confirmed are recorded done, so they are not repeated.
-fn carry_over(
-    inv: &Inventory,
-    plan: &Plan,
-    prev: &RunState,
-    journal: &Journal,
-) -> Result<(), CommandError> {
-    for s in &plan.steps {
-        let name = &inv.nodes[s.node].name;
-        let labels: Vec<String> = s.actions.iter().map(|a| a.as_str().to_string()).collect();
-        let was_done = prev.steps.iter().any(|(id, (node, actions))| {
-            prev.done.contains(id) && node == name && *actions == labels
-        });
-        if was_done {
-            journal
-                .step_start(s, name, &[])
-                .context("failed to write the journal")?;
-            journal
-                .step_done(s.id)
-                .context("failed to write the journal")?;
-        }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn execute_run(
-    inv: &Inventory,
-    ca: CaId,
-    plan: &Plan,
-    journal: &Journal,
-    store: &CaStore,
-    connector: std::sync::Arc<dyn crate::transport::Connector>,
-    args: &ApplyArgs,
-    run_id: &str,
-) -> Result<i32, CommandError> {
-    let spec = &inv.cas[ca];
-    let current = store
-        .current(spec)
-        .context("failed to read the CA store")?
-        .context("the CA store has no current generation")?;
-    let material = RunMaterial {
-        current,
-        next: store.next(spec).context("failed to read the CA store")?,
-        cross: store.cross(spec).context("failed to read the CA store")?,
-    };
-    let work = FleetWork::new(inv, ca, material, plan.chain, connector, run_id);
-    let progress = Progress::new(if args.json {
-        ProgressFormat::Json
-    } else {
-        ProgressFormat::Auto
-    });
-    let opts = ExecOptions {
-        parallel: args.intent.parallel.max(1),
-        ..ExecOptions::default()
-    };
-    let outcome =
-        execute(plan, inv, &work, journal, &opts, &progress).context("the run stopped")?;
-    drop(progress);
-    let say = Say { quiet: args.json };
-    if !outcome.complete() {
-        for (id, err) in &outcome.failed {
-            say.line(&format!("step #{id} failed: {err}"));
-        }
-        return Err(CommandError::Incomplete(format!(
-            "run {run_id} is incomplete: {} of {} steps done, {} failed, {} waiting; run `certroll apply` again to resume",
-            outcome.done.len(),
-            plan.steps.len(),
-            outcome.failed.len(),
-            outcome.blocked.len()
-        )));
-    }
-    if plan.mode == Mode::Rotate {
-        store
-            .finish_rotation(spec)
-            .context("failed to archive the old CA generation")?;
-        say.line(&format!(
-            "rotation of CA {} complete; the old generation is archived under {}",
-            spec.name,
-            store.dir.display()
-        ));
-    } else {
-        say.line(&format!(
-            "run {run_id} complete: {} steps done",
-            plan.steps.len()
-        ));
-    }
-    Ok(exit::OK)
-}
-
-/// A complete rotation whose archive step did not happen (crash right after the last
-/// step): finish it now. True when it did something.
-fn finish_pending_rotation(
-    store: &CaStore,
-    inv: &Inventory,
-    ca: CaId,
-    last: Option<&RunState>,
-) -> Result<bool, CommandError> {
-    let spec = &inv.cas[ca];
-    let Some(last) = last.filter(|r| r.header.ca == spec.name && r.header.mode == "rotate") else {
-        return Ok(false);
-    };
-    let next = store.next(spec).context("failed to read the CA store")?;
-    match next {
-        Some(n) if last.header.generations.last() == Some(&n.generation) => {
-            store
-                .finish_rotation(spec)
-                .context("failed to archive the old CA generation")?;
-            Ok(true)
-        }
-        _ => Ok(false),
     }
 }
 

@@ -4,11 +4,8 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-
-use super::{facts, CommandError};
+use super::{facts, CaGenerations, CommandError};
 use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
-use crate::pki::CaStore;
 use crate::plan::{self, Plan};
 use crate::transport::Connector;
 
@@ -24,34 +21,27 @@ pub struct Intent {
     pub parallel: usize,
 }
 
-/// The plan of a new run. Reads the nodes (through the connector `connect` makes) only for
-/// routine maintenance, i.e. when the CA exists and no rotation is asked for or in progress.
+/// The plan of a new run, given what the CA store holds. Reads the nodes (through the
+/// connector `connect` makes) only for routine maintenance, i.e. when the CA exists and no
+/// rotation is asked for or in progress.
 pub fn decide(
     inv: &Inventory,
     ca: CaId,
-    store: &CaStore,
+    gens: &CaGenerations,
     connect: impl FnOnce() -> Arc<dyn Connector>,
     intent: Intent,
 ) -> Result<Plan, CommandError> {
     let spec = &inv.cas[ca];
-    let exists = store
-        .current(spec)
-        .context("failed to read the CA store")?
-        .is_some();
-    let rotating = store
-        .next(spec)
-        .context("failed to read the CA store")?
-        .is_some();
-    if intent.rotate || rotating {
+    if intent.rotate || gens.next.is_some() {
         let strategy = intent.strategy.unwrap_or(spec.strategy);
         let chain = intent.chain.unwrap_or(spec.chain);
         return plan::rotate(inv, ca, strategy, chain)
             .map_err(|e| CommandError::Usage(e.to_string()));
     }
-    if !exists {
+    if gens.current.is_none() {
         return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
     }
-    let m = facts::maintenance(inv, ca, &connect(), intent.parallel.max(1)).map_err(|e| {
+    let m = facts::maintenance(inv, ca, &*connect(), intent.parallel.max(1)).map_err(|e| {
         CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
     })?;
     Ok(plan::maintenance(inv, ca, &m.install, &m.renew))

@@ -8,7 +8,8 @@ use crate::exit;
 use anyhow::Context;
 
 use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
-use crate::pki::CaStore;
+use crate::journal::JournalError;
+use crate::pki::{CaCert, CaStore};
 
 pub mod apply;
 pub mod decide;
@@ -34,6 +35,12 @@ pub enum CommandError {
     Other(#[from] anyhow::Error),
 }
 
+impl From<JournalError> for CommandError {
+    fn from(e: JournalError) -> Self {
+        CommandError::Other(e.into())
+    }
+}
+
 impl CommandError {
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -50,15 +57,40 @@ pub fn load(path: &Path) -> Result<Inventory, CommandError> {
     Ok(inventory::load(path)?)
 }
 
-/// The generation numbers the CA store holds for `spec`: (current, next).
-pub fn generations(
-    store: &CaStore,
-    spec: &CaSpec,
-) -> Result<(Option<u32>, Option<u32>), CommandError> {
-    let read = "failed to read the CA store";
-    let current = store.current(spec).context(read)?.map(|c| c.generation);
-    let next = store.next(spec).context(read)?.map(|c| c.generation);
-    Ok((current, next))
+/// What the CA store holds for one CA, read once per command.
+#[derive(Debug, Clone, Default)]
+pub struct CaGenerations {
+    /// The generation in use; `None` if the CA was never created.
+    pub current: Option<CaCert>,
+    /// The generation being rolled out, while a rotation is in progress.
+    pub next: Option<CaCert>,
+    /// The cross certificate of `next` (signed by `current`), PEM.
+    pub cross: Option<String>,
+}
+
+impl CaGenerations {
+    /// Reads the current and next generations of `spec` and the cross certificate.
+    pub fn read(store: &CaStore, spec: &CaSpec) -> Result<Self, CommandError> {
+        let read = || {
+            format!(
+                "failed to read the CA store {}",
+                store.dir.join(&spec.name).display()
+            )
+        };
+        Ok(CaGenerations {
+            current: store.current(spec).with_context(read)?,
+            next: store.next(spec).with_context(read)?,
+            cross: store.cross(spec).with_context(read)?,
+        })
+    }
+
+    /// The generation numbers: (current, next).
+    pub fn numbers(&self) -> (Option<u32>, Option<u32>) {
+        (
+            self.current.as_ref().map(|c| c.generation),
+            self.next.as_ref().map(|c| c.generation),
+        )
+    }
 }
 
 /// The CA a command works on: `--ca NAME`, or the only CA.

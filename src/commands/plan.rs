@@ -6,24 +6,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::decide::{decide, Intent};
-use super::{generations, load, select_ca, CommandError};
+use super::{load, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
-use crate::output::Style;
+use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::Plan;
 use crate::simulate::{check, CheckOptions};
 use crate::transport::{self, HostKeyPolicy};
-
-/// Output format of `certroll plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PlanFormat {
-    #[default]
-    Text,
-    Json,
-    Dot,
-}
 
 /// Arguments of `certroll plan`.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +23,7 @@ pub struct PlanArgs {
     pub ca: Option<String>,
     /// `--rotate`, `--strategy`, `--chain`.
     pub intent: Intent,
-    pub format: PlanFormat,
+    pub format: Format,
     pub check: bool,
     /// Random orders tried by `--check`.
     pub orders: usize,
@@ -66,11 +57,12 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let ca = select_ca(&inv, args.ca.as_deref())?;
     let spec = &inv.cas[ca];
     let store = CaStore::new(&inv.state_dir);
-    let (current, next) = generations(&store, spec)?;
+    let gens = CaGenerations::read(&store, spec)?;
+    let (current, next) = gens.numbers();
     let plan = decide(
         &inv,
         ca,
-        &store,
+        &gens,
         || transport::connector(&inv, HostKeyPolicy::default()),
         args.intent,
     )?;
@@ -88,13 +80,13 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let planned = build(inv, args)?;
     let view = planned.view();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match args.format {
-        PlanFormat::Text => text_to(&view, Style::stdout(), &mut out),
-        PlanFormat::Json => json_to(&view, &mut out),
-        PlanFormat::Dot => out.write_all(dot(&view).as_bytes()),
+    let written = match args.format {
+        Format::Text => text_to(&view, Style::stdout(), &mut out),
+        Format::Json => json_to(&view, &mut out),
+        Format::Dot => out.write_all(dot(&view).as_bytes()),
     }
-    .and_then(|()| out.flush())
-    .context("failed to write the plan to standard output")?;
+    .and_then(|()| out.flush());
+    unless_reader_left(written).context("failed to write the plan to standard output")?;
     drop(out);
     if args.check {
         let opts = CheckOptions {
@@ -102,7 +94,7 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             ..CheckOptions::default()
         };
         let report = check(&planned.inv, &planned.plan, opts)
-            .map_err(|e| CommandError::Other(anyhow::anyhow!("plan check FAILED: {e}")))?;
+            .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();
         eprintln!(
             "{} {} orders × {} steps, {} links, {} distinct handshakes: every link stayed up",

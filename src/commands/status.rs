@@ -1,16 +1,18 @@
 //! `certroll status`: where the current or last run stands — steps done, interrupted,
 //! failed, and what each waiting step waits for.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::Serialize;
 
 use super::apply::rebuild;
 use super::{load, select_ca, CommandError};
 use crate::exit;
+use crate::inventory::Inventory;
 use crate::journal::{Journal, RunState, RunStatus};
-use crate::output::Style;
+use crate::output::status::{self, RunProgress, RunReport, StepState, StepStatus};
+use crate::output::{unless_reader_left, Format, Style};
 use crate::plan::{Plan, StepId};
 
 /// Arguments of `certroll status`.
@@ -18,75 +20,47 @@ use crate::plan::{Plan, StepId};
 pub struct StatusArgs {
     pub inventory: PathBuf,
     pub ca: Option<String>,
-    pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct StepStatus {
-    id: StepId,
-    node: String,
-    actions: Vec<&'static str>,
-    /// done, failed, interrupted (started, not confirmed), ready, waiting
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    /// Unconfirmed prerequisites of a waiting step.
-    waiting_on: Vec<StepId>,
-}
-
-#[derive(Debug, Serialize)]
-struct RunReport {
-    version: u32,
-    run: String,
-    ca: String,
-    mode: String,
-    strategy: String,
-    chain: String,
-    generations: Vec<u32>,
-    started_at: String,
-    host: String,
-    pid: u32,
-    resumes: u32,
-    status: &'static str,
-    steps: Vec<StepStatus>,
+    /// `--format`: text or JSON (`dot` is a plan format and reads as text).
+    pub format: Format,
 }
 
 /// Runs `certroll status`. Exit 0 when the last run is complete, 75 when it is unfinished.
 pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, args.ca.as_deref())?;
-    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
+    let journal = Journal::open(&inv.state_dir)?;
     let Some(last) = journal
-        .last_run()
-        .context("failed to read the journal")?
+        .last_run()?
         .filter(|r| r.header.ca == inv.cas[ca].name)
     else {
-        println!(
-            "no run recorded for CA {} in {}",
+        print(&format!(
+            "no run recorded for CA {} in {}\n",
             inv.cas[ca].name,
             journal.path().display()
-        );
+        ))?;
         return Ok(exit::OK);
     };
     let plan = rebuild(&inv, ca, &last)?;
     let report = build(&inv, &plan, &last);
-    if args.json {
-        // Invariant: the report holds only strings, numbers and lists.
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", render(&report, Style::stdout()));
-    }
-    Ok(if report.status == "complete" {
+    print(&match args.format {
+        Format::Json => format!("{}\n", status::json(&report)),
+        Format::Text | Format::Dot => status::text(&report, Style::stdout()),
+    })?;
+    Ok(if report.status == RunProgress::Complete {
         exit::OK
     } else {
         exit::INCOMPLETE
     })
 }
 
-fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunReport {
+fn print(text: &str) -> Result<(), CommandError> {
+    let mut out = std::io::stdout().lock();
+    unless_reader_left(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+        .context("failed to write the status to standard output")?;
+    Ok(())
+}
+
+fn build(inv: &Inventory, plan: &Plan, run: &RunState) -> RunReport {
     let steps = plan
         .steps
         .iter()
@@ -98,20 +72,20 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
                 .filter(|a| !run.done.contains(a))
                 .collect();
             let (state, error) = if run.done.contains(&s.id) {
-                ("done", None)
+                (StepState::Done, None)
             } else if let Some(e) = run.failed.get(&s.id) {
-                ("failed", Some(e.clone()))
+                (StepState::Failed, Some(e.clone()))
             } else if run.started.contains_key(&s.id) {
-                ("interrupted", None)
+                (StepState::Interrupted, None)
             } else if waiting_on.is_empty() {
-                ("ready", None)
+                (StepState::Ready, None)
             } else {
-                ("waiting", None)
+                (StepState::Waiting, None)
             };
             StepStatus {
                 id: s.id,
                 node: inv.nodes[s.node].name.clone(),
-                actions: s.actions.iter().map(|a| a.as_str()).collect(),
+                actions: s.actions.clone(),
                 state,
                 error,
                 waiting_on,
@@ -119,17 +93,17 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
         })
         .collect();
     let status = match run.end {
-        Some(RunStatus::Complete) => "complete",
-        Some(RunStatus::Incomplete) => "incomplete",
-        None => "interrupted",
+        Some(RunStatus::Complete) => RunProgress::Complete,
+        Some(RunStatus::Incomplete) => RunProgress::Incomplete,
+        None => RunProgress::Interrupted,
     };
     RunReport {
         version: 1,
         run: run.run.clone(),
         ca: run.header.ca.clone(),
-        mode: run.header.mode.clone(),
-        strategy: run.header.strategy.clone(),
-        chain: run.header.chain.clone(),
+        mode: run.header.mode,
+        strategy: run.header.strategy,
+        chain: run.header.chain,
         generations: run.header.generations.clone(),
         started_at: run.started_at.clone(),
         host: run.host.clone(),
@@ -138,64 +112,4 @@ fn build(inv: &crate::inventory::Inventory, plan: &Plan, run: &RunState) -> RunR
         status,
         steps,
     }
-}
-
-fn render(r: &RunReport, style: Style) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let gens: Vec<String> = r.generations.iter().map(|g| format!("G{g}")).collect();
-    let _ = writeln!(
-        out,
-        "{}",
-        style.bold(&format!(
-            "Run {}: {} CA {} ({}), {}, {} — {}",
-            r.run,
-            r.mode,
-            r.ca,
-            gens.join(" → "),
-            r.strategy,
-            r.chain,
-            r.status
-        ))
-    );
-    let _ = writeln!(
-        out,
-        "started {} by pid {} on {}, resumed {} time(s)",
-        r.started_at, r.pid, r.host, r.resumes
-    );
-    let count = |s: &str| r.steps.iter().filter(|x| x.state == s).count();
-    let _ = writeln!(
-        out,
-        "{} steps: {} done · {} failed · {} interrupted · {} ready · {} waiting",
-        r.steps.len(),
-        count("done"),
-        count("failed"),
-        count("interrupted"),
-        count("ready"),
-        count("waiting")
-    );
-    let label = |id: StepId| {
-        r.steps
-            .get(id)
-            .map(|s| format!("#{id} {} {}", s.node, s.actions.join("+")))
-            .unwrap_or_default()
-    };
-    for s in r.steps.iter().filter(|s| s.state != "done") {
-        let state = match s.state {
-            "failed" => style.red("failed     "),
-            "interrupted" => style.yellow("interrupted"),
-            "ready" => style.cyan("ready      "),
-            _ => style.dim("waiting    "),
-        };
-        let _ = write!(out, "  {state} {}", label(s.id));
-        if let Some(e) = &s.error {
-            let _ = write!(out, ": {e}");
-        }
-        if s.state == "waiting" {
-            let on: Vec<String> = s.waiting_on.iter().map(|&w| label(w)).collect();
-            let _ = write!(out, "\n              ↳ waits for {}", on.join(", "));
-        }
-        out.push('\n');
-    }
-    out
 }

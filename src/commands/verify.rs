@@ -11,18 +11,10 @@ use anyhow::Context;
 use super::{load, select_ca, CommandError};
 use crate::inventory::{CaId, Inventory};
 use crate::output::verify::{json, text};
-use crate::output::Style;
+use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::transport::{self, Connector, HostKeyPolicy};
 use crate::verify::{verify, CaInput, Known, Report, VerifyOptions};
-
-/// Output format of `certroll verify`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum VerifyFormat {
-    #[default]
-    Text,
-    Json,
-}
 
 /// Arguments of `certroll verify`.
 #[derive(Debug, Clone)]
@@ -30,7 +22,7 @@ pub struct VerifyArgs {
     pub inventory: PathBuf,
     /// Verify only this CA; every CA of the inventory when `None`.
     pub ca: Option<String>,
-    pub format: VerifyFormat,
+    pub format: Format,
     /// Warn about certificates expiring within this; default each CA's `renew_before`.
     pub warn_within: Option<Duration>,
     /// Also run each client's `probe` command against its servers.
@@ -47,7 +39,7 @@ impl Default for VerifyArgs {
         VerifyArgs {
             inventory: PathBuf::from("certroll.toml"),
             ca: None,
-            format: VerifyFormat::Text,
+            format: Format::Text,
             warn_within: None,
             live: false,
             probe_timeout: Duration::from_secs(30),
@@ -73,12 +65,14 @@ pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i3
     );
     let report = check(&inv, args, connector)?;
     let rendered = match args.format {
-        VerifyFormat::Text => text(&report, style),
-        VerifyFormat::Json => json(&report),
+        Format::Json => json(&report),
+        Format::Text | Format::Dot => text(&report, style),
     };
-    out.write_all(rendered.as_bytes())
-        .and_then(|()| out.flush())
-        .context("failed to write the verify report")?;
+    unless_reader_left(
+        out.write_all(rendered.as_bytes())
+            .and_then(|()| out.flush()),
+    )
+    .context("failed to write the verify report to standard output")?;
     Ok(report.exit_code())
 }
 

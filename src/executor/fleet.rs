@@ -118,7 +118,7 @@ impl StepWork for FleetWork<'_> {
             self.chain,
             OffsetDateTime::now_utc(),
         )
-        .map_err(|e| StepError::permanent(e.to_string()))?;
+        .map_err(|e| StepError::permanent(crate::error::chain(&e)))?;
         let ops = changes
             .into_iter()
             .map(|c| match c.data {

@@ -1,14 +1,14 @@
 //! Carrying out a plan: bounded parallelism, confirmation gates, retries.
 //!
 //! The executor never starts a step before every step in its `after` list is confirmed:
-//! that is what keeps every link working while the CA rolls (DESIGN §3). It does not know
-//! what a step writes; a [`StepWork`] decides that, so the scheduling can be proven with
-//! fakes and the real work can be wired to the PKI and the transports elsewhere.
+//! that is what keeps every link working while the CA rolls (docs/design.md#gates). It
+//! does not know what a step writes; a [`StepWork`] decides that, so the scheduling can be
+//! proven with fakes and the real work can be wired to the PKI and the transports elsewhere.
 //! [`step`] holds the building blocks of the real work: atomic writes, reload, confirm.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::plan::Step;
 use crate::transport::{sha256_hex, ErrorKind, TransportError};
@@ -19,6 +19,8 @@ mod retry;
 mod run;
 pub mod step;
 
+/// What a step's files must hash to; the journal records it (see [`crate::journal`]).
+pub use crate::journal::FileHash;
 pub use events::{Event, EventSink, NullSink};
 pub use fleet::{FleetWork, RunMaterial};
 pub use retry::RetryPolicy;
@@ -91,14 +93,6 @@ impl fmt::Debug for FileOp {
     }
 }
 
-/// The expected state of one file after a step: its SHA-256 (hex), or `None` for "absent".
-/// This, and never the content, is what the journal records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileHash {
-    pub path: String,
-    pub sha256: Option<String>,
-}
-
 /// What a step will write, computed by [`StepWork::prepare`] without side effects.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Prepared {
@@ -129,7 +123,7 @@ pub enum StepErrorKind {
     /// Anything else (permission denied, bad input): not retried.
     Permanent,
     /// A host key is unknown or changed: not retried, and no further step of the run
-    /// starts anywhere (steps in flight finish). DESIGN §6.
+    /// starts anywhere (steps in flight finish). See docs/design.md#safety.
     StopRun,
 }
 
@@ -190,15 +184,6 @@ pub trait StepWork: Send + Sync {
     fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError>;
     /// Reload + confirm only (used when files_match says the write had landed).
     fn reconfirm(&self, step: &Step) -> Result<(), StepError>;
-}
-
-/// The step's actions joined with `+`, e.g. `trust-add+leaf-swap`, for messages.
-pub fn actions_label(step: &Step) -> String {
-    step.actions
-        .iter()
-        .map(|a| a.as_str())
-        .collect::<Vec<_>>()
-        .join("+")
 }
 
 #[cfg(test)]

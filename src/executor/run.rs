@@ -57,7 +57,7 @@ impl Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// Nothing may be touched that the journal cannot record; in-flight steps were finished.
-    #[error("stopped the run: {0}")]
+    #[error("stopped the run: the journal could not record it")]
     Journal(#[from] JournalError),
     #[error("refusing to run an invalid plan: step {step}: {message}")]
     BadPlan { step: StepId, message: String },
@@ -405,7 +405,7 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
     match carry_out(ctx, step, &node, recheck) {
         Ok(()) => {
             if let Err(e) = ctx.journal.step_done(step.id) {
-                return Report::JournalBroken(e.to_string(), e);
+                return Report::JournalBroken(crate::error::chain(&e), e);
             }
             let elapsed_ms = t0.elapsed().as_millis() as u64;
             ctx.events.event(&Event::StepDone {
@@ -416,7 +416,7 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
             });
             Report::Done
         }
-        Err(Failure::Journal(e)) => Report::JournalBroken(e.to_string(), e),
+        Err(Failure::Journal(e)) => Report::JournalBroken(crate::error::chain(&e), e),
         Err(Failure::Step(e)) => {
             let journaled = ctx.journal.step_failed(step.id, &e.message);
             ctx.events.event(&Event::StepFailed {

@@ -1,82 +1,12 @@
 //! Tests of the step mechanism against an in-memory node.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
 use crate::executor::StepErrorKind;
 use crate::inventory::{Node, TransportKind};
-use crate::transport::{ErrorKind, ExecOutput, TransportError, WriteOptions};
-
-/// A node in memory: files, and scripted command results (the last one repeats).
-#[derive(Default)]
-struct FakeNode {
-    files: Mutex<BTreeMap<String, (Vec<u8>, u32)>>,
-    script: Mutex<VecDeque<Result<ExecOutput, ErrorKind>>>,
-    commands: Mutex<Vec<String>>,
-    fail_write: Option<ErrorKind>,
-}
-
-fn out(status: i32, stderr: &str) -> Result<ExecOutput, ErrorKind> {
-    Ok(ExecOutput {
-        status: Some(status),
-        stdout: String::new(),
-        stderr: stderr.to_string(),
-    })
-}
-
-impl Transport for FakeNode {
-    fn node(&self) -> &str {
-        "app1"
-    }
-    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        Ok(self.files.lock().unwrap().get(path).map(|(d, _)| d.clone()))
-    }
-    fn file_mode(&self, path: &str) -> Result<Option<u32>, TransportError> {
-        Ok(self.files.lock().unwrap().get(path).map(|(_, m)| *m))
-    }
-    fn write_file(
-        &self,
-        path: &str,
-        data: &[u8],
-        o: WriteOptions<'_>,
-    ) -> Result<(), TransportError> {
-        if let Some(kind) = self.fail_write {
-            return Err(TransportError::new(
-                "app1",
-                format!("write {} {path}", o.what),
-                kind,
-                "permission denied",
-            ));
-        }
-        let mut files = self.files.lock().unwrap();
-        if let (Some(tag), Some(old)) = (o.backup_tag, files.get(path).cloned()) {
-            files.insert(format!("{path}.{tag}.bak"), old);
-        }
-        files.insert(path.to_string(), (data.to_vec(), o.mode));
-        Ok(())
-    }
-    fn remove_file(&self, path: &str, backup_tag: Option<&str>) -> Result<(), TransportError> {
-        let mut files = self.files.lock().unwrap();
-        if let (Some(tag), Some(old)) = (backup_tag, files.remove(path)) {
-            files.insert(format!("{path}.{tag}.bak"), old);
-        }
-        Ok(())
-    }
-    fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
-        self.commands.lock().unwrap().push(command.to_string());
-        let mut script = self.script.lock().unwrap();
-        let next = if script.len() > 1 {
-            script.pop_front().unwrap()
-        } else {
-            script[0].clone()
-        };
-        next.map_err(|k| {
-            TransportError::new("app1", format!("run `{command}`"), k, "connection reset")
-        })
-    }
-}
+use crate::transport::fake::{out, FakeNode};
+use crate::transport::{ErrorKind, ExecOutput};
 
 fn node(confirm_timeout_ms: u64) -> Node {
     Node {
@@ -117,19 +47,11 @@ fn ops() -> Vec<FileOp> {
     ]
 }
 
+/// Node app1 answering from `script`, holding an old key and a proof-key certificate.
 fn fake(script: Vec<Result<ExecOutput, ErrorKind>>) -> FakeNode {
-    let f = FakeNode {
-        script: Mutex::new(script.into()),
-        ..FakeNode::default()
-    };
-    f.files
-        .lock()
-        .unwrap()
-        .insert("/etc/tls/cross.pem".into(), (b"X".to_vec(), 0o644));
-    f.files
-        .lock()
-        .unwrap()
-        .insert("/etc/tls/key.pem".into(), (b"OLDKEY".to_vec(), 0o600));
+    let f = FakeNode::new("app1").scripted(script);
+    f.put("/etc/tls/cross.pem", b"X", 0o644);
+    f.put("/etc/tls/key.pem", b"OLDKEY", 0o600);
     f
 }
 

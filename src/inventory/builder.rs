@@ -93,16 +93,8 @@ impl InventoryBuilder {
         if self.cas.iter().any(|c| c.name == name) {
             return;
         }
-        self.cas.push(CaSpec {
-            name: name.to_string(),
-            subject: format!("CN=certroll {name} CA"),
-            key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity: Duration::from_secs(10 * 365 * 86_400),
-            leaf_validity: Duration::from_secs(90 * 86_400),
-            renew_before: Duration::from_secs(30 * 86_400),
-            strategy: Default::default(),
-            chain: Default::default(),
-        });
+        self.cas
+            .push(CaSpec::new(name, &format!("CN=certroll {name} CA")));
     }
 
     fn ensure_node(&mut self, name: &str) {

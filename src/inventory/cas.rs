@@ -147,6 +147,13 @@ mod tests {
         assert_eq!(c.validity, duration::parse("10y").unwrap());
         assert_eq!(c.leaf_validity, duration::parse("90d").unwrap());
         assert_eq!(c.renew_before, duration::parse("30d").unwrap());
+        // CaSpec::new, the fixture of the tests, is the same CA.
+        let fixture = CaSpec::new("internal", "CN=internal CA");
+        assert_eq!(
+            format!("{c:?}"),
+            format!("{fixture:?}"),
+            "CaSpec::new must match the inventory's defaults"
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl KeyAlgorithm {
 }
 
 /// How a rotation visits nodes (`strategy` in `[ca.NAME]`, `--strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// trust-add, leaf-swap and trust-prune as separate steps with per-node gates.
@@ -60,7 +62,9 @@ pub enum Strategy {
 }
 
 /// What chain a node presents after its leaf swap (`chain` in `[ca.NAME]`, `--chain`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChainMode {
     /// The new leaf alone.
@@ -85,6 +89,25 @@ pub struct CaSpec {
     pub strategy: Strategy,
     /// Default chain mode for this CA.
     pub chain: ChainMode,
+}
+
+impl CaSpec {
+    /// CA `name` with `subject` and every other key at its default in docs/inventory.md:
+    /// ecdsa-p256, 10-year roots, 90-day leaves renewed 30 days before they expire,
+    /// phased, plain chains.
+    pub fn new(name: &str, subject: &str) -> CaSpec {
+        const DAY: u64 = 86_400;
+        CaSpec {
+            name: name.to_string(),
+            subject: subject.to_string(),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            validity: Duration::from_secs(10 * 365 * DAY),
+            leaf_validity: Duration::from_secs(90 * DAY),
+            renew_before: Duration::from_secs(30 * DAY),
+            strategy: Strategy::default(),
+            chain: ChainMode::default(),
+        }
+    }
 }
 
 /// How certroll reaches a node.
@@ -217,8 +240,8 @@ impl Inventory {
         (0..self.nodes.len()).filter(|&i| seen[i]).collect()
     }
 
-    /// Per node, the peers that verify its certificate over `ca` (DESIGN §2 verifiers(n)).
-    /// Sorted, without duplicates.
+    /// Per node, the peers that verify its certificate over `ca` (verifiers(n) in
+    /// docs/design.md#words). Sorted, without duplicates.
     pub fn verifiers(&self, ca: CaId) -> Vec<Vec<NodeId>> {
         let mut v = vec![Vec::new(); self.nodes.len()];
         for l in self.links_of(ca) {
@@ -234,8 +257,8 @@ impl Inventory {
         v
     }
 
-    /// Per node, the peers whose certificate it verifies over `ca` (DESIGN §2 subjects(n)).
-    /// Sorted, without duplicates.
+    /// Per node, the peers whose certificate it verifies over `ca` (subjects(n) in
+    /// docs/design.md#words). Sorted, without duplicates.
     pub fn subjects(&self, ca: CaId) -> Vec<Vec<NodeId>> {
         let mut s = vec![Vec::new(); self.nodes.len()];
         for l in self.links_of(ca) {

@@ -17,7 +17,7 @@ use super::Inventory;
 /// Why an inventory was refused. Display names the file, the position and the offending name.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("failed to read inventory {path}: {source}")]
+    #[error("failed to read inventory {path}")]
     Read {
         path: PathBuf,
         #[source]

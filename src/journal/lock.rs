@@ -41,7 +41,7 @@ pub enum LockError {
     Held { path: PathBuf, holder: Holder },
     #[error("another certroll run holds the lock {path} (its holder could not be read: {detail}); wait for it to finish")]
     HeldUnknown { path: PathBuf, detail: String },
-    #[error("failed to {action} lock file {path}: {source}")]
+    #[error("failed to {action} lock file {path}")]
     Io {
         action: &'static str,
         path: PathBuf,

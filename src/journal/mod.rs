@@ -14,9 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::executor::FileHash;
-use crate::inventory::Inventory;
-use crate::plan::{Plan, Step, StepId};
+use crate::inventory::{ChainMode, Inventory, Strategy};
+use crate::plan::{Action, Mode, Plan, Step, StepId};
 
 mod lock;
 mod state;
@@ -27,10 +26,22 @@ pub use state::{RunState, StartedStep};
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
+/// Version of the run-start record this build writes and understands. A journal written
+/// before records carried a version is version 1; a newer version is refused, never guessed.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// The expected state of one file after a step: its SHA-256 (hex), or `None` for "absent".
+/// This, and never the content, is what the journal records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHash {
+    pub path: String,
+    pub sha256: Option<String>,
+}
+
 /// Why the journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("failed to {action} journal {path}: {source}")]
+    #[error("failed to {action} journal {path}")]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -45,6 +56,16 @@ pub enum JournalError {
     },
     #[error("cannot record step {step} in journal {path}: no run was begun or resumed")]
     NoRun { path: PathBuf, step: String },
+    #[error(
+        "journal {path} line {line} was written by a newer certroll (record version {version}, \
+         this one reads up to {JOURNAL_VERSION}); nothing was changed\n  \
+         hint: finish or inspect the run with the certroll that started it"
+    )]
+    Newer {
+        path: PathBuf,
+        line: usize,
+        version: u32,
+    },
 }
 
 /// How a run ended.
@@ -63,18 +84,21 @@ pub enum RunStatus {
 pub enum Record {
     /// A run begins, or an unfinished run is resumed (`resumed`, same `run` id).
     RunStart {
+        /// [`JOURNAL_VERSION`] of the writer; absent (1) in journals older than versioning.
+        #[serde(default = "first_version")]
+        version: u32,
         run: String,
         time: String,
         fingerprint: String,
-        mode: String,
+        mode: Mode,
         ca: String,
-        strategy: String,
-        chain: String,
+        strategy: Strategy,
+        chain: ChainMode,
         generations: Vec<u32>,
         host: String,
         pid: u32,
         resumed: bool,
-        params: serde_json::Value,
+        params: RunParams,
     },
     /// The files the step is about to write, before anything is written.
     StepStart {
@@ -82,7 +106,7 @@ pub enum Record {
         time: String,
         step: StepId,
         node: String,
-        actions: Vec<String>,
+        actions: Vec<Action>,
         files: Vec<FileHash>,
     },
     /// The step's files are on the node and the node confirmed them.
@@ -118,45 +142,54 @@ impl Record {
     }
 }
 
+fn first_version() -> u32 {
+    1
+}
+
+/// What a maintenance run needs to be rebuilt on resume: the nodes it installs and renews.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunParams {
+    pub install: Vec<String>,
+    pub renew: Vec<String>,
+}
+
 /// What the caller states about a new run; the journal adds run id, time, host and pid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunHeader {
     pub fingerprint: String,
-    pub mode: String,
+    pub mode: Mode,
     pub ca: String,
-    pub strategy: String,
-    pub chain: String,
+    pub strategy: Strategy,
+    pub chain: ChainMode,
     /// CA generations the run works with, oldest first: `[current]` or `[old, new]`.
     pub generations: Vec<u32>,
-    /// Free-form parameters the caller needs to resume the run (e.g. options given).
-    pub params: serde_json::Value,
+    /// The nodes a maintenance run installs and renews.
+    pub params: RunParams,
 }
 
 impl RunHeader {
     /// The header of a run of `plan` over `inv`.
-    pub fn for_plan(
-        plan: &Plan,
-        inv: &Inventory,
-        generations: Vec<u32>,
-        params: serde_json::Value,
-    ) -> Self {
+    pub fn for_plan(plan: &Plan, inv: &Inventory, generations: Vec<u32>) -> Self {
+        let names = |action: Action| -> Vec<String> {
+            plan.steps
+                .iter()
+                .filter(|s| s.actions == [action])
+                .map(|s| inv.nodes[s.node].name.clone())
+                .collect()
+        };
         RunHeader {
             fingerprint: plan.fingerprint(inv),
-            mode: kebab(&plan.mode),
+            mode: plan.mode,
             ca: inv.cas[plan.ca].name.clone(),
-            strategy: kebab(&plan.strategy),
-            chain: kebab(&plan.chain),
+            strategy: plan.strategy,
+            chain: plan.chain,
             generations,
-            params,
+            params: RunParams {
+                install: names(Action::Install),
+                renew: names(Action::Renew),
+            },
         }
-    }
-}
-
-/// The serde spelling of a unit enum (`rotate`, `cross-signed`).
-fn kebab<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::from("unknown"),
     }
 }
 
@@ -240,17 +273,12 @@ impl Journal {
         node: &str,
         files: &[FileHash],
     ) -> Result<(), JournalError> {
-        let actions = step
-            .actions
-            .iter()
-            .map(|a| a.as_str().to_string())
-            .collect();
         self.append_step(step.id, |run, time| Record::StepStart {
             run,
             time,
             step: step.id,
             node: node.to_string(),
-            actions,
+            actions: step.actions.clone(),
             files: files.to_vec(),
         })
     }
@@ -283,6 +311,7 @@ impl Journal {
         base: Option<RunState>,
     ) -> Result<(), JournalError> {
         let record = Record::RunStart {
+            version: JOURNAL_VERSION,
             run: run.to_string(),
             time: now_rfc3339(),
             fingerprint: h.fingerprint,

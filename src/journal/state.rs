@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::{JournalError, Record, RunHeader, RunStatus};
-use crate::executor::FileHash;
-use crate::plan::StepId;
+use super::{FileHash, JournalError, Record, RunHeader, RunParams, RunStatus, JOURNAL_VERSION};
+use crate::inventory::{ChainMode, Strategy};
+use crate::plan::{Action, Mode, StepId};
 
 /// A step journaled as started and not (yet) done: the files it was writing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct RunState {
     /// Steps whose latest record is a failure, with the error.
     pub failed: BTreeMap<StepId, String>,
     /// Node name and actions of every step this run started (done or not).
-    pub steps: BTreeMap<StepId, (String, Vec<String>)>,
+    pub steps: BTreeMap<StepId, (String, Vec<Action>)>,
     /// How the run ended; `None` if its process is still running or died.
     pub end: Option<RunStatus>,
     /// Problems met while reading that did not stop it (a torn last line).
@@ -51,12 +51,12 @@ impl RunState {
             run: run.to_string(),
             header: RunHeader {
                 fingerprint: String::new(),
-                mode: String::new(),
+                mode: Mode::Bootstrap,
                 ca: String::new(),
-                strategy: String::new(),
-                chain: String::new(),
+                strategy: Strategy::default(),
+                chain: ChainMode::default(),
                 generations: Vec::new(),
-                params: serde_json::Value::Null,
+                params: RunParams::default(),
             },
             started_at: String::new(),
             host: String::new(),
@@ -99,10 +99,10 @@ impl RunState {
                 }
                 self.header = RunHeader {
                     fingerprint: fingerprint.clone(),
-                    mode: mode.clone(),
+                    mode: *mode,
                     ca: ca.clone(),
-                    strategy: strategy.clone(),
-                    chain: chain.clone(),
+                    strategy: *strategy,
+                    chain: *chain,
                     generations: generations.clone(),
                     params: params.clone(),
                 };
@@ -152,6 +152,7 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
         }
         let record: Record = match serde_json::from_str(line) {
             Ok(r) => r,
+            Err(e) if e.is_data() => return Err(refuse(path, i, line, e)),
             Err(e) if is_torn(&lines[i + 1..]) => {
                 warnings.push(format!(
                     "ignored line {} of journal {}: it was cut short by an interrupted write ({e})",
@@ -162,7 +163,10 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
             }
             Err(e) => return Err(corrupt(path, i, e.to_string())),
         };
-        if let Record::RunStart { run, .. } = &record {
+        if let Record::RunStart { run, version, .. } = &record {
+            if *version > JOURNAL_VERSION {
+                return Err(newer(path, i, *version));
+            }
             latest = Some(run.clone());
             runs.entry(run.clone())
                 .or_insert_with(|| RunState::empty(run));
@@ -182,6 +186,29 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
     }))
 }
 
+/// A complete JSON line that is not a record this build knows. A newer writer's record
+/// is named as such; anything else (an unknown mode, a missing field) is damage. Neither
+/// is a torn write, so neither is skipped.
+fn refuse(path: &Path, index: usize, line: &str, e: serde_json::Error) -> JournalError {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        #[serde(default)]
+        version: u32,
+    }
+    match serde_json::from_str::<Versioned>(line) {
+        Ok(v) if v.version > JOURNAL_VERSION => newer(path, index, v.version),
+        _ => corrupt(path, index, e.to_string()),
+    }
+}
+
+fn newer(path: &Path, index: usize, version: u32) -> JournalError {
+    JournalError::Newer {
+        path: path.to_path_buf(),
+        line: index + 1,
+        version,
+    }
+}
+
 fn corrupt(path: &Path, index: usize, message: String) -> JournalError {
     JournalError::Corrupt {
         path: path.to_path_buf(),
@@ -198,5 +225,93 @@ fn is_torn(rest: &[&str]) -> bool {
             serde_json::from_str::<Record>(next),
             Ok(Record::RunStart { .. })
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: &str = r#"{"record":"run-start","run":"r1","time":"t","fingerprint":"f","mode":"rotate","ca":"internal","strategy":"ordered","chain":"cross-signed","generations":[1,2],"host":"h","pid":7,"resumed":false,"params":{"install":[],"renew":[]}}"#;
+
+    fn read(text: &str) -> Result<Option<RunState>, JournalError> {
+        last_run(Path::new("/s/journal.jsonl"), text)
+    }
+
+    #[test]
+    fn journal_without_a_version_reads_as_version_one_with_typed_header() {
+        let run = read(&format!("{START}\n")).unwrap().unwrap();
+        assert_eq!(run.header.mode, Mode::Rotate);
+        assert_eq!(run.header.strategy, Strategy::Ordered);
+        assert_eq!(run.header.chain, ChainMode::CrossSigned);
+        assert!(run.warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_mode_is_damage_not_a_default() {
+        // Even as the last line, a complete record with an unknown value is never taken
+        // for a torn write, and never read as some other mode.
+        let line = START.replace(r#""mode":"rotate""#, r#""mode":"rollback""#);
+        let err = read(&format!("{line}\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, JournalError::Corrupt { line: 1, .. }),
+            "{text}"
+        );
+        assert!(text.contains("rollback"), "{text}");
+    }
+
+    #[test]
+    fn newer_journal_version_is_refused_by_name() {
+        let line = START.replace(
+            r#"{"record":"run-start","#,
+            r#"{"record":"run-start","version":2,"#,
+        );
+        let err = read(&format!("{START}\n{line}\n")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::Newer {
+                    line: 2,
+                    version: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A newer record this build cannot even parse is named the same way.
+        let odd = r#"{"record":"run-start","version":3,"mode":"rollback"}"#;
+        let err = read(&format!("{odd}\n")).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Newer { version: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn records_are_written_with_the_current_version() {
+        let record = Record::RunStart {
+            version: JOURNAL_VERSION,
+            run: "r1".into(),
+            time: "t".into(),
+            fingerprint: "f".into(),
+            mode: Mode::Renew,
+            ca: "internal".into(),
+            strategy: Strategy::Phased,
+            chain: ChainMode::Plain,
+            generations: vec![1],
+            host: "h".into(),
+            pid: 1,
+            resumed: false,
+            params: RunParams {
+                install: vec![],
+                renew: vec!["app1".into()],
+            },
+        };
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(line.contains(r#""version":1"#), "{line}");
+        assert!(line.contains(r#""mode":"renew""#), "{line}");
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, record);
     }
 }

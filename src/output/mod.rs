@@ -2,7 +2,28 @@
 
 pub mod plan;
 pub mod progress;
+pub mod status;
 pub mod style;
 pub mod verify;
 
 pub use style::Style;
+
+/// The result of writing to standard output, where a reader that went away early
+/// (`certroll plan | head -1`) ends the output, not the command: a broken pipe is success.
+pub fn unless_reader_left(written: std::io::Result<()>) -> std::io::Result<()> {
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// What `--format` asks of `plan`, `apply`, `status` and `verify`: text for people, JSON
+/// for scripts (a report, or NDJSON events for `apply`), dot for a plan's graph. `dot`
+/// is offered by `plan` only; elsewhere it reads as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Dot,
+}

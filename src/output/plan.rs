@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::style::{pad, Style};
 use crate::inventory::Inventory;
-use crate::plan::{Action, ChainMode, Mode, Plan, Step};
+use crate::plan::{actions_label, Action, ChainMode, Mode, Plan, Step};
 
 /// Version of the JSON plan format.
 pub const JSON_VERSION: u32 = 1;
@@ -115,8 +115,7 @@ impl TextCache {
                 let i = match labels.iter().position(|(a, _)| *a == s.actions) {
                     Some(i) => i,
                     None => {
-                        let l: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
-                        labels.push((s.actions.clone(), l.join("+")));
+                        labels.push((s.actions.clone(), actions_label(&s.actions)));
                         labels.len() - 1
                     }
                 };
@@ -446,17 +445,7 @@ pub fn dot(view: &PlanView<'_>) -> String {
                 .steps
                 .iter()
                 .filter(|s| s.node == n)
-                .map(|s| {
-                    format!(
-                        "#{} {}",
-                        s.id,
-                        s.actions
-                            .iter()
-                            .map(|a| a.as_str())
-                            .collect::<Vec<_>>()
-                            .join("+")
-                    )
-                })
+                .map(|s| format!("#{} {}", s.id, actions_label(&s.actions)))
                 .collect();
             let _ = writeln!(
                 out,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::executor::{Event, EventSink};
-use crate::plan::{Action, StepId};
+use crate::plan::{actions_label, Action, StepId};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,8 +128,7 @@ pub fn json_line(event: &Event) -> String {
 }
 
 fn step_label(step: StepId, node: &str, actions: &[Action]) -> String {
-    let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
-    format!("step {step} {node} {}", actions.join("+"))
+    format!("step {step} {node} {}", actions_label(actions))
 }
 
 /// The event in words, without timestamp, e.g. `step 4 app1 leaf-swap done (312 ms)`.

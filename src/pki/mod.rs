@@ -24,7 +24,7 @@ pub enum PkiError {
         action: String,
         message: String,
     },
-    #[error("failed to {action} {path}: {source}")]
+    #[error("failed to {action} {path}")]
     Io {
         action: String,
         path: std::path::PathBuf,

@@ -1,4 +1,4 @@
-//! Building the steps of bootstrap, renew and rotate plans (DESIGN §3).
+//! Building the steps of bootstrap, renew and rotate plans (docs/design.md#safe-order).
 //!
 //! Rotation gates, per node `n` of the rotated CA:
 //! - `trust-add(n)` (only when n verifies someone): no prerequisite;
@@ -10,7 +10,7 @@
 //! changed by two steps at once. Step ids are assigned block by block so that every
 //! prerequisite has a smaller id.
 
-use super::order::{discovery_rank, precedence, topological_order};
+use super::order::{discovery_rank, topological_order};
 use super::{waves, Action, ChainMode, Mode, Plan, Step, StepId, Strategy};
 use crate::inventory::{CaId, Inventory, NodeId};
 
@@ -176,7 +176,8 @@ fn ordered(inv: &Inventory, ca: CaId, chain: ChainMode) -> Result<Plan, PlanErro
     let verifiers = inv.verifiers(ca);
     let subjects = inv.subjects(ca);
     let rank = discovery_rank(inv, ca);
-    let order = match topological_order(&members, &precedence(inv, ca), &rank) {
+    // Every node is visited before the subjects it verifies: `subjects` are the edges.
+    let order = match topological_order(&members, &subjects, &rank) {
         Ok(order) => order,
         Err(cycle) if chain == ChainMode::Plain => {
             return Err(PlanError::Cycle {

@@ -1,10 +1,11 @@
 //! The update plan: which node gets which change, and which confirmations each change waits for.
 //!
 //! The planner is pure: it reads an [`Inventory`] and what is known of the fleet, and returns
-//! a [`Plan`], a DAG of [`Step`]s. Why the order is safe is explained in DESIGN §3 and
-//! `docs/plan.md`; `simulate` proves it by running the plan against real handshakes.
+//! a [`Plan`], a DAG of [`Step`]s. Why the order is safe is explained in
+//! docs/design.md#safe-order and `docs/plan.md`; `simulate` proves it by running the plan
+//! against real handshakes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::inventory::{CaId, Inventory, NodeId};
 pub use crate::inventory::{ChainMode, Strategy};
@@ -17,7 +18,7 @@ pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
 pub use order::{topological_order, CycleError};
 
 /// What a plan does to the fleet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Nodes hold nothing yet: install the current CA bundle and a leaf.
@@ -29,7 +30,7 @@ pub enum Mode {
 }
 
 /// One change made to one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Bootstrap: bundle = {current}, plus a leaf from the current CA.
@@ -54,6 +55,16 @@ impl Action {
             Action::TrustPrune => "trust-prune",
         }
     }
+}
+
+/// Actions joined with `+`, e.g. `trust-add+leaf-swap`: how a step's work is named in
+/// messages, the journal's readers and every rendering.
+pub fn actions_label(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Index of a step in [`Plan::steps`].
@@ -114,4 +125,5 @@ impl Plan {
 }
 
 #[cfg(test)]
+#[path = "plan_tests.rs"]
 mod tests;

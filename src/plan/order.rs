@@ -29,22 +29,6 @@ impl CycleError {
     }
 }
 
-/// Precedence edges `a → b` meaning "a must be visited before b", one list per node.
-pub(crate) fn precedence(inv: &Inventory, ca: CaId) -> Vec<Vec<NodeId>> {
-    let mut edges = vec![Vec::new(); inv.nodes.len()];
-    for l in inv.links_of(ca) {
-        edges[l.client].push(l.server);
-        if l.mutual {
-            edges[l.server].push(l.client);
-        }
-    }
-    for e in &mut edges {
-        e.sort_unstable();
-        e.dedup();
-    }
-    edges
-}
-
 /// Breadth-first discovery rank of every member node (undirected walk over the links,
 /// each component started from its first node in link order). Non-members get `usize::MAX`.
 pub(crate) fn discovery_rank(inv: &Inventory, ca: CaId) -> Vec<usize> {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use crate::inventory::{Inventory, NodeId};
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod known_hosts;
 pub mod local;
 mod remote;

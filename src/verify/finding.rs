@@ -201,15 +201,10 @@ impl Finding {
         use Finding::*;
         match self {
             Unreachable { message } => format!("node {node} unreachable: {message}"),
-            Unreadable {
-                file,
-                path,
-                message,
-            } => {
-                format!(
-                    "failed to read {} {path} on node {node}: {message}",
-                    file.label()
-                )
+            // The message is the read's own error: it names the action, the node and the
+            // path already, so they are not said twice.
+            Unreadable { file, message, .. } => {
+                format!("{} unreadable: {message}", file.label())
             }
             Missing { file, path } => {
                 format!("{} {path} on node {node} does not exist", file.label())

@@ -30,11 +30,12 @@ impl Known {
     /// Reads the store. An error names the store directory and what failed.
     pub fn from_store(store: &CaStore, spec: &CaSpec) -> Result<Known, String> {
         let dir = store.dir.join(&spec.name);
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
+        let fail = |what: &str, e: &crate::pki::PkiError| {
             format!(
-                "failed to read {what} generation of CA {} in {}: {e}",
+                "failed to read {what} generation of CA {} in {}: {}",
                 spec.name,
-                dir.display()
+                dir.display(),
+                crate::error::chain(e)
             )
         };
         let mut known = Known::default();

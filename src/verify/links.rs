@@ -1,13 +1,14 @@
 //! Proving each link: a real in-memory TLS handshake on the files the two nodes hold,
 //! and, during a rotation, which rollover step ran too early when one fails.
 //!
-//! The invariant (DESIGN §3) is that every link handshakes; that alone decides whether
-//! the fleet is safe. The order check adds an explanation: a node presenting a leaf from
-//! the next generation to a verifier that does not trust it yet (a leaf swap before the
-//! verifier's trust-add), or a verifier that dropped the current generation while a
-//! peer still presents it (a prune before the peer's leaf swap). Each such violation
-//! also breaks the handshake unless a cross-signed chain bridges it, so it is implied by
-//! the invariant; it is named to tell the operator which step to undo or finish.
+//! The invariant (docs/design.md#invariant) is that every link handshakes; that alone
+//! decides whether the fleet is safe. The order check adds an explanation: a node
+//! presenting a leaf from the next generation to a verifier that does not trust it yet (a
+//! leaf swap before the verifier's trust-add), or a verifier that dropped the current
+//! generation while a peer still presents it (a prune before the peer's leaf swap). Each
+//! such violation also breaks the handshake unless a cross-signed chain bridges it, so it
+//! is implied by the invariant; it is named to tell the operator which step to undo or
+//! finish.
 
 use super::collect::CaFiles;
 use super::generations::Known;

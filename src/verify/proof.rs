@@ -1,6 +1,7 @@
-//! The proof-key certificate a node may hold beside its bundle during a rotation (DESIGN §3):
-//! the next root's subject and key, certified by the current root, so that the node (or an
-//! auditor) can check the new anchor with the old one before trusting it.
+//! The proof-key certificate a node may hold beside its bundle during a rotation
+//! (docs/design.md#proof-key-certificates): the next root's subject and key, certified by
+//! the current root, so that the node (or an auditor) can check the new anchor with the
+//! old one before trusting it.
 //!
 //! While a rotation runs, a node that trusts both generations should hold it, and it must
 //! be exactly that certificate: the next root's subject and public key, with a signature

@@ -69,7 +69,7 @@ impl Generation {
     }
 }
 
-/// Where a node stands in the rollover (DESIGN §3).
+/// Where a node stands in the rollover (docs/design.md#safe-order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {

@@ -293,13 +293,8 @@ pub(crate) fn fast(parallel: usize) -> ExecOptions {
 
 pub(crate) fn begin(dir: &Path, plan: &Plan, inv: &Inventory) -> Journal {
     let j = Journal::open(dir).unwrap();
-    j.begin_run(RunHeader::for_plan(
-        plan,
-        inv,
-        vec![1, 2],
-        serde_json::json!({"rotate": true}),
-    ))
-    .unwrap();
+    j.begin_run(RunHeader::for_plan(plan, inv, vec![1, 2]))
+        .unwrap();
     j
 }
 

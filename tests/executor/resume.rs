@@ -7,7 +7,7 @@ use std::path::Path;
 use certroll::executor::{execute, Event, FileHash, Outcome};
 use certroll::inventory::Inventory;
 use certroll::journal::{Journal, Record, RunStatus};
-use certroll::plan::{Plan, StepId};
+use certroll::plan::{ChainMode, Mode, Plan, StepId, Strategy};
 
 use crate::fake::*;
 
@@ -59,14 +59,9 @@ fn journal_records_every_step_in_order_without_key_material() {
         .unwrap();
     assert_eq!(state.done, BTreeSet::from([0, 1, 2]));
     assert!(state.is_complete() && state.started.is_empty() && state.warnings.is_empty());
-    assert_eq!(state.header.params["rotate"], true);
     assert_eq!(
-        (
-            state.header.mode.as_str(),
-            state.header.strategy.as_str(),
-            state.header.chain.as_str()
-        ),
-        ("rotate", "phased", "plain")
+        (state.header.mode, state.header.strategy, state.header.chain),
+        (Mode::Rotate, Strategy::Phased, ChainMode::Plain)
     );
     assert_eq!(state.header.generations, vec![1, 2]);
 }
@@ -255,6 +250,7 @@ fn steps_cannot_be_recorded_without_a_run() {
         &Events::default(),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("no run was begun"), "{err}");
+    let shown = certroll::error::chain(&err);
+    assert!(shown.contains("no run was begun"), "{shown}");
     assert!(fake.calls("prepare").is_empty());
 }

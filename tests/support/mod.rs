@@ -1,17 +1,24 @@
 //! Shared helpers of the integration tests: a fleet of real sshd nodes (`fleet`), an
 //! inventory builder for it (`inventory`), a driver of the certroll binary (`cli`), the kit
 //! of the `certroll verify` tests (a bootstrapped fleet and its faults, the JSON report),
-//! and for the zero-downtime tests a topology builder, one `certroll-peer` per node and
-//! their counters (`topology`, `peers`, `traffic`).
+//! for the zero-downtime tests a topology builder, one `certroll-peer` per node and
+//! their counters (`topology`, `peers`, `traffic`), for the `certroll-peer` tests its CLI
+//! and a bare TLS client (`peer_cli`), and the certificate fixtures (`pki`).
 //!
-//! Every test file that needs one declares `mod support;` and uses `support::Fleet`;
-//! no file uses every helper, hence the `dead_code` allowance.
+//! The one layout of the tests: a unit test sits in `mod tests` at the end of the file it
+//! tests, or, when that would make the file too long, in a sibling `NAME_tests.rs` loaded
+//! with `#[path]`. An integration test is `tests/NAME.rs`, or `tests/NAME/main.rs` with
+//! its modules beside it. Every helper shared by integration tests is here: a test file
+//! declares `mod support;` (`#[path = "../support/mod.rs"]` from a directory) and uses
+//! `support::...`; no file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
 pub mod cli;
 pub mod fleet;
 pub mod inventory;
+pub mod peer_cli;
 pub mod peers;
+pub mod pki;
 pub mod run;
 mod sshd;
 pub mod topology;

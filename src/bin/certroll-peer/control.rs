@@ -71,13 +71,15 @@ pub struct Reply {
 }
 
 /// Why a command could not get an answer from the peer.
+// The I/O error is part of the message (named `cause`, not `source`): the peer prints an
+// error with `{e}`, so each level shows once.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("failed to {action} certroll-peer control socket {}: {source}", path.display())]
+    #[error("failed to {action} certroll-peer control socket {}: {cause}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("failed to read the answer from certroll-peer control socket {}: {detail}", path.display())]
     BadReply { path: PathBuf, detail: String },
@@ -93,10 +95,10 @@ pub fn request(state_dir: &Path, command: Command) -> Result<Reply, ControlError
     let path = socket_path(state_dir);
     let io_err = |action: &'static str| {
         let path = path.clone();
-        move |source| ControlError::Io {
+        move |cause| ControlError::Io {
             action,
             path,
-            source,
+            cause,
         }
     };
     let mut sock = UnixStream::connect(&path).map_err(io_err("connect to"))?;

@@ -3,6 +3,7 @@
 //! handshake. A fleet of these shows, and lets tests prove, that a CA rollover done by certroll
 //! never fails a handshake. See `docs/peer.md`.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod control;
 mod handshake;

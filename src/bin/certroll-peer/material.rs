@@ -51,14 +51,16 @@ impl std::fmt::Display for FileKind {
 }
 
 /// Why a set of files could not be loaded. Messages never contain key material.
+// The I/O error is part of the message (named `cause`, not `source`): the peer prints an
+// error with `{e}`, so each level shows once.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("failed to read {kind} {} on node {node}: {source}", path.display())]
+    #[error("failed to read {kind} {} on node {node}: {cause}", path.display())]
     Read {
         kind: FileKind,
         path: PathBuf,
         node: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("failed to parse {kind} {} on node {node}: {detail}", path.display())]
     Parse {
@@ -94,11 +96,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn read(kind: FileKind, path: &Path, node: &str) -> Result<Vec<u8>, LoadError> {
-    fs::read(path).map_err(|source| LoadError::Read {
+    fs::read(path).map_err(|cause| LoadError::Read {
         kind,
         path: path.to_path_buf(),
         node: node.to_string(),
-        source,
+        cause,
     })
 }
 

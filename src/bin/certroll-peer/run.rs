@@ -32,31 +32,33 @@ pub struct RunOptions {
 }
 
 /// Why the peer could not start or stop cleanly.
+// The I/O error is part of the message (named `cause`, not `source`): the peer prints an
+// error with `{e}`, so each level shows once.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("failed to create state directory {} on node {node}: {source}", path.display())]
+    #[error("failed to create state directory {} on node {node}: {cause}", path.display())]
     StateDir {
         path: PathBuf,
         node: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("failed to listen on {addr} on node {node}: {source}")]
+    #[error("failed to listen on {addr} on node {node}: {cause}")]
     Listen {
         addr: SocketAddr,
         node: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("failed to open control socket {} on node {node}: {source}", path.display())]
+    #[error("failed to open control socket {} on node {node}: {cause}", path.display())]
     Control {
         path: PathBuf,
         node: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("failed to write stats {} on node {node}: {source}", path.display())]
+    #[error("failed to write stats {} on node {node}: {cause}", path.display())]
     Stats {
         path: PathBuf,
         node: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("a {role} thread of node {node} panicked")]
     Thread { role: &'static str, node: String },
@@ -65,10 +67,10 @@ pub enum RunError {
 /// Runs the peer until it is told to stop.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let node = opts.node.clone();
-    fs::create_dir_all(&opts.state_dir).map_err(|source| RunError::StateDir {
+    fs::create_dir_all(&opts.state_dir).map_err(|cause| RunError::StateDir {
         path: opts.state_dir.clone(),
         node: node.clone(),
-        source,
+        cause,
     })?;
     let state = Arc::new(PeerState::new(
         node.clone(),
@@ -78,10 +80,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     ));
     // The control socket first: a second peer on the same directory stops here.
     let ctl_path = control::socket_path(&opts.state_dir);
-    let ctl = control::bind(&opts.state_dir).map_err(|source| RunError::Control {
+    let ctl = control::bind(&opts.state_dir).map_err(|cause| RunError::Control {
         path: ctl_path.clone(),
         node: node.clone(),
-        source,
+        cause,
     })?;
     let started = start_workers(&state, opts);
     let workers = match started {
@@ -162,10 +164,10 @@ fn join_workers(state: &PeerState, workers: Workers) -> Result<(), RunError> {
 }
 
 fn bind_tcp(state: &PeerState, addr: SocketAddr) -> Result<TcpListener, RunError> {
-    let listen_err = |source| RunError::Listen {
+    let listen_err = |cause| RunError::Listen {
         addr,
         node: state.node.clone(),
-        source,
+        cause,
     };
     let listener = TcpListener::bind(addr).map_err(listen_err)?;
     let bound = listener.local_addr().map_err(listen_err)?;
@@ -196,9 +198,9 @@ fn stats_loop(state: &PeerState, path: &Path) {
 }
 
 fn write_stats(state: &PeerState, path: &Path) -> Result<(), RunError> {
-    stats::write_atomic(path, &state.snapshot()).map_err(|source| RunError::Stats {
+    stats::write_atomic(path, &state.snapshot()).map_err(|cause| RunError::Stats {
         path: path.to_path_buf(),
         node: state.node.clone(),
-        source,
+        cause,
     })
 }

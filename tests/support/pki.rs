@@ -1,8 +1,6 @@
 //! Fixtures shared by the certificate and handshake tests: every key algorithm, and a CA
 //! spec with the inventory's defaults.
 
-use std::time::Duration;
-
 use certroll::inventory::{CaSpec, KeyAlgorithm};
 
 /// Every key algorithm the inventory accepts.
@@ -17,13 +15,7 @@ pub const DAY: u64 = 86_400;
 /// CA `internal` with `subject`, 10-year roots, 90-day leaves renewed 30 days early.
 pub fn spec(alg: KeyAlgorithm, subject: &str) -> CaSpec {
     CaSpec {
-        name: "internal".into(),
-        subject: subject.into(),
         key_algorithm: alg,
-        validity: Duration::from_secs(3650 * DAY),
-        leaf_validity: Duration::from_secs(90 * DAY),
-        renew_before: Duration::from_secs(30 * DAY),
-        strategy: Default::default(),
-        chain: Default::default(),
+        ..CaSpec::new("internal", subject)
     }
 }

@@ -269,7 +269,7 @@ fn live_probe_runs_on_the_client_with_the_server_substituted() {
     assert!(link(&r, "app1", "db1").live.is_none(), "app1 has no probe");
     assert_eq!(r.exit_code(), exit::VERIFY_OK);
 
-    f.conn.nodes[lb1].exec_reply.lock().unwrap().status = Some(7);
+    *f.conn.nodes[lb1].script.lock().unwrap() = vec![crate::transport::fake::out(7, "")].into();
     let r = f.run_with(opts);
     assert_eq!(
         link(&r, "lb1", "app1").live.as_ref().unwrap().status,

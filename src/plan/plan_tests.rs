@@ -23,8 +23,7 @@ fn after(plan: &Plan, inv: &Inventory, s: &Step) -> Vec<String> {
         .iter()
         .map(|&a| {
             let p = &plan.steps[a];
-            let acts: Vec<&str> = p.actions.iter().map(|a| a.as_str()).collect();
-            format!("{}:{}", inv.nodes[p.node].name, acts.join("+"))
+            format!("{}:{}", inv.nodes[p.node].name, actions_label(&p.actions))
         })
         .collect();
     v.sort();

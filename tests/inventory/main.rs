@@ -1,13 +1,11 @@
 //! Inventory loading: one test per validation rule (message and position) in
-//! `inventory/rules.rs`, and the happy paths (defaults, merging, list links, several
-//! CAs, local paths, the example, generated fleets) in `inventory/happy.rs`.
+//! `rules.rs`, and the happy paths (defaults, merging, list links, several CAs, local
+//! paths, the example, generated fleets) in `happy.rs`.
 
 use certroll::inventory::{self, Inventory, InventoryError};
 use std::path::{Path, PathBuf};
 
-#[path = "inventory/happy.rs"]
 mod happy;
-#[path = "inventory/rules.rs"]
 mod rules;
 
 pub const SOURCE: &str = "/srv/fleet/certroll.toml";

@@ -1,7 +1,9 @@
 //! Reading every node's real files: one connection per node, many nodes at once.
 //!
-//! A node that cannot be reached, or a file that cannot be read, is recorded as such and
-//! becomes a finding; it never stops the other nodes from being checked.
+//! Both readers of the fleet's current state use it: `verify`, which turns a node that
+//! cannot be reached or a file that cannot be read into a finding (never stopping the
+//! other nodes from being checked), and the routine planner (`commands::facts`), for
+//! which either is an error.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

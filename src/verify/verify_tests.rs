@@ -1,9 +1,7 @@
 //! Test fleet for the verifier: nodes are in-memory file sets behind a fake transport,
 //! certificates are made with rcgen directly, so each check is tested on its own.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
@@ -13,9 +11,12 @@ use time::{Duration, OffsetDateTime};
 
 use super::{verify, CaInput, Generation, Known, Report, VerifyOptions};
 use crate::inventory::{Inventory, InventoryBuilder, NodeId};
-use crate::transport::{Connector, ErrorKind, ExecOutput, Transport, TransportError, WriteOptions};
+use crate::transport::fake::FakeNode;
+use crate::transport::{Connector, ErrorKind, Transport, TransportError};
 
+#[path = "verify_findings_tests.rs"]
 mod findings;
+#[path = "verify_rotation_tests.rs"]
 mod rotation;
 
 /// One CA generation made with rcgen.
@@ -55,68 +56,6 @@ impl Gen {
 
     pub fn leaf(&self, sans: &[String]) -> (String, String) {
         self.leaf_at(sans, Duration::hours(-1), Duration::days(90))
-    }
-}
-
-/// A node's files: path → (bytes, mode); commands answer with `exec_reply`.
-pub struct FakeNode {
-    pub name: String,
-    pub files: Mutex<HashMap<String, (Vec<u8>, u32)>>,
-    pub unreadable: Mutex<Vec<String>>,
-    pub exec_reply: Mutex<ExecOutput>,
-    pub commands: Mutex<Vec<String>>,
-}
-
-impl FakeNode {
-    fn new(name: &str) -> FakeNode {
-        FakeNode {
-            name: name.to_string(),
-            files: Mutex::default(),
-            unreadable: Mutex::default(),
-            exec_reply: Mutex::new(ExecOutput {
-                status: Some(0),
-                stdout: "ok\n".into(),
-                stderr: String::new(),
-            }),
-            commands: Mutex::default(),
-        }
-    }
-
-    fn err(&self, action: String) -> TransportError {
-        TransportError::new(&self.name, action, ErrorKind::Io, "permission denied")
-    }
-}
-
-impl Transport for FakeNode {
-    fn node(&self) -> &str {
-        &self.name
-    }
-    fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        if self.unreadable.lock().unwrap().iter().any(|p| p == path) {
-            return Err(self.err(format!("read {path}")));
-        }
-        Ok(self.files.lock().unwrap().get(path).map(|f| f.0.clone()))
-    }
-    fn file_mode(&self, path: &str) -> Result<Option<u32>, TransportError> {
-        Ok(self.files.lock().unwrap().get(path).map(|f| f.1))
-    }
-    fn write_file(
-        &self,
-        path: &str,
-        data: &[u8],
-        o: WriteOptions<'_>,
-    ) -> Result<(), TransportError> {
-        let mut files = self.files.lock().unwrap();
-        files.insert(path.to_string(), (data.to_vec(), o.mode));
-        Ok(())
-    }
-    fn remove_file(&self, path: &str, _backup: Option<&str>) -> Result<(), TransportError> {
-        self.files.lock().unwrap().remove(path);
-        Ok(())
-    }
-    fn exec(&self, command: &str, _timeout: StdDuration) -> Result<ExecOutput, TransportError> {
-        self.commands.lock().unwrap().push(command.to_string());
-        Ok(self.exec_reply.lock().unwrap().clone())
     }
 }
 

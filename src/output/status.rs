@@ -1,0 +1,143 @@
+//! Rendering `certroll status`: where a run stands, for people (text) and scripts (JSON).
+//!
+//! The command builds a [`RunReport`] from the journal and the rebuilt plan; this module
+//! only shows it.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::Style;
+use crate::inventory::{ChainMode, Strategy};
+use crate::plan::{actions_label, Action, Mode, StepId};
+
+/// Where one step of the run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    Done,
+    Failed,
+    /// Started and not confirmed: re-checked on resume.
+    Interrupted,
+    /// Every prerequisite confirmed.
+    Ready,
+    /// Some prerequisite not confirmed yet.
+    Waiting,
+}
+
+/// How the run stands as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunProgress {
+    Complete,
+    /// It ended with steps failed or waiting; `certroll apply` resumes it.
+    Incomplete,
+    /// Its process died or is still running.
+    Interrupted,
+}
+
+/// One step in the report.
+#[derive(Debug, Serialize)]
+pub struct StepStatus {
+    pub id: StepId,
+    pub node: String,
+    pub actions: Vec<Action>,
+    pub state: StepState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unconfirmed prerequisites of a waiting step.
+    pub waiting_on: Vec<StepId>,
+}
+
+/// The report of `certroll status` (JSON `version` 1).
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub version: u32,
+    pub run: String,
+    pub ca: String,
+    pub mode: Mode,
+    pub strategy: Strategy,
+    pub chain: ChainMode,
+    pub generations: Vec<u32>,
+    pub started_at: String,
+    pub host: String,
+    pub pid: u32,
+    pub resumes: u32,
+    pub status: RunProgress,
+    pub steps: Vec<StepStatus>,
+}
+
+/// The serde spelling of a unit enum (`cross-signed`), for text.
+fn word<T: Serialize>(v: &T) -> String {
+    // Invariant: the enums shown here serialize to plain strings.
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The report as pretty JSON.
+pub fn json(r: &RunReport) -> String {
+    // Invariant: the report holds only strings, numbers and lists.
+    serde_json::to_string_pretty(r).unwrap_or_default()
+}
+
+/// The report as text for a terminal.
+pub fn text(r: &RunReport, style: Style) -> String {
+    let mut out = String::new();
+    let gens: Vec<String> = r.generations.iter().map(|g| format!("G{g}")).collect();
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "Run {}: {} CA {} ({}), {}, {} — {}",
+            r.run,
+            word(&r.mode),
+            r.ca,
+            gens.join(" → "),
+            word(&r.strategy),
+            word(&r.chain),
+            word(&r.status)
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "started {} by pid {} on {}, resumed {} time(s)",
+        r.started_at, r.pid, r.host, r.resumes
+    );
+    let count = |s: StepState| r.steps.iter().filter(|x| x.state == s).count();
+    let _ = writeln!(
+        out,
+        "{} steps: {} done · {} failed · {} interrupted · {} ready · {} waiting",
+        r.steps.len(),
+        count(StepState::Done),
+        count(StepState::Failed),
+        count(StepState::Interrupted),
+        count(StepState::Ready),
+        count(StepState::Waiting)
+    );
+    let label = |id: StepId| {
+        r.steps
+            .get(id)
+            .map(|s| format!("#{id} {} {}", s.node, actions_label(&s.actions)))
+            .unwrap_or_default()
+    };
+    for s in r.steps.iter().filter(|s| s.state != StepState::Done) {
+        let state = match s.state {
+            StepState::Failed => style.red("failed     "),
+            StepState::Interrupted => style.yellow("interrupted"),
+            StepState::Ready => style.cyan("ready      "),
+            StepState::Waiting | StepState::Done => style.dim("waiting    "),
+        };
+        let _ = write!(out, "  {state} {}", label(s.id));
+        if let Some(e) = &s.error {
+            let _ = write!(out, ": {e}");
+        }
+        if s.state == StepState::Waiting {
+            let on: Vec<String> = s.waiting_on.iter().map(|&w| label(w)).collect();
+            let _ = write!(out, "\n              ↳ waits for {}", on.join(", "));
+        }
+        out.push('\n');
+    }
+    out
+}
