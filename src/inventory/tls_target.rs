@@ -5,7 +5,9 @@
 //! They are parsed here, once, into a [`TlsTarget`] so that nothing downstream splits
 //! host and port again.
 
+use super::locate::ValuePath;
 use super::validate::Problem;
+use super::{CaSpec, Link, Node};
 
 /// The protocol spoken before the TLS handshake (`starttls` node key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,6 +127,40 @@ pub fn build(
         port,
         starttls,
     }))
+}
+
+/// One address serves one certificate: a node with `tls_address` may take part in links
+/// of one CA only (its confirm compares what it serves with that CA's files).
+pub fn check_one_ca(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(), Problem> {
+    if cas.len() < 2 {
+        return Ok(());
+    }
+    let mut seen: Vec<Option<usize>> = vec![None; nodes.len()];
+    for l in links {
+        for n in [l.client, l.server] {
+            if nodes[n].tls.is_none() {
+                continue;
+            }
+            match seen[n] {
+                Some(ca) if ca != l.ca => {
+                    let node = &nodes[n].name;
+                    let message = format!(
+                        "node {node} has tls_address but takes part in links of CAs {} and {}: \
+                         one address serves one certificate",
+                        cas[ca].name, cas[l.ca].name
+                    );
+                    return Err(Problem::new(
+                        ValuePath::keys(&["nodes", node, "tls_address"]),
+                        message,
+                    )
+                    .or_at(ValuePath::keys(&["defaults", "tls_address"]))
+                    .hint("remove tls_address from this node and give it a confirm command"));
+                }
+                _ => seen[n] = Some(l.ca),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

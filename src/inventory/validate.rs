@@ -122,6 +122,7 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
         node.via = via;
     }
     nodes::check_files(&nodes, &links, &cas)?;
+    super::tls_target::check_one_ca(&nodes, &links, &cas)?;
     let state_dir = raw.certroll.state_dir.clone();
     free_in_background(raw.links);
     let state_dir = state_dir.as_deref().unwrap_or(".certroll");
