@@ -11,7 +11,7 @@
 //! Required: every rotation completes; 0 failed requests; 0 mismatched key pairs seen by
 //! a reader loading every node's pair in a tight loop; owners and modes of every managed
 //! file kept; no private key but the current ones left on any node; `verify --live` OK.
-//! The second rotation's reloads take effect three seconds after they return.
+//! The second rotation's reloads take effect eight seconds after they return.
 //!
 //! Needs root, sshd, nginx, haproxy, postgresql-15, curl and psql (`scripts/test.sh`
 //! installs them); a missing tool fails the test, it is never skipped.
@@ -48,7 +48,7 @@ const WARMUP: Duration = Duration::from_secs(90);
 
 /// The inventory: the recipes' node tables and links, with the test's sshd lines.
 /// `mode` changes the servers' reloads: `Bootstrap` (none: the servers are not running
-/// yet, and no TLS confirm), `Normal`, or `Slow` (effective three seconds late).
+/// yet, and no TLS confirm), `Normal`, or `Slow` (effective eight seconds late).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Bootstrap,
@@ -71,7 +71,7 @@ fn inventory(fleet: &Fleet, recipes: &Recipes, ports: &Ports, mode: Mode) -> Str
             Mode::Bootstrap => table = without_keys(&table, &["reload", "tls_address", "starttls"]),
             Mode::Slow if SERVERS.contains(&node) => {
                 let reload = toml_value(&table, "reload");
-                let slow = format!("setsid sh -c 'sleep 3; {reload}' >/dev/null 2>&1 </dev/null &");
+                let slow = format!("setsid sh -c 'sleep 8; {reload}' >/dev/null 2>&1 </dev/null &");
                 table = with_value(&table, "reload", &slow);
             }
             _ => {}
