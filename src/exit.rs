@@ -13,6 +13,9 @@ pub const PLAN_HAS_WORK: i32 = 2;
 pub const USAGE: i32 = 64;
 /// Incomplete run, try again later: a step failed or a node was down (`EX_TEMPFAIL`).
 pub const INCOMPLETE: i32 = 75;
+/// Stopped by SIGINT (128 + 2, the shell convention); SIGTERM gives [`INCOMPLETE`].
+/// The run was journaled as interrupted and resumes with the next `apply`.
+pub const INTERRUPTED: i32 = 130;
 /// Bad inventory (`EX_CONFIG`). Nothing was changed.
 pub const BAD_INVENTORY: i32 = 78;
 

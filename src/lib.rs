@@ -16,6 +16,7 @@ pub mod duration;
 pub mod error;
 pub mod executor;
 pub mod exit;
+pub mod interrupt;
 pub mod inventory;
 pub mod journal;
 pub mod materials;

@@ -2,6 +2,8 @@
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
 //! 64 usage, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
+//! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
+//! see [`certroll::interrupt`].
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -269,12 +271,27 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let code = match run(cli) {
+    // Only the commands that run node commands need the graceful stop; the others keep
+    // the default (die at once), which is safe for them.
+    if matches!(cli.command, Command::Apply(_) | Command::Verify(_)) {
+        if let Err(e) = certroll::interrupt::install() {
+            eprintln!("warning: cannot handle SIGINT/SIGTERM gracefully: {e}");
+        }
+    }
+    let mut code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
             report(&err);
             err.exit_code()
         }
     };
+    if let Some(signal) = certroll::interrupt::requested() {
+        eprintln!(
+            "stopped by {}: no step started after it and the commands it cut short were killed; \
+             `certroll apply` resumes the run",
+            signal.name()
+        );
+        code = signal.exit_code();
+    }
     std::process::exit(code);
 }

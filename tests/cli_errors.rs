@@ -90,7 +90,8 @@ fn directory_where_a_node_file_belongs_is_reported_once() {
     std::fs::remove_file(&cert).unwrap();
     std::fs::create_dir(&cert).unwrap();
     let read = format!(
-        "failed to read {} on node db1: is a directory",
+        "failed to read {} on node db1: it is a directory, not a regular file; \
+         certroll reads only regular files",
         cert.display()
     );
 

@@ -208,7 +208,7 @@ fn exec_captures_output_and_status_and_kills_on_timeout() {
         .exec("test -d /srv/certroll-node", SECS)
         .unwrap()
         .success());
-    // A lot of stderr must not stall stdout.
+    // A lot of stderr must not stall stdout; what is kept of it is capped.
     let out = t
         .exec(
             "head -c 3000000 /dev/zero | tr '\\0' e >&2; echo done",
@@ -217,16 +217,22 @@ fn exec_captures_output_and_status_and_kills_on_timeout() {
         .unwrap();
     assert_eq!(
         (out.status, out.stdout.as_str(), out.stderr.len()),
-        (Some(0), "done\n", 3_000_000)
+        (
+            Some(0),
+            "done\n",
+            certroll::transport::limits::MAX_OUTPUT_BYTES
+        )
     );
 
     let start = Instant::now();
     let cmd = "sleep 60 & echo $! > /srv/certroll-node/bg.pid; echo started; sleep 60";
-    let out = t.exec(cmd, Duration::from_millis(500)).unwrap();
+    // The deadline leaves a loaded machine time to print "started"; the bound only proves
+    // the call did not wait for the 60 s sleeps.
+    let out = t.exec(cmd, Duration::from_secs(5)).unwrap();
     assert_eq!(out.status, None, "timed out commands have no status");
     assert_eq!(out.stdout, "started\n");
     assert!(
-        start.elapsed() < Duration::from_secs(10),
+        start.elapsed() < Duration::from_secs(40),
         "timeout took {:?}",
         start.elapsed()
     );
@@ -331,11 +337,7 @@ fn via_chains_reach_nodes_only_the_jump_host_can_resolve() {
     let start = Instant::now();
     let err = c.exec("true", SECS).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < SECS, "took {:?}", start.elapsed());
     fleet.start_node("a");
     assert!(c.exec("true", SECS).unwrap().success());
 }
@@ -404,16 +406,11 @@ fn local_nodes_work_in_the_inventory_directory() {
 }
 
 #[test]
-fn fifty_nodes_start_quickly() {
+fn fifty_nodes_start_on_distinct_ports() {
+    // How long a start takes is a benchmark figure (docs/performance.md), never a test bound.
     let names: Vec<String> = (0..50).map(|i| format!("node{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let start = Instant::now();
     let fleet = Fleet::start(&refs);
-    let took = start.elapsed();
-    assert!(
-        took < Duration::from_secs(10),
-        "starting 50 nodes took {took:?}"
-    );
     let mut ports: Vec<u16> = names.iter().map(|n| fleet.node(n).port).collect();
     ports.sort_unstable();
     ports.dedup();

@@ -95,7 +95,7 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState) -> RunReport {
     let status = match run.end {
         Some(RunStatus::Complete) => RunProgress::Complete,
         Some(RunStatus::Incomplete) => RunProgress::Incomplete,
-        None => RunProgress::Interrupted,
+        Some(RunStatus::Interrupted) | None => RunProgress::Interrupted,
     };
     RunReport {
         version: 1,

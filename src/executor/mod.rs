@@ -122,8 +122,9 @@ pub enum StepErrorKind {
     ConfirmFailed,
     /// Anything else (permission denied, bad input): not retried.
     Permanent,
-    /// A host key is unknown or changed: not retried, and no further step of the run
-    /// starts anywhere (steps in flight finish). See docs/design.md#safety.
+    /// A host key is unknown or changed, or certroll was interrupted (SIGINT/SIGTERM):
+    /// not retried, and no further step of the run starts anywhere (steps in flight
+    /// finish). See docs/design.md#safety.
     StopRun,
 }
 
@@ -164,8 +165,10 @@ impl From<TransportError> for StepError {
     fn from(e: TransportError) -> Self {
         let kind = match e.kind {
             ErrorKind::Transient => StepErrorKind::Transient,
-            ErrorKind::HostKeyUnknown | ErrorKind::HostKeyChanged => StepErrorKind::StopRun,
-            ErrorKind::Auth | ErrorKind::Io => StepErrorKind::Permanent,
+            ErrorKind::HostKeyUnknown | ErrorKind::HostKeyChanged | ErrorKind::Interrupted => {
+                StepErrorKind::StopRun
+            }
+            ErrorKind::Auth | ErrorKind::Io | ErrorKind::FileRefused => StepErrorKind::Permanent,
         };
         StepError {
             kind,

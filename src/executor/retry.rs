@@ -55,7 +55,12 @@ impl RetryPolicy {
         loop {
             match op() {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_transient() && attempt < self.attempts.max(1) => {
+                // After SIGINT/SIGTERM a failure is final: the run is stopping.
+                Err(e)
+                    if e.is_transient()
+                        && attempt < self.attempts.max(1)
+                        && crate::interrupt::requested().is_none() =>
+                {
                     let delay = self.delay(attempt);
                     on_retry(attempt, &e, delay);
                     std::thread::sleep(delay);

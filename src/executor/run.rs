@@ -6,6 +6,8 @@
 //! and report back. A failed step blocks its transitive dependents; independent steps carry
 //! on and in-flight steps are always allowed to finish. Steps journaled as done by an
 //! earlier run are skipped; steps journaled as started are re-checked on the node.
+//! After SIGINT/SIGTERM ([`crate::interrupt`]) no step starts; the steps in flight end
+//! quickly (their node commands are killed) and the run is journaled as interrupted.
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{Event, EventSink, RetryPolicy, StepError, StepErrorKind, StepWork};
+use crate::interrupt;
 use crate::inventory::Inventory;
 use crate::journal::{Journal, JournalError, RunState, RunStatus, StartedStep};
 use crate::plan::{Plan, Step, StepId};
@@ -112,6 +115,7 @@ pub fn execute(
         .into());
     };
     let t0 = Instant::now();
+    let _running = interrupt::RunGuard::new();
     let ctx = Ctx {
         plan,
         inv,
@@ -134,7 +138,9 @@ pub fn execute(
     if let Some(e) = broken {
         return Err(e.into());
     }
-    let status = if outcome.complete() {
+    let status = if sched.interrupted {
+        RunStatus::Interrupted
+    } else if outcome.complete() {
         RunStatus::Complete
     } else {
         RunStatus::Incomplete
@@ -183,6 +189,8 @@ struct Scheduler<'c, 'a> {
     errors: Vec<(StepId, String)>,
     /// Set by a run-stopping failure: no further step starts.
     stopped: Option<StepId>,
+    /// Set once SIGINT/SIGTERM was seen: no further step starts.
+    interrupted: bool,
 }
 
 impl<'c, 'a> Scheduler<'c, 'a> {
@@ -213,6 +221,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             ready,
             errors: Vec::new(),
             stopped: None,
+            interrupted: false,
         }
     }
 
@@ -261,7 +270,12 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let mut running = 0;
         let mut broken = None;
         loop {
-            while running < parallel && broken.is_none() && self.stopped.is_none() {
+            self.interrupted |= interrupt::requested().is_some();
+            while running < parallel
+                && broken.is_none()
+                && self.stopped.is_none()
+                && !self.interrupted
+            {
                 let Some(id) = self.ready.pop_first() else {
                     break;
                 };
@@ -345,7 +359,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let mut failed = self.errors.clone();
         failed.sort_by_key(|(id, _)| *id);
         let mut blocked: Vec<StepId> = ids(State::Blocked);
-        if self.stopped.is_some() {
+        if self.stopped.is_some() || self.interrupted {
             // The run stopped: steps that never started wait like blocked ones.
             blocked.extend(ids(State::Pending));
             blocked.sort_unstable();

@@ -132,8 +132,9 @@ pub fn confirm(
     poll_confirm(transport, node, &command_for(template, node, ca))
 }
 
-/// Runs `command` until it exits 0, pausing 50 ms, 100 ms, ... up to 2 s between runs,
-/// and gives up after `node.confirm_timeout` quoting the last failure.
+/// Runs `command` until it exits 0, pausing 50 ms, 100 ms, ... up to 2 s between runs
+/// (the last pause shortened to end at the deadline, so the command runs once more
+/// then), and gives up after `node.confirm_timeout` quoting the last failure.
 pub fn poll_confirm(
     transport: &dyn Transport,
     node: &Node,
@@ -162,7 +163,17 @@ pub fn poll_confirm(
             Err(e) => return Err(e.into()),
         };
         let now = Instant::now();
-        if now + delay >= deadline {
+        if let Some(signal) = crate::interrupt::requested() {
+            return Err(StepError::new(
+                super::StepErrorKind::StopRun,
+                format!(
+                    "interrupted by {} while node {} had not confirmed yet",
+                    signal.name(),
+                    node.name
+                ),
+            ));
+        }
+        if now >= deadline {
             let last = match exited {
                 Some(exit) if exit != last => {
                     format!("{exit} (a later run was cut off at the time limit)")
@@ -175,7 +186,7 @@ pub fn poll_confirm(
                 crate::duration::format(node.confirm_timeout)
             )));
         }
-        std::thread::sleep(delay);
+        std::thread::sleep(delay.min(deadline - now));
         delay = (delay * 2).min(CONFIRM_MAX_DELAY);
     }
 }

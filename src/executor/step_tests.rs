@@ -150,7 +150,7 @@ fn confirm_times_out_quoting_the_last_stderr_line() {
     let t0 = std::time::Instant::now();
     let e = poll_confirm(&t, &n, "tls-health").unwrap_err();
     assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(t0.elapsed() < Duration::from_secs(20));
     assert!(
         e.message.starts_with("node app1 did not confirm within"),
         "{}",
@@ -219,5 +219,30 @@ fn files_match_checks_content_and_absence() {
     assert!(
         !files_match(&t, &n, &expected).unwrap(),
         "a file that must be absent is present"
+    );
+}
+
+#[test]
+fn confirm_does_not_give_up_one_delay_before_the_deadline() {
+    // With a 3 s timeout the backoff runs the command at 0, 0.05, 0.15, 0.35, 0.75 and
+    // 1.55 s; the next pause (1.6 s) would end after the deadline. The node confirms
+    // from 2.5 s on: the command must run once more at the deadline, not give up at 1.55 s.
+    let start = std::time::Instant::now();
+    let t = FakeNode::new("app1").succeeding_from(start + Duration::from_millis(2_500));
+    let r = poll_confirm(&t, &node(3_000), "tls-health");
+    assert!(r.is_ok(), "gave up after {:?}: {r:?}", start.elapsed());
+    assert!(start.elapsed() >= Duration::from_millis(2_500));
+}
+
+#[test]
+fn confirm_that_never_succeeds_polls_until_the_deadline() {
+    let start = std::time::Instant::now();
+    let t = FakeNode::new("app1").succeeding_from(start + Duration::from_secs(3_600));
+    let e = poll_confirm(&t, &node(3_000), "tls-health").unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
+    assert!(
+        start.elapsed() >= Duration::from_millis(3_000),
+        "gave up after {:?}",
+        start.elapsed()
     );
 }

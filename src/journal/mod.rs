@@ -76,6 +76,9 @@ pub enum RunStatus {
     Complete,
     /// Some step failed or was blocked; `certroll apply` resumes it.
     Incomplete,
+    /// SIGINT or SIGTERM stopped the run: no step started after it, the steps in flight
+    /// were stopped and journaled as failed; `certroll apply` resumes it.
+    Interrupted,
 }
 
 /// One line of the journal.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{ErrorKind, ExecOutput, Transport, TransportError, WriteOptions};
 
@@ -20,6 +20,9 @@ pub struct FakeNode {
     pub commands: Mutex<Vec<String>>,
     /// When set, every write fails with this kind.
     pub fail_write: Option<ErrorKind>,
+    /// When set, commands exit 1 ("not yet") before this instant and 0 from then on,
+    /// whatever the script says.
+    pub succeed_from: Option<Instant>,
 }
 
 /// A command's answer: `status` and `stderr`, no stdout.
@@ -46,6 +49,15 @@ impl FakeNode {
             script: Mutex::new(VecDeque::from([ok])),
             commands: Mutex::default(),
             fail_write: None,
+            succeed_from: None,
+        }
+    }
+
+    /// The same node whose commands fail until `from` and succeed afterwards.
+    pub fn succeeding_from(self, from: Instant) -> FakeNode {
+        FakeNode {
+            succeed_from: Some(from),
+            ..self
         }
     }
 
@@ -110,6 +122,10 @@ impl Transport for FakeNode {
     }
     fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.commands.lock().unwrap().push(command.to_string());
+        if let Some(from) = self.succeed_from {
+            let status = if Instant::now() >= from { 0 } else { 1 };
+            return out(status, "not yet").map_err(|k| self.fail(String::new(), k, ""));
+        }
         let mut script = self.script.lock().unwrap();
         let next = if script.len() > 1 {
             script.pop_front().unwrap()

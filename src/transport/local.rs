@@ -3,19 +3,19 @@
 //! It gives the same guarantees as the SSH transport so that a rollover rehearsed on
 //! one machine behaves like the real one: atomic writes (temporary file created with
 //! the final mode in the target's directory, fsync, backup by hard link, rename,
-//! directory fsync, read-back hash check) and commands with a time limit that kill the
-//! whole process group when it expires. Relative paths and commands are resolved
-//! against the working directory (the inventory's directory).
+//! directory fsync, read-back hash check), bounded reads of regular files only, and
+//! commands with a time limit that kill the whole process group when it expires
+//! ([`super::process`]). Relative paths and commands are resolved against the working
+//! directory (the inventory's directory).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::limits::{self, MAX_FILE_BYTES};
+use super::process::{self, Ended};
 use super::{sha256_hex, ErrorKind, ExecOutput, Transport, TransportError, WriteOptions};
 
 /// Files and commands of one node on the control host.
@@ -92,6 +92,11 @@ fn backup(target: &Path, tag: &str) -> io::Result<()> {
         Err(e) => return Err(e),
     }
     if fs::hard_link(target, &bak).is_err() {
+        // A copy reads the file: never a FIFO or a device, which could block for ever.
+        if !fs::metadata(target)?.is_file() {
+            let msg = format!("cannot back up {}: not a regular file", target.display());
+            return Err(io::Error::other(msg));
+        }
         fs::copy(target, &bak)?;
     }
     Ok(())
@@ -134,8 +139,9 @@ impl Transport for LocalTransport {
     }
 
     fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        match fs::read(self.resolve(path)) {
-            Ok(data) => Ok(Some(data)),
+        match read_bounded(&self.resolve(path)) {
+            Ok(Bounded::Data(data)) => Ok(Some(data)),
+            Ok(Bounded::Refused(why)) => Err(limits::refused(&self.node, path, why)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io_err(format!("read {path}"), &e)),
         }
@@ -170,16 +176,20 @@ impl Transport for LocalTransport {
             .mode(0o755)
             .create(dir)
             .map_err(|e| self.io_err(action.clone(), &e))?;
-        let tmp = dir.join(format!(
-            ".{}.certroll-{}",
-            name.to_string_lossy(),
-            random_suffix()
-        ));
+        let name = name.to_string_lossy();
+        remove_stale_temps(dir, &name);
+        let tmp = dir.join(limits::temp_name(&name, &random_suffix()));
         if let Err(e) = self.write_inner(&target, data, opts, &tmp) {
             let _ = fs::remove_file(&tmp);
             return Err(self.io_err(action, &e));
         }
-        let back = fs::read(&target).map_err(|e| self.io_err(action.clone(), &e))?;
+        let back = match read_bounded(&target) {
+            Ok(Bounded::Data(back)) => back,
+            Ok(Bounded::Refused(why)) => {
+                return Err(TransportError::new(&self.node, action, ErrorKind::Io, why))
+            }
+            Err(e) => return Err(self.io_err(action, &e)),
+        };
         let (want, got) = (sha256_hex(data), sha256_hex(&back));
         if want != got {
             let msg = format!("read-back mismatch: wrote sha256 {want}, file has sha256 {got}");
@@ -206,33 +216,28 @@ impl Transport for LocalTransport {
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(&self.workdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+        let done = process::run(command, &self.workdir, timeout)
             .map_err(|e| self.io_err(action.clone(), &e))?;
-        let out = spawn_reader(child.stdout.take());
-        let err = spawn_reader(child.stderr.take());
-        let finished = wait_until(&mut child, Instant::now() + timeout)
-            .map_err(|e| self.io_err(action.clone(), &e))?;
-        let status = match finished {
-            Some(code) => code,
-            None => {
-                kill_group(&mut child);
-                None
+        let status = match done.ended {
+            Ended::Exited(code) => code,
+            Ended::TimedOut => None,
+            Ended::Interrupted(signal) => {
+                let msg = format!(
+                    "interrupted by {}: the command's process group was killed",
+                    signal.name()
+                );
+                return Err(TransportError::new(
+                    &self.node,
+                    action,
+                    ErrorKind::Interrupted,
+                    msg,
+                ));
             }
         };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
         Ok(ExecOutput {
             status,
-            stdout,
-            stderr,
+            stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
         })
     }
 
@@ -246,48 +251,74 @@ impl Transport for LocalTransport {
     }
 }
 
-/// Reads a pipe to the end on a thread, so that a full pipe never blocks the child.
-fn spawn_reader<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+/// A bounded read: the data, or why the file was refused.
+enum Bounded {
+    Data(Vec<u8>),
+    Refused(String),
 }
 
-/// Waits for the child until `deadline`: `Some(exit code)` when it ended (the code is
-/// `None` after a signal), `None` when the deadline passed first.
-fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<Option<i32>>> {
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status.code()));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
+/// Reads a regular file of at most [`MAX_FILE_BYTES`], following symbolic links. The
+/// file is opened non-blocking, so a FIFO swapped in after the type check cannot hang
+/// the open, and its type is checked again on the open file.
+fn read_bounded(path: &Path) -> io::Result<Bounded> {
+    if let Some(why) = refusal(&fs::metadata(path)?) {
+        return Ok(Bounded::Refused(why));
     }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if let Some(why) = refusal(&file.metadata()?) {
+        return Ok(Bounded::Refused(why));
+    }
+    let mut data = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_FILE_BYTES {
+        return Ok(Bounded::Refused(limits::too_large(data.len() as u64)));
+    }
+    Ok(Bounded::Data(data))
 }
 
-/// Kills the child's whole process group (it leads its own group), then reaps it.
-fn kill_group(child: &mut Child) {
-    let group = format!("-{}", child.id());
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &group])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let _ = child.kill();
-    let _ = child.wait();
+/// Why a file with this metadata is not read, if it is not.
+fn refusal(meta: &fs::Metadata) -> Option<String> {
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return (meta.len() > MAX_FILE_BYTES).then(|| limits::too_large(meta.len()));
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    };
+    Some(limits::not_regular(kind))
+}
+
+/// Removes temporary files an earlier, killed write of `name` left in `dir`; only names
+/// certroll makes ([`limits::is_temp_of`]), and only files or links, never directories.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let n = entry.file_name();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(true);
+        if !is_dir && limits::is_temp_of(&n.to_string_lossy(), name) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn opts(mode: u32, tag: Option<&str>) -> WriteOptions<'_> {
         WriteOptions {
@@ -394,17 +425,77 @@ mod tests {
         let start = Instant::now();
         // The background sleep keeps stdout open: only a group kill lets the call return.
         let out = t
-            .exec(
-                "sleep 30 & echo started; sleep 30",
-                Duration::from_millis(300),
-            )
+            .exec("sleep 60 & echo started; sleep 60", Duration::from_secs(3))
             .unwrap();
         assert_eq!(out.status, None);
         assert_eq!(out.stdout, "started\n");
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(40),
             "took {:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn node_files_that_are_not_regular_or_too_large_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = LocalTransport::new("app1", dir.path());
+        let fifo = dir.path().join("cert.pem");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.pem")).unwrap();
+        let big = File::create(dir.path().join("big.pem")).unwrap();
+        big.set_len(MAX_FILE_BYTES + 1).unwrap();
+        for (path, says) in [
+            ("cert.pem", "it is a FIFO, not a regular file"),
+            ("zero.pem", "it is a character device, not a regular file"),
+            (".", "it is a directory, not a regular file"),
+            ("big.pem", "it is larger than certroll reads"),
+        ] {
+            // Without the check a FIFO read blocks for ever: fail instead of hanging.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (t2, p2) = (t.clone(), path.to_string());
+            std::thread::spawn(move || tx.send(t2.read_file(&p2)));
+            let got = rx.recv_timeout(Duration::from_secs(60));
+            let err = got.expect("read_file hung").unwrap_err();
+            assert_eq!(err.kind, ErrorKind::FileRefused, "{err}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("failed to read {path} on node app1: {says}")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_temp_files_of_a_killed_write_are_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = LocalTransport::new("n1", dir.path());
+        let keep = [
+            "ca.pem.certroll-0123456789ab",
+            ".ca.pem.certroll-0123456789ab.bak",
+            ".cert.pem.certroll-0123456789ab",
+            ".ca.pem.certroll-notours",
+        ];
+        for n in keep {
+            fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        fs::write(dir.path().join(".ca.pem.certroll-0123456789ab"), b"x").unwrap();
+        fs::write(dir.path().join(".ca.pem.certroll-ba9876543210"), b"x").unwrap();
+        fs::create_dir(dir.path().join(".ca.pem.certroll-aaaaaaaaaaaa")).unwrap();
+        t.write_file("ca.pem", b"new", opts(0o644, None)).unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+        want.push(".ca.pem.certroll-aaaaaaaaaaaa".into());
+        want.push("ca.pem".into());
+        want.sort();
+        assert_eq!(left, want);
     }
 }

@@ -12,7 +12,9 @@ use crate::inventory::{Inventory, NodeId};
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod known_hosts;
+pub mod limits;
 pub mod local;
+mod process;
 mod remote;
 mod session;
 pub mod ssh;
@@ -49,6 +51,12 @@ pub enum ErrorKind {
     Auth,
     /// Permission denied, no such directory, disk full, read-back mismatch...
     Io,
+    /// A node file certroll will not read: not a regular file (a FIFO, a device, a
+    /// directory), or larger than [`limits::MAX_FILE_BYTES`]. Never retried.
+    FileRefused,
+    /// A command was stopped (its process group killed) because certroll received
+    /// SIGINT or SIGTERM. Never retried; the run stops.
+    Interrupted,
 }
 
 /// A failed transport operation.
@@ -98,7 +106,9 @@ pub trait Transport: Send + Sync {
     /// Node name, for messages.
     fn node(&self) -> &str;
 
-    /// Reads a whole file; `Ok(None)` if it does not exist.
+    /// Reads a whole file; `Ok(None)` if it does not exist. Follows symbolic links, but
+    /// refuses ([`ErrorKind::FileRefused`]) what is not a regular file or is larger than
+    /// [`limits::MAX_FILE_BYTES`], without waiting on it.
     fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
 
     /// Permission bits of a file (e.g. `0o600`); `Ok(None)` if it does not exist.
@@ -106,7 +116,8 @@ pub trait Transport: Send + Sync {
 
     /// Writes atomically: a temporary file in the same directory, fsync, rename over the
     /// target; then reads it back and compares its SHA-256. Creates missing parent
-    /// directories (0755).
+    /// directories (0755). Temporary files left in that directory by an earlier, killed
+    /// write of the same file (`.<name>.certroll-<12 hex digits>`) are removed first.
     fn write_file(
         &self,
         path: &str,
@@ -117,7 +128,13 @@ pub trait Transport: Send + Sync {
     /// Removes a file, keeping a backup when `backup_tag` is given. Missing is not an error.
     fn remove_file(&self, path: &str, backup_tag: Option<&str>) -> Result<(), TransportError>;
 
-    /// Runs a shell command (`sh -c`) with a time limit.
+    /// Runs a shell command (`sh -c`, stdin from /dev/null) in its own process group
+    /// with a time limit. The call returns when the command's shell exits, whether or
+    /// not a background child it left still holds its output (that child is neither
+    /// waited for nor killed, and what it writes later is discarded); at the deadline,
+    /// or on SIGINT/SIGTERM ([`ErrorKind::Interrupted`]), the whole process group is
+    /// killed and the call returns at once with `status: None`. At most
+    /// [`limits::MAX_OUTPUT_BYTES`] of each stream is kept.
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError>;
 
     /// Opens a TCP byte stream to `host:port` *as the node reaches it* (an SSH node

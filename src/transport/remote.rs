@@ -3,30 +3,48 @@
 //!
 //! OpenSSH's SFTP v3 `rename` refuses to overwrite and ssh2 does not bind
 //! `posix-rename@openssh.com`, so the final step of an atomic write (backup by hard
-//! link, then rename over the target) runs as one small shell command. Commands report
-//! their shell's PID first so a command that outlives its time limit can have its
-//! whole process group killed (sshd starts every session command in a new session).
+//! link, then rename over the target) runs as one small shell command. Reads are
+//! bounded ([`super::limits`]): the file's type and size are checked before it is opened.
+//!
+//! Commands (the node's and these helpers) run as described in [`command`].
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use ssh2::{Channel, ErrorCode, FileStat, OpenFlags, OpenType, Session, Sftp};
 
-use super::local::{io_message, random_suffix};
-use super::session::{ssh_error, IO_TIMEOUT};
+use super::limits::{self, MAX_FILE_BYTES};
+use super::local::random_suffix;
+use super::session::{io_error, ssh_error, IO_TIMEOUT};
 use super::ssh::shell_quote;
 use super::tunnel::Tunnel;
-use super::{sha256_hex, ErrorKind, ExecOutput, TransportError, WriteOptions};
+use super::{sha256_hex, ErrorKind, TransportError, WriteOptions};
+use crate::interrupt::Signal;
+
+mod command;
 
 /// One authenticated session with its lazily opened SFTP channel. Fields drop in
 /// order: SFTP, then the session, then the tunnel that carries it.
 pub(crate) struct Conn {
     sftp: Option<Sftp>,
+    /// Channels of commands that returned while something they left behind still held
+    /// their output: closed on our side, waiting for sshd's close (see [`Conn::abandon`]).
+    lingering: Vec<Channel>,
     session: Session,
     _tunnel: Option<Tunnel>,
     broken: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.sftp = None;
+        if !self.lingering.is_empty() {
+            // Freeing a channel sshd has not closed yet would wait for it (in blocking
+            // mode, up to the I/O timeout): let libssh2 give up at once instead.
+            self.session.set_blocking(false);
+            self.lingering.clear();
+        }
+    }
 }
 
 /// Output of a command: stdout, stderr, exit status (`None` after a signal or timeout).
@@ -34,15 +52,15 @@ struct Raw {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     status: Option<i32>,
+    /// Set when SIGINT or SIGTERM stopped the command (its group was killed).
+    interrupted: Option<Signal>,
 }
-
-/// How long a timed-out command's channel may take to close after its group was killed.
-const KILL_GRACE: Duration = Duration::from_secs(10);
 
 impl Conn {
     pub(crate) fn new(session: Session, tunnel: Option<Tunnel>) -> Self {
         Conn {
             sftp: None,
+            lingering: Vec::new(),
             session,
             _tunnel: tunnel,
             broken: false,
@@ -51,9 +69,11 @@ impl Conn {
 
     /// The session and the tunnel under it, for a caller that needs the session alone
     /// (a byte stream of its own); the SFTP channel, if open, is closed.
-    pub(crate) fn into_parts(self) -> (Session, Option<Tunnel>) {
-        drop(self.sftp);
-        (self.session, self._tunnel)
+    pub(crate) fn into_parts(mut self) -> (Session, Option<Tunnel>) {
+        self.sftp = None;
+        // `Session` is a shared handle: this clone keeps the session open once `self`
+        // (a fresh connection, with no lingering channel) is dropped.
+        (self.session.clone(), self._tunnel.take())
     }
 
     fn sftp(&mut self) -> Result<&Sftp, ssh2::Error> {
@@ -64,7 +84,8 @@ impl Conn {
         Ok(self.sftp.insert(sftp))
     }
 
-    /// Reads a whole file; `None` if it does not exist.
+    /// Reads a whole regular file of at most [`MAX_FILE_BYTES`]; `None` if it does not
+    /// exist. Its type and size are checked (following links) before it is opened.
     pub(crate) fn read(
         &mut self,
         node: &str,
@@ -72,14 +93,35 @@ impl Conn {
         action: &str,
     ) -> Result<Option<Vec<u8>>, TransportError> {
         let err = |e: &ssh2::Error| ssh_error(node, action, e);
-        let mut file = match self.sftp().and_then(|s| s.open(Path::new(path))) {
+        let refused = |why: String| TransportError::new(node, action, ErrorKind::FileRefused, why);
+        let sftp = self.sftp().map_err(|e| err(&e))?;
+        let st = match sftp.stat(Path::new(path)) {
+            Ok(st) => st,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(err(&e)),
+        };
+        if let Some(why) = refusal(&st) {
+            return Err(refused(why));
+        }
+        let file = match sftp.open(Path::new(path)) {
             Ok(f) => f,
             Err(e) if is_missing(&e) => return Ok(None),
             Err(e) => return Err(err(&e)),
         };
         let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| TransportError::new(node, action, ErrorKind::Io, io_message(&e)))?;
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| {
+                io_error(
+                    node,
+                    action,
+                    &e,
+                    ssh2::Error::last_session_error(&self.session),
+                )
+            })?;
+        if data.len() as u64 > MAX_FILE_BYTES {
+            return Err(refused(limits::too_large(data.len() as u64)));
+        }
         Ok(Some(data))
     }
 
@@ -106,25 +148,31 @@ impl Conn {
             .ok_or_else(|| fail(ErrorKind::Io, "remote paths must be absolute".into()))?;
         self.mkdir_p(node, &action, dir)?;
         let tmp = format!(
-            "{}/.{name}.certroll-{}",
+            "{}/{}",
             dir.trim_end_matches('/'),
-            random_suffix()
+            limits::temp_name(name, &random_suffix())
         );
         if let Err(e) = self.write_temp(&tmp, data, opts.mode) {
             self.discard(&tmp);
             return Err(e.into_error(node, &action));
         }
-        let mut script = String::from("set -e; ");
         let (t, tq) = (shell_quote(path), shell_quote(&tmp));
+        // Temporary files of earlier, killed writes of this file go first (never ours).
+        let mut script = format!(
+            "for f in {}; do if [ \"$f\" != {tq} ] && [ -f \"$f\" ]; then rm -f -- \"$f\"; fi; done; set -e; ",
+            limits::temp_glob(dir, name)
+        );
         if let Some(tag) = opts.backup_tag {
             let b = shell_quote(&format!("{path}.{tag}.bak"));
             script += &format!(
-                "if [ -e {t} ]; then ln -f -- {t} {b} 2>/dev/null || cp -p -- {t} {b}; fi; "
+                "if [ -e {t} ]; then ln -f -- {t} {b} 2>/dev/null || \
+                 {{ [ -f {t} ] || {{ echo 'cannot back up '{t}': not a regular file' >&2; exit 1; }}; \
+                 cp -p -- {t} {b}; }}; fi; "
             );
         }
         script += &format!("mv -f -- {tq} {t}");
         let raw = self
-            .run(&script, IO_TIMEOUT)
+            .run(&script, IO_TIMEOUT, false)
             .map_err(|e| e.into_error(node, &action))?;
         if raw.status != Some(0) {
             self.discard(&tmp);
@@ -164,7 +212,7 @@ impl Conn {
         let (t, b) = (shell_quote(path), shell_quote(&format!("{path}.{tag}.bak")));
         let script = format!("if [ -e {t} ] || [ -L {t} ]; then mv -f -- {t} {b}; fi");
         let raw = self
-            .run(&script, IO_TIMEOUT)
+            .run(&script, IO_TIMEOUT, false)
             .map_err(|e| e.into_error(node, &action))?;
         if raw.status != Some(0) {
             return Err(TransportError::new(
@@ -175,73 +223,6 @@ impl Conn {
             ));
         }
         Ok(())
-    }
-
-    /// Runs `command` under `sh -c`; kills its process group when `timeout` expires.
-    pub(crate) fn exec(
-        &mut self,
-        node: &str,
-        command: &str,
-        timeout: Duration,
-    ) -> Result<ExecOutput, TransportError> {
-        let action = format!("run `{command}`");
-        let raw = self
-            .run(command, timeout)
-            .map_err(|e| e.into_error(node, &action))?;
-        Ok(ExecOutput {
-            status: raw.status,
-            stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
-        })
-    }
-
-    /// Runs `command` under `/bin/sh -c`, collecting output without blocking on either
-    /// stream. The wrapper prints the shell's PID first (the leader of the process
-    /// group sshd created); on timeout that group is killed, then the channel closed.
-    fn run(&mut self, command: &str, timeout: Duration) -> Result<Raw, OpErr> {
-        let wrapped = format!("echo $$; exec /bin/sh -c {}", shell_quote(command));
-        let mut channel = self.session.channel_session()?;
-        channel.exec(&wrapped)?;
-        self.session.set_blocking(false);
-        let collected = collect(&mut channel, Instant::now() + timeout);
-        self.session.set_blocking(true);
-        let (stdout, stderr, finished) = collected?;
-        let (pid, stdout) = split_pid(stdout);
-        if !finished {
-            if let Some(pid) = pid {
-                let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
-                if let Ok(mut ch) = self.session.channel_session() {
-                    let _ = ch.exec(&kill).and_then(|()| ch.wait_close());
-                }
-            }
-            // sshd closes the channel once the killed command is gone; if it does not,
-            // the session may be stuck mid-close and is replaced before the next call.
-            self.session.set_timeout(KILL_GRACE.as_millis() as u32);
-            if channel.close().and_then(|()| channel.wait_close()).is_err() {
-                self.broken = true;
-            }
-            self.session.set_timeout(IO_TIMEOUT.as_millis() as u32);
-            return Ok(Raw {
-                stdout,
-                stderr,
-                status: None,
-            });
-        }
-        channel.wait_close()?;
-        let signalled = channel
-            .exit_signal()
-            .map(|s| s.exit_signal.is_some())
-            .unwrap_or(false);
-        let status = if signalled {
-            None
-        } else {
-            Some(channel.exit_status()?)
-        };
-        Ok(Raw {
-            stdout,
-            stderr,
-            status,
-        })
     }
 
     /// True when an operation left the session in a doubtful state.
@@ -298,7 +279,9 @@ impl Conn {
             mtime: None,
         };
         file.setstat(perm)?;
-        file.write_all(data).map_err(OpErr::Io)?;
+        if let Err(e) = file.write_all(data) {
+            return Err(OpErr::Io(e, ssh2::Error::last_session_error(&self.session)));
+        }
         match file.fsync() {
             Ok(()) => {}
             // Servers without fsync@openssh.com: the rename still orders the data.
@@ -321,8 +304,9 @@ impl Conn {
 enum OpErr {
     /// A libssh2 or SFTP error.
     Ssh(ssh2::Error),
-    /// Writing file data failed (disk full, quota...).
-    Io(std::io::Error),
+    /// Writing file data failed (disk full, quota, a dropped connection), with the
+    /// session's last libssh2 error, which tells which.
+    Io(std::io::Error, Option<ssh2::Error>),
     /// Reading a command's output failed: the connection is broken.
     Stream(std::io::Error),
 }
@@ -331,9 +315,14 @@ impl OpErr {
     fn into_error(self, node: &str, action: &str) -> TransportError {
         match self {
             OpErr::Ssh(e) => ssh_error(node, action, &e),
-            OpErr::Io(e) => TransportError::new(node, action, ErrorKind::Io, io_message(&e)),
+            OpErr::Io(e, last) => io_error(node, action, &e, last),
             OpErr::Stream(e) => {
-                TransportError::new(node, action, ErrorKind::Transient, io_message(&e))
+                let mut err = io_error(node, action, &e, None);
+                // Whatever the cause, a command's output stream broke: the session is gone.
+                if err.kind == ErrorKind::Io {
+                    err.kind = ErrorKind::Transient;
+                }
+                err
             }
         }
     }
@@ -345,43 +334,22 @@ impl From<ssh2::Error> for OpErr {
     }
 }
 
-/// Reads both streams of a non-blocking channel until EOF or the deadline.
-fn collect(channel: &mut Channel, deadline: Instant) -> Result<(Vec<u8>, Vec<u8>, bool), OpErr> {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut pause = Duration::from_micros(50);
-    loop {
-        let got = read_available(&mut channel.stream(0), &mut out)?
-            + read_available(&mut channel.stderr(), &mut err)?;
-        if got > 0 {
-            pause = Duration::from_micros(50);
-            continue;
+/// Why a file with these SFTP attributes is not read, if it is not.
+fn refusal(st: &FileStat) -> Option<String> {
+    use ssh2::FileType;
+    let kind = match st.perm.map(|_| st.file_type()) {
+        None | Some(FileType::RegularFile) => {
+            let size = st.size.unwrap_or(0);
+            return (size > MAX_FILE_BYTES).then(|| limits::too_large(size));
         }
-        if channel.eof() {
-            return Ok((out, err, true));
-        }
-        if Instant::now() >= deadline {
-            return Ok((out, err, false));
-        }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
-    }
-}
-
-fn read_available<R: Read>(r: &mut R, into: &mut Vec<u8>) -> Result<usize, OpErr> {
-    let mut buf = [0u8; 16 * 1024];
-    let mut total = 0;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => {
-                into.extend_from_slice(&buf[..n]);
-                total += n;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(OpErr::Stream(e)),
-        }
-    }
+        Some(FileType::NamedPipe) => "a FIFO",
+        Some(FileType::Directory) => "a directory",
+        Some(FileType::CharDevice) => "a character device",
+        Some(FileType::BlockDevice) => "a block device",
+        Some(FileType::Socket) => "a socket",
+        Some(_) => "a special file",
+    };
+    Some(limits::not_regular(kind))
 }
 
 fn is_missing(e: &ssh2::Error) -> bool {
@@ -398,20 +366,6 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((if dir.is_empty() { "/" } else { dir }, name))
-}
-
-/// Splits the PID line the wrapper prints first from the command's own output.
-fn split_pid(stdout: Vec<u8>) -> (Option<u32>, Vec<u8>) {
-    let Some(nl) = stdout.iter().position(|&b| b == b'\n') else {
-        return (None, stdout);
-    };
-    match std::str::from_utf8(&stdout[..nl])
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(pid) => (Some(pid), stdout[nl + 1..].to_vec()),
-        None => (None, stdout),
-    }
 }
 
 /// The message of a failed helper command: its stderr, else its exit status.

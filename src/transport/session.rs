@@ -243,9 +243,16 @@ fn try_identity(session: &Session, user: &str, id: &Path) -> Result<(), String> 
     }
 }
 
-/// Classifies an ssh2 error; SFTP status codes get the usual file-system wording.
+/// Classifies an ssh2 error by its cause; SFTP status codes get the usual file-system
+/// wording. Every error meaning "the connection or the channel is gone" is transient,
+/// wherever it surfaces (a connect, an SFTP request, a read in the middle of a file).
 pub(crate) fn ssh_error(node: &str, action: &str, e: &ssh2::Error) -> TransportError {
     let (kind, message) = match e.code() {
+        // No connection / connection lost, as reported by the SFTP server.
+        ErrorCode::SFTP(code @ (6 | 7)) => (
+            ErrorKind::Transient,
+            format!("connection lost ({})", sftp_message(code, e.message())),
+        ),
         ErrorCode::SFTP(code) => (ErrorKind::Io, sftp_message(code, e.message())),
         ErrorCode::Session(code) => {
             let kind = session_kind(code);
@@ -260,10 +267,47 @@ pub(crate) fn ssh_error(node: &str, action: &str, e: &ssh2::Error) -> TransportE
     TransportError::new(node, action, kind, message)
 }
 
+/// Classifies an I/O error from an SSH stream (an SFTP file, a channel) by its cause.
+/// ssh2 keeps only libssh2's message in the `io::Error` ("channel read"), so the cause
+/// is `last`, the session's last libssh2 error taken right after the failure: when it
+/// says the connection is gone, so does the result. Otherwise the I/O error kind decides.
+pub(crate) fn io_error(
+    node: &str,
+    action: &str,
+    e: &std::io::Error,
+    last: Option<ssh2::Error>,
+) -> TransportError {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<ssh2::Error>()) {
+        return ssh_error(node, action, inner);
+    }
+    if let Some(cause) = last {
+        if ssh_error(node, action, &cause).kind == ErrorKind::Transient {
+            let message = format!("connection lost ({}: {})", io_message(e), cause.message());
+            return TransportError::new(node, action, ErrorKind::Transient, message);
+        }
+    }
+    use std::io::ErrorKind as K;
+    let kind = match e.kind() {
+        K::ConnectionReset
+        | K::ConnectionAborted
+        | K::BrokenPipe
+        | K::NotConnected
+        | K::UnexpectedEof
+        | K::TimedOut => ErrorKind::Transient,
+        _ => ErrorKind::Io,
+    };
+    let message = match kind {
+        ErrorKind::Transient => format!("connection lost ({})", io_message(e)),
+        _ => io_message(e),
+    };
+    TransportError::new(node, action, kind, message)
+}
+
 fn session_kind(code: i32) -> ErrorKind {
     match code {
-        // Banner, socket send/recv/disconnect, timeouts, key exchange, bad socket.
-        -2 | -3 | -5 | -7 | -8 | -9 | -13 | -30 | -43 | -45 => ErrorKind::Transient,
+        // Socket errors, banner, key exchange, timeouts, bad socket; and a channel closed
+        // under us (the session died while an SFTP request or a command was in flight).
+        -1 | -2 | -3 | -5 | -7 | -8 | -9 | -13 | -26 | -30 | -43 | -45 => ErrorKind::Transient,
         -18 | -19 | -48 => ErrorKind::Auth,
         _ => ErrorKind::Io,
     }
@@ -280,5 +324,56 @@ pub(crate) fn sftp_message(code: i32, fallback: &str) -> String {
         15 => "disk quota exceeded".to_string(),
         19 => "not a directory".to_string(),
         _ => format!("{fallback} (SFTP status {code})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session_err(code: i32, msg: &'static str) -> ssh2::Error {
+        ssh2::Error::new(ErrorCode::Session(code), msg)
+    }
+
+    #[test]
+    fn dropped_session_during_a_read_is_transient_not_io() {
+        // What an SFTP file read returns when the connection drops mid-file: libssh2's
+        // error inside an io::Error (kind Other). It must be classified by that cause.
+        for code in [-43, -13, -7, -26] {
+            let io: std::io::Error = session_err(code, "channel read").into();
+            let last = Some(session_err(code, "channel read"));
+            let e = io_error("app1", "read /etc/tls/cert.pem", &io, last);
+            assert_eq!(e.kind, ErrorKind::Transient, "code {code}: {e}");
+            assert!(e.to_string().contains("channel read"), "{e}");
+        }
+        // The same codes straight from libssh2 (an SFTP open or stat).
+        for code in [-1, -43, -13, -7, -26, -9] {
+            let e = ssh_error("app1", "read /x", &session_err(code, "channel read"));
+            assert_eq!(e.kind, ErrorKind::Transient, "code {code}: {e}");
+        }
+        let lost = ssh2::Error::new(ErrorCode::SFTP(7), "connection lost");
+        assert_eq!(ssh_error("n", "a", &lost).kind, ErrorKind::Transient);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(io_error("n", "a", &reset, None).kind, ErrorKind::Transient);
+    }
+
+    #[test]
+    fn file_system_errors_stay_permanent() {
+        let denied = ssh2::Error::new(ErrorCode::SFTP(3), "permission denied");
+        let e = ssh_error("app1", "read /etc/tls/key.pem", &denied);
+        assert_eq!(e.kind, ErrorKind::Io);
+        assert_eq!(
+            e.to_string(),
+            "failed to read /etc/tls/key.pem on node app1: permission denied"
+        );
+        let io: std::io::Error = session_err(-31, "SFTP protocol error").into();
+        let last = Some(session_err(-31, "SFTP protocol error"));
+        assert_eq!(io_error("app1", "read /k", &io, last).kind, ErrorKind::Io);
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(io_error("n", "a", &full, None).kind, ErrorKind::Io);
+        assert_eq!(
+            ssh_error("n", "a", &session_err(-18, "auth")).kind,
+            ErrorKind::Auth
+        );
     }
 }

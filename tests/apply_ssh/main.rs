@@ -15,6 +15,7 @@ mod support;
 mod bootstrap;
 mod failures;
 mod host_keys;
+mod hostile;
 mod renew;
 mod rotate;
 mod via;

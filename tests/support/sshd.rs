@@ -123,10 +123,15 @@ pub fn write_file(path: &Path, text: &str, mode: u32) {
 /// `setpriv --pdeathsig KILL unshare -m -p --fork --kill-child ... sshd -D -e`, spawned by
 /// the process-lifetime spawner thread (the death signal follows the spawning thread).
 /// `node_dir` is bound at [`REMOTE_ROOT`]; `conf_dir` holds `hosts`, `sshd_config` and the log.
+/// Inside the node, root's `~/.bashrc` is empty: bash sources it for every SSH command,
+/// and the control host's (e.g. a `pyenv init` that takes a global lock) would make every
+/// node command of every parallel test wait on it.
 pub fn spawn_sshd(name: &str, node_dir: &Path, conf_dir: &Path) -> Child {
     let log = File::create(conf_dir.join("sshd.log")).expect("create sshd log");
     let script = format!(
-        "mount --bind \"$1\" {REMOTE_ROOT} && mount --bind \"$2\" /etc/hosts && exec {SSHD} -D -e -f \"$3\""
+        "mount --bind \"$1\" {REMOTE_ROOT} && mount --bind \"$2\" /etc/hosts && \
+         {{ [ ! -f /root/.bashrc ] || mount --bind /dev/null /root/.bashrc; }} && \
+         exec {SSHD} -D -e -f \"$3\""
     );
     let mut cmd = Command::new("setpriv");
     cmd.args([

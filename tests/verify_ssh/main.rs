@@ -12,6 +12,7 @@
 mod support;
 
 mod faults;
+mod hostile;
 mod monitoring;
 mod rotation;
 

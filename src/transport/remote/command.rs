@@ -1,0 +1,438 @@
+//! Commands on one SSH connection: a wrapper that makes a command's end its shell's exit,
+//! a deadline that kills its whole process group, and channels left to close later.
+//!
+//! Commands run inside a small wrapper ([`wrapper`]). It prints its PID first: sshd
+//! starts every session command in a new session, so that PID names the process group
+//! to kill at the deadline or on SIGINT/SIGTERM. It runs the command with stdin from
+//! /dev/null and its output relayed through two `cat` processes, and it reports the
+//! command's exit on stderr behind a random marker. So the end of a command is its
+//! shell's exit, not the end of its output: a background child that keeps the output
+//! open (a reload that forks a server) is not waited for, and after the channel closes
+//! the relays keep draining what it writes into /dev/null, so it neither blocks nor dies
+//! of SIGPIPE. It is not killed either: it was left behind on purpose. sshd closes such a
+//! channel only once that child lets go of it, so the channel is closed on our side and
+//! kept ([`Conn::abandon`]) until sshd's close arrives.
+
+use std::io::Read;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ssh2::{Channel, ErrorCode};
+
+use super::{Conn, OpErr, Raw};
+use crate::interrupt::{self, CommandGuard, Signal};
+use crate::transport::limits::keep_output;
+use crate::transport::local::random_suffix;
+use crate::transport::process::OUTPUT_GRACE;
+use crate::transport::session::IO_TIMEOUT;
+use crate::transport::ssh::shell_quote;
+use crate::transport::{ErrorKind, ExecOutput, TransportError};
+
+/// Most abandoned channels kept per session (sshd counts them against `MaxSessions`,
+/// default 10); past this the session is replaced before the next call.
+const MAX_LINGERING: usize = 4;
+/// Longest wait for a stopped command's PID line, when it was not read yet.
+const PID_WAIT: Duration = Duration::from_secs(15);
+/// Longest wait for the command that kills a timed-out command's process group.
+const KILL_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Conn {
+    /// Runs `command` under `sh -c`; kills its process group when `timeout` expires or
+    /// SIGINT/SIGTERM arrives ([`ErrorKind::Interrupted`]).
+    pub(crate) fn exec(
+        &mut self,
+        node: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let action = format!("run `{command}`");
+        let raw = self
+            .run(command, timeout, true)
+            .map_err(|e| e.into_error(node, &action))?;
+        if let Some(signal) = raw.interrupted {
+            let msg = format!(
+                "interrupted by {}: the command's process group was killed",
+                signal.name()
+            );
+            return Err(TransportError::new(
+                node,
+                action,
+                ErrorKind::Interrupted,
+                msg,
+            ));
+        }
+        Ok(ExecOutput {
+            status: raw.status,
+            stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
+        })
+    }
+
+    /// Runs `command` in the [`wrapper`], collecting output without blocking on either
+    /// stream, until the command's shell exits, `timeout` passes or (when
+    /// `interruptible`) a signal arrives. In the last two cases the process group is
+    /// killed before the channel is closed.
+    pub(super) fn run(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Result<Raw, OpErr> {
+        let _in_flight = CommandGuard::new();
+        self.reap();
+        let marker = format!("certroll-exit-{} ", random_suffix());
+        let mut channel = self.session.channel_session()?;
+        channel.exec(&wrapper(command, marker.trim_end()))?;
+        self.session.set_blocking(false);
+        let stop = Stop {
+            deadline: Instant::now() + timeout,
+            interruptible,
+        };
+        let mut collected = collect(&mut channel, &stop, marker.as_bytes());
+        if let Ok(c) = &mut collected {
+            if matches!(c.end, End::TimedOut | End::Interrupted(_)) {
+                // The group to kill is named by the wrapper's first line: make sure it
+                // arrived, even when the command was stopped before it was read.
+                await_pid_line(&mut channel, &mut c.streams.out);
+            }
+        }
+        self.session.set_blocking(true);
+        let c = collected?;
+        let (pid, stdout) = split_pid(c.streams.out);
+        let (stderr, exited) = (c.streams.err, c.streams.exited);
+        match c.end {
+            End::Eof => {
+                channel.wait_close()?;
+                let status = match exited {
+                    Some(code) => Some(code),
+                    None => exit_code(&channel)?,
+                };
+                Ok(Raw {
+                    stdout,
+                    stderr,
+                    status,
+                    interrupted: None,
+                })
+            }
+            End::Exited => {
+                // A child the command left behind still holds the output: stop reading.
+                self.abandon(channel);
+                Ok(Raw {
+                    stdout,
+                    stderr,
+                    status: exited,
+                    interrupted: None,
+                })
+            }
+            End::TimedOut | End::Interrupted(_) => {
+                if let Some(pid) = pid {
+                    self.kill_group(pid);
+                }
+                self.abandon(channel);
+                let interrupted = match c.end {
+                    End::Interrupted(signal) => Some(signal),
+                    _ => None,
+                };
+                Ok(Raw {
+                    stdout,
+                    stderr,
+                    status: None,
+                    interrupted,
+                })
+            }
+        }
+    }
+
+    /// Kills process group `pid` (and `pid` itself) on the node, waiting at most
+    /// [`KILL_TIMEOUT`]; a session that cannot do it in time is replaced.
+    fn kill_group(&mut self, pid: u32) {
+        let kill = format!("kill -KILL -- -{pid} {pid} 2>/dev/null; true");
+        self.session.set_timeout(KILL_TIMEOUT.as_millis() as u32);
+        let killed = self
+            .session
+            .channel_session()
+            .and_then(|mut ch| ch.exec(&kill).and_then(|()| ch.wait_close()));
+        self.session.set_timeout(IO_TIMEOUT.as_millis() as u32);
+        if killed.is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Closes our side of a channel whose output something on the node may still hold,
+    /// without waiting: sshd closes its side only once every holder is gone (it keeps
+    /// reading and discarding stderr until then), which may be never. The channel is
+    /// kept until then and freed by a later [`Conn::reap`].
+    fn abandon(&mut self, mut channel: Channel) {
+        self.session.set_blocking(false);
+        // Sends EOF and CLOSE; "would block" only means sshd has not answered yet.
+        let pending = channel.close().is_err_and(|e| would_block(&e));
+        self.session.set_blocking(true);
+        if pending {
+            self.lingering.push(channel);
+        }
+        if self.lingering.len() > MAX_LINGERING {
+            self.broken = true;
+        }
+    }
+
+    /// Frees the abandoned channels sshd has closed meanwhile.
+    fn reap(&mut self) {
+        if self.lingering.is_empty() {
+            return;
+        }
+        self.session.set_blocking(false);
+        // A channel whose close completes now is freed without waiting.
+        self.lingering
+            .retain_mut(|ch| ch.close().is_err_and(|e| would_block(&e)));
+        self.session.set_blocking(true);
+    }
+}
+
+/// The shell script that runs `command` (see the module header): prints its PID, runs
+/// the command with stdin from /dev/null and its two streams relayed by `cat`s that
+/// ignore SIGPIPE and drain into /dev/null once the channel is gone, then prints
+/// `<marker> <exit status>` on the channel's stderr. The login shell only `exec`s
+/// `/bin/sh` with the quoted script and command as arguments.
+fn wrapper(command: &str, marker: &str) -> String {
+    let relay = "(trap '' PIPE; cat; exec cat >/dev/null) 2>/dev/null";
+    let script = format!(
+        "echo $$; exec 4>&2; \
+         {{ {{ /bin/sh -c \"$1\" </dev/null 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
+         2>&1 1>&3 3>&- | {relay} >&4 3>&-; }} 3>&1 | {relay}"
+    );
+    format!(
+        "exec /bin/sh -c {} certroll {}",
+        shell_quote(&script),
+        shell_quote(command)
+    )
+}
+
+/// When [`collect`] gives up waiting for the command's shell.
+struct Stop {
+    deadline: Instant,
+    /// Whether SIGINT/SIGTERM stops the command (user commands, not internal helpers).
+    interruptible: bool,
+}
+
+/// How [`collect`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The output ended: every process holding it is gone.
+    Eof,
+    /// The command's shell exited, but something it left behind still holds the output.
+    Exited,
+    TimedOut,
+    Interrupted(Signal),
+}
+
+/// The two streams as read so far, and the exit status once the marker was seen.
+#[derive(Default)]
+struct Streams {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    /// The last bytes of stderr not yet known to hold no marker.
+    pending: Vec<u8>,
+    exited: Option<i32>,
+}
+
+impl Streams {
+    /// Takes a chunk of stderr: the marker line (once) is removed and parsed, everything
+    /// else is kept (up to the cap).
+    fn stderr(&mut self, chunk: &[u8], marker: &[u8]) {
+        if self.exited.is_some() {
+            keep_output(&mut self.err, chunk);
+            return;
+        }
+        self.pending.extend_from_slice(chunk);
+        if let Some(at) = find(&self.pending, marker) {
+            let rest = &self.pending[at + marker.len()..];
+            if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                let code = std::str::from_utf8(&rest[..nl])
+                    .ok()
+                    .and_then(|c| c.parse().ok());
+                let after = rest[nl + 1..].to_vec();
+                let before = self.pending[..at].to_vec();
+                keep_output(&mut self.err, &before);
+                keep_output(&mut self.err, &after);
+                self.pending.clear();
+                self.exited = Some(code.unwrap_or(-1));
+            }
+            return;
+        }
+        // Keep back only what could be the start of a marker split across two reads.
+        let keep = self.pending.len().min(marker.len() + 16);
+        let flush = self.pending.len() - keep;
+        let head: Vec<u8> = self.pending.drain(..flush).collect();
+        keep_output(&mut self.err, &head);
+    }
+
+    /// Stderr bytes held back while looking for the marker, once no marker can follow.
+    fn flush(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        keep_output(&mut self.err, &pending);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Collected output and how the collection ended.
+struct Collected {
+    streams: Streams,
+    end: End,
+}
+
+/// Reads both streams of a non-blocking channel until the output ends, or the command's
+/// shell has exited and [`OUTPUT_GRACE`] has passed, or `stop` says to give up.
+fn collect(channel: &mut Channel, stop: &Stop, marker: &[u8]) -> Result<Collected, OpErr> {
+    let mut s = Streams::default();
+    let mut grace_end = None;
+    let mut pause = Duration::from_micros(50);
+    let mut chunk = Vec::new();
+    loop {
+        chunk.clear();
+        let mut got = read_available(&mut channel.stream(0), &mut chunk)?;
+        keep_output(&mut s.out, &chunk);
+        chunk.clear();
+        got += read_available(&mut channel.stderr(), &mut chunk)?;
+        s.stderr(&chunk, marker);
+        if s.exited.is_some() && grace_end.is_none() {
+            grace_end = Some(Instant::now() + OUTPUT_GRACE);
+        }
+        let now = Instant::now();
+        let end = if got == 0 && channel.eof() {
+            Some(End::Eof)
+        } else if let Some(g) = grace_end {
+            (now >= g).then_some(End::Exited)
+        } else if let Some(signal) = interrupt::requested().filter(|_| stop.interruptible) {
+            Some(End::Interrupted(signal))
+        } else {
+            (now >= stop.deadline).then_some(End::TimedOut)
+        };
+        if let Some(end) = end {
+            s.flush();
+            return Ok(Collected { streams: s, end });
+        }
+        if got > 0 {
+            pause = Duration::from_micros(50);
+            continue;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Reads stdout until it holds the wrapper's PID line (or the output ends, or
+/// [`PID_WAIT`] passes): on a loaded node the line may still be on its way.
+fn await_pid_line(channel: &mut Channel, out: &mut Vec<u8>) {
+    let until = Instant::now() + PID_WAIT;
+    let mut chunk = Vec::new();
+    while !out.contains(&b'\n') && Instant::now() < until {
+        chunk.clear();
+        match read_available(&mut channel.stream(0), &mut chunk) {
+            Ok(0) if channel.eof() => return,
+            Ok(0) => thread::sleep(Duration::from_millis(5)),
+            Ok(_) => keep_output(out, &chunk),
+            Err(_) => return,
+        }
+    }
+}
+
+/// The channel's exit status, `None` when a signal ended the command.
+fn exit_code(channel: &Channel) -> Result<Option<i32>, ssh2::Error> {
+    let signalled = channel
+        .exit_signal()
+        .map(|s| s.exit_signal.is_some())
+        .unwrap_or(false);
+    if signalled {
+        return Ok(None);
+    }
+    Ok(Some(channel.exit_status()?))
+}
+
+/// Reads what is available now; bytes are appended to `into` (the caller caps them).
+fn read_available<R: Read>(r: &mut R, into: &mut Vec<u8>) -> Result<usize, OpErr> {
+    let mut buf = [0u8; 16 * 1024];
+    let mut total = 0;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                into.extend_from_slice(&buf[..n]);
+                total += n;
+                // Bound one round, so that a command printing without end cannot keep
+                // this loop from checking its deadline.
+                if total >= 256 * 1024 {
+                    return Ok(total);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(total),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(OpErr::Stream(e)),
+        }
+    }
+}
+
+/// libssh2's "would block" (`LIBSSH2_ERROR_EAGAIN`) in non-blocking mode.
+fn would_block(e: &ssh2::Error) -> bool {
+    e.code() == ErrorCode::Session(-37)
+}
+
+/// Splits the PID line the wrapper prints first from the command's own output.
+fn split_pid(stdout: Vec<u8>) -> (Option<u32>, Vec<u8>) {
+    let Some(nl) = stdout.iter().position(|&b| b == b'\n') else {
+        return (None, stdout);
+    };
+    match std::str::from_utf8(&stdout[..nl])
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(pid) => (Some(pid), stdout[nl + 1..].to_vec()),
+        None => (None, stdout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_marker_split_across_reads_is_found_and_removed() {
+        let marker = b"certroll-exit-0123456789ab ";
+        let mut s = Streams::default();
+        s.stderr(b"first line\ncertroll-exit-01", marker);
+        assert_eq!(s.exited, None);
+        s.stderr(b"23456789ab 3\nlater\n", marker);
+        assert_eq!(s.exited, Some(3));
+        s.stderr(b"after\n", marker);
+        s.flush();
+        assert_eq!(s.err, b"first line\nlater\nafter\n");
+        // A marker with another nonce is the command's own output.
+        let mut s = Streams::default();
+        s.stderr(b"certroll-exit-ffffffffffff 0\n", marker);
+        s.flush();
+        assert_eq!((s.exited, s.err.len()), (None, 29));
+    }
+
+    #[test]
+    fn wrapper_reports_pid_and_exit_and_keeps_the_streams_apart() {
+        // What sshd does: the login shell runs the wrapper with `-c`.
+        let marker = "certroll-exit-0123456789ab";
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(wrapper("echo out; echo 'it''s err' >&2; exit 7", marker))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (pid, rest) = stdout.split_once('\n').unwrap();
+        assert!(pid.parse::<u32>().is_ok(), "{stdout}");
+        assert_eq!(rest, "out\n");
+        let mut s = Streams::default();
+        s.stderr(&out.stderr, format!("{marker} ").as_bytes());
+        s.flush();
+        assert_eq!(s.exited, Some(7));
+        assert_eq!(String::from_utf8_lossy(&s.err), "its err\n");
+    }
+}
