@@ -9,6 +9,7 @@
 // happen says in a comment why not.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bundles;
 pub mod collect;
 pub mod commands;
 pub mod confirm;

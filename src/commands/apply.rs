@@ -152,13 +152,25 @@ impl<'a> RunContext<'a> {
                 self.spec().name
             )));
         }
-        super::decide::decide(
+        let plan = super::decide::decide(
             &self.inv,
             self.ca,
             &self.gens,
             || Arc::clone(&self.connector),
             self.args.intent,
-        )
+        )?;
+        // A routine run that installs on some nodes is a bootstrap-mode plan too; only the
+        // bootstrap of a CA never created is guarded (docs/takeover.md).
+        let fresh = self.gens.current.is_none();
+        if fresh && plan.mode == Mode::Bootstrap && !self.args.intent.force_bootstrap {
+            super::decide::guard_bootstrap(
+                &self.inv,
+                self.ca,
+                &*self.connector,
+                self.args.intent.parallel.max(1),
+            )?;
+        }
+        Ok(plan)
     }
 
     /// Shows the plan, asks, creates CA material, journals the run start, executes.
@@ -213,7 +225,8 @@ impl<'a> RunContext<'a> {
             })?;
             let generations = vec![current.unwrap_or(1), next.generation];
             self.gens.next = Some(next);
-            self.gens.cross = Some(cross);
+            self.gens.cross = cross;
+            self.gens.next_staged = false;
             return Ok(generations);
         }
         if let Some(c) = current {
@@ -339,6 +352,7 @@ impl<'a> RunContext<'a> {
 pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan, CommandError> {
     let h = &prev.header;
     match h.mode {
+        Mode::Rotate if h.params.leaves_only => Ok(plan::leaves_only(inv, ca, h.strategy, h.chain)),
         Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
             .map_err(|e| CommandError::Usage(e.to_string())),
         Mode::Bootstrap | Mode::Renew => {

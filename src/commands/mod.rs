@@ -12,8 +12,10 @@ use crate::journal::JournalError;
 use crate::pki::{CaCert, CaStore};
 
 pub mod apply;
+pub mod ca;
 pub mod decide;
 pub mod facts;
+pub mod holdings;
 pub mod plan;
 pub mod status;
 pub mod verify;
@@ -27,6 +29,10 @@ pub enum CommandError {
     /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
     #[error("{0}")]
     Usage(String),
+    /// An input file is not what the command needs (e.g. `ca import` of a certificate that
+    /// is not a CA): exit 78, nothing changed.
+    #[error("{0}")]
+    BadInput(String),
     /// The run could not finish now (lock held, a step failed); run again later: exit 75.
     #[error("{0}")]
     Incomplete(String),
@@ -46,6 +52,7 @@ impl CommandError {
         match self {
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
+            CommandError::BadInput(_) => exit::BAD_INVENTORY,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
             CommandError::Other(_) => exit::FAILURE,
         }
@@ -66,6 +73,9 @@ pub struct CaGenerations {
     pub next: Option<CaCert>,
     /// The cross certificate of `next` (signed by `current`), PEM.
     pub cross: Option<String>,
+    /// `next` was imported with `ca import --next` and its rotation has not begun: it
+    /// waits for `--rotate` (a plain run does not roll it out).
+    pub next_staged: bool,
 }
 
 impl CaGenerations {
@@ -81,6 +91,7 @@ impl CaGenerations {
             current: store.current(spec).with_context(read)?,
             next: store.next(spec).with_context(read)?,
             cross: store.cross(spec).with_context(read)?,
+            next_staged: store.next_is_staged(spec).with_context(read)?,
         })
     }
 

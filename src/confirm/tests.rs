@@ -29,6 +29,7 @@ fn spec() -> CaSpec {
         renew_before: Duration::from_secs(30 * 86_400),
         strategy: Default::default(),
         chain: Default::default(),
+        bundle_foreign: Default::default(),
     }
 }
 

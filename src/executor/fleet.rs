@@ -1,5 +1,6 @@
 //! The real work of a step on a fleet: make the files with [`crate::materials`], send them
-//! through the node's transport, reload, confirm.
+//! through the node's transport, reload, confirm. A bundle is composed from the node's
+//! current one, so the certificates certroll does not manage stay ([`crate::bundles`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,8 +9,9 @@ use time::OffsetDateTime;
 
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
+use crate::bundles::{managed_ders, BundleBase};
 use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
-use crate::inventory::{CaId, Inventory, Node};
+use crate::inventory::{BundleForeign, CaId, Inventory, Node};
 use crate::materials::{changes_for, Generations};
 use crate::pki::CaCert;
 use crate::plan::{ChainMode, Step, StepId};
@@ -99,6 +101,30 @@ impl<'a> FleetWork<'a> {
             e @ TlsConfirmError::NotConfirmed { .. } => StepError::confirm_failed(e.to_string()),
         })
     }
+
+    /// The foreign certificates of the node's current bundle (none with `bundle_foreign = "drop"`).
+    fn bundle_base(&self, step: &Step) -> Result<BundleBase, StepError> {
+        let spec = &self.inv.cas[self.ca];
+        let writes_bundle = step.actions.iter().any(|a| {
+            matches!(
+                a,
+                crate::plan::Action::Install
+                    | crate::plan::Action::TrustAdd
+                    | crate::plan::Action::TrustPrune
+            )
+        });
+        if spec.bundle_foreign == BundleForeign::Drop || !writes_bundle {
+            return Ok(BundleBase::default());
+        }
+        let paths = self.inv.nodes[step.node].paths(&spec.name);
+        let Some(current) = self.transport(step)?.read_file(&paths.trust_bundle)? else {
+            return Ok(BundleBase::default());
+        };
+        let m = &self.material;
+        let gens: Vec<&CaCert> = std::iter::once(&m.current).chain(m.next.as_ref()).collect();
+        let managed = managed_ders(&gens, m.cross.as_deref().as_slice());
+        Ok(BundleBase::from_current(&current, &managed))
+    }
 }
 
 impl StepWork for FleetWork<'_> {
@@ -110,12 +136,14 @@ impl StepWork for FleetWork<'_> {
             cross: self.material.cross.as_deref(),
         };
         let spec = &self.inv.cas[self.ca];
+        let base = self.bundle_base(step)?;
         let changes = changes_for(
             &step.actions,
             node,
             spec,
             gens,
             self.chain,
+            &base,
             OffsetDateTime::now_utc(),
         )
         .map_err(|e| StepError::permanent(crate::error::chain(&e)))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::locate::ValuePath;
 use super::raw::{Named, RawCa};
 use super::validate::{check_name, Problem};
-use super::{CaSpec, ChainMode, KeyAlgorithm, Strategy};
+use super::{BundleForeign, CaSpec, ChainMode, KeyAlgorithm, Strategy};
 use crate::duration;
 
 const ALGORITHMS: [KeyAlgorithm; 3] = [
@@ -76,7 +76,19 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
             )
         }
     };
+    let bundle_foreign = match raw.bundle_foreign.as_deref() {
+        None | Some("keep") => BundleForeign::Keep,
+        Some("drop") => BundleForeign::Drop,
+        Some(s) => {
+            return Err(Problem::new(
+                at("bundle_foreign"),
+                format!("unknown bundle_foreign {s:?} for CA {name}"),
+            )
+            .hint("use \"keep\" (the default: other CAs in a bundle stay) or \"drop\" (certroll owns the whole file)"))
+        }
+    };
     Ok(CaSpec {
+        bundle_foreign,
         subject: raw.subject.unwrap_or_else(|| format!("CN={name} CA")),
         name,
         key_algorithm,

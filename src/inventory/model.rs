@@ -89,6 +89,18 @@ pub struct CaSpec {
     pub strategy: Strategy,
     /// Default chain mode for this CA.
     pub chain: ChainMode,
+    /// What happens to bundle certificates that are no generation of this CA.
+    pub bundle_foreign: BundleForeign,
+}
+
+/// `bundle_foreign`: who owns the certificates of a trust bundle that certroll did not put there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BundleForeign {
+    /// Keep them, in order; certroll changes only the anchors of its generations (default).
+    #[default]
+    Keep,
+    /// certroll owns the whole file: a written bundle holds only its generations.
+    Drop,
 }
 
 impl CaSpec {
@@ -106,6 +118,7 @@ impl CaSpec {
             renew_before: Duration::from_secs(30 * DAY),
             strategy: Strategy::default(),
             chain: ChainMode::default(),
+            bundle_foreign: BundleForeign::default(),
         }
     }
 }

@@ -50,6 +50,7 @@ pub struct RawCa {
     pub renew_before: Option<String>,
     pub strategy: Option<String>,
     pub chain: Option<String>,
+    pub bundle_foreign: Option<String>,
 }
 
 /// `[defaults]` or `[nodes.NAME]`: the same keys, all optional.

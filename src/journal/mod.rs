@@ -123,6 +123,10 @@ pub enum Record {
         run: String,
         time: String,
         step: StepId,
+        /// The node, so that a step that failed before writing anything (no `step-start`,
+        /// e.g. its node could not be read) is still attributed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
         error: String,
     },
     /// The run is over.
@@ -155,6 +159,10 @@ fn first_version() -> u32 {
 pub struct RunParams {
     pub install: Vec<String>,
     pub renew: Vec<String>,
+    /// A rotation whose plan is leaf swaps only (the next generation chains to an anchor
+    /// every member trusts already): rebuilt as such on resume.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub leaves_only: bool,
 }
 
 /// What the caller states about a new run; the journal adds run id, time, host and pid.
@@ -191,6 +199,7 @@ impl RunHeader {
             params: RunParams {
                 install: names(Action::Install),
                 renew: names(Action::Renew),
+                leaves_only: crate::plan::is_leaves_only(plan),
             },
         }
     }
@@ -293,10 +302,21 @@ impl Journal {
 
     /// Records that `step` failed with `error`.
     pub fn step_failed(&self, step: StepId, error: &str) -> Result<(), JournalError> {
+        self.step_failed_on(step, None, error)
+    }
+
+    /// Records that `step` on `node` failed with `error` (the node is journaled too).
+    pub fn step_failed_on(
+        &self,
+        step: StepId,
+        node: Option<&str>,
+        error: &str,
+    ) -> Result<(), JournalError> {
         self.append_step(step, |run, time| Record::StepFailed {
             run,
             time,
             step,
+            node: node.map(str::to_string),
             error: error.to_string(),
         })
     }

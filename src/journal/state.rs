@@ -306,6 +306,7 @@ mod tests {
             params: RunParams {
                 install: vec![],
                 renew: vec!["app1".into()],
+                ..RunParams::default()
             },
         };
         let line = serde_json::to_string(&record).unwrap();

@@ -225,6 +225,9 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
         plural(plan.steps.len(), "step"),
         plural(plan.wave_count(), "wave")
     )?;
+    for note in &plan.notes {
+        writeln!(out, "{} {note}", style.bold("note:"))?;
+    }
     if plan.steps.iter().any(|s| !s.after.is_empty()) {
         let legend =
             "Each ↳ line lists the steps that must be confirmed before the step above it starts.";
@@ -329,6 +332,8 @@ struct JsonPlan<'a> {
     chain: ChainMode,
     generation: JsonGenerations,
     waves: usize,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
     steps: JsonSteps<'a>,
     order: JsonOrder<'a>,
 }
@@ -370,6 +375,7 @@ pub fn json_to(view: &PlanView<'_>, out: &mut impl Write) -> io::Result<()> {
             next: view.next,
         },
         waves: plan.wave_count(),
+        notes: &plan.notes,
         steps: JsonSteps(*view),
         order: JsonOrder(*view),
     };

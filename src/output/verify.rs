@@ -85,10 +85,18 @@ fn ca_text(out: &mut String, ca: &CaReport, now: OffsetDateTime, style: Style) {
 }
 
 fn node_row(n: &NodeReport, now: OffsetDateTime) -> [String; 6] {
+    let foreign = n
+        .findings
+        .iter()
+        .any(|f| matches!(f, crate::verify::Finding::ForeignAnchor { .. }));
     let anchors: Vec<String> = n
         .anchors
         .iter()
-        .map(|a| gen_name(a.generation_number, a.generation.as_str()))
+        .map(|a| match a.generation_number {
+            // An anchor of no generation, kept on purpose (`bundle_foreign = "keep"`).
+            None if foreign => "foreign".to_string(),
+            number => gen_name(number, a.generation.as_str()),
+        })
         .collect();
     let (leaf, expires) = match &n.leaf {
         Some(l) => (

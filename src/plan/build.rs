@@ -85,6 +85,7 @@ fn single_action_plan(
         chain: ChainMode::Plain,
         steps,
         order: nodes.to_vec(),
+        notes: Vec::new(),
     }
 }
 
@@ -168,6 +169,7 @@ fn phased(inv: &Inventory, ca: CaId, chain: ChainMode) -> Plan {
         chain,
         steps,
         order: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -221,6 +223,7 @@ fn ordered(inv: &Inventory, ca: CaId, chain: ChainMode) -> Result<Plan, PlanErro
         chain,
         steps,
         order,
+        notes: Vec::new(),
     })
 }
 

@@ -12,10 +12,12 @@ pub use crate::inventory::{ChainMode, Strategy};
 
 mod build;
 mod order;
+pub mod takeover;
 mod waves;
 
 pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
 pub use order::{topological_order, CycleError};
+pub use takeover::{is_leaves_only, leaves_only, rotate_from};
 
 /// What a plan does to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +95,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Node visiting order (the single-visit order for `ordered`, else by first step).
     pub order: Vec<NodeId>,
+    /// What the planner saw and decided that the steps alone do not say (e.g. a
+    /// leaves-only rotation, nodes whose files belong to neither generation).
+    pub notes: Vec<String>,
 }
 
 impl Plan {

@@ -65,8 +65,15 @@ pub enum Finding {
         missing: Vec<String>,
         breaks_links: bool,
     },
-    /// An anchor that is no generation of this CA: trust nobody asked for.
+    /// An anchor that is no generation of this CA, with `bundle_foreign = "drop"`: trust
+    /// nobody asked for.
     StrayAnchor {
+        subject: String,
+    },
+    /// An anchor that is no generation of this CA, kept because certroll keeps the
+    /// certificates it does not manage (`bundle_foreign = "keep"`, the default).
+    /// Informational: never a failure.
+    ForeignAnchor {
         subject: String,
     },
     /// The same anchor twice in one bundle.
@@ -127,6 +134,7 @@ impl Finding {
         use Finding::*;
         match self {
             Unreachable { .. } | Unreadable { .. } | StoreUnavailable { .. } => Severity::Unknown,
+            ForeignAnchor { .. } => Severity::Ok,
             Missing { .. }
             | Corrupt { .. }
             | EmptyBundle { .. }
@@ -168,6 +176,7 @@ impl Finding {
             AnchorExpiring { .. } => ("anchor expiring", "anchors expiring"),
             NameNotCovered { .. } => ("name not covered", "names not covered"),
             StrayAnchor { .. } => ("stray anchor", "stray anchors"),
+            ForeignAnchor { .. } => ("foreign anchor", "foreign anchors"),
             DuplicateAnchor { .. } => ("duplicate anchor", "duplicate anchors"),
             StaleAnchor { .. } => ("stale anchor", "stale anchors"),
             MissingCurrentAnchor { .. } => {
@@ -245,6 +254,9 @@ impl Finding {
             }
             NameNotCovered { missing, .. } => {
                 format!("leaf of node {node} does not cover {}", missing.join(", "))
+            }
+            ForeignAnchor { subject } => {
+                format!("bundle of node {node} also trusts {subject}, a foreign anchor certroll keeps")
             }
             StrayAnchor { subject } => {
                 format!("bundle of node {node} trusts {subject}, which is no generation of this CA")

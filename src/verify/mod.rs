@@ -181,6 +181,7 @@ fn check_nodes<'a>(
             serves: inv.links_of(input.ca).any(|l| l.server == n),
             now: opts.now,
             warn_within,
+            keeps_foreign: spec.bundle_foreign == crate::inventory::BundleForeign::Keep,
         };
         let (report, p) = check_node(&cx, files);
         reports.push(report);

@@ -25,6 +25,8 @@ pub struct NodeContext<'a> {
     pub serves: bool,
     pub now: OffsetDateTime,
     pub warn_within: Duration,
+    /// `bundle_foreign = "keep"`: anchors of no generation are foreign, not stray.
+    pub keeps_foreign: bool,
 }
 
 /// The parsed files of a node, kept for the link checks.
@@ -160,6 +162,9 @@ fn check_anchors(
             }
             // Without a store every anchor would look stray; the CA-level finding says so.
             None if cx.known.is_empty() => {}
+            None if cx.keeps_foreign => out.push(Finding::ForeignAnchor {
+                subject: a.subject.clone(),
+            }),
             None => out.push(Finding::StrayAnchor {
                 subject: a.subject.clone(),
             }),

@@ -321,7 +321,9 @@ impl Report {
             }
             let nodes = ca.nodes.iter().flat_map(|n| n.findings.iter());
             for f in ca.findings.iter().chain(nodes) {
-                bump(f.severity(), f.noun());
+                if f.severity() != Severity::Ok {
+                    bump(f.severity(), f.noun());
+                }
             }
         }
         // Stable: equal severities keep the order of first appearance.

@@ -49,6 +49,7 @@ pub(crate) fn inventory(nodes: usize) -> Inventory {
             renew_before: Duration::from_secs(600),
             strategy: Default::default(),
             chain: Default::default(),
+            bundle_foreign: Default::default(),
         }],
         nodes: (0..nodes).map(|i| node(&format!("n{i}"))).collect(),
         links: vec![],
@@ -77,6 +78,7 @@ pub(crate) fn plan(after: Vec<Vec<StepId>>) -> Plan {
         chain: ChainMode::Plain,
         steps,
         order,
+        notes: Vec::new(),
     }
 }
 

@@ -29,9 +29,9 @@ fn bundle_of_another_ca_breaks_the_links_it_verifies() {
 
     let r = f.verify_json(&[]);
     assert_eq!(r.code(), exit::VERIFY_CRITICAL, "{}", r.run);
-    r.expect_findings_only_on("lb1", &["stray-anchor", "missing-current-anchor"]);
+    r.expect_findings_only_on("lb1", &["foreign-anchor", "missing-current-anchor"]);
     assert_eq!(
-        r.finding("lb1", "stray-anchor")["subject"],
+        r.finding("lb1", "foreign-anchor")["subject"],
         "CN=Somebody Else CA G1",
         "{}",
         r.run

@@ -5,7 +5,8 @@
 //! Each scenario asserts that no peer counted a failed handshake and that every link kept
 //! handshaking before, during and after certroll's run. The negative control (`naive.rs`)
 //! proves the harness sees failures when the order is wrong; `crash.rs` kills certroll
-//! mid-rotation and resumes it.
+//! mid-rotation and resumes it; `takeover.rs` takes over fleets built with `openssl` by
+//! another CA (public-only import, and an intermediate under an offline root).
 //!
 //! Needs root, sshd and openssl (`scripts/test.sh` installs them).
 
@@ -16,6 +17,7 @@ mod harness;
 mod naive;
 #[path = "../support/mod.rs"]
 mod support;
+mod takeover;
 
 use std::collections::BTreeMap;
 
