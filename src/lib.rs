@@ -24,6 +24,8 @@ pub mod materials;
 pub mod output;
 pub mod pki;
 pub mod plan;
+pub mod repair;
+pub mod secrets;
 pub mod simulate;
 pub mod tls;
 pub mod transport;

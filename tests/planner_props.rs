@@ -1,9 +1,14 @@
 //! Property tests: over random fleets (up to 30 nodes, one-way and mutual links, cycles,
 //! several CAs), every phased plan and every accepted ordered plan keeps every link
-//! handshaking in every checked order, and a plan with a gate removed is caught.
+//! handshaking in every checked order, and a plan with a gate removed is caught. Routine
+//! repair plans over random broken fleets never cut a working link and leave every link
+//! up unless a problem they name explains it; a held-back leaf replaced anyway is caught.
 
 use certroll::inventory::{Inventory, InventoryBuilder};
-use certroll::plan::{rotate, Action, ChainMode, Plan, Strategy as Visit};
+use certroll::plan::{
+    rotate, routine, Action, BundleNeed, ChainMode, LeafNeed, NodeNeed, Plan, Step,
+    Strategy as Visit,
+};
 use certroll::simulate::{check, CheckError, CheckOptions};
 use proptest::prelude::*;
 
@@ -85,6 +90,78 @@ proptest! {
             let caught = matches!(check(&inv, &broken, quick()), Err(CheckError::Broken { .. }));
             prop_assert!(caught, "a plan with a gate removed passed the check");
         }
+    }
+}
+
+/// Random needs for the members of CA 0: (bundle, leaf) per node, mostly sound.
+fn needs_for(inv: &Inventory, picks: &[(u8, u8)]) -> Vec<NodeNeed> {
+    let bundles = [BundleNeed::Broken, BundleNeed::Untrusting];
+    let leaves = [LeafNeed::Broken, LeafNeed::Due, LeafNeed::Foreign];
+    inv.members(0)
+        .into_iter()
+        .zip(picks.iter().cycle())
+        .filter_map(|(node, &(b, l))| {
+            let bundle = bundles
+                .get(b as usize)
+                .copied()
+                .unwrap_or(BundleNeed::Sound);
+            let leaf = leaves.get(l as usize).copied().unwrap_or(LeafNeed::Sound);
+            (bundle != BundleNeed::Sound || leaf != LeafNeed::Sound).then(|| NodeNeed {
+                node,
+                bundle,
+                leaf,
+                reasons: vec!["broken on purpose".into()],
+            })
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_routine_repair_plan_keeps_working_links_up_and_repairs_the_rest(
+        inv in fleet(),
+        picks in prop::collection::vec((0u8..5, 0u8..6), 1..30),
+    ) {
+        let plan = routine(&inv, 0, needs_for(&inv, &picks), Vec::new());
+        if let Err(e) = check(&inv, &plan, quick()) {
+            panic!("routine plan failed its check: {e}");
+        }
+    }
+
+    #[test]
+    fn a_held_back_leaf_replaced_anyway_is_caught(
+        inv in fleet(),
+        picks in prop::collection::vec((0u8..5, 0u8..6), 1..30),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let needs = needs_for(&inv, &picks);
+        let untrusting = |n: usize| {
+            needs.iter().any(|x| x.node == n && x.bundle == BundleNeed::Untrusting)
+        };
+        let mut plan = routine(&inv, 0, needs.clone(), Vec::new());
+        // Held leaves served on a one-way link to an untrusting client: that link works
+        // before (the client trusts the other CA), so replacing the leaf must break it.
+        let relied: Vec<usize> = plan
+            .unrepaired
+            .iter()
+            .map(|u| u.node)
+            .filter(|&h| inv.links_of(0).any(|l| l.server == h && !l.mutual && untrusting(l.client)))
+            .collect();
+        if relied.is_empty() {
+            return Ok(());
+        }
+        let held = relied[pick.index(relied.len())];
+        plan.steps.push(Step {
+            id: plan.steps.len(),
+            node: held,
+            actions: vec![Action::Renew],
+            after: Vec::new(),
+            wave: 0,
+        });
+        let caught = matches!(check(&inv, &plan, quick()), Err(CheckError::Broken { .. }));
+        prop_assert!(caught, "replacing a leaf a verifier relies on passed the check");
     }
 }
 

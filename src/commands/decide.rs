@@ -1,17 +1,22 @@
 //! Which plan a run carries out, shared by `plan` (to show it) and `apply` (to do it):
 //! rotate when asked or when a rotation is in progress, bootstrap when the CA was never
-//! created, otherwise routine maintenance decided from the nodes' own certificates.
-//! A rotation from or to an imported generation reads the nodes first (takeover); a
-//! public-only generation refuses routine runs and cross-signed chains.
+//! created, otherwise a routine plan (install, renew, repair) decided from the nodes' own
+//! files by [`crate::repair`]. A rotation from or to an imported generation reads the
+//! nodes first (takeover); a public-only generation refuses routine runs and cross-signed
+//! chains. Both commands refuse the same things with the same words.
 
 use std::sync::Arc;
+
+use time::OffsetDateTime;
 
 use super::holdings::{holding_files, read_members, Known};
 use super::{facts, CaGenerations, CommandError};
 use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
-use crate::pki::CaCert;
+use crate::pki::{CaCert, CaStore};
 use crate::plan::{self, takeover, Plan};
+use crate::repair;
 use crate::transport::Connector;
+use crate::verify::Known as StoreGenerations;
 
 /// What the operator asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +44,12 @@ pub fn decide(
 ) -> Result<Plan, CommandError> {
     let spec = &inv.cas[ca];
     let (current, next) = (&gens.current, &gens.next);
+    if intent.rotate && current.is_none() {
+        return Err(CommandError::Usage(format!(
+            "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
+            spec.name
+        )));
+    }
     if intent.rotate || (next.is_some() && !gens.next_staged) {
         let strategy = intent.strategy.unwrap_or(spec.strategy);
         let chain = intent.chain.unwrap_or(spec.chain);
@@ -70,10 +81,14 @@ pub fn decide(
             spec.name, cur.generation
         )));
     }
-    let m = facts::maintenance(inv, ca, &*connect(), intent.parallel.max(1)).map_err(|e| {
+    let files = facts::read_members(inv, ca, &*connect(), intent.parallel.max(1)).map_err(|e| {
         CommandError::Incomplete(format!("could not read the fleet's certificates: {e}"))
     })?;
-    Ok(plan::maintenance(inv, ca, &m.install, &m.renew))
+    // The archived generations too: an old anchor is then named stale, not stray.
+    let known = StoreGenerations::from_store(&CaStore::new(&inv.state_dir), spec)
+        .map_err(|e| CommandError::Other(anyhow::anyhow!(e)))?;
+    let (needs, unrepaired) = repair::diagnose(inv, ca, &known, &files, OffsetDateTime::now_utc());
+    Ok(plan::routine(inv, ca, needs, unrepaired))
 }
 
 /// A cross certificate needs the current key and certifies a root by a root.

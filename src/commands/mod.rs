@@ -8,7 +8,7 @@ use crate::exit;
 use anyhow::Context;
 
 use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
-use crate::journal::JournalError;
+use crate::journal::{Journal, JournalError, RunState};
 use crate::pki::{CaCert, CaStore};
 
 pub mod apply;
@@ -17,6 +17,7 @@ pub mod decide;
 pub mod facts;
 pub mod holdings;
 pub mod plan;
+mod routine_params;
 pub mod status;
 pub mod verify;
 
@@ -62,6 +63,16 @@ impl CommandError {
 /// Loads the inventory, mapping errors to [`CommandError::Inventory`].
 pub fn load(path: &Path) -> Result<Inventory, CommandError> {
     Ok(inventory::load(path)?)
+}
+
+/// The latest run of the journal; a torn last line (a write cut short by a crash) is
+/// reported once, on stderr, with its line number.
+pub fn last_run(journal: &Journal) -> Result<Option<RunState>, CommandError> {
+    let last = journal.last_run()?;
+    for w in last.iter().flat_map(|r| &r.warnings) {
+        eprintln!("warning: {w}");
+    }
+    Ok(last)
 }
 
 /// What the CA store holds for one CA, read once per command.

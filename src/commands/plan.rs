@@ -1,5 +1,6 @@
 //! `certroll plan`: compute and print the plan (a dry run), optionally prove it.
 
+use crate::output::style::plural;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -122,12 +123,12 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();
         eprintln!(
-            "{} {} orders × {} steps, {} links, {} distinct handshakes: every link stayed up",
+            "{} {} × {}, {}, {}: every link stayed up",
             style.green("plan check passed:"),
-            report.orders,
-            report.steps,
-            report.links,
-            report.handshakes
+            plural(report.orders, "order"),
+            plural(report.steps, "step"),
+            plural(report.links, "link"),
+            plural(report.handshakes, "distinct handshake"),
         );
     }
     let code = if args.detailed_exitcode && !planned.plan.is_empty() {

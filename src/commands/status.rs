@@ -29,10 +29,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, args.ca.as_deref())?;
     let journal = Journal::open(&inv.state_dir)?;
-    let Some(last) = journal
-        .last_run()?
-        .filter(|r| r.header.ca == inv.cas[ca].name)
-    else {
+    let Some(last) = super::last_run(&journal)?.filter(|r| r.header.ca == inv.cas[ca].name) else {
         print(&format!(
             "no run recorded for CA {} in {}\n",
             inv.cas[ca].name,

@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{ChainMode, Inventory, Strategy};
-use crate::plan::{Action, Mode, Plan, Step, StepId};
+use crate::plan::{Action, BundleNeed, LeafNeed, Mode, Plan, Step, StepId};
 
 mod lock;
 mod state;
@@ -153,7 +153,8 @@ fn first_version() -> u32 {
     1
 }
 
-/// What a maintenance run needs to be rebuilt on resume: the nodes it installs and renews.
+/// What a maintenance run needs to be rebuilt on resume: the nodes it installs and renews
+/// and, for a routine run, what each node needed (the plan is rebuilt from that).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunParams {
@@ -163,6 +164,18 @@ pub struct RunParams {
     /// every member trusts already): rebuilt as such on resume.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub leaves_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routine: Vec<NeedRecord>,
+}
+
+/// One node's needs in a routine run (see [`crate::plan::routine`]), by node name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeedRecord {
+    pub node: String,
+    pub bundle: BundleNeed,
+    pub leaf: LeafNeed,
+    #[serde(default)]
+    pub reasons: Vec<String>,
 }
 
 /// What the caller states about a new run; the journal adds run id, time, host and pid.
@@ -200,6 +213,16 @@ impl RunHeader {
                 install: names(Action::Install),
                 renew: names(Action::Renew),
                 leaves_only: crate::plan::is_leaves_only(plan),
+                routine: plan
+                    .needs
+                    .iter()
+                    .map(|n| NeedRecord {
+                        node: inv.nodes[n.node].name.clone(),
+                        bundle: n.bundle,
+                        leaf: n.leaf,
+                        reasons: n.reasons.clone(),
+                    })
+                    .collect(),
             },
         }
     }

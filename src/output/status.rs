@@ -102,14 +102,17 @@ pub fn text(r: &RunReport, style: Style) -> String {
     );
     let _ = writeln!(
         out,
-        "started {} by pid {} on {}, resumed {} time(s)",
-        r.started_at, r.pid, r.host, r.resumes
+        "started {} by pid {} on {}, resumed {}",
+        r.started_at,
+        r.pid,
+        r.host,
+        super::style::plural(r.resumes as usize, "time")
     );
     let count = |s: StepState| r.steps.iter().filter(|x| x.state == s).count();
     let _ = writeln!(
         out,
-        "{} steps: {} done · {} failed · {} interrupted · {} ready · {} waiting",
-        r.steps.len(),
+        "{}: {} done · {} failed · {} interrupted · {} ready · {} waiting",
+        super::style::plural(r.steps.len(), "step"),
         count(StepState::Done),
         count(StepState::Failed),
         count(StepState::Interrupted),

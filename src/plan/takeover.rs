@@ -129,6 +129,8 @@ pub fn leaves_only(inv: &Inventory, ca: CaId, strategy: Strategy, chain: ChainMo
              the swaps may run in any order",
             inv.cas[ca].name
         )],
+        needs: Vec::new(),
+        unrepaired: Vec::new(),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::pki::PkiError;
 use crate::plan::{Mode, Plan, StepId};
 use crate::tls::{handshake, Endpoint, HandshakeError};
 
+mod routine;
 mod start;
 pub use start::Start;
 use start::{initial_files, Files, SimCas};
@@ -73,6 +74,13 @@ pub enum CheckError {
         order: String,
         error: HandshakeError,
     },
+    /// A routine plan ran to the end and a link still fails that no left-alone problem explains.
+    #[error("after the whole plan, link {client} → {server} still fails, and no problem left alone explains it: {error}")]
+    NotRepaired {
+        client: String,
+        server: String,
+        error: HandshakeError,
+    },
     /// The plan ran to the end but left a node without the expected files.
     #[error("after the whole plan, node {node} does not hold what it should: {what}")]
     Incomplete { node: String, what: String },
@@ -89,6 +97,11 @@ struct Prepared {
     expect: FinalBundles,
     /// Links may be down before the plan runs; each must come up and then stay up.
     may_start_down: bool,
+    /// Routine plans: per node, whether a link through it may stay down at the end (its
+    /// bundle does not trust the current CA, or its needs are left alone).
+    excused: Vec<bool>,
+    /// Routine plans: per node, whether its bundle trusts another CA (see `excused`).
+    untrusting: Vec<bool>,
 }
 
 fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, CheckError> {
@@ -100,7 +113,7 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
         |c: Vec<crate::materials::FileChange>| c.into_iter().map(|c| (c.path, c.data)).collect();
 
     let bootstrap = plan.mode == Mode::Bootstrap;
-    let (initial, bases) = if bootstrap {
+    let (mut initial, bases) = if bootstrap {
         let none = vec![Files::new(); inv.nodes.len()];
         (none, vec![BundleBase::default(); inv.nodes.len()])
     } else {
@@ -118,6 +131,11 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
             &bases[s.node],
             now,
         )?));
+    }
+    let mut excused = vec![false; inv.nodes.len()];
+    let mut untrusting = vec![false; inv.nodes.len()];
+    if plan.mode == Mode::Renew {
+        (untrusting, excused) = routine::start(inv, plan, &cas.current, now, &mut initial)?;
     }
     let managed = cas.managed();
     let ca_name = &spec.name;
@@ -145,6 +163,8 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
         bootstrap,
         expect,
         may_start_down: start.has_broken_links(),
+        excused,
+        untrusting,
     })
 }
 
@@ -259,7 +279,10 @@ impl Sim<'_> {
     fn run(&mut self, order: &[StepId]) -> Result<(), CheckError> {
         let mut files = self.prepared.initial.clone();
         let mut applied: Vec<Vec<StepId>> = vec![Vec::new(); self.inv.nodes.len()];
-        self.up = vec![!self.prepared.may_start_down; self.links.len()];
+        // A fleet that starts broken (a takeover's missing files, a routine plan's repairs):
+        // a link that is down must come up, and a link that is up must never go down.
+        let may_start_down = self.prepared.may_start_down || self.plan.mode == Mode::Renew;
+        self.up = vec![!may_start_down; self.links.len()];
         self.check_links(&files, &applied, None, order, None)?;
         for &s in order {
             let node = self.plan.steps[s].node;
@@ -277,10 +300,60 @@ impl Sim<'_> {
             self.up = vec![true; self.links.len()];
             self.check_links(&files, &applied, None, order, order.last().copied())?;
         }
+        self.check_repaired(&files, &applied)?;
         self.check_final(&files)
     }
 
     /// Handshakes the links touching `changed` (all links when `None`).
+    /// After a routine plan, every link is up unless a node on it is excused.
+    fn check_repaired(
+        &mut self,
+        files: &[Files],
+        applied: &[Vec<StepId>],
+    ) -> Result<(), CheckError> {
+        if self.plan.mode != Mode::Renew {
+            return Ok(());
+        }
+        let links = self.links;
+        for (i, l) in links.iter().enumerate() {
+            let p = self.prepared;
+            let excused = p.excused[l.client]
+                || p.excused[l.server]
+                || p.untrusting[l.client]
+                || (l.mutual && p.untrusting[l.server]);
+            if self.up[i] || excused {
+                continue;
+            }
+            if let Err(error) = self.cached_handshake(i, l, files, applied) {
+                let name = |n: NodeId| self.inv.nodes[n].name.clone();
+                return Err(CheckError::NotRepaired {
+                    client: name(l.client),
+                    server: name(l.server),
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn cached_handshake(
+        &mut self,
+        i: usize,
+        l: &Link,
+        files: &[Files],
+        applied: &[Vec<StepId>],
+    ) -> Result<(), HandshakeError> {
+        let key = (i, applied[l.client].clone(), applied[l.server].clone());
+        match self.cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.handshake(l, files);
+                self.cache.insert(key, r.clone());
+                r
+            }
+        }
+    }
+
     fn check_links(
         &mut self,
         files: &[Files],
@@ -289,7 +362,8 @@ impl Sim<'_> {
         order: &[StepId],
         after_step: Option<StepId>,
     ) -> Result<(), CheckError> {
-        for (i, l) in self.links.iter().enumerate() {
+        let links = self.links;
+        for (i, l) in links.iter().enumerate() {
             if changed.is_some_and(|c| c != l.client && c != l.server) {
                 continue;
             }
@@ -299,15 +373,7 @@ impl Sim<'_> {
             {
                 continue; // during bootstrap a link is expected up once both ends are installed
             }
-            let key = (i, applied[l.client].clone(), applied[l.server].clone());
-            let result = match self.cache.get(&key) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = self.handshake(l, files);
-                    self.cache.insert(key, r.clone());
-                    r
-                }
-            };
+            let result = self.cached_handshake(i, l, files, applied);
             if result.is_ok() {
                 self.up[i] = true;
             } else if !self.up[i] {

@@ -133,6 +133,10 @@ impl Transport for SshTransport {
         let (session, tunnel) = (self.opener)()?.into_parts();
         stream::connect_through(&self.node, session, tunnel, host, port, timeout)
     }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<super::DirEntry>>, TransportError> {
+        self.with_conn(|c| c.list(&self.node, path))
+    }
 }
 
 /// Opens and caches one transport per node.

@@ -99,6 +99,20 @@ pub enum Finding {
         path: String,
         mode: String,
     },
+    /// A private key in a file certroll manages that is not the key file (certificate,
+    /// trust bundle, proof-key certificate): whoever may read that file may read the key.
+    KeyInPublicFile {
+        file: FileKind,
+        path: String,
+        /// The file's mode in octal, when known.
+        mode: Option<String>,
+    },
+    /// A copy of a managed file (a backup such as `key.pem.bak` beside it) holds a private
+    /// key and other users may read it.
+    LooseKeyCopy {
+        path: String,
+        mode: String,
+    },
     /// During a rotation, a combination of bundle and leaf no correct plan produces.
     IrregularPhase {
         detail: String,
@@ -141,6 +155,8 @@ impl Finding {
             | KeyMismatch { .. }
             | Expired { .. }
             | NotYetValid { .. }
+            | KeyInPublicFile { .. }
+            | LooseKeyCopy { .. }
             | ProofInvalid { .. }
             | LiveTls { .. } => Severity::Critical,
             NameNotCovered { breaks_links, .. } if *breaks_links => Severity::Critical,
@@ -184,7 +200,18 @@ impl Finding {
             }
             LeafNotCurrent { .. } => ("leaf from another CA", "leaves from another CA"),
             KeyMode { .. } => ("key file too open", "key files too open"),
+            KeyInPublicFile { .. } => (
+                "private key in a public file",
+                "private keys in public files",
+            ),
+            LooseKeyCopy { .. } => (
+                "readable copy of a private key",
+                "readable copies of private keys",
+            ),
             IrregularPhase { .. } => ("irregular rollover state", "irregular rollover states"),
+            StoreUnavailable { message } if message.starts_with(super::NEVER_CREATED) => {
+                ("CA never created", "CAs never created")
+            }
             StoreUnavailable { .. } => ("CA store unreadable", "CA stores unreadable"),
             ProofMissing { .. } => (
                 "proof-key certificate missing",
@@ -279,6 +306,19 @@ impl Finding {
             KeyMode { path, mode } => {
                 format!("private key {path} on node {node} has mode {mode}; it must be 0600")
             }
+            KeyInPublicFile { file, path, mode } => {
+                let mode = mode
+                    .as_deref()
+                    .map(|m| format!(" (mode {m})"))
+                    .unwrap_or_default();
+                format!(
+                    "{} {path}{mode} on node {node} holds a private key: whoever may read it has the key; a private key belongs only in the key file",
+                    file.label()
+                )
+            }
+            LooseKeyCopy { path, mode } => format!(
+                "{path} on node {node} holds a private key and has mode {mode}: other users can read it; remove it or make it 0600"
+            ),
             IrregularPhase { detail } => format!("node {node}: {detail}"),
             StoreUnavailable { message } => {
                 format!("failed to read the local CA store for CA {node}: {message}")

@@ -41,6 +41,10 @@ use collect::collect;
 use links::{check_link, SideState};
 use node::{check_node, NodeContext, Parsed};
 
+/// The start of the CA finding of a store that holds no generation: the fleet was never
+/// bootstrapped (the text output adds a hint to run `certroll apply`).
+pub const NEVER_CREATED: &str = "the store holds no generation of this CA: it was never created";
+
 /// How to verify.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -196,7 +200,7 @@ fn ca_findings(input: &CaInput) -> Vec<Finding> {
             message: message.clone(),
         }],
         (None, true) => vec![Finding::StoreUnavailable {
-            message: "the store holds no generation of this CA (is state_dir right?)".into(),
+            message: format!("{NEVER_CREATED} (or state_dir points elsewhere)"),
         }],
         (None, false) => Vec::new(),
     }

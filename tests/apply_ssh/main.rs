@@ -17,6 +17,7 @@ mod failures;
 mod host_keys;
 mod hostile;
 mod renew;
+mod repair;
 mod rotate;
 mod via;
 

@@ -79,6 +79,8 @@ pub(crate) fn plan(after: Vec<Vec<StepId>>) -> Plan {
         steps,
         order,
         notes: Vec::new(),
+        needs: Vec::new(),
+        unrepaired: Vec::new(),
     }
 }
 
