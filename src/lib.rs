@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: [`inventory`] → [`plan`] → [`executor`] → [`transport`].
 //! [`pki`] makes the certificates, [`tls`] proves links with real handshakes,
-//! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results.
+//! [`simulate`] proves plans, [`verify`] proves fleets, [`output`] renders results;
+//! [`confirm`] proves with a live handshake that a node's software took its files.
 #![forbid(unsafe_code)]
 // `unwrap` is for tests; elsewhere a failure is a typed error, and a fallback that cannot
 // happen says in a comment why not.
@@ -11,6 +12,7 @@
 pub mod bundles;
 pub mod collect;
 pub mod commands;
+pub mod confirm;
 pub mod duration;
 pub mod error;
 pub mod executor;

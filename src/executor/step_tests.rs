@@ -21,6 +21,7 @@ fn node(confirm_timeout_ms: u64) -> Node {
         confirm: Some("tls-health --node {node} --ca {ca}".into()),
         confirm_timeout: Duration::from_millis(confirm_timeout_ms),
         probe: None,
+        tls: None,
         dns_names: vec![],
     }
 }

@@ -17,6 +17,7 @@ pub mod raw;
 mod san;
 mod shared_files;
 pub mod subject;
+mod tls_target;
 mod validate;
 
 pub use builder::InventoryBuilder;

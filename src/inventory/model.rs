@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::tls_target::{Starttls, TlsTarget};
+
 /// Index of a node in [`Inventory::nodes`].
 pub type NodeId = usize;
 /// Index of a CA in [`Inventory::cas`].
@@ -172,6 +174,9 @@ pub struct Node {
     /// Shell command run by `verify --live` to probe a server; `{host}`, `{port}`,
     /// `{server}` and `{name}` are substituted.
     pub probe: Option<String>,
+    /// Where the node serves TLS (`tls_address`, `starttls`): certroll then confirms its
+    /// reloads with a handshake of its own through the node's transport.
+    pub tls: Option<TlsTarget>,
     /// Subject alternative names of the node's leaf (DNS names and IP addresses).
     pub dns_names: Vec<String>,
 }

@@ -114,6 +114,12 @@ fn build_one(
         .or_else(|| d.dns_names.clone())
         .unwrap_or_default();
     check_dns_names(&name, &dns_names, own_names)?;
+    let tls = super::tls_target::build(
+        &name,
+        raw.tls_address.as_deref().or(d.tls_address.as_deref()),
+        raw.starttls.as_deref().or(d.starttls.as_deref()),
+        |key| key_at(&name, &[key]),
+    )?;
     let node = Node {
         transport,
         via: None,
@@ -126,6 +132,7 @@ fn build_one(
         confirm: pick(raw.confirm, &d.confirm),
         confirm_timeout,
         probe: pick(raw.probe, &d.probe),
+        tls,
         dns_names,
         name,
     };
@@ -415,6 +422,7 @@ mod tests {
             confirm: None,
             confirm_timeout: std::time::Duration::from_secs(1),
             probe: None,
+            tls: None,
             dns_names: Vec::new(),
         };
         let p = node.paths("edge");

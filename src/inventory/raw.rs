@@ -68,6 +68,8 @@ pub struct RawNode {
     pub confirm: Option<String>,
     pub confirm_timeout: Option<String>,
     pub probe: Option<String>,
+    pub tls_address: Option<String>,
+    pub starttls: Option<String>,
     pub dns_names: Option<Vec<String>>,
 }
 

@@ -123,6 +123,7 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
     }
     nodes::check_files(&nodes, &links, &cas)?;
     shared_files::check(&nodes, &links, &cas)?;
+    super::tls_target::check_one_ca(&nodes, &links, &cas)?;
     let state_dir = raw.certroll.state_dir.clone();
     free_in_background(raw.links);
     let state_dir = state_dir.as_deref().unwrap_or(".certroll");

@@ -282,6 +282,15 @@ impl Transport for LocalTransport {
             stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
         })
     }
+
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn super::ByteStream>, TransportError> {
+        super::stream::connect_local(&self.node, host, port, timeout)
+    }
 }
 
 /// A bounded read: the data, or why the file was refused.

@@ -18,7 +18,10 @@ mod process;
 mod remote;
 mod session;
 pub mod ssh;
+mod stream;
 mod tunnel;
+
+pub use stream::ByteStream;
 
 /// Output of a command run on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +150,25 @@ pub trait Transport: Send + Sync {
     /// killed and the call returns at once with `status: None`. At most
     /// [`limits::MAX_OUTPUT_BYTES`] of each stream is kept.
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError>;
+
+    /// Opens a TCP byte stream to `host:port` *as the node reaches it* (an SSH node
+    /// connects from its own end of the session; a local node from this machine), with
+    /// `timeout` on the connect and on every read and write. Used by certroll's own TLS
+    /// confirm. Refused and timed-out connections are [`ErrorKind::Transient`].
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn ByteStream>, TransportError> {
+        let _ = timeout;
+        Err(TransportError::new(
+            self.node(),
+            stream::connect_action(host, port),
+            ErrorKind::Io,
+            "this transport cannot open TCP streams",
+        ))
+    }
 
     /// Lists a directory (at most [`MAX_DIR_ENTRIES`] entries); `Ok(None)` if it does not
     /// exist, or if this transport cannot list directories.

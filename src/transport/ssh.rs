@@ -16,9 +16,11 @@ use ssh2::Session;
 use super::local::LocalTransport;
 use super::remote::Conn;
 use super::session::{establish, tcp_connect, Peer};
+use super::stream;
 use super::tunnel::{self, Hop, Tunnel};
 use super::{
-    Connector, ErrorKind, ExecOutput, HostKeyPolicy, Transport, TransportError, WriteOptions,
+    ByteStream, Connector, ErrorKind, ExecOutput, HostKeyPolicy, Transport, TransportError,
+    WriteOptions,
 };
 use crate::inventory::{Inventory, NodeId, SshSettings, TransportKind};
 
@@ -118,6 +120,18 @@ impl Transport for SshTransport {
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.with_conn(|c| c.exec(&self.node, command, timeout))
+    }
+
+    /// A session of its own per stream: the run's session stays free for file operations
+    /// and commands while the stream is in use.
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn ByteStream>, TransportError> {
+        let (session, tunnel) = (self.opener)()?.into_parts();
+        stream::connect_through(&self.node, session, tunnel, host, port, timeout)
     }
 
     fn list_dir(&self, path: &str) -> Result<Option<Vec<super::DirEntry>>, TransportError> {

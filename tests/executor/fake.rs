@@ -31,6 +31,7 @@ pub(crate) fn node(name: &str) -> Node {
         confirm: None,
         confirm_timeout: Duration::from_secs(1),
         probe: None,
+        tls: None,
         dns_names: vec![],
     }
 }

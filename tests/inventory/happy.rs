@@ -323,3 +323,23 @@ fn strategy_and_chain_are_read_per_ca() {
         (inventory::Strategy::Phased, inventory::ChainMode::Plain)
     );
 }
+
+#[test]
+fn tls_address_and_starttls_inherit_from_defaults() {
+    let inv = ok("[ca.internal]\n[defaults]\ntls_address = \"127.0.0.1:443\"\n\n\
+                  [nodes.web]\nssh = { host = \"w\" }\n\n\
+                  [nodes.db]\nssh = { host = \"d\" }\ntls_address = \"[::1]:5432\"\nstarttls = \"postgres\"\n\n\
+                  [nodes.cli]\nssh = { host = \"c\" }\n\n\
+                  [[links]]\nclient = \"cli\"\nserver = [\"web\", \"db\"]\n");
+    let node = |n: &str| inv.nodes[inv.node_id(n).unwrap()].tls.clone().unwrap();
+    assert_eq!(node("web").address(), "127.0.0.1:443");
+    assert_eq!(node("web").starttls, certroll::inventory::Starttls::None);
+    assert_eq!(
+        (
+            node("db").host.as_str(),
+            node("db").port,
+            node("db").starttls
+        ),
+        ("::1", 5432, certroll::inventory::Starttls::Postgres)
+    );
+}

@@ -347,3 +347,28 @@ fn two_nodes_sharing_a_file_on_one_host_are_refused_naming_both() {
     super::ok(&text.replace("host = \"H\", port = 22", "host = \"h\", port = 2222"));
     super::ok(&text.replace("host = \"H\"", "host = \"other\""));
 }
+
+#[test]
+fn bad_tls_address_and_starttls_are_positioned() {
+    let text = with_base("[nodes.db]\ntls_address = \"localhost\"\n");
+    refused(&text)
+        .at(9, 15, "\"localhost\"")
+        .says("bad tls_address for node db: \"localhost\" has no port");
+    let text = with_base("[nodes.db]\ntls_address = \"127.0.0.1:5432\"\nstarttls = \"mysql\"\n");
+    refused(&text)
+        .at(10, 12, "\"mysql\"")
+        .says("unknown starttls \"mysql\" for node db")
+        .hints("\"postgres\"");
+}
+
+#[test]
+fn tls_address_on_a_node_of_two_cas_is_refused() {
+    let text = "[ca.a]\n[ca.b]\n[defaults]\ntransport = \"local\"\ntrust_bundle = \"t/{ca}/ca.pem\"\n\
+                cert = \"t/{ca}/cert.pem\"\nkey = \"t/{ca}/key.pem\"\n\n[nodes.x]\n[nodes.db]\n\
+                tls_address = \"127.0.0.1:5432\"\n\n[[links]]\nclient = \"x\"\nserver = \"db\"\nca = \"a\"\n\n\
+                [[links]]\nclient = \"x\"\nserver = \"db\"\nca = \"b\"\n";
+    refused(text)
+        .at(11, 15, "\"127.0.0.1:5432\"")
+        .says("node db has tls_address but takes part in links of CAs a and b")
+        .hints("give it a confirm command");
+}
