@@ -26,6 +26,19 @@ fi
 cargo build --release --quiet --bin certroll
 certroll=${CARGO_TARGET_DIR:-target}/release/certroll
 
+# `plan --rotate` needs a CA to rotate (like `apply --rotate`): give the synthetic fleet's
+# store a generation 1, made with openssl, as a bootstrap would (no node is touched).
+seed_ca() {
+    local ca="$1/.certroll/ca/internal"
+    [ -s "$ca/current" ] && return
+    mkdir -p "$ca/g1"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=Bench CA G1" -keyout "$ca/g1/ca.key" -out "$ca/g1/ca.pem" 2>/dev/null
+    chmod 600 "$ca/g1/ca.key"
+    echo 1 > "$ca/current"
+}
+seed_ca "$work"
+
 for form in expanded compact; do
     inv="$work/fleet-$nodes-$links-$form.toml"
     if [ ! -s "$inv" ]; then

@@ -4,17 +4,51 @@
 # them only on reload. certroll bootstraps the fleet, then rotates the CA while the
 # handshakes go on; the counters at the end show whether any handshake failed.
 # Runs on this machine only (127.0.0.1), no SSH. Ports: CERTROLL_DEMO_PORT (default 18440)
-# and the five after it.
+# and the five after it; the demo stops at once, naming the port, if one is taken.
+# CERTROLL_BIN_DIR=DIR uses the binaries in DIR instead of building them.
+# Bold headings only on a terminal, and never with NO_COLOR set (https://no-color.org).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked --quiet --bin certroll --bin certroll-peer
-bin="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)"
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '\n%s%s%s\n' "$bold" "$*" "$plain"; }
+
+base=${CERTROLL_DEMO_PORT:-18440}
+case "$base" in
+  ''|*[!0-9]*) echo "error: CERTROLL_DEMO_PORT must be a port number, not '$base'" >&2; exit 64 ;;
+esac
+if [ "$base" -lt 1024 ] || [ "$base" -gt 65530 ]; then
+  echo "error: CERTROLL_DEMO_PORT=$base: choose a port from 1024 to 65530 (the demo uses it and the five after it)" >&2
+  exit 64
+fi
+# Every port must be free before anything starts: a peer that cannot listen would
+# otherwise leave the demo waiting, with the cause only in its log.
+for p in $(seq "$base" $((base + 5))); do
+  if ! why=$(python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the peers do
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError as e:
+    print(e.strerror); sys.exit(1)' "$p"); then
+    echo "error: port $p on 127.0.0.1 is taken ($why), so the demo cannot start its TLS peers" >&2
+    echo "  hint: choose other ports, e.g. CERTROLL_DEMO_PORT=$((base + 100)) $0 (the demo uses that port and the five after it)" >&2
+    exit 1
+  fi
+done
+
+if [ -n "${CERTROLL_BIN_DIR:-}" ]; then
+  bin="$(cd "$CERTROLL_BIN_DIR" && pwd)"
+  echo "using the binaries in $bin"
+else
+  echo "Building certroll and certroll-peer (release; the first build compiles every dependency and takes a few minutes)..."
+  cargo build --release --locked --bin certroll --bin certroll-peer
+  bin="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)"
+fi
 export PATH="$bin:$PATH"
 cd examples/local-live
 rm -rf nodes .certroll
 
-base=${CERTROLL_DEMO_PORT:-18440}
 declare -A port=([app1]=$((base)) [app2]=$((base + 1)) [app3]=$((base + 2))
                  [db1]=$((base + 3)) [db2]=$((base + 4)) [cache]=$((base + 5)))
 target() { echo "--target $1=127.0.0.1:${port[$1]}@$1.example.test"; }
@@ -35,8 +69,6 @@ stop_peers() {
 }
 trap stop_peers EXIT
 
-say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
-
 say "Starting one certroll-peer per node (they wait for their files)"
 for n in "${nodes[@]}"; do
   mkdir -p "nodes/$n/peer"
@@ -46,7 +78,12 @@ for n in "${nodes[@]}"; do
     ${args[$n]} >"nodes/$n/peer.log" 2>&1 &
 done
 for n in "${nodes[@]}"; do
-  for _ in $(seq 100); do [ -S "nodes/$n/peer/control.sock" ] && break; sleep 0.05; done
+  for _ in $(seq 200); do [ -S "nodes/$n/peer/control.sock" ] && break; sleep 0.05; done
+  if [ ! -S "nodes/$n/peer/control.sock" ]; then
+    echo "error: the certroll-peer of node $n did not start within 10 s; its log (nodes/$n/peer.log):" >&2
+    sed 's/^/  /' "nodes/$n/peer.log" >&2
+    exit 1
+  fi
 done
 
 say "\$ certroll apply --yes          # bootstrap: CA G1, bundles and leaves; each peer reloads"

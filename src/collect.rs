@@ -59,6 +59,8 @@ pub struct CaFiles {
     pub key_mode: Result<Option<u32>, String>,
     /// The proof-key certificate, when the node has a `proof_cert` path.
     pub proof: Option<FileState>,
+    /// Readable copies of managed files, beside them, that hold a private key.
+    pub loose_copies: Vec<crate::secrets::LooseCopy>,
 }
 
 impl CaFiles {
@@ -110,20 +112,35 @@ pub fn collect(
         for (i, &ca) in cas.iter().enumerate() {
             if member[i].binary_search(&node).is_ok() {
                 let paths = inv.nodes[node].paths(&inv.cas[ca].name);
-                files.insert(ca, read_set(transport.as_ref(), &paths));
+                let managed = managed_files(inv, node);
+                files.insert(ca, read_set(transport.as_ref(), &paths, &managed));
             }
         }
         Collected::Reached { transport, files }
     })
 }
 
-fn read_set(t: &dyn Transport, paths: &crate::inventory::NodePaths) -> CaFiles {
+/// Every file the node holds for any CA of the inventory.
+fn managed_files(inv: &Inventory, node: NodeId) -> Vec<String> {
+    inv.cas
+        .iter()
+        .flat_map(|c| {
+            let p = inv.nodes[node].paths(&c.name);
+            [p.trust_bundle, p.cert, p.key]
+                .into_iter()
+                .chain(p.proof_cert)
+        })
+        .collect()
+}
+
+fn read_set(t: &dyn Transport, paths: &crate::inventory::NodePaths, managed: &[String]) -> CaFiles {
     CaFiles {
         bundle: read(t, &paths.trust_bundle),
         cert: read(t, &paths.cert),
         key: read(t, &paths.key),
         key_mode: t.file_mode(&paths.key).map_err(|e| e.to_string()),
         proof: paths.proof_cert.as_deref().map(|p| read(t, p)),
+        loose_copies: crate::secrets::loose_copies(t, paths, managed),
     }
 }
 

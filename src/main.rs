@@ -1,7 +1,7 @@
 //! The `certroll` binary: parse arguments, call the library, map the result to an exit code.
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
-//! 64 usage, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
+//! 64 usage, 66 no inventory, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
 //! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
 //! see [`certroll::interrupt`].
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certroll::commands::apply::ApplyArgs;
+use certroll::commands::ca::ImportArgs;
 use certroll::commands::decide::Intent;
 use certroll::commands::status::StatusArgs;
 use certroll::commands::verify::VerifyArgs;
@@ -49,6 +50,35 @@ enum Command {
     Status(StatusCmd),
     /// Read every node's real files and prove every link (exit 0 OK, 1 warning, 2 critical, 3 unknown).
     Verify(VerifyCmd),
+    /// Manage the CA store: bring a CA certroll did not make.
+    #[command(subcommand)]
+    Ca(CaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCmd {
+    /// Record an existing CA as the current generation of [ca.NAME] (or, with --next, stage
+    /// the next one); see docs/takeover.md.
+    Import(ImportCmd),
+}
+
+#[derive(Debug, Args)]
+struct ImportCmd {
+    /// The [ca.NAME] of the inventory.
+    name: String,
+    /// The issuing CA certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// Its private key (PKCS#8 PEM); without it the generation is public-only and certroll
+    /// can only rotate away from it.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The root nodes trust, when the issuing CA is an intermediate.
+    #[arg(long, value_name = "FILE")]
+    anchor: Option<PathBuf>,
+    /// Stage the next generation (brought by the operator) for `apply --rotate`.
+    #[arg(long)]
+    next: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +145,10 @@ struct ApplyCmd {
     /// The inventory changed during an unfinished run: recompute its plan, keep confirmed steps.
     #[arg(long)]
     replan: bool,
+    /// Bootstrap even when members hold another CA's files: overwrites them in one wave and
+    /// BREAKS their links while it runs (use `certroll ca import` + `apply --rotate` instead).
+    #[arg(long)]
+    force_bootstrap: bool,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +240,7 @@ impl Rollover {
                 ChainArg::CrossSigned => ChainMode::CrossSigned,
             }),
             parallel,
+            force_bootstrap: false,
         }
     }
 }
@@ -224,7 +259,10 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
         Command::Apply(cmd) => commands::apply::run(&ApplyArgs {
             inventory: cli.inventory,
             ca: cmd.rollover.ca.clone(),
-            intent: cmd.rollover.intent(usize::from(cmd.parallel)),
+            intent: Intent {
+                force_bootstrap: cmd.force_bootstrap,
+                ..cmd.rollover.intent(usize::from(cmd.parallel))
+            },
             yes: cmd.yes,
             format: cmd.format.into(),
             accept_new_host_keys: cmd.accept_new_host_keys,
@@ -239,6 +277,14 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             probe_timeout: cmd.probe_timeout,
             parallel: usize::from(cmd.parallel),
             accept_new_host_keys: cmd.accept_new_host_keys,
+        }),
+        Command::Ca(CaCmd::Import(cmd)) => commands::ca::import(&ImportArgs {
+            inventory: cli.inventory,
+            ca: cmd.name,
+            cert: cmd.cert,
+            key: cmd.key,
+            anchor: cmd.anchor,
+            next: cmd.next,
         }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,

@@ -1,10 +1,13 @@
 //! What each plan action writes on a node: the bytes of bundles, chains and keys.
 //!
 //! One function serves both `apply` (which sends the files) and `plan --check` (which
-//! simulates them), so the simulation proves exactly what is deployed.
+//! simulates them), so the simulation proves exactly what is deployed. Bundles are
+//! composed around the certificates certroll does not manage ([`BundleBase`]); leaves
+//! of an intermediate CA are served with the intermediate.
 
 use time::OffsetDateTime;
 
+use crate::bundles::BundleBase;
 use crate::inventory::{CaSpec, Node};
 use crate::pki::{issue_leaf, CaCert, PkiError};
 use crate::plan::{Action, ChainMode};
@@ -68,12 +71,22 @@ pub struct Generations<'a> {
     pub cross: Option<&'a str>,
 }
 
-/// A trust bundle: the roots' PEM, concatenated in order.
+/// A trust bundle: the generations' anchors' PEM, concatenated in order.
 pub fn bundle_pem(roots: &[&CaCert]) -> Vec<u8> {
     roots
         .iter()
-        .flat_map(|r| r.cert_pem.trim_end().bytes().chain(std::iter::once(b'\n')))
+        .flat_map(|r| r.anchor().trim_end().bytes().chain(std::iter::once(b'\n')))
         .collect()
+}
+
+/// A leaf followed by its generation's chain (the intermediate, if any) and `extra`.
+fn chain_of(leaf_pem: &str, ca: &CaCert, extra: Option<&str>) -> Vec<u8> {
+    let mut out = leaf_pem.trim_end().to_string() + "\n";
+    for part in ca.chain_extra().into_iter().chain(extra) {
+        out.push_str(part.trim_end());
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 /// Why the files of a step could not be made.
@@ -90,13 +103,14 @@ pub enum MaterialError {
 }
 
 /// The file changes of `actions` on `node` for CA `spec`, in order. Later changes to the
-/// same file replace earlier ones.
+/// same file replace earlier ones. Bundles keep the foreign certificates of `base`.
 pub fn changes_for(
     actions: &[Action],
     node: &Node,
     spec: &CaSpec,
     gens: Generations<'_>,
     chain: ChainMode,
+    base: &BundleBase,
     now: OffsetDateTime,
 ) -> Result<Vec<FileChange>, MaterialError> {
     let paths = node.paths(&spec.name);
@@ -128,39 +142,38 @@ pub fn changes_for(
                     set(
                         FileKind::TrustBundle,
                         &paths.trust_bundle,
-                        Some(bundle_pem(&[gens.current])),
+                        Some(base.compose(&[gens.current.anchor()])),
                     );
                 }
                 let l = leaf(gens.current)?;
+                let chain_pem = chain_of(&l.cert_pem, gens.current, None);
                 set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
-                set(FileKind::Cert, &paths.cert, Some(l.cert_pem.into_bytes()));
+                set(FileKind::Cert, &paths.cert, Some(chain_pem));
             }
             Action::TrustAdd => {
                 let n = next(action)?;
                 set(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
-                    Some(bundle_pem(&[gens.current, n])),
+                    Some(base.compose(&[gens.current.anchor(), n.anchor()])),
                 );
                 if let (Some(p), Some(cross)) = (&paths.proof_cert, gens.cross) {
                     set(FileKind::ProofCert, p, Some(cross.as_bytes().to_vec()));
                 }
             }
             Action::LeafSwap => {
-                let l = leaf(next(action)?)?;
-                let mut chain_pem = l.cert_pem.trim_end().to_string() + "\n";
-                if let (ChainMode::CrossSigned, Some(cross)) = (chain, gens.cross) {
-                    chain_pem.push_str(cross.trim_end());
-                    chain_pem.push('\n');
-                }
+                let n = next(action)?;
+                let l = leaf(n)?;
+                let cross = gens.cross.filter(|_| chain == ChainMode::CrossSigned);
+                let chain_pem = chain_of(&l.cert_pem, n, cross);
                 set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
-                set(FileKind::Cert, &paths.cert, Some(chain_pem.into_bytes()));
+                set(FileKind::Cert, &paths.cert, Some(chain_pem));
             }
             Action::TrustPrune => {
                 set(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
-                    Some(bundle_pem(&[next(action)?])),
+                    Some(base.compose(&[next(action)?.anchor()])),
                 );
                 if let Some(p) = &paths.proof_cert {
                     set(FileKind::ProofCert, p, None);

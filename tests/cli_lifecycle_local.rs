@@ -241,7 +241,10 @@ fn plan_shows_what_a_routine_apply_would_do() {
         show(&out)
     );
     fleet.write_inventory("90d", "30d");
-    std::fs::remove_file(fleet.dir.path().join("nodes/lb/key.pem")).unwrap();
+    // A node without its trust bundle gets everything again (install); a node without
+    // its key only a fresh key and leaf (renew).
+    std::fs::remove_file(fleet.dir.path().join("nodes/lb/ca.pem")).unwrap();
+    std::fs::remove_file(fleet.dir.path().join("nodes/db/key.pem")).unwrap();
     let out = fleet.run(&["plan", "--format", "json", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -255,6 +258,7 @@ fn plan_shows_what_a_routine_apply_would_do() {
     };
     assert_eq!(step("lb"), Some(serde_json::json!("install")), "{v:#}");
     assert_eq!(step("app"), Some(serde_json::json!("renew")), "{v:#}");
+    assert_eq!(step("db"), Some(serde_json::json!("renew")), "{v:#}");
 }
 
 #[test]

@@ -25,10 +25,26 @@ fn example_copy(dir: &Path) -> PathBuf {
     path
 }
 
-/// Runs `certroll -i <fresh copy of the example> plan ARGS`; the temp dir lives as long as the result.
+/// Creates generation 1 of every CA of the inventory at `path` in its CA store, as a
+/// bootstrap would, without touching any node: `plan --rotate` needs a CA to rotate.
+fn seed_ca(path: &Path) {
+    let inv = certroll::inventory::load(path).expect("the inventory loads");
+    let store = certroll::pki::CaStore::new(&inv.state_dir);
+    for spec in &inv.cas {
+        store
+            .init(spec, time::OffsetDateTime::now_utc())
+            .expect("create the CA");
+    }
+}
+
+/// Runs `certroll -i <fresh copy of the example> plan ARGS` (with the CA created when
+/// `--rotate` is among them); the temp dir lives as long as the result.
 fn plan_example(args: &[&str]) -> (tempfile::TempDir, Output) {
     let dir = tempfile::tempdir().unwrap();
     let inv = example_copy(dir.path());
+    if args.contains(&"--rotate") {
+        seed_ca(&inv);
+    }
     let mut full = vec!["-i", inv.to_str().unwrap(), "plan"];
     full.extend_from_slice(args);
     let out = certroll(&full);
@@ -50,7 +66,7 @@ fn text_plan_of_the_example_is_grouped_by_wave() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.starts_with("Rotate CA internal: current → next · strategy phased · chain plain"),
+        stdout.starts_with("Rotate CA internal: G1 → G2 · strategy phased · chain plain"),
         "{}",
         text(&out)
     );
@@ -70,10 +86,17 @@ fn text_plan_of_the_example_is_grouped_by_wave() {
         );
     }
     assert!(!stdout.contains('\x1b'), "NO_COLOR must disable colour");
-    assert!(
-        !dir.path().join(".certroll").exists(),
-        "plan must not create state"
-    );
+    for state in [
+        ".certroll/journal.jsonl",
+        ".certroll/lock",
+        ".certroll/ca/internal/g2",
+        "nodes",
+    ] {
+        assert!(
+            !dir.path().join(state).exists(),
+            "plan must not create {state}"
+        );
+    }
 }
 
 #[test]
@@ -111,6 +134,7 @@ fn dot_plan_is_a_digraph() {
 fn check_proves_the_example_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let inv = example_copy(dir.path());
+    seed_ca(&inv);
     for chain in ["plain", "cross-signed"] {
         let out = certroll(&[
             "-i",
@@ -223,6 +247,7 @@ fn the_readme_inventory_plans() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("certroll.toml");
     std::fs::write(&path, &readme[start..start + len]).unwrap();
+    seed_ca(&path);
     let out = certroll(&[
         "-i",
         path.to_str().unwrap(),

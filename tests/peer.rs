@@ -389,3 +389,64 @@ fn commands_without_a_running_peer_say_so_and_stats_fall_back_to_the_file() {
         "{out:?}"
     );
 }
+
+/// A client that loaded its files before its server (the bootstrap window of a fleet) must
+/// count the server as unreachable, not as failed handshakes: the unloaded server used to
+/// accept and drop connections, resetting them mid-handshake (`Connection reset by peer`),
+/// which made `scripts/demo-live.sh` fail on a busy machine.
+#[test]
+fn an_unloaded_server_refuses_connections_so_clients_count_it_unreachable_not_failed() {
+    let t = Tmp::new();
+    let ca = Ca::new("Test CA g1");
+    let srv = t.missing_files("srv");
+    let cli = t.files("cli", &[&ca], &ca.leaf("cli", &[]));
+    let server = Peer::start(&t, "srv", &srv, &["--listen", "127.0.0.1:0"]);
+    let client = Peer::start(&t, "cli", &cli, &["--target", &server.target("srv")]);
+    let s = client.wait_for("attempts against the unloaded server", |s| {
+        s["targets"]["srv"]["unreachable"].as_u64() >= Some(10)
+    });
+    assert_eq!(s["targets"]["srv"]["failed"], 0, "{s:#}");
+    let reason = s["targets"]["srv"]["last_unreachable"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("refused"), "unexpected reason: {reason}");
+
+    // Once the server loads its files it listens on the same port, and handshakes succeed.
+    srv.write_bundle(&[&ca]);
+    srv.write_leaf(&ca.leaf("srv", &["localhost"]));
+    assert_eq!(server.cli(&["reload"]).code, 0);
+    let s = client.wait_for("handshakes after the server loaded", |s| {
+        s["targets"]["srv"]["ok"].as_u64() >= Some(5)
+    });
+    assert_eq!(s["targets"]["srv"]["failed"], 0, "{s:#}");
+    assert_eq!(server.stats()["server"]["failed"], 0);
+}
+
+/// A taken `--listen` port stops `run` (after a few seconds of retries) with the system's reason.
+#[test]
+fn a_taken_listen_port_fails_run_with_address_in_use() {
+    let t = Tmp::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let srv = t.missing_files("srv");
+    let dir = t.dir.path().join("srv-peer");
+    let listen = format!("127.0.0.1:{port}");
+    let out = run_cli(&[
+        "run",
+        "--state-dir",
+        &dir.display().to_string(),
+        "--bundle",
+        &srv.bundle.display().to_string(),
+        "--cert",
+        &srv.cert.display().to_string(),
+        "--key",
+        &srv.key.display().to_string(),
+        "--listen",
+        &listen,
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("Address already in use") && out.stderr.contains(&listen),
+        "{out:?}"
+    );
+}

@@ -372,6 +372,7 @@ fn store_generations_chain_and_keep_keys_private() {
     let now = OffsetDateTime::now_utc();
     let old = store.init(&spec, now).unwrap();
     let (new, cross) = store.begin_rotation(&spec, now).unwrap();
+    let cross = cross.expect("a certroll rotation has a cross certificate");
     let leaf = issue_leaf(
         &spec,
         &new,

@@ -19,6 +19,7 @@ use crate::inventory::{CaId, CaSpec, Inventory};
 use crate::journal::{Journal, Lock, RunHeader, RunState};
 use crate::output::plan::{text, PlanView};
 use crate::output::progress::{Progress, ProgressFormat};
+use crate::output::style::plural;
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{self, Mode, Plan};
@@ -42,7 +43,7 @@ pub struct ApplyArgs {
 pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
     let mut ctx = RunContext::new(args)?;
     let spec = &ctx.inv.cas[ctx.ca];
-    let last = ctx.journal.last_run()?;
+    let last = super::last_run(&ctx.journal)?;
     if let Some(prev) = last
         .as_ref()
         .filter(|r| r.header.ca == spec.name && !r.is_complete())
@@ -51,18 +52,18 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
         let unchanged = plan.fingerprint(&ctx.inv) == prev.header.fingerprint;
         if !unchanged && !args.replan {
             return Err(CommandError::Usage(format!(
-                "the inventory changed since run {} started, and its plan no longer matches ({} steps now); \
+                "the inventory changed since run {} started, and its plan no longer matches ({} now); \
                  nothing was changed\n  hint: restore the inventory to finish the run, or pass --replan to \
                  recompute the plan from the current inventory (steps already confirmed are kept)",
                 prev.run,
-                plan.steps.len()
+                plural(plan.steps.len(), "step")
             )));
         }
         ctx.say(&format!(
-            "resuming run {} ({} of {} steps done)",
+            "resuming run {} ({} of {} done)",
             prev.run,
             prev.done.len(),
-            plan.steps.len()
+            plural(plan.steps.len(), "step")
         ));
         if unchanged {
             ctx.journal.resume_run(prev)?;
@@ -76,14 +77,24 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
     }
 
     let plan = ctx.decide()?;
-    if plan.is_empty() {
+    let unrepaired = plan.unrepaired.clone();
+    let name = ctx.inv.cas[ctx.ca].name.clone();
+    if plan.is_empty() && unrepaired.is_empty() {
         ctx.say(&format!(
-            "nothing to do for CA {}: every node holds a valid leaf",
-            ctx.inv.cas[ctx.ca].name
+            "nothing to do for CA {name}: every node holds a valid leaf"
         ));
         return Ok(exit::OK);
     }
-    ctx.start_run(plan, None)
+    let listed = !plan.is_empty() && !ctx.json();
+    let code = if plan.is_empty() {
+        ctx.say(&format!(
+            "nothing certroll can repair for CA {name}; left alone:"
+        ));
+        exit::OK
+    } else {
+        ctx.start_run(plan, None)?
+    };
+    super::routine_params::left_alone(&ctx.inv, &unrepaired, listed, code)
 }
 
 /// Everything one `apply` works with, gathered once: the inventory and the CA chosen, the
@@ -144,21 +155,28 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    /// The plan of a new run (see [`super::decide`]); a rotation needs an existing CA.
+    /// The plan of a new run (see [`super::decide`], which also refuses `--rotate` before
+    /// the CA exists, for `plan` and `apply` alike).
     fn decide(&self) -> Result<Plan, CommandError> {
-        if self.args.intent.rotate && self.gens.current.is_none() {
-            return Err(CommandError::Usage(format!(
-                "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
-                self.spec().name
-            )));
-        }
-        super::decide::decide(
+        let plan = super::decide::decide(
             &self.inv,
             self.ca,
             &self.gens,
             || Arc::clone(&self.connector),
             self.args.intent,
-        )
+        )?;
+        // A routine run that installs on some nodes is a bootstrap-mode plan too; only the
+        // bootstrap of a CA never created is guarded (docs/takeover.md).
+        let fresh = self.gens.current.is_none();
+        if fresh && plan.mode == Mode::Bootstrap && !self.args.intent.force_bootstrap {
+            super::decide::guard_bootstrap(
+                &self.inv,
+                self.ca,
+                &*self.connector,
+                self.args.intent.parallel.max(1),
+            )?;
+        }
+        Ok(plan)
     }
 
     /// Shows the plan, asks, creates CA material, journals the run start, executes.
@@ -179,9 +197,9 @@ impl<'a> RunContext<'a> {
         }
         if !self.args.yes
             && !ask(&format!(
-                "Apply {} steps to {} nodes?",
-                plan.steps.len(),
-                plan.order.len()
+                "Apply {} to {}?",
+                plural(plan.steps.len(), "step"),
+                plural(plan.order.len(), "node")
             ))?
         {
             eprintln!("nothing was changed");
@@ -213,7 +231,8 @@ impl<'a> RunContext<'a> {
             })?;
             let generations = vec![current.unwrap_or(1), next.generation];
             self.gens.next = Some(next);
-            self.gens.cross = Some(cross);
+            self.gens.cross = cross;
+            self.gens.next_staged = false;
             return Ok(generations);
         }
         if let Some(c) = current {
@@ -287,28 +306,22 @@ impl<'a> RunContext<'a> {
             }
         }
         if !outcome.complete() {
-            for (id, err) in &outcome.failed {
-                self.say(&format!("step #{id} failed: {err}"));
-            }
+            // Each failure was printed by the progress output as it happened.
             return Err(CommandError::Incomplete(format!(
-                "run {run_id} is incomplete: {} of {} steps done, {} failed, {} waiting; run `certroll apply` again to resume",
+                "run {run_id} is incomplete: {} of {} done, {} failed, {} waiting; run `certroll apply` again to resume",
                 outcome.done.len(),
-                plan.steps.len(),
+                plural(plan.steps.len(), "step"),
                 outcome.failed.len(),
                 outcome.blocked.len()
             )));
         }
+        // The progress output announced the end of the run; this says what followed it.
         if plan.mode == Mode::Rotate {
             self.archive_old_generation()?;
             self.say(&format!(
                 "rotation of CA {} complete; the old generation is archived under {}",
                 spec.name,
                 self.store.dir.display()
-            ));
-        } else {
-            self.say(&format!(
-                "run {run_id} complete: {} steps done",
-                plan.steps.len()
             ));
         }
         Ok(exit::OK)
@@ -348,19 +361,19 @@ impl<'a> RunContext<'a> {
 pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan, CommandError> {
     let h = &prev.header;
     match h.mode {
+        Mode::Rotate if h.params.leaves_only => Ok(plan::leaves_only(inv, ca, h.strategy, h.chain)),
         Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
             .map_err(|e| CommandError::Usage(e.to_string())),
-        Mode::Bootstrap | Mode::Renew => {
-            let ids = |names: &[String]| -> Vec<usize> {
-                names.iter().filter_map(|n| inv.node_id(n)).collect()
-            };
-            Ok(plan::maintenance(
-                inv,
-                ca,
-                &ids(&h.params.install),
-                &ids(&h.params.renew),
-            ))
+        Mode::Bootstrap => {
+            let ids: Vec<usize> = h
+                .params
+                .install
+                .iter()
+                .filter_map(|n| inv.node_id(n))
+                .collect();
+            Ok(plan::bootstrap(inv, ca, &ids))
         }
+        Mode::Renew => Ok(super::routine_params::rebuild(inv, ca, &h.params)),
     }
 }
 

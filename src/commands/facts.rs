@@ -1,87 +1,44 @@
-//! What the fleet holds now, read from the nodes: which nodes lack their files, and whose
-//! leaf expires within `renew_before`. Decides routine `apply` (install / renew).
+//! What the fleet holds now, read from the nodes, for a routine run: every member's trust
+//! bundle, certificate, key (and its mode) and the key copies beside them, read exactly as
+//! `verify` reads them ([`crate::collect`]), so that a routine `apply` sees what `verify`
+//! reports. [`crate::repair`] then decides what to do about it.
 
-use std::time::Duration;
-
-use time::OffsetDateTime;
-
-use crate::collect::{collect, CaFiles, Collected, FileState};
+use crate::collect::{collect, CaFiles, Collected};
 use crate::inventory::{CaId, Inventory, NodeId};
-use crate::pki::parse_pem_certs;
 use crate::transport::Connector;
 
-/// What one node holds for one CA.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeafFact {
-    /// Bundle, certificate or key missing, or the certificate does not parse.
-    Missing,
-    /// The leaf and when it expires.
-    Present { not_after: OffsetDateTime },
-}
-
-/// Nodes to install and to renew.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Maintenance {
-    pub install: Vec<NodeId>,
-    pub renew: Vec<NodeId>,
-}
-
-/// A node or file of the fleet could not be read; the message names the action, the node
-/// and the file.
+/// A node of the fleet could not be reached; the message names the action and the node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct FactError(pub String);
 
-/// Reads every member's files (in parallel, `parallel` at a time) and sorts them into
-/// install / renew. An unreachable node is an error: routine runs must not guess.
-pub fn maintenance(
+/// Reads every member's files for `ca` (`parallel` nodes at a time). An unreachable node
+/// or a file that cannot be read (bundle, certificate, key or the key's mode) is an error:
+/// routine runs must not guess.
+pub fn read_members(
     inv: &Inventory,
     ca: CaId,
     connector: &dyn Connector,
     parallel: usize,
-) -> Result<Maintenance, FactError> {
+) -> Result<Vec<(NodeId, CaFiles)>, FactError> {
     let members = inv.members(ca);
     let collected = collect(inv, &members, &[ca], connector, parallel.max(1));
-    let renew_before = inv.cas[ca].renew_before;
-    let horizon = OffsetDateTime::now_utc() + Duration::from_secs(renew_before.as_secs());
-    let mut out = Maintenance::default();
-    for (node, c) in members.into_iter().zip(collected) {
-        let fact = match &c {
+    let mut out = Vec::with_capacity(members.len());
+    for (n, c) in members.into_iter().zip(collected) {
+        match c {
+            Collected::Reached { mut files, .. } => {
+                if let Some(f) = files.remove(&ca) {
+                    if let Some(e) =
+                        f.read_error()
+                            .or(f.key_mode.as_ref().err().map(|e| e.as_str()))
+                    {
+                        return Err(FactError(e.to_string()));
+                    }
+                    out.push((n, f));
+                }
+            }
             Collected::Unreachable(e) => return Err(FactError(e.to_string())),
-            Collected::Reached { .. } => c.files(ca).map_or(Ok(LeafFact::Missing), leaf_fact)?,
-        };
-        match fact {
-            LeafFact::Missing => out.install.push(node),
-            LeafFact::Present { not_after } if not_after <= horizon => out.renew.push(node),
-            LeafFact::Present { .. } => {}
         }
     }
     Ok(out)
-}
-
-/// The leaf a node holds, judged from its files in this order: bundle present, key
-/// present (by its mode: its content is not needed), certificate present and parsing.
-fn leaf_fact(files: &CaFiles) -> Result<LeafFact, FactError> {
-    let unreadable = |m: &str| FactError(m.to_string());
-    match &files.bundle {
-        FileState::Missing => return Ok(LeafFact::Missing),
-        FileState::Unreadable(m) => return Err(unreadable(m)),
-        FileState::Present(_) => {}
-    }
-    match &files.key_mode {
-        Ok(None) => return Ok(LeafFact::Missing),
-        Err(m) => return Err(unreadable(m)),
-        Ok(Some(_)) => {}
-    }
-    let cert = match &files.cert {
-        FileState::Missing => return Ok(LeafFact::Missing),
-        FileState::Unreadable(m) => return Err(unreadable(m)),
-        FileState::Present(cert) => cert,
-    };
-    Ok(match parse_pem_certs(cert) {
-        Ok(certs) if !certs.is_empty() => LeafFact::Present {
-            not_after: certs[0].not_after,
-        },
-        _ => LeafFact::Missing,
-    })
 }

@@ -8,25 +8,32 @@ use crate::exit;
 use anyhow::Context;
 
 use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
-use crate::journal::JournalError;
+use crate::journal::{Journal, JournalError, RunState};
 use crate::pki::{CaCert, CaStore};
 
 pub mod apply;
+pub mod ca;
 pub mod decide;
 pub mod facts;
+pub mod holdings;
 pub mod plan;
+mod routine_params;
 pub mod status;
 pub mod verify;
 
 /// A command's failure, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    /// The inventory is invalid: exit 78, nothing changed.
+    /// The inventory is invalid: exit 78 (66 when it cannot be read at all), nothing changed.
     #[error(transparent)]
     Inventory(#[from] InventoryError),
     /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
     #[error("{0}")]
     Usage(String),
+    /// An input file is not what the command needs (e.g. `ca import` of a certificate that
+    /// is not a CA): exit 78, nothing changed.
+    #[error("{0}")]
+    BadInput(String),
     /// The run could not finish now (lock held, a step failed); run again later: exit 75.
     #[error("{0}")]
     Incomplete(String),
@@ -44,8 +51,10 @@ impl From<JournalError> for CommandError {
 impl CommandError {
     pub fn exit_code(&self) -> i32 {
         match self {
+            CommandError::Inventory(e) if e.is_unreadable() => exit::NO_INPUT,
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
+            CommandError::BadInput(_) => exit::BAD_INVENTORY,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
             CommandError::Other(_) => exit::FAILURE,
         }
@@ -57,6 +66,16 @@ pub fn load(path: &Path) -> Result<Inventory, CommandError> {
     Ok(inventory::load(path)?)
 }
 
+/// The latest run of the journal; a torn last line (a write cut short by a crash) is
+/// reported once, on stderr, with its line number.
+pub fn last_run(journal: &Journal) -> Result<Option<RunState>, CommandError> {
+    let last = journal.last_run()?;
+    for w in last.iter().flat_map(|r| &r.warnings) {
+        eprintln!("warning: {w}");
+    }
+    Ok(last)
+}
+
 /// What the CA store holds for one CA, read once per command.
 #[derive(Debug, Clone, Default)]
 pub struct CaGenerations {
@@ -66,6 +85,9 @@ pub struct CaGenerations {
     pub next: Option<CaCert>,
     /// The cross certificate of `next` (signed by `current`), PEM.
     pub cross: Option<String>,
+    /// `next` was imported with `ca import --next` and its rotation has not begun: it
+    /// waits for `--rotate` (a plain run does not roll it out).
+    pub next_staged: bool,
 }
 
 impl CaGenerations {
@@ -81,6 +103,7 @@ impl CaGenerations {
             current: store.current(spec).with_context(read)?,
             next: store.next(spec).with_context(read)?,
             cross: store.cross(spec).with_context(read)?,
+            next_staged: store.next_is_staged(spec).with_context(read)?,
         })
     }
 

@@ -1,11 +1,13 @@
 //! `certroll plan`: compute and print the plan (a dry run), optionally prove it.
 
+use crate::output::style::plural;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 use super::decide::{decide, Intent};
+use super::holdings::{read_members, sim_start, Known};
 use super::{load, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
@@ -13,7 +15,7 @@ use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::Plan;
-use crate::simulate::{check, CheckOptions};
+use crate::simulate::{check_with, CheckOptions, Start};
 use crate::transport::{self, HostKeyPolicy};
 
 /// Arguments of `certroll plan`.
@@ -74,6 +76,29 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     })
 }
 
+/// Where the check starts: the shape of the generations (an imported public-only or
+/// intermediate current generation, a next one under the same anchor) and, for a
+/// rotation from or to an imported generation, what the members really hold (foreign
+/// anchors, missing files, leaves of neither generation), read from the nodes.
+fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
+    let gens = CaGenerations::read(&CaStore::new(&inv.state_dir), &inv.cas[plan.ca])?;
+    let (Some(current), next) = (gens.current, gens.next) else {
+        return Ok(Start::default());
+    };
+    let imported = current.imported || next.as_ref().is_some_and(|n| n.imported);
+    let mut start = if imported && plan.mode == crate::plan::Mode::Rotate {
+        let known = Known::new(Some(&current), next.as_ref());
+        let connector = transport::connector(inv, HostKeyPolicy::default());
+        sim_start(&read_members(inv, plan.ca, &*connector, &known, 32))
+    } else {
+        Start::default()
+    };
+    start.public_only = !current.can_issue();
+    start.intermediate = current.anchor_pem.is_some();
+    start.next_same_anchor = next.is_some_and(|n| n.same_anchor(&current));
+    Ok(start)
+}
+
 /// Runs `certroll plan` and returns the exit code.
 pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
@@ -93,16 +118,17 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             random_orders: args.orders,
             ..CheckOptions::default()
         };
-        let report = check(&planned.inv, &planned.plan, opts)
+        let start = start_of(&planned.inv, &planned.plan)?;
+        let report = check_with(&planned.inv, &planned.plan, opts, &start)
             .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();
         eprintln!(
-            "{} {} orders × {} steps, {} links, {} distinct handshakes: every link stayed up",
+            "{} {} × {}, {}, {}: every link stayed up",
             style.green("plan check passed:"),
-            report.orders,
-            report.steps,
-            report.links,
-            report.handshakes
+            plural(report.orders, "order"),
+            plural(report.steps, "step"),
+            plural(report.links, "link"),
+            plural(report.handshakes, "distinct handshake"),
         );
     }
     let code = if args.detailed_exitcode && !planned.plan.is_empty() {

@@ -1,5 +1,6 @@
 //! The real work of a step on a fleet: make the files with [`crate::materials`], send them
-//! through the node's transport, reload, confirm.
+//! through the node's transport, reload, confirm. A bundle is composed from the node's
+//! current one, so the certificates certroll does not manage stay ([`crate::bundles`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,9 @@ use time::OffsetDateTime;
 
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
-use crate::inventory::{CaId, Inventory, NodeId};
+use crate::bundles::{managed_ders, BundleBase};
+use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
+use crate::inventory::{BundleForeign, CaId, Inventory, Node, NodeId};
 use crate::layout::{self, LayoutError};
 use crate::materials::{changes_for, Generations};
 use crate::pki::CaCert;
@@ -82,6 +85,66 @@ impl<'a> FleetWork<'a> {
     fn ca_name(&self) -> &str {
         &self.inv.cas[self.ca].name
     }
+
+    /// certroll's own TLS confirm of a node with `tls_address`, after its `confirm`
+    /// command: the node must serve the certificate on its disk and, if it asks for
+    /// client certificates, name exactly the anchors of the bundle on its disk among the
+    /// generations of this run. The node's own certificate and key are offered as client
+    /// certificate, so a server that requires one sees a complete handshake.
+    fn confirm_tls(&self, t: &dyn Transport, node: &Node) -> Result<(), StepError> {
+        let Some(target) = &node.tls else {
+            return Ok(());
+        };
+        let paths = node.paths(self.ca_name());
+        let cert = t.read_file(&paths.cert)?;
+        let bundle = t.read_file(&paths.trust_bundle)?;
+        // The node's own pair, offered if the server asks for a client certificate.
+        let key = t.read_file(&paths.key)?;
+        let me = cert
+            .as_deref()
+            .zip(key.as_deref())
+            .and_then(|(c, k)| identity(c, k));
+        let generations: Vec<&[u8]> = std::iter::once(&self.material.current)
+            .chain(self.material.next.as_ref())
+            .map(|c| c.cert_der.as_slice())
+            .collect();
+        let expected = Expectation::from_files(
+            cert.as_deref().map(|c| (paths.cert.as_str(), c)),
+            bundle.as_deref().map(|b| (paths.trust_bundle.as_str(), b)),
+            &generations,
+        )
+        .map_err(|e| {
+            StepError::confirm_failed(format!("failed to confirm TLS of node {}: {e}", node.name))
+        })?;
+        confirm_tls(t, node, target, &expected, me.as_ref()).map_err(|e| match e {
+            TlsConfirmError::Transport(e) => StepError::from(e),
+            e @ TlsConfirmError::NotConfirmed { .. } => StepError::confirm_failed(e.to_string()),
+        })
+    }
+
+    /// The foreign certificates of the node's current bundle (none with `bundle_foreign = "drop"`).
+    fn bundle_base(&self, step: &Step) -> Result<BundleBase, StepError> {
+        let spec = &self.inv.cas[self.ca];
+        let writes_bundle = step.actions.iter().any(|a| {
+            matches!(
+                a,
+                crate::plan::Action::Install
+                    | crate::plan::Action::TrustAdd
+                    | crate::plan::Action::TrustPrune
+            )
+        });
+        if spec.bundle_foreign == BundleForeign::Drop || !writes_bundle {
+            return Ok(BundleBase::default());
+        }
+        let paths = self.inv.nodes[step.node].paths(&spec.name);
+        let Some(current) = self.transport(step)?.read_file(&paths.trust_bundle)? else {
+            return Ok(BundleBase::default());
+        };
+        let m = &self.material;
+        let gens: Vec<&CaCert> = std::iter::once(&m.current).chain(m.next.as_ref()).collect();
+        let managed = managed_ders(&gens, m.cross.as_deref().as_slice());
+        Ok(BundleBase::from_current(&current, &managed))
+    }
 }
 
 impl FleetWork<'_> {
@@ -135,12 +198,14 @@ impl StepWork for FleetWork<'_> {
             cross: self.material.cross.as_deref(),
         };
         let spec = &self.inv.cas[self.ca];
+        let base = self.bundle_base(step)?;
         let changes = changes_for(
             &step.actions,
             node,
             spec,
             gens,
             self.chain,
+            &base,
             OffsetDateTime::now_utc(),
         )
         .map_err(|e| StepError::permanent(crate::error::chain(&e)))?;
@@ -180,7 +245,7 @@ impl StepWork for FleetWork<'_> {
                 c.insert(step.node);
             }
         }
-        Ok(())
+        self.confirm_tls(t.as_ref(), node)
     }
 
     fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError> {
@@ -203,11 +268,8 @@ impl StepWork for FleetWork<'_> {
             .ok()
             .and_then(|m| m.get(&step.id).cloned())
             .unwrap_or_default();
-        reconfirm(
-            t.as_ref(),
-            &self.inv.nodes[step.node],
-            self.ca_name(),
-            &written,
-        )
+        let node = &self.inv.nodes[step.node];
+        reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
+        self.confirm_tls(t.as_ref(), node)
     }
 }

@@ -432,7 +432,7 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
         }
         Err(Failure::Journal(e)) => Report::JournalBroken(crate::error::chain(&e), e),
         Err(Failure::Step(e)) => {
-            let journaled = ctx.journal.step_failed(step.id, &e.message);
+            let journaled = ctx.journal.step_failed_on(step.id, Some(&node), &e.message);
             ctx.events.event(&Event::StepFailed {
                 step: step.id,
                 node,

@@ -19,9 +19,9 @@ pub const CONFIRM_FIRST_DELAY: Duration = Duration::from_millis(50);
 /// Longest pause between two runs of the confirm command.
 pub const CONFIRM_MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// A reload or confirm command with `{node}` and `{ca}` filled in.
+/// A reload or confirm command with `{node}` and `{ca}` filled in, shell-quoted.
 pub fn command_for(template: &str, node: &Node, ca: &str) -> String {
-    template.replace("{node}", &node.name).replace("{ca}", ca)
+    crate::shell::fill(template, &[("node", &node.name), ("ca", ca)])
 }
 
 /// Writes the step's files as one new version of the node's file set for `ca` and switches
@@ -154,7 +154,7 @@ pub fn poll_confirm(
     node: &Node,
     command: &str,
 ) -> Result<(), StepError> {
-    let deadline = Instant::now() + node.confirm_timeout;
+    let deadline = crate::duration::deadline(node.confirm_timeout);
     let mut delay = CONFIRM_FIRST_DELAY;
     let mut runs = 0u32;
     // The last run that ran to its end: a final run cut short by the deadline says less.

@@ -21,6 +21,7 @@ fn node(confirm_timeout_ms: u64) -> Node {
         confirm: Some("tls-health --node {node} --ca {ca}".into()),
         confirm_timeout: Duration::from_millis(confirm_timeout_ms),
         probe: None,
+        tls: None,
         dns_names: vec![],
         become_with: Default::default(),
         files: Default::default(),
@@ -244,6 +245,21 @@ fn files_match_checks_content_and_absence() {
     assert!(
         !files_match(&t, &n, &expected).unwrap(),
         "a file that must be absent is present"
+    );
+}
+
+#[test]
+fn reload_and_confirm_substitutions_are_shell_quoted() {
+    let mut n = node(1000);
+    n.name = "app1;touch x".into();
+    assert_eq!(
+        command_for("tls-health --node {node} --ca {ca}", &n, "it's"),
+        "tls-health --node 'app1;touch x' --ca 'it'\\''s'"
+    );
+    n.name = "app1".into();
+    assert_eq!(
+        command_for("systemctl reload envoy-{ca}", &n, "internal"),
+        "systemctl reload envoy-internal"
     );
 }
 

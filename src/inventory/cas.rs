@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::locate::ValuePath;
 use super::raw::{Named, RawCa};
 use super::validate::{check_name, Problem};
-use super::{CaSpec, ChainMode, KeyAlgorithm, Strategy};
+use super::{BundleForeign, CaSpec, ChainMode, KeyAlgorithm, Strategy};
 use crate::duration;
 
 const ALGORITHMS: [KeyAlgorithm; 3] = [
@@ -76,8 +76,29 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
             )
         }
     };
+    let bundle_foreign = match raw.bundle_foreign.as_deref() {
+        None | Some("keep") => BundleForeign::Keep,
+        Some("drop") => BundleForeign::Drop,
+        Some(s) => {
+            return Err(Problem::new(
+                at("bundle_foreign"),
+                format!("unknown bundle_foreign {s:?} for CA {name}"),
+            )
+            .hint("use \"keep\" (the default: other CAs in a bundle stay) or \"drop\" (certroll owns the whole file)"))
+        }
+    };
+    let subject = raw.subject.unwrap_or_else(|| format!("CN={name} CA"));
+    if let Err(why) = super::subject::parse(&subject) {
+        return Err(
+            Problem::new(at("subject"), format!("bad subject for CA {name}: {why}")).hint(
+                "write CN=NAME, optionally followed by O=, OU=, C=, L=, ST= (each once), \
+                 e.g. \"CN=Example CA,O=Example\"",
+            ),
+        );
+    }
     Ok(CaSpec {
-        subject: raw.subject.unwrap_or_else(|| format!("CN={name} CA")),
+        bundle_foreign,
+        subject,
         name,
         key_algorithm,
         validity,

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::tls_target::{Starttls, TlsTarget};
+
 /// Index of a node in [`Inventory::nodes`].
 pub type NodeId = usize;
 /// Index of a CA in [`Inventory::cas`].
@@ -87,6 +89,18 @@ pub struct CaSpec {
     pub strategy: Strategy,
     /// Default chain mode for this CA.
     pub chain: ChainMode,
+    /// What happens to bundle certificates that are no generation of this CA.
+    pub bundle_foreign: BundleForeign,
+}
+
+/// `bundle_foreign`: who owns the certificates of a trust bundle that certroll did not put there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BundleForeign {
+    /// Keep them, in order; certroll changes only the anchors of its generations (default).
+    #[default]
+    Keep,
+    /// certroll owns the whole file: a written bundle holds only its generations.
+    Drop,
 }
 
 impl CaSpec {
@@ -104,6 +118,7 @@ impl CaSpec {
             renew_before: Duration::from_secs(30 * DAY),
             strategy: Strategy::default(),
             chain: ChainMode::default(),
+            bundle_foreign: BundleForeign::default(),
         }
     }
 }
@@ -159,6 +174,9 @@ pub struct Node {
     /// Shell command run by `verify --live` to probe a server; `{host}`, `{port}`,
     /// `{server}` and `{name}` are substituted.
     pub probe: Option<String>,
+    /// Where the node serves TLS (`tls_address`, `starttls`): certroll then confirms its
+    /// reloads with a handshake of its own through the node's transport.
+    pub tls: Option<TlsTarget>,
     /// Subject alternative names of the node's leaf (DNS names and IP addresses).
     pub dns_names: Vec<String>,
     /// `become`: how files are written and commands run once logged in.

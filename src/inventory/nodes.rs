@@ -108,6 +108,18 @@ fn build_one(
         message: format!("bad confirm_timeout for node {name}: {e}"),
         ..key_at(&name, &["confirm_timeout"])
     })?;
+    let own_names = raw.dns_names.is_some();
+    let dns_names = raw
+        .dns_names
+        .or_else(|| d.dns_names.clone())
+        .unwrap_or_default();
+    check_dns_names(&name, &dns_names, own_names)?;
+    let tls = super::tls_target::build(
+        &name,
+        raw.tls_address.as_deref().or(d.tls_address.as_deref()),
+        raw.starttls.as_deref().or(d.starttls.as_deref()),
+        |key| key_at(&name, &[key]),
+    )?;
     let node = Node {
         transport,
         via: None,
@@ -120,10 +132,8 @@ fn build_one(
         confirm: pick(raw.confirm, &d.confirm),
         confirm_timeout,
         probe: pick(raw.probe, &d.probe),
-        dns_names: raw
-            .dns_names
-            .or_else(|| d.dns_names.clone())
-            .unwrap_or_default(),
+        tls,
+        dns_names,
         become_with: become_with(
             &name,
             raw.become_with.as_deref().or(d.become_with.as_deref()),
@@ -183,6 +193,26 @@ fn mode(name: &str, key: &str, value: Option<String>) -> Result<Option<u32>, Pro
         }
         .hint("permission bits as an octal string, e.g. \"0600\" or \"0640\"")),
     }
+}
+
+/// Refuses a `dns_names` entry that is neither a host name nor an IP address (see `san`).
+fn check_dns_names(name: &str, names: &[String], own: bool) -> Result<(), Problem> {
+    for (i, san) in names.iter().enumerate() {
+        let Some(why) = super::san::problem(san) else {
+            continue;
+        };
+        let at = if own {
+            ValuePath::keys(&["nodes", name, "dns_names"])
+        } else {
+            ValuePath::keys(&["defaults", "dns_names"])
+        };
+        return Err(Problem::new(
+            at.index(i),
+            format!("dns_names entry {san:?} of node {name} is not a host name or IP address: {why}"),
+        )
+        .hint("write host names as RFC 1123 defines them (e.g. \"app1.example.com\") or IP addresses; see docs/inventory.md"));
+    }
+    Ok(())
 }
 
 /// Merges the node's `ssh` table over the defaults' one, key by key.
@@ -366,7 +396,7 @@ pub fn check_files(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(),
 
 /// Writes `template` with `{ca}` and `{node}` substituted into `out`, reusing its
 /// allocation; the same result as [`Node::paths`].
-fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
+pub(super) fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
     out.clear();
     let mut rest = template;
     while let Some(i) = rest.find('{') {
@@ -448,6 +478,7 @@ mod tests {
             confirm: None,
             confirm_timeout: std::time::Duration::from_secs(1),
             probe: None,
+            tls: None,
             dns_names: Vec::new(),
             become_with: Become::Login,
             files: FileSettings::default(),

@@ -50,6 +50,7 @@ pub struct RawCa {
     pub renew_before: Option<String>,
     pub strategy: Option<String>,
     pub chain: Option<String>,
+    pub bundle_foreign: Option<String>,
 }
 
 /// `[defaults]` or `[nodes.NAME]`: the same keys, all optional.
@@ -67,6 +68,8 @@ pub struct RawNode {
     pub confirm: Option<String>,
     pub confirm_timeout: Option<String>,
     pub probe: Option<String>,
+    pub tls_address: Option<String>,
+    pub starttls: Option<String>,
     pub dns_names: Option<Vec<String>>,
     pub owner: Option<String>,
     pub group: Option<String>,

@@ -7,7 +7,7 @@
 //! journaled as started but not done is re-checked on the node, never assumed. Only hashes
 //! reach the journal, never file contents, so no private key is ever written here.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -15,12 +15,13 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{ChainMode, Inventory, Strategy};
-use crate::plan::{Action, Mode, Plan, Step, StepId};
+use crate::plan::{Action, BundleNeed, LeafNeed, Mode, Plan, Step, StepId};
 
 mod lock;
+mod private;
 mod state;
 
-pub use lock::{Holder, Lock, LockError};
+pub use lock::{Holder, Lock, LockError, LockState};
 pub use state::{RunState, StartedStep};
 
 /// File name of the journal inside the state directory.
@@ -123,6 +124,10 @@ pub enum Record {
         run: String,
         time: String,
         step: StepId,
+        /// The node, so that a step that failed before writing anything (no `step-start`,
+        /// e.g. its node could not be read) is still attributed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
         error: String,
     },
     /// The run is over.
@@ -149,12 +154,29 @@ fn first_version() -> u32 {
     1
 }
 
-/// What a maintenance run needs to be rebuilt on resume: the nodes it installs and renews.
+/// What a maintenance run needs to be rebuilt on resume: the nodes it installs and renews
+/// and, for a routine run, what each node needed (the plan is rebuilt from that).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunParams {
     pub install: Vec<String>,
     pub renew: Vec<String>,
+    /// A rotation whose plan is leaf swaps only (the next generation chains to an anchor
+    /// every member trusts already): rebuilt as such on resume.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub leaves_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routine: Vec<NeedRecord>,
+}
+
+/// One node's needs in a routine run (see [`crate::plan::routine`]), by node name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeedRecord {
+    pub node: String,
+    pub bundle: BundleNeed,
+    pub leaf: LeafNeed,
+    #[serde(default)]
+    pub reasons: Vec<String>,
 }
 
 /// What the caller states about a new run; the journal adds run id, time, host and pid.
@@ -191,6 +213,17 @@ impl RunHeader {
             params: RunParams {
                 install: names(Action::Install),
                 renew: names(Action::Renew),
+                leaves_only: crate::plan::is_leaves_only(plan),
+                routine: plan
+                    .needs
+                    .iter()
+                    .map(|n| NeedRecord {
+                        node: inv.nodes[n.node].name.clone(),
+                        bundle: n.bundle,
+                        leaf: n.leaf,
+                        reasons: n.reasons.clone(),
+                    })
+                    .collect(),
             },
         }
     }
@@ -215,13 +248,8 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(|e| io("create the directory of", e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| io("open", e))?;
+        private::create_dir(state_dir).map_err(|e| io("create the directory of", e))?;
+        let file = private::open_file(&path, true).map_err(|e| io("open", e))?;
         Ok(Journal {
             path,
             file: Mutex::new(file),
@@ -231,6 +259,21 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The latest run recorded in `state_dir`, read without creating or changing anything
+    /// (for `certroll status`). `None` when there is no journal.
+    pub fn read_last_run(state_dir: &Path) -> Result<Option<RunState>, JournalError> {
+        let path = state_dir.join(JOURNAL_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => state::last_run(&path, &String::from_utf8_lossy(&bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(JournalError::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
     }
 
     /// The latest run recorded, finished or not, reconstructed from the journal.
@@ -293,10 +336,21 @@ impl Journal {
 
     /// Records that `step` failed with `error`.
     pub fn step_failed(&self, step: StepId, error: &str) -> Result<(), JournalError> {
+        self.step_failed_on(step, None, error)
+    }
+
+    /// Records that `step` on `node` failed with `error` (the node is journaled too).
+    pub fn step_failed_on(
+        &self,
+        step: StepId,
+        node: Option<&str>,
+        error: &str,
+    ) -> Result<(), JournalError> {
         self.append_step(step, |run, time| Record::StepFailed {
             run,
             time,
             step,
+            node: node.map(str::to_string),
             error: error.to_string(),
         })
     }

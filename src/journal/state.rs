@@ -145,7 +145,10 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
     let lines: Vec<&str> = text.lines().collect();
     let mut runs: BTreeMap<String, RunState> = BTreeMap::new();
     let mut latest: Option<String> = None;
-    let mut warnings = Vec::new();
+    let mut latest_line = 0;
+    // (line index, text): only torn lines after the latest run-start are reported; an
+    // older one was already reported by the run that started after it.
+    let mut warnings: Vec<(usize, String)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -154,10 +157,13 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
             Ok(r) => r,
             Err(e) if e.is_data() => return Err(refuse(path, i, line, e)),
             Err(e) if is_torn(&lines[i + 1..]) => {
-                warnings.push(format!(
-                    "ignored line {} of journal {}: it was cut short by an interrupted write ({e})",
-                    i + 1,
-                    path.display()
+                warnings.push((
+                    i,
+                    format!(
+                        "ignored line {} of journal {}: it was cut short by an interrupted write ({e})",
+                        i + 1,
+                        path.display()
+                    ),
                 ));
                 continue;
             }
@@ -168,6 +174,7 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
                 return Err(newer(path, i, *version));
             }
             latest = Some(run.clone());
+            latest_line = i;
             runs.entry(run.clone())
                 .or_insert_with(|| RunState::empty(run));
         }
@@ -181,7 +188,11 @@ pub(super) fn last_run(path: &Path, text: &str) -> Result<Option<RunState>, Jour
         state.apply(&record);
     }
     Ok(latest.and_then(|id| runs.remove(&id)).map(|mut s| {
-        s.warnings = warnings;
+        s.warnings = warnings
+            .into_iter()
+            .filter(|(i, _)| *i > latest_line)
+            .map(|(_, w)| w)
+            .collect();
         s
     }))
 }
@@ -306,6 +317,7 @@ mod tests {
             params: RunParams {
                 install: vec![],
                 renew: vec!["app1".into()],
+                ..RunParams::default()
             },
         };
         let line = serde_json::to_string(&record).unwrap();

@@ -24,6 +24,7 @@ fn node(dir: &Path) -> Node {
         confirm_timeout: Duration::from_secs(10),
         probe: None,
         dns_names: vec![],
+        tls: None,
         become_with: Become::Login,
         files: FileSettings::default(),
     }

@@ -8,12 +8,16 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::style::{pad, Style};
+use super::style::{pad, plural, Style};
 use crate::inventory::Inventory;
 use crate::plan::{actions_label, Action, ChainMode, Mode, Plan, Step};
 
 /// Version of the JSON plan format.
 pub const JSON_VERSION: u32 = 1;
+
+#[path = "plan_dot.rs"]
+mod plan_dot;
+pub use plan_dot::dot;
 
 /// A plan with what is needed to describe it: the inventory and the CA generations.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +78,10 @@ impl PlanView<'_> {
         let ca = &self.inv.cas[self.plan.ca].name;
         match self.plan.mode {
             Mode::Bootstrap => format!("Bootstrap CA {ca} ({})", self.cur()),
-            Mode::Renew => format!("Renew leaves of CA {ca} ({})", self.cur()),
+            Mode::Renew => format!(
+                "Routine run of CA {ca} ({}): install, renew, repair",
+                self.cur()
+            ),
             Mode::Rotate => format!(
                 "Rotate CA {ca}: {} → {} · strategy {} · chain {}",
                 self.cur(),
@@ -210,12 +217,18 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
     let links = view.inv.links_of(plan.ca).count();
     if plan.is_empty() {
         let members = view.inv.members(plan.ca).len();
-        return writeln!(
+        let what = if plan.unrepaired.is_empty() {
+            "nothing to do"
+        } else {
+            "nothing certroll can repair"
+        };
+        writeln!(
             out,
-            "{} · {} · nothing to do",
+            "{} · {} · {what}",
             plural(members, "node"),
             plural(links, "link")
-        );
+        )?;
+        return write_unrepaired(out, view, style);
     }
     writeln!(
         out,
@@ -225,6 +238,9 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
         plural(plan.steps.len(), "step"),
         plural(plan.wave_count(), "wave")
     )?;
+    for note in &plan.notes {
+        writeln!(out, "{} {note}", style.bold("note:"))?;
+    }
     if plan.steps.iter().any(|s| !s.after.is_empty()) {
         let legend =
             "Each ↳ line lists the steps that must be confirmed before the step above it starts.";
@@ -258,16 +274,32 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
             write_step(out, view, &mut cache, style, s, (id_w, name_w, act_w))?;
         }
     }
-    Ok(())
+    write_unrepaired(out, view, style)
 }
 
-/// `5 steps`, `1 step`.
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
+/// A routine plan's problems left for the operator, after its steps.
+fn write_unrepaired(out: &mut impl Write, view: &PlanView<'_>, style: Style) -> io::Result<()> {
+    let left = &view.plan.unrepaired;
+    if left.is_empty() {
+        return Ok(());
     }
+    writeln!(
+        out,
+        "\n{}",
+        style.bold(&format!(
+            "Left alone · {} certroll does not repair",
+            plural(left.len(), "problem")
+        ))
+    )?;
+    for u in left {
+        let mark = if u.critical {
+            style.red("✗")
+        } else {
+            style.yellow("!")
+        };
+        writeln!(out, "  {mark} {}", u.message)?;
+    }
+    Ok(())
 }
 
 /// Visible width of the step's actions joined with " + ".
@@ -305,6 +337,16 @@ fn write_step(
         pad(&acts.join(" + "), acts_len, act_w),
         what
     )?;
+    if let Some(need) = crate::plan::routine::need_of(view.plan, s.node) {
+        for reason in &need.reasons {
+            write!(
+                out,
+                "\n  {:id_w$} {}",
+                "",
+                style.dim(&format!("{:name_w$} ↳ because {reason}", ""))
+            )?;
+        }
+    }
     if !s.after.is_empty() {
         write!(
             out,
@@ -329,8 +371,19 @@ struct JsonPlan<'a> {
     chain: ChainMode,
     generation: JsonGenerations,
     waves: usize,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
     steps: JsonSteps<'a>,
     order: JsonOrder<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unrepaired: Vec<JsonUnrepaired<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonUnrepaired<'a> {
+    node: &'a str,
+    critical: bool,
+    message: &'a str,
 }
 
 #[derive(Serialize)]
@@ -346,6 +399,8 @@ struct JsonStep<'a> {
     actions: &'a [Action],
     after: &'a [usize],
     wave: usize,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    reasons: &'a [String],
 }
 
 /// The plan for scripts (format version [`JSON_VERSION`], see docs/plan.md).
@@ -370,8 +425,18 @@ pub fn json_to(view: &PlanView<'_>, out: &mut impl Write) -> io::Result<()> {
             next: view.next,
         },
         waves: plan.wave_count(),
+        notes: &plan.notes,
         steps: JsonSteps(*view),
         order: JsonOrder(*view),
+        unrepaired: plan
+            .unrepaired
+            .iter()
+            .map(|u| JsonUnrepaired {
+                node: &view.inv.nodes[u.node].name,
+                critical: u.critical,
+                message: &u.message,
+            })
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
     out.write_all(b"\n")
@@ -383,12 +448,16 @@ struct JsonSteps<'a>(PlanView<'a>);
 impl Serialize for JsonSteps<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let view = &self.0;
-        s.collect_seq(view.plan.steps.iter().map(|st| JsonStep {
-            id: st.id,
-            node: view.inv.nodes[st.node].name.as_str(),
-            actions: &st.actions,
-            after: &st.after,
-            wave: st.wave,
+        s.collect_seq(view.plan.steps.iter().map(|st| {
+            JsonStep {
+                id: st.id,
+                node: view.inv.nodes[st.node].name.as_str(),
+                actions: &st.actions,
+                after: &st.after,
+                wave: st.wave,
+                reasons: crate::plan::routine::need_of(view.plan, st.node)
+                    .map_or(&[][..], |n| &n.reasons[..]),
+            }
         }))
     }
 }
@@ -406,70 +475,6 @@ impl Serialize for JsonOrder<'_> {
                 .map(|&n| view.inv.nodes[n].name.as_str()),
         )
     }
-}
-
-/// A Graphviz picture: nodes ranked by the wave of their leaf change, links as edges
-/// (`dir=both` for mutual links).
-pub fn dot(view: &PlanView<'_>) -> String {
-    let plan = view.plan;
-    let mut node_wave = vec![None; view.inv.nodes.len()];
-    for s in &plan.steps {
-        if s.actions
-            .iter()
-            .any(|a| matches!(a, Action::LeafSwap | Action::Install | Action::Renew))
-        {
-            node_wave[s.node] = Some(s.wave);
-        }
-    }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "digraph certroll {{\n  label={:?};\n  labelloc=t;\n  rankdir=LR;",
-        view.title()
-    );
-    let _ = writeln!(out, "  node [shape=box, style=rounded];");
-    let waves = plan.wave_count();
-    for w in 0..waves {
-        let _ = writeln!(
-            out,
-            "  subgraph cluster_wave{w} {{\n    label=\"wave {}\";\n    style=dashed;",
-            w + 1
-        );
-        for (n, _) in node_wave
-            .iter()
-            .enumerate()
-            .filter(|(_, nw)| **nw == Some(w))
-        {
-            let node = &view.inv.nodes[n];
-            let steps: Vec<String> = plan
-                .steps
-                .iter()
-                .filter(|s| s.node == n)
-                .map(|s| format!("#{} {}", s.id, actions_label(&s.actions)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "    {:?} [label={:?}];",
-                node.name,
-                format!("{}\n{}", node.name, steps.join("\n"))
-            );
-        }
-        let _ = writeln!(out, "  }}");
-    }
-    for l in view.inv.links_of(plan.ca) {
-        let (c, s) = (
-            &view.inv.nodes[l.client].name,
-            &view.inv.nodes[l.server].name,
-        );
-        let attrs = if l.mutual {
-            " [dir=both, label=\"mTLS\"]"
-        } else {
-            ""
-        };
-        let _ = writeln!(out, "  {c:?} -> {s:?}{attrs};");
-    }
-    out.push_str("}\n");
-    out
 }
 
 #[cfg(test)]

@@ -142,7 +142,10 @@ pub fn describe(event: &Event) -> String {
             resumed,
         } => {
             let verb = if *resumed { "resumed" } else { "started" };
-            format!("run {run} {verb}: {steps} steps, {already_done} already done, up to {parallel} at once")
+            format!(
+                "run {run} {verb}: {}, {already_done} already done, up to {parallel} at once",
+                super::style::plural(*steps, "step")
+            )
         }
         Event::StepSkipped {
             step,

@@ -65,6 +65,15 @@ impl Style {
     }
 }
 
+/// A count and its noun: `1 step`, `5 steps` (nouns that take a plain `s`).
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// Pads `text` to `width` visible characters (ANSI codes are not counted).
 pub fn pad(styled: &str, visible_len: usize, width: usize) -> String {
     let mut s = styled.to_string();

@@ -27,7 +27,21 @@ pub fn text(report: &Report, style: Style) -> String {
     }
     let line = report.summary();
     let _ = writeln!(out, "{}", paint(style, report.severity(), &line));
+    for ca in report.cas.iter().filter(|c| never_created(c)) {
+        let _ = writeln!(
+            out,
+            "  hint: CA {} was never created, so no node holds its files yet: run `certroll apply` to bootstrap the fleet",
+            ca.ca
+        );
+    }
     out
+}
+
+/// The local store holds no generation of this CA: the fleet was never bootstrapped.
+fn never_created(ca: &CaReport) -> bool {
+    ca.findings.iter().any(|f| {
+        matches!(f, Finding::StoreUnavailable { message } if message.starts_with(crate::verify::NEVER_CREATED))
+    })
 }
 
 fn paint(style: Style, sev: Severity, text: &str) -> String {
@@ -63,14 +77,7 @@ fn ca_text(out: &mut String, ca: &CaReport, now: OffsetDateTime, style: Style) {
         let mut cells = row.clone();
         cells[5] = String::new();
         let _ = writeln!(out, "  {}{status}", join(&cells, &widths));
-        for f in &n.findings {
-            let _ = writeln!(
-                out,
-                "      {} {}",
-                mark(style, f.severity()),
-                f.message(&n.name)
-            );
-        }
+        findings_text(out, n, style);
     }
     links_text(out, ca, style);
     let safety = match (ca.safe(), ca.rotating()) {
@@ -85,11 +92,11 @@ fn ca_text(out: &mut String, ca: &CaReport, now: OffsetDateTime, style: Style) {
 }
 
 fn node_row(n: &NodeReport, now: OffsetDateTime) -> [String; 6] {
-    let anchors: Vec<String> = n
-        .anchors
+    let foreign = n
+        .findings
         .iter()
-        .map(|a| gen_name(a.generation_number, a.generation.as_str()))
-        .collect();
+        .any(|f| matches!(f, crate::verify::Finding::ForeignAnchor { .. }));
+    let anchors = anchors_cell(&n.anchors, foreign);
     let (leaf, expires) = match &n.leaf {
         Some(l) => (
             gen_name(l.generation_number, l.generation.as_str()),
@@ -100,15 +107,103 @@ fn node_row(n: &NodeReport, now: OffsetDateTime) -> [String; 6] {
     [
         n.name.clone(),
         n.phase.as_str().to_string(),
-        if anchors.is_empty() {
-            "-".into()
-        } else {
-            anchors.join(",")
-        },
+        anchors,
         leaf,
         expires,
         n.severity().as_str().to_string(),
     ]
+}
+
+/// Findings of one kind shown per node; the rest are counted (a bundle of 10,000 stray
+/// anchors gives one line per kind, not 10,000).
+const SHOWN_PER_KIND: usize = 3;
+
+fn findings_text(out: &mut String, n: &NodeReport, style: Style) {
+    let mut shown: Vec<(&'static str, usize)> = Vec::new();
+    for f in &n.findings {
+        let noun = f.noun().0;
+        let seen = match shown.iter_mut().find(|(k, _)| *k == noun) {
+            Some((_, c)) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                shown.push((noun, 1));
+                1
+            }
+        };
+        if seen <= SHOWN_PER_KIND {
+            let _ = writeln!(
+                out,
+                "      {} {}",
+                mark(style, f.severity()),
+                f.message(&n.name)
+            );
+        }
+    }
+    for f in &n.findings {
+        let noun = f.noun();
+        let Some(i) = shown.iter().position(|(k, _)| *k == noun.0) else {
+            continue;
+        };
+        let (_, total) = shown.remove(i);
+        if total > SHOWN_PER_KIND {
+            let more = total - SHOWN_PER_KIND;
+            let what = if more == 1 { noun.0 } else { noun.1 };
+            let _ = writeln!(
+                out,
+                "      {} … and {more} more {what} on node {} (all of them in --format json)",
+                mark(style, f.severity()),
+                n.name
+            );
+        }
+    }
+}
+
+/// The bundle's anchors by generation: `G1,G2`; a long bundle is summarised by counts,
+/// e.g. `10000 anchors: G1, unknown ×9999`.
+/// The anchors column: generation names, `foreign` for an anchor of no generation kept on
+/// purpose (`bundle_foreign = "keep"`), long bundles summarised by kind.
+fn anchors_cell(anchors: &[CertSummary], foreign: bool) -> String {
+    const LISTED: usize = 4;
+    let names: Vec<String> = anchors
+        .iter()
+        .map(|a| match a.generation_number {
+            None if foreign => "foreign".to_string(),
+            number => gen_name(number, a.generation.as_str()),
+        })
+        .collect();
+    if names.is_empty() {
+        return "-".into();
+    }
+    if names.len() <= LISTED {
+        return names.join(",");
+    }
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for name in &names {
+        match groups.iter_mut().find(|(g, _)| g == name) {
+            Some((_, c)) => *c += 1,
+            None => groups.push((name, 1)),
+        }
+    }
+    let shown: Vec<String> = groups
+        .iter()
+        .take(LISTED)
+        .map(|(g, c)| {
+            if *c == 1 {
+                g.to_string()
+            } else {
+                format!("{g} ×{c}")
+            }
+        })
+        .collect();
+    let rest = groups.len().saturating_sub(LISTED);
+    let tail = if rest > 0 {
+        format!(", {rest} more kinds")
+    } else {
+        String::new()
+    };
+    format!("{} anchors: {}{tail}", names.len(), shown.join(", "))
 }
 
 fn expiry(l: &CertSummary, now: OffsetDateTime) -> String {
@@ -275,4 +370,71 @@ fn link_json(l: &LinkReport) -> Value {
         obj.extend(result);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::materials::FileKind;
+    use crate::verify::{Generation, Phase};
+
+    fn anchor(generation: Generation, number: Option<u32>) -> CertSummary {
+        CertSummary {
+            subject: "CN=x".into(),
+            issuer: "CN=x".into(),
+            generation,
+            generation_number: number,
+            not_after: OffsetDateTime::UNIX_EPOCH,
+            sans: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_bundle_of_ten_thousand_anchors_is_summarised_in_one_short_row() {
+        let mut anchors = vec![anchor(Generation::Current, Some(1))];
+        anchors.extend((0..9_999).map(|_| anchor(Generation::Unknown, None)));
+        let findings = (0..9_999)
+            .map(|_| Finding::StrayAnchor {
+                subject: "CN=x".into(),
+            })
+            .chain([Finding::Missing {
+                file: FileKind::Key,
+                path: "/k".into(),
+            }])
+            .collect();
+        let node = NodeReport {
+            node: 0,
+            name: "big".into(),
+            phase: Phase::Stale,
+            anchors,
+            leaf: None,
+            chain_extra: 0,
+            key_mode: None,
+            findings,
+        };
+        let report = Report {
+            checked_at: OffsetDateTime::UNIX_EPOCH,
+            cas: vec![CaReport {
+                ca: "internal".into(),
+                current: Some(1),
+                next: None,
+                previous: Vec::new(),
+                findings: Vec::new(),
+                nodes: vec![node],
+                links: Vec::new(),
+            }],
+        };
+        let out = text(&report, Style::plain());
+        assert!(out.len() < 2_000, "{} bytes:\n{out}", out.len());
+        assert!(out.contains("10000 anchors: G1, unknown ×9999"), "{out}");
+        assert!(
+            out.contains("… and 9996 more stray anchors on node big"),
+            "{out}"
+        );
+        assert!(out.contains("/k on node big does not exist"), "{out}");
+        assert_eq!(
+            anchors_cell(&[anchor(Generation::Current, Some(1))], false),
+            "G1"
+        );
+    }
 }

@@ -42,6 +42,14 @@ pub fn parse_pem_certs(pem: &[u8]) -> Result<Vec<CertInfo>, String> {
         .collect()
 }
 
+/// A certificate as PEM text with `\n` line endings.
+pub fn cert_pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 /// Parses one DER certificate.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
     let (rest, cert) =

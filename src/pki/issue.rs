@@ -41,8 +41,50 @@ pub fn new_ca(spec: &CaSpec, generation: u32, now: OffsetDateTime) -> Result<CaC
         generation,
         cert_pem: cert.pem(),
         cert_der: cert.der().to_vec(),
-        key_pem: key.serialize_pem(),
+        key_pem: Some(key.serialize_pem()),
         not_after,
+        anchor_pem: None,
+        imported: false,
+    })
+}
+
+/// Creates generation `generation` of CA `spec` as an intermediate signed by `root` (a
+/// generation holding its key): what an operator's offline root ceremony produces, as
+/// `ca import --anchor` records it. Used to prove such rotations (`plan --check`, tests).
+pub fn new_intermediate(
+    spec: &CaSpec,
+    generation: u32,
+    root: &CaCert,
+    now: OffsetDateTime,
+) -> Result<CaCert, PkiError> {
+    let action = format!("create intermediate generation G{generation}");
+    let fail = |message: String| generate_error(spec, &action, message);
+    let root_key = root.key().and_then(load_key).map_err(&fail)?;
+    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
+        .map_err(|e| fail(format!("key generation: {e}")))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = ca_subject(&spec.subject, generation).map_err(&fail)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = ca_key_usages();
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(random_serial());
+    let (not_before, not_after) =
+        window(now, spec.validity, Some(root.not_after)).map_err(&fail)?;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let issuer = Issuer::from_ca_cert_der(&root.cert_der.clone().into(), root_key)
+        .map_err(|e| fail(format!("root certificate does not parse: {e}")))?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(|e| fail(format!("signing: {e}")))?;
+    Ok(CaCert {
+        generation,
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key_pem: Some(key.serialize_pem()),
+        not_after,
+        anchor_pem: Some(root.cert_pem.clone()),
+        imported: true,
     })
 }
 
@@ -59,10 +101,14 @@ pub fn cross_sign(
 ) -> Result<String, PkiError> {
     let action = format!("cross-sign G{} with G{}", new.generation, old.generation);
     let fail = |message: String| generate_error(spec, &action, message);
-    let new_key =
-        load_key(&new.key_pem).map_err(|m| fail(format!("key of G{}: {m}", new.generation)))?;
-    let old_key =
-        load_key(&old.key_pem).map_err(|m| fail(format!("key of G{}: {m}", old.generation)))?;
+    let new_key = new
+        .key()
+        .and_then(load_key)
+        .map_err(|m| fail(format!("key of G{}: {m}", new.generation)))?;
+    let old_key = old
+        .key()
+        .and_then(load_key)
+        .map_err(|m| fail(format!("key of G{}: {m}", old.generation)))?;
     let (_, new_x509) = x509_parser::parse_x509_certificate(&new.cert_der).map_err(|e| {
         fail(format!(
             "certificate of G{} does not parse: {e}",
@@ -107,7 +153,10 @@ pub fn issue_leaf(
 ) -> Result<Leaf, PkiError> {
     let action = format!("issue a leaf for node {node} from G{}", ca.generation);
     let fail = |message: String| generate_error(spec, &action, message);
-    let ca_key = load_key(&ca.key_pem).map_err(|m| fail(format!("CA key: {m}")))?;
+    let ca_key = ca
+        .key()
+        .and_then(load_key)
+        .map_err(|m| fail(format!("CA key: {m}")))?;
     let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
         .map_err(|e| fail(format!("key generation: {e}")))?;
 

@@ -6,13 +6,15 @@ use time::OffsetDateTime;
 use crate::inventory::CaSpec;
 
 mod atomic;
+pub mod import;
 mod inspect;
 mod issue;
 mod names;
 mod store;
 
-pub use inspect::{parse_pem_certs, CertInfo};
-pub use issue::{cross_sign, issue_leaf, new_ca};
+pub use import::{ImportError, ImportSource, Imported};
+pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
+pub use issue::{cross_sign, issue_leaf, new_ca, new_intermediate};
 pub use store::CaStore;
 
 /// Why a certificate operation failed.
@@ -44,16 +46,67 @@ pub enum PkiError {
     },
 }
 
-/// One CA generation: the self-signed root and its private key (PKCS#8 PEM).
+/// One CA generation: the issuing CA certificate and its private key (PKCS#8 PEM).
+///
+/// certroll's own generations are self-signed roots with their key. An imported
+/// generation (`certroll ca import`) may lack the key (public-only: certroll never issues
+/// from it, it only rotates away from it) and may be an intermediate under a root the
+/// nodes trust (`anchor_pem`): bundles then hold the anchor and leaves carry the
+/// intermediate as their chain.
 #[derive(Clone)]
 pub struct CaCert {
     /// 1 for the first CA of a fleet, then 2, 3...
     pub generation: u32,
+    /// The issuing CA certificate.
     pub cert_pem: String,
     pub cert_der: Vec<u8>,
-    /// Never logged, never journaled, never sent to a node.
-    pub key_pem: String,
+    /// Never logged, never journaled, never sent to a node. `None`: public-only.
+    pub key_pem: Option<String>,
     pub not_after: OffsetDateTime,
+    /// The root nodes trust when the issuing CA is an intermediate, PEM.
+    pub anchor_pem: Option<String>,
+    /// Brought by the operator (`ca import`) rather than created by certroll.
+    pub imported: bool,
+}
+
+impl CaCert {
+    /// The certificate a trust bundle holds for this generation: the anchor, or the root itself.
+    pub fn anchor(&self) -> &str {
+        self.anchor_pem.as_deref().unwrap_or(&self.cert_pem)
+    }
+
+    /// The anchor's DER (empty if it does not parse, which the store refuses on load).
+    pub fn anchor_der(&self) -> Vec<u8> {
+        pem::parse(self.anchor())
+            .map(|p| p.into_contents())
+            .unwrap_or_default()
+    }
+
+    /// What a leaf of this generation is served with after itself: the intermediate.
+    pub fn chain_extra(&self) -> Option<&str> {
+        self.anchor_pem.as_ref().map(|_| self.cert_pem.as_str())
+    }
+
+    /// Whether certroll holds the key, i.e. may issue leaves and cross certificates.
+    pub fn can_issue(&self) -> bool {
+        self.key_pem.is_some()
+    }
+
+    /// Whether both generations are trusted through the same anchor (same root).
+    pub fn same_anchor(&self, other: &CaCert) -> bool {
+        self.anchor_der() == other.anchor_der()
+    }
+
+    /// The private key, or why there is none (the message never includes key material).
+    pub(crate) fn key(&self) -> Result<&str, String> {
+        self.key_pem.as_deref().ok_or_else(|| {
+            format!(
+                "generation G{} was imported without its private key (public-only): certroll \
+                 cannot issue from it",
+                self.generation
+            )
+        })
+    }
 }
 
 impl std::fmt::Debug for CaCert {
@@ -61,6 +114,8 @@ impl std::fmt::Debug for CaCert {
         f.debug_struct("CaCert")
             .field("generation", &self.generation)
             .field("not_after", &self.not_after)
+            .field("public_only", &self.key_pem.is_none())
+            .field("anchored", &self.anchor_pem.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -7,6 +7,9 @@
 //! ca/<name>/g1/ca.pem, ca.key               root and its PKCS#8 key (0600)
 //! ca/<name>/g2/ca.pem, ca.key, cross.pem    cross.pem: G2 signed by G1
 //! ca/<name>/archive/g1/                     generations retired by finish_rotation
+//! ca/<name>/gN/anchor.pem                    imported intermediate: the root nodes trust
+//! ca/<name>/gN/imported                      "with-key" or "public-only" (`ca import`)
+//! ca/<name>/gN/staged                        imported next generation not yet rolled out
 //! ```
 //!
 //! Directories are 0700 and every file is written atomically with mode 0600. Pointers
@@ -65,11 +68,12 @@ impl CaStore {
     pub fn cross(&self, spec: &CaSpec) -> Result<Option<String>, PkiError> {
         let root = self.ca_dir(spec)?;
         match read_pointer(&root.join("next"))? {
-            Some(generation) => read_text(
+            // A generation with no cross certificate (imported, or rotated from a
+            // public-only one) simply has none.
+            Some(generation) => read_optional(
                 &generation_dir(&root, generation).join("cross.pem"),
                 "read cross certificate",
-            )
-            .map(Some),
+            ),
             None => Ok(None),
         }
     }
@@ -92,16 +96,27 @@ impl CaStore {
     }
 
     /// Creates the next generation and its cross certificate, persisted (0600) before
-    /// returning. Idempotent: returns the existing next generation if there is one.
+    /// returning. Idempotent: returns the existing next generation if there is one (a
+    /// staged imported one stops being staged: the rotation to it has begun).
+    ///
+    /// A cross certificate is made only when the current generation holds its key and
+    /// both generations are roots; otherwise there is none (`None`).
     pub fn begin_rotation(
         &self,
         spec: &CaSpec,
         now: OffsetDateTime,
-    ) -> Result<(CaCert, String), PkiError> {
-        if let (Some(next), Some(cross)) = (self.next(spec)?, self.cross(spec)?) {
-            return Ok((next, cross));
-        }
+    ) -> Result<(CaCert, Option<String>), PkiError> {
         let root = self.ca_dir(spec)?;
+        if let Some(next) = self.next(spec)? {
+            let dir = generation_dir(&root, next.generation);
+            remove_durable(&dir.join(STAGED))?;
+            let cross = self.cross(spec)?;
+            if cross.is_some() || !self.cross_possible(spec, &next)? {
+                return Ok((next, cross));
+            }
+            // A crash between the generation and its cross certificate: make it again.
+            remove_durable(&root.join("next"))?;
+        }
         let current = self.current(spec)?.ok_or_else(|| PkiError::State {
             path: root.join("current"),
             message: format!(
@@ -111,10 +126,29 @@ impl CaStore {
         })?;
         let generation = current.generation + 1;
         let next = new_ca(spec, generation, now)?;
-        let cross = cross_sign(spec, &next, &current, now)?;
-        write_generation(&generation_dir(&root, generation), &next, Some(&cross))?;
+        let cross = if cross_possible(&current, &next) {
+            Some(cross_sign(spec, &next, &current, now)?)
+        } else {
+            None
+        };
+        write_generation(&generation_dir(&root, generation), &next, cross.as_deref())?;
         write_private(&root.join("next"), format!("{generation}\n").as_bytes())?;
         Ok((next, cross))
+    }
+
+    fn cross_possible(&self, spec: &CaSpec, next: &CaCert) -> Result<bool, PkiError> {
+        Ok(self
+            .current(spec)?
+            .is_some_and(|current| cross_possible(&current, next)))
+    }
+
+    /// Whether the next generation was imported with `--next` and its rotation has not begun.
+    pub fn next_is_staged(&self, spec: &CaSpec) -> Result<bool, PkiError> {
+        let root = self.ca_dir(spec)?;
+        Ok(match read_pointer(&root.join("next"))? {
+            Some(g) => generation_dir(&root, g).join(STAGED).exists(),
+            None => false,
+        })
     }
 
     /// Completes a rotation: the next generation becomes current, the old one is archived.
@@ -155,7 +189,7 @@ impl CaStore {
             .collect()
     }
 
-    fn ca_dir(&self, spec: &CaSpec) -> Result<PathBuf, PkiError> {
+    pub(super) fn ca_dir(&self, spec: &CaSpec) -> Result<PathBuf, PkiError> {
         let name = &spec.name;
         let plain =
             !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
@@ -169,22 +203,53 @@ impl CaStore {
     }
 }
 
-fn generation_dir(root: &Path, generation: u32) -> PathBuf {
+/// Marker of an imported next generation whose rotation has not begun.
+pub(super) const STAGED: &str = "staged";
+/// Marker of an imported generation: `with-key` or `public-only`.
+const IMPORTED: &str = "imported";
+
+/// A cross certificate needs the current key, and only certifies a root by a root.
+fn cross_possible(current: &CaCert, next: &CaCert) -> bool {
+    current.can_issue()
+        && next.can_issue()
+        && current.anchor_pem.is_none()
+        && next.anchor_pem.is_none()
+}
+
+pub(super) fn generation_dir(root: &Path, generation: u32) -> PathBuf {
     root.join(format!("g{generation}"))
 }
 
-fn write_generation(dir: &Path, ca: &CaCert, cross: Option<&str>) -> Result<(), PkiError> {
+/// Writes a generation's files; the markers last but one, `staged` (if any) before them.
+pub(super) fn write_generation(
+    dir: &Path,
+    ca: &CaCert,
+    cross: Option<&str>,
+) -> Result<(), PkiError> {
     create_private_dir(dir)?;
-    write_private(&dir.join("ca.key"), ca.key_pem.as_bytes())?;
+    if let Some(key) = &ca.key_pem {
+        write_private(&dir.join("ca.key"), key.as_bytes())?;
+    }
     write_private(&dir.join("ca.pem"), ca.cert_pem.as_bytes())?;
+    if let Some(anchor) = &ca.anchor_pem {
+        write_private(&dir.join("anchor.pem"), anchor.as_bytes())?;
+    }
     if let Some(cross) = cross {
         write_private(&dir.join("cross.pem"), cross.as_bytes())?;
+    }
+    if ca.imported {
+        let kind: &[u8] = if ca.can_issue() {
+            b"with-key\n"
+        } else {
+            b"public-only\n"
+        };
+        write_private(&dir.join(IMPORTED), kind)?;
     }
     Ok(())
 }
 
 /// Reads a generation pointer (`current`, `next`); `None` if the file does not exist.
-fn read_pointer(path: &Path) -> Result<Option<u32>, PkiError> {
+pub(super) fn read_pointer(path: &Path) -> Result<Option<u32>, PkiError> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -213,17 +278,62 @@ fn read_text(path: &Path, action: &str) -> Result<String, PkiError> {
     })
 }
 
+/// Reads an optional store file; `None` if it does not exist.
+fn read_optional(path: &Path, action: &str) -> Result<Option<String>, PkiError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(PkiError::Io {
+            action: action.into(),
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
 /// Loads `dir/ca.pem` and `dir/ca.key`, checking that the key is private (0600) and
-/// belongs to the certificate.
-fn load_generation(dir: &Path, generation: u32) -> Result<CaCert, PkiError> {
+/// belongs to the certificate; an imported public-only generation has no key, an
+/// imported intermediate has its `anchor.pem`.
+pub(super) fn load_generation(dir: &Path, generation: u32) -> Result<CaCert, PkiError> {
     let cert_path = dir.join("ca.pem");
     let key_path = dir.join("ca.key");
     let cert_pem = read_text(&cert_path, "read CA certificate")?;
-    let key_pem = read_text(&key_path, "read CA key")?;
     let damaged = |path: &Path, message: String| PkiError::Store {
         path: path.into(),
         message,
     };
+    let imported = read_optional(&dir.join(IMPORTED), "read import marker")?;
+    let anchor_pem = read_optional(&dir.join("anchor.pem"), "read CA anchor")?;
+    if let Some(anchor) = &anchor_pem {
+        let parses = pem::parse(anchor).is_ok_and(|p| p.tag() == "CERTIFICATE");
+        if !parses {
+            return Err(damaged(
+                &dir.join("anchor.pem"),
+                "not a PEM certificate".into(),
+            ));
+        }
+    }
+    let public_only = imported.as_deref().map(str::trim) == Some("public-only");
+    if public_only {
+        let cert_der = pem::parse(&cert_pem)
+            .ok()
+            .filter(|p| p.tag() == "CERTIFICATE")
+            .map(|p| p.into_contents())
+            .ok_or_else(|| damaged(&cert_path, "not a PEM certificate".into()))?;
+        let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
+            .map_err(|e| damaged(&cert_path, format!("not valid X.509: {e}")))?;
+        let not_after = x509.validity().not_after.to_datetime();
+        return Ok(CaCert {
+            generation,
+            cert_pem,
+            cert_der,
+            key_pem: None,
+            not_after,
+            anchor_pem,
+            imported: true,
+        });
+    }
+    let key_pem = read_text(&key_path, "read CA key")?;
 
     let mode = fs::metadata(&key_path)
         .map_err(|source| PkiError::Io {
@@ -261,13 +371,15 @@ fn load_generation(dir: &Path, generation: u32) -> Result<CaCert, PkiError> {
         generation,
         cert_pem,
         cert_der,
-        key_pem,
+        key_pem: Some(key_pem),
         not_after,
+        anchor_pem,
+        imported: imported.is_some(),
     })
 }
 
 /// Generation numbers of the `g<N>` directories in `dir`, ascending (none if `dir` is absent).
-fn list_generations(dir: &Path) -> Result<Vec<u32>, PkiError> {
+pub(super) fn list_generations(dir: &Path) -> Result<Vec<u32>, PkiError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

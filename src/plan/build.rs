@@ -38,28 +38,6 @@ pub fn renew(inv: &Inventory, ca: CaId, nodes: &[NodeId]) -> Plan {
     single_action_plan(inv, ca, nodes, Mode::Renew, Action::Renew)
 }
 
-/// Routine maintenance: install on nodes that hold nothing yet, renew expiring leaves.
-/// Every step is independent (the current CA is trusted everywhere already).
-pub fn maintenance(inv: &Inventory, ca: CaId, install: &[NodeId], renew_nodes: &[NodeId]) -> Plan {
-    let mut plan = single_action_plan(inv, ca, install, Mode::Bootstrap, Action::Install);
-    if renew_nodes.is_empty() {
-        return plan;
-    }
-    plan.mode = Mode::Renew;
-    for &node in renew_nodes {
-        let id = plan.steps.len();
-        plan.steps.push(Step {
-            id,
-            node,
-            actions: vec![Action::Renew],
-            after: Vec::new(),
-            wave: 0,
-        });
-        plan.order.push(node);
-    }
-    plan
-}
-
 fn single_action_plan(
     _inv: &Inventory,
     ca: CaId,
@@ -85,6 +63,9 @@ fn single_action_plan(
         chain: ChainMode::Plain,
         steps,
         order: nodes.to_vec(),
+        notes: Vec::new(),
+        needs: Vec::new(),
+        unrepaired: Vec::new(),
     }
 }
 
@@ -168,6 +149,9 @@ fn phased(inv: &Inventory, ca: CaId, chain: ChainMode) -> Plan {
         chain,
         steps,
         order: Vec::new(),
+        notes: Vec::new(),
+        needs: Vec::new(),
+        unrepaired: Vec::new(),
     }
 }
 
@@ -221,6 +205,9 @@ fn ordered(inv: &Inventory, ca: CaId, chain: ChainMode) -> Result<Plan, PlanErro
         chain,
         steps,
         order,
+        notes: Vec::new(),
+        needs: Vec::new(),
+        unrepaired: Vec::new(),
     })
 }
 

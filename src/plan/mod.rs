@@ -12,18 +12,23 @@ pub use crate::inventory::{ChainMode, Strategy};
 
 mod build;
 mod order;
+pub mod routine;
+pub mod takeover;
 mod waves;
 
-pub use build::{bootstrap, maintenance, renew, rotate, PlanError};
+pub use build::{bootstrap, renew, rotate, PlanError};
 pub use order::{topological_order, CycleError};
+pub use routine::{routine, BundleNeed, LeafNeed, NodeNeed, Unrepaired};
+pub use takeover::{is_leaves_only, leaves_only, rotate_from};
 
 /// What a plan does to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// Nodes hold nothing yet: install the current CA bundle and a leaf.
+    /// The CA was never created: every member gets the current CA bundle and a leaf.
     Bootstrap,
-    /// Leaves that expire soon get a new one from the current CA; trust is unchanged.
+    /// Routine run of an existing CA: install missing files, renew expiring leaves,
+    /// repair broken ones (see [`routine`]); trust in the current CA is unchanged.
     Renew,
     /// Roll the fleet from the current CA generation to the next one.
     Rotate,
@@ -93,6 +98,13 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Node visiting order (the single-visit order for `ordered`, else by first step).
     pub order: Vec<NodeId>,
+    /// What the planner saw and decided that the steps alone do not say (e.g. a
+    /// leaves-only rotation, nodes whose files belong to neither generation).
+    pub notes: Vec<String>,
+    /// Routine plans: what each node needs and why (empty for other plans).
+    pub needs: Vec<NodeNeed>,
+    /// Routine plans: problems left alone, for the operator.
+    pub unrepaired: Vec<Unrepaired>,
 }
 
 impl Plan {

@@ -187,6 +187,21 @@ impl Transport for Sudo {
         Ok(out)
     }
 
+    /// A TCP stream needs no privilege: opened by the login session.
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn super::ByteStream>, TransportError> {
+        self.inner.open_stream(host, port, timeout)
+    }
+
+    /// Listed as the login user: a directory it cannot read lists as absent.
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<super::DirEntry>>, TransportError> {
+        self.inner.list_dir(path)
+    }
+
     fn exec_input(
         &self,
         command: &str,

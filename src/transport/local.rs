@@ -71,6 +71,7 @@ impl LocalTransport {
         drop(file);
         if let Some(tag) = opts.backup_tag {
             backup(target, tag)?;
+            tighten_backup(&backup_path(target, tag), opts.mode)?;
         }
         fs::rename(tmp, target)?;
         if let Some(dir) = target.parent() {
@@ -98,6 +99,24 @@ fn backup(target: &Path, tag: &str) -> io::Result<()> {
             return Err(io::Error::other(msg));
         }
         fs::copy(target, &bak)?;
+    }
+    Ok(())
+}
+
+/// A backup never exposes a key: a key file's backup is kept as closed as the new key
+/// (`mode`), and any backup holding a private key (e.g. one appended to a certificate)
+/// is made 0600.
+fn tighten_backup(bak: &Path, mode: u32) -> io::Result<()> {
+    let Ok(meta) = fs::symlink_metadata(bak) else {
+        return Ok(());
+    };
+    let secret = mode & 0o077 == 0
+        || (meta.is_file()
+            && meta.len() <= 1 << 20
+            && fs::read(bak).is_ok_and(|d| super::holds_private_key(&d)));
+    if secret && meta.permissions().mode() & 0o077 != 0 {
+        let closed = if mode & 0o077 == 0 { mode } else { 0o600 };
+        fs::set_permissions(bak, fs::Permissions::from_mode(closed))?;
     }
     Ok(())
 }
@@ -145,6 +164,29 @@ impl Transport for LocalTransport {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io_err(format!("read {path}"), &e)),
         }
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<super::DirEntry>>, TransportError> {
+        let action = || format!("list directory {path}");
+        let entries = match fs::read_dir(self.resolve(path)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io_err(action(), &e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries.take(super::MAX_DIR_ENTRIES) {
+            let entry = entry.map_err(|e| self.io_err(action(), &e))?;
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue; // removed while listing
+            };
+            out.push(super::DirEntry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                mode: meta.permissions().mode() & 0o7777,
+                regular: meta.file_type().is_file(),
+                size: meta.len(),
+            });
+        }
+        Ok(Some(out))
     }
 
     fn file_mode(&self, path: &str) -> Result<Option<u32>, TransportError> {
@@ -225,6 +267,14 @@ impl Transport for LocalTransport {
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
         self.run(command, Some(input), timeout)
+    }
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn super::ByteStream>, TransportError> {
+        super::stream::connect_local(&self.node, host, port, timeout)
     }
 }
 

@@ -19,9 +19,11 @@ mod process;
 mod remote;
 mod session;
 pub mod ssh;
+mod stream;
 mod tunnel;
 
 pub use become_sudo::Sudo;
+pub use stream::ByteStream;
 
 /// Output of a command run on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +103,20 @@ pub struct WriteOptions<'a> {
     pub what: &'a str,
 }
 
+/// One entry of a directory listing (symbolic links are not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    /// Permission bits, e.g. `0o644`.
+    pub mode: u32,
+    /// A regular file (not a directory, link, FIFO, socket or device).
+    pub regular: bool,
+    pub size: u64,
+}
+
+/// At most this many entries of one directory are listed.
+pub const MAX_DIR_ENTRIES: usize = 4096;
+
 /// One live connection to one node. Implementations are used from several threads.
 pub trait Transport: Send + Sync {
     /// Node name, for messages.
@@ -154,6 +170,31 @@ pub trait Transport: Send + Sync {
             "this transport cannot pass input to a command",
         ))
     }
+
+    /// Opens a TCP byte stream to `host:port` *as the node reaches it* (an SSH node
+    /// connects from its own end of the session; a local node from this machine), with
+    /// `timeout` on the connect and on every read and write. Used by certroll's own TLS
+    /// confirm. Refused and timed-out connections are [`ErrorKind::Transient`].
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn ByteStream>, TransportError> {
+        let _ = timeout;
+        Err(TransportError::new(
+            self.node(),
+            stream::connect_action(host, port),
+            ErrorKind::Io,
+            "this transport cannot open TCP streams",
+        ))
+    }
+
+    /// Lists a directory (at most [`MAX_DIR_ENTRIES`] entries); `Ok(None)` if it does not
+    /// exist, or if this transport cannot list directories.
+    fn list_dir(&self, _path: &str) -> Result<Option<Vec<DirEntry>>, TransportError> {
+        Ok(None)
+    }
 }
 
 /// Host-key policy for SSH connections.
@@ -173,6 +214,13 @@ pub trait Connector: Send + Sync {
 /// Nodes with `become = "sudo"` get their transport wrapped in [`Sudo`].
 pub fn connector(inv: &Inventory, policy: HostKeyPolicy) -> Arc<dyn Connector> {
     Arc::new(ssh::FleetConnector::new(inv.clone(), policy))
+}
+
+/// Whether `data` holds a PEM private key of any kind (PKCS#8, SEC1, PKCS#1, OpenSSH,
+/// encrypted): such a file is never left readable by others in a backup.
+pub fn holds_private_key(data: &[u8]) -> bool {
+    const END: &[u8] = b"PRIVATE KEY-----";
+    data.windows(END.len()).any(|w| w == END)
 }
 
 /// SHA-256 of data, hex.

@@ -53,7 +53,7 @@ pub(crate) fn run(
     timeout: Duration,
 ) -> io::Result<Finished> {
     let _in_flight = CommandGuard::new();
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(timeout);
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)

@@ -67,6 +67,15 @@ impl Conn {
         }
     }
 
+    /// The session and the tunnel under it, for a caller that needs the session alone
+    /// (a byte stream of its own); the SFTP channel, if open, is closed.
+    pub(crate) fn into_parts(mut self) -> (Session, Option<Tunnel>) {
+        self.sftp = None;
+        // `Session` is a shared handle: this clone keeps the session open once `self`
+        // (a fresh connection, with no lingering channel) is dropped.
+        (self.session.clone(), self._tunnel.take())
+    }
+
     fn sftp(&mut self) -> Result<&Sftp, ssh2::Error> {
         let sftp = match self.sftp.take() {
             Some(s) => s,
@@ -125,6 +134,34 @@ impl Conn {
         }
     }
 
+    /// The listing described on [`super::Transport::list_dir`] (SFTP `readdir`, which
+    /// reports each entry without following links).
+    pub(crate) fn list(
+        &mut self,
+        node: &str,
+        path: &str,
+    ) -> Result<Option<Vec<super::DirEntry>>, TransportError> {
+        let entries = match self.sftp().and_then(|s| s.readdir(Path::new(path))) {
+            Ok(e) => e,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(ssh_error(node, &format!("list directory {path}"), &e)),
+        };
+        let listed = entries
+            .into_iter()
+            .take(super::MAX_DIR_ENTRIES)
+            .filter_map(|(p, st)| {
+                let perm = st.perm?;
+                Some(super::DirEntry {
+                    name: p.file_name()?.to_string_lossy().into_owned(),
+                    mode: perm & 0o7777,
+                    regular: perm & 0o170000 == 0o100000,
+                    size: st.size.unwrap_or(0),
+                })
+            })
+            .collect();
+        Ok(Some(listed))
+    }
+
     /// The atomic write described on [`super::Transport::write_file`].
     pub(crate) fn write(
         &mut self,
@@ -155,10 +192,18 @@ impl Conn {
         );
         if let Some(tag) = opts.backup_tag {
             let b = shell_quote(&format!("{path}.{tag}.bak"));
+            // A backup never exposes a key: a key file's backup is kept as closed as the
+            // new key, and any backup holding a private key (e.g. one appended to a
+            // certificate) is made 0600.
+            let tighten = if opts.mode & 0o077 == 0 {
+                format!("chmod {:o} -- {b}; ", opts.mode)
+            } else {
+                format!("if grep -q -e 'PRIVATE KEY-----' -- {b}; then chmod 600 -- {b}; fi; ")
+            };
             script += &format!(
                 "if [ -e {t} ]; then ln -f -- {t} {b} 2>/dev/null || \
                  {{ [ -f {t} ] || {{ echo 'cannot back up '{t}': not a regular file' >&2; exit 1; }}; \
-                 cp -p -- {t} {b}; }}; fi; "
+                 cp -p -- {t} {b}; }}; {tighten}fi; "
             );
         }
         script += &format!("mv -f -- {tq} {t}");

@@ -16,9 +16,11 @@ use ssh2::Session;
 use super::local::LocalTransport;
 use super::remote::Conn;
 use super::session::{establish, tcp_connect, Peer};
+use super::stream;
 use super::tunnel::{self, Hop, Tunnel};
 use super::{
-    Connector, ErrorKind, ExecOutput, HostKeyPolicy, Sudo, Transport, TransportError, WriteOptions,
+    ByteStream, Connector, ErrorKind, ExecOutput, HostKeyPolicy, Sudo, Transport, TransportError,
+    WriteOptions,
 };
 use crate::inventory::{Become, Inventory, NodeId, SshSettings, TransportKind};
 
@@ -127,6 +129,22 @@ impl Transport for SshTransport {
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
         self.with_conn(|c| c.exec_input(&self.node, command, input, timeout))
+    }
+
+    /// A session of its own per stream: the run's session stays free for file operations
+    /// and commands while the stream is in use.
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn ByteStream>, TransportError> {
+        let (session, tunnel) = (self.opener)()?.into_parts();
+        stream::connect_through(&self.node, session, tunnel, host, port, timeout)
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<super::DirEntry>>, TransportError> {
+        self.with_conn(|c| c.list(&self.node, path))
     }
 }
 

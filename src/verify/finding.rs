@@ -65,8 +65,15 @@ pub enum Finding {
         missing: Vec<String>,
         breaks_links: bool,
     },
-    /// An anchor that is no generation of this CA: trust nobody asked for.
+    /// An anchor that is no generation of this CA, with `bundle_foreign = "drop"`: trust
+    /// nobody asked for.
     StrayAnchor {
+        subject: String,
+    },
+    /// An anchor that is no generation of this CA, kept because certroll keeps the
+    /// certificates it does not manage (`bundle_foreign = "keep"`, the default).
+    /// Informational: never a failure.
+    ForeignAnchor {
         subject: String,
     },
     /// The same anchor twice in one bundle.
@@ -92,6 +99,20 @@ pub enum Finding {
         path: String,
         mode: String,
     },
+    /// A private key in a file certroll manages that is not the key file (certificate,
+    /// trust bundle, proof-key certificate): whoever may read that file may read the key.
+    KeyInPublicFile {
+        file: FileKind,
+        path: String,
+        /// The file's mode in octal, when known.
+        mode: Option<String>,
+    },
+    /// A copy of a managed file (a backup such as `key.pem.bak` beside it) holds a private
+    /// key and other users may read it.
+    LooseKeyCopy {
+        path: String,
+        mode: String,
+    },
     /// During a rotation, a combination of bundle and leaf no correct plan produces.
     IrregularPhase {
         detail: String,
@@ -114,6 +135,12 @@ pub enum Finding {
     ProofStale {
         path: String,
     },
+    /// `--live`: the server at the node's `tls_address` does not serve its files (e.g. it
+    /// was never reloaded), or could not be reached there.
+    LiveTls {
+        address: String,
+        detail: String,
+    },
 }
 
 impl Finding {
@@ -121,13 +148,17 @@ impl Finding {
         use Finding::*;
         match self {
             Unreachable { .. } | Unreadable { .. } | StoreUnavailable { .. } => Severity::Unknown,
+            ForeignAnchor { .. } => Severity::Ok,
             Missing { .. }
             | Corrupt { .. }
             | EmptyBundle { .. }
             | KeyMismatch { .. }
             | Expired { .. }
             | NotYetValid { .. }
-            | ProofInvalid { .. } => Severity::Critical,
+            | KeyInPublicFile { .. }
+            | LooseKeyCopy { .. }
+            | ProofInvalid { .. }
+            | LiveTls { .. } => Severity::Critical,
             NameNotCovered { breaks_links, .. } if *breaks_links => Severity::Critical,
             KeyMode { mode, .. } if world_accessible(mode) => Severity::Critical,
             Expiring { .. }
@@ -161,6 +192,7 @@ impl Finding {
             AnchorExpiring { .. } => ("anchor expiring", "anchors expiring"),
             NameNotCovered { .. } => ("name not covered", "names not covered"),
             StrayAnchor { .. } => ("stray anchor", "stray anchors"),
+            ForeignAnchor { .. } => ("foreign anchor", "foreign anchors"),
             DuplicateAnchor { .. } => ("duplicate anchor", "duplicate anchors"),
             StaleAnchor { .. } => ("stale anchor", "stale anchors"),
             MissingCurrentAnchor { .. } => {
@@ -168,7 +200,18 @@ impl Finding {
             }
             LeafNotCurrent { .. } => ("leaf from another CA", "leaves from another CA"),
             KeyMode { .. } => ("key file too open", "key files too open"),
+            KeyInPublicFile { .. } => (
+                "private key in a public file",
+                "private keys in public files",
+            ),
+            LooseKeyCopy { .. } => (
+                "readable copy of a private key",
+                "readable copies of private keys",
+            ),
             IrregularPhase { .. } => ("irregular rollover state", "irregular rollover states"),
+            StoreUnavailable { message } if message.starts_with(super::NEVER_CREATED) => {
+                ("CA never created", "CAs never created")
+            }
             StoreUnavailable { .. } => ("CA store unreadable", "CA stores unreadable"),
             ProofMissing { .. } => (
                 "proof-key certificate missing",
@@ -181,6 +224,10 @@ impl Finding {
             ProofStale { .. } => (
                 "stale proof-key certificate",
                 "stale proof-key certificates",
+            ),
+            LiveTls { .. } => (
+                "server not serving its files",
+                "servers not serving their files",
             ),
         }
     }
@@ -235,6 +282,9 @@ impl Finding {
             NameNotCovered { missing, .. } => {
                 format!("leaf of node {node} does not cover {}", missing.join(", "))
             }
+            ForeignAnchor { subject } => {
+                format!("bundle of node {node} also trusts {subject}, a foreign anchor certroll keeps")
+            }
             StrayAnchor { subject } => {
                 format!("bundle of node {node} trusts {subject}, which is no generation of this CA")
             }
@@ -256,6 +306,19 @@ impl Finding {
             KeyMode { path, mode } => {
                 format!("private key {path} on node {node} has mode {mode}; it must be 0600")
             }
+            KeyInPublicFile { file, path, mode } => {
+                let mode = mode
+                    .as_deref()
+                    .map(|m| format!(" (mode {m})"))
+                    .unwrap_or_default();
+                format!(
+                    "{} {path}{mode} on node {node} holds a private key: whoever may read it has the key; a private key belongs only in the key file",
+                    file.label()
+                )
+            }
+            LooseKeyCopy { path, mode } => format!(
+                "{path} on node {node} holds a private key and has mode {mode}: other users can read it; remove it or make it 0600"
+            ),
             IrregularPhase { detail } => format!("node {node}: {detail}"),
             StoreUnavailable { message } => {
                 format!("failed to read the local CA store for CA {node}: {message}")
@@ -269,6 +332,9 @@ impl Finding {
             ProofStale { path } => format!(
                 "proof-key certificate {path} on node {node} is left over: no rotation runs; remove it"
             ),
+            LiveTls { address, detail } => {
+                format!("node {node} at {address} (as reached from the node): {detail}")
+            }
         }
     }
 }

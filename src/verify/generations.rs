@@ -4,7 +4,7 @@
 //! its issuer name when it carries none.
 
 use crate::inventory::CaSpec;
-use crate::pki::{parse_pem_certs, CaStore, CertInfo};
+use crate::pki::{parse_pem_certs, CaCert, CaStore, CertInfo};
 
 use super::report::Generation;
 
@@ -40,15 +40,26 @@ impl Known {
         };
         let mut known = Known::default();
         if let Some(c) = store.current(spec).map_err(|e| fail("the current", &e))? {
-            known.add(Generation::Current, c.generation, &c.cert_pem)?;
+            known.add_generation(Generation::Current, &c)?;
         }
         if let Some(n) = store.next(spec).map_err(|e| fail("the next", &e))? {
-            known.add(Generation::Next, n.generation, &n.cert_pem)?;
+            known.add_generation(Generation::Next, &n)?;
         }
         for a in store.archived(spec).map_err(|e| fail("an archived", &e))? {
-            known.add(Generation::Previous, a.generation, &a.cert_pem)?;
+            known.add_generation(Generation::Previous, &a)?;
         }
         Ok(known)
+    }
+
+    /// Adds a generation: its issuing CA and, for an imported intermediate, the anchor
+    /// its bundles hold (the same label; an anchor shared with a later generation is
+    /// recognised as the earlier one's, which holds it first).
+    pub fn add_generation(&mut self, label: Generation, ca: &CaCert) -> Result<(), String> {
+        self.add(label, ca.generation, &ca.cert_pem)?;
+        if let Some(anchor) = &ca.anchor_pem {
+            self.add(label, ca.generation, anchor)?;
+        }
+        Ok(())
     }
 
     /// Adds a generation from its root certificate (PEM).

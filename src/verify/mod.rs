@@ -3,7 +3,8 @@
 //! [`verify`] reads, through a [`Connector`], the trust bundle, certificate chain and key
 //! of every node taking part in the chosen CAs' links (one connection per node, many
 //! nodes at once), checks each node ([`node`]), handshakes each link for real in memory
-//! ([`links`]), optionally runs the nodes' probes ([`live`]), and returns a [`Report`].
+//! ([`links`]), optionally runs the nodes' probes ([`live`]) and looks at the servers
+//! with a `tls_address` ([`live_tls`]), and returns a [`Report`].
 //! Nothing here depends on how a node is reached: SSH, local or a test fake.
 
 use std::time::Duration as StdDuration;
@@ -19,6 +20,7 @@ pub mod finding;
 pub mod generations;
 pub mod links;
 pub mod live;
+pub mod live_tls;
 pub mod node;
 pub mod proof;
 pub mod report;
@@ -38,6 +40,10 @@ pub use report::{
 use collect::collect;
 use links::{check_link, SideState};
 use node::{check_node, NodeContext, Parsed};
+
+/// The start of the CA finding of a store that holds no generation: the fleet was never
+/// bootstrapped (the text output adds a hint to run `certroll apply`).
+pub const NEVER_CREATED: &str = "the store holds no generation of this CA: it was never created";
 
 /// How to verify.
 #[derive(Debug, Clone)]
@@ -92,8 +98,17 @@ pub fn verify(
         .map(|input| verify_ca(inv, input, &by_node, opts))
         .collect();
     if opts.live {
-        for r in &mut reports {
+        for (r, input) in reports.iter_mut().zip(cas) {
             run_probes(inv, r, &by_node, opts);
+            live_tls::check_servers(
+                inv,
+                input.ca,
+                &input.known,
+                r,
+                &by_node,
+                opts.probe_timeout,
+                opts.threads,
+            );
         }
     }
     Report {
@@ -170,6 +185,7 @@ fn check_nodes<'a>(
             serves: inv.links_of(input.ca).any(|l| l.server == n),
             now: opts.now,
             warn_within,
+            keeps_foreign: spec.bundle_foreign == crate::inventory::BundleForeign::Keep,
         };
         let (report, p) = check_node(&cx, files);
         reports.push(report);
@@ -184,7 +200,7 @@ fn ca_findings(input: &CaInput) -> Vec<Finding> {
             message: message.clone(),
         }],
         (None, true) => vec![Finding::StoreUnavailable {
-            message: "the store holds no generation of this CA (is state_dir right?)".into(),
+            message: format!("{NEVER_CREATED} (or state_dir points elsewhere)"),
         }],
         (None, false) => Vec::new(),
     }

@@ -25,6 +25,8 @@ pub struct NodeContext<'a> {
     pub serves: bool,
     pub now: OffsetDateTime,
     pub warn_within: Duration,
+    /// `bundle_foreign = "keep"`: anchors of no generation are foreign, not stray.
+    pub keeps_foreign: bool,
 }
 
 /// The parsed files of a node, kept for the link checks.
@@ -67,12 +69,17 @@ pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed)
         }),
         Some(c) => {
             parsed.leaf_gen = Some(check_leaf(cx, &c[0], &mut findings));
-            check_key(cx, files, &c[0], &mut findings);
+            check_key(cx, files, Some(&c[0]), &mut findings);
             parsed.chain = c;
         }
         None => {}
     }
+    if parsed.chain.is_empty() {
+        // Without a usable certificate the key is still checked: missing, unreadable, corrupt.
+        check_key(cx, files, None, &mut findings);
+    }
     check_key_mode(cx, files, &mut findings);
+    check_secrets(cx, files, &mut findings);
     if let (Some(path), Some(state)) = (&cx.paths.proof_cert, &files.proof) {
         let trusts = parsed.trusts.as_deref().unwrap_or_default();
         let both = trusts.contains(&Generation::Current) && trusts.contains(&Generation::Next);
@@ -160,11 +167,14 @@ fn check_anchors(
             }
             // Without a store every anchor would look stray; the CA-level finding says so.
             None if cx.known.is_empty() => {}
+            None if cx.keeps_foreign => out.push(Finding::ForeignAnchor {
+                subject: a.subject.clone(),
+            }),
             None => out.push(Finding::StrayAnchor {
                 subject: a.subject.clone(),
             }),
         }
-        if a.not_after <= cx.now + cx.warn_within {
+        if a.not_after <= cx.now.saturating_add(cx.warn_within) {
             out.push(Finding::AnchorExpiring {
                 subject: a.subject.clone(),
                 not_after: rfc3339(a.not_after),
@@ -194,7 +204,7 @@ fn check_leaf(cx: &NodeContext<'_>, leaf: &CertInfo, out: &mut Vec<Finding>) -> 
         out.push(Finding::Expired {
             not_after: rfc3339(leaf.not_after),
         });
-    } else if leaf.not_after <= cx.now + cx.warn_within {
+    } else if leaf.not_after <= cx.now.saturating_add(cx.warn_within) {
         out.push(Finding::Expiring {
             not_after: rfc3339(leaf.not_after),
             days_left: (leaf.not_after - cx.now).whole_days(),
@@ -236,8 +246,47 @@ pub fn name_matches(have: &str, want: &str) -> bool {
     }
 }
 
-/// The key must be PKCS#8 PEM and its public key must be the leaf's.
-fn check_key(cx: &NodeContext<'_>, files: &CaFiles, leaf: &CertInfo, out: &mut Vec<Finding>) {
+/// Private keys in public files and readable copies of keys (see [`crate::secrets`]).
+fn check_secrets(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>) {
+    let public = [
+        (
+            FileKind::TrustBundle,
+            Some(&cx.paths.trust_bundle),
+            Some(&files.bundle),
+        ),
+        (FileKind::Cert, Some(&cx.paths.cert), Some(&files.cert)),
+        (
+            FileKind::ProofCert,
+            cx.paths.proof_cert.as_ref(),
+            files.proof.as_ref(),
+        ),
+    ];
+    for (file, path, state) in public {
+        if let (Some(path), Some(FileState::Present(bytes))) = (path, state) {
+            if crate::secrets::holds_private_key(bytes) {
+                out.push(Finding::KeyInPublicFile {
+                    file,
+                    path: path.clone(),
+                    mode: None,
+                });
+            }
+        }
+    }
+    for (path, mode) in &files.loose_copies {
+        out.push(Finding::LooseKeyCopy {
+            path: path.clone(),
+            mode: mode_text(*mode),
+        });
+    }
+}
+
+/// The key must be PKCS#8 PEM and its public key must be the leaf's (when there is one).
+fn check_key(
+    cx: &NodeContext<'_>,
+    files: &CaFiles,
+    leaf: Option<&CertInfo>,
+    out: &mut Vec<Finding>,
+) {
     let path = &cx.paths.key;
     let bytes = match &files.key {
         FileState::Present(b) => b,
@@ -265,6 +314,9 @@ fn check_key(cx: &NodeContext<'_>, files: &CaFiles, leaf: &CertInfo, out: &mut V
             path: path.clone(),
             detail: "not a PKCS#8 PEM private key of a supported algorithm".into(),
         });
+    };
+    let Some(leaf) = leaf else {
+        return;
     };
     if hex::encode(Sha256::digest(pair.subject_public_key_info())) != leaf.spki_sha256 {
         out.push(Finding::KeyMismatch {

@@ -282,9 +282,9 @@ impl Report {
     /// One line: `verify: 8 nodes, 10 links — OK` or `CRITICAL: 2 links would fail, ...`.
     pub fn summary(&self) -> String {
         let head = format!(
-            "verify: {} nodes, {} links",
-            self.node_count(),
-            self.link_count()
+            "verify: {}, {}",
+            count(self.node_count(), ("node", "nodes")),
+            count(self.link_count(), ("link", "links"))
         );
         let sev = self.severity();
         if sev == Severity::Ok {
@@ -321,26 +321,31 @@ impl Report {
             }
             let nodes = ca.nodes.iter().flat_map(|n| n.findings.iter());
             for f in ca.findings.iter().chain(nodes) {
-                bump(f.severity(), f.noun());
+                if f.severity() != Severity::Ok {
+                    bump(f.severity(), f.noun());
+                }
             }
         }
         // Stable: equal severities keep the order of first appearance.
         counts.sort_by_key(|c| std::cmp::Reverse(c.0));
         counts
             .into_iter()
-            .map(|(_, (one, many), n)| {
-                if n == 1 {
-                    format!("1 {one}")
-                } else {
-                    format!("{n} {many}")
-                }
-            })
+            .map(|(_, noun, n)| count(n, noun))
             .collect()
     }
 }
 
 /// A problem's name, singular and plural: ("key mismatch", "key mismatches").
 pub type Noun = (&'static str, &'static str);
+
+/// `1 key mismatch`, `2 key mismatches`.
+fn count(n: usize, (one, many): Noun) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
 
 /// The worst severity of a list (OK when empty).
 pub fn worst(it: impl Iterator<Item = Severity>) -> Severity {

@@ -30,7 +30,7 @@ fn wrong_bundle_breaks_the_links_that_verify_with_it() {
     let r = f.run();
     assert_eq!(r.exit_code(), exit::VERIFY_CRITICAL);
     let k = kinds(&r, "app1");
-    assert!(k.contains(&"stray-anchor".to_string()), "{k:?}");
+    assert!(k.contains(&"foreign-anchor".to_string()), "{k:?}");
     assert!(k.contains(&"missing-current-anchor".to_string()), "{k:?}");
     assert_eq!(link(&r, "lb1", "app1").result, LinkResult::Ok);
     match &link(&r, "app1", "db1").result {
@@ -237,7 +237,8 @@ fn key_file_mode_looser_than_0600() {
 
 #[test]
 fn duplicate_and_stray_anchors_are_warnings() {
-    let f = Fleet::new();
+    let mut f = Fleet::new();
+    f.inv.cas[0].bundle_foreign = crate::inventory::BundleForeign::Drop;
     let pem = f.g1.pem() + &f.g1.pem();
     f.put("lb1", "ca.pem", pem.as_bytes(), 0o644);
     let stray = f.g1.pem() + &f.g2.pem();
@@ -247,6 +248,17 @@ fn duplicate_and_stray_anchors_are_warnings() {
     assert_eq!(kinds(&r, "db1"), ["stray-anchor"]);
     assert_eq!(r.exit_code(), exit::VERIFY_WARNING);
     assert!(r.cas[0].links.iter().all(|l| l.result == LinkResult::Ok));
+}
+
+#[test]
+fn foreign_anchors_are_informational_when_kept() {
+    let f = Fleet::new();
+    let shared = f.g2.pem() + &f.g1.pem();
+    f.put("db1", "ca.pem", shared.as_bytes(), 0o644);
+    let r = f.run();
+    assert_eq!(kinds(&r, "db1"), ["foreign-anchor"]);
+    assert_eq!(r.exit_code(), exit::VERIFY_OK, "{}", r.summary());
+    assert!(r.summary().ends_with("— OK"), "{}", r.summary());
 }
 
 #[test]
@@ -260,7 +272,7 @@ fn live_probe_runs_on_the_client_with_the_server_substituted() {
     };
     let r = f.run_with(opts.clone());
     let live = link(&r, "lb1", "app1").live.clone().unwrap();
-    assert_eq!(live.command, "tls-probe app1 app1.internal:443");
+    assert_eq!(live.command, "tls-probe 'app1' 'app1.internal':443");
     assert_eq!((live.status, live.first_line.as_str()), (Some(0), "ok"));
     assert_eq!(
         f.conn.nodes[lb1].commands.lock().unwrap().as_slice(),

@@ -304,6 +304,7 @@ fn layout_node(fleet: &Fleet, name: &str) -> certroll::inventory::Node {
         confirm_timeout: Duration::from_secs(20),
         probe: None,
         dns_names: vec![],
+        tls: None,
         become_with: Default::default(),
         files: Default::default(),
     }

@@ -18,6 +18,7 @@ mod files;
 mod host_keys;
 mod hostile;
 mod renew;
+mod repair;
 mod rotate;
 mod sudo;
 mod via;
@@ -162,6 +163,15 @@ pub fn journaled_steps(ctl: &Control) -> Vec<JournaledStep> {
             (Some("step-failed"), Some(i)) => {
                 steps[i].failed = r["error"].as_str().map(str::to_string)
             }
+            // Failed before writing anything (e.g. its node could not be read).
+            (Some("step-failed"), None) => steps.push(JournaledStep {
+                step: id.expect("step-failed has a step"),
+                node: r["node"].as_str().unwrap_or_default().to_string(),
+                actions: String::new(),
+                started: None,
+                done: None,
+                failed: r["error"].as_str().map(str::to_string),
+            }),
             _ => {}
         }
     }

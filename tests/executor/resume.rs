@@ -203,12 +203,13 @@ fn torn_last_line_is_ignored_with_a_warning() {
         last.warnings
     );
 
-    // Resuming ends the torn line, so the next records stay readable.
+    // Resuming ends the torn line, so the next records stay readable; the resuming run
+    // reported the torn line, so later reads do not report it again (warned once).
     journal.resume_run(&last).unwrap();
     journal.step_done(1).unwrap();
     let after = journal.last_run().unwrap().unwrap();
     assert_eq!(after.done, BTreeSet::from([0, 1]));
-    assert_eq!(after.warnings.len(), 1);
+    assert!(after.warnings.is_empty(), "{:?}", after.warnings);
 }
 
 #[test]

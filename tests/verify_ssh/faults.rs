@@ -29,9 +29,9 @@ fn bundle_of_another_ca_breaks_the_links_it_verifies() {
 
     let r = f.verify_json(&[]);
     assert_eq!(r.code(), exit::VERIFY_CRITICAL, "{}", r.run);
-    r.expect_findings_only_on("lb1", &["stray-anchor", "missing-current-anchor"]);
+    r.expect_findings_only_on("lb1", &["foreign-anchor", "missing-current-anchor"]);
     assert_eq!(
-        r.finding("lb1", "stray-anchor")["subject"],
+        r.finding("lb1", "foreign-anchor")["subject"],
         "CN=Somebody Else CA G1",
         "{}",
         r.run
@@ -198,4 +198,36 @@ fn world_readable_key_is_critical() {
     let r = f.verify_json(&[]);
     assert_eq!(r.code(), exit::VERIFY_WARNING, "{}", r.run);
     assert_eq!(r.finding("lb1", "key-mode")["severity"], "warning");
+}
+
+/// Issue 9, item 6, over SSH: a readable copy of the key beside it (listed through SFTP)
+/// and a private key appended to the public certificate are both critical.
+#[test]
+fn private_keys_outside_the_key_file_are_critical() {
+    let f = healthy();
+    let key = f.read("app1", TlsFile::Key);
+    let copy = f.path("app1", TlsFile::Key).with_extension("pem.bak");
+    std::fs::write(&copy, &key).expect("write the copy");
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("open the copy");
+    let mut cert = f.read("db1", TlsFile::Cert);
+    cert.extend_from_slice(&f.read("db1", TlsFile::Key));
+    f.write("db1", TlsFile::Cert, &cert);
+
+    let r = f.verify_json(&[]);
+    assert_eq!(r.code(), exit::VERIFY_CRITICAL, "{}", r.run);
+    let text = message(&r, "app1", "loose-key-copy");
+    assert!(
+        text.contains("key.pem.bak") && text.contains("mode 0644"),
+        "{text}\n{}",
+        r.run
+    );
+    assert_eq!(
+        r.finding("db1", "key-in-public-file")["severity"],
+        "critical"
+    );
+    assert!(
+        !r.run.to_string().contains("PRIVATE KEY-----"),
+        "no key material in the report"
+    );
 }

@@ -94,6 +94,31 @@ impl Zdt {
         zdt
     }
 
+    /// Starts the fleet with files that `write` puts on the nodes (made outside certroll),
+    /// starts the peers on them, and waits until every link handshakes. No certroll run.
+    pub fn with_files(topo: Topology, write: impl FnOnce(&Fleet, &Topology)) -> Zdt {
+        let fleet = Fleet::start(&topo.names());
+        let state_dir = fleet.dir().join("state");
+        let inventory = fleet.dir().join("certroll.toml");
+        fs::write(&inventory, topo.inventory_toml(&fleet, &state_dir)).expect("write inventory");
+        write(&fleet, &topo);
+        let peers = Peers::start(&fleet, &topo);
+        let zdt = Zdt {
+            topo,
+            fleet,
+            inventory,
+            state_dir,
+            peers,
+        };
+        let zero = zdt.peers.snapshot();
+        zdt.peers.wait_for_growth(
+            &zero,
+            GROWTH,
+            "every link to handshake on the operator's CA",
+        );
+        zdt
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(CERTROLL);
         cmd.arg("-i").arg(&self.inventory).args(args);

@@ -5,16 +5,19 @@
 //! Each scenario asserts that no peer counted a failed handshake and that every link kept
 //! handshaking before, during and after certroll's run. The negative control (`naive.rs`)
 //! proves the harness sees failures when the order is wrong; `crash.rs` kills certroll
-//! mid-rotation and resumes it.
+//! mid-rotation and resumes it; `takeover.rs` takes over fleets built with `openssl` by
+//! another CA (public-only import, and an intermediate under an offline root).
 //!
 //! Needs root, sshd and openssl (`scripts/test.sh` installs them).
 
+mod builtin_confirm;
 mod checks;
 mod crash;
 mod harness;
 mod naive;
 #[path = "../support/mod.rs"]
 mod support;
+mod takeover;
 
 use std::collections::BTreeMap;
 

@@ -56,10 +56,38 @@ impl std::str::FromStr for Target {
     }
 }
 
+/// How long to wait before binding the port again when it is taken.
+const REBIND_PAUSE: Duration = Duration::from_millis(200);
+
 /// Accepts connections until the peer stops; each one is served on its own thread.
+///
+/// A peer with no files loaded does not listen, like a server that has not started: its
+/// port is closed (bound once at start to reserve it and report errors early) and clients
+/// are refused, which they count as unreachable. Accepting and dropping their connections
+/// instead resets them mid-handshake (`Connection reset by peer`), which clients rightly
+/// count as failed handshakes: that made a fleet's bootstrap look like an outage.
 pub fn serve(state: Arc<PeerState>, listener: TcpListener) -> io::Result<()> {
+    let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
+    let mut listening = state.current().map(|_| listener);
     while !state.stopping() {
+        let Some(listener) = &listening else {
+            if state.current().is_none() {
+                thread::sleep(POLL);
+                continue;
+            }
+            match TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+                Ok(l) => listening = Some(l),
+                Err(e) => {
+                    eprintln!(
+                        "certroll-peer: node {}: failed to listen on {addr}: {e}",
+                        state.node
+                    );
+                    thread::sleep(REBIND_PAUSE);
+                }
+            }
+            continue;
+        };
         match listener.accept() {
             Ok((stream, _)) => {
                 let state = state.clone();
@@ -79,8 +107,7 @@ pub fn serve(state: Arc<PeerState>, listener: TcpListener) -> io::Result<()> {
     Ok(())
 }
 
-/// One server-side connection. With no files loaded the peer serves nothing: it closes the
-/// connection without counting it. A connection closed before sending a byte (a port probe)
+/// One server-side connection (files are loaded: see [`serve`]). A connection closed before sending a byte (a port probe)
 /// is not a handshake and is not counted either.
 fn serve_one(state: &PeerState, mut sock: TcpStream) {
     let Some(material) = state.current() else {

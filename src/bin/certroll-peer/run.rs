@@ -169,11 +169,32 @@ fn bind_tcp(state: &PeerState, addr: SocketAddr) -> Result<TcpListener, RunError
         node: state.node.clone(),
         cause,
     };
-    let listener = TcpListener::bind(addr).map_err(listen_err)?;
+    let listener = bind_retrying(addr).map_err(listen_err)?;
     let bound = listener.local_addr().map_err(listen_err)?;
     state.register_server(bound.to_string());
     eprintln!("certroll-peer: node {}: listening on {bound}", state.node);
     Ok(listener)
+}
+
+/// How long a port in use is retried before `run` gives up: a port can be held for a
+/// moment by a connection's local end (the peer releases its port while it has no files,
+/// see `handshake::serve`).
+const BIND_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Binds `addr`, retrying while it is in use, up to [`BIND_PATIENCE`].
+fn bind_retrying(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let deadline = std::time::Instant::now() + BIND_PATIENCE;
+    loop {
+        match TcpListener::bind(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn log_io(state: &PeerState, action: &str, result: std::io::Result<()>) {

@@ -121,7 +121,7 @@ impl Conn {
         }
         self.session.set_blocking(false);
         let stop = Stop {
-            deadline: Instant::now() + timeout,
+            deadline: crate::duration::deadline(timeout),
             interruptible,
         };
         let mut collected = collect(&mut channel, &stop, marker.as_bytes());

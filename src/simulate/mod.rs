@@ -3,7 +3,8 @@
 //!
 //! The files come from [`crate::materials`], the same code `apply` deploys with, signed
 //! by throwaway CAs that mirror the inventory's (names, algorithms, validity): the check
-//! proves the order and the file contents, not the operator's keys.
+//! proves the order and the file contents, not the operator's keys. [`Start`] says where
+//! the fleet starts (an imported generation, foreign anchors, missing files).
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,11 +12,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use time::OffsetDateTime;
 
+use crate::bundles::BundleBase;
 use crate::inventory::{Inventory, Link, NodeId};
-use crate::materials::{bundle_pem, changes_for, Generations, MaterialError};
-use crate::pki::{cross_sign, new_ca, PkiError};
+use crate::materials::{changes_for, MaterialError};
+use crate::pki::PkiError;
 use crate::plan::{Mode, Plan, StepId};
 use crate::tls::{handshake, Endpoint, HandshakeError};
+
+mod routine;
+mod start;
+pub use start::Start;
+use start::{initial_files, Files, SimCas};
 
 /// How thoroughly to check.
 #[derive(Debug, Clone, Copy)]
@@ -67,68 +74,97 @@ pub enum CheckError {
         order: String,
         error: HandshakeError,
     },
+    /// A routine plan ran to the end and a link still fails that no left-alone problem explains.
+    #[error("after the whole plan, link {client} → {server} still fails, and no problem left alone explains it: {error}")]
+    NotRepaired {
+        client: String,
+        server: String,
+        error: HandshakeError,
+    },
     /// The plan ran to the end but left a node without the expected files.
     #[error("after the whole plan, node {node} does not hold what it should: {what}")]
     Incomplete { node: String, what: String },
 }
-
-/// Files of one node: path → bytes.
-type Files = HashMap<String, Vec<u8>>;
 
 /// Per step, the file changes it makes (computed once, replayed in every order).
 struct Prepared {
     changes: Vec<Vec<(String, Option<Vec<u8>>)>>,
     initial: Vec<Files>,
     bootstrap: bool,
-    /// The bundle every member must hold after a rotation: the new root alone.
-    final_bundle: Vec<u8>,
+    /// What every bundle must hold after a rotation, checked independently of how the
+    /// materials compose it: the new anchor alone of the managed certificates, and the
+    /// node's initial foreign certificates, in their order.
+    expect: FinalBundles,
+    /// Links may be down before the plan runs; each must come up and then stay up.
+    may_start_down: bool,
+    /// Routine plans: per node, whether a link through it may stay down at the end (its
+    /// bundle does not trust the current CA, or its needs are left alone).
+    excused: Vec<bool>,
+    /// Routine plans: per node, whether its bundle trusts another CA (see `excused`).
+    untrusting: Vec<bool>,
 }
 
-fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
+fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, CheckError> {
     let spec = &inv.cas[plan.ca];
     let now = OffsetDateTime::now_utc();
-    let current = new_ca(spec, 1, now)?;
-    let next = new_ca(spec, 2, now)?;
-    let cross = cross_sign(spec, &next, &current, now)?;
-    let gens = Generations {
-        current: &current,
-        next: Some(&next),
-        cross: Some(&cross),
-    };
+    let cas = SimCas::make(spec, start, now)?;
+    let gens = cas.generations();
     let as_pairs =
         |c: Vec<crate::materials::FileChange>| c.into_iter().map(|c| (c.path, c.data)).collect();
 
+    let bootstrap = plan.mode == Mode::Bootstrap;
+    let (mut initial, bases) = if bootstrap {
+        let none = vec![Files::new(); inv.nodes.len()];
+        (none, vec![BundleBase::default(); inv.nodes.len()])
+    } else {
+        initial_files(inv, plan, &cas, start, now)?
+    };
     let mut changes = Vec::with_capacity(plan.steps.len());
     for s in &plan.steps {
         let node = &inv.nodes[s.node];
         changes.push(as_pairs(changes_for(
-            &s.actions, node, spec, gens, plan.chain, now,
+            &s.actions,
+            node,
+            spec,
+            gens,
+            plan.chain,
+            &bases[s.node],
+            now,
         )?));
     }
-    let bootstrap = plan.mode == Mode::Bootstrap;
-    let mut initial = vec![Files::new(); inv.nodes.len()];
-    if !bootstrap {
-        for n in inv.members(plan.ca) {
-            let install = changes_for(
-                &[crate::plan::Action::Install],
-                &inv.nodes[n],
-                spec,
-                gens,
-                plan.chain,
-                now,
-            )?;
-            for c in install {
-                if let Some(d) = c.data {
-                    initial[n].insert(c.path, d);
-                }
-            }
-        }
+    let mut excused = vec![false; inv.nodes.len()];
+    let mut untrusting = vec![false; inv.nodes.len()];
+    if plan.mode == Mode::Renew {
+        (untrusting, excused) = routine::start(inv, plan, &cas.current, now, &mut initial)?;
     }
+    let managed = cas.managed();
+    let ca_name = &spec.name;
+    let expect = FinalBundles {
+        foreign: initial
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                let p = inv.nodes[n].paths(ca_name);
+                let certs = f.get(&p.trust_bundle).map(|b| ders(b)).unwrap_or_default();
+                match spec.bundle_foreign {
+                    crate::inventory::BundleForeign::Keep => {
+                        certs.into_iter().filter(|d| !managed.contains(d)).collect()
+                    }
+                    crate::inventory::BundleForeign::Drop => Vec::new(),
+                }
+            })
+            .collect(),
+        anchor: cas.next.anchor_der(),
+        managed,
+    };
     Ok(Prepared {
         changes,
         initial,
         bootstrap,
-        final_bundle: bundle_pem(&[&next]),
+        expect,
+        may_start_down: start.has_broken_links(),
+        excused,
+        untrusting,
     })
 }
 
@@ -137,7 +173,18 @@ fn prepare(inv: &Inventory, plan: &Plan) -> Result<Prepared, CheckError> {
 /// step an order that runs it as early as possible (plans up to `earliest_limit` steps),
 /// and in `opts.random_orders` random orders; handshakes every link after every step.
 pub fn check(inv: &Inventory, plan: &Plan, opts: CheckOptions) -> Result<CheckReport, CheckError> {
-    let prepared = prepare(inv, plan)?;
+    check_with(inv, plan, opts, &Start::default())
+}
+
+/// [`check`] from the fleet `start` describes (an imported generation, foreign anchors,
+/// missing files, leaves of neither generation).
+pub fn check_with(
+    inv: &Inventory,
+    plan: &Plan,
+    opts: CheckOptions,
+    start: &Start,
+) -> Result<CheckReport, CheckError> {
+    let prepared = prepare(inv, plan, start)?;
     let links: Vec<Link> = inv.links_of(plan.ca).copied().collect();
     let mut sim = Sim {
         inv,
@@ -145,6 +192,7 @@ pub fn check(inv: &Inventory, plan: &Plan, opts: CheckOptions) -> Result<CheckRe
         prepared: &prepared,
         links: &links,
         cache: HashMap::new(),
+        up: Vec::new(),
     };
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let mut orders = vec![
@@ -223,12 +271,18 @@ struct Sim<'a> {
     prepared: &'a Prepared,
     links: &'a [Link],
     cache: HashMap<CacheKey, Result<(), HandshakeError>>,
+    /// Per link, whether it has been up in the current order.
+    up: Vec<bool>,
 }
 
 impl Sim<'_> {
     fn run(&mut self, order: &[StepId]) -> Result<(), CheckError> {
         let mut files = self.prepared.initial.clone();
         let mut applied: Vec<Vec<StepId>> = vec![Vec::new(); self.inv.nodes.len()];
+        // A fleet that starts broken (a takeover's missing files, a routine plan's repairs):
+        // a link that is down must come up, and a link that is up must never go down.
+        let may_start_down = self.prepared.may_start_down || self.plan.mode == Mode::Renew;
+        self.up = vec![!may_start_down; self.links.len()];
         self.check_links(&files, &applied, None, order, None)?;
         for &s in order {
             let node = self.plan.steps[s].node;
@@ -241,10 +295,65 @@ impl Sim<'_> {
             applied[node].push(s);
             self.check_links(&files, &applied, Some(node), order, Some(s))?;
         }
+        if self.prepared.may_start_down && self.plan.mode == Mode::Rotate {
+            // Every link must be up at the end, including those that started down.
+            self.up = vec![true; self.links.len()];
+            self.check_links(&files, &applied, None, order, order.last().copied())?;
+        }
+        self.check_repaired(&files, &applied)?;
         self.check_final(&files)
     }
 
     /// Handshakes the links touching `changed` (all links when `None`).
+    /// After a routine plan, every link is up unless a node on it is excused.
+    fn check_repaired(
+        &mut self,
+        files: &[Files],
+        applied: &[Vec<StepId>],
+    ) -> Result<(), CheckError> {
+        if self.plan.mode != Mode::Renew {
+            return Ok(());
+        }
+        let links = self.links;
+        for (i, l) in links.iter().enumerate() {
+            let p = self.prepared;
+            let excused = p.excused[l.client]
+                || p.excused[l.server]
+                || p.untrusting[l.client]
+                || (l.mutual && p.untrusting[l.server]);
+            if self.up[i] || excused {
+                continue;
+            }
+            if let Err(error) = self.cached_handshake(i, l, files, applied) {
+                let name = |n: NodeId| self.inv.nodes[n].name.clone();
+                return Err(CheckError::NotRepaired {
+                    client: name(l.client),
+                    server: name(l.server),
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn cached_handshake(
+        &mut self,
+        i: usize,
+        l: &Link,
+        files: &[Files],
+        applied: &[Vec<StepId>],
+    ) -> Result<(), HandshakeError> {
+        let key = (i, applied[l.client].clone(), applied[l.server].clone());
+        match self.cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.handshake(l, files);
+                self.cache.insert(key, r.clone());
+                r
+            }
+        }
+    }
+
     fn check_links(
         &mut self,
         files: &[Files],
@@ -253,7 +362,8 @@ impl Sim<'_> {
         order: &[StepId],
         after_step: Option<StepId>,
     ) -> Result<(), CheckError> {
-        for (i, l) in self.links.iter().enumerate() {
+        let links = self.links;
+        for (i, l) in links.iter().enumerate() {
             if changed.is_some_and(|c| c != l.client && c != l.server) {
                 continue;
             }
@@ -263,15 +373,12 @@ impl Sim<'_> {
             {
                 continue; // during bootstrap a link is expected up once both ends are installed
             }
-            let key = (i, applied[l.client].clone(), applied[l.server].clone());
-            let result = match self.cache.get(&key) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = self.handshake(l, files);
-                    self.cache.insert(key, r.clone());
-                    r
-                }
-            };
+            let result = self.cached_handshake(i, l, files, applied);
+            if result.is_ok() {
+                self.up[i] = true;
+            } else if !self.up[i] {
+                continue; // down since the start: it must come up, it cannot break
+            }
             if let Err(error) = result {
                 let name = |n: NodeId| self.inv.nodes[n].name.clone();
                 let order = order
@@ -340,10 +447,12 @@ impl Sim<'_> {
             }
             let p = node.paths(ca);
             let bundle = files[n].get(&p.trust_bundle);
-            if bundle != Some(&self.prepared.final_bundle) {
+            if !self.prepared.expect.holds(n, bundle) {
                 let roots = bundle.map(|b| count_certs(b)).unwrap_or(0);
-                let what =
-                    format!("its trust bundle holds {roots} root(s) but not exactly the new one");
+                let what = format!(
+                    "its trust bundle holds {roots} certificate(s) but not exactly the new anchor \
+                     and the foreign ones it started with, in order"
+                );
                 return Err(CheckError::Incomplete {
                     node: node.name.clone(),
                     what,
@@ -359,6 +468,36 @@ impl Sim<'_> {
         }
         Ok(())
     }
+}
+
+/// See [`Prepared::expect`].
+struct FinalBundles {
+    foreign: Vec<Vec<Vec<u8>>>,
+    anchor: Vec<u8>,
+    managed: Vec<Vec<u8>>,
+}
+
+impl FinalBundles {
+    fn holds(&self, n: NodeId, bundle: Option<&Vec<u8>>) -> bool {
+        let Some(certs) = bundle.map(|b| ders(b)) else {
+            return false;
+        };
+        let (mine, foreign): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            certs.into_iter().partition(|d| self.managed.contains(d));
+        mine == [self.anchor.clone()] && foreign == self.foreign[n]
+    }
+}
+
+/// DER of every certificate of a PEM file (none if it is not PEM).
+fn ders(pem: &[u8]) -> Vec<Vec<u8>> {
+    pem::parse_many(pem)
+        .map(|v| {
+            v.into_iter()
+                .filter(|b| b.tag() == "CERTIFICATE")
+                .map(pem::Pem::into_contents)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn count_certs(pem: &[u8]) -> usize {

@@ -1,0 +1,117 @@
+//! `certroll ca import`: record a CA certroll did not make as the current (or, with
+//! `--next`, the staged next) generation of a `[ca.NAME]` (DESIGN §7, docs/takeover.md).
+//!
+//! Holds the run lock while it works, and refuses while a run of the CA is unfinished:
+//! importing over a generation a run is using would change what the run deploys.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use time::OffsetDateTime;
+
+use super::{load, select_ca, CommandError};
+use crate::exit;
+use crate::journal::{Journal, Lock, RunStatus};
+use crate::pki::import::ImportFiles;
+use crate::pki::{CaStore, ImportError, ImportSource};
+
+/// Arguments of `certroll ca import`.
+#[derive(Debug, Clone, Default)]
+pub struct ImportArgs {
+    pub inventory: PathBuf,
+    /// The `[ca.NAME]` to import into.
+    pub ca: String,
+    pub cert: PathBuf,
+    pub key: Option<PathBuf>,
+    pub anchor: Option<PathBuf>,
+    /// Stage the next generation instead of recording the current one.
+    pub next: bool,
+}
+
+/// Runs `certroll ca import`; returns the exit code.
+pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
+    let inv = load(&args.inventory)?;
+    let ca = select_ca(&inv, Some(&args.ca))?;
+    let spec = &inv.cas[ca];
+    let files = ImportFiles {
+        cert: read_source(&args.cert, "CA certificate")?,
+        key: args
+            .key
+            .as_deref()
+            .map(|p| read_source(p, "CA private key"))
+            .transpose()?,
+        anchor: args
+            .anchor
+            .as_deref()
+            .map(|p| read_source(p, "anchor certificate"))
+            .transpose()?,
+    };
+    let command = format!("certroll ca import {}", spec.name);
+    let _lock = Lock::acquire(&inv.state_dir, &command)
+        .map_err(|e| CommandError::Incomplete(e.to_string()))?;
+    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
+    let last = journal.last_run().context("failed to read the journal")?;
+    if let Some(run) = last
+        .as_ref()
+        .filter(|r| r.header.ca == spec.name && r.end != Some(RunStatus::Complete))
+    {
+        return Err(CommandError::BadInput(format!(
+            "refusing to import {} into CA {}: run {} of this CA is unfinished and uses its \
+             generations; nothing was written\n  hint: finish it with `certroll apply` first",
+            args.cert.display(),
+            spec.name,
+            run.run
+        )));
+    }
+    let store = CaStore::new(&inv.state_dir);
+    let done = store
+        .import(spec, &files, args.next, OffsetDateTime::now_utc())
+        .map_err(|e| match e {
+            ImportError::Refused { .. } => CommandError::BadInput(e.to_string()),
+            ImportError::Store { .. } => CommandError::Other(anyhow::Error::new(e)),
+        })?;
+    let kind = if done.public_only {
+        "public-only: certroll will only rotate away from it"
+    } else {
+        "with its key: certroll issues from it"
+    };
+    let role = if done.next {
+        "staged as the next generation; `certroll apply --rotate` rolls the fleet onto it"
+    } else {
+        "recorded as the current generation"
+    };
+    println!(
+        "imported {} into CA {} as G{} ({kind}), {role}",
+        done.subject, spec.name, done.generation
+    );
+    if let Some(anchor) = &done.anchor_subject {
+        println!("  anchor: {anchor} (bundles hold it; leaves are served with the intermediate)");
+    }
+    let until = done
+        .not_after
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| done.not_after.to_string());
+    println!("  valid until {until}");
+    Ok(exit::OK)
+}
+
+/// Reads a file named on the command line, refusing what is not a small regular file.
+fn read_source(path: &Path, what: &str) -> Result<ImportSource, CommandError> {
+    const LIMIT: u64 = 1 << 20;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        CommandError::Usage(format!("failed to read {what} {}: {e}", path.display()))
+    })?;
+    if !meta.is_file() || meta.len() > LIMIT {
+        return Err(CommandError::Usage(format!(
+            "failed to read {what} {}: not a regular file of at most 1 MiB",
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        CommandError::Usage(format!("failed to read {what} {}: {e}", path.display()))
+    })?;
+    Ok(ImportSource {
+        path: path.to_path_buf(),
+        bytes,
+    })
+}

@@ -1,0 +1,282 @@
+//! Taking over a fleet through the real binary on local-transport nodes (docs/takeover.md):
+//! the bootstrap guard, `ca import` refusals, the public-only refusals, a takeover rotation
+//! with a node missing its files and a partner CA in the bundles, and the run lock on import.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use certroll::inventory::{CaSpec, KeyAlgorithm};
+use certroll::pki::{issue_leaf, new_ca, parse_pem_certs, CaCert};
+use time::OffsetDateTime;
+
+struct Fleet {
+    dir: tempfile::TempDir,
+}
+
+const NODES: [&str; 3] = ["lb", "app", "db"];
+
+impl Fleet {
+    /// lb → app one-way, app ⇄ db mutual; `db_reload` is db's reload command.
+    fn new(db_reload: &str) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[ca.internal]\nsubject = \"CN=Takeover Test CA\"\n\n\
+             [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\ncert = \"nodes/{{node}}/cert.pem\"\n\
+             key = \"nodes/{{node}}/key.pem\"\nreload = \"touch nodes/{{node}}/reloaded\"\nconfirm = \"test -e nodes/{{node}}/reloaded\"\n\
+             confirm_timeout = \"2s\"\n\n\
+             [nodes.lb]\ndns_names = [\"lb.test\"]\n[nodes.app]\ndns_names = [\"app.test\"]\n\
+             [nodes.db]\ndns_names = [\"db.test\"]\nreload = {db_reload:?}\n\n\
+             [[links]]\nclient = \"lb\"\nserver = \"app\"\n\n[[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\n"
+        );
+        std::fs::write(dir.path().join("certroll.toml"), text).unwrap();
+        for n in NODES {
+            std::fs::create_dir_all(dir.path().join("nodes").join(n)).unwrap();
+        }
+        Fleet { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, data: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_certroll"))
+            .arg("-i")
+            .arg(self.path("certroll.toml"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// The operator's fleet: every node (but `skip`) holds a leaf of `ca` and the bundle
+    /// `[partner, ca]`.
+    fn built_by(&self, ca: &CaCert, partner: &CaCert, skip: &[&str]) {
+        let spec = spec("CN=Operator CA");
+        let now = OffsetDateTime::now_utc();
+        for n in NODES.iter().filter(|n| !skip.contains(n)) {
+            let leaf = issue_leaf(&spec, ca, n, &[format!("{n}.test")], now).unwrap();
+            self.write(&format!("nodes/{n}/cert.pem"), &leaf.cert_pem);
+            self.write(&format!("nodes/{n}/key.pem"), &leaf.key_pem);
+            self.write(
+                &format!("nodes/{n}/ca.pem"),
+                &(partner.cert_pem.clone() + &ca.cert_pem),
+            );
+        }
+    }
+}
+
+fn spec(subject: &str) -> CaSpec {
+    let mut spec = certroll::inventory::InventoryBuilder::new()
+        .link("a", "b")
+        .build()
+        .cas
+        .remove(0);
+    spec.subject = subject.into();
+    spec.key_algorithm = KeyAlgorithm::EcdsaP256;
+    spec
+}
+
+fn ca(subject: &str) -> CaCert {
+    new_ca(&spec(subject), 1, OffsetDateTime::now_utc()).unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ders(p: &Path) -> Vec<Vec<u8>> {
+    parse_pem_certs(&std::fs::read(p).unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.der)
+        .collect()
+}
+
+#[test]
+fn bootstrap_over_another_cas_files_is_refused_and_changes_nothing() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
+    f.built_by(&op, &partner, &["lb"]);
+    let before = std::fs::read(f.path("nodes/app/cert.pem")).unwrap();
+    let out = f.run(&["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("node(s) app, db already hold"), "{msg}");
+    assert!(
+        msg.contains("ca import") && msg.contains("--force-bootstrap"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(f.path("nodes/app/cert.pem")).unwrap(), before);
+    assert!(
+        !f.path(".certroll/ca").exists(),
+        "a refused bootstrap created a CA"
+    );
+
+    let forced = f.run(&["apply", "--yes", "--force-bootstrap"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+}
+
+#[test]
+fn import_refusals_exit_78_and_write_nothing() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let (op, other) = (ca("CN=Operator CA"), ca("CN=Other CA"));
+    let leaf = issue_leaf(
+        &spec("CN=x"),
+        &op,
+        "app",
+        &["app.test".into()],
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let leaf_file = f.write("leaf.pem", &leaf.cert_pem);
+    let op_file = f.write("op.pem", &op.cert_pem);
+    let wrong_key = f.write("other.key", other.key_pem.as_deref().unwrap());
+    for (args, needle) in [
+        (vec!["--cert", leaf_file.to_str().unwrap()], "not a CA"),
+        (
+            vec![
+                "--cert",
+                op_file.to_str().unwrap(),
+                "--key",
+                wrong_key.to_str().unwrap(),
+            ],
+            "does not belong",
+        ),
+        (
+            vec![
+                "--cert",
+                op_file.to_str().unwrap(),
+                "--anchor",
+                f.write("o.pem", &other.cert_pem).to_str().unwrap(),
+            ],
+            "did not sign",
+        ),
+    ] {
+        let mut all = vec!["ca", "import", "internal"];
+        all.extend(args);
+        let out = f.run(&all);
+        assert_eq!(out.status.code(), Some(78), "{all:?}: {}", text(&out));
+        assert!(text(&out).contains(needle), "{all:?}: {}", text(&out));
+        assert!(!text(&out).contains("PRIVATE KEY"), "{}", text(&out));
+        assert!(!f.path(".certroll/ca").exists(), "{all:?} wrote the store");
+    }
+}
+
+#[test]
+fn public_only_takeover_keeps_the_partner_ca_and_completes_a_node_missing_its_files() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
+    f.built_by(&op, &partner, &["lb"]);
+    let cert = f.write("op.pem", &op.cert_pem);
+    let out = f.run(&["ca", "import", "internal", "--cert", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let routine = f.run(&["apply", "--yes"]);
+    assert_eq!(routine.status.code(), Some(64), "{}", text(&routine));
+    assert!(text(&routine).contains("public-only"), "{}", text(&routine));
+    let crossed = f.run(&["plan", "--rotate", "--chain", "cross-signed"]);
+    assert_eq!(crossed.status.code(), Some(64), "{}", text(&crossed));
+
+    let plan = f.run(&["plan", "--rotate", "--check"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let shown = text(&plan);
+    assert!(
+        shown.contains("node lb has no trust bundle, no certificate, no private key"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("2 certificate(s) in the bundles belong to no generation"),
+        "{shown}"
+    );
+
+    let rotated = f.run(&["apply", "--rotate", "--yes"]);
+    assert_eq!(rotated.status.code(), Some(0), "{}", text(&rotated));
+    let partner_der = ders(&f.write("partner.pem", &partner.cert_pem))[0].clone();
+    for n in ["app", "db"] {
+        let bundle = ders(&f.path(&format!("nodes/{n}/ca.pem")));
+        assert_eq!(bundle.len(), 2, "{n}");
+        assert_eq!(bundle[0], partner_der, "{n}: the partner CA stays first");
+        assert_ne!(bundle[1], op.cert_der, "{n}: the imported CA is pruned");
+    }
+    assert_eq!(
+        ders(&f.path("nodes/lb/ca.pem")).len(),
+        1,
+        "lb had no foreign anchor"
+    );
+    let verify = f.run(&["verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert!(
+        text(&verify).contains("foreign anchor"),
+        "{}",
+        text(&verify)
+    );
+}
+
+#[test]
+fn import_is_refused_while_a_run_of_the_ca_is_unfinished() {
+    let f = Fleet::new("false");
+    let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
+    f.built_by(&op, &partner, &[]);
+    let cert = f.write("op.pem", &op.cert_pem);
+    let key = f.write("op.key", op.key_pem.as_deref().unwrap());
+    let import = [
+        "ca",
+        "import",
+        "internal",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let out = f.run(&import);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stuck = f.run(&["apply", "--rotate", "--yes"]);
+    assert_eq!(
+        stuck.status.code(),
+        Some(75),
+        "db's reload fails: {}",
+        text(&stuck)
+    );
+    let next = ca("CN=Operator CA 2");
+    let next_cert = f.write("next.pem", &next.cert_pem);
+    let next_key = f.write("next.key", next.key_pem.as_deref().unwrap());
+    let again = f.run(&[
+        "ca",
+        "import",
+        "internal",
+        "--next",
+        "--cert",
+        next_cert.to_str().unwrap(),
+        "--key",
+        next_key.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(78), "{}", text(&again));
+    assert!(text(&again).contains("unfinished"), "{}", text(&again));
+}
+
+/// Regression: a routine run that installs on a node missing its files is a bootstrap-mode
+/// plan too, but the CA exists: the bootstrap guard must not refuse it.
+#[test]
+fn routine_install_after_bootstrap_is_not_refused_as_a_bootstrap() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let out = f.run(&["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for file in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::remove_file(f.path(&format!("nodes/db/{file}"))).unwrap();
+    }
+    let again = f.run(&["apply", "--yes"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(f.path("nodes/db/cert.pem").exists());
+}

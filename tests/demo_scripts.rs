@@ -1,0 +1,158 @@
+//! The demo scripts as a newcomer meets them (issue 9, item 21): piped output carries no
+//! terminal escapes, a build says so and shows cargo's progress, and `demo-live.sh` names a
+//! taken port and how to choose others instead of waiting silently.
+//!
+//! Each test copies a script and its example fleet into a temporary directory (the scripts
+//! work relative to their own location) and points it at the binaries under test with
+//! `CERTROLL_BIN_DIR`, or at a stand-in `cargo` that records how it was called.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A copy of `scripts/NAME` and `examples/EXAMPLE` under a temporary root.
+fn copy(name: &str, example: &str) -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().expect("temporary directory");
+    let scripts = root.path().join("scripts");
+    std::fs::create_dir_all(&scripts).expect("scripts dir");
+    let script = scripts.join(name);
+    std::fs::copy(Path::new(REPO).join("scripts").join(name), &script).expect("copy script");
+    let from = Path::new(REPO).join("examples").join(example);
+    let to = root.path().join("examples").join(example);
+    std::fs::create_dir_all(&to).expect("example dir");
+    for e in std::fs::read_dir(&from).expect("list the example") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy example file");
+        }
+    }
+    (root, script)
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_certroll"))
+        .parent()
+        .expect("binary directory")
+        .to_path_buf()
+}
+
+fn run(script: &Path, envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(script)
+        .env_remove("NO_COLOR")
+        .env_remove("CERTROLL_DEMO_PORT")
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run the script")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn demo_piped_prints_no_terminal_escapes_and_runs_the_whole_job() {
+    let (_root, script) = copy("demo.sh", "local");
+    let bins = bin_dir();
+    let out = run(
+        &script,
+        &[("CERTROLL_BIN_DIR", bins.to_str().expect("utf-8 path"))],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = show(&out);
+    assert!(
+        !text.contains('\x1b'),
+        "ANSI escapes in piped output: {text}"
+    );
+    assert!(text.contains("$ certroll apply --rotate --yes"), "{text}");
+    assert!(text.contains("— OK"), "the final verify passes: {text}");
+}
+
+#[test]
+fn demo_says_it_builds_and_lets_cargo_show_its_progress() {
+    let (root, script) = copy("demo.sh", "local");
+    // A stand-in cargo records its arguments; the "built" binary is the one under test.
+    let fake = root.path().join("fake-bin");
+    std::fs::create_dir_all(&fake).expect("fake bin dir");
+    let target = root.path().join("target");
+    std::fs::create_dir_all(target.join("release")).expect("release dir");
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_certroll"),
+        target.join("release/certroll"),
+    )
+    .expect("copy certroll");
+    let log = root.path().join("cargo-args");
+    let cargo = fake.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\n", log.display()),
+    )
+    .expect("write fake cargo");
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(
+        &script,
+        &[
+            ("PATH", path.as_str()),
+            ("CARGO_TARGET_DIR", target.to_str().expect("utf-8 path")),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Building certroll"),
+        "{}",
+        show(&out)
+    );
+    let args = std::fs::read_to_string(&log).expect("cargo was called");
+    assert!(args.starts_with("build --release"), "{args}");
+    assert!(
+        !args.contains("--quiet"),
+        "cargo's progress is shown: {args}"
+    );
+}
+
+#[test]
+fn demo_live_names_a_taken_port_and_how_to_choose_another() {
+    let (_root, script) = copy("demo-live.sh", "local-live");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("address").port();
+    // The taken port is the third of the six the demo needs.
+    let base = (port - 2).to_string();
+    let bins = bin_dir();
+    let out = run(
+        &script,
+        &[
+            ("CERTROLL_DEMO_PORT", base.as_str()),
+            ("CERTROLL_BIN_DIR", bins.to_str().expect("utf-8 path")),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "port {port} on 127.0.0.1 is taken (Address already in use)"
+        )),
+        "{}",
+        show(&out)
+    );
+    assert!(err.contains("CERTROLL_DEMO_PORT="), "{}", show(&out));
+    assert!(
+        !err.contains("did not start"),
+        "it stops before starting any peer: {}",
+        show(&out)
+    );
+    drop(taken);
+}
