@@ -94,7 +94,8 @@ mod tests {
         let lb1 = &inv.nodes[inv.node_id("lb1").unwrap()];
         assert_eq!(
             probe_command("check {server} {name} {host}:8443 from {node}", lb1, app1),
-            "check 'app1' 'app1.internal' 'app1.internal':8443 from 'lb1'"
+            "check app1 app1.internal app1.internal:8443 from lb1",
+            "shell-safe values stand as they are; others are quoted (see the injection test)"
         );
     }
 

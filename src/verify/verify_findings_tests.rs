@@ -272,7 +272,7 @@ fn live_probe_runs_on_the_client_with_the_server_substituted() {
     };
     let r = f.run_with(opts.clone());
     let live = link(&r, "lb1", "app1").live.clone().unwrap();
-    assert_eq!(live.command, "tls-probe 'app1' 'app1.internal':443");
+    assert_eq!(live.command, "tls-probe app1 app1.internal:443");
     assert_eq!((live.status, live.first_line.as_str()), (Some(0), "ok"));
     assert_eq!(
         f.conn.nodes[lb1].commands.lock().unwrap().as_slice(),

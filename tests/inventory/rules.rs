@@ -363,8 +363,8 @@ fn bad_tls_address_and_starttls_are_positioned() {
 
 #[test]
 fn tls_address_on_a_node_of_two_cas_is_refused() {
-    let text = "[ca.a]\n[ca.b]\n[defaults]\ntransport = \"local\"\ntrust_bundle = \"t/{ca}/ca.pem\"\n\
-                cert = \"t/{ca}/cert.pem\"\nkey = \"t/{ca}/key.pem\"\n\n[nodes.x]\n[nodes.db]\n\
+    let text = "[ca.a]\n[ca.b]\n[defaults]\ntransport = \"local\"\ntrust_bundle = \"t/{node}/{ca}/ca.pem\"\n\
+                cert = \"t/{node}/{ca}/cert.pem\"\nkey = \"t/{node}/{ca}/key.pem\"\n\n[nodes.x]\n[nodes.db]\n\
                 tls_address = \"127.0.0.1:5432\"\n\n[[links]]\nclient = \"x\"\nserver = \"db\"\nca = \"a\"\n\n\
                 [[links]]\nclient = \"x\"\nserver = \"db\"\nca = \"b\"\n";
     refused(text)
