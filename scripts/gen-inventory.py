@@ -73,12 +73,15 @@ def write_header(out):
 
 
 def write_nodes(out, tiers):
-    port = 20000
+    n = 0
     bastion = tiers["lb"][0]
     for tier, names in tiers.items():
         for name in names:
-            port = 20000 + (port - 20000 + 1) % 40000
-            out.write(f'[nodes.{name}]\nssh = {{ host = "127.0.0.1", port = {port} }}\n')
+            # Every node is its own machine (certroll refuses two nodes keeping a file at
+            # the same place): ports cycle, and each cycle moves to the next address.
+            n += 1
+            port, host = 20000 + n % 40000, f"127.0.{n // 40000}.1"
+            out.write(f'[nodes.{name}]\nssh = {{ host = "{host}", port = {port} }}\n')
             if tier == "lb":
                 out.write(f'dns_names = ["{name}.example.com", "{name}.{tier}.example.internal"]\n')
             if tier == "db" and name != bastion:

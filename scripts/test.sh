@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need (sshd for the
-# SSH fleet tests, openssl as the second certificate validator), checks formatting and
-# clippy lints, then cargo test.
+# SSH fleet tests, openssl as the second certificate validator, nginx, HAProxy, PostgreSQL
+# 15, curl and psql for the real-software test), checks formatting and clippy lints, then
+# cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,13 @@ need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# The real-software test (tests/real_software) runs nginx, HAProxy, PostgreSQL 15, curl
+# and psql; it fails loudly when one is missing, never skips.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
+command -v psql >/dev/null || need_apt+=(postgresql-client-15)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: the tests need ${need_apt[*]}; run as root or install them first" >&2

@@ -1,6 +1,9 @@
 //! Human durations used throughout the inventory: `60s`, `15m`, `12h`, `90d`, `2w`, `10y`.
 //!
-//! A year is 365 days; compound forms such as `1d12h` are accepted.
+//! A year is 365 days; compound forms such as `1d12h` are accepted. No duration may exceed
+//! [`MAX`] (1000 years): every duration is added to the current time somewhere (a CA's
+//! expiry, a confirm deadline, a warning horizon), and a cap well inside what clocks and
+//! X.509 dates can hold (year 9999) means none of those additions can overflow.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,7 +16,10 @@ pub struct DurationError {
     pub reason: &'static str,
 }
 
-/// Parses `90d`, `10y`, `60s`, `1h30m`.
+/// The longest duration accepted anywhere: 1000 years.
+pub const MAX: Duration = Duration::from_secs(1000 * 365 * 86_400);
+
+/// Parses `90d`, `10y`, `60s`, `1h30m`; refuses anything longer than [`MAX`].
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError {
         input: input.to_string(),
@@ -52,7 +58,22 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     if !digits.is_empty() {
         return Err(err("the unit is missing"));
     }
-    Ok(Duration::from_secs(total))
+    let d = Duration::from_secs(total);
+    if d > MAX {
+        return Err(err(
+            "it is longer than 1000y, the longest duration certroll accepts",
+        ));
+    }
+    Ok(d)
+}
+
+/// The instant `d` from now, or the latest instant this clock can hold if that overflows
+/// (durations are capped at [`MAX`], so the fallback only matters for computed ones).
+pub fn deadline(d: Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(MAX))
+        .unwrap_or(now)
 }
 
 /// Formats a duration with the largest exact unit, the inverse of [`parse`] for single units.
@@ -111,6 +132,17 @@ mod tests {
         assert_eq!(parse("5x").unwrap_err().reason, "unknown unit");
         assert_eq!(parse("").unwrap_err().reason, "it is empty");
         assert!(parse("99999999999999999999y").is_err());
+    }
+
+    #[test]
+    fn huge_durations_are_refused_not_overflowed() {
+        assert_eq!(parse("1000y").unwrap(), MAX);
+        for huge in ["1001y", "300000000000y", "7980y", "10000y", "999y2y"] {
+            let e = parse(huge).unwrap_err();
+            assert!(e.to_string().contains("longer than 1000y"), "{huge}: {e}");
+        }
+        let far = deadline(Duration::MAX);
+        assert!(far > std::time::Instant::now());
     }
 
     #[test]

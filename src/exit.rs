@@ -11,12 +11,14 @@ pub const FAILURE: i32 = 1;
 pub const PLAN_HAS_WORK: i32 = 2;
 /// Command-line usage error (`EX_USAGE`).
 pub const USAGE: i32 = 64;
+/// The inventory file is missing or cannot be read (`EX_NOINPUT`). Nothing was changed.
+pub const NO_INPUT: i32 = 66;
 /// Incomplete run, try again later: a step failed or a node was down (`EX_TEMPFAIL`).
 pub const INCOMPLETE: i32 = 75;
 /// Stopped by SIGINT (128 + 2, the shell convention); SIGTERM gives [`INCOMPLETE`].
 /// The run was journaled as interrupted and resumes with the next `apply`.
 pub const INTERRUPTED: i32 = 130;
-/// Bad inventory (`EX_CONFIG`). Nothing was changed.
+/// Bad inventory (`EX_CONFIG`): the error gives file:line:column. Nothing was changed.
 pub const BAD_INVENTORY: i32 = 78;
 
 /// `certroll verify`: all links and nodes healthy.

@@ -1,7 +1,7 @@
 //! The `certroll` binary: parse arguments, call the library, map the result to an exit code.
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
-//! 64 usage, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
+//! 64 usage, 66 no inventory, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
 //! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
 //! see [`certroll::interrupt`].
 #![forbid(unsafe_code)]

@@ -128,6 +128,9 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         ),
         AnchorExpiring { .. } => Effect::Leave("rotate the CA: certroll apply --rotate"),
         Unreadable { .. } => Effect::Leave("fix the file's permissions, then run again"),
+        LiveTls { .. } => {
+            Effect::Leave("the server does not serve its files: reload it, then run verify --live again")
+        }
         Unreachable { .. }
         | StrayAnchor { .. }
         | ForeignAnchor { .. }

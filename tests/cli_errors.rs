@@ -111,7 +111,7 @@ fn directory_where_a_node_file_belongs_is_reported_once() {
 }
 
 #[test]
-fn bad_inventory_reports_file_line_and_column_and_exits_78() {
+fn bad_inventory_reports_file_line_and_column_and_exits_78_and_a_missing_one_66() {
     let c = Control::new(0);
     let bad = c.path("bad.toml");
     std::fs::write(&bad, "[certroll\nstate_dir = 1\n").unwrap();
@@ -122,12 +122,23 @@ fn bad_inventory_reports_file_line_and_column_and_exits_78() {
     );
     assert_report(&out, 78, &expected);
 
+    // No file to point into: exit 66 (EX_NOINPUT), said once, with where to look instead.
     let missing = c.path("missing.toml");
     let expected = format!(
-        "error: failed to read inventory {}\n  caused by: No such file or directory (os error 2)\n",
+        "error: no inventory file at {}\n  hint: name the inventory with -i PATH or \
+         CERTROLL_INVENTORY=PATH (the default is certroll.toml in the current directory); to try \
+         certroll, copy the example fleet: cp -r examples/local my-fleet && certroll -i \
+         my-fleet/certroll.toml plan\n",
         missing.display()
     );
-    assert_report(&certroll(&missing, &["status"]), 78, &expected);
+    assert_report(&certroll(&missing, &["status"]), 66, &expected);
+    let unreadable = c.path("nodes");
+    std::fs::create_dir_all(&unreadable).unwrap();
+    let expected = format!(
+        "error: failed to read inventory {}\n  caused by: Is a directory (os error 21)\n",
+        unreadable.display()
+    );
+    assert_report(&certroll(&unreadable, &["status"]), 66, &expected);
     assert!(!c.path(".certroll").exists(), "nothing may be created");
 }
 

@@ -53,7 +53,10 @@ fn node(name: &str, transport: TransportKind, via: Option<usize>) -> Node {
         confirm: None,
         confirm_timeout: Duration::from_secs(5),
         probe: None,
+        tls: None,
         dns_names: vec![],
+        become_with: Default::default(),
+        files: Default::default(),
     }
 }
 

@@ -356,7 +356,8 @@ impl<'a> RunContext<'a> {
             plan.chain,
             Arc::clone(&self.connector),
             run_id,
-        );
+        )
+        .clean_at_last_steps(plan);
         let progress = Progress::new(if self.json() {
             ProgressFormat::Json
         } else {
@@ -369,6 +370,14 @@ impl<'a> RunContext<'a> {
         let outcome = execute(plan, &self.inv, &work, &self.journal, &opts, &progress)
             .map_err(|e| CommandError::Other(e.into()))?;
         drop(progress);
+        if outcome.complete() {
+            // Old private keys leave the nodes once the run that replaced them is complete.
+            for failed in work.finish(&plan.order, opts.parallel) {
+                self.say(&format!(
+                    "warning: {failed}; the next complete run removes them"
+                ));
+            }
+        }
         if !outcome.complete() {
             // Each failure was printed by the progress output as it happened.
             return Err(CommandError::Incomplete(format!(

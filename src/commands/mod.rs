@@ -25,7 +25,7 @@ pub mod verify;
 /// A command's failure, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    /// The inventory is invalid: exit 78, nothing changed.
+    /// The inventory is invalid: exit 78 (66 when it cannot be read at all), nothing changed.
     #[error(transparent)]
     Inventory(#[from] InventoryError),
     /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
@@ -52,6 +52,7 @@ impl From<JournalError> for CommandError {
 impl CommandError {
     pub fn exit_code(&self) -> i32 {
         match self {
+            CommandError::Inventory(e) if e.is_unreadable() => exit::NO_INPUT,
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
             CommandError::BadInput(_) => exit::BAD_INVENTORY,

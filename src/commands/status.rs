@@ -1,5 +1,10 @@
 //! `certroll status`: where the current or last run stands — steps done, interrupted,
 //! failed, and what each waiting step waits for.
+//!
+//! Status only reads: it never creates the state directory or the journal. Whether a run
+//! is going on now is asked of the lock ([`Lock::state`]), not guessed from the journal: a
+//! run without a run-end record is `running` while a process holds the lock (which names
+//! it) and `interrupted` only when none does.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +15,7 @@ use super::apply::rebuild;
 use super::{load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
-use crate::journal::{Journal, RunState, RunStatus};
+use crate::journal::{Journal, Lock, LockState, RunState, RunStatus};
 use crate::output::status::{self, RunProgress, RunReport, StepState, StepStatus};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::plan::{Plan, StepId};
@@ -24,29 +29,43 @@ pub struct StatusArgs {
     pub format: Format,
 }
 
-/// Runs `certroll status`. Exit 0 when the last run is complete, 75 when it is unfinished.
+/// Runs `certroll status`. Exit 0 when the last run is complete or still running, 75 when
+/// it is unfinished and no process holds the lock.
 pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, args.ca.as_deref())?;
-    let journal = Journal::open(&inv.state_dir)?;
-    let Some(last) = super::last_run(&journal)?.filter(|r| r.header.ca == inv.cas[ca].name) else {
-        print(&format!(
+    let lock = Lock::state(&inv.state_dir).context("failed to check the lock")?;
+    let last = Journal::read_last_run(&inv.state_dir, Some(&inv.cas[ca].name))?;
+    for w in last.iter().flat_map(|r| &r.warnings) {
+        eprintln!("warning: {w}");
+    }
+    let Some(last) = last.filter(|r| r.header.ca == inv.cas[ca].name) else {
+        let mut text = format!(
             "no run recorded for CA {} in {}\n",
             inv.cas[ca].name,
-            journal.path().display()
-        ))?;
+            inv.state_dir.join(crate::journal::JOURNAL_FILE).display()
+        );
+        if let LockState::Held(holder) = &lock {
+            text += &format!("{}\n", status::running_line(holder.as_ref()));
+        }
+        print(&text)?;
         return Ok(exit::OK);
     };
+    // A run that began between the lock check and the journal read holds the lock now.
+    let lock = if last.end.is_none() && lock == LockState::Free {
+        Lock::state(&inv.state_dir).context("failed to check the lock")?
+    } else {
+        lock
+    };
     let plan = rebuild(&inv, ca, &last)?;
-    let report = build(&inv, &plan, &last);
+    let report = build(&inv, &plan, &last, lock);
     print(&match args.format {
         Format::Json => format!("{}\n", status::json(&report)),
         Format::Text | Format::Dot => status::text(&report, Style::stdout()),
     })?;
-    Ok(if report.status == RunProgress::Complete {
-        exit::OK
-    } else {
-        exit::INCOMPLETE
+    Ok(match report.status {
+        RunProgress::Complete | RunProgress::Running => exit::OK,
+        RunProgress::Incomplete | RunProgress::Interrupted => exit::INCOMPLETE,
     })
 }
 
@@ -57,7 +76,19 @@ fn print(text: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn build(inv: &Inventory, plan: &Plan, run: &RunState) -> RunReport {
+fn build(inv: &Inventory, plan: &Plan, run: &RunState, lock: LockState) -> RunReport {
+    let holder = match lock {
+        LockState::Held(h) => Some(h),
+        LockState::Free => None,
+    };
+    let status = match (run.end, &holder) {
+        (Some(RunStatus::Complete), _) => RunProgress::Complete,
+        (Some(RunStatus::Incomplete), _) => RunProgress::Incomplete,
+        (Some(RunStatus::Interrupted), _) => RunProgress::Interrupted,
+        (None, Some(_)) => RunProgress::Running,
+        (None, None) => RunProgress::Interrupted,
+    };
+    let running = holder.is_some();
     let steps = plan
         .steps
         .iter()
@@ -72,6 +103,8 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState) -> RunReport {
                 (StepState::Done, None)
             } else if let Some(e) = run.failed.get(&s.id) {
                 (StepState::Failed, Some(e.clone()))
+            } else if run.started.contains_key(&s.id) && status == RunProgress::Running {
+                (StepState::Running, None)
             } else if run.started.contains_key(&s.id) {
                 (StepState::Interrupted, None)
             } else if waiting_on.is_empty() {
@@ -89,11 +122,6 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState) -> RunReport {
             }
         })
         .collect();
-    let status = match run.end {
-        Some(RunStatus::Complete) => RunProgress::Complete,
-        Some(RunStatus::Incomplete) => RunProgress::Incomplete,
-        Some(RunStatus::Interrupted) | None => RunProgress::Interrupted,
-    };
     RunReport {
         version: 1,
         run: run.run.clone(),
@@ -108,6 +136,8 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState) -> RunReport {
         pid: run.pid,
         resumes: run.resumes,
         status,
+        holder: holder.flatten(),
+        running,
         steps,
     }
 }

@@ -2,7 +2,8 @@
 //! through the node's transport, reload, confirm. A bundle is composed from the node's
 //! current one, so the certificates certroll does not manage stay ([`crate::bundles`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
@@ -10,10 +11,12 @@ use time::OffsetDateTime;
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
 use crate::bundles::{managed_ders, BundleBase};
-use crate::inventory::{BundleForeign, CaId, Inventory};
+use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
+use crate::inventory::{BundleForeign, CaId, Inventory, Node, NodeId};
+use crate::layout::{self, LayoutError};
 use crate::materials::{changes_for, Generations};
 use crate::pki::CaCert;
-use crate::plan::{ChainMode, Step, StepId};
+use crate::plan::{ChainMode, Plan, Step, StepId};
 use crate::transport::{Connector, Transport};
 
 /// The CA material a run works with, loaded from the local CA store.
@@ -35,6 +38,10 @@ pub struct FleetWork<'a> {
     backup_tag: String,
     /// Hashes found on the node by `files_match`, used by `reconfirm`.
     rechecked: Mutex<HashMap<StepId, Vec<FileHash>>>,
+    /// Each node's last step of the plan: its script also removes old versions.
+    last_steps: HashSet<StepId>,
+    /// Nodes whose old versions a last step removed in this process.
+    cleaned: Mutex<HashSet<NodeId>>,
 }
 
 impl<'a> FleetWork<'a> {
@@ -54,7 +61,21 @@ impl<'a> FleetWork<'a> {
             connector,
             backup_tag: backup_tag.to_string(),
             rechecked: Mutex::new(HashMap::new()),
+            last_steps: HashSet::new(),
+            cleaned: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Makes each node's last step of `plan` remove the versions of its files the run no
+    /// longer needs, in the same remote command (so a complete run needs no extra round).
+    pub fn clean_at_last_steps(mut self, plan: &Plan) -> Self {
+        let mut last: HashMap<NodeId, StepId> = HashMap::new();
+        for s in &plan.steps {
+            let id = last.entry(s.node).or_insert(s.id);
+            *id = (*id).max(s.id);
+        }
+        self.last_steps = last.into_values().collect();
+        self
     }
 
     fn transport(&self, step: &Step) -> Result<Arc<dyn Transport>, StepError> {
@@ -63,6 +84,42 @@ impl<'a> FleetWork<'a> {
 
     fn ca_name(&self) -> &str {
         &self.inv.cas[self.ca].name
+    }
+
+    /// certroll's own TLS confirm of a node with `tls_address`, after its `confirm`
+    /// command: the node must serve the certificate on its disk and, if it asks for
+    /// client certificates, name exactly the anchors of the bundle on its disk among the
+    /// generations of this run. The node's own certificate and key are offered as client
+    /// certificate, so a server that requires one sees a complete handshake.
+    fn confirm_tls(&self, t: &dyn Transport, node: &Node) -> Result<(), StepError> {
+        let Some(target) = &node.tls else {
+            return Ok(());
+        };
+        let paths = node.paths(self.ca_name());
+        let cert = t.read_file(&paths.cert)?;
+        let bundle = t.read_file(&paths.trust_bundle)?;
+        // The node's own pair, offered if the server asks for a client certificate.
+        let key = t.read_file(&paths.key)?;
+        let me = cert
+            .as_deref()
+            .zip(key.as_deref())
+            .and_then(|(c, k)| identity(c, k));
+        let generations: Vec<&[u8]> = std::iter::once(&self.material.current)
+            .chain(self.material.next.as_ref())
+            .map(|c| c.cert_der.as_slice())
+            .collect();
+        let expected = Expectation::from_files(
+            cert.as_deref().map(|c| (paths.cert.as_str(), c)),
+            bundle.as_deref().map(|b| (paths.trust_bundle.as_str(), b)),
+            &generations,
+        )
+        .map_err(|e| {
+            StepError::confirm_failed(format!("failed to confirm TLS of node {}: {e}", node.name))
+        })?;
+        confirm_tls(t, node, target, &expected, me.as_ref()).map_err(|e| match e {
+            TlsConfirmError::Transport(e) => StepError::from(e),
+            e @ TlsConfirmError::NotConfirmed { .. } => StepError::confirm_failed(e.to_string()),
+        })
     }
 
     /// The foreign certificates of the node's current bundle (none with `bundle_foreign = "drop"`).
@@ -87,6 +144,48 @@ impl<'a> FleetWork<'a> {
         let gens: Vec<&CaCert> = std::iter::once(&m.current).chain(m.next.as_ref()).collect();
         let managed = managed_ders(&gens, m.cross.as_deref().as_slice());
         Ok(BundleBase::from_current(&current, &managed))
+    }
+}
+
+impl FleetWork<'_> {
+    /// Once the run is complete: removes from every node in `nodes` what the run no longer
+    /// needs (earlier versions of its files, so old private keys, beyond `keep_backups`),
+    /// with up to `parallel` nodes at a time; nodes whose last step did it already in this
+    /// process are skipped (a resumed run cleans the others). Returns one message per node
+    /// that failed.
+    pub fn finish(&self, nodes: &[NodeId], parallel: usize) -> Vec<String> {
+        let done = self.cleaned.lock().map(|c| c.clone()).unwrap_or_default();
+        let nodes: Vec<NodeId> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !done.contains(n))
+            .collect();
+        let nodes = nodes.as_slice();
+        let next = AtomicUsize::new(0);
+        let failures = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..parallel.clamp(1, nodes.len().max(1)) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&id) = nodes.get(i) else { break };
+                    let node = &self.inv.nodes[id];
+                    let done = self
+                        .connector
+                        .connect(id)
+                        .map_err(LayoutError::from)
+                        .and_then(|t| layout::cleanup(t.as_ref(), node, self.ca_name()));
+                    if let Err(e) = done {
+                        // Invariant: the mutex is never held across a panic-prone call.
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(e.to_string());
+                        }
+                    }
+                });
+            }
+        });
+        let mut out = failures.into_inner().unwrap_or_default();
+        out.sort();
+        out
     }
 }
 
@@ -131,13 +230,22 @@ impl StepWork for FleetWork<'_> {
     fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError> {
         let t = self.transport(step)?;
         let node = &self.inv.nodes[step.node];
+        let last = self.last_steps.contains(&step.id);
         apply_and_confirm(
             t.as_ref(),
             node,
             self.ca_name(),
             &prepared.ops,
             Some(&self.backup_tag),
-        )
+            last,
+        )?;
+        if last {
+            // Invariant: the mutex is never held across a panic-prone call.
+            if let Ok(mut c) = self.cleaned.lock() {
+                c.insert(step.node);
+            }
+        }
+        self.confirm_tls(t.as_ref(), node)
     }
 
     fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError> {
@@ -160,11 +268,8 @@ impl StepWork for FleetWork<'_> {
             .ok()
             .and_then(|m| m.get(&step.id).cloned())
             .unwrap_or_default();
-        reconfirm(
-            t.as_ref(),
-            &self.inv.nodes[step.node],
-            self.ca_name(),
-            &written,
-        )
+        let node = &self.inv.nodes[step.node];
+        reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
+        self.confirm_tls(t.as_ref(), node)
     }
 }

@@ -1,5 +1,6 @@
-//! The mechanism of one step on a real node: write the files atomically (keeping backups),
-//! run the node's reload command, then confirm: read every written file back and compare
+//! The mechanism of one step on a real node: switch to a new version of its files in one
+//! rename (the layout of [`crate::layout`], keeping the run's backup), run the node's reload
+//! command, then confirm: read every written file back and compare
 //! its SHA-256, and poll the node's confirm command until it exits 0 or time runs out.
 //!
 //! What to write is decided elsewhere (from the PKI); these functions only carry it out,
@@ -10,53 +11,61 @@ use std::time::{Duration, Instant};
 
 use super::{FileHash, FileOp, StepError};
 use crate::inventory::Node;
-use crate::transport::{sha256_hex, ExecOutput, Transport, WriteOptions};
+use crate::layout::{self, ApplyOptions, Change, LayoutError, Role};
+use crate::transport::{sha256_hex, ExecOutput, Transport};
 
 /// First pause between two runs of the confirm command; it doubles up to [`CONFIRM_MAX_DELAY`].
 pub const CONFIRM_FIRST_DELAY: Duration = Duration::from_millis(50);
 /// Longest pause between two runs of the confirm command.
 pub const CONFIRM_MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// A reload or confirm command with `{node}` and `{ca}` filled in.
+/// A reload or confirm command with `{node}` and `{ca}` filled in, shell-quoted.
 pub fn command_for(template: &str, node: &Node, ca: &str) -> String {
-    template.replace("{node}", &node.name).replace("{ca}", ca)
+    crate::shell::fill(template, &[("node", &node.name), ("ca", ca)])
 }
 
-/// Writes and removes files in order. Writes are atomic (the transport's contract) and,
-/// with `backup_tag`, keep what they replace as `<path>.<tag>.bak`.
+/// Writes the step's files as one new version of the node's file set for `ca` and switches
+/// to it in one rename (see [`crate::layout`]); files the step does not touch are carried
+/// over. `backup_tag` (the run id) tags the version and the run's backup. With `reload`,
+/// the reload command runs in the same remote command; its result is returned. `last`
+/// (the node's last step of the run) also removes the versions no longer needed.
 pub fn apply_file_ops(
     transport: &dyn Transport,
     node: &Node,
+    ca: &str,
     ops: &[FileOp],
     backup_tag: Option<&str>,
-) -> Result<(), StepError> {
+    reload: Option<&str>,
+    last: bool,
+) -> Result<Option<ExecOutput>, StepError> {
+    let paths = node.paths(ca);
+    let mut changes = Vec::with_capacity(ops.len());
     for op in ops {
-        let done = match op {
-            FileOp::Write {
-                path,
-                data,
-                mode,
-                what,
-            } => transport.write_file(
-                path,
-                data,
-                WriteOptions {
-                    mode: *mode,
-                    backup_tag,
-                    what,
-                },
-            ),
-            FileOp::Remove { path, .. } => transport.remove_file(path, backup_tag),
-        };
-        done.map_err(|e| {
-            let mut err = StepError::from(e);
-            if !err.message.contains(&node.name) {
-                err.message = format!("{} (node {})", err.message, node.name);
-            }
-            err
+        let role = Role::of(&paths, op.path()).ok_or_else(|| {
+            StepError::permanent(format!(
+                "failed to write {} {} on node {}: it is not one of the node's files for CA {ca}",
+                op.what(),
+                op.path(),
+                node.name
+            ))
         })?;
+        let change = match op {
+            FileOp::Write { data, .. } => Change::Write(data),
+            FileOp::Remove { .. } => Change::Remove,
+        };
+        changes.push((role, change));
     }
-    Ok(())
+    let opts = ApplyOptions {
+        reload,
+        clean: last,
+        ..ApplyOptions::default()
+    };
+    let run = backup_tag.unwrap_or("run");
+    match layout::apply(transport, node, ca, run, &changes, &opts) {
+        Ok(applied) => Ok(applied.reload),
+        Err(LayoutError::Transport(e)) => Err(e.into()),
+        Err(e) => Err(StepError::permanent(e.to_string())),
+    }
 }
 
 /// Runs the node's reload command, if it has one; a non-zero exit fails the step.
@@ -66,13 +75,18 @@ pub fn run_reload(transport: &dyn Transport, node: &Node, ca: &str) -> Result<()
     };
     let command = command_for(template, node, ca);
     let out = transport.exec(&command, node.confirm_timeout)?;
+    reload_result(node, &command, &out)
+}
+
+/// A reload that did not exit 0 fails the step, quoting its last words.
+fn reload_result(node: &Node, command: &str, out: &ExecOutput) -> Result<(), StepError> {
     if out.success() {
         return Ok(());
     }
     Err(StepError::permanent(format!(
         "failed to run reload command `{command}` on node {}: {}",
         node.name,
-        describe_exit(&out)
+        describe_exit(out)
     )))
 }
 
@@ -140,7 +154,7 @@ pub fn poll_confirm(
     node: &Node,
     command: &str,
 ) -> Result<(), StepError> {
-    let deadline = Instant::now() + node.confirm_timeout;
+    let deadline = crate::duration::deadline(node.confirm_timeout);
     let mut delay = CONFIRM_FIRST_DELAY;
     let mut runs = 0u32;
     // The last run that ran to its end: a final run cut short by the deadline says less.
@@ -202,15 +216,18 @@ pub fn reconfirm(
     confirm(transport, node, ca, written)
 }
 
-/// Write, reload, confirm: the whole apply of one step.
+/// Write, reload, confirm: the whole apply of one step (`last`: see [`apply_file_ops`]).
 pub fn apply_and_confirm(
     transport: &dyn Transport,
     node: &Node,
     ca: &str,
     ops: &[FileOp],
     backup_tag: Option<&str>,
+    last: bool,
 ) -> Result<(), StepError> {
-    apply_file_ops(transport, node, ops, backup_tag)?;
+    // The reload runs as a command of its own: SIGINT/SIGTERM stop a reload, never a
+    // file change in progress.
+    apply_file_ops(transport, node, ca, ops, backup_tag, None, last)?;
     let written: Vec<FileHash> = ops.iter().map(FileOp::hash).collect();
     reconfirm(transport, node, ca, &written)
 }

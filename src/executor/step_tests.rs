@@ -16,12 +16,15 @@ fn node(confirm_timeout_ms: u64) -> Node {
         trust_bundle: "/etc/tls/{ca}/ca.pem".into(),
         cert: "/etc/tls/cert.pem".into(),
         key: "/etc/tls/key.pem".into(),
-        proof_cert: None,
+        proof_cert: Some("/etc/tls/cross.pem".into()),
         reload: Some("systemctl reload envoy-{ca}".into()),
         confirm: Some("tls-health --node {node} --ca {ca}".into()),
         confirm_timeout: Duration::from_millis(confirm_timeout_ms),
         probe: None,
+        tls: None,
         dns_names: vec![],
+        become_with: Default::default(),
+        files: Default::default(),
     }
 }
 
@@ -55,15 +58,37 @@ fn fake(script: Vec<Result<ExecOutput, ErrorKind>>) -> FakeNode {
 }
 
 #[test]
-fn applies_writes_and_removes_with_backups_and_modes() {
+fn file_ops_become_one_script_with_the_data_on_stdin() {
     let t = fake(vec![out(0, "")]);
-    apply_file_ops(&t, &node(200), &ops(), Some("g1")).unwrap();
+    let reloaded =
+        apply_file_ops(&t, &node(200), "internal", &ops(), Some("g1"), None, false).unwrap();
+    assert_eq!(reloaded, None);
     let files = t.files.lock().unwrap();
-    assert_eq!(files["/etc/tls/key.pem"], (b"KEY".to_vec(), 0o600));
-    assert_eq!(files["/etc/tls/key.pem.g1.bak"].0, b"OLDKEY");
-    assert_eq!(files["/etc/tls/cert.pem"].1, 0o644);
+    assert_eq!(files["/etc/tls/key.pem"].0, b"KEY");
+    assert_eq!(files["/etc/tls/cert.pem"].0, b"CERT");
     assert!(!files.contains_key("/etc/tls/cross.pem"));
-    assert!(files.contains_key("/etc/tls/cross.pem.g1.bak"));
+    assert!(
+        t.commands.lock().unwrap().is_empty(),
+        "no other command ran"
+    );
+}
+
+#[test]
+fn a_file_outside_the_node_set_is_refused() {
+    let t = fake(vec![out(0, "")]);
+    let stray = vec![FileOp::Write {
+        path: "/etc/passwd".into(),
+        data: b"x".to_vec(),
+        mode: 0o644,
+        what: "certificate".into(),
+    }];
+    let e = apply_file_ops(&t, &node(200), "internal", &stray, None, None, false).unwrap_err();
+    assert_eq!(e.kind, StepErrorKind::Permanent);
+    assert!(
+        e.message.contains("/etc/passwd on node app1"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -72,25 +97,27 @@ fn write_errors_keep_kind_and_name_node_and_file() {
         fail_write: Some(ErrorKind::Io),
         ..fake(vec![out(0, "")])
     };
-    let e = apply_file_ops(&t, &node(200), &ops(), None).unwrap_err();
+    let e = apply_file_ops(&t, &node(200), "internal", &ops(), None, None, false).unwrap_err();
     assert_eq!(e.kind, StepErrorKind::Permanent);
     assert_eq!(
         e.message,
-        "failed to write key /etc/tls/key.pem on node app1: permission denied"
+        "failed to write the files of CA internal on node app1: permission denied"
     );
     let t = FakeNode {
         fail_write: Some(ErrorKind::Transient),
         ..fake(vec![out(0, "")])
     };
-    assert!(apply_file_ops(&t, &node(200), &ops(), None)
-        .unwrap_err()
-        .is_transient());
+    assert!(
+        apply_file_ops(&t, &node(200), "internal", &ops(), None, None, false)
+            .unwrap_err()
+            .is_transient()
+    );
 }
 
 #[test]
 fn reload_and_confirm_substitute_node_and_ca() {
     let t = fake(vec![out(0, "")]);
-    apply_and_confirm(&t, &node(500), "internal", &ops(), None).unwrap();
+    apply_and_confirm(&t, &node(500), "internal", &ops(), None, false).unwrap();
     let cmds = t.commands.lock().unwrap().clone();
     assert_eq!(
         cmds,
@@ -129,7 +156,7 @@ fn confirm_polls_until_exit_zero() {
         out(0, ""),
     ]);
     let n = node(5_000);
-    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None, false).unwrap();
     let written: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
     let t0 = std::time::Instant::now();
     confirm(&t, &n, "internal", &written).unwrap();
@@ -149,7 +176,7 @@ fn confirm_times_out_quoting_the_last_stderr_line() {
     let t0 = std::time::Instant::now();
     let e = poll_confirm(&t, &n, "tls-health").unwrap_err();
     assert_eq!(e.kind, StepErrorKind::ConfirmFailed);
-    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(t0.elapsed() < Duration::from_secs(2));
     assert!(
         e.message.starts_with("node app1 did not confirm within"),
         "{}",
@@ -184,7 +211,7 @@ fn confirm_timeout_reports_the_real_exit_not_a_run_cut_off_by_the_deadline() {
 fn confirm_fails_when_a_file_does_not_read_back() {
     let t = fake(vec![out(0, "")]);
     let n = node(300);
-    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None, false).unwrap();
     t.files
         .lock()
         .unwrap()
@@ -209,7 +236,7 @@ fn files_match_checks_content_and_absence() {
     let n = node(300);
     let expected: Vec<FileHash> = ops().iter().map(FileOp::hash).collect();
     assert!(!files_match(&t, &n, &expected).unwrap());
-    apply_file_ops(&t, &n, &ops(), None).unwrap();
+    apply_file_ops(&t, &n, "internal", &ops(), None, None, false).unwrap();
     assert!(files_match(&t, &n, &expected).unwrap());
     t.files
         .lock()
@@ -218,6 +245,21 @@ fn files_match_checks_content_and_absence() {
     assert!(
         !files_match(&t, &n, &expected).unwrap(),
         "a file that must be absent is present"
+    );
+}
+
+#[test]
+fn reload_and_confirm_substitutions_are_shell_quoted() {
+    let mut n = node(1000);
+    n.name = "app1;touch x".into();
+    assert_eq!(
+        command_for("tls-health --node {node} --ca {ca}", &n, "it's"),
+        "tls-health --node 'app1;touch x' --ca 'it'\\''s'"
+    );
+    n.name = "app1".into();
+    assert_eq!(
+        command_for("systemctl reload envoy-{ca}", &n, "internal"),
+        "systemctl reload envoy-internal"
     );
 }
 

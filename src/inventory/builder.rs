@@ -163,6 +163,9 @@ fn local_node(name: &str, dns: &[(String, Vec<String>)], multi_ca: bool) -> Node
         confirm: None,
         confirm_timeout: Duration::from_secs(60),
         probe: None,
+        tls: None,
         dns_names,
+        become_with: Default::default(),
+        files: Default::default(),
     }
 }

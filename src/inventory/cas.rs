@@ -87,9 +87,18 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
             .hint("use \"keep\" (the default: other CAs in a bundle stay) or \"drop\" (certroll owns the whole file)"))
         }
     };
+    let subject = raw.subject.unwrap_or_else(|| format!("CN={name} CA"));
+    if let Err(why) = super::subject::parse(&subject) {
+        return Err(
+            Problem::new(at("subject"), format!("bad subject for CA {name}: {why}")).hint(
+                "write CN=NAME, optionally followed by O=, OU=, C=, L=, ST= (each once), \
+                 e.g. \"CN=Example CA,O=Example\"",
+            ),
+        );
+    }
     Ok(CaSpec {
         bundle_foreign,
-        subject: raw.subject.unwrap_or_else(|| format!("CN={name} CA")),
+        subject,
         name,
         key_algorithm,
         validity,

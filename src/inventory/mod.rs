@@ -14,6 +14,10 @@ mod model;
 mod nodes;
 mod parse;
 pub mod raw;
+mod san;
+mod shared_files;
+pub mod subject;
+mod tls_target;
 mod validate;
 
 pub use builder::InventoryBuilder;

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::tls_target::{Starttls, TlsTarget};
+
 /// Index of a node in [`Inventory::nodes`].
 pub type NodeId = usize;
 /// Index of a CA in [`Inventory::cas`].
@@ -172,8 +174,42 @@ pub struct Node {
     /// Shell command run by `verify --live` to probe a server; `{host}`, `{port}`,
     /// `{server}` and `{name}` are substituted.
     pub probe: Option<String>,
+    /// Where the node serves TLS (`tls_address`, `starttls`): certroll then confirms its
+    /// reloads with a handshake of its own through the node's transport.
+    pub tls: Option<TlsTarget>,
     /// Subject alternative names of the node's leaf (DNS names and IP addresses).
     pub dns_names: Vec<String>,
+    /// `become`: how files are written and commands run once logged in.
+    pub become_with: Become,
+    /// Owner, group and modes of the files certroll writes; how many backups it keeps.
+    pub files: FileSettings,
+}
+
+/// `become` of a node: run as the login user, or through `sudo -n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Become {
+    /// Everything runs as the login user (the default).
+    #[default]
+    Login,
+    /// Files are written and commands run through `sudo -n` (never a password prompt).
+    Sudo,
+}
+
+/// Owner, group and modes of a node's files (`owner`, `group`, `key_mode`, `cert_mode`,
+/// `bundle_mode`) and `keep_backups`. `None` keeps what the file being replaced has
+/// (a new file: the user certroll runs as, 0600 for keys, 0644 for the rest).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Private key (permission bits).
+    pub key_mode: Option<u32>,
+    /// Leaf certificate and chain.
+    pub cert_mode: Option<u32>,
+    /// Trust bundle and proof-key certificate.
+    pub bundle_mode: Option<u32>,
+    /// Earlier runs' file sets kept after a run completes (0: none, so no old private key stays).
+    pub keep_backups: u32,
 }
 
 impl Node {

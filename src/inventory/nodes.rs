@@ -8,7 +8,7 @@ use super::fxhash::FxHashMap;
 use super::locate::ValuePath;
 use super::raw::{RawNode, RawSsh};
 use super::validate::{suggest, Context, Problem};
-use super::{CaSpec, Link, Node, NodeId, SshSettings, TransportKind};
+use super::{Become, CaSpec, FileSettings, Link, Node, NodeId, SshSettings, TransportKind};
 use crate::duration;
 
 /// The path keys of a node, as written in the inventory.
@@ -108,6 +108,18 @@ fn build_one(
         message: format!("bad confirm_timeout for node {name}: {e}"),
         ..key_at(&name, &["confirm_timeout"])
     })?;
+    let own_names = raw.dns_names.is_some();
+    let dns_names = raw
+        .dns_names
+        .or_else(|| d.dns_names.clone())
+        .unwrap_or_default();
+    check_dns_names(&name, &dns_names, own_names)?;
+    let tls = super::tls_target::build(
+        &name,
+        raw.tls_address.as_deref().or(d.tls_address.as_deref()),
+        raw.starttls.as_deref().or(d.starttls.as_deref()),
+        |key| key_at(&name, &[key]),
+    )?;
     let node = Node {
         transport,
         via: None,
@@ -120,13 +132,87 @@ fn build_one(
         confirm: pick(raw.confirm, &d.confirm),
         confirm_timeout,
         probe: pick(raw.probe, &d.probe),
-        dns_names: raw
-            .dns_names
-            .or_else(|| d.dns_names.clone())
-            .unwrap_or_default(),
+        tls,
+        dns_names,
+        become_with: become_with(
+            &name,
+            raw.become_with.as_deref().or(d.become_with.as_deref()),
+        )?,
+        files: FileSettings {
+            owner: account(&name, "owner", pick(raw.owner, &d.owner))?,
+            group: account(&name, "group", pick(raw.group, &d.group))?,
+            key_mode: mode(&name, "key_mode", pick(raw.key_mode, &d.key_mode))?,
+            cert_mode: mode(&name, "cert_mode", pick(raw.cert_mode, &d.cert_mode))?,
+            bundle_mode: mode(&name, "bundle_mode", pick(raw.bundle_mode, &d.bundle_mode))?,
+            keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
+        },
         name,
     };
     Ok((node, via))
+}
+
+/// `become`: absent or `"sudo"`.
+fn become_with(name: &str, value: Option<&str>) -> Result<Become, Problem> {
+    match value {
+        None => Ok(Become::Login),
+        Some("sudo") => Ok(Become::Sudo),
+        Some(other) => Err(Problem {
+            message: format!("unknown become {other:?} for node {name}"),
+            ..key_at(name, &["become"])
+        }
+        .hint("use \"sudo\", or leave become out to run as the login user")),
+    }
+}
+
+/// An `owner` or `group`: a user or group name, or a numeric id.
+fn account(name: &str, key: &str, value: Option<String>) -> Result<Option<String>, Problem> {
+    let Some(v) = value else { return Ok(None) };
+    let ok = !v.is_empty()
+        && !v.starts_with('-')
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        return Ok(Some(v));
+    }
+    Err(Problem {
+        message: format!("invalid {key} {v:?} for node {name}"),
+        ..key_at(name, &[key])
+    }
+    .hint("a user or group name (letters, digits, '.', '_', '-') or a numeric id"))
+}
+
+/// A file mode written as octal digits, e.g. `"0640"`.
+fn mode(name: &str, key: &str, value: Option<String>) -> Result<Option<u32>, Problem> {
+    let Some(v) = value else { return Ok(None) };
+    match u32::from_str_radix(&v, 8) {
+        Ok(m) if !v.is_empty() && v.len() <= 4 && m <= 0o777 => Ok(Some(m)),
+        _ => Err(Problem {
+            message: format!("invalid {key} {v:?} for node {name}"),
+            ..key_at(name, &[key])
+        }
+        .hint("permission bits as an octal string, e.g. \"0600\" or \"0640\"")),
+    }
+}
+
+/// Refuses a `dns_names` entry that is neither a host name nor an IP address (see `san`).
+fn check_dns_names(name: &str, names: &[String], own: bool) -> Result<(), Problem> {
+    for (i, san) in names.iter().enumerate() {
+        let Some(why) = super::san::problem(san) else {
+            continue;
+        };
+        let at = if own {
+            ValuePath::keys(&["nodes", name, "dns_names"])
+        } else {
+            ValuePath::keys(&["defaults", "dns_names"])
+        };
+        return Err(Problem::new(
+            at.index(i),
+            format!("dns_names entry {san:?} of node {name} is not a host name or IP address: {why}"),
+        )
+        .hint("write host names as RFC 1123 defines them (e.g. \"app1.example.com\") or IP addresses; see docs/inventory.md"));
+    }
+    Ok(())
 }
 
 /// Merges the node's `ssh` table over the defaults' one, key by key.
@@ -310,7 +396,7 @@ pub fn check_files(nodes: &[Node], links: &[Link], cas: &[CaSpec]) -> Result<(),
 
 /// Writes `template` with `{ca}` and `{node}` substituted into `out`, reusing its
 /// allocation; the same result as [`Node::paths`].
-fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
+pub(super) fn fill(out: &mut String, template: &str, ca: &str, node: &str) {
     out.clear();
     let mut rest = template;
     while let Some(i) = rest.find('{') {
@@ -392,7 +478,10 @@ mod tests {
             confirm: None,
             confirm_timeout: std::time::Duration::from_secs(1),
             probe: None,
+            tls: None,
             dns_names: Vec::new(),
+            become_with: Become::Login,
+            files: FileSettings::default(),
         };
         let p = node.paths("edge");
         let mut out = String::from("stale");

@@ -17,7 +17,13 @@ use super::Inventory;
 /// Why an inventory was refused. Display names the file, the position and the offending name.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("failed to read inventory {path}")]
+    /// No file at the path: says where it looked and how to name another one.
+    #[error("no inventory file at {}\n  hint: name the inventory with -i PATH or CERTROLL_INVENTORY=PATH \
+             (the default is certroll.toml in the current directory); to try certroll, copy the \
+             example fleet: cp -r examples/local my-fleet && certroll -i my-fleet/certroll.toml plan", path.display())]
+    NotFound { path: PathBuf },
+    /// The file exists but cannot be read; the cause is the I/O error.
+    #[error("failed to read inventory {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -34,13 +40,53 @@ pub enum InventoryError {
     },
 }
 
+impl InventoryError {
+    /// The file could not be read at all (missing or unreadable), as opposed to refused:
+    /// there is no position to give.
+    pub fn is_unreadable(&self) -> bool {
+        matches!(
+            self,
+            InventoryError::NotFound { .. } | InventoryError::Read { .. }
+        )
+    }
+}
+
 /// Reads and validates the inventory at `path`.
 pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
-        path: path.to_path_buf(),
-        source,
+    let bytes = std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            // Absolute, so the message says where it looked, whatever the working directory.
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            InventoryError::NotFound { path }
+        } else {
+            InventoryError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     })?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
     parse_str(&text, path)
+}
+
+/// A file that is not UTF-8: the line and column of the first bad byte (column counted in
+/// characters of the valid text before it).
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> InventoryError {
+    let valid = e.valid_up_to();
+    // Invariant: `valid_up_to` bytes are valid UTF-8, so this never falls back.
+    let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+    let (line, column) = line_col(before, valid);
+    InventoryError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: format!(
+            "invalid inventory: byte 0x{:02x} is not UTF-8 (a TOML file must be UTF-8 text)",
+            bytes[valid]
+        ),
+        hint: Some("re-save the file as UTF-8, e.g. iconv -f LATIN1 -t UTF-8".to_owned()),
+    }
 }
 
 /// Parses and validates inventory text; `source` is used in messages and to resolve relative paths.
@@ -135,6 +181,45 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("\n  hint: add ssh = "), "{shown}");
+    }
+
+    #[test]
+    fn no_inventory_says_where_it_looked_once_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certroll.toml");
+        let e = load(&path).unwrap_err();
+        assert!(e.is_unreadable());
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!("no inventory file at {}", path.display())),
+            "{shown}"
+        );
+        for part in ["-i PATH", "CERTROLL_INVENTORY", "examples/local"] {
+            assert!(shown.contains(part), "{shown}");
+        }
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "the cause would repeat it"
+        );
+    }
+
+    #[test]
+    fn non_utf8_inventory_gives_the_position_of_the_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certroll.toml");
+        std::fs::write(&path, b"[ca.x]\nsubject = \"CN=caf\xe9\"\n").unwrap();
+        match load(&path).unwrap_err() {
+            InventoryError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            } => {
+                assert_eq!((line, column), (2, 18), "{message}");
+                assert!(message.contains("0xe9 is not UTF-8"), "{message}");
+            }
+            other => panic!("expected a positioned error, got {other}"),
+        }
     }
 
     #[test]

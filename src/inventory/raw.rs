@@ -68,7 +68,17 @@ pub struct RawNode {
     pub confirm: Option<String>,
     pub confirm_timeout: Option<String>,
     pub probe: Option<String>,
+    pub tls_address: Option<String>,
+    pub starttls: Option<String>,
     pub dns_names: Option<Vec<String>>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub key_mode: Option<String>,
+    pub cert_mode: Option<String>,
+    pub bundle_mode: Option<String>,
+    #[serde(rename = "become")]
+    pub become_with: Option<String>,
+    pub keep_backups: Option<u32>,
 }
 
 /// The `ssh = { ... }` table of a node or of `[defaults]`.

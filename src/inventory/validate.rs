@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::fxhash::{map_with_capacity, FxHashMap};
 use super::locate::ValuePath;
 use super::raw::RawInventory;
-use super::{cas, links, nodes, Inventory, NodeId};
+use super::{cas, links, nodes, shared_files, Inventory, NodeId};
 
 /// A rule that failed, with the path of the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +122,8 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
         node.via = via;
     }
     nodes::check_files(&nodes, &links, &cas)?;
+    shared_files::check(&nodes, &links, &cas)?;
+    super::tls_target::check_one_ca(&nodes, &links, &cas)?;
     let state_dir = raw.certroll.state_dir.clone();
     free_in_background(raw.links);
     let state_dir = state_dir.as_deref().unwrap_or(".certroll");

@@ -7,7 +7,7 @@
 //! journaled as started but not done is re-checked on the node, never assumed. Only hashes
 //! reach the journal, never file contents, so no private key is ever written here.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -18,9 +18,10 @@ use crate::inventory::{ChainMode, Inventory, Strategy};
 use crate::plan::{Action, BundleNeed, LeafNeed, Mode, NodeProgress, Plan, Step, StepId};
 
 mod lock;
+mod private;
 mod state;
 
-pub use lock::{Holder, Lock, LockError};
+pub use lock::{Holder, Lock, LockError, LockState};
 pub use state::{RunState, StartedStep};
 
 /// File name of the journal inside the state directory.
@@ -266,13 +267,8 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(|e| io("create the directory of", e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| io("open", e))?;
+        private::create_dir(state_dir).map_err(|e| io("create the directory of", e))?;
+        let file = private::open_file(&path, true).map_err(|e| io("open", e))?;
         Ok(Journal {
             path,
             file: Mutex::new(file),
@@ -282,6 +278,25 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The latest run recorded in `state_dir` (of CA `ca` when given), read without
+    /// creating or changing anything (for `certroll status`). `None` when there is no
+    /// journal.
+    pub fn read_last_run(
+        state_dir: &Path,
+        ca: Option<&str>,
+    ) -> Result<Option<RunState>, JournalError> {
+        let path = state_dir.join(JOURNAL_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => state::last_run(&path, &String::from_utf8_lossy(&bytes), ca),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(JournalError::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
     }
 
     /// The latest run recorded, finished or not, reconstructed from the journal.

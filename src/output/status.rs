@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Style;
 use crate::inventory::{ChainMode, Strategy};
+use crate::journal::Holder;
 use crate::plan::{actions_label, Action, Mode, StepId};
 
 /// Where one step of the run stands.
@@ -17,7 +18,9 @@ use crate::plan::{actions_label, Action, Mode, StepId};
 pub enum StepState {
     Done,
     Failed,
-    /// Started and not confirmed: re-checked on resume.
+    /// Started by the run that holds the lock now, not confirmed yet.
+    Running,
+    /// Started and not confirmed, and no process holds the lock: re-checked on resume.
     Interrupted,
     /// Every prerequisite confirmed.
     Ready,
@@ -32,7 +35,9 @@ pub enum RunProgress {
     Complete,
     /// It ended with steps failed or waiting; `certroll apply` resumes it.
     Incomplete,
-    /// Its process died or is still running.
+    /// It has no end and a process holds the lock: it is being executed now.
+    Running,
+    /// It has no end and no process holds the lock: its process died; `apply` resumes it.
     Interrupted,
 }
 
@@ -67,7 +72,21 @@ pub struct RunReport {
     pub pid: u32,
     pub resumes: u32,
     pub status: RunProgress,
+    /// The process holding the lock of the state directory, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
+    /// A process holds the lock (its record may be unreadable, then `holder` is `None`).
+    #[serde(skip)]
+    pub running: bool,
     pub steps: Vec<StepStatus>,
+}
+
+/// Who holds the lock now, for people.
+pub fn running_line(holder: Option<&Holder>) -> String {
+    match holder {
+        Some(h) => format!("a certroll run holds the lock now: {h}"),
+        None => "a certroll run holds the lock now (its holder record could not be read)".into(),
+    }
 }
 
 /// The serde spelling of a unit enum (`cross-signed`), for text.
@@ -114,13 +133,17 @@ pub fn text(r: &RunReport, style: Style) -> String {
         r.host,
         super::style::plural(r.resumes as usize, "time")
     );
+    if r.running {
+        let _ = writeln!(out, "{}", running_line(r.holder.as_ref()));
+    }
     let count = |s: StepState| r.steps.iter().filter(|x| x.state == s).count();
     let _ = writeln!(
         out,
-        "{}: {} done · {} failed · {} interrupted · {} ready · {} waiting",
+        "{}: {} done · {} failed · {} running · {} interrupted · {} ready · {} waiting",
         super::style::plural(r.steps.len(), "step"),
         count(StepState::Done),
         count(StepState::Failed),
+        count(StepState::Running),
         count(StepState::Interrupted),
         count(StepState::Ready),
         count(StepState::Waiting)
@@ -134,6 +157,7 @@ pub fn text(r: &RunReport, style: Style) -> String {
     for s in r.steps.iter().filter(|s| s.state != StepState::Done) {
         let state = match s.state {
             StepState::Failed => style.red("failed     "),
+            StepState::Running => style.cyan("running    "),
             StepState::Interrupted => style.yellow("interrupted"),
             StepState::Ready => style.cyan("ready      "),
             StepState::Waiting | StepState::Done => style.dim("waiting    "),

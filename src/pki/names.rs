@@ -8,52 +8,32 @@ use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::x509::X509Name;
 
 use super::generation_suffix;
+use crate::inventory::subject::{self, Attr};
 
-/// Parses `CN=Example CA,O=Example,C=DE` and appends ` G<generation>` to the CN.
-///
-/// Attributes: CN, O, OU, C, L, ST (case-insensitive keys), comma separated; a literal
-/// comma inside a value is written `\,`. Each attribute may appear once and CN is required.
+/// Parses `CN=Example CA,O=Example,C=DE` (see [`crate::inventory::subject`], which checks it
+/// at load) and appends ` G<generation>` to the CN.
 pub(crate) fn ca_subject(subject: &str, generation: u32) -> Result<DistinguishedName, String> {
     let mut dn = DistinguishedName::new();
-    let mut has_cn = false;
-    for part in split_unescaped(subject) {
-        let part = part.trim();
-        if part.is_empty() {
-            return Err(format!("empty attribute in subject {subject:?}"));
-        }
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("attribute {part:?} in subject {subject:?} has no '='"))?;
-        let value = value.trim();
-        if value.is_empty() {
-            return Err(format!(
-                "attribute {key:?} in subject {subject:?} has an empty value"
-            ));
-        }
-        let ty = attribute_type(key.trim()).ok_or_else(|| {
-            format!(
-                "unsupported attribute {key:?} in subject {subject:?} (use CN, O, OU, C, L, ST)"
-            )
-        })?;
-        if dn.get(&ty).is_some() {
-            return Err(format!(
-                "attribute {key:?} appears twice in subject {subject:?}"
-            ));
-        }
-        if ty == DnType::CommonName {
-            has_cn = true;
-            dn.push(ty, format!("{value}{}", generation_suffix(generation)));
-        } else if ty == DnType::CountryName {
-            let country = PrintableString::try_from(value).map_err(|_| {
-                format!("country {value:?} in subject {subject:?} is not printable ASCII")
-            })?;
-            dn.push(ty, DnValue::PrintableString(country));
-        } else {
-            dn.push(ty, value.to_string());
-        }
-    }
-    if !has_cn {
-        return Err(format!("subject {subject:?} has no CN attribute"));
+    for (attr, value) in subject::parse(subject)? {
+        let ty = match attr {
+            Attr::CommonName => {
+                let cn = format!("{value}{}", generation_suffix(generation));
+                dn.push(DnType::CommonName, cn);
+                continue;
+            }
+            Attr::Country => {
+                let country = PrintableString::try_from(value.as_str()).map_err(|_| {
+                    format!("country {value:?} in subject {subject:?} is not printable ASCII")
+                })?;
+                dn.push(DnType::CountryName, DnValue::PrintableString(country));
+                continue;
+            }
+            Attr::Organization => DnType::OrganizationName,
+            Attr::OrganizationalUnit => DnType::OrganizationalUnitName,
+            Attr::Locality => DnType::LocalityName,
+            Attr::StateOrProvince => DnType::StateOrProvinceName,
+        };
+        dn.push(ty, value);
     }
     Ok(dn)
 }
@@ -63,40 +43,6 @@ pub(crate) fn leaf_subject(node: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, node.to_string());
     dn
-}
-
-fn attribute_type(key: &str) -> Option<DnType> {
-    Some(match key.to_ascii_uppercase().as_str() {
-        "CN" => DnType::CommonName,
-        "O" => DnType::OrganizationName,
-        "OU" => DnType::OrganizationalUnitName,
-        "C" => DnType::CountryName,
-        "L" => DnType::LocalityName,
-        "ST" => DnType::StateOrProvinceName,
-        _ => return None,
-    })
-}
-
-/// Splits on commas not preceded by a backslash, and removes the escapes.
-fn split_unescaped(s: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let (Some(next), Some(last)) = (chars.next(), parts.last_mut()) {
-                    last.push(next);
-                }
-            }
-            ',' => parts.push(String::new()),
-            _ => {
-                if let Some(last) = parts.last_mut() {
-                    last.push(c);
-                }
-            }
-        }
-    }
-    parts
 }
 
 /// Copies a parsed certificate name into an rcgen name, keeping every string type, so

@@ -1,5 +1,6 @@
 //! The one in-memory node of the unit tests: files with their modes, scripted command
 //! results, and the faults a test asks for (a file that cannot be read, writes that fail).
+//! It also plays the layout script's file changes (`exec_input`) on its files.
 //! Unit tests of the executor and the verifier drive it instead of a real transport.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -120,6 +121,53 @@ impl Transport for FakeNode {
         }
         Ok(())
     }
+    /// Plays the layout script on the in-memory files: writes and removes as it would,
+    /// then runs the reload (through [`Transport::exec`]) as the script does.
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        if let Some(kind) = self.fail_write {
+            let action = "write the files of CA internal".to_string();
+            return Err(self.fail(action, kind, "permission denied"));
+        }
+        let (line, script) = command
+            .split_once('\n')
+            .expect("set -- line, then the script");
+        assert_eq!(script, crate::layout::script::SCRIPT);
+        let words = shell_words(line);
+        assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
+        let reload = words[10].clone();
+        let mut data = input;
+        for f in words[13..].chunks(6) {
+            let mut files = self.files.lock().unwrap();
+            match f[2].as_str() {
+                "w" => {
+                    let (now, rest) = data.split_at(f[3].parse().unwrap());
+                    data = rest;
+                    files.insert(f[1].clone(), (now.to_vec(), 0o600));
+                }
+                "r" => {
+                    files.remove(&f[1]);
+                }
+                _ => {}
+            }
+        }
+        let mut stdout = "certroll: files in place\n".to_string();
+        let mut stderr = String::new();
+        if !reload.is_empty() {
+            let r = self.exec(&reload, timeout)?;
+            stdout += &format!("certroll: reload exited {}\n", r.status.unwrap_or(137));
+            stderr = r.stderr;
+        }
+        Ok(ExecOutput {
+            status: Some(0),
+            stdout,
+            stderr,
+        })
+    }
     fn exec(&self, command: &str, _timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.commands.lock().unwrap().push(command.to_string());
         if let Some(from) = self.succeed_from {
@@ -134,4 +182,33 @@ impl Transport for FakeNode {
         };
         next.map_err(|k| self.fail(format!("run `{command}`"), k, "connection reset"))
     }
+}
+
+/// Splits a command made of words quoted by `shell_quote` (or bare words).
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let (mut cur, mut quoted, mut any) = (String::new(), false, false);
+    let mut chars = command.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('\'', _) => {
+                quoted = !quoted;
+                any = true;
+            }
+            ('\\', false) => {
+                cur.extend(chars.next());
+            }
+            (' ', false) => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            (c, _) => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
 }

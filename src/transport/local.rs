@@ -257,8 +257,38 @@ impl Transport for LocalTransport {
     }
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
+        self.run(command, None, timeout)
+    }
+
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        self.run(command, Some(input), timeout)
+    }
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn super::ByteStream>, TransportError> {
+        super::stream::connect_local(&self.node, host, port, timeout)
+    }
+}
+
+impl LocalTransport {
+    /// Runs `sh -c command` in the work directory, with `input` (then EOF) or nothing on
+    /// its standard input; kills its process group at the deadline.
+    fn run(
+        &self,
+        command: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
-        let done = process::run(command, &self.workdir, timeout)
+        let done = process::run(command, &self.workdir, input, timeout)
             .map_err(|e| self.io_err(action.clone(), &e))?;
         let status = match done.ended {
             Ended::Exited(code) => code,

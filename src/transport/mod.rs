@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::inventory::{Inventory, NodeId};
 
+mod become_sudo;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod known_hosts;
@@ -18,7 +19,11 @@ mod process;
 mod remote;
 mod session;
 pub mod ssh;
+mod stream;
 mod tunnel;
+
+pub use become_sudo::Sudo;
+pub use stream::ByteStream;
 
 /// Output of a command run on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +153,43 @@ pub trait Transport: Send + Sync {
     /// [`limits::MAX_OUTPUT_BYTES`] of each stream is kept.
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError>;
 
+    /// Runs a shell command with `input` on its standard input (then end of file), with a
+    /// time limit. This is how secrets reach a node's scripts: never in a command line,
+    /// which other users of the node can read in the process list.
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let _ = (input, timeout);
+        Err(TransportError::new(
+            self.node(),
+            format!("run `{command}`"),
+            ErrorKind::Io,
+            "this transport cannot pass input to a command",
+        ))
+    }
+
+    /// Opens a TCP byte stream to `host:port` *as the node reaches it* (an SSH node
+    /// connects from its own end of the session; a local node from this machine), with
+    /// `timeout` on the connect and on every read and write. Used by certroll's own TLS
+    /// confirm. Refused and timed-out connections are [`ErrorKind::Transient`].
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn ByteStream>, TransportError> {
+        let _ = timeout;
+        Err(TransportError::new(
+            self.node(),
+            stream::connect_action(host, port),
+            ErrorKind::Io,
+            "this transport cannot open TCP streams",
+        ))
+    }
+
     /// Lists a directory (at most [`MAX_DIR_ENTRIES`] entries); `Ok(None)` if it does not
     /// exist, or if this transport cannot list directories.
     fn list_dir(&self, _path: &str) -> Result<Option<Vec<DirEntry>>, TransportError> {
@@ -169,6 +211,7 @@ pub trait Connector: Send + Sync {
 
 /// The connector for an inventory: local nodes get [`local::LocalTransport`], SSH nodes
 /// an [`ssh::SshTransport`] (jumping through `via` nodes), sessions cached per node.
+/// Nodes with `become = "sudo"` get their transport wrapped in [`Sudo`].
 pub fn connector(inv: &Inventory, policy: HostKeyPolicy) -> Arc<dyn Connector> {
     Arc::new(ssh::FleetConnector::new(inv.clone(), policy))
 }

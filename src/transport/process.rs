@@ -44,21 +44,39 @@ pub(crate) struct Finished {
 }
 
 /// Runs `command` in `workdir` until it exits, `timeout` passes, or a signal arrives.
-pub(crate) fn run(command: &str, workdir: &Path, timeout: Duration) -> io::Result<Finished> {
+/// With `input`, the command reads it (then end of file) on its standard input instead of
+/// /dev/null, and a signal does not stop it (it carries a file change that must complete).
+pub(crate) fn run(
+    command: &str,
+    workdir: &Path,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> io::Result<Finished> {
     let _in_flight = CommandGuard::new();
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(timeout);
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
         .current_dir(workdir)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()?;
+    if let (Some(mut stdin), Some(data)) = (child.stdin.take(), input) {
+        let data = data.to_vec();
+        // A command that exits without reading all of it closes the pipe: not an error here.
+        thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &data);
+        });
+    }
     let out = Capture::start(child.stdout.take());
     let err = Capture::start(child.stderr.take());
-    let ended = match wait(&mut child, deadline) {
+    let ended = match wait(&mut child, deadline, input.is_none()) {
         Ok(ended) => ended,
         Err(e) => {
             kill_group(&mut child);
@@ -78,13 +96,13 @@ pub(crate) fn run(command: &str, workdir: &Path, timeout: Duration) -> io::Resul
 
 /// Waits for the shell until `deadline` or a signal, without reaping it in the latter cases
 /// (its PID names the group to kill).
-fn wait(child: &mut Child, deadline: Instant) -> io::Result<Ended> {
+fn wait(child: &mut Child, deadline: Instant, interruptible: bool) -> io::Result<Ended> {
     let mut pause = Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Ended::Exited(status.code()));
         }
-        if let Some(signal) = interrupt::requested() {
+        if let Some(signal) = interrupt::requested().filter(|_| interruptible) {
             return Ok(Ended::Interrupted(signal));
         }
         if Instant::now() >= deadline {
@@ -195,7 +213,7 @@ mod tests {
             "(sleep 40; touch '{}') & echo started",
             marker.to_str().unwrap()
         );
-        let f = run(&cmd, dir.path(), Duration::from_secs(60)).unwrap();
+        let f = run(&cmd, dir.path(), None, Duration::from_secs(60)).unwrap();
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "waited for the child: {:?}",
@@ -216,6 +234,7 @@ mod tests {
         let f = run(
             "head -c 3000000 /dev/zero; echo done >&2",
             dir.path(),
+            None,
             Duration::from_secs(60),
         )
         .unwrap();

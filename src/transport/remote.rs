@@ -67,6 +67,15 @@ impl Conn {
         }
     }
 
+    /// The session and the tunnel under it, for a caller that needs the session alone
+    /// (a byte stream of its own); the SFTP channel, if open, is closed.
+    pub(crate) fn into_parts(mut self) -> (Session, Option<Tunnel>) {
+        self.sftp = None;
+        // `Session` is a shared handle: this clone keeps the session open once `self`
+        // (a fresh connection, with no lingering channel) is dropped.
+        (self.session.clone(), self._tunnel.take())
+    }
+
     fn sftp(&mut self) -> Result<&Sftp, ssh2::Error> {
         let sftp = match self.sftp.take() {
             Some(s) => s,

@@ -195,8 +195,10 @@ fn check_host_key(
             let msg = format!(
                 "HOST KEY CHANGED for {name}: it presents {key_type} {fp} but known_hosts {file} holds {}. \
                  Someone may be intercepting the connection; if the change is legitimate, remove the \
-                 old entry with `ssh-keygen -R '{name}' -f {file}`",
-                was.join(", ")
+                 old entry with `ssh-keygen -R {} -f {}`",
+                was.join(", "),
+                super::ssh::shell_quote(&name),
+                super::ssh::shell_quote(&file.to_string()),
             );
             Err(peer.err(action, ErrorKind::HostKeyChanged, msg))
         }

@@ -16,11 +16,13 @@ use ssh2::Session;
 use super::local::LocalTransport;
 use super::remote::Conn;
 use super::session::{establish, tcp_connect, Peer};
+use super::stream;
 use super::tunnel::{self, Hop, Tunnel};
 use super::{
-    Connector, ErrorKind, ExecOutput, HostKeyPolicy, Transport, TransportError, WriteOptions,
+    ByteStream, Connector, ErrorKind, ExecOutput, HostKeyPolicy, Sudo, Transport, TransportError,
+    WriteOptions,
 };
-use crate::inventory::{Inventory, NodeId, SshSettings, TransportKind};
+use crate::inventory::{Become, Inventory, NodeId, SshSettings, TransportKind};
 
 /// Longest `via` chain followed; validation forbids cycles, this bounds the damage anyway.
 const MAX_HOPS: usize = 16;
@@ -120,6 +122,27 @@ impl Transport for SshTransport {
         self.with_conn(|c| c.exec(&self.node, command, timeout))
     }
 
+    fn exec_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        self.with_conn(|c| c.exec_input(&self.node, command, input, timeout))
+    }
+
+    /// A session of its own per stream: the run's session stays free for file operations
+    /// and commands while the stream is in use.
+    fn open_stream(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn ByteStream>, TransportError> {
+        let (session, tunnel) = (self.opener)()?.into_parts();
+        stream::connect_through(&self.node, session, tunnel, host, port, timeout)
+    }
+
     fn list_dir(&self, path: &str) -> Result<Option<Vec<super::DirEntry>>, TransportError> {
         self.with_conn(|c| c.list(&self.node, path))
     }
@@ -151,6 +174,15 @@ impl FleetConnector {
     }
 
     fn open(&self, id: NodeId) -> Result<Arc<dyn Transport>, TransportError> {
+        let node = &self.inv.nodes[id];
+        let plain = self.open_plain(id)?;
+        Ok(match node.become_with {
+            Become::Login => plain,
+            Become::Sudo => Arc::new(Sudo::check(plain)?),
+        })
+    }
+
+    fn open_plain(&self, id: NodeId) -> Result<Arc<dyn Transport>, TransportError> {
         let node = &self.inv.nodes[id];
         match &node.transport {
             TransportKind::Local => Ok(Arc::new(LocalTransport::new(&node.name, &self.workdir()))),

@@ -135,6 +135,12 @@ pub enum Finding {
     ProofStale {
         path: String,
     },
+    /// `--live`: the server at the node's `tls_address` does not serve its files (e.g. it
+    /// was never reloaded), or could not be reached there.
+    LiveTls {
+        address: String,
+        detail: String,
+    },
 }
 
 impl Finding {
@@ -151,7 +157,8 @@ impl Finding {
             | NotYetValid { .. }
             | KeyInPublicFile { .. }
             | LooseKeyCopy { .. }
-            | ProofInvalid { .. } => Severity::Critical,
+            | ProofInvalid { .. }
+            | LiveTls { .. } => Severity::Critical,
             NameNotCovered { breaks_links, .. } if *breaks_links => Severity::Critical,
             KeyMode { mode, .. } if world_accessible(mode) => Severity::Critical,
             Expiring { .. }
@@ -217,6 +224,10 @@ impl Finding {
             ProofStale { .. } => (
                 "stale proof-key certificate",
                 "stale proof-key certificates",
+            ),
+            LiveTls { .. } => (
+                "server not serving its files",
+                "servers not serving their files",
             ),
         }
     }
@@ -321,6 +332,9 @@ impl Finding {
             ProofStale { path } => format!(
                 "proof-key certificate {path} on node {node} is left over: no rotation runs; remove it"
             ),
+            LiveTls { address, detail } => {
+                format!("node {node} at {address} (as reached from the node): {detail}")
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! [`verify`] reads, through a [`Connector`], the trust bundle, certificate chain and key
 //! of every node taking part in the chosen CAs' links (one connection per node, many
 //! nodes at once), checks each node ([`node`]), handshakes each link for real in memory
-//! ([`links`]), optionally runs the nodes' probes ([`live`]), and returns a [`Report`].
+//! ([`links`]), optionally runs the nodes' probes ([`live`]) and looks at the servers
+//! with a `tls_address` ([`live_tls`]), and returns a [`Report`].
 //! Nothing here depends on how a node is reached: SSH, local or a test fake.
 
 use std::time::Duration as StdDuration;
@@ -19,6 +20,7 @@ pub mod finding;
 pub mod generations;
 pub mod links;
 pub mod live;
+pub mod live_tls;
 pub mod node;
 pub mod proof;
 pub mod report;
@@ -96,8 +98,17 @@ pub fn verify(
         .map(|input| verify_ca(inv, input, &by_node, opts))
         .collect();
     if opts.live {
-        for r in &mut reports {
+        for (r, input) in reports.iter_mut().zip(cas) {
             run_probes(inv, r, &by_node, opts);
+            live_tls::check_servers(
+                inv,
+                input.ca,
+                &input.known,
+                r,
+                &by_node,
+                opts.probe_timeout,
+                opts.threads,
+            );
         }
     }
     Report {

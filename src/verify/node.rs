@@ -174,7 +174,7 @@ fn check_anchors(
                 subject: a.subject.clone(),
             }),
         }
-        if a.not_after <= cx.now + cx.warn_within {
+        if a.not_after <= cx.now.saturating_add(cx.warn_within) {
             out.push(Finding::AnchorExpiring {
                 subject: a.subject.clone(),
                 not_after: rfc3339(a.not_after),
@@ -204,7 +204,7 @@ fn check_leaf(cx: &NodeContext<'_>, leaf: &CertInfo, out: &mut Vec<Finding>) -> 
         out.push(Finding::Expired {
             not_after: rfc3339(leaf.not_after),
         });
-    } else if leaf.not_after <= cx.now + cx.warn_within {
+    } else if leaf.not_after <= cx.now.saturating_add(cx.warn_within) {
         out.push(Finding::Expiring {
             not_after: rfc3339(leaf.not_after),
             days_left: (leaf.not_after - cx.now).whole_days(),

@@ -14,11 +14,13 @@ mod support;
 
 mod bootstrap;
 mod failures;
+mod files;
 mod host_keys;
 mod hostile;
 mod renew;
 mod repair;
 mod rotate;
+mod sudo;
 mod via;
 
 use std::path::PathBuf;

@@ -31,7 +31,10 @@ pub(crate) fn node(name: &str) -> Node {
         confirm: None,
         confirm_timeout: Duration::from_secs(1),
         probe: None,
+        tls: None,
         dns_names: vec![],
+        become_with: Default::default(),
+        files: Default::default(),
     }
 }
 
@@ -97,6 +100,10 @@ pub(crate) struct Fake {
     pub(crate) host_key_changed: HashSet<StepId>,
     pub(crate) transient: Mutex<HashMap<StepId, u32>>,
     pub(crate) delay: HashMap<StepId, Duration>,
+    /// `a → b`: step a's side effect begins only once step b's has begun.
+    pub(crate) after_started: HashMap<StepId, StepId>,
+    /// `a → b`: step a's side effect ends only once step b's failure is journaled.
+    pub(crate) until_failed: HashMap<StepId, StepId>,
     pub(crate) landed: bool,
 }
 
@@ -114,6 +121,8 @@ impl Fake {
             host_key_changed: HashSet::new(),
             transient: Mutex::default(),
             delay: HashMap::new(),
+            after_started: HashMap::new(),
+            until_failed: HashMap::new(),
             landed: false,
         }
     }
@@ -126,6 +135,19 @@ impl Fake {
             .filter(|(w, _)| w == what)
             .map(|(_, s)| *s)
             .collect()
+    }
+
+    /// Waits (bounded) for what another step's thread does: orders two steps for a test
+    /// without relying on the machine's speed.
+    fn wait_for(&self, done: impl Fn() -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !done() {
+            if std::time::Instant::now() > until {
+                self.violate("a step waited 60 s for another that never came".into());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn violate(&self, v: String) {
@@ -172,6 +194,16 @@ impl Fake {
         self.check_gate(step);
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
+        if let Some(&other) = self.after_started.get(&step.id) {
+            self.wait_for(|| self.calls("apply").contains(&other));
+        }
+        if let Some(&other) = self.until_failed.get(&step.id) {
+            self.wait_for(|| {
+                read_records(&self.journal)
+                    .iter()
+                    .any(|r| matches!(r, Record::StepFailed { step, .. } if *step == other))
+            });
+        }
         std::thread::sleep(
             self.delay
                 .get(&step.id)

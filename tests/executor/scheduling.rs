@@ -90,7 +90,10 @@ fn failure_blocks_only_dependents_and_in_flight_steps_finish() {
     let dir = tempfile::tempdir().unwrap();
     let mut fake = Fake::new(dir.path(), &p);
     fake.fail = HashSet::from([0]);
-    fake.delay = HashMap::from([(1, Duration::from_millis(150))]);
+    // Deterministic on any machine: 0 fails only once 1 is under way, and 1 finishes only
+    // once 0's failure is journaled.
+    fake.after_started = HashMap::from([(0, 1)]);
+    fake.until_failed = HashMap::from([(1, 0)]);
     let (outcome, events) = run(dir.path(), &p, &fake, 4);
     assert_no_violations(&fake);
     assert_eq!(outcome.done, vec![1, 4]);
@@ -103,11 +106,12 @@ fn failure_blocks_only_dependents_and_in_flight_steps_finish() {
         outcome.failed[0].1
     );
     assert!(!outcome.complete());
-    // Step 1 was running when 0 failed, and was allowed to finish.
-    let pos = |f: &dyn Fn(&Event) -> bool| events.iter().position(f).unwrap();
-    let failed0 = pos(&|e| matches!(e, Event::StepFailed { step: 0, .. }));
-    assert!(pos(&|e| matches!(e, Event::StepStarted { step: 1, .. })) < failed0);
-    assert!(pos(&|e| matches!(e, Event::StepDone { step: 1, .. })) > failed0);
+    // Step 1 was running when 0 failed, and was allowed to finish (journal order).
+    let records = read_records(&dir.path().join("journal.jsonl"));
+    let pos = |f: &dyn Fn(&Record) -> bool| records.iter().position(f).unwrap();
+    let failed0 = pos(&|r| matches!(r, Record::StepFailed { step: 0, .. }));
+    assert!(pos(&|r| matches!(r, Record::StepStart { step: 1, .. })) < failed0);
+    assert!(pos(&|r| matches!(r, Record::StepDone { step: 1, .. })) > failed0);
     for b in [2, 3] {
         assert!(events
             .iter()
@@ -176,7 +180,9 @@ fn a_changed_host_key_stops_the_whole_run() {
     let dir = tempfile::tempdir().unwrap();
     let mut fake = Fake::new(dir.path(), &p);
     fake.host_key_changed = HashSet::from([0]);
-    fake.delay = HashMap::from([(1, Duration::from_millis(150))]);
+    // 0 is refused only once 1 is under way; 1 ends only once 0's refusal is journaled.
+    fake.after_started = HashMap::from([(0, 1)]);
+    fake.until_failed = HashMap::from([(1, 0)]);
     let (outcome, events) = run(dir.path(), &p, &fake, 2);
     assert_no_violations(&fake);
     assert_eq!(

@@ -104,10 +104,10 @@ key_algorithm = "ed25519"
 [ca.edge]
 subject = "CN=Edge,O=Example"
 key_algorithm = "ecdsa-p384"
-[defaults]
-ssh = { host = "h" }
 [nodes.lb]
+ssh = { host = "lb" }
 [nodes.app]
+ssh = { host = "app" }
 [[links]]
 client = "lb"
 server = "app"
@@ -135,6 +135,9 @@ fn list_links_expand_to_the_cross_product_in_file_order() {
     let inv = ok(r#"[ca.x]
 [defaults]
 transport = "local"
+trust_bundle = "{node}/ca.pem"
+cert = "{node}/cert.pem"
+key = "{node}/key.pem"
 [nodes.c1]
 [nodes.c2]
 [nodes.s1]
@@ -262,10 +265,10 @@ fn generated_fleets_load_in_both_forms() {
 #[test]
 fn a_missing_file_is_a_read_error_naming_it() {
     let err = inventory::load(Path::new("/nonexistent/certroll.toml")).unwrap_err();
-    assert!(matches!(err, InventoryError::Read { .. }));
+    assert!(matches!(err, InventoryError::NotFound { .. }));
     assert!(
         err.to_string()
-            .starts_with("failed to read inventory /nonexistent/certroll.toml"),
+            .starts_with("no inventory file at /nonexistent/certroll.toml"),
         "{err}"
     );
 }
@@ -318,5 +321,25 @@ fn strategy_and_chain_are_read_per_ca() {
     assert_eq!(
         (data.strategy, data.chain),
         (inventory::Strategy::Phased, inventory::ChainMode::Plain)
+    );
+}
+
+#[test]
+fn tls_address_and_starttls_inherit_from_defaults() {
+    let inv = ok("[ca.internal]\n[defaults]\ntls_address = \"127.0.0.1:443\"\n\n\
+                  [nodes.web]\nssh = { host = \"w\" }\n\n\
+                  [nodes.db]\nssh = { host = \"d\" }\ntls_address = \"[::1]:5432\"\nstarttls = \"postgres\"\n\n\
+                  [nodes.cli]\nssh = { host = \"c\" }\n\n\
+                  [[links]]\nclient = \"cli\"\nserver = [\"web\", \"db\"]\n");
+    let node = |n: &str| inv.nodes[inv.node_id(n).unwrap()].tls.clone().unwrap();
+    assert_eq!(node("web").address(), "127.0.0.1:443");
+    assert_eq!(node("web").starttls, certroll::inventory::Starttls::None);
+    assert_eq!(
+        (
+            node("db").host.as_str(),
+            node("db").port,
+            node("db").starttls
+        ),
+        ("::1", 5432, certroll::inventory::Starttls::Postgres)
     );
 }

@@ -295,3 +295,80 @@ fn unknown_placeholder_in_a_path() {
         .says("unknown placeholder {name} in cert")
         .hints("{node} and {ca}");
 }
+
+#[test]
+fn dns_names_that_are_not_host_names_point_at_the_entry() {
+    let text = with_base("").replace(
+        "[nodes.db1]\n",
+        "[nodes.db1]\ndns_names = [\"db1.test\", \"db1; touch x\"]\n",
+    );
+    refused(&text)
+        .at(8, 26, "\"db1; touch x\"")
+        .says("dns_names entry \"db1; touch x\" of node db1 is not a host name or IP address")
+        .hints("RFC 1123");
+    let text =
+        "[ca.x]\n[defaults]\ntransport = \"local\"\ndns_names = [\"*.example.test\"]\n[nodes.a]\n";
+    refused(text)
+        .at(4, 14, "\"*.example.test\"")
+        .says("wildcards are not supported");
+}
+
+#[test]
+fn subject_that_cannot_be_issued_is_refused_at_load() {
+    refused("[ca.x]\nsubject = \"O=Example\"\n")
+        .at(2, 11, "\"O=Example\"")
+        .says("bad subject for CA x: subject \"O=Example\" has no CN attribute");
+}
+
+#[test]
+fn durations_longer_than_1000y_are_refused() {
+    refused("[ca.x]\nvalidity = \"10000y\"\n")
+        .at(2, 12, "\"10000y\"")
+        .says("longer than 1000y");
+    let text = with_base("").replace(
+        "[nodes.app1]\n",
+        "[nodes.app1]\nconfirm_timeout = \"300000000000y\"\n",
+    );
+    refused(&text)
+        .at(7, 19, "\"300000000000y\"")
+        .says("longer than 1000y");
+}
+
+#[test]
+fn two_nodes_sharing_a_file_on_one_host_are_refused_naming_both() {
+    let text = "[ca.x]\n[nodes.db1]\nssh = { host = \"h\" }\n[nodes.db2]\nssh = { host = \"H\", port = 22 }\n\
+                [nodes.app]\nssh = { host = \"a\" }\n[[links]]\nclient = \"app\"\nserver = [\"db1\", \"db2\"]\n";
+    refused(text)
+        .at(4, 8, "db2")
+        .says("nodes db1 and db2 keep a file at the same path /etc/tls/ca.pem on host H port 22")
+        .says("(first at /srv/fleet/certroll.toml:2:8)")
+        .hints("{node}");
+    // The same paths on other hosts or ports are other files.
+    super::ok(&text.replace("host = \"H\", port = 22", "host = \"h\", port = 2222"));
+    super::ok(&text.replace("host = \"H\"", "host = \"other\""));
+}
+
+#[test]
+fn bad_tls_address_and_starttls_are_positioned() {
+    let text = with_base("[nodes.db]\ntls_address = \"localhost\"\n");
+    refused(&text)
+        .at(9, 15, "\"localhost\"")
+        .says("bad tls_address for node db: \"localhost\" has no port");
+    let text = with_base("[nodes.db]\ntls_address = \"127.0.0.1:5432\"\nstarttls = \"mysql\"\n");
+    refused(&text)
+        .at(10, 12, "\"mysql\"")
+        .says("unknown starttls \"mysql\" for node db")
+        .hints("\"postgres\"");
+}
+
+#[test]
+fn tls_address_on_a_node_of_two_cas_is_refused() {
+    let text = "[ca.a]\n[ca.b]\n[defaults]\ntransport = \"local\"\ntrust_bundle = \"t/{node}/{ca}/ca.pem\"\n\
+                cert = \"t/{node}/{ca}/cert.pem\"\nkey = \"t/{node}/{ca}/key.pem\"\n\n[nodes.x]\n[nodes.db]\n\
+                tls_address = \"127.0.0.1:5432\"\n\n[[links]]\nclient = \"x\"\nserver = \"db\"\nca = \"a\"\n\n\
+                [[links]]\nclient = \"x\"\nserver = \"db\"\nca = \"b\"\n";
+    refused(text)
+        .at(11, 15, "\"127.0.0.1:5432\"")
+        .says("node db has tls_address but takes part in links of CAs a and b")
+        .hints("give it a confirm command");
+}

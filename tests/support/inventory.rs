@@ -46,6 +46,7 @@ pub struct FleetInventory<'a> {
     defaults: BTreeMap<String, String>,
     node_keys: BTreeMap<String, BTreeMap<String, String>>,
     via: BTreeMap<String, String>,
+    users: BTreeMap<String, String>,
     links: Vec<Link>,
 }
 
@@ -73,6 +74,7 @@ impl<'a> FleetInventory<'a> {
             defaults,
             node_keys: BTreeMap::new(),
             via: BTreeMap::new(),
+            users: BTreeMap::new(),
             links: Vec::new(),
         }
     }
@@ -95,6 +97,21 @@ impl<'a> FleetInventory<'a> {
             .entry(node.into())
             .or_default()
             .insert(key.into(), quoted(value));
+        self
+    }
+
+    /// Sets a key of one node's table to a raw TOML value (a number, a boolean).
+    pub fn node_raw(mut self, node: &str, key: &str, value: &str) -> Self {
+        self.node_keys
+            .entry(node.into())
+            .or_default()
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// `node` is logged in to as `user` instead of root.
+    pub fn login_user(mut self, node: &str, user: &str) -> Self {
+        self.users.insert(node.into(), user.into());
         self
     }
 
@@ -153,10 +170,19 @@ impl<'a> FleetInventory<'a> {
                         quoted(jump)
                     );
                 }
-                None => {
-                    out += &self.fleet.node_ssh_line(name);
-                    out.push('\n');
-                }
+                None => match self.users.get(name) {
+                    Some(user) => {
+                        out += &format!(
+                            "ssh = {{ host = \"127.0.0.1\", port = {}, user = {} }}\n",
+                            self.fleet.node(name).port,
+                            quoted(user)
+                        );
+                    }
+                    None => {
+                        out += &self.fleet.node_ssh_line(name);
+                        out.push('\n');
+                    }
+                },
             }
             for (k, v) in self.node_keys.get(name).into_iter().flatten() {
                 out += &format!("{k} = {v}\n");

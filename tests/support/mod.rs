@@ -3,7 +3,8 @@
 //! of the `certroll verify` tests (a bootstrapped fleet and its faults, the JSON report),
 //! for the zero-downtime tests a topology builder, one `certroll-peer` per node and
 //! their counters (`topology`, `peers`, `traffic`), for the `certroll-peer` tests its CLI
-//! and a bare TLS client (`peer_cli`), and the certificate fixtures (`pki`).
+//! and a bare TLS client (`peer_cli`), the certificate fixtures (`pki`), unprivileged
+//! accounts and sudoers rules (`users`) and a key/certificate pair reader (`pairs`).
 //!
 //! The one layout of the tests: a unit test sits in `mod tests` at the end of the file it
 //! tests, or, when that would make the file too long, in a sibling `NAME_tests.rs` loaded
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod fleet;
 pub mod inventory;
+pub mod pairs;
 pub mod peer_cli;
 pub mod peers;
 pub mod pki;
@@ -23,6 +25,7 @@ pub mod run;
 mod sshd;
 pub mod topology;
 pub mod traffic;
+pub mod users;
 pub mod verify_kit;
 pub mod verify_report;
 

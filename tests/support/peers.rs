@@ -147,6 +147,13 @@ impl Peers {
         }
     }
 
+    /// The port a server's peer listens on (127.0.0.1), `None` for a pure client.
+    pub fn listen_port(&self, node: &str) -> Option<u16> {
+        let args = &self.peer(node).args;
+        let at = args.iter().position(|a| a == "--listen")?;
+        args.get(at + 1)?.rsplit(':').next()?.parse().ok()
+    }
+
     /// `(node, state directory on the host)` of every peer.
     pub fn state_dirs(&self) -> Vec<(String, PathBuf)> {
         self.peers

@@ -10,6 +10,7 @@
 //!
 //! Needs root, sshd and openssl (`scripts/test.sh` installs them).
 
+mod builtin_confirm;
 mod checks;
 mod crash;
 mod harness;

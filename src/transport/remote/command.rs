@@ -68,6 +68,26 @@ impl Conn {
         })
     }
 
+    /// [`Conn::exec`] with `input` (then end of file) on the command's standard input.
+    /// Not stopped by SIGINT/SIGTERM: it carries a file change that must complete.
+    pub(crate) fn exec_input(
+        &mut self,
+        node: &str,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let action = format!("run `{command}`");
+        let raw = self
+            .run_input(command, Some(input), timeout, false)
+            .map_err(|e| e.into_error(node, &action))?;
+        Ok(ExecOutput {
+            status: raw.status,
+            stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
+        })
+    }
+
     /// Runs `command` in the [`wrapper`], collecting output without blocking on either
     /// stream, until the command's shell exits, `timeout` passes or (when
     /// `interruptible`) a signal arrives. In the last two cases the process group is
@@ -78,14 +98,30 @@ impl Conn {
         timeout: Duration,
         interruptible: bool,
     ) -> Result<Raw, OpErr> {
+        self.run_input(command, None, timeout, interruptible)
+    }
+
+    /// [`Conn::run`]; with `input`, the command reads it (then end of file) on its
+    /// standard input instead of /dev/null.
+    fn run_input(
+        &mut self,
+        command: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+        interruptible: bool,
+    ) -> Result<Raw, OpErr> {
         let _in_flight = CommandGuard::new();
         self.reap();
         let marker = format!("certroll-exit-{} ", random_suffix());
         let mut channel = self.session.channel_session()?;
-        channel.exec(&wrapper(command, marker.trim_end()))?;
+        channel.exec(&wrapper(command, marker.trim_end(), input.is_some()))?;
+        if let Some(data) = input {
+            std::io::Write::write_all(&mut channel, data).map_err(OpErr::Stream)?;
+            channel.send_eof()?;
+        }
         self.session.set_blocking(false);
         let stop = Stop {
-            deadline: Instant::now() + timeout,
+            deadline: crate::duration::deadline(timeout),
             interruptible,
         };
         let mut collected = collect(&mut channel, &stop, marker.as_bytes());
@@ -193,11 +229,13 @@ impl Conn {
 /// ignore SIGPIPE and drain into /dev/null once the channel is gone, then prints
 /// `<marker> <exit status>` on the channel's stderr. The login shell only `exec`s
 /// `/bin/sh` with the quoted script and command as arguments.
-fn wrapper(command: &str, marker: &str) -> String {
+fn wrapper(command: &str, marker: &str, stdin: bool) -> String {
     let relay = "(trap '' PIPE; cat; exec cat >/dev/null) 2>/dev/null";
+    // With input, the command reads the channel (the pipeline's first stage inherits it).
+    let input = if stdin { "" } else { "</dev/null" };
     let script = format!(
         "echo $$; exec 4>&2; \
-         {{ {{ /bin/sh -c \"$1\" </dev/null 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
+         {{ {{ /bin/sh -c \"$1\" {input} 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
          2>&1 1>&3 3>&- | {relay} >&4 3>&-; }} 3>&1 | {relay}"
     );
     format!(
@@ -421,7 +459,11 @@ mod tests {
         let marker = "certroll-exit-0123456789ab";
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(wrapper("echo out; echo 'it''s err' >&2; exit 7", marker))
+            .arg(wrapper(
+                "echo out; echo 'it''s err' >&2; exit 7",
+                marker,
+                false,
+            ))
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();

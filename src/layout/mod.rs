@@ -1,0 +1,320 @@
+//! How a node's files for one CA sit on disk, so that what its software reads together
+//! always belongs together (DESIGN §6).
+//!
+//! The real files live in versioned directories of one hidden *store* beside the
+//! certificate; the paths the software is configured with are symlinks through one
+//! `current` link, and a change is switched by renaming a new `current` over the old one
+//! (one rename(2)), the layout Kubernetes uses for mounted secrets:
+//!
+//! ```text
+//! /etc/tls/cert.pem -> .certroll-internal/current/cert.pem
+//! /etc/tls/key.pem  -> .certroll-internal/current/key.pem
+//! /etc/tls/ca.pem   -> .certroll-internal/current/bundle.pem
+//! /etc/tls/.certroll-internal/current -> v-<run>.<id>      (the one link that is switched)
+//! /etc/tls/.certroll-internal/v-<run>.<id>/{cert,key,bundle,proof}.pem
+//! /etc/tls/.certroll-internal/before-<run> -> the version the run found (its way back)
+//! ```
+//!
+//! A path outside the certificate's directory gets an absolute link into the store. A
+//! reader that opens the key and then the certificate sees one version or the other, never
+//! a mix, except across the single switch itself. Plain files are migrated the first time
+//! (see [`script`]); every phase of a change leaves a matching pair and can be run again.
+//! Nothing but directories is added to the served directory, so a server that loads every
+//! file of it never sees a backup.
+
+use std::time::Duration;
+
+use crate::inventory::{Become, Node, NodePaths, TransportKind};
+use crate::transport::ssh::shell_quote;
+use crate::transport::{ErrorKind, ExecOutput, Transport, TransportError};
+
+pub mod script;
+
+/// The line that ends the file data on the script's standard input.
+const END_MARKER: &str = "certroll-end-of-data";
+
+/// How long writing a file set may take on top of the node's reload (`confirm_timeout`).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One file of a node's set for one CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Bundle,
+    Cert,
+    Key,
+    Proof,
+}
+
+impl Role {
+    /// Every role, in the order the script handles them.
+    pub const ALL: [Role; 4] = [Role::Bundle, Role::Cert, Role::Key, Role::Proof];
+
+    /// The file's name inside a version directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Role::Bundle => "bundle.pem",
+            Role::Cert => "cert.pem",
+            Role::Key => "key.pem",
+            Role::Proof => "proof.pem",
+        }
+    }
+
+    /// Mode of a new file when the inventory sets none: keys 0600, the rest 0644.
+    pub fn default_mode(self) -> u32 {
+        match self {
+            Role::Key => 0o600,
+            _ => 0o644,
+        }
+    }
+
+    /// The mode the inventory sets for this role (`key_mode`, `cert_mode`, `bundle_mode`).
+    pub fn explicit_mode(self, node: &Node) -> Option<u32> {
+        let f = &node.files;
+        match self {
+            Role::Key => f.key_mode,
+            Role::Cert => f.cert_mode,
+            Role::Bundle | Role::Proof => f.bundle_mode,
+        }
+    }
+
+    /// The role's path among a node's paths, if the node has that file.
+    pub fn path(self, paths: &NodePaths) -> Option<&str> {
+        match self {
+            Role::Bundle => Some(&paths.trust_bundle),
+            Role::Cert => Some(&paths.cert),
+            Role::Key => Some(&paths.key),
+            Role::Proof => paths.proof_cert.as_deref(),
+        }
+    }
+
+    /// The role whose path is `path`.
+    pub fn of(paths: &NodePaths, path: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.path(paths) == Some(path))
+    }
+}
+
+/// The store of a node's files for CA `ca`: `.certroll-<ca>` in the certificate's directory.
+pub fn store_dir(paths: &NodePaths, ca: &str) -> String {
+    let dir = parent(&paths.cert);
+    format!("{}/.certroll-{ca}", dir.trim_end_matches('/'))
+}
+
+/// What the symlink at `path` holds: relative when it sits beside the store, else absolute.
+pub fn link_target(path: &str, store: &str, role: Role) -> String {
+    let (store_parent, store_name) = store.rsplit_once('/').unwrap_or(("", store));
+    let inside = format!("{store_name}/current/{}", role.file_name());
+    if parent(path) == store_parent || (store_parent.is_empty() && parent(path) == "/") {
+        inside
+    } else {
+        format!("{store}/current/{}", role.file_name())
+    }
+}
+
+/// The directory of a path (`/` for a file at the root).
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((dir, _)) => dir,
+        None => ".",
+    }
+}
+
+/// What a step does to one file of the set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    Write(&'a [u8]),
+    Remove,
+}
+
+/// Options of [`apply`].
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions<'a> {
+    /// Run by the same remote command once the files are in place (saves a round trip).
+    pub reload: Option<&'a str>,
+    /// After the switch, remove the versions no longer needed (as [`cleanup`] does): for
+    /// the node's last step of a run, so that a complete run leaves no old private key.
+    pub clean: bool,
+    /// Test hook: stop the script at this phase (1..=8), as a crash there would.
+    #[doc(hidden)]
+    pub stop_at: u8,
+}
+
+/// What [`apply`] did. `reload` is the reload command's result when one was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub reload: Option<ExecOutput>,
+}
+
+/// A file-set change that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The script refused or failed before the switch (`ownership` when an owner or group
+    /// could not be given): what the software reads is as it was.
+    #[error("failed to {action} on node {node}: {message}")]
+    Node {
+        node: String,
+        action: String,
+        message: String,
+        ownership: bool,
+    },
+}
+
+/// Whether the script may assume it runs as root (then it does not re-check owners).
+fn runs_as_root(node: &Node) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match &node.transport {
+        _ if node.become_with == Become::Sudo => true,
+        TransportKind::Ssh(s) => s.user == "root",
+        // /proc/self belongs to this process's effective user.
+        TransportKind::Local => std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
+    }
+}
+
+/// Writes `changes` into a new version of the node's set for `ca` and switches `current`
+/// to it in one rename; roles not in `changes` are carried over unchanged. `run` tags the
+/// version and the run's backup link. With `opts.reload`, the reload runs right after.
+pub fn apply(
+    t: &dyn Transport,
+    node: &Node,
+    ca: &str,
+    run: &str,
+    changes: &[(Role, Change<'_>)],
+    opts: &ApplyOptions<'_>,
+) -> Result<Applied, LayoutError> {
+    let paths = node.paths(ca);
+    let store = store_dir(&paths, ca);
+    let tag = format!("{run}.{}", hex::encode(rand::random::<[u8; 4]>()));
+    let mut args: Vec<String> = vec![
+        "apply".into(),
+        store.clone(),
+        tag,
+        run.to_string(),
+        node.files.owner.clone().unwrap_or_default(),
+        node.files.group.clone().unwrap_or_default(),
+        if runs_as_root(node) { "1" } else { "0" }.into(),
+        opts.stop_at.to_string(),
+        opts.reload.unwrap_or_default().to_string(),
+        END_MARKER.to_string(),
+        if opts.clean {
+            node.files.keep_backups.to_string()
+        } else {
+            "-".to_string()
+        },
+    ];
+    let mut input = Vec::new();
+    for role in Role::ALL {
+        let Some(path) = role.path(&paths) else {
+            continue;
+        };
+        let change = changes.iter().find(|(r, _)| *r == role).map(|(_, c)| *c);
+        let (action, size) = match change {
+            Some(Change::Write(data)) => {
+                input.extend_from_slice(data);
+                ("w", data.len().to_string())
+            }
+            Some(Change::Remove) => ("r", "0".into()),
+            None => ("k", "0".into()),
+        };
+        let xmode = role
+            .explicit_mode(node)
+            .map_or("-".to_string(), |m| format!("{m:o}"));
+        args.extend([
+            role.file_name().to_string(),
+            path.to_string(),
+            action.to_string(),
+            size,
+            xmode,
+            format!("{:o}", role.default_mode()),
+        ]);
+    }
+    input.extend_from_slice(END_MARKER.as_bytes());
+    input.push(b'\n');
+    let action = format!("write the files of CA {ca} through {store}");
+    let timeout = WRITE_TIMEOUT + node.confirm_timeout;
+    let out = t.exec_input(&command(&args), &input, timeout)?;
+    let reported = script::parse(&out.stdout);
+    if !reported.in_place {
+        return Err(failure(node, action, &out));
+    }
+    let reload = opts.reload.map(|_| ExecOutput {
+        status: reported.reload_status,
+        stdout: reported.reload_stdout.clone(),
+        stderr: out.stderr.clone(),
+    });
+    Ok(Applied { reload })
+}
+
+/// Removes what the runs before no longer need from the node's set for `ca`: every version
+/// but `current` and the `keep_backups` most recent runs' backups, leftovers of interrupted
+/// changes, and `<file>.<run>.bak` files earlier versions of certroll left beside the files.
+pub fn cleanup(t: &dyn Transport, node: &Node, ca: &str) -> Result<(), LayoutError> {
+    let paths = node.paths(ca);
+    let store = store_dir(&paths, ca);
+    let mut args = vec![
+        "cleanup".to_string(),
+        store.clone(),
+        node.files.keep_backups.to_string(),
+    ];
+    args.extend(
+        Role::ALL
+            .into_iter()
+            .filter_map(|r| r.path(&paths))
+            .map(str::to_string),
+    );
+    let out = t.exec_input(&command(&args), &[], WRITE_TIMEOUT)?;
+    if out.success() {
+        return Ok(());
+    }
+    let action = format!("remove old backups of CA {ca} from {store}");
+    Err(failure(node, action, &out))
+}
+
+/// `set -- <quoted args...>` then the script: the shell that runs the command runs the
+/// script itself (no second shell to start).
+fn command(args: &[String]) -> String {
+    let mut c = String::from("set --");
+    for a in args {
+        c.push(' ');
+        c.push_str(&shell_quote(a));
+    }
+    c.push('\n');
+    c.push_str(script::SCRIPT);
+    c
+}
+
+fn failure(node: &Node, action: String, out: &ExecOutput) -> LayoutError {
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let last = said
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("certroll: "))
+        .or(said.last())
+        .map(|l| l.trim_start_matches("certroll: ").to_string());
+    let message = match (last, out.status) {
+        (Some(m), _) => m,
+        (None, Some(code)) => format!("the file script exited {code} without a message"),
+        (None, None) => "the file script was killed or timed out".to_string(),
+    };
+    LayoutError::Node {
+        node: node.name.clone(),
+        action,
+        message,
+        ownership: out.status == Some(11),
+    }
+}
+
+impl LayoutError {
+    /// True when retrying may help (a lost connection); never for refusals.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LayoutError::Transport(e) if e.kind == ErrorKind::Transient)
+    }
+}
+
+#[cfg(test)]
+mod tests;

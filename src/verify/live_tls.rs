@@ -1,0 +1,74 @@
+//! `verify --live` for nodes with `tls_address`: does the server serve its files?
+//!
+//! The same check as the built-in confirm of `apply` ([`crate::confirm`]), made once per
+//! node through the connection verify already holds: the served chain must start with
+//! the certificate on the node's disk, and a server that asks for client certificates
+//! must name every anchor of the bundle on its disk and no generation of the CA the
+//! bundle no longer holds. A server that was never reloaded after its files changed
+//! shows up here as a critical `live-tls` finding.
+
+use std::time::Duration;
+
+use super::collect::{CaFiles, Collected, FileState};
+use super::finding::Finding;
+use super::report::CaReport;
+use super::Known;
+use crate::confirm::{identity, look, Expectation};
+use crate::inventory::{CaId, Inventory, NodeId};
+
+/// Looks at every node of `report` that has a `tls_address` and adds a finding to each
+/// one whose live TLS differs from its files.
+pub fn check_servers<'a>(
+    inv: &Inventory,
+    ca: CaId,
+    known: &Known,
+    report: &mut CaReport,
+    by_node: &(dyn Fn(NodeId) -> Option<&'a Collected> + Sync),
+    timeout: Duration,
+    threads: usize,
+) {
+    let generations: Vec<&[u8]> = known.cas.iter().map(|c| c.der.as_slice()).collect();
+    let findings = super::collect::parallel_map(&report.nodes, threads, |r| {
+        let node = &inv.nodes[r.node];
+        let target = node.tls.as_ref()?;
+        let Some(Collected::Reached { transport, files }) = by_node(r.node) else {
+            return None;
+        };
+        let files = files.get(&ca)?;
+        let paths = node.paths(&inv.cas[ca].name);
+        let finding = |detail: String| Finding::LiveTls {
+            address: target.address(),
+            detail,
+        };
+        let expected = match expectation(files, &paths.cert, &paths.trust_bundle, &generations) {
+            Ok(e) => e,
+            Err(e) => return Some(finding(format!("cannot read what it should serve: {e}"))),
+        };
+        let me = identity(files.cert.bytes(), files.key.bytes());
+        match look(transport.as_ref(), node, target, timeout, me.as_ref()) {
+            Ok(seen) => expected.mismatch(&seen).map(finding),
+            Err(e) => Some(finding(e.to_string())),
+        }
+    });
+    for (r, f) in report.nodes.iter_mut().zip(findings) {
+        r.findings.extend(f);
+    }
+}
+
+fn expectation(
+    files: &CaFiles,
+    cert_path: &str,
+    bundle_path: &str,
+    generations: &[&[u8]],
+) -> Result<Expectation, String> {
+    let present = |f: &FileState| match f {
+        FileState::Present(b) => Some(b.clone()),
+        _ => None,
+    };
+    let (cert, bundle) = (present(&files.cert), present(&files.bundle));
+    Expectation::from_files(
+        cert.as_deref().map(|c| (cert_path, c)),
+        bundle.as_deref().map(|b| (bundle_path, b)),
+        generations,
+    )
+}
