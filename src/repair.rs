@@ -115,7 +115,13 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
         KeyMismatch { .. } | Expired { .. } | NotYetValid { .. } => Effect::Leaf(LeafNeed::Broken),
-        Expiring { .. } | NameNotCovered { .. } | KeyMode { .. } => Effect::Leaf(LeafNeed::Due),
+        Expiring { .. } | NameNotCovered { .. } => Effect::Leaf(LeafNeed::Due),
+        // A replaced key keeps its owner, group and mode minus the other users' bits
+        // (docs/layout.md): a fresh key repairs a world-readable one, not a group's access.
+        KeyMode { mode, .. } if world_accessible(mode) => Effect::Leaf(LeafNeed::Due),
+        KeyMode { .. } => Effect::Leave(
+            "its group may read the key; set key_mode (e.g. \"0640\") if that is intended, or remove the group's access",
+        ),
         LeafNotCurrent { .. } => Effect::Leaf(LeafNeed::Foreign),
         KeyInPublicFile { file, .. } => match file {
             FileKind::Cert => Effect::Leaf(LeafNeed::Due),
@@ -182,4 +188,9 @@ fn worse_leaf(a: LeafNeed, b: LeafNeed) -> LeafNeed {
     } else {
         a
     }
+}
+
+/// Whether an octal mode string lets "other" users read, write or execute the file.
+fn world_accessible(mode: &str) -> bool {
+    u32::from_str_radix(mode, 8).is_ok_and(|m| m & 0o007 != 0)
 }

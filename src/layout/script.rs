@@ -89,7 +89,9 @@ fill() {
         if [ -z "$owner$group" ] && [ -e "current/$1" ]; then
           run chown --reference="current/$1" -- "$t/$1"
         fi
-      elif [ -n "$fresh" ] && [ "$6" != 600 ]; then run chmod -- "$6" "$t/$1"; fi
+      elif [ -n "$fresh" ] && [ "$6" != 600 ]; then run chmod -- "$6" "$t/$1"
+      # A replaced key keeps its mode, never a mode that lets every user read it.
+      elif [ -z "$fresh" ] && [ "$6" = 600 ]; then run chmod -- o-rwx "$t/$1"; fi
     elif [ "$3" = k ] && [ "$5" != - ] && [ -e "$t/$1" ]; then
       run chmod -- "$5" "$t/$1"
     fi

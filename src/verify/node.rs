@@ -328,6 +328,8 @@ fn check_key(
 
 fn check_key_mode(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>) {
     match &files.key_mode {
+        // A mode the inventory sets (`key_mode`, e.g. 0640 for a group) is the operator's.
+        Ok(Some(mode)) if cx.node.files.key_mode == Some(*mode & 0o777) && *mode & 0o007 == 0 => {}
         Ok(Some(mode)) if mode & 0o077 != 0 => out.push(Finding::KeyMode {
             path: cx.paths.key.clone(),
             mode: mode_text(*mode),
