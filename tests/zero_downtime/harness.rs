@@ -17,8 +17,10 @@ pub const CERTROLL: &str = env!("CARGO_BIN_EXE_certroll");
 /// How often the sampler reads the peers' stats while certroll runs.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// The longest a link may go without a successful handshake while certroll runs; far
-/// above the peers' 20 ms pace and their 200 ms stats period, for a loaded machine.
-pub const MAX_STALL: Duration = Duration::from_secs(5);
+/// above the peers' 20 ms pace and their 200 ms stats period. A loaded test machine was
+/// seen to pause every peer at once for ~10 s (no handshake failed): the bound is for a
+/// link that stops, not for the machine's pauses. Failed handshakes are counted apart.
+pub const MAX_STALL: Duration = Duration::from_secs(20);
 /// Handshakes every counter must add to count as "traffic flowed" in a phase.
 pub const GROWTH: u64 = 5;
 const APPLY_TIMEOUT: Duration = Duration::from_secs(180);
