@@ -116,8 +116,8 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
         KeyMismatch { .. } | Expired { .. } | NotYetValid { .. } => Effect::Leaf(LeafNeed::Broken),
         Expiring { .. } | NameNotCovered { .. } => Effect::Leaf(LeafNeed::Due),
-        // A replaced key keeps its owner, group and mode minus the other users' bits
-        // (docs/layout.md): a fresh key repairs a world-readable one, not a group's access.
+        // A replaced key keeps its owner, group and mode, but a world-readable one becomes
+        // 0600 (docs/layout.md): a fresh key repairs it; a group's access is the operator's.
         KeyMode { mode, .. } if world_accessible(mode) => Effect::Leaf(LeafNeed::Due),
         KeyMode { .. } => Effect::Leave(
             "its group may read the key; set key_mode (e.g. \"0640\") if that is intended, or remove the group's access",

@@ -90,8 +90,10 @@ fill() {
           run chown --reference="current/$1" -- "$t/$1"
         fi
       elif [ -n "$fresh" ] && [ "$6" != 600 ]; then run chmod -- "$6" "$t/$1"
-      # A replaced key keeps its mode, never a mode that lets every user read it.
-      elif [ -z "$fresh" ] && [ "$6" = 600 ]; then run chmod -- o-rwx "$t/$1"; fi
+      # A replaced key keeps its mode, unless every user may read it: then 0600.
+      elif [ -z "$fresh" ] && [ "$6" = 600 ] && [ -n "$(find "$t/$1" -perm /007)" ]; then
+        run chmod -- go-rwx "$t/$1"
+      fi
     elif [ "$3" = k ] && [ "$5" != - ] && [ -e "$t/$1" ]; then
       run chmod -- "$5" "$t/$1"
     fi
