@@ -42,7 +42,7 @@ fn live_probes_run_on_each_client_and_report_per_link() {
             live["command"]
                 .as_str()
                 .unwrap_or("")
-                .contains(&format!("probe-down-{server};")),
+                .contains(&format!("probe-down-{server} ]")),
             "the command shows the substituted server (a shell-safe name stands as it is)\n{}",
             r.run
         );
