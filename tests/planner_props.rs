@@ -12,39 +12,12 @@ use certroll::plan::{
 use certroll::simulate::{check, CheckError, CheckOptions};
 use proptest::prelude::*;
 
-/// A random fleet: `nodes` names, links as (client, server, mutual, ca index).
+mod support;
+use support::props::{chain, quick};
+
+/// A random fleet of up to 29 nodes and 3 CAs (see [`support::props::fleet`]).
 fn fleet() -> impl Strategy<Value = Inventory> {
-    (2usize..30).prop_flat_map(|n| {
-        let link = (0..n, 0..n, prop::bool::weighted(0.3), 0usize..3);
-        prop::collection::vec(link, 1..(n * 2)).prop_map(move |links| {
-            let mut b = InventoryBuilder::new();
-            let mut seen = std::collections::HashSet::new();
-            for (c, s, mutual, ca) in links {
-                if c == s || !seen.insert((c, s, ca)) {
-                    continue;
-                }
-                b = b.ca(&format!("ca{ca}"));
-                let (c, s) = (format!("n{c:02}"), format!("n{s:02}"));
-                b = if mutual {
-                    b.mutual(&c, &s)
-                } else {
-                    b.link(&c, &s)
-                };
-            }
-            b.link("n00", "n01").build()
-        })
-    })
-}
-
-fn quick() -> CheckOptions {
-    CheckOptions {
-        random_orders: 8,
-        ..CheckOptions::default()
-    }
-}
-
-fn chain() -> impl Strategy<Value = ChainMode> {
-    prop_oneof![Just(ChainMode::Plain), Just(ChainMode::CrossSigned)]
+    support::props::fleet(30, 3)
 }
 
 proptest! {

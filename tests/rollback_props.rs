@@ -11,43 +11,16 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// A random fleet: `nodes` names, links as (client, server, mutual, ca index).
-fn fleet() -> impl Strategy<Value = Inventory> {
-    (2usize..20).prop_flat_map(|n| {
-        let link = (0..n, 0..n, prop::bool::weighted(0.3), 0usize..2);
-        prop::collection::vec(link, 1..(n * 2)).prop_map(move |links| {
-            let mut b = InventoryBuilder::new();
-            let mut seen = std::collections::HashSet::new();
-            for (c, s, mutual, ca) in links {
-                if c == s || !seen.insert((c, s, ca)) {
-                    continue;
-                }
-                b = b.ca(&format!("ca{ca}"));
-                let (c, s) = (format!("n{c:02}"), format!("n{s:02}"));
-                b = if mutual {
-                    b.mutual(&c, &s)
-                } else {
-                    b.link(&c, &s)
-                };
-            }
-            b.link("n00", "n01").build()
-        })
-    })
-}
+mod support;
+use support::props::{chain, quick};
 
-fn quick() -> CheckOptions {
-    CheckOptions {
-        random_orders: 8,
-        ..CheckOptions::default()
-    }
+/// A random fleet of up to 19 nodes and 2 CAs (see [`support::props::fleet`]).
+fn fleet() -> impl Strategy<Value = Inventory> {
+    support::props::fleet(20, 2)
 }
 
 fn visit() -> impl Strategy<Value = Visit> {
     prop_oneof![Just(Visit::Phased), Just(Visit::Ordered)]
-}
-
-fn chain() -> impl Strategy<Value = ChainMode> {
-    prop_oneof![Just(ChainMode::Plain), Just(ChainMode::CrossSigned)]
 }
 
 /// Where a rotation stopped: what the planner is told, and what the nodes really hold.

@@ -4,7 +4,8 @@
 //! for the zero-downtime tests a topology builder, one `certroll-peer` per node and
 //! their counters (`topology`, `peers`, `traffic`), for the `certroll-peer` tests its CLI
 //! and a bare TLS client (`peer_cli`), the certificate fixtures (`pki`), unprivileged
-//! accounts and sudoers rules (`users`) and a key/certificate pair reader (`pairs`).
+//! accounts and sudoers rules (`users`), a key/certificate pair reader (`pairs`) and the
+//! planners' property-test generators (`props`).
 //!
 //! The one layout of the tests: a unit test sits in `mod tests` at the end of the file it
 //! tests, or, when that would make the file too long, in a sibling `NAME_tests.rs` loaded
@@ -21,6 +22,7 @@ pub mod pairs;
 pub mod peer_cli;
 pub mod peers;
 pub mod pki;
+pub mod props;
 pub mod run;
 mod sshd;
 pub mod topology;
