@@ -72,11 +72,7 @@ pub fn new_intermediate(
         window(now, spec.validity, Some(root.not_after)).map_err(&fail)?;
     params.not_before = not_before;
     params.not_after = not_after;
-    let issuer = Issuer::from_ca_cert_der(&root.cert_der.clone().into(), root_key)
-        .map_err(|e| fail(format!("root certificate does not parse: {e}")))?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|e| fail(format!("signing: {e}")))?;
+    let cert = sign(params, &key, &root.cert_der, root_key, "root certificate").map_err(&fail)?;
     Ok(CaCert {
         generation,
         cert_pem: cert.pem(),
@@ -131,15 +127,8 @@ pub fn cross_sign(
     if params.not_after <= params.not_before {
         return Err(fail("one of the two roots has already expired".into()));
     }
-    let issuer = Issuer::from_ca_cert_der(&old.cert_der.clone().into(), old_key).map_err(|e| {
-        fail(format!(
-            "certificate of G{} does not parse: {e}",
-            old.generation
-        ))
-    })?;
-    let cert = params
-        .signed_by(&new_key, &issuer)
-        .map_err(|e| fail(format!("signing: {e}")))?;
+    let what = format!("certificate of G{}", old.generation);
+    let cert = sign(params, &new_key, &old.cert_der, old_key, &what).map_err(fail)?;
     Ok(cert.pem())
 }
 
@@ -180,16 +169,28 @@ pub fn issue_leaf(
     params.not_before = not_before;
     params.not_after = not_after;
 
-    let issuer = Issuer::from_ca_cert_der(&ca.cert_der.clone().into(), ca_key)
-        .map_err(|e| fail(format!("CA certificate does not parse: {e}")))?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|e| fail(format!("signing: {e}")))?;
+    let cert = sign(params, &key, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
     Ok(Leaf {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
         not_after,
     })
+}
+
+/// Signs `params` (for `key`) by the CA whose certificate is `issuer_der` and whose key is
+/// `issuer_key`; `what` names that certificate in the error.
+fn sign(
+    params: CertificateParams,
+    key: &KeyPair,
+    issuer_der: &[u8],
+    issuer_key: KeyPair,
+    what: &str,
+) -> Result<rcgen::Certificate, String> {
+    let issuer = Issuer::from_ca_cert_der(&issuer_der.to_vec().into(), issuer_key)
+        .map_err(|e| format!("{what} does not parse: {e}"))?;
+    params
+        .signed_by(key, &issuer)
+        .map_err(|e| format!("signing: {e}"))
 }
 
 fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
