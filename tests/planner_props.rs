@@ -6,14 +6,13 @@
 
 use certroll::inventory::{Inventory, InventoryBuilder};
 use certroll::plan::{
-    rotate, routine, Action, BundleNeed, ChainMode, LeafNeed, NodeNeed, Plan, Step,
-    Strategy as Visit,
+    rotate, routine, Action, BundleNeed, ChainMode, LeafNeed, NodeNeed, Step, Strategy as Visit,
 };
 use certroll::simulate::{check, CheckError, CheckOptions};
 use proptest::prelude::*;
 
 mod support;
-use support::props::{chain, quick};
+use support::props::{chain, drop_gate, quick};
 
 /// A random fleet of up to 29 nodes and 3 CAs (see [`support::props::fleet`]).
 fn fleet() -> impl Strategy<Value = Inventory> {
@@ -136,29 +135,6 @@ proptest! {
         let caught = matches!(check(&inv, &plan, quick()), Err(CheckError::Broken { .. }));
         prop_assert!(caught, "replacing a leaf a verifier relies on passed the check");
     }
-}
-
-/// Removes from one `action` step a prerequisite on another node (not the node's own
-/// previous step). None when no such gate exists.
-fn drop_gate(plan: &Plan, action: Action, pick: prop::sample::Index) -> Option<Plan> {
-    let gated: Vec<(usize, usize)> = plan
-        .steps
-        .iter()
-        .filter(|s| s.actions.contains(&action))
-        .flat_map(|s| {
-            s.after
-                .iter()
-                .filter(|&&a| plan.steps[a].node != s.node)
-                .map(move |&a| (s.id, a))
-        })
-        .collect();
-    if gated.is_empty() {
-        return None;
-    }
-    let (step, gate) = gated[pick.index(gated.len())];
-    let mut broken = plan.clone();
-    broken.steps[step].after.retain(|&a| a != gate);
-    Some(broken)
 }
 
 #[test]

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 mod support;
-use support::props::{chain, quick};
+use support::props::{chain, drop_gate, quick};
 
 /// A random fleet of up to 19 nodes and 2 CAs (see [`support::props::fleet`]).
 fn fleet() -> impl Strategy<Value = Inventory> {
@@ -125,28 +125,6 @@ fn rollback_of_completed(inv: &Inventory) -> (Plan, Vec<Vec<Action>>) {
     let state = RotationState::from_run(&forward, inv.nodes.len(), |_| true, |_| false);
     let back = rollback(inv, 0, Visit::Phased, ChainMode::Plain, &state);
     (back, files)
-}
-
-/// Removes from one `action` step a prerequisite on another node. None when none exists.
-fn drop_gate(plan: &Plan, action: Action, pick: prop::sample::Index) -> Option<Plan> {
-    let gated: Vec<(usize, usize)> = plan
-        .steps
-        .iter()
-        .filter(|s| s.actions.contains(&action))
-        .flat_map(|s| {
-            s.after
-                .iter()
-                .filter(|&&a| plan.steps[a].node != s.node)
-                .map(move |&a| (s.id, a))
-        })
-        .collect();
-    if gated.is_empty() {
-        return None;
-    }
-    let (step, gate) = gated[pick.index(gated.len())];
-    let mut broken = plan.clone();
-    broken.steps[step].after.retain(|&a| a != gate);
-    Some(broken)
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Generators shared by the planners' property tests (`planner_props`, `rollback_props`):
 //! random fleets with one-way and mutual links, cycles and several CAs, the chain modes,
-//! and the check options that keep a property run short.
+//! the check options that keep a property run short, and the negative control that
+//! removes one gate from a plan.
 
 use certroll::inventory::{Inventory, InventoryBuilder};
-use certroll::plan::ChainMode;
+use certroll::plan::{Action, ChainMode, Plan};
 use certroll::simulate::CheckOptions;
 use proptest::prelude::*;
 
@@ -43,4 +44,27 @@ pub fn quick() -> CheckOptions {
 /// Plain or cross-signed chains.
 pub fn chain() -> impl Strategy<Value = ChainMode> {
     prop_oneof![Just(ChainMode::Plain), Just(ChainMode::CrossSigned)]
+}
+
+/// Removes from one `action` step a prerequisite on another node (not the node's own
+/// previous step). None when no such gate exists.
+pub fn drop_gate(plan: &Plan, action: Action, pick: prop::sample::Index) -> Option<Plan> {
+    let gated: Vec<(usize, usize)> = plan
+        .steps
+        .iter()
+        .filter(|s| s.actions.contains(&action))
+        .flat_map(|s| {
+            s.after
+                .iter()
+                .filter(|&&a| plan.steps[a].node != s.node)
+                .map(move |&a| (s.id, a))
+        })
+        .collect();
+    if gated.is_empty() {
+        return None;
+    }
+    let (step, gate) = gated[pick.index(gated.len())];
+    let mut broken = plan.clone();
+    broken.steps[step].after.retain(|&a| a != gate);
+    Some(broken)
 }
