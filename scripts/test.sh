@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+# CA keys in a PKCS#11 token (tests/ca_key_stores.rs, src/pki/token_tests.rs): SoftHSM2
+# and pkcs11-tool (opensc).
+[ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v unshare >/dev/null || need_apt+=(util-linux)

@@ -71,8 +71,12 @@ struct ImportCmd {
     cert: PathBuf,
     /// Its private key (PKCS#8 PEM); without it the generation is public-only and certroll
     /// can only rotate away from it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "pkcs11_key_label")]
     key: Option<PathBuf>,
+    /// Instead of --key: the label of the CA's key already in its PKCS#11 token
+    /// (key_store = "pkcs11"); its public key must match --cert.
+    #[arg(long, value_name = "LABEL")]
+    pkcs11_key_label: Option<String>,
     /// The root nodes trust, when the issuing CA is an intermediate.
     #[arg(long, value_name = "FILE")]
     anchor: Option<PathBuf>,
@@ -287,6 +291,7 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             ca: cmd.name,
             cert: cmd.cert,
             key: cmd.key,
+            pkcs11_key_label: cmd.pkcs11_key_label,
             anchor: cmd.anchor,
             next: cmd.next,
         }),

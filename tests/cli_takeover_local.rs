@@ -142,7 +142,7 @@ fn import_refusals_exit_78_and_write_nothing() {
     .unwrap();
     let leaf_file = f.write("leaf.pem", &leaf.cert_pem);
     let op_file = f.write("op.pem", &op.cert_pem);
-    let wrong_key = f.write("other.key", other.key_pem.as_deref().unwrap());
+    let wrong_key = f.write("other.key", other.key_pem().unwrap());
     for (args, needle) in [
         (vec!["--cert", leaf_file.to_str().unwrap()], "not a CA"),
         (
@@ -230,7 +230,7 @@ fn import_is_refused_while_a_run_of_the_ca_is_unfinished() {
     let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
     f.built_by(&op, &partner, &[]);
     let cert = f.write("op.pem", &op.cert_pem);
-    let key = f.write("op.key", op.key_pem.as_deref().unwrap());
+    let key = f.write("op.key", op.key_pem().unwrap());
     let import = [
         "ca",
         "import",
@@ -251,7 +251,7 @@ fn import_is_refused_while_a_run_of_the_ca_is_unfinished() {
     );
     let next = ca("CN=Operator CA 2");
     let next_cert = f.write("next.pem", &next.cert_pem);
-    let next_key = f.write("next.key", next.key_pem.as_deref().unwrap());
+    let next_key = f.write("next.key", next.key_pem().unwrap());
     let again = f.run(&[
         "ca",
         "import",

@@ -104,11 +104,12 @@ impl<'a> RunContext<'a> {
     fn new(args: &'a ApplyArgs) -> Result<Self, CommandError> {
         let inv = load(&args.inventory)?;
         let ca = select_ca(&inv, args.ca.as_deref())?;
+        // The CA's passphrase or PIN, once, before anything is written.
+        let store = super::keys::open_store(&inv.state_dir, &inv.cas[ca])?;
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         let lock = Lock::acquire(&inv.state_dir, &command)
             .map_err(|e| CommandError::Incomplete(crate::error::chain(&e)))?;
         let journal = Journal::open(&inv.state_dir)?;
-        let store = CaStore::new(&inv.state_dir);
         let gens = CaGenerations::read(&store, &inv.cas[ca])?;
         let policy = HostKeyPolicy {
             accept_new: args.accept_new_host_keys,

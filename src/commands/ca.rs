@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{load, select_ca, CommandError};
+use super::{keys, load, select_ca, CommandError};
 use crate::exit;
+use crate::inventory::KeyStore;
 use crate::journal::{Journal, Lock, RunStatus};
 use crate::pki::import::ImportFiles;
 use crate::pki::{CaStore, ImportError, ImportSource};
@@ -23,6 +24,8 @@ pub struct ImportArgs {
     pub ca: String,
     pub cert: PathBuf,
     pub key: Option<PathBuf>,
+    /// The label of a key already in the CA's PKCS#11 token, instead of `key`.
+    pub pkcs11_key_label: Option<String>,
     pub anchor: Option<PathBuf>,
     /// Stage the next generation instead of recording the current one.
     pub next: bool,
@@ -40,6 +43,7 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
             .as_deref()
             .map(|p| read_source(p, "CA private key"))
             .transpose()?,
+        token_label: args.pkcs11_key_label.clone(),
         anchor: args
             .anchor
             .as_deref()
@@ -63,7 +67,11 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
             run.run
         )));
     }
-    let store = CaStore::new(&inv.state_dir);
+    // An encrypted store encrypts the imported key; a pkcs11 store finds it in the token.
+    let store = match (&files.key, &args.pkcs11_key_label, &spec.key_store) {
+        (None, None, _) | (_, _, KeyStore::File) => CaStore::new(&inv.state_dir),
+        _ => CaStore::new(&inv.state_dir).with_unlock(keys::unlock(spec, true)?),
+    };
     let done = store
         .import(spec, &files, args.next, OffsetDateTime::now_utc())
         .map_err(|e| match e {

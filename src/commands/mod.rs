@@ -16,6 +16,7 @@ pub mod ca;
 pub mod decide;
 pub mod facts;
 pub mod holdings;
+pub mod keys;
 pub mod plan;
 pub mod rollback;
 mod routine_params;
@@ -57,6 +58,16 @@ impl CommandError {
             CommandError::Usage(_) => exit::USAGE,
             CommandError::BadInput(_) => exit::BAD_INVENTORY,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
+            // A key store the operator must fix (wrong passphrase, token missing) is
+            // configuration, wherever it was found.
+            CommandError::Other(e)
+                if e.chain().any(|c| {
+                    c.downcast_ref::<crate::pki::PkiError>()
+                        .is_some_and(crate::pki::PkiError::is_key_store)
+                }) =>
+            {
+                exit::BAD_INVENTORY
+            }
             CommandError::Other(_) => exit::FAILURE,
         }
     }

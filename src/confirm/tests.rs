@@ -30,6 +30,7 @@ fn spec() -> CaSpec {
         strategy: Default::default(),
         chain: Default::default(),
         bundle_foreign: Default::default(),
+        key_store: Default::default(),
     }
 }
 

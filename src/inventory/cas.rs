@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::key_store;
 use super::locate::ValuePath;
 use super::raw::{Named, RawCa};
 use super::validate::{check_name, Problem};
@@ -87,6 +88,7 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
             .hint("use \"keep\" (the default: other CAs in a bundle stay) or \"drop\" (certroll owns the whole file)"))
         }
     };
+    let key_store = key_store::build(&name, &raw)?;
     let subject = raw.subject.unwrap_or_else(|| format!("CN={name} CA"));
     if let Err(why) = super::subject::parse(&subject) {
         return Err(
@@ -106,6 +108,7 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
         renew_before,
         strategy,
         chain,
+        key_store,
     })
 }
 

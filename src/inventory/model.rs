@@ -91,6 +91,59 @@ pub struct CaSpec {
     pub chain: ChainMode,
     /// What happens to bundle certificates that are no generation of this CA.
     pub bundle_foreign: BundleForeign,
+    /// Where the private keys of this CA's generations live (`key_store`).
+    pub key_store: KeyStore,
+}
+
+/// `key_store`: where a CA's generation keys are kept at rest (docs/keys.md#ca-keys).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KeyStore {
+    /// `ca.key`, PKCS#8 PEM, mode 0600 (the default).
+    #[default]
+    File,
+    /// `ca.key`, PKCS#8 encrypted PEM (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC).
+    Encrypted {
+        /// Where the passphrase comes from.
+        passphrase: SecretSource,
+    },
+    /// A PKCS#11 token: the key never leaves it; `ca.key.ref` names it.
+    Pkcs11(Pkcs11Spec),
+}
+
+impl KeyStore {
+    /// The inventory spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyStore::File => "file",
+            KeyStore::Encrypted { .. } => "encrypted",
+            KeyStore::Pkcs11(_) => "pkcs11",
+        }
+    }
+}
+
+/// Where a secret (passphrase, PIN) comes from; never the inventory itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SecretSource {
+    /// The named environment variable (`passphrase_env`, `pin_env`).
+    Env(String),
+    /// A regular file not readable by group or other (`passphrase_file`, `pin_file`).
+    File(PathBuf),
+    /// Asked on the terminal; refused without one.
+    #[default]
+    Prompt,
+}
+
+/// `key_store = "pkcs11"`: the module, the token and the keys' base label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Spec {
+    /// The PKCS#11 module (`pkcs11_module`), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// The token label (`pkcs11_token`).
+    pub token: String,
+    /// Base label of the keys certroll generates (`pkcs11_key_label`): `<base> G<N>`.
+    pub key_label: String,
+    /// Where the user PIN comes from.
+    pub pin: SecretSource,
 }
 
 /// `bundle_foreign`: who owns the certificates of a trust bundle that certroll did not put there.
@@ -119,6 +172,7 @@ impl CaSpec {
             strategy: Strategy::default(),
             chain: ChainMode::default(),
             bundle_foreign: BundleForeign::default(),
+            key_store: KeyStore::File,
         }
     }
 }

@@ -51,6 +51,14 @@ pub struct RawCa {
     pub strategy: Option<String>,
     pub chain: Option<String>,
     pub bundle_foreign: Option<String>,
+    pub key_store: Option<String>,
+    pub passphrase_env: Option<String>,
+    pub passphrase_file: Option<String>,
+    pub pkcs11_module: Option<String>,
+    pub pkcs11_token: Option<String>,
+    pub pkcs11_key_label: Option<String>,
+    pub pin_env: Option<String>,
+    pub pin_file: Option<String>,
 }
 
 /// `[defaults]` or `[nodes.NAME]`: the same keys, all optional.

@@ -14,12 +14,14 @@ use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 
 use super::atomic::{create_private_dir, remove_durable, rename_durable, write_private};
-use super::issue::load_key;
+use super::encrypted::{decrypt_pem, is_encrypted};
+use super::key::load_key;
 use super::store::{
-    generation_dir, list_generations, load_generation, read_pointer, write_generation, STAGED,
+    generation_dir, list_generations, load_generation, read_pointer, write_generation, KeyCtx,
+    STAGED,
 };
-use super::{CaCert, CaStore, PkiError};
-use crate::inventory::CaSpec;
+use super::{CaCert, CaKey, CaStore, PkiError, TokenKey};
+use crate::inventory::{CaSpec, KeyStore};
 
 /// A file given on the command line: where it came from (for messages) and its bytes.
 #[derive(Clone)]
@@ -100,6 +102,9 @@ impl ImportError {
 pub struct ImportFiles {
     pub cert: ImportSource,
     pub key: Option<ImportSource>,
+    /// The label of a key already in the CA's PKCS#11 token (`--pkcs11-key-label`),
+    /// instead of a key file.
+    pub token_label: Option<String>,
     pub anchor: Option<ImportSource>,
 }
 
@@ -139,16 +144,19 @@ impl CaStore {
                 source,
             },
         };
-        let mut ca =
-            validate(files, now).map_err(|(path, kind, reason)| refuse(path, kind, reason))?;
+        let mut ca = validate(files, now, self, spec)
+            .map_err(|(path, kind, reason)| refuse(path, kind, reason))?;
         let root = self.ca_dir(spec).map_err(|e| stop(e.into()))?;
-        let (generation, archive) = slot(&root, &ca, next).map_err(stop)?;
+        let (generation, archive) = slot(&root, &ca, next, &spec.name).map_err(stop)?;
         ca.generation = generation;
-        record(&root, &ca, next, archive).map_err(|e| stop(e.into()))?;
+        let key_file = self
+            .key_file(spec, &ca, &generation_dir(&root, generation))
+            .map_err(|e| stop(e.into()))?;
+        record(&root, &ca, next, archive, key_file).map_err(|e| stop(e.into()))?;
         Ok(Imported {
             generation,
             subject: subject_of(&ca.cert_der),
-            public_only: ca.key_pem.is_none(),
+            public_only: ca.key.is_none(),
             anchor_subject: ca.anchor_pem.as_ref().map(|_| subject_of(&ca.anchor_der())),
             not_after: ca.not_after,
             next,
@@ -159,7 +167,7 @@ impl CaStore {
 /// The generation number the import takes, and the current generation it replaces (to
 /// archive). Refuses what would change a generation a run uses; the only write is the
 /// removal of a staged next generation that `--next` replaces, after every check.
-fn slot(root: &Path, ca: &CaCert, next: bool) -> Result<(u32, Option<u32>), Stop> {
+fn slot(root: &Path, ca: &CaCert, next: bool, name: &str) -> Result<(u32, Option<u32>), Stop> {
     let current = read_pointer(&root.join("current"))?;
     let staged = match read_pointer(&root.join("next"))? {
         Some(g) if generation_dir(root, g).join(STAGED).exists() => Some(g),
@@ -175,7 +183,7 @@ fn slot(root: &Path, ca: &CaCert, next: bool) -> Result<(u32, Option<u32>), Stop
         None => None,
     };
     if next {
-        return next_slot(root, ca, current, staged).map(|g| (g, None));
+        return next_slot(root, ca, current, staged, name).map(|g| (g, None));
     }
     if let Some(g) = staged {
         return Err(Stop::Refuse(
@@ -187,7 +195,7 @@ fn slot(root: &Path, ca: &CaCert, next: bool) -> Result<(u32, Option<u32>), Stop
         ));
     }
     if let Some(cur) = current {
-        if !load_generation(&generation_dir(root, cur), cur)?.imported {
+        if !load_generation(&generation_dir(root, cur), cur, &KeyCtx::none(name))?.imported {
             return Err(Stop::Refuse(
                 Refusal::Exists,
                 format!(
@@ -208,8 +216,9 @@ fn next_slot(
     ca: &CaCert,
     current: Option<u32>,
     staged: Option<u32>,
+    name: &str,
 ) -> Result<u32, Stop> {
-    if ca.key_pem.is_none() {
+    if ca.key.is_none() {
         return Err(Stop::Refuse(
             Refusal::NextNeedsKey,
             "a next generation needs its private key (--key): certroll issues the fleet's new \
@@ -225,7 +234,9 @@ fn next_slot(
                 .into(),
         ));
     };
-    if load_generation(&generation_dir(root, cur), cur)?.cert_der == ca.cert_der {
+    if load_generation(&generation_dir(root, cur), cur, &KeyCtx::none(name))?.cert_der
+        == ca.cert_der
+    {
         return Err(Stop::Refuse(
             Refusal::Exists,
             format!("it is the current generation G{cur} already"),
@@ -240,12 +251,18 @@ fn next_slot(
 }
 
 /// Writes the generation, then its pointer (and archives the one it replaces).
-fn record(root: &Path, ca: &CaCert, next: bool, replaced: Option<u32>) -> Result<(), PkiError> {
+fn record(
+    root: &Path,
+    ca: &CaCert,
+    next: bool,
+    replaced: Option<u32>,
+    key_file: Option<(&str, zeroize::Zeroizing<String>)>,
+) -> Result<(), PkiError> {
     let dir = generation_dir(root, ca.generation);
     create_private_dir(root)?;
     // An unreferenced directory is left over from an interrupted attempt.
     remove_dir(&dir)?;
-    write_generation(&dir, ca, None)?;
+    write_generation(&dir, ca, None, key_file)?;
     let pointer = format!("{}\n", ca.generation);
     if next {
         write_private(&dir.join(STAGED), b"")?;
@@ -280,8 +297,14 @@ fn subject_of(der: &[u8]) -> String {
 
 type Refused = (PathBuf, Refusal, String);
 
-/// Every check of an import, on the files alone: CA, validity, key, anchor.
-fn validate(files: &ImportFiles, now: OffsetDateTime) -> Result<CaCert, Refused> {
+/// Every check of an import, on the files (and the CA's token) alone: CA, validity, key,
+/// anchor.
+fn validate(
+    files: &ImportFiles,
+    now: OffsetDateTime,
+    store: &CaStore,
+    spec: &CaSpec,
+) -> Result<CaCert, Refused> {
     let cert_path = files.cert.path.clone();
     let cert_der = single_cert(&files.cert)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).map_err(|e| {
@@ -292,9 +315,32 @@ fn validate(files: &ImportFiles, now: OffsetDateTime) -> Result<CaCert, Refused>
         )
     })?;
     check_ca(&cert, &cert_path, now)?;
-    let key_pem = match &files.key {
-        Some(key) => Some(check_key(key, &cert)?),
-        None => None,
+    let key = match (&files.key, &files.token_label) {
+        (Some(_), Some(_)) => {
+            return Err((
+                cert_path,
+                Refusal::BadKey,
+                "pass either --key or --pkcs11-key-label, not both".into(),
+            ))
+        }
+        (Some(key), None) => {
+            if matches!(spec.key_store, KeyStore::Pkcs11(_)) {
+                return Err((
+                    key.path.clone(),
+                    Refusal::BadKey,
+                    format!(
+                        "CA {} has key_store = \"pkcs11\": certroll does not copy a key into \
+                         the token; put it there (e.g. pkcs11-tool --write-object) and pass \
+                         --pkcs11-key-label LABEL",
+                        spec.name
+                    ),
+                ));
+            }
+            let passphrase = store.unlock.passphrase(&spec.name);
+            Some(CaKey::Pem(check_key(key, &cert, passphrase)?))
+        }
+        (None, Some(label)) => Some(check_token_key(label, &cert, &cert_path, store, spec)?),
+        (None, None) => None,
     };
     let anchor_pem = match &files.anchor {
         Some(anchor) => Some(check_anchor(anchor, &cert, now)?),
@@ -320,10 +366,59 @@ fn validate(files: &ImportFiles, now: OffsetDateTime) -> Result<CaCert, Refused>
         cert_pem,
         not_after: cert.validity().not_after.to_datetime(),
         cert_der,
-        key_pem,
+        key,
         anchor_pem,
         imported: true,
     })
+}
+
+/// A key already in the CA's token: it must exist and its public key must be the
+/// certificate's.
+fn check_token_key(
+    label: &str,
+    cert: &X509Certificate<'_>,
+    cert_path: &Path,
+    store: &CaStore,
+    spec: &CaSpec,
+) -> Result<CaKey, Refused> {
+    let refuse = |kind: Refusal, reason: String| (cert_path.to_path_buf(), kind, reason);
+    let KeyStore::Pkcs11(_) = &spec.key_store else {
+        return Err(refuse(
+            Refusal::BadKey,
+            format!(
+                "--pkcs11-key-label needs key_store = \"pkcs11\" for CA {}, which has \
+                 key_store = \"{}\"",
+                spec.name,
+                spec.key_store.as_str()
+            ),
+        ));
+    };
+    let token = store.unlock.token(&spec.name).ok_or_else(|| {
+        refuse(
+            Refusal::BadKey,
+            "this command has not logged in to the CA's PKCS#11 token".into(),
+        )
+    })?;
+    let reference = token
+        .find(label)
+        .map_err(|e| refuse(Refusal::BadKey, e.to_string()))?;
+    let signer = token
+        .signer(&reference)
+        .map_err(|m| refuse(Refusal::BadKey, m))?;
+    if signer.subject_public_key_info() != cert.public_key().raw {
+        return Err(refuse(
+            Refusal::KeyMismatch,
+            format!(
+                "token key {label:?} in PKCS#11 token {:?} does not belong to {}",
+                token.label,
+                cert.subject()
+            ),
+        ));
+    }
+    Ok(CaKey::Token(TokenKey {
+        reference,
+        token: Some(token.clone()),
+    }))
 }
 
 /// The one certificate of a PEM file, DER.
@@ -379,8 +474,13 @@ fn check_ca(cert: &X509Certificate<'_>, path: &Path, now: OffsetDateTime) -> Res
     Ok(())
 }
 
-/// The key must be PKCS#8 and belong to the certificate. Messages never quote it.
-fn check_key(key: &ImportSource, cert: &X509Certificate<'_>) -> Result<String, Refused> {
+/// The key must be PKCS#8 (plain, or encrypted with the CA's passphrase) and belong to
+/// the certificate. Messages never quote it.
+fn check_key(
+    key: &ImportSource,
+    cert: &X509Certificate<'_>,
+    passphrase: Option<&str>,
+) -> Result<zeroize::Zeroizing<String>, Refused> {
     let text = std::str::from_utf8(&key.bytes).map_err(|_| {
         (
             key.path.clone(),
@@ -388,7 +488,22 @@ fn check_key(key: &ImportSource, cert: &X509Certificate<'_>) -> Result<String, R
             "the key file is not PEM text".to_string(),
         )
     })?;
-    let pair = load_key(text).map_err(|m| {
+    let text = if is_encrypted(text) {
+        let passphrase = passphrase.ok_or_else(|| {
+            (
+                key.path.clone(),
+                Refusal::BadKey,
+                "the key is encrypted and the CA's key_store is not \"encrypted\"; decrypt it \
+                 with `openssl pkcs8 -in KEY -out PLAIN`"
+                    .to_string(),
+            )
+        })?;
+        decrypt_pem(text, passphrase.as_bytes())
+            .map_err(|e| (key.path.clone(), Refusal::BadKey, e.to_string()))?
+    } else {
+        zeroize::Zeroizing::new(text.to_string())
+    };
+    let pair = load_key(&text).map_err(|m| {
         (
             key.path.clone(),
             Refusal::BadKey,
@@ -402,7 +517,7 @@ fn check_key(key: &ImportSource, cert: &X509Certificate<'_>) -> Result<String, R
             format!("the key does not belong to {}", cert.subject()),
         ));
     }
-    Ok(text.to_string())
+    Ok(text)
 }
 
 /// The anchor must be a valid CA and have signed the issuing CA.

@@ -22,6 +22,7 @@ fn spec() -> CaSpec {
         strategy: Default::default(),
         chain: Default::default(),
         bundle_foreign: Default::default(),
+        key_store: Default::default(),
     }
 }
 
@@ -72,6 +73,7 @@ fn files(cert: &Made, key: Option<&Made>, anchor: Option<&Made>) -> ImportFiles 
     ImportFiles {
         cert: src("ca.pem", &cert.cert),
         key: key.map(|k| src("ca.key", &k.key.serialize_pem())),
+        token_label: None,
         anchor: anchor.map(|a| src("root.pem", &a.cert)),
     }
 }
@@ -212,7 +214,7 @@ fn public_only_import_stores_no_key_and_cannot_issue() {
         .unwrap();
     assert!(got.public_only && got.generation == 1 && !got.next);
     let ca = store.current(&spec()).unwrap().unwrap();
-    assert!(ca.key_pem.is_none() && ca.imported && !ca.can_issue());
+    assert!(ca.key.is_none() && ca.imported && !ca.can_issue());
     assert!(!state.path().join("ca/internal/g1/ca.key").exists());
     let err = crate::pki::issue_leaf(&spec(), &ca, "web1", &[], now()).unwrap_err();
     assert!(err.to_string().contains("public-only"), "{err}");

@@ -9,23 +9,45 @@ use std::net::IpAddr;
 
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
-    KeyPair, KeyUsagePurpose, SanType, SerialNumber, SignatureAlgorithm,
+    KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm,
 };
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use super::names::{ca_subject, copy_name, leaf_subject};
-use super::{CaCert, Leaf, PkiError};
+use super::{CaCert, CaKey, CaSigner, Leaf, PkiError};
 use crate::inventory::{CaSpec, KeyAlgorithm};
 
 /// How far back `not_before` is set, so that peers with a slightly late clock accept.
 const BACKDATE: time::Duration = time::Duration::hours(1);
 
-/// Creates generation `generation` of CA `spec`: a fresh key and a self-signed root.
+/// Creates generation `generation` of CA `spec`: a fresh key in memory and a self-signed
+/// root. The store creates its generations with [`new_ca_with_key`] instead, so that the
+/// key is made where the CA's `key_store` keeps it.
 pub fn new_ca(spec: &CaSpec, generation: u32, now: OffsetDateTime) -> Result<CaCert, PkiError> {
     let action = format!("create CA generation G{generation}");
+    let key = generate_pem(spec.key_algorithm)
+        .map_err(|m| generate_error(spec, &action, format!("key generation: {m}")))?;
+    new_ca_with_key(spec, generation, CaKey::Pem(key), now)
+}
+
+/// A fresh key of `alg`, PKCS#8 PEM in a zeroized buffer.
+pub(crate) fn generate_pem(alg: KeyAlgorithm) -> Result<Zeroizing<String>, String> {
+    KeyPair::generate_for(algorithm(alg))
+        .map(|k| Zeroizing::new(k.serialize_pem()))
+        .map_err(|e| e.to_string())
+}
+
+/// Creates generation `generation` of CA `spec` as a self-signed root of `key`.
+pub fn new_ca_with_key(
+    spec: &CaSpec,
+    generation: u32,
+    key: CaKey,
+    now: OffsetDateTime,
+) -> Result<CaCert, PkiError> {
+    let action = format!("create CA generation G{generation}");
     let fail = |message: String| generate_error(spec, &action, message);
-    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
-        .map_err(|e| fail(format!("key generation: {e}")))?;
+    let signer = key.signer().map_err(&fail)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = ca_subject(&spec.subject, generation).map_err(fail)?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -35,13 +57,13 @@ pub fn new_ca(spec: &CaSpec, generation: u32, now: OffsetDateTime) -> Result<CaC
     params.not_before = not_before;
     params.not_after = not_after;
     let cert = params
-        .self_signed(&key)
-        .map_err(|e| fail(format!("signing: {e}")))?;
+        .self_signed(&signer)
+        .map_err(|e| fail(signing_error(&signer, e)))?;
     Ok(CaCert {
         generation,
         cert_pem: cert.pem(),
         cert_der: cert.der().to_vec(),
-        key_pem: Some(key.serialize_pem()),
+        key: Some(key),
         not_after,
         anchor_pem: None,
         imported: false,
@@ -59,7 +81,7 @@ pub fn new_intermediate(
 ) -> Result<CaCert, PkiError> {
     let action = format!("create intermediate generation G{generation}");
     let fail = |message: String| generate_error(spec, &action, message);
-    let root_key = root.key().and_then(load_key).map_err(&fail)?;
+    let root_key = root.signer().map_err(&fail)?;
     let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
         .map_err(|e| fail(format!("key generation: {e}")))?;
     let mut params = CertificateParams::default();
@@ -77,7 +99,7 @@ pub fn new_intermediate(
         generation,
         cert_pem: cert.pem(),
         cert_der: cert.der().to_vec(),
-        key_pem: Some(key.serialize_pem()),
+        key: Some(CaKey::Pem(Zeroizing::new(key.serialize_pem()))),
         not_after,
         anchor_pem: Some(root.cert_pem.clone()),
         imported: true,
@@ -98,12 +120,10 @@ pub fn cross_sign(
     let action = format!("cross-sign G{} with G{}", new.generation, old.generation);
     let fail = |message: String| generate_error(spec, &action, message);
     let new_key = new
-        .key()
-        .and_then(load_key)
+        .signer()
         .map_err(|m| fail(format!("key of G{}: {m}", new.generation)))?;
     let old_key = old
-        .key()
-        .and_then(load_key)
+        .signer()
         .map_err(|m| fail(format!("key of G{}: {m}", old.generation)))?;
     let (_, new_x509) = x509_parser::parse_x509_certificate(&new.cert_der).map_err(|e| {
         fail(format!(
@@ -142,10 +162,7 @@ pub fn issue_leaf(
 ) -> Result<Leaf, PkiError> {
     let action = format!("issue a leaf for node {node} from G{}", ca.generation);
     let fail = |message: String| generate_error(spec, &action, message);
-    let ca_key = ca
-        .key()
-        .and_then(load_key)
-        .map_err(|m| fail(format!("CA key: {m}")))?;
+    let ca_key = ca.signer().map_err(|m| fail(format!("CA key: {m}")))?;
     let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
         .map_err(|e| fail(format!("key generation: {e}")))?;
 
@@ -181,16 +198,27 @@ pub fn issue_leaf(
 /// `issuer_key`; `what` names that certificate in the error.
 fn sign(
     params: CertificateParams,
-    key: &KeyPair,
+    key: &impl PublicKeyData,
     issuer_der: &[u8],
-    issuer_key: KeyPair,
+    issuer_key: CaSigner,
     what: &str,
 ) -> Result<rcgen::Certificate, String> {
     let issuer = Issuer::from_ca_cert_der(&issuer_der.to_vec().into(), issuer_key)
         .map_err(|e| format!("{what} does not parse: {e}"))?;
     params
         .signed_by(key, &issuer)
-        .map_err(|e| format!("signing: {e}"))
+        .map_err(|e| signing_error(issuer.key(), e))
+}
+
+/// "signing: …", with the token's own reason when a token refused.
+fn signing_error(signer: &CaSigner, e: rcgen::Error) -> String {
+    match signer {
+        CaSigner::Token(t) => match t.last_error() {
+            Some(why) => format!("signing: {why}"),
+            None => format!("signing: {e}"),
+        },
+        CaSigner::Pair(_) => format!("signing: {e}"),
+    }
 }
 
 fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
@@ -207,12 +235,6 @@ fn algorithm(alg: KeyAlgorithm) -> &'static SignatureAlgorithm {
         KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
         KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
     }
-}
-
-/// Reads a PKCS#8 PEM key. The message never includes key material.
-pub(crate) fn load_key(pem: &str) -> Result<KeyPair, String> {
-    KeyPair::from_pem(pem)
-        .map_err(|_| "not a PKCS#8 ECDSA P-256/P-384 or Ed25519 private key".to_string())
 }
 
 fn ca_key_usages() -> Vec<KeyUsagePurpose> {

@@ -6,16 +6,22 @@ use time::OffsetDateTime;
 use crate::inventory::CaSpec;
 
 mod atomic;
+pub mod encrypted;
 pub mod import;
 mod inspect;
 mod issue;
+mod key;
 mod names;
 mod store;
+pub mod token;
+mod unlock;
 
 pub use import::{ImportError, ImportSource, Imported};
 pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
-pub use issue::{cross_sign, issue_leaf, new_ca, new_intermediate};
+pub use issue::{cross_sign, issue_leaf, new_ca, new_ca_with_key, new_intermediate};
+pub use key::{CaKey, CaSigner, TokenKey, TokenKeyRef};
 pub use store::CaStore;
+pub use unlock::{Unlock, Unlocked};
 
 /// Why a certificate operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +50,23 @@ pub enum PkiError {
         path: std::path::PathBuf,
         message: String,
     },
+    /// The key of a generation cannot be unlocked: wrong passphrase or PIN, token or key
+    /// missing, no secret given. Configuration the operator fixes (exit 78).
+    #[error("cannot use the key of CA {ca} {generation} ({path}): {message}")]
+    KeyStore {
+        ca: String,
+        /// `G<N>`, or `new generation`.
+        generation: String,
+        path: std::path::PathBuf,
+        message: String,
+    },
+}
+
+impl PkiError {
+    /// Whether the operator's key-store settings or secrets are at fault (exit 78).
+    pub fn is_key_store(&self) -> bool {
+        matches!(self, PkiError::KeyStore { .. })
+    }
 }
 
 /// One CA generation: the issuing CA certificate and its private key (PKCS#8 PEM).
@@ -61,7 +84,7 @@ pub struct CaCert {
     pub cert_pem: String,
     pub cert_der: Vec<u8>,
     /// Never logged, never journaled, never sent to a node. `None`: public-only.
-    pub key_pem: Option<String>,
+    pub key: Option<CaKey>,
     pub not_after: OffsetDateTime,
     /// The root nodes trust when the issuing CA is an intermediate, PEM.
     pub anchor_pem: Option<String>,
@@ -89,7 +112,7 @@ impl CaCert {
 
     /// Whether certroll holds the key, i.e. may issue leaves and cross certificates.
     pub fn can_issue(&self) -> bool {
-        self.key_pem.is_some()
+        self.key.is_some()
     }
 
     /// Whether both generations are trusted through the same anchor (same root).
@@ -98,14 +121,29 @@ impl CaCert {
     }
 
     /// The private key, or why there is none (the message never includes key material).
-    pub(crate) fn key(&self) -> Result<&str, String> {
-        self.key_pem.as_deref().ok_or_else(|| {
+    pub(crate) fn key(&self) -> Result<&CaKey, String> {
+        self.key.as_ref().ok_or_else(|| {
             format!(
                 "generation G{} was imported without its private key (public-only): certroll \
                  cannot issue from it",
                 self.generation
             )
         })
+    }
+
+    /// The key's PKCS#8 PEM when it is in memory (a `file` store, or an unlocked
+    /// `encrypted` one); `None` for a token key, a locked one, or public-only.
+    pub fn key_pem(&self) -> Option<&str> {
+        match &self.key {
+            Some(CaKey::Pem(pem)) => Some(pem.as_str()),
+            _ => None,
+        }
+    }
+
+    /// A signer for this generation's key, or why there is none (public-only, locked, token
+    /// not open).
+    pub fn signer(&self) -> Result<CaSigner, String> {
+        self.key()?.signer()
     }
 }
 
@@ -114,7 +152,8 @@ impl std::fmt::Debug for CaCert {
         f.debug_struct("CaCert")
             .field("generation", &self.generation)
             .field("not_after", &self.not_after)
-            .field("public_only", &self.key_pem.is_none())
+            .field("public_only", &self.key.is_none())
+            .field("key", &self.key)
             .field("anchored", &self.anchor_pem.is_some())
             .finish_non_exhaustive()
     }

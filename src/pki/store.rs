@@ -4,7 +4,9 @@
 //! ```text
 //! ca/<name>/current          "1"            generation in use
 //! ca/<name>/next             "2"            only while a rotation runs
-//! ca/<name>/g1/ca.pem, ca.key               root and its PKCS#8 key (0600)
+//! ca/<name>/g1/ca.pem, ca.key               root and its PKCS#8 key (0600; encrypted
+//!                                            PKCS#8 with key_store = "encrypted")
+//! ca/<name>/gN/ca.key.ref                     key_store = "pkcs11": which token key, no secret
 //! ca/<name>/g2/ca.pem, ca.key, cross.pem    cross.pem: G2 signed by G1
 //! ca/<name>/archive/g1/                     generations retired by finish_rotation
 //! ca/<name>/archive/g2/ROLLED-BACK          a next generation abandoned by a rollback
@@ -24,15 +26,27 @@ use std::path::{Path, PathBuf};
 use rcgen::PublicKeyData;
 use time::OffsetDateTime;
 
+use zeroize::Zeroizing;
+
 use super::atomic::{create_private_dir, remove_durable, rename_durable, write_private};
-use super::issue::load_key;
-use super::{cross_sign, new_ca, CaCert, PkiError};
-use crate::inventory::CaSpec;
+use super::encrypted::{decrypt_pem, encrypt_pem, is_encrypted};
+use super::issue::generate_pem;
+use super::key::{load_key, TokenKey, TokenKeyRef};
+use super::{cross_sign, new_ca_with_key, CaCert, CaKey, PkiError, Unlock};
+use crate::inventory::{CaSpec, KeyStore};
+
+/// The key file of a `file` or `encrypted` store.
+pub(super) const KEY_FILE: &str = "ca.key";
+/// The key reference of a `pkcs11` store.
+pub(super) const KEY_REF: &str = "ca.key.ref";
 
 /// The local store of CA generations.
 #[derive(Debug, Clone)]
 pub struct CaStore {
     pub dir: PathBuf,
+    /// What the command unlocked: without it, encrypted keys load locked and token keys
+    /// cannot sign.
+    pub unlock: Unlock,
 }
 
 impl CaStore {
@@ -40,6 +54,101 @@ impl CaStore {
     pub fn new(state_dir: &std::path::Path) -> Self {
         CaStore {
             dir: state_dir.join("ca"),
+            unlock: Unlock::default(),
+        }
+    }
+
+    /// The same store with the secrets and tokens a command unlocked.
+    pub fn with_unlock(mut self, unlock: Unlock) -> Self {
+        self.unlock = unlock;
+        self
+    }
+
+    /// How generations of `spec` are loaded: with what this command unlocked for it.
+    pub(super) fn keys<'a>(&'a self, spec: &'a CaSpec) -> KeyCtx<'a> {
+        KeyCtx {
+            ca: &spec.name,
+            unlock: Some(&self.unlock),
+        }
+    }
+
+    /// A new generation's key, made where `spec`'s `key_store` keeps it: in memory for
+    /// `file` and `encrypted` (written by [`CaStore::key_file`]), in the token for `pkcs11`.
+    fn new_key(&self, spec: &CaSpec, generation: u32, dir: &Path) -> Result<CaKey, PkiError> {
+        let fail = |path: PathBuf, message: String| PkiError::KeyStore {
+            ca: spec.name.clone(),
+            generation: format!("G{generation}"),
+            path,
+            message,
+        };
+        match &spec.key_store {
+            KeyStore::File | KeyStore::Encrypted { .. } => generate_pem(spec.key_algorithm)
+                .map(CaKey::Pem)
+                .map_err(|m| PkiError::Generate {
+                    ca: spec.name.clone(),
+                    action: format!("create CA generation G{generation}"),
+                    message: format!("key generation: {m}"),
+                }),
+            KeyStore::Pkcs11(p11) => {
+                let token = self.unlock.token(&spec.name).ok_or_else(|| {
+                    fail(
+                        dir.join(KEY_REF),
+                        format!(
+                            "this command has not logged in to PKCS#11 token {:?}",
+                            p11.token
+                        ),
+                    )
+                })?;
+                let label = format!("{}{}", p11.key_label, super::generation_suffix(generation));
+                let reference = token
+                    .generate(spec.key_algorithm, &label)
+                    .map_err(|e| fail(dir.join(KEY_REF), e.to_string()))?;
+                Ok(CaKey::Token(TokenKey {
+                    reference,
+                    token: Some(token.clone()),
+                }))
+            }
+        }
+    }
+
+    /// What to write for `ca`'s key under `spec`'s `key_store`: the file name and its text.
+    pub(super) fn key_file(
+        &self,
+        spec: &CaSpec,
+        ca: &CaCert,
+        dir: &Path,
+    ) -> Result<Option<(&'static str, Zeroizing<String>)>, PkiError> {
+        let fail = |name: &str, message: String| PkiError::KeyStore {
+            ca: spec.name.clone(),
+            generation: format!("G{}", ca.generation),
+            path: dir.join(name),
+            message,
+        };
+        let Some(key) = &ca.key else {
+            return Ok(None);
+        };
+        match (key, &spec.key_store) {
+            (CaKey::Pem(pem), KeyStore::File) => Ok(Some((KEY_FILE, pem.clone()))),
+            (CaKey::Pem(pem), KeyStore::Encrypted { .. }) => {
+                let passphrase = self
+                    .unlock
+                    .passphrase(&spec.name)
+                    .ok_or_else(|| fail(KEY_FILE, "this command was given no passphrase".into()))?;
+                let encrypted = encrypt_pem(pem, passphrase.as_bytes())
+                    .map_err(|e| fail(KEY_FILE, e.to_string()))?;
+                Ok(Some((KEY_FILE, encrypted)))
+            }
+            (CaKey::Pem(_), KeyStore::Pkcs11(_)) => Err(fail(
+                KEY_FILE,
+                "key_store is \"pkcs11\": certroll does not copy a key into the token; \
+                 put it there yourself and name it with --pkcs11-key-label"
+                    .into(),
+            )),
+            (CaKey::Token(t), _) => Ok(Some((KEY_REF, Zeroizing::new(t.reference.to_text())))),
+            (CaKey::Locked(path), _) => Err(fail(
+                KEY_FILE,
+                format!("the key {} is locked in this command", path.display()),
+            )),
         }
     }
 
@@ -47,9 +156,12 @@ impl CaStore {
     pub fn current(&self, spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
         let root = self.ca_dir(spec)?;
         match read_pointer(&root.join("current"))? {
-            Some(generation) => {
-                load_generation(&generation_dir(&root, generation), generation).map(Some)
-            }
+            Some(generation) => load_generation(
+                &generation_dir(&root, generation),
+                generation,
+                &self.keys(spec),
+            )
+            .map(Some),
             None => Ok(None),
         }
     }
@@ -58,9 +170,12 @@ impl CaStore {
     pub fn next(&self, spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
         let root = self.ca_dir(spec)?;
         match read_pointer(&root.join("next"))? {
-            Some(generation) => {
-                load_generation(&generation_dir(&root, generation), generation).map(Some)
-            }
+            Some(generation) => load_generation(
+                &generation_dir(&root, generation),
+                generation,
+                &self.keys(spec),
+            )
+            .map(Some),
             None => Ok(None),
         }
     }
@@ -89,9 +204,10 @@ impl CaStore {
                 message: format!("refusing to create CA {}: it already exists", spec.name),
             });
         }
-        let ca = new_ca(spec, 1, now)?;
         let dir = generation_dir(&root, 1);
-        write_generation(&dir, &ca, None)?;
+        let ca = new_ca_with_key(spec, 1, self.new_key(spec, 1, &dir)?, now)?;
+        let key_file = self.key_file(spec, &ca, &dir)?;
+        write_generation(&dir, &ca, None, key_file)?;
         write_private(&pointer, b"1\n")?;
         Ok(ca)
     }
@@ -127,13 +243,15 @@ impl CaStore {
         })?;
         // A generation a rollback abandoned keeps its number: the fresh one comes after it.
         let generation = current.generation.max(self.highest_abandoned(&root)?) + 1;
-        let next = new_ca(spec, generation, now)?;
+        let dir = generation_dir(&root, generation);
+        let next = new_ca_with_key(spec, generation, self.new_key(spec, generation, &dir)?, now)?;
         let cross = if cross_possible(&current, &next) {
             Some(cross_sign(spec, &next, &current, now)?)
         } else {
             None
         };
-        write_generation(&generation_dir(&root, generation), &next, cross.as_deref())?;
+        let key_file = self.key_file(spec, &next, &dir)?;
+        write_generation(&dir, &next, cross.as_deref(), key_file)?;
         write_private(&root.join("next"), format!("{generation}\n").as_bytes())?;
         Ok((next, cross))
     }
@@ -161,7 +279,11 @@ impl CaStore {
         let root = self.ca_dir(spec)?;
         let next_pointer = root.join("next");
         if let Some(next) = read_pointer(&next_pointer)? {
-            load_generation(&generation_dir(&root, next), next)?;
+            load_generation(
+                &generation_dir(&root, next),
+                next,
+                &KeyCtx::none(&spec.name),
+            )?;
             write_private(&root.join("current"), format!("{next}\n").as_bytes())?;
             remove_durable(&next_pointer)?;
         }
@@ -240,7 +362,7 @@ impl CaStore {
         let archive = self.ca_dir(spec)?.join("archive");
         list_generations(&archive)?
             .into_iter()
-            .map(|g| load_generation(&generation_dir(&archive, g), g))
+            .map(|g| load_generation(&generation_dir(&archive, g), g, &KeyCtx::none(&spec.name)))
             .collect()
     }
 
@@ -278,15 +400,31 @@ pub(super) fn generation_dir(root: &Path, generation: u32) -> PathBuf {
     root.join(format!("g{generation}"))
 }
 
+/// How a generation's key is loaded: the CA's name (for messages) and what the command
+/// unlocked (`None`: nothing, keys load locked).
+pub(super) struct KeyCtx<'a> {
+    pub ca: &'a str,
+    pub unlock: Option<&'a Unlock>,
+}
+
+impl<'a> KeyCtx<'a> {
+    /// Loads keys without unlocking anything (for the certificates alone).
+    pub fn none(ca: &'a str) -> Self {
+        KeyCtx { ca, unlock: None }
+    }
+}
+
 /// Writes a generation's files; the markers last but one, `staged` (if any) before them.
+/// `key_file` is what [`CaStore::key_file`] made of the key.
 pub(super) fn write_generation(
     dir: &Path,
     ca: &CaCert,
     cross: Option<&str>,
+    key_file: Option<(&str, Zeroizing<String>)>,
 ) -> Result<(), PkiError> {
     create_private_dir(dir)?;
-    if let Some(key) = &ca.key_pem {
-        write_private(&dir.join("ca.key"), key.as_bytes())?;
+    if let Some((name, text)) = &key_file {
+        write_private(&dir.join(name), text.as_bytes())?;
     }
     write_private(&dir.join("ca.pem"), ca.cert_pem.as_bytes())?;
     if let Some(anchor) = &ca.anchor_pem {
@@ -349,12 +487,16 @@ fn read_optional(path: &Path, action: &str) -> Result<Option<String>, PkiError> 
     }
 }
 
-/// Loads `dir/ca.pem` and `dir/ca.key`, checking that the key is private (0600) and
-/// belongs to the certificate; an imported public-only generation has no key, an
-/// imported intermediate has its `anchor.pem`.
-pub(super) fn load_generation(dir: &Path, generation: u32) -> Result<CaCert, PkiError> {
+/// Loads `dir/ca.pem` and its key (`ca.key`, or `ca.key.ref` for a token key), checking
+/// that a key file is private (0600) and that the key belongs to the certificate when it
+/// can be read; an imported public-only generation has no key, an imported intermediate
+/// has its `anchor.pem`.
+pub(super) fn load_generation(
+    dir: &Path,
+    generation: u32,
+    keys: &KeyCtx<'_>,
+) -> Result<CaCert, PkiError> {
     let cert_path = dir.join("ca.pem");
-    let key_path = dir.join("ca.key");
     let cert_pem = read_text(&cert_path, "read CA certificate")?;
     let damaged = |path: &Path, message: String| PkiError::Store {
         path: path.into(),
@@ -371,28 +513,81 @@ pub(super) fn load_generation(dir: &Path, generation: u32) -> Result<CaCert, Pki
             ));
         }
     }
+    let cert_der = pem::parse(&cert_pem)
+        .ok()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.into_contents())
+        .ok_or_else(|| damaged(&cert_path, "not a PEM certificate".into()))?;
+    let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
+        .map_err(|e| damaged(&cert_path, format!("not valid X.509: {e}")))?;
+    let not_after = x509.validity().not_after.to_datetime();
     let public_only = imported.as_deref().map(str::trim) == Some("public-only");
-    if public_only {
-        let cert_der = pem::parse(&cert_pem)
-            .ok()
-            .filter(|p| p.tag() == "CERTIFICATE")
-            .map(|p| p.into_contents())
-            .ok_or_else(|| damaged(&cert_path, "not a PEM certificate".into()))?;
-        let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
-            .map_err(|e| damaged(&cert_path, format!("not valid X.509: {e}")))?;
-        let not_after = x509.validity().not_after.to_datetime();
-        return Ok(CaCert {
-            generation,
-            cert_pem,
-            cert_der,
-            key_pem: None,
-            not_after,
-            anchor_pem,
-            imported: true,
-        });
-    }
-    let key_pem = read_text(&key_path, "read CA key")?;
+    let key = if public_only {
+        None
+    } else {
+        Some(load_key_of(dir, generation, keys, x509.public_key().raw)?)
+    };
+    Ok(CaCert {
+        generation,
+        cert_pem,
+        cert_der,
+        key,
+        not_after,
+        anchor_pem,
+        imported: imported.is_some(),
+    })
+}
 
+/// The key of the generation in `dir`, checked against the certificate's `spki` whenever
+/// it can be read (plain, decrypted, or in a logged-in token).
+fn load_key_of(
+    dir: &Path,
+    generation: u32,
+    keys: &KeyCtx<'_>,
+    spki: &[u8],
+) -> Result<CaKey, PkiError> {
+    let damaged = |path: &Path, message: String| PkiError::Store {
+        path: path.into(),
+        message,
+    };
+    let key_store_error = |path: &Path, message: String| PkiError::KeyStore {
+        ca: keys.ca.to_string(),
+        generation: format!("G{generation}"),
+        path: path.into(),
+        message,
+    };
+    let ref_path = dir.join(KEY_REF);
+    if let Some(text) = read_optional(&ref_path, "read CA key reference")? {
+        let reference = TokenKeyRef::parse(&text).map_err(|m| damaged(&ref_path, m))?;
+        let token = keys.unlock.and_then(|u| u.token(keys.ca)).cloned();
+        if let Some(token) = &token {
+            if token.label != reference.token {
+                return Err(key_store_error(
+                    &ref_path,
+                    format!(
+                        "the key is in PKCS#11 token {:?}, but the inventory's pkcs11_token                          is {:?}",
+                        reference.token, token.label
+                    ),
+                ));
+            }
+            let signer = token
+                .signer(&reference)
+                .map_err(|m| key_store_error(&ref_path, m))?;
+            if signer.subject_public_key_info() != spki {
+                return Err(key_store_error(
+                    &ref_path,
+                    format!(
+                        "token key {:?} does not belong to {}",
+                        reference.label,
+                        dir.join("ca.pem").display()
+                    ),
+                ));
+            }
+        }
+        return Ok(CaKey::Token(TokenKey { reference, token }));
+    }
+    let key_path = dir.join(KEY_FILE);
+    let text = Zeroizing::new(read_text(&key_path, "read CA key")?);
     let mode = fs::metadata(&key_path)
         .map_err(|source| PkiError::Io {
             action: "inspect CA key".into(),
@@ -410,30 +605,26 @@ pub(super) fn load_generation(dir: &Path, generation: u32) -> Result<CaCert, Pki
             ),
         ));
     }
-    let cert_der = pem::parse(&cert_pem)
-        .ok()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .map(|p| p.into_contents())
-        .ok_or_else(|| damaged(&cert_path, "not a PEM certificate".into()))?;
-    let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
-        .map_err(|e| damaged(&cert_path, format!("not valid X.509: {e}")))?;
-    let key = load_key(&key_pem).map_err(|m| damaged(&key_path, m))?;
-    if key.subject_public_key_info() != x509.public_key().raw {
+    let pem = if is_encrypted(&text) {
+        match keys.unlock.and_then(|u| u.passphrase(keys.ca)) {
+            Some(passphrase) => decrypt_pem(&text, passphrase.as_bytes())
+                .map_err(|e| key_store_error(&key_path, e.to_string()))?,
+            None => return Ok(CaKey::Locked(key_path)),
+        }
+    } else {
+        text
+    };
+    let pair = load_key(&pem).map_err(|m| damaged(&key_path, m))?;
+    if pair.subject_public_key_info() != spki {
         return Err(damaged(
             &key_path,
-            format!("the key does not belong to {}", cert_path.display()),
+            format!(
+                "the key does not belong to {}",
+                dir.join("ca.pem").display()
+            ),
         ));
     }
-    let not_after = x509.validity().not_after.to_datetime();
-    Ok(CaCert {
-        generation,
-        cert_pem,
-        cert_der,
-        key_pem: Some(key_pem),
-        not_after,
-        anchor_pem,
-        imported: imported.is_some(),
-    })
+    Ok(CaKey::Pem(pem))
 }
 
 /// Generation numbers of the `g<N>` directories in `dir`, ascending (none if `dir` is absent).

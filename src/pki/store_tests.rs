@@ -53,7 +53,7 @@ fn reload_from_disk_round_trips() {
     assert_eq!(loaded.generation, 1);
     assert_eq!(loaded.cert_pem, created.cert_pem);
     assert_eq!(loaded.cert_der, created.cert_der);
-    assert_eq!(loaded.key_pem, created.key_pem);
+    assert_eq!(loaded.key_pem(), created.key_pem());
     assert_eq!(loaded.not_after, created.not_after);
 }
 
@@ -72,7 +72,7 @@ fn begin_rotation_is_idempotent_and_persisted() {
         .unwrap();
     assert_eq!(first.generation, 2);
     assert_eq!(again.cert_pem, first.cert_pem);
-    assert_eq!(again.key_pem, first.key_pem);
+    assert_eq!(again.key_pem(), first.key_pem());
     assert_eq!(cross1, cross2);
     assert_eq!(store.next(&spec).unwrap().unwrap().cert_pem, first.cert_pem);
     assert_eq!(store.cross(&spec).unwrap(), cross1);
@@ -151,13 +151,12 @@ fn damaged_store_is_refused_without_leaking_the_key() {
     assert!(err.contains("0600") && err.contains("ca.key"), "{err}");
 
     let other = crate::pki::new_ca(&spec, 1, OffsetDateTime::now_utc()).unwrap();
-    fs::write(&key, other.key_pem.as_ref().unwrap()).unwrap();
+    fs::write(&key, other.key_pem().unwrap()).unwrap();
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
     let err = store.current(&spec).unwrap_err().to_string();
     assert!(err.contains("does not belong"), "{err}");
     assert!(
-        !err.contains("PRIVATE")
-            && !err.contains(other.key_pem.as_ref().unwrap().lines().nth(1).unwrap()),
+        !err.contains("PRIVATE") && !err.contains(other.key_pem().unwrap().lines().nth(1).unwrap()),
         "{err}"
     );
 

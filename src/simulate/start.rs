@@ -112,7 +112,7 @@ impl SimCas {
         };
         let mut current = current_keyed.clone();
         if start.public_only {
-            current.key_pem = None;
+            current.key = None;
         }
         Ok(SimCas {
             current,

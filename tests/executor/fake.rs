@@ -52,6 +52,7 @@ pub(crate) fn inventory(nodes: usize) -> Inventory {
             strategy: Default::default(),
             chain: Default::default(),
             bundle_foreign: Default::default(),
+            key_store: Default::default(),
         }],
         nodes: (0..nodes).map(|i| node(&format!("n{i}"))).collect(),
         links: vec![],
