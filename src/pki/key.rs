@@ -34,6 +34,16 @@ pub struct TokenKey {
     pub(crate) token: Option<Arc<Token>>,
 }
 
+impl TokenKey {
+    /// The key `reference` names in the logged-in `token`.
+    pub fn open(reference: TokenKeyRef, token: Arc<Token>) -> TokenKey {
+        TokenKey {
+            reference,
+            token: Some(token),
+        }
+    }
+}
+
 /// What `ca.key.ref` records: no secret, and nothing that depends on the module's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenKeyRef {

@@ -326,7 +326,7 @@ pub fn leaf_with_names(spec: &CaSpec, ca: &CaCert, node: &str, sans: &[&str]) ->
 /// valid from 30 days ago until yesterday. Returns the certificate PEM.
 pub fn expired_leaf_pem(ca: &CaCert, node: &str, sans: &[&str], key_pem: &str) -> String {
     let key = KeyPair::from_pem(key_pem).expect("the node's key is a PKCS#8 key");
-    let ca_key = KeyPair::from_pem(ca.key_pem.as_deref().expect("certroll holds its CA key"))
+    let ca_key = KeyPair::from_pem(ca.key_pem().expect("certroll holds its CA key"))
         .expect("the CA key is a PKCS#8 key");
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
