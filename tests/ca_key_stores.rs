@@ -352,6 +352,25 @@ fn pkcs11_store_bootstraps_rotates_and_refuses_a_wrong_pin_or_token() {
 }
 
 #[test]
+fn a_file_store_moves_to_pkcs11_by_rotating() {
+    let mut local = Local::new("");
+    local.certroll(&["apply", "--yes"]).expect_code(0);
+    local.softhsm("moved");
+    let pin = local.secret("pin", &format!("{PIN}\n"), 0o600);
+    local.write_inventory(&local.pkcs11_keys("moved", &pin));
+    local
+        .certroll(&["apply", "--rotate", "--yes"])
+        .expect_code(0);
+    local.certroll(&["verify"]).expect_code(0);
+    let ca = local.state().join("ca/internal");
+    assert!(ca.join("g2/ca.key.ref").exists() && !ca.join("g2/ca.key").exists());
+    assert!(
+        ca.join("archive/g1/ca.key").exists(),
+        "G1 keeps its file until deleted"
+    );
+}
+
+#[test]
 fn a_ca_whose_key_is_in_the_token_is_imported_and_rotated_away_from() {
     use certroll::inventory::{CaSpec, KeyStore, Pkcs11Spec, SecretSource};
     use certroll::pki::token::Token;

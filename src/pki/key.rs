@@ -141,7 +141,9 @@ impl std::fmt::Debug for CaKey {
     }
 }
 
-/// The signing key of an issuing CA: a key pair in memory, or a key in a token.
+/// The signing key of an issuing CA: a key pair in memory, or a key in a token. Short-lived
+/// (one per certificate signed), so the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum CaSigner {
     Pair(KeyPair),
     Token(TokenSigner),
