@@ -9,12 +9,15 @@ mod atomic;
 pub mod import;
 mod inspect;
 mod issue;
+pub mod keys;
 mod names;
 mod store;
 
 pub use import::{ImportError, ImportSource, Imported};
 pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
-pub use issue::{cross_sign, issue_leaf, new_ca, new_intermediate};
+pub use issue::{
+    cross_sign, issue_leaf, issue_leaf_with, issue_node_leaf, new_ca, new_intermediate,
+};
 pub use store::CaStore;
 
 /// Why a certificate operation failed.
