@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::bundles::BundleBase;
 use crate::inventory::{CaSpec, Node};
-use crate::pki::{issue_leaf, CaCert, PkiError};
+use crate::pki::{issue_node_leaf, CaCert, PkiError};
 use crate::plan::{Action, ChainMode};
 
 /// Which file of a node's set for one CA.
@@ -130,7 +130,7 @@ pub fn changes_for(
         })
     };
     let leaf = |ca: &CaCert| {
-        issue_leaf(spec, ca, &node.name, &node.sans(), now).map_err(|source| MaterialError::Pki {
+        issue_node_leaf(spec, ca, node, now).map_err(|source| MaterialError::Pki {
             node: node.name.clone(),
             source,
         })

@@ -352,6 +352,28 @@ fn pkcs11_store_bootstraps_rotates_and_refuses_a_wrong_pin_or_token() {
 }
 
 #[test]
+fn an_rsa_ca_in_the_token_rotates() {
+    let mut local = Local::new("");
+    local.softhsm("rsa ca");
+    let pin = local.secret("pin", &format!("{PIN}\n"), 0o600);
+    let keys = local.pkcs11_keys("rsa ca", &pin);
+    local.write_inventory(&format!("key_algorithm = \"rsa-2048\"\n{keys}"));
+    local.bootstrap_rotate_verify();
+    assert_no_plain_key(&local);
+    let g2 = local.state().join("ca/internal/g2/ca.pem");
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&g2)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("sha256WithRSAEncryption") && text.contains("2048 bit"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_file_store_moves_to_pkcs11_by_rotating() {
     let mut local = Local::new("");
     local.certroll(&["apply", "--yes"]).expect_code(0);

@@ -9,6 +9,7 @@ mod cas;
 mod chunked;
 mod fxhash;
 mod key_store;
+mod leaf_keys;
 mod links;
 mod locate;
 mod model;

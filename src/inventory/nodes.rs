@@ -5,6 +5,7 @@
 //! login directory); local paths are resolved against the inventory's directory.
 
 use super::fxhash::FxHashMap;
+use super::leaf_keys;
 use super::locate::ValuePath;
 use super::raw::{RawNode, RawSsh};
 use super::validate::{suggest, Context, Problem};
@@ -15,7 +16,7 @@ use crate::duration;
 const FILE_KEYS: [&str; 4] = ["trust_bundle", "cert", "key", "proof_cert"];
 
 /// Paths into the text where a node key may come from: the node first, then `[defaults]`.
-fn key_at(node: &str, key: &[&str]) -> Problem {
+pub(super) fn key_at(node: &str, key: &[&str]) -> Problem {
     let mut own = ValuePath::keys(&["nodes", node]);
     let mut def = ValuePath::keys(&["defaults"]);
     for k in key {
@@ -145,6 +146,8 @@ fn build_one(
             cert_mode: mode(&name, "cert_mode", pick(raw.cert_mode, &d.cert_mode))?,
             bundle_mode: mode(&name, "bundle_mode", pick(raw.bundle_mode, &d.bundle_mode))?,
             keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
+            key_algorithm: leaf_keys::algorithm(&name, pick(raw.key_algorithm, &d.key_algorithm))?,
+            key_source: leaf_keys::source(&name, pick(raw.key_source, &d.key_source))?,
         },
         name,
     };

@@ -9,14 +9,15 @@ use std::net::IpAddr;
 
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
-    KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm,
+    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use super::keys::generate;
 use super::names::{ca_subject, copy_name, leaf_subject};
 use super::{CaCert, CaKey, CaSigner, Leaf, PkiError};
-use crate::inventory::{CaSpec, KeyAlgorithm};
+use crate::inventory::{CaSpec, KeyAlgorithm, Node};
 
 /// How far back `not_before` is set, so that peers with a slightly late clock accept.
 const BACKDATE: time::Duration = time::Duration::hours(1);
@@ -33,9 +34,7 @@ pub fn new_ca(spec: &CaSpec, generation: u32, now: OffsetDateTime) -> Result<CaC
 
 /// A fresh key of `alg`, PKCS#8 PEM in a zeroized buffer.
 pub(crate) fn generate_pem(alg: KeyAlgorithm) -> Result<Zeroizing<String>, String> {
-    KeyPair::generate_for(algorithm(alg))
-        .map(|k| Zeroizing::new(k.serialize_pem()))
-        .map_err(|e| e.to_string())
+    generate(alg).map(|k| Zeroizing::new(k.serialize_pem()))
 }
 
 /// Creates generation `generation` of CA `spec` as a self-signed root of `key`.
@@ -82,8 +81,7 @@ pub fn new_intermediate(
     let action = format!("create intermediate generation G{generation}");
     let fail = |message: String| generate_error(spec, &action, message);
     let root_key = root.signer().map_err(&fail)?;
-    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
-        .map_err(|e| fail(format!("key generation: {e}")))?;
+    let key = generate(spec.key_algorithm).map_err(&fail)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = ca_subject(&spec.subject, generation).map_err(&fail)?;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -152,9 +150,33 @@ pub fn cross_sign(
     Ok(cert.pem())
 }
 
-/// A leaf for a node, signed by `ca`, with `sans` (DNS names and IP addresses).
+/// A leaf for `node` signed by `ca`: its SANs, and a fresh key of its leaf algorithm.
+pub fn issue_node_leaf(
+    spec: &CaSpec,
+    ca: &CaCert,
+    node: &Node,
+    now: OffsetDateTime,
+) -> Result<Leaf, PkiError> {
+    let alg = node.leaf_algorithm(spec);
+    issue_leaf_with(spec, alg, ca, &node.name, &node.sans(), now)
+}
+
+/// A leaf for a node, signed by `ca`, with `sans` (DNS names and IP addresses) and a fresh
+/// key of the CA's algorithm.
 pub fn issue_leaf(
     spec: &CaSpec,
+    ca: &CaCert,
+    node: &str,
+    sans: &[String],
+    now: OffsetDateTime,
+) -> Result<Leaf, PkiError> {
+    issue_leaf_with(spec, spec.key_algorithm, ca, node, sans, now)
+}
+
+/// A leaf as [`issue_leaf`], with a fresh key of algorithm `alg`.
+pub fn issue_leaf_with(
+    spec: &CaSpec,
+    alg: KeyAlgorithm,
     ca: &CaCert,
     node: &str,
     sans: &[String],
@@ -163,8 +185,7 @@ pub fn issue_leaf(
     let action = format!("issue a leaf for node {node} from G{}", ca.generation);
     let fail = |message: String| generate_error(spec, &action, message);
     let ca_key = ca.signer().map_err(|m| fail(format!("CA key: {m}")))?;
-    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
-        .map_err(|e| fail(format!("key generation: {e}")))?;
+    let key = generate(alg).map_err(&fail)?;
 
     let mut params = CertificateParams::default();
     params.distinguished_name = leaf_subject(node);
@@ -174,7 +195,7 @@ pub fn issue_leaf(
         .collect::<Result<_, _>>()
         .map_err(fail)?;
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.key_usages = leaf_key_usages(alg);
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
@@ -229,12 +250,14 @@ fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
     }
 }
 
-fn algorithm(alg: KeyAlgorithm) -> &'static SignatureAlgorithm {
-    match alg {
-        KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+/// digitalSignature; RSA leaves also keyEncipherment, which servers that still offer RSA
+/// key exchange (older Java, appliances) need, as public CAs have always set it.
+fn leaf_key_usages(alg: KeyAlgorithm) -> Vec<KeyUsagePurpose> {
+    let mut usages = vec![KeyUsagePurpose::DigitalSignature];
+    if alg.rsa_bits().is_some() {
+        usages.push(KeyUsagePurpose::KeyEncipherment);
     }
+    usages
 }
 
 fn ca_key_usages() -> Vec<KeyUsagePurpose> {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
 
+use super::keys::load_key;
 use super::token::{Token, TokenSigner};
 
 /// The private key of one CA generation. `Debug` never shows key material.
@@ -172,12 +173,6 @@ impl SigningKey for CaSigner {
             CaSigner::Token(t) => t.sign(msg),
         }
     }
-}
-
-/// Reads a PKCS#8 PEM key. The message never includes key material.
-pub(crate) fn load_key(pem: &str) -> Result<KeyPair, String> {
-    KeyPair::from_pem(pem)
-        .map_err(|_| "not a PKCS#8 ECDSA P-256/P-384 or Ed25519 private key".to_string())
 }
 
 #[cfg(test)]

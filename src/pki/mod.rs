@@ -11,6 +11,7 @@ pub mod import;
 mod inspect;
 mod issue;
 mod key;
+pub mod keys;
 mod names;
 mod store;
 pub mod token;
@@ -18,7 +19,10 @@ mod unlock;
 
 pub use import::{ImportError, ImportSource, Imported};
 pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
-pub use issue::{cross_sign, issue_leaf, new_ca, new_ca_with_key, new_intermediate};
+pub use issue::{
+    cross_sign, issue_leaf, issue_leaf_with, issue_node_leaf, new_ca, new_ca_with_key,
+    new_intermediate,
+};
 pub use key::{CaKey, CaSigner, TokenKey, TokenKeyRef};
 pub use store::CaStore;
 pub use unlock::{Unlock, Unlocked};

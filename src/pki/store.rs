@@ -31,7 +31,8 @@ use zeroize::Zeroizing;
 use super::atomic::{create_private_dir, remove_durable, rename_durable, write_private};
 use super::encrypted::{decrypt_pem, encrypt_pem, is_encrypted};
 use super::issue::generate_pem;
-use super::key::{load_key, TokenKey, TokenKeyRef};
+use super::key::{TokenKey, TokenKeyRef};
+use super::keys::load_key;
 use super::{cross_sign, new_ca_with_key, CaCert, CaKey, PkiError, Unlock};
 use crate::inventory::{CaSpec, KeyStore};
 

@@ -179,6 +179,16 @@ impl Token {
                 Mechanism::EccEdwardsKeyPairGen,
                 vec![Attribute::EcParams(ED25519_OID.to_vec())],
             ),
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                let bits = alg.rsa_bits().unwrap_or(2048) as u64;
+                (
+                    Mechanism::RsaPkcsKeyPairGen,
+                    vec![
+                        Attribute::ModulusBits(bits.into()),
+                        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                    ],
+                )
+            }
         };
         let mut public = vec![
             Attribute::Token(true),

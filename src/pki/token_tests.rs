@@ -86,6 +86,7 @@ fn token_keys_sign_verifiable_certificates_and_stay_inside() {
         KeyAlgorithm::EcdsaP256,
         KeyAlgorithm::EcdsaP384,
         KeyAlgorithm::Ed25519,
+        KeyAlgorithm::Rsa2048,
     ]
     .into_iter()
     .enumerate()
