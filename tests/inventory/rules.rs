@@ -155,10 +155,10 @@ fn lifetimes_must_nest() {
 
 #[test]
 fn bad_key_algorithm() {
-    let text = "[ca.internal]\nkey_algorithm = \"rsa-2048\"\n";
+    let text = "[ca.internal]\nkey_algorithm = \"rsa-1024\"\n";
     refused(text)
-        .at(2, 17, "\"rsa-2048\"")
-        .says("unknown key_algorithm \"rsa-2048\" for CA internal")
+        .at(2, 17, "\"rsa-1024\"")
+        .says("unknown key_algorithm \"rsa-1024\" for CA internal")
         .hints("ecdsa-p256 (the default), ecdsa-p384, ed25519");
 }
 
