@@ -210,6 +210,28 @@ pub struct FileSettings {
     pub bundle_mode: Option<u32>,
     /// Earlier runs' file sets kept after a run completes (0: none, so no old private key stays).
     pub keep_backups: u32,
+    /// Where the node's leaf keys are generated (`key_source`).
+    pub key_source: KeySource,
+}
+
+/// `key_source` of a node: where its leaf keys are generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeySource {
+    /// On the control host, sent to the node with the certificate (the default).
+    #[default]
+    Control,
+    /// On the node itself (with `openssl`); only a CSR and the certificate travel.
+    Node,
+}
+
+impl KeySource {
+    /// The inventory's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Control => "control",
+            KeySource::Node => "node",
+        }
+    }
 }
 
 impl Node {

@@ -8,7 +8,7 @@ use super::fxhash::FxHashMap;
 use super::locate::ValuePath;
 use super::raw::{RawNode, RawSsh};
 use super::validate::{suggest, Context, Problem};
-use super::{Become, CaSpec, FileSettings, Link, Node, NodeId, SshSettings, TransportKind};
+use super::{Become, CaSpec, FileSettings, KeySource, Link, Node, NodeId, SshSettings, TransportKind};
 use crate::duration;
 
 /// The path keys of a node, as written in the inventory.
@@ -145,10 +145,27 @@ fn build_one(
             cert_mode: mode(&name, "cert_mode", pick(raw.cert_mode, &d.cert_mode))?,
             bundle_mode: mode(&name, "bundle_mode", pick(raw.bundle_mode, &d.bundle_mode))?,
             keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
+            key_source: key_source(
+                &name,
+                raw.key_source.as_deref().or(d.key_source.as_deref()),
+            )?,
         },
         name,
     };
     Ok((node, via))
+}
+
+/// `key_source`: absent (`"control"`), `"control"` or `"node"`.
+fn key_source(name: &str, value: Option<&str>) -> Result<KeySource, Problem> {
+    match value {
+        None | Some("control") => Ok(KeySource::Control),
+        Some("node") => Ok(KeySource::Node),
+        Some(other) => Err(Problem {
+            message: format!("unknown key_source {other:?} for node {name}"),
+            ..key_at(name, &["key_source"])
+        }
+        .hint("use \"node\" (keys made on the node with openssl) or \"control\" (the default)")),
+    }
 }
 
 /// `become`: absent or `"sudo"`.

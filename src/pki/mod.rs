@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::inventory::CaSpec;
 
 mod atomic;
+pub mod csr;
 pub mod import;
 mod inspect;
 mod issue;
@@ -14,7 +15,7 @@ mod store;
 
 pub use import::{ImportError, ImportSource, Imported};
 pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
-pub use issue::{cross_sign, issue_leaf, new_ca, new_intermediate};
+pub use issue::{cross_sign, issue_leaf, issue_leaf_for_key, new_ca, new_intermediate};
 pub use store::CaStore;
 
 /// Why a certificate operation failed.
