@@ -43,6 +43,8 @@ impl Leaves for NodeKeys<'_> {
                 transient: false,
             }
         })?;
+        #[cfg(debug_assertions)]
+        crash_hook();
         let cert_pem = issue_leaf_for_key(spec, ca, &node.name, &node.sans(), now, &csr.spki_der)
             .map_err(|source| MaterialError::Pki {
                 node: node.name.clone(),
@@ -55,5 +57,14 @@ impl Leaves for NodeKeys<'_> {
                 spki_der: csr.spki_der,
             }),
         })
+    }
+}
+
+/// Test hook (debug builds only): with `CERTROLL_TEST_CRASH_AFTER_KEYGEN` set, the process
+/// dies here, between the node's keygen and the write, as a `kill -9` there would.
+#[cfg(debug_assertions)]
+fn crash_hook() {
+    if std::env::var_os("CERTROLL_TEST_CRASH_AFTER_KEYGEN").is_some() {
+        std::process::exit(137);
     }
 }

@@ -50,7 +50,7 @@ pub fn keygen(
     ];
     let out = t.exec_input(&command(&args), &[], KEYGEN_TIMEOUT)?;
     if !out.success() {
-        let action = format!("make a {} key for CA {ca} in {store}", alg.as_str());
+        let action = format!("make an {} key for CA {ca} in {store}", alg.as_str());
         return Err(failure(node, action, &out));
     }
     Ok(NodeKeyRequest {
