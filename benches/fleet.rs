@@ -188,6 +188,21 @@ impl Tiers {
     }
 }
 
+/// `key_source` and `key_algorithm` of every node, from `CERTROLL_BENCH_KEY_SOURCE` and
+/// `CERTROLL_BENCH_KEY_ALGORITHM` (unset: the defaults, control-side ECDSA P-256 keys).
+fn key_settings() -> String {
+    let mut t = String::new();
+    for (var, key) in [
+        ("CERTROLL_BENCH_KEY_SOURCE", "key_source"),
+        ("CERTROLL_BENCH_KEY_ALGORITHM", "key_algorithm"),
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            let _ = writeln!(t, "{key} = \"{v}\"");
+        }
+    }
+    t
+}
+
 /// A fresh inventory (own state directory) for run `run`; node files are cleared.
 fn write_inventory(fleet: &Fleet, tiers: &Tiers, run: usize) -> PathBuf {
     let dir = fleet.dir().join(format!("run{run}"));
@@ -204,8 +219,9 @@ fn write_inventory(fleet: &Fleet, tiers: &Tiers, run: usize) -> PathBuf {
         t,
         "[defaults]\n{}\ntrust_bundle = \"{REMOTE_ROOT}/tls/ca.pem\"\ncert = \"{REMOTE_ROOT}/tls/cert.pem\"\n\
          key = \"{REMOTE_ROOT}/tls/key.pem\"\nreload = \"touch {REMOTE_ROOT}/tls/reloaded\"\n\
-         confirm = \"test -e {REMOTE_ROOT}/tls/reloaded\"\nconfirm_timeout = \"30s\"\n\n",
-        fleet.defaults_ssh_line()
+         confirm = \"test -e {REMOTE_ROOT}/tls/reloaded\"\nconfirm_timeout = \"30s\"\n{}\n",
+        fleet.defaults_ssh_line(),
+        key_settings()
     );
     for name in tiers.names() {
         let _ = write!(

@@ -16,6 +16,8 @@
 # hidden inside the nodes' namespaces (see docs/performance.md); set
 # CERTROLL_BENCH_KEEP_BASHRC=1 to measure with the login shell as it is.
 # CERTROLL_BENCH_SHOW=1 prints certroll's own output.
+# CERTROLL_BENCH_KEY_SOURCE=node makes every leaf key on its node (`key_source`), and
+# CERTROLL_BENCH_KEY_ALGORITHM=rsa-4096 (or any `key_algorithm`) sets the leaves' algorithm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::bundles::BundleBase;
 use crate::inventory::{CaSpec, Node};
-use crate::pki::{issue_leaf, CaCert, Leaf, PkiError};
+use crate::pki::{issue_node_leaf, CaCert, Leaf, PkiError};
 use crate::plan::{Action, ChainMode};
 
 /// Which file of a node's set for one CA.
@@ -95,7 +95,7 @@ impl Leaves for ControlKeys {
     ) -> Result<LeafFiles, MaterialError> {
         let Leaf {
             cert_pem, key_pem, ..
-        } = issue_leaf(spec, ca, &node.name, &node.sans(), now).map_err(|source| {
+        } = issue_node_leaf(spec, ca, node, now).map_err(|source| {
             MaterialError::Pki {
                 node: node.name.clone(),
                 source,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use certroll::inventory::{CaSpec, KeyAlgorithm};
 use certroll::pki::{
-    cross_sign, issue_leaf, new_ca, parse_pem_certs, CaCert, CaStore, CertInfo, Leaf,
+    cross_sign, issue_leaf, issue_leaf_with, new_ca, parse_pem_certs, CaCert, CaStore, CertInfo,
+    Leaf,
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use time::OffsetDateTime;
@@ -67,6 +68,7 @@ fn webpki_ok(leaf: &str, intermediates: &[&str], roots: &[&CaCert]) -> Result<()
         webpki::ring::ECDSA_P384_SHA256,
         webpki::ring::ECDSA_P384_SHA384,
         webpki::ring::ED25519,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
     ];
     let root_ders: Vec<CertificateDer<'static>> = roots
         .iter()
@@ -331,7 +333,35 @@ fn extensions_in_detail(alg: KeyAlgorithm, root: &[u8], cross: &[u8], leaf: &[u8
     assert!(eku.server_auth && eku.client_auth, "{alg:?}");
     let ku = l.key_usage().unwrap().unwrap().value;
     assert!(ku.digital_signature() && !ku.key_cert_sign(), "{alg:?}");
+    assert_eq!(ku.key_encipherment(), alg.rsa_bits().is_some(), "{alg:?}");
     assert!(!l.basic_constraints().unwrap().unwrap().value.ca);
+}
+
+/// A node may choose its leaf's algorithm (`key_algorithm` in `[nodes.NAME]`): an RSA leaf
+/// for an old Java service under an ECDSA CA, and the reverse, chain for both verifiers.
+#[test]
+fn leaves_of_another_algorithm_than_their_ca_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let sans = ["app1.internal".to_string(), "10.0.0.21".to_string()];
+    for (ca_alg, leaf_alg) in [
+        (KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa2048),
+        (KeyAlgorithm::Rsa3072, KeyAlgorithm::EcdsaP384),
+        (KeyAlgorithm::Ed25519, KeyAlgorithm::Rsa4096),
+    ] {
+        let spec = spec(ca_alg);
+        let ca = new_ca(&spec, 1, now).unwrap();
+        let leaf = issue_leaf_with(&spec, leaf_alg, &ca, "app1", &sans, now).unwrap();
+        let key = certroll::pki::keys::load_key(&leaf.key_pem).unwrap();
+        assert_eq!(certroll::pki::keys::algorithm_of(&key), Some(leaf_alg));
+        openssl_ok(dir.path(), &leaf.cert_pem, &[&ca.cert_pem], None)
+            .unwrap_or_else(|e| panic!("{ca_alg:?} CA, {leaf_alg:?} leaf: {e}"));
+        webpki_ok(&leaf.cert_pem, &[], &[&ca]).unwrap();
+        let leaf_der = der(&leaf.cert_pem);
+        let (_, l) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
+        let ku = l.key_usage().unwrap().unwrap().value;
+        assert_eq!(ku.key_encipherment(), leaf_alg.rsa_bits().is_some());
+    }
 }
 
 #[test]

@@ -30,7 +30,7 @@ impl Leaves for NodeKeys<'_> {
     ) -> Result<LeafFiles, MaterialError> {
         // The nonce binds the request to this exchange: nothing made before can answer it.
         let nonce = format!("certroll-{}", hex::encode(rand::random::<[u8; 16]>()));
-        let alg = spec.key_algorithm;
+        let alg = node.leaf_algorithm(spec);
         let req = layout::keygen(self.transport, node, &spec.name, alg, &nonce, 0).map_err(|e| {
             MaterialError::NodeKey {
                 transient: e.is_transient(),
@@ -45,7 +45,7 @@ impl Leaves for NodeKeys<'_> {
         })?;
         #[cfg(debug_assertions)]
         crash_hook();
-        let cert_pem = issue_leaf_for_key(spec, ca, &node.name, &node.sans(), now, &csr.spki_der)
+        let cert_pem = issue_leaf_for_key(spec, alg, ca, &node.name, &node.sans(), now, &csr.spki_der)
             .map_err(|source| MaterialError::Pki {
                 node: node.name.clone(),
                 source,

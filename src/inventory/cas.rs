@@ -11,12 +11,6 @@ use super::validate::{check_name, Problem};
 use super::{BundleForeign, CaSpec, ChainMode, KeyAlgorithm, Strategy};
 use crate::duration;
 
-const ALGORITHMS: [KeyAlgorithm; 3] = [
-    KeyAlgorithm::EcdsaP256,
-    KeyAlgorithm::EcdsaP384,
-    KeyAlgorithm::Ed25519,
-];
-
 /// Builds the CAs, sorted by name.
 pub fn build(raw: Named<RawCa>) -> Result<Vec<CaSpec>, Problem> {
     let mut raw = raw.0;
@@ -35,12 +29,12 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
     check_name(&name, ValuePath::keys(&["ca", &name]), "CA")?;
     let key_algorithm = match raw.key_algorithm.as_deref() {
         None => KeyAlgorithm::EcdsaP256,
-        Some(s) => parse_algorithm(s).ok_or_else(|| {
+        Some(s) => KeyAlgorithm::parse(s).ok_or_else(|| {
             Problem::new(
                 at("key_algorithm"),
                 format!("unknown key_algorithm {s:?} for CA {name}"),
             )
-            .hint("use one of: ecdsa-p256 (the default), ecdsa-p384, ed25519")
+            .hint(super::leaf_keys::ALGORITHM_HINT)
         })?,
     };
     let lifetime = |key: &str, value: &Option<String>, default: &str| {
@@ -109,10 +103,6 @@ fn build_one(name: String, raw: RawCa) -> Result<CaSpec, Problem> {
     })
 }
 
-fn parse_algorithm(s: &str) -> Option<KeyAlgorithm> {
-    ALGORITHMS.into_iter().find(|a| a.as_str() == s)
-}
-
 /// `renew_before < leaf_validity < validity`; the error points at the shorter-lived side.
 fn check_order(
     name: &str,
@@ -179,10 +169,11 @@ mod tests {
 
     #[test]
     fn algorithms_parse_by_their_inventory_spelling() {
-        for a in ALGORITHMS {
-            assert_eq!(parse_algorithm(a.as_str()), Some(a));
+        for a in KeyAlgorithm::ALL {
+            assert_eq!(KeyAlgorithm::parse(a.as_str()), Some(a));
         }
-        assert_eq!(parse_algorithm("rsa"), None);
+        assert_eq!(KeyAlgorithm::parse("rsa"), None);
+        assert_eq!(KeyAlgorithm::parse("rsa-1024"), None);
     }
 
     #[test]

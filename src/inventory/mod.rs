@@ -8,6 +8,7 @@ mod builder;
 mod cas;
 mod chunked;
 mod fxhash;
+mod leaf_keys;
 mod links;
 mod locate;
 mod model;

@@ -29,21 +29,73 @@ pub struct Inventory {
     pub links: Vec<Link>,
 }
 
-/// Key algorithm of a CA and of the leaves it issues.
+/// Key algorithm of a CA and of the leaves it issues (a node may choose its own for its
+/// leaf: `key_algorithm` in `[nodes.NAME]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {
     EcdsaP256,
     EcdsaP384,
     Ed25519,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
 }
 
 impl KeyAlgorithm {
+    /// Every algorithm, in the order the documentation lists them.
+    pub const ALL: [KeyAlgorithm; 6] = [
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Ed25519,
+        KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::Rsa3072,
+        KeyAlgorithm::Rsa4096,
+    ];
+
     /// The inventory spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
             KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
             KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Rsa2048 => "rsa-2048",
+            KeyAlgorithm::Rsa3072 => "rsa-3072",
+            KeyAlgorithm::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    /// The algorithm spelled `s` in an inventory.
+    pub fn parse(s: &str) -> Option<KeyAlgorithm> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The modulus size of an RSA algorithm, in bits.
+    pub fn rsa_bits(self) -> Option<usize> {
+        match self {
+            KeyAlgorithm::Rsa2048 => Some(2048),
+            KeyAlgorithm::Rsa3072 => Some(3072),
+            KeyAlgorithm::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
+}
+
+/// Where a node's leaf private keys are generated (`key_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KeySource {
+    /// On the control host, then written to the node (the default).
+    #[default]
+    Control,
+    /// On the node itself, from which only a certificate signing request comes back.
+    Node,
+}
+
+impl KeySource {
+    /// The inventory spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Control => "control",
+            KeySource::Node => "node",
         }
     }
 }
@@ -210,28 +262,10 @@ pub struct FileSettings {
     pub bundle_mode: Option<u32>,
     /// Earlier runs' file sets kept after a run completes (0: none, so no old private key stays).
     pub keep_backups: u32,
+    /// The algorithm of the node's leaf keys (`key_algorithm`); `None`: the CA's.
+    pub key_algorithm: Option<KeyAlgorithm>,
     /// Where the node's leaf keys are generated (`key_source`).
     pub key_source: KeySource,
-}
-
-/// `key_source` of a node: where its leaf keys are generated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeySource {
-    /// On the control host, sent to the node with the certificate (the default).
-    #[default]
-    Control,
-    /// On the node itself (with `openssl`); only a CSR and the certificate travel.
-    Node,
-}
-
-impl KeySource {
-    /// The inventory's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeySource::Control => "control",
-            KeySource::Node => "node",
-        }
-    }
 }
 
 impl Node {
@@ -252,6 +286,11 @@ impl Node {
             .first()
             .map(String::as_str)
             .unwrap_or(&self.name)
+    }
+
+    /// The algorithm of this node's leaf keys under CA `spec`.
+    pub fn leaf_algorithm(&self, spec: &CaSpec) -> KeyAlgorithm {
+        self.files.key_algorithm.unwrap_or(spec.key_algorithm)
     }
 
     /// SANs to put in the node's leaf: `dns_names`, or the node name when none are given.

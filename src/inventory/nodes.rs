@@ -5,17 +5,18 @@
 //! login directory); local paths are resolved against the inventory's directory.
 
 use super::fxhash::FxHashMap;
+use super::leaf_keys;
 use super::locate::ValuePath;
 use super::raw::{RawNode, RawSsh};
 use super::validate::{suggest, Context, Problem};
-use super::{Become, CaSpec, FileSettings, KeySource, Link, Node, NodeId, SshSettings, TransportKind};
+use super::{Become, CaSpec, FileSettings, Link, Node, NodeId, SshSettings, TransportKind};
 use crate::duration;
 
 /// The path keys of a node, as written in the inventory.
 const FILE_KEYS: [&str; 4] = ["trust_bundle", "cert", "key", "proof_cert"];
 
 /// Paths into the text where a node key may come from: the node first, then `[defaults]`.
-fn key_at(node: &str, key: &[&str]) -> Problem {
+pub(super) fn key_at(node: &str, key: &[&str]) -> Problem {
     let mut own = ValuePath::keys(&["nodes", node]);
     let mut def = ValuePath::keys(&["defaults"]);
     for k in key {
@@ -145,27 +146,12 @@ fn build_one(
             cert_mode: mode(&name, "cert_mode", pick(raw.cert_mode, &d.cert_mode))?,
             bundle_mode: mode(&name, "bundle_mode", pick(raw.bundle_mode, &d.bundle_mode))?,
             keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
-            key_source: key_source(
-                &name,
-                raw.key_source.as_deref().or(d.key_source.as_deref()),
-            )?,
+            key_algorithm: leaf_keys::algorithm(&name, pick(raw.key_algorithm, &d.key_algorithm))?,
+            key_source: leaf_keys::source(&name, pick(raw.key_source, &d.key_source))?,
         },
         name,
     };
     Ok((node, via))
-}
-
-/// `key_source`: absent (`"control"`), `"control"` or `"node"`.
-fn key_source(name: &str, value: Option<&str>) -> Result<KeySource, Problem> {
-    match value {
-        None | Some("control") => Ok(KeySource::Control),
-        Some("node") => Ok(KeySource::Node),
-        Some(other) => Err(Problem {
-            message: format!("unknown key_source {other:?} for node {name}"),
-            ..key_at(name, &["key_source"])
-        }
-        .hint("use \"node\" (keys made on the node with openssl) or \"control\" (the default)")),
-    }
 }
 
 /// `become`: absent or `"sudo"`.

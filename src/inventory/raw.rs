@@ -79,6 +79,7 @@ pub struct RawNode {
     #[serde(rename = "become")]
     pub become_with: Option<String>,
     pub keep_backups: Option<u32>,
+    pub key_algorithm: Option<String>,
     pub key_source: Option<String>,
 }
 

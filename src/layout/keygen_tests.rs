@@ -83,6 +83,7 @@ fn every_algorithm_is_made_on_the_node_and_checked_there() {
         KeyAlgorithm::EcdsaP256,
         KeyAlgorithm::EcdsaP384,
         KeyAlgorithm::Ed25519,
+        KeyAlgorithm::Rsa2048,
     ] {
         let spki = make_and_install(&t, &n, alg, "R1", true);
         let key = dir.path().join("tls/key.pem");
@@ -185,4 +186,20 @@ fn a_missing_pending_key_fails_before_the_switch() {
     let err = apply(&t, &n, "internal", "R2", &changes, &ApplyOptions::default()).unwrap_err();
     assert!(err.to_string().contains("the key made on the node is missing"), "{err}");
     assert_eq!(public_key(&t, &n, &n.key).unwrap(), Some(first));
+}
+
+#[test]
+fn an_rsa_request_of_another_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = LocalTransport::new("app1", dir.path());
+    let n = node(dir.path(), FileSettings::default());
+    let req = keygen(&t, &n, "internal", KeyAlgorithm::Rsa2048, NONCE, 0).unwrap();
+    let err = check_csr(&req.csr_pem, NONCE, KeyAlgorithm::Rsa3072, "app1", "internal")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the certificate request node app1 made for CA internal carries a rsa-2048 key, not the rsa-3072 key the leaf needs"
+    );
+    // The distribution's openssl.cnf added nothing: no attributes, no extension request.
+    assert!(check_csr(&req.csr_pem, NONCE, KeyAlgorithm::Rsa2048, "app1", "internal").is_ok());
 }

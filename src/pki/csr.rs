@@ -56,12 +56,9 @@ pub struct CheckedCsr {
 }
 
 /// The key a leaf of `alg` must carry, as a request shows it.
+/// (`key_kind` spells a request's key the same way, RSA with its modulus size.)
 fn expected(alg: KeyAlgorithm) -> &'static str {
-    match alg {
-        KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
-        KeyAlgorithm::EcdsaP384 => "ecdsa-p384",
-        KeyAlgorithm::Ed25519 => "ed25519",
-    }
+    alg.as_str()
 }
 
 /// Checks `pem` (what the node printed) against the `nonce` certroll sent and the leaf's
@@ -152,11 +149,20 @@ fn key_kind(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
     }
     if *alg == OID_PKCS1_RSAENCRYPTION {
         return match spki.parsed() {
-            Ok(PublicKey::RSA(k)) => format!("rsa-{}", k.key_size()),
+            Ok(PublicKey::RSA(k)) => format!("rsa-{}", modulus_bits(k.modulus)),
             _ => "unreadable RSA key".into(),
         };
     }
     format!("key of type {}", alg.to_id_string())
+}
+
+/// The size of an RSA modulus (big-endian, maybe with leading zero bytes), in bits.
+fn modulus_bits(modulus: &[u8]) -> usize {
+    let m: &[u8] = match modulus.iter().position(|&b| b != 0) {
+        Some(i) => &modulus[i..],
+        None => return 0,
+    };
+    8 * m.len() - m[0].leading_zeros() as usize
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ fn the_leaf_for_a_request_is_the_leaf_certroll_would_issue() {
     let checked = check_csr(&pem, NONCE, KeyAlgorithm::EcdsaP256, "app1", "internal").unwrap();
     let sans = vec!["app1.example".to_string()];
     let cert =
-        crate::pki::issue_leaf_for_key(&spec, &ca, "app1", &sans, now, &checked.spki_der).unwrap();
+        crate::pki::issue_leaf_for_key(&spec, KeyAlgorithm::EcdsaP256, &ca, "app1", &sans, now, &checked.spki_der).unwrap();
     let reference = crate::pki::issue_leaf(&spec, &ca, "app1", &sans, now).unwrap();
     let der = |p: &str| pem::parse(p).unwrap().into_contents();
     let (cert_der, ref_der) = (der(&cert), der(&reference.cert_pem));

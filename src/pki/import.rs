@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 
 use super::atomic::{create_private_dir, remove_durable, rename_durable, write_private};
-use super::issue::load_key;
+use super::keys::load_key;
 use super::store::{
     generation_dir, list_generations, load_generation, read_pointer, write_generation, STAGED,
 };

@@ -9,13 +9,14 @@ use std::net::IpAddr;
 
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod,
-    KeyPair, KeyUsagePurpose, SanType, SerialNumber, SignatureAlgorithm,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
+use super::keys::{generate, load_key};
 use super::names::{ca_subject, copy_name, leaf_subject};
 use super::{CaCert, Leaf, PkiError};
-use crate::inventory::{CaSpec, KeyAlgorithm};
+use crate::inventory::{CaSpec, KeyAlgorithm, Node};
 
 /// How far back `not_before` is set, so that peers with a slightly late clock accept.
 const BACKDATE: time::Duration = time::Duration::hours(1);
@@ -24,8 +25,7 @@ const BACKDATE: time::Duration = time::Duration::hours(1);
 pub fn new_ca(spec: &CaSpec, generation: u32, now: OffsetDateTime) -> Result<CaCert, PkiError> {
     let action = format!("create CA generation G{generation}");
     let fail = |message: String| generate_error(spec, &action, message);
-    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
-        .map_err(|e| fail(format!("key generation: {e}")))?;
+    let key = generate(spec.key_algorithm).map_err(&fail)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = ca_subject(&spec.subject, generation).map_err(fail)?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -60,8 +60,7 @@ pub fn new_intermediate(
     let action = format!("create intermediate generation G{generation}");
     let fail = |message: String| generate_error(spec, &action, message);
     let root_key = root.key().and_then(load_key).map_err(&fail)?;
-    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
-        .map_err(|e| fail(format!("key generation: {e}")))?;
+    let key = generate(spec.key_algorithm).map_err(&fail)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = ca_subject(&spec.subject, generation).map_err(&fail)?;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -132,9 +131,33 @@ pub fn cross_sign(
     Ok(cert.pem())
 }
 
-/// A leaf for a node, signed by `ca`, with `sans` (DNS names and IP addresses).
+/// A leaf for `node` signed by `ca`: its SANs, and a fresh key of its leaf algorithm.
+pub fn issue_node_leaf(
+    spec: &CaSpec,
+    ca: &CaCert,
+    node: &Node,
+    now: OffsetDateTime,
+) -> Result<Leaf, PkiError> {
+    let alg = node.leaf_algorithm(spec);
+    issue_leaf_with(spec, alg, ca, &node.name, &node.sans(), now)
+}
+
+/// A leaf for a node, signed by `ca`, with `sans` (DNS names and IP addresses) and a fresh
+/// key of the CA's algorithm.
 pub fn issue_leaf(
     spec: &CaSpec,
+    ca: &CaCert,
+    node: &str,
+    sans: &[String],
+    now: OffsetDateTime,
+) -> Result<Leaf, PkiError> {
+    issue_leaf_with(spec, spec.key_algorithm, ca, node, sans, now)
+}
+
+/// A leaf as [`issue_leaf`], with a fresh key of algorithm `alg`.
+pub fn issue_leaf_with(
+    spec: &CaSpec,
+    alg: KeyAlgorithm,
     ca: &CaCert,
     node: &str,
     sans: &[String],
@@ -146,9 +169,8 @@ pub fn issue_leaf(
         .key()
         .and_then(load_key)
         .map_err(|m| fail(format!("CA key: {m}")))?;
-    let key = KeyPair::generate_for(algorithm(spec.key_algorithm))
-        .map_err(|e| fail(format!("key generation: {e}")))?;
-    let (params, not_after) = leaf_params(spec, ca, node, sans, now).map_err(&fail)?;
+    let key = generate(alg).map_err(&fail)?;
+    let (params, not_after) = leaf_params(spec, alg, ca, node, sans, now).map_err(&fail)?;
     let cert = sign(params, &key, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
     Ok(Leaf {
         cert_pem: cert.pem(),
@@ -158,10 +180,11 @@ pub fn issue_leaf(
 }
 
 /// A leaf for a node whose key was made elsewhere (on the node, `key_source = "node"`):
-/// exactly [`issue_leaf`]'s certificate, for the public key `spki_der` (a
+/// exactly [`issue_leaf_with`]'s certificate for `alg`, for the public key `spki_der` (a
 /// SubjectPublicKeyInfo, DER, from a checked request). Returns the certificate, PEM.
 pub fn issue_leaf_for_key(
     spec: &CaSpec,
+    alg: KeyAlgorithm,
     ca: &CaCert,
     node: &str,
     sans: &[String],
@@ -176,7 +199,7 @@ pub fn issue_leaf_for_key(
         .map_err(|m| fail(format!("CA key: {m}")))?;
     let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
         .map_err(|e| fail(format!("the node's public key: {e}")))?;
-    let (params, _) = leaf_params(spec, ca, node, sans, now).map_err(&fail)?;
+    let (params, _) = leaf_params(spec, alg, ca, node, sans, now).map_err(&fail)?;
     let cert = sign(params, &public, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
     Ok(cert.pem())
 }
@@ -184,6 +207,7 @@ pub fn issue_leaf_for_key(
 /// Everything a leaf says but its key: the one source of both kinds of leaf.
 fn leaf_params(
     spec: &CaSpec,
+    alg: KeyAlgorithm,
     ca: &CaCert,
     node: &str,
     sans: &[String],
@@ -193,7 +217,7 @@ fn leaf_params(
     params.distinguished_name = leaf_subject(node);
     params.subject_alt_names = sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.key_usages = leaf_key_usages(alg);
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
@@ -230,18 +254,14 @@ fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
     }
 }
 
-fn algorithm(alg: KeyAlgorithm) -> &'static SignatureAlgorithm {
-    match alg {
-        KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+/// digitalSignature; RSA leaves also keyEncipherment, which servers that still offer RSA
+/// key exchange (older Java, appliances) need, as public CAs have always set it.
+fn leaf_key_usages(alg: KeyAlgorithm) -> Vec<KeyUsagePurpose> {
+    let mut usages = vec![KeyUsagePurpose::DigitalSignature];
+    if alg.rsa_bits().is_some() {
+        usages.push(KeyUsagePurpose::KeyEncipherment);
     }
-}
-
-/// Reads a PKCS#8 PEM key. The message never includes key material.
-pub(crate) fn load_key(pem: &str) -> Result<KeyPair, String> {
-    KeyPair::from_pem(pem)
-        .map_err(|_| "not a PKCS#8 ECDSA P-256/P-384 or Ed25519 private key".to_string())
+    usages
 }
 
 fn ca_key_usages() -> Vec<KeyUsagePurpose> {

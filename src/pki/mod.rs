@@ -10,12 +10,16 @@ pub mod csr;
 pub mod import;
 mod inspect;
 mod issue;
+pub mod keys;
 mod names;
 mod store;
 
 pub use import::{ImportError, ImportSource, Imported};
 pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
-pub use issue::{cross_sign, issue_leaf, issue_leaf_for_key, new_ca, new_intermediate};
+pub use issue::{
+    cross_sign, issue_leaf, issue_leaf_for_key, issue_leaf_with, issue_node_leaf, new_ca,
+    new_intermediate,
+};
 pub use store::CaStore;
 
 /// Why a certificate operation failed.

@@ -25,7 +25,7 @@ use rcgen::PublicKeyData;
 use time::OffsetDateTime;
 
 use super::atomic::{create_private_dir, remove_durable, rename_durable, write_private};
-use super::issue::load_key;
+use super::keys::load_key;
 use super::{cross_sign, new_ca, CaCert, PkiError};
 use crate::inventory::CaSpec;
 

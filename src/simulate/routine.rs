@@ -37,9 +37,7 @@ pub(super) fn start(
         let n = need.node;
         let node = &inv.nodes[n];
         let p = node.paths(&spec.name);
-        let leaf_from = |ca: &crate::pki::CaCert| {
-            crate::pki::issue_leaf(spec, ca, &node.name, &node.sans(), now)
-        };
+        let leaf_from = |ca: &crate::pki::CaCert| crate::pki::issue_node_leaf(spec, ca, node, now);
         match need.bundle {
             BundleNeed::Sound => {}
             BundleNeed::Broken => {

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::bundles::{managed_ders, BundleBase};
 use crate::inventory::{BundleForeign, CaSpec, Inventory, NodeId};
 use crate::materials::{changes_for, FileKind, Generations};
-use crate::pki::{cross_sign, issue_leaf, new_ca, new_intermediate, CaCert, PkiError};
+use crate::pki::{cross_sign, issue_node_leaf, new_ca, new_intermediate, CaCert, PkiError};
 use crate::plan::{Action, Plan};
 
 use super::CheckError;
@@ -209,7 +209,7 @@ pub(super) fn initial_files(
             files[n].insert(paths.trust_bundle.clone(), bundle.into_bytes());
         }
         if start.neither.contains(&n) {
-            let leaf = issue_leaf(spec, &cas.other, &node.name, &node.sans(), now)?;
+            let leaf = issue_node_leaf(spec, &cas.other, node, now)?;
             files[n].insert(paths.cert.clone(), leaf.cert_pem.into_bytes());
             files[n].insert(paths.key.clone(), leaf.key_pem.into_bytes());
         }

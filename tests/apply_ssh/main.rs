@@ -20,6 +20,7 @@ mod hostile;
 mod renew;
 mod repair;
 mod rotate;
+mod rsa;
 mod sudo;
 mod via;
 

@@ -42,7 +42,11 @@ fn store_entries(fleet: &Fleet, node: &str) -> Vec<String> {
 }
 
 /// Bootstraps the fleet, rotates with `flags`, and checks the end state of every node.
-fn bootstrap_then_rotate(fleet: &Fleet, inv: &FleetInventory, flags: &[&str]) -> Control {
+pub(crate) fn bootstrap_then_rotate(
+    fleet: &Fleet,
+    inv: &FleetInventory,
+    flags: &[&str],
+) -> Control {
     let ctl = Control::new(fleet, inv);
     ctl.apply_ok(&[]);
     let mut args = vec!["--rotate"];
