@@ -78,8 +78,13 @@ pub enum LeafKey {
 /// Where a step's leaves and their keys are made.
 pub trait Leaves {
     /// A fresh leaf for `node` from generation `ca` of CA `spec`.
-    fn leaf(&self, spec: &CaSpec, ca: &CaCert, node: &Node, now: OffsetDateTime)
-        -> Result<LeafFiles, MaterialError>;
+    fn leaf(
+        &self,
+        spec: &CaSpec,
+        ca: &CaCert,
+        node: &Node,
+        now: OffsetDateTime,
+    ) -> Result<LeafFiles, MaterialError>;
 }
 
 /// Keys made on the control host (and by the simulation, whatever `key_source` says).
@@ -95,11 +100,9 @@ impl Leaves for ControlKeys {
     ) -> Result<LeafFiles, MaterialError> {
         let Leaf {
             cert_pem, key_pem, ..
-        } = issue_node_leaf(spec, ca, node, now).map_err(|source| {
-            MaterialError::Pki {
-                node: node.name.clone(),
-                source,
-            }
+        } = issue_node_leaf(spec, ca, node, now).map_err(|source| MaterialError::Pki {
+            node: node.name.clone(),
+            source,
         })?;
         Ok(LeafFiles {
             cert_pem,

@@ -36,7 +36,11 @@ impl Fleet {
     }
 
     fn store(&self, node: &str) -> PathBuf {
-        self.dir.path().join("nodes").join(node).join(".certroll-internal")
+        self.dir
+            .path()
+            .join("nodes")
+            .join(node)
+            .join(".certroll-internal")
     }
 
     fn pending(&self, node: &str) -> Vec<String> {
@@ -80,7 +84,10 @@ fn show(out: &Output) -> String {
 #[test]
 fn a_crash_between_keygen_and_write_resumes_to_matching_pairs() {
     let fleet = Fleet::new();
-    let crash = [("CERTROLL_TEST_CRASH_AFTER_KEYGEN", std::ffi::OsStr::new("1"))];
+    let crash = [(
+        "CERTROLL_TEST_CRASH_AFTER_KEYGEN",
+        std::ffi::OsStr::new("1"),
+    )];
     let out = fleet.run(&["apply", "--yes"], &crash);
     assert_eq!(out.status.code(), Some(137), "{}", show(&out));
     let left: usize = ["app", "db"].iter().map(|n| fleet.pending(n).len()).sum();
@@ -89,8 +96,15 @@ fn a_crash_between_keygen_and_write_resumes_to_matching_pairs() {
     let out = fleet.run(&["apply", "--yes"], &[]);
     assert!(out.status.success(), "resume: {}", show(&out));
     for node in ["app", "db"] {
-        assert!(fleet.pair_matches(node), "{node}: key and certificate differ");
-        assert!(fleet.pending(node).is_empty(), "{node}: {:?}", fleet.pending(node));
+        assert!(
+            fleet.pair_matches(node),
+            "{node}: key and certificate differ"
+        );
+        assert!(
+            fleet.pending(node).is_empty(),
+            "{node}: {:?}",
+            fleet.pending(node)
+        );
     }
     let out = fleet.run(&["verify"], &[]);
     assert!(out.status.success(), "verify: {}", show(&out));
@@ -99,13 +113,28 @@ fn a_crash_between_keygen_and_write_resumes_to_matching_pairs() {
     let out = fleet.run(&["apply", "--rotate", "--yes"], &crash);
     assert_eq!(out.status.code(), Some(137), "{}", show(&out));
     let out = fleet.run(&["apply", "--yes"], &[]);
-    assert!(out.status.success(), "resume of the rotation: {}", show(&out));
+    assert!(
+        out.status.success(),
+        "resume of the rotation: {}",
+        show(&out)
+    );
     for node in ["app", "db"] {
-        assert!(fleet.pair_matches(node), "{node}: key and certificate differ");
-        assert!(fleet.pending(node).is_empty(), "{node}: {:?}", fleet.pending(node));
+        assert!(
+            fleet.pair_matches(node),
+            "{node}: key and certificate differ"
+        );
+        assert!(
+            fleet.pending(node).is_empty(),
+            "{node}: {:?}",
+            fleet.pending(node)
+        );
     }
     let out = fleet.run(&["verify"], &[]);
-    assert!(out.status.success(), "verify after the rotation: {}", show(&out));
+    assert!(
+        out.status.success(),
+        "verify after the rotation: {}",
+        show(&out)
+    );
 }
 
 #[test]

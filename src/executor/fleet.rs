@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
+use super::node_keys::NodeKeys;
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
 use crate::bundles::{managed_ders, BundleBase};
 use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
+use crate::inventory::KeySource;
 use crate::inventory::{BundleForeign, CaId, Inventory, Node, NodeId};
 use crate::layout::{self, LayoutError};
-use crate::inventory::KeySource;
 use crate::materials::{changes_with, ControlKeys, Generations, Leaves, MaterialError};
-use super::node_keys::NodeKeys;
 use crate::pki::CaCert;
 use crate::plan::{ChainMode, Plan, Step, StepId};
 use crate::transport::{Connector, Transport};

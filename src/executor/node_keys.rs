@@ -31,12 +31,13 @@ impl Leaves for NodeKeys<'_> {
         // The nonce binds the request to this exchange: nothing made before can answer it.
         let nonce = format!("certroll-{}", hex::encode(rand::random::<[u8; 16]>()));
         let alg = node.leaf_algorithm(spec);
-        let req = layout::keygen(self.transport, node, &spec.name, alg, &nonce, 0).map_err(|e| {
-            MaterialError::NodeKey {
-                transient: e.is_transient(),
-                message: e.to_string(),
-            }
-        })?;
+        let req =
+            layout::keygen(self.transport, node, &spec.name, alg, &nonce, 0).map_err(|e| {
+                MaterialError::NodeKey {
+                    transient: e.is_transient(),
+                    message: e.to_string(),
+                }
+            })?;
         let csr = check_csr(&req.csr_pem, &nonce, alg, &node.name, &spec.name).map_err(|e| {
             MaterialError::NodeKey {
                 message: e.to_string(),
@@ -45,11 +46,12 @@ impl Leaves for NodeKeys<'_> {
         })?;
         #[cfg(debug_assertions)]
         crash_hook();
-        let cert_pem = issue_leaf_for_key(spec, alg, ca, &node.name, &node.sans(), now, &csr.spki_der)
-            .map_err(|source| MaterialError::Pki {
-                node: node.name.clone(),
-                source,
-            })?;
+        let cert_pem =
+            issue_leaf_for_key(spec, alg, ca, &node.name, &node.sans(), now, &csr.spki_der)
+                .map_err(|source| MaterialError::Pki {
+                    node: node.name.clone(),
+                    source,
+                })?;
         Ok(LeafFiles {
             cert_pem,
             key: LeafKey::OnNode(PendingKey {

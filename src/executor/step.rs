@@ -99,7 +99,10 @@ pub fn mismatches(
 ) -> Result<Vec<String>, StepError> {
     let mut out = Vec::new();
     for f in expected {
-        let public = f.sha256.as_deref().is_some_and(|h| h.starts_with(PUBLIC_KEY_HASH));
+        let public = f
+            .sha256
+            .as_deref()
+            .is_some_and(|h| h.starts_with(PUBLIC_KEY_HASH));
         let actual = if public {
             // A key made on the node is never read back: the node derives its public key.
             match layout::public_key(transport, node, &f.path) {
@@ -116,7 +119,10 @@ pub fn mismatches(
         let shown = |h: &Option<String>| match h {
             Some(h) if h.starts_with(PUBLIC_KEY_HASH) => {
                 let h = &h[PUBLIC_KEY_HASH.len()..];
-                format!("a key whose public key has sha256 {}", &h[..h.len().min(16)])
+                format!(
+                    "a key whose public key has sha256 {}",
+                    &h[..h.len().min(16)]
+                )
             }
             Some(h) => format!("sha256 {}", &h[..h.len().min(16)]),
             None => "absent".to_string(),

@@ -61,7 +61,11 @@ pub fn keygen(
 
 /// The public key (SubjectPublicKeyInfo, DER) of the key file at `path` on the node, as
 /// openssl derives it there; `None` when there is no such file.
-pub fn public_key(t: &dyn Transport, node: &Node, path: &str) -> Result<Option<Vec<u8>>, LayoutError> {
+pub fn public_key(
+    t: &dyn Transport,
+    node: &Node,
+    path: &str,
+) -> Result<Option<Vec<u8>>, LayoutError> {
     let args = vec!["pubkey".to_string(), path.to_string()];
     let out = t.exec_input(&command(&args), &[], super::WRITE_TIMEOUT)?;
     let action = format!("check the key {path}");

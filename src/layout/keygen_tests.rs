@@ -57,7 +57,13 @@ fn pending(dir: &Path) -> Vec<String> {
 
 /// Makes a key on the "node", checks its request, and installs it with `cert` beside it:
 /// returns the request's public key.
-fn make_and_install(t: &LocalTransport, n: &Node, alg: KeyAlgorithm, run: &str, clean: bool) -> Vec<u8> {
+fn make_and_install(
+    t: &LocalTransport,
+    n: &Node,
+    alg: KeyAlgorithm,
+    run: &str,
+    clean: bool,
+) -> Vec<u8> {
     let req = keygen(t, n, "internal", alg, NONCE, 0).unwrap_or_else(|e| panic!("keygen: {e}"));
     let csr = check_csr(&req.csr_pem, NONCE, alg, "app1", "internal").unwrap();
     let cert = format!("CERT-FOR-{}", hex::encode(&csr.spki_der[..8]));
@@ -145,7 +151,11 @@ fn a_keygen_stopped_at_any_phase_is_made_again_and_its_leftover_pruned() {
         assert_eq!(public_key(&t, &n, &n.key).unwrap(), Some(second.clone()));
         let cert = fs::read_to_string(dir.path().join("tls/cert.pem")).unwrap();
         assert_eq!(cert, format!("CERT-FOR-{}", hex::encode(&second[..8])));
-        assert!(pending(dir.path()).is_empty(), "stop {stop}: {:?}", pending(dir.path()));
+        assert!(
+            pending(dir.path()).is_empty(),
+            "stop {stop}: {:?}",
+            pending(dir.path())
+        );
     }
 }
 
@@ -184,7 +194,11 @@ fn a_missing_pending_key_fails_before_the_switch() {
         (Role::Key, Change::NodeKey(".key-0000")),
     ];
     let err = apply(&t, &n, "internal", "R2", &changes, &ApplyOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("the key made on the node is missing"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the key made on the node is missing"),
+        "{err}"
+    );
     assert_eq!(public_key(&t, &n, &n.key).unwrap(), Some(first));
 }
 
@@ -194,12 +208,25 @@ fn an_rsa_request_of_another_size_is_refused() {
     let t = LocalTransport::new("app1", dir.path());
     let n = node(dir.path(), FileSettings::default());
     let req = keygen(&t, &n, "internal", KeyAlgorithm::Rsa2048, NONCE, 0).unwrap();
-    let err = check_csr(&req.csr_pem, NONCE, KeyAlgorithm::Rsa3072, "app1", "internal")
-        .unwrap_err();
+    let err = check_csr(
+        &req.csr_pem,
+        NONCE,
+        KeyAlgorithm::Rsa3072,
+        "app1",
+        "internal",
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "the certificate request node app1 made for CA internal carries a rsa-2048 key, not the rsa-3072 key the leaf needs"
     );
     // The distribution's openssl.cnf added nothing: no attributes, no extension request.
-    assert!(check_csr(&req.csr_pem, NONCE, KeyAlgorithm::Rsa2048, "app1", "internal").is_ok());
+    assert!(check_csr(
+        &req.csr_pem,
+        NONCE,
+        KeyAlgorithm::Rsa2048,
+        "app1",
+        "internal"
+    )
+    .is_ok());
 }

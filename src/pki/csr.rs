@@ -87,8 +87,8 @@ fn check(pem_text: &str, nonce: &str, alg: KeyAlgorithm) -> Result<CheckedCsr, C
         return Err(CsrProblem::NotPem(format!("a {} block", block.tag())));
     }
     let der = block.contents();
-    let (rest, csr) =
-        X509CertificationRequest::from_der(der).map_err(|e| CsrProblem::Malformed(e.to_string()))?;
+    let (rest, csr) = X509CertificationRequest::from_der(der)
+        .map_err(|e| CsrProblem::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(CsrProblem::Malformed("trailing bytes".into()));
     }
@@ -136,7 +136,11 @@ fn check(pem_text: &str, nonce: &str, alg: KeyAlgorithm) -> Result<CheckedCsr, C
 fn key_kind(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
     let alg = &spki.algorithm.algorithm;
     if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
         return match curve {
             Some(c) if c == OID_EC_P256 => "ecdsa-p256".into(),
             Some(c) if c == OID_NIST_EC_P384 => "ecdsa-p384".into(),

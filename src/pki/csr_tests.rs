@@ -117,8 +117,16 @@ fn the_leaf_for_a_request_is_the_leaf_certroll_would_issue() {
     let pem = params.serialize_request(&key).unwrap().pem().unwrap();
     let checked = check_csr(&pem, NONCE, KeyAlgorithm::EcdsaP256, "app1", "internal").unwrap();
     let sans = vec!["app1.example".to_string()];
-    let cert =
-        crate::pki::issue_leaf_for_key(&spec, KeyAlgorithm::EcdsaP256, &ca, "app1", &sans, now, &checked.spki_der).unwrap();
+    let cert = crate::pki::issue_leaf_for_key(
+        &spec,
+        KeyAlgorithm::EcdsaP256,
+        &ca,
+        "app1",
+        &sans,
+        now,
+        &checked.spki_der,
+    )
+    .unwrap();
     let reference = crate::pki::issue_leaf(&spec, &ca, "app1", &sans, now).unwrap();
     let der = |p: &str| pem::parse(p).unwrap().into_contents();
     let (cert_der, ref_der) = (der(&cert), der(&reference.cert_pem));

@@ -100,7 +100,11 @@ pub(super) fn certified_key(
     let on_node = key_pem == super::KEY_ON_NODE;
     let key = match on_node {
         true => super::stand_in::stand_in_key().ok_or_else(|| {
-            fail(side, FailureKind::Other, "cannot make a stand-in key".into())
+            fail(
+                side,
+                FailureKind::Other,
+                "cannot make a stand-in key".into(),
+            )
         })?,
         false => private_key(key_pem, side)?,
     };

@@ -127,7 +127,10 @@ impl Transport for Traced {
         port: u16,
         timeout: Duration,
     ) -> Result<Box<dyn ByteStream>, TransportError> {
-        self.log("open_stream", &[("address", format!("{host}:{port}").as_bytes())]);
+        self.log(
+            "open_stream",
+            &[("address", format!("{host}:{port}").as_bytes())],
+        );
         self.inner.open_stream(host, port, timeout)
     }
 
@@ -137,7 +140,11 @@ impl Transport for Traced {
             .as_ref()
             .ok()
             .and_then(|e| e.as_ref())
-            .map(|e| e.iter().flat_map(|d| format!("{}\n", d.name).into_bytes()).collect())
+            .map(|e| {
+                e.iter()
+                    .flat_map(|d| format!("{}\n", d.name).into_bytes())
+                    .collect()
+            })
             .unwrap_or_default();
         self.log("list_dir", &[("path", path.as_bytes()), ("stdout", &names)]);
         r

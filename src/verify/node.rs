@@ -344,13 +344,12 @@ fn check_key_mode(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>)
         }),
         // Missing keys are reported by the key check; an unreadable mode is reported
         // only when the key itself was read (else the read error says it all).
-        Err(message) if matches!(files.key, FileState::Present(_) | FileState::PublicKey(_)) => {
-            out.push(Finding::Unreadable {
+        Err(message) if matches!(files.key, FileState::Present(_) | FileState::PublicKey(_)) => out
+            .push(Finding::Unreadable {
                 file: FileKind::Key,
                 path: cx.paths.key.clone(),
                 message: message.clone(),
-            })
-        }
+            }),
         _ => {}
     }
 }

@@ -44,8 +44,15 @@ fn key_lines(zdt: &Zdt) -> Vec<(String, String)> {
     for node in zdt.topo.names() {
         let path = zdt.fleet.node(node).dir.join(TLS_DIR).join("key.pem");
         let pem = fs::read_to_string(&path).expect("read a node key");
-        assert!(pem.contains("PRIVATE KEY"), "{node}: not a key: {}", path.display());
-        for line in pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 32) {
+        assert!(
+            pem.contains("PRIVATE KEY"),
+            "{node}: not a key: {}",
+            path.display()
+        );
+        for line in pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+        {
             out.push((node.to_string(), line.to_string()));
         }
         let der = pem::parse(&pem).expect("key PEM").into_contents();
@@ -66,7 +73,9 @@ fn leaked(path: &Path, keys: &[(String, String)]) -> Vec<String> {
         let hit = match k.strip_prefix("DER:") {
             Some(h) => {
                 let der = hex::decode(h).expect("hex");
-                trace.windows(der.len().min(32)).any(|w| w == &der[der.len() - 32..])
+                trace
+                    .windows(der.len().min(32))
+                    .any(|w| w == &der[der.len() - 32..])
             }
             None => text.contains(k.as_str()),
         };
@@ -81,7 +90,11 @@ fn no_pending_dirs(zdt: &Zdt) {
     for node in zdt.topo.names() {
         let tls = zdt.fleet.node(node).dir.join(TLS_DIR);
         for store in fs::read_dir(&tls).expect("tls dir").flatten() {
-            if !store.file_name().to_string_lossy().starts_with(".certroll-") {
+            if !store
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".certroll-")
+            {
                 continue;
             }
             for e in fs::read_dir(store.path()).expect("store").flatten() {
@@ -142,7 +155,9 @@ fn node_made_keys_rotate_without_a_failed_handshake_and_never_cross_the_transpor
     );
     for node in zdt.topo.names() {
         assert!(
-            found.iter().any(|f| f.starts_with(&format!("key of {node}:"))),
+            found
+                .iter()
+                .any(|f| f.starts_with(&format!("key of {node}:"))),
             "the check did not find the key sent to {node}: {found:?}"
         );
     }
