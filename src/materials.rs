@@ -150,6 +150,14 @@ fn chain_of(leaf_pem: &str, ca: &CaCert, extra: Option<&str>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A key file's change: its bytes, or the key waiting on the node.
+fn key_data(key: LeafKey) -> (Option<Vec<u8>>, Option<PendingKey>) {
+    match key {
+        LeafKey::Pem(p) => (Some(p.into_bytes()), None),
+        LeafKey::OnNode(k) => (None, Some(k)),
+    }
+}
+
 /// Why the files of a step could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum MaterialError {
@@ -195,7 +203,7 @@ pub fn changes_with(
 ) -> Result<Vec<FileChange>, MaterialError> {
     let paths = node.paths(&spec.name);
     let mut out: Vec<FileChange> = Vec::new();
-    let mut put = |kind: FileKind, path: &str, data: Option<Vec<u8>>, node_key| {
+    let mut set = |kind: FileKind, path: &str, data: Option<Vec<u8>>, node_key| {
         out.retain(|c| c.path != path);
         out.push(FileChange {
             kind,
@@ -203,15 +211,6 @@ pub fn changes_with(
             data,
             node_key,
         });
-    };
-    macro_rules! set {
-        ($kind:expr, $path:expr, $data:expr $(,)?) => {
-            put($kind, $path, $data, None)
-        };
-    }
-    let set_key = |path: &str, key: LeafKey| match key {
-        LeafKey::Pem(p) => (FileKind::Key, path.to_string(), Some(p.into_bytes()), None),
-        LeafKey::OnNode(k) => (FileKind::Key, path.to_string(), None, Some(k)),
     };
     let next = |action: Action| {
         gens.next.ok_or(MaterialError::NoNextGeneration {
@@ -224,27 +223,34 @@ pub fn changes_with(
         match action {
             Action::Install | Action::Renew | Action::LeafRestore => {
                 if action == Action::Install {
-                    set!(
+                    set(
                         FileKind::TrustBundle,
                         &paths.trust_bundle,
                         Some(base.compose(&[gens.current.anchor()])),
+                        None,
                     );
                 }
                 let l = leaf(gens.current)?;
                 let chain_pem = chain_of(&l.cert_pem, gens.current, None);
-                let (k, p, d, n) = set_key(&paths.key, l.key);
-                put(k, &p, d, n);
-                set!(FileKind::Cert, &paths.cert, Some(chain_pem));
+                let (data, on_node) = key_data(l.key);
+                set(FileKind::Key, &paths.key, data, on_node);
+                set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
             }
             Action::TrustAdd | Action::TrustRestore => {
                 let n = next(action)?;
-                set!(
+                set(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
                     Some(base.compose(&[gens.current.anchor(), n.anchor()])),
+                    None,
                 );
                 if let (Some(p), Some(cross)) = (&paths.proof_cert, gens.cross) {
-                    set!(FileKind::ProofCert, p, Some(cross.as_bytes().to_vec()));
+                    set(
+                        FileKind::ProofCert,
+                        p,
+                        Some(cross.as_bytes().to_vec()),
+                        None,
+                    );
                 }
             }
             Action::LeafSwap => {
@@ -252,9 +258,9 @@ pub fn changes_with(
                 let l = leaf(n)?;
                 let cross = gens.cross.filter(|_| chain == ChainMode::CrossSigned);
                 let chain_pem = chain_of(&l.cert_pem, n, cross);
-                let (k, p, d, nk) = set_key(&paths.key, l.key);
-                put(k, &p, d, nk);
-                set!(FileKind::Cert, &paths.cert, Some(chain_pem));
+                let (data, on_node) = key_data(l.key);
+                set(FileKind::Key, &paths.key, data, on_node);
+                set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
             }
             Action::TrustPrune | Action::TrustDropNew => {
                 let keep = if action == Action::TrustPrune {
@@ -262,13 +268,14 @@ pub fn changes_with(
                 } else {
                     gens.current
                 };
-                set!(
+                set(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
                     Some(base.compose(&[keep.anchor()])),
+                    None,
                 );
                 if let Some(p) = &paths.proof_cert {
-                    set!(FileKind::ProofCert, p, None);
+                    set(FileKind::ProofCert, p, None, None);
                 }
             }
         }
