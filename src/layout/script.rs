@@ -271,6 +271,8 @@ keygen() {
 pubkey() {
   case $1 in /*) p=$1 ;; *) p=$orig/$1 ;; esac
   if [ ! -e "$p" ]; then echo absent; return 0; fi
+  # A FIFO or a device would hold openssl forever: only a regular file is read.
+  [ -f "$p" ] || fail 15 "the key $p is not a regular file"
   command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found"
   out=$(openssl pkey -in "$p" -pubout 2>&1) || fail 15 "openssl cannot read the key $p"
   printf '%s\n' "$out"
