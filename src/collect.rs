@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::inventory::{CaId, Inventory, NodeId};
+use crate::inventory::{CaId, Inventory, KeySource, NodeId};
 use crate::transport::{Connector, Transport, TransportError};
 
 /// What reading one file gave.
@@ -19,6 +19,9 @@ pub enum FileState {
     Missing,
     /// The read failed; the message names the action, the node and the path.
     Unreadable(String),
+    /// A key made on the node (`key_source = "node"`), never read: its public key
+    /// (SubjectPublicKeyInfo, DER) as openssl derived it on the node.
+    PublicKey(Vec<u8>),
 }
 
 impl std::fmt::Debug for FileState {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for FileState {
         match self {
             FileState::Present(b) => write!(f, "Present({} bytes)", b.len()),
             FileState::Missing => f.write_str("Missing"),
+            FileState::PublicKey(b) => write!(f, "PublicKey({} bytes)", b.len()),
             FileState::Unreadable(m) => write!(f, "Unreadable({m:?})"),
         }
     }
@@ -113,7 +117,12 @@ pub fn collect(
             if member[i].binary_search(&node).is_ok() {
                 let paths = inv.nodes[node].paths(&inv.cas[ca].name);
                 let managed = managed_files(inv, node);
-                files.insert(ca, read_set(transport.as_ref(), &paths, &managed));
+                let n = &inv.nodes[node];
+                let mut set = read_set(transport.as_ref(), &paths, &managed, n.files.key_source);
+                if n.files.key_source == KeySource::Node {
+                    set.key = public_key(transport.as_ref(), n, &paths.key);
+                }
+                files.insert(ca, set);
             }
         }
         Collected::Reached { transport, files }
@@ -133,14 +142,35 @@ fn managed_files(inv: &Inventory, node: NodeId) -> Vec<String> {
         .collect()
 }
 
-fn read_set(t: &dyn Transport, paths: &crate::inventory::NodePaths, managed: &[String]) -> CaFiles {
+fn read_set(
+    t: &dyn Transport,
+    paths: &crate::inventory::NodePaths,
+    managed: &[String],
+    source: KeySource,
+) -> CaFiles {
     CaFiles {
         bundle: read(t, &paths.trust_bundle),
         cert: read(t, &paths.cert),
-        key: read(t, &paths.key),
+        key: match source {
+            KeySource::Control => read(t, &paths.key),
+            // Filled by `public_key`: the key itself is never read.
+            KeySource::Node => FileState::Missing,
+        },
         key_mode: t.file_mode(&paths.key).map_err(|e| e.to_string()),
         proof: paths.proof_cert.as_deref().map(|p| read(t, p)),
         loose_copies: crate::secrets::loose_copies(t, paths, managed),
+    }
+}
+
+/// A key made on the node, checked there (see [`crate::layout::public_key`]). A key openssl
+/// cannot read is "present" with no public key: the key check reports it as corrupt.
+fn public_key(t: &dyn Transport, node: &crate::inventory::Node, path: &str) -> FileState {
+    use crate::layout::LayoutError;
+    match crate::layout::public_key(t, node, path) {
+        Ok(Some(spki)) => FileState::PublicKey(spki),
+        Ok(None) => FileState::Missing,
+        Err(LayoutError::Node { .. }) => FileState::PublicKey(Vec::new()),
+        Err(e) => FileState::Unreadable(e.to_string()),
     }
 }
 

@@ -1,7 +1,9 @@
 //! What each plan action writes on a node: the bytes of bundles, chains and keys.
 //!
 //! One function serves both `apply` (which sends the files) and `plan --check` (which
-//! simulates them), so the simulation proves exactly what is deployed. Bundles are
+//! simulates them), so the simulation proves exactly what is deployed. Where a leaf's key
+//! is made is a [`Leaves`]: here ([`ControlKeys`], also what the simulation uses for
+//! `key_source = "node"`, generating the key in memory) or on the node (the executor's). Bundles are
 //! composed around the certificates certroll does not manage ([`BundleBase`]); leaves
 //! of an intermediate CA are served with the intermediate.
 
@@ -9,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::bundles::BundleBase;
 use crate::inventory::{CaSpec, Node};
-use crate::pki::{issue_node_leaf, CaCert, PkiError};
+use crate::pki::{issue_node_leaf, CaCert, Leaf, PkiError};
 use crate::plan::{Action, ChainMode};
 
 /// Which file of a node's set for one CA.
@@ -42,12 +44,71 @@ impl FileKind {
     }
 }
 
-/// One file change: write `data`, or remove the file when `data` is `None`.
+/// One file change: write `data`, or remove the file when `data` is `None` (and
+/// `node_key` is `None`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct FileChange {
     pub kind: FileKind,
     pub path: String,
     pub data: Option<Vec<u8>>,
+    /// The key file takes a key made on the node (`data` is then `None`).
+    pub node_key: Option<PendingKey>,
+}
+
+/// A key made on the node, waiting in its store: the pending directory and the public key
+/// (SubjectPublicKeyInfo, DER) the node's request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingKey {
+    pub pending: String,
+    pub spki_der: Vec<u8>,
+}
+
+/// A leaf and where its key is.
+pub struct LeafFiles {
+    pub cert_pem: String,
+    pub key: LeafKey,
+}
+
+/// A leaf's private key: its PEM (made here), or a key that stays on the node.
+pub enum LeafKey {
+    Pem(String),
+    OnNode(PendingKey),
+}
+
+/// Where a step's leaves and their keys are made.
+pub trait Leaves {
+    /// A fresh leaf for `node` from generation `ca` of CA `spec`.
+    fn leaf(
+        &self,
+        spec: &CaSpec,
+        ca: &CaCert,
+        node: &Node,
+        now: OffsetDateTime,
+    ) -> Result<LeafFiles, MaterialError>;
+}
+
+/// Keys made on the control host (and by the simulation, whatever `key_source` says).
+pub struct ControlKeys;
+
+impl Leaves for ControlKeys {
+    fn leaf(
+        &self,
+        spec: &CaSpec,
+        ca: &CaCert,
+        node: &Node,
+        now: OffsetDateTime,
+    ) -> Result<LeafFiles, MaterialError> {
+        let Leaf {
+            cert_pem, key_pem, ..
+        } = issue_node_leaf(spec, ca, node, now).map_err(|source| MaterialError::Pki {
+            node: node.name.clone(),
+            source,
+        })?;
+        Ok(LeafFiles {
+            cert_pem,
+            key: LeafKey::Pem(key_pem),
+        })
+    }
 }
 
 impl std::fmt::Debug for FileChange {
@@ -89,6 +150,14 @@ fn chain_of(leaf_pem: &str, ca: &CaCert, extra: Option<&str>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A key file's change: its bytes, or the key waiting on the node.
+fn key_data(key: LeafKey) -> (Option<Vec<u8>>, Option<PendingKey>) {
+    match key {
+        LeafKey::Pem(p) => (Some(p.into_bytes()), None),
+        LeafKey::OnNode(k) => (None, Some(k)),
+    }
+}
+
 /// Why the files of a step could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum MaterialError {
@@ -100,10 +169,14 @@ pub enum MaterialError {
         #[source]
         source: PkiError,
     },
+    /// Making the key on the node failed (`key_source = "node"`): the message says how.
+    #[error("{message}")]
+    NodeKey { message: String, transient: bool },
 }
 
-/// The file changes of `actions` on `node` for CA `spec`, in order. Later changes to the
-/// same file replace earlier ones. Bundles keep the foreign certificates of `base`.
+/// The file changes of `actions` on `node` for CA `spec`, in order, keys made here. Later
+/// changes to the same file replace earlier ones. Bundles keep the foreign certificates of
+/// `base`.
 pub fn changes_for(
     actions: &[Action],
     node: &Node,
@@ -113,14 +186,30 @@ pub fn changes_for(
     base: &BundleBase,
     now: OffsetDateTime,
 ) -> Result<Vec<FileChange>, MaterialError> {
+    changes_with(actions, node, spec, gens, chain, base, now, &ControlKeys)
+}
+
+/// [`changes_for`] with the leaves (and keys) made by `leaves`.
+#[allow(clippy::too_many_arguments)]
+pub fn changes_with(
+    actions: &[Action],
+    node: &Node,
+    spec: &CaSpec,
+    gens: Generations<'_>,
+    chain: ChainMode,
+    base: &BundleBase,
+    now: OffsetDateTime,
+    leaves: &dyn Leaves,
+) -> Result<Vec<FileChange>, MaterialError> {
     let paths = node.paths(&spec.name);
     let mut out: Vec<FileChange> = Vec::new();
-    let mut set = |kind: FileKind, path: &str, data: Option<Vec<u8>>| {
+    let mut set = |kind: FileKind, path: &str, data: Option<Vec<u8>>, node_key| {
         out.retain(|c| c.path != path);
         out.push(FileChange {
             kind,
             path: path.to_string(),
             data,
+            node_key,
         });
     };
     let next = |action: Action| {
@@ -129,12 +218,7 @@ pub fn changes_for(
             action: action.as_str(),
         })
     };
-    let leaf = |ca: &CaCert| {
-        issue_node_leaf(spec, ca, node, now).map_err(|source| MaterialError::Pki {
-            node: node.name.clone(),
-            source,
-        })
-    };
+    let leaf = |ca: &CaCert| leaves.leaf(spec, ca, node, now);
     for &action in actions {
         match action {
             Action::Install | Action::Renew | Action::LeafRestore => {
@@ -143,12 +227,14 @@ pub fn changes_for(
                         FileKind::TrustBundle,
                         &paths.trust_bundle,
                         Some(base.compose(&[gens.current.anchor()])),
+                        None,
                     );
                 }
                 let l = leaf(gens.current)?;
                 let chain_pem = chain_of(&l.cert_pem, gens.current, None);
-                set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
-                set(FileKind::Cert, &paths.cert, Some(chain_pem));
+                let (data, on_node) = key_data(l.key);
+                set(FileKind::Key, &paths.key, data, on_node);
+                set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
             }
             Action::TrustAdd | Action::TrustRestore => {
                 let n = next(action)?;
@@ -156,9 +242,15 @@ pub fn changes_for(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
                     Some(base.compose(&[gens.current.anchor(), n.anchor()])),
+                    None,
                 );
                 if let (Some(p), Some(cross)) = (&paths.proof_cert, gens.cross) {
-                    set(FileKind::ProofCert, p, Some(cross.as_bytes().to_vec()));
+                    set(
+                        FileKind::ProofCert,
+                        p,
+                        Some(cross.as_bytes().to_vec()),
+                        None,
+                    );
                 }
             }
             Action::LeafSwap => {
@@ -166,8 +258,9 @@ pub fn changes_for(
                 let l = leaf(n)?;
                 let cross = gens.cross.filter(|_| chain == ChainMode::CrossSigned);
                 let chain_pem = chain_of(&l.cert_pem, n, cross);
-                set(FileKind::Key, &paths.key, Some(l.key_pem.into_bytes()));
-                set(FileKind::Cert, &paths.cert, Some(chain_pem));
+                let (data, on_node) = key_data(l.key);
+                set(FileKind::Key, &paths.key, data, on_node);
+                set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
             }
             Action::TrustPrune | Action::TrustDropNew => {
                 let keep = if action == Action::TrustPrune {
@@ -179,9 +272,10 @@ pub fn changes_for(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
                     Some(base.compose(&[keep.anchor()])),
+                    None,
                 );
                 if let Some(p) = &paths.proof_cert {
-                    set(FileKind::ProofCert, p, None);
+                    set(FileKind::ProofCert, p, None, None);
                 }
             }
         }

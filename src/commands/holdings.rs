@@ -120,7 +120,7 @@ fn classify(files: &CaFiles, known: &Known) -> Holding {
         },
         _ => LeafFrom::Missing,
     };
-    let key = matches!(files.key, FileState::Present(_));
+    let key = matches!(files.key, FileState::Present(_) | FileState::PublicKey(_));
     Holding::Read(Files { bundle, leaf, key })
 }
 

@@ -147,6 +147,11 @@ pub fn seen_on_node(files: &CaFiles, current: &CaCert, next: &CaCert) -> NodePro
     if next_subject.as_deref() == Some(leaf.issuer.as_str()) {
         seen.leaf_swap = Progress::Done;
     }
+    if let FileState::PublicKey(spki) = &files.key {
+        if hex::encode(Sha256::digest(spki)) != leaf.spki_sha256 {
+            seen.leaf_swap = seen.leaf_swap.max(Progress::Unknown);
+        }
+    }
     if let FileState::Present(key) = &files.key {
         // The key's text is never kept or shown: only whether it matches the certificate.
         let pair = std::str::from_utf8(key)

@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
+use super::node_keys::NodeKeys;
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
 use crate::bundles::{managed_ders, BundleBase};
 use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
+use crate::inventory::KeySource;
 use crate::inventory::{BundleForeign, CaId, Inventory, Node, NodeId};
 use crate::layout::{self, LayoutError};
-use crate::materials::{changes_for, Generations};
+use crate::materials::{changes_with, ControlKeys, Generations, Leaves, MaterialError};
 use crate::pki::CaCert;
 use crate::plan::{ChainMode, Plan, Step, StepId};
 use crate::transport::{Connector, Transport};
@@ -98,8 +100,12 @@ impl<'a> FleetWork<'a> {
         let paths = node.paths(self.ca_name());
         let cert = t.read_file(&paths.cert)?;
         let bundle = t.read_file(&paths.trust_bundle)?;
-        // The node's own pair, offered if the server asks for a client certificate.
-        let key = t.read_file(&paths.key)?;
+        // The node's own pair, offered if the server asks for a client certificate; a key
+        // made on the node is never read (the server then sees no client certificate).
+        let key = match node.files.key_source {
+            KeySource::Control => t.read_file(&paths.key)?,
+            KeySource::Node => None,
+        };
         let me = cert
             .as_deref()
             .zip(key.as_deref())
@@ -199,7 +205,19 @@ impl StepWork for FleetWork<'_> {
         };
         let spec = &self.inv.cas[self.ca];
         let base = self.bundle_base(step)?;
-        let changes = changes_for(
+        let transport;
+        let node_keys;
+        let leaves: &dyn Leaves = match node.files.key_source {
+            KeySource::Control => &ControlKeys,
+            KeySource::Node => {
+                transport = self.transport(step)?;
+                node_keys = NodeKeys {
+                    transport: transport.as_ref(),
+                };
+                &node_keys
+            }
+        };
+        let changes = changes_with(
             &step.actions,
             node,
             spec,
@@ -207,18 +225,31 @@ impl StepWork for FleetWork<'_> {
             self.chain,
             &base,
             OffsetDateTime::now_utc(),
+            leaves,
         )
-        .map_err(|e| StepError::permanent(crate::error::chain(&e)))?;
+        .map_err(|e| match e {
+            MaterialError::NodeKey {
+                message,
+                transient: true,
+            } => StepError::transient(message),
+            e => StepError::permanent(crate::error::chain(&e)),
+        })?;
         let ops = changes
             .into_iter()
-            .map(|c| match c.data {
-                Some(data) => FileOp::Write {
+            .map(|c| match (c.data, c.node_key) {
+                (Some(data), _) => FileOp::Write {
                     path: c.path,
                     data,
                     mode: c.kind.mode(),
                     what: c.kind.label().to_string(),
                 },
-                None => FileOp::Remove {
+                (None, Some(k)) => FileOp::NodeKey {
+                    path: c.path,
+                    pending: k.pending,
+                    spki_sha256: crate::transport::sha256_hex(&k.spki_der),
+                    what: c.kind.label().to_string(),
+                },
+                (None, None) => FileOp::Remove {
                     path: c.path,
                     what: c.kind.label().to_string(),
                 },

@@ -15,6 +15,7 @@ use crate::transport::{sha256_hex, ErrorKind, TransportError};
 
 mod events;
 mod fleet;
+mod node_keys;
 mod retry;
 mod run;
 pub mod step;
@@ -38,18 +39,35 @@ pub enum FileOp {
     },
     /// Remove the file (keeping a backup); missing is not an error.
     Remove { path: String, what: String },
+    /// Put the key made on the node (`key_source = "node"`), waiting in the store's
+    /// pending directory `pending`, in place. Its bytes never cross the transport: it is
+    /// checked by the SHA-256 of its public key (SubjectPublicKeyInfo, DER), `spki_sha256`.
+    NodeKey {
+        path: String,
+        pending: String,
+        spki_sha256: String,
+        what: String,
+    },
 }
+
+/// The prefix of a journaled hash that is the SHA-256 of a key's public key, as the node
+/// derives it (a key made on the node), rather than of the file's bytes.
+pub const PUBLIC_KEY_HASH: &str = "spki:";
 
 impl FileOp {
     pub fn path(&self) -> &str {
         match self {
-            FileOp::Write { path, .. } | FileOp::Remove { path, .. } => path,
+            FileOp::Write { path, .. }
+            | FileOp::Remove { path, .. }
+            | FileOp::NodeKey { path, .. } => path,
         }
     }
 
     pub fn what(&self) -> &str {
         match self {
-            FileOp::Write { what, .. } | FileOp::Remove { what, .. } => what,
+            FileOp::Write { what, .. }
+            | FileOp::Remove { what, .. }
+            | FileOp::NodeKey { what, .. } => what,
         }
     }
 
@@ -63,6 +81,12 @@ impl FileOp {
             FileOp::Remove { path, .. } => FileHash {
                 path: path.clone(),
                 sha256: None,
+            },
+            FileOp::NodeKey {
+                path, spki_sha256, ..
+            } => FileHash {
+                path: path.clone(),
+                sha256: Some(format!("{PUBLIC_KEY_HASH}{spki_sha256}")),
             },
         }
     }
@@ -88,6 +112,18 @@ impl fmt::Debug for FileOp {
                 .debug_struct("Remove")
                 .field("path", path)
                 .field("what", what)
+                .finish(),
+            FileOp::NodeKey {
+                path,
+                pending,
+                spki_sha256,
+                what,
+            } => f
+                .debug_struct("NodeKey")
+                .field("path", path)
+                .field("what", what)
+                .field("pending", pending)
+                .field("spki_sha256", spki_sha256)
                 .finish(),
         }
     }

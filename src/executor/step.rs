@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{FileHash, FileOp, StepError};
+use super::{FileHash, FileOp, StepError, PUBLIC_KEY_HASH};
 use crate::inventory::Node;
 use crate::layout::{self, ApplyOptions, Change, LayoutError, Role};
 use crate::transport::{sha256_hex, ExecOutput, Transport};
@@ -52,6 +52,7 @@ pub fn apply_file_ops(
         let change = match op {
             FileOp::Write { data, .. } => Change::Write(data),
             FileOp::Remove { .. } => Change::Remove,
+            FileOp::NodeKey { pending, .. } => Change::NodeKey(pending),
         };
         changes.push((role, change));
     }
@@ -98,11 +99,31 @@ pub fn mismatches(
 ) -> Result<Vec<String>, StepError> {
     let mut out = Vec::new();
     for f in expected {
-        let actual = transport.read_file(&f.path)?.map(|d| sha256_hex(&d));
+        let public = f
+            .sha256
+            .as_deref()
+            .is_some_and(|h| h.starts_with(PUBLIC_KEY_HASH));
+        let actual = if public {
+            // A key made on the node is never read back: the node derives its public key.
+            match layout::public_key(transport, node, &f.path) {
+                Ok(k) => k.map(|d| format!("{PUBLIC_KEY_HASH}{}", sha256_hex(&d))),
+                Err(LayoutError::Transport(e)) => return Err(e.into()),
+                Err(e) => return Err(StepError::permanent(e.to_string())),
+            }
+        } else {
+            transport.read_file(&f.path)?.map(|d| sha256_hex(&d))
+        };
         if actual == f.sha256 {
             continue;
         }
         let shown = |h: &Option<String>| match h {
+            Some(h) if h.starts_with(PUBLIC_KEY_HASH) => {
+                let h = &h[PUBLIC_KEY_HASH.len()..];
+                format!(
+                    "a key whose public key has sha256 {}",
+                    &h[..h.len().min(16)]
+                )
+            }
             Some(h) => format!("sha256 {}", &h[..h.len().min(16)]),
             None => "absent".to_string(),
         };

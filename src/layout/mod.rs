@@ -28,7 +28,10 @@ use crate::inventory::{Become, Node, NodePaths, TransportKind};
 use crate::transport::ssh::shell_quote;
 use crate::transport::{ErrorKind, ExecOutput, Transport, TransportError};
 
+mod keygen;
 pub mod script;
+
+pub use keygen::{keygen, public_key, NodeKeyRequest, KEYGEN_TIMEOUT};
 
 /// The line that ends the file data on the script's standard input.
 const END_MARKER: &str = "certroll-end-of-data";
@@ -124,6 +127,8 @@ fn parent(path: &str) -> &str {
 pub enum Change<'a> {
     Write(&'a [u8]),
     Remove,
+    /// The key [`keygen`] made on the node, in the pending directory `.key-<tag>` named here.
+    NodeKey(&'a str),
 }
 
 /// Options of [`apply`].
@@ -150,6 +155,9 @@ pub struct Applied {
 pub enum LayoutError {
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// `key_source = "node"` on a node without `openssl`.
+    #[error("failed to {action} on node {node}: openssl is not installed there, and key_source = \"node\" needs it on the node to make and check its keys (install openssl, or set key_source = \"control\")")]
+    NoOpenssl { node: String, action: String },
     /// The script refused or failed before the switch (`ownership` when an owner or group
     /// could not be given): what the software reads is as it was.
     #[error("failed to {action} on node {node}: {message}")]
@@ -215,6 +223,7 @@ pub fn apply(
                 ("w", data.len().to_string())
             }
             Some(Change::Remove) => ("r", "0".into()),
+            Some(Change::NodeKey(pending)) => ("n", pending.to_string()),
             None => ("k", "0".into()),
         };
         let xmode = role
@@ -285,6 +294,12 @@ fn command(args: &[String]) -> String {
 }
 
 fn failure(node: &Node, action: String, out: &ExecOutput) -> LayoutError {
+    if out.status == Some(14) {
+        return LayoutError::NoOpenssl {
+            node: node.name.clone(),
+            action,
+        };
+    }
     let said: Vec<&str> = out
         .stderr
         .lines()
@@ -318,3 +333,6 @@ impl LayoutError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod keygen_tests;

@@ -7,7 +7,15 @@
 //!
 //! Exit codes: 10 the files could not be written (nothing served changed), 11 an owner or
 //! group could not be given (nothing served changed), 12 the data arrived incomplete,
+//! 14 `openssl` is missing (`keygen`, `pubkey`), 15 a key openssl cannot read (`pubkey`),
 //! 99 stopped on purpose at a phase (tests only).
+//!
+//! `keygen` makes a leaf key on the node (`key_source = "node"`) in a pending directory
+//! `.key-<tag>` of the store (0700) and prints a request for it; `apply`'s action `n`
+//! then puts that key into the new version, under the same owner and mode rules as a
+//! written key, and removes the pending directory. `prune` removes pending directories a
+//! crash left behind. `pubkey` prints the public key of a key file, so that a key made on
+//! the node is checked there and never read back.
 
 /// Marker printed once every file is in place (before the reload runs).
 pub const FILES_IN_PLACE: &str = "certroll: files in place";
@@ -15,11 +23,13 @@ pub const FILES_IN_PLACE: &str = "certroll: files in place";
 pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 
 /// `apply STORE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER CLEAN` then, per file, 6 words:
-/// `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k or r; `-` for unset). Standard input
+/// `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k, r or n; `-` for unset; for n, SIZE is
+/// the pending directory `.key-<tag>` whose `key.pem` becomes the file). Standard input
 /// holds the data of the `w` files in order, then the MARKER line. Relative paths are
 /// taken from the directory the script starts in. CLEAN `-`, or how many earlier runs'
 /// backups to keep while removing every other old version after the switch.
-/// `cleanup STORE KEEP PATH...`.
+/// `cleanup STORE KEEP PATH...`. `keygen STORE TAG ALG NONCE STOP` (ALG `ecdsa-p256`,
+/// `ecdsa-p384`, `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`.
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
@@ -64,7 +74,7 @@ build() {
   written= drop=
   while [ $# -ge 6 ]; do
     case $3 in
-      w) written="$written $t/$1"; [ "$5" = - ] || drop="$drop $t/$1" ;;
+      w|n) written="$written $t/$1"; [ "$5" = - ] || drop="$drop $t/$1" ;;
       r) drop="$drop $t/$1" ;;
     esac
     shift 6
@@ -81,9 +91,18 @@ build() {
 
 fill() {
   while [ $# -ge 6 ]; do
-    if [ "$3" = w ]; then
+    if [ "$3" = w ] || [ "$3" = n ]; then
       fresh=; [ -e "$t/$1" ] || fresh=1
-      head -c "$4" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
+      if [ "$3" = w ]; then
+        head -c "$4" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
+      else
+        # The key made on the node takes the place of the written data: same file, same
+        # owner and mode rules; its pending directory goes.
+        case $4 in .key-*[!A-Za-z0-9._-]*|.key-) fail 10 "bad pending key directory $4" ;; .key-*) ;; *) fail 10 "bad pending key directory $4" ;; esac
+        [ -f "$4/key.pem" ] || fail 10 "the key made on the node is missing: $store/$4/key.pem"
+        cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
+        run rm -rf -- "$4"
+      fi
       if [ "$5" != - ]; then
         run chmod -- "$5" "$t/$1"
         if [ -z "$owner$group" ] && [ -e "current/$1" ]; then
@@ -202,7 +221,7 @@ prune() {
     if [ $((n - i)) -lt "$keep" ]; then keepers="$keepers$(readlink -- "$b") "
     else gone="$gone $b"; fi
   done
-  for d in v-* .tmp-* .next-*; do
+  for d in v-* .tmp-* .next-* .key-*; do
     { [ -e "$d" ] || [ -L "$d" ]; } || continue
     case $keepers in *" $d "*) continue ;; esac
     case $d in *[!A-Za-z0-9._-]*) run rm -rf -- "$d" ;; *) gone="$gone $d" ;; esac
@@ -217,10 +236,52 @@ cleanup() {
   echo "certroll: cleaned"
 }
 
+# keygen STORE TAG ALG NONCE STOP: a fresh key in .key-TAG, its request on stdout.
+keygen() {
+  store=$1 tag=$2 alg=$3 nonce=$4 stop=$5
+  command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found"
+  case $store in /*) ;; *) store=$orig/$store ;; esac
+  if [ ! -d "$store" ]; then
+    out=$(umask 022 && mkdir -p -- "$store" 2>&1) || fail 10 "${out:-cannot create $store}"
+  fi
+  cd -- "$store" || fail 10 "cannot enter $store"
+  d=.key-$tag
+  run mkdir -m 0700 -- "$d"
+  case $alg in
+    ecdsa-p256) set -- -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:named_curve ;;
+    ecdsa-p384) set -- -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -pkeyopt ec_param_enc:named_curve ;;
+    ed25519) set -- -algorithm ED25519 ;;
+    rsa-[0-9]*) set -- -algorithm RSA -pkeyopt "rsa_keygen_bits:${alg#rsa-}" ;;
+    *) fail 13 "unknown key algorithm $alg" ;;
+  esac
+  phase 1
+  run openssl genpkey "$@" -out "$d/key.pem"
+  phase 2
+  # A minimal configuration: the distribution's openssl.cnf adds nothing to the request.
+  printf '[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = %s\n' "$nonce" > "$d/req.cnf" \
+    || fail 10 "cannot write $store/$d/req.cnf"
+  case $alg in ed25519) md= ;; *) md=-sha256 ;; esac
+  run openssl req -new -config "$d/req.cnf" -key "$d/key.pem" $md -out "$d/req.pem"
+  rm -f -- "$d/req.cnf"
+  phase 3
+  cat -- "$d/req.pem" && rm -f -- "$d/req.pem"
+}
+
+# pubkey PATH: the public key of the key at PATH (PEM), or `absent`.
+pubkey() {
+  case $1 in /*) p=$1 ;; *) p=$orig/$1 ;; esac
+  if [ ! -e "$p" ]; then echo absent; return 0; fi
+  command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found"
+  out=$(openssl pkey -in "$p" -pubout 2>&1) || fail 15 "openssl cannot read the key $p"
+  printf '%s\n' "$out"
+}
+
 cmd=$1; shift
 case $cmd in
   apply) apply "$@" ;;
   cleanup) cleanup "$@" ;;
+  keygen) keygen "$@" ;;
+  pubkey) pubkey "$@" ;;
   *) fail 13 "unknown command $cmd" ;;
 esac
 "#;

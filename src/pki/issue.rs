@@ -186,14 +186,49 @@ pub fn issue_leaf_with(
     let fail = |message: String| generate_error(spec, &action, message);
     let ca_key = ca.signer().map_err(|m| fail(format!("CA key: {m}")))?;
     let key = generate(alg).map_err(&fail)?;
+    let (params, not_after) = leaf_params(spec, alg, ca, node, sans, now).map_err(&fail)?;
+    let cert = sign(params, &key, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_after,
+    })
+}
 
+/// A leaf for a node whose key was made elsewhere (on the node, `key_source = "node"`):
+/// exactly [`issue_leaf_with`]'s certificate for `alg`, for the public key `spki_der` (a
+/// SubjectPublicKeyInfo, DER, from a checked request). Returns the certificate, PEM.
+pub fn issue_leaf_for_key(
+    spec: &CaSpec,
+    alg: KeyAlgorithm,
+    ca: &CaCert,
+    node: &str,
+    sans: &[String],
+    now: OffsetDateTime,
+    spki_der: &[u8],
+) -> Result<String, PkiError> {
+    let action = format!("issue a leaf for node {node} from G{}", ca.generation);
+    let fail = |message: String| generate_error(spec, &action, message);
+    let ca_key = ca.signer().map_err(|m| fail(format!("CA key: {m}")))?;
+    let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| fail(format!("the node's public key: {e}")))?;
+    let (params, _) = leaf_params(spec, alg, ca, node, sans, now).map_err(&fail)?;
+    let cert = sign(params, &public, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
+    Ok(cert.pem())
+}
+
+/// Everything a leaf says but its key: the one source of both kinds of leaf.
+fn leaf_params(
+    spec: &CaSpec,
+    alg: KeyAlgorithm,
+    ca: &CaCert,
+    node: &str,
+    sans: &[String],
+    now: OffsetDateTime,
+) -> Result<(CertificateParams, OffsetDateTime), String> {
     let mut params = CertificateParams::default();
     params.distinguished_name = leaf_subject(node);
-    params.subject_alt_names = sans
-        .iter()
-        .map(|s| san(s))
-        .collect::<Result<_, _>>()
-        .map_err(fail)?;
+    params.subject_alt_names = sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = leaf_key_usages(alg);
     params.extended_key_usages = vec![
@@ -202,17 +237,10 @@ pub fn issue_leaf_with(
     ];
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
-    let (not_before, not_after) =
-        window(now, spec.leaf_validity, Some(ca.not_after)).map_err(fail)?;
+    let (not_before, not_after) = window(now, spec.leaf_validity, Some(ca.not_after))?;
     params.not_before = not_before;
     params.not_after = not_after;
-
-    let cert = sign(params, &key, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
-    Ok(Leaf {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-        not_after,
-    })
+    Ok((params, not_after))
 }
 
 /// Signs `params` (for `key`) by the CA whose certificate is `issuer_der` and whose key is

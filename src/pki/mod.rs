@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::inventory::CaSpec;
 
 mod atomic;
+pub mod csr;
 pub mod encrypted;
 pub mod import;
 mod inspect;
@@ -20,8 +21,8 @@ mod unlock;
 pub use import::{ImportError, ImportSource, Imported};
 pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
 pub use issue::{
-    cross_sign, issue_leaf, issue_leaf_with, issue_node_leaf, new_ca, new_ca_with_key,
-    new_intermediate,
+    cross_sign, issue_leaf, issue_leaf_for_key, issue_leaf_with, issue_node_leaf, new_ca,
+    new_ca_with_key, new_intermediate,
 };
 pub use key::{CaKey, CaSigner, TokenKey, TokenKeyRef};
 pub use store::CaStore;

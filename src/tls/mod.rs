@@ -19,6 +19,9 @@ use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerCon
 
 mod classify;
 mod files;
+mod stand_in;
+
+pub use stand_in::KEY_ON_NODE;
 
 /// The files one side of a link holds: its trust bundle, its certificate chain, its key.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +83,10 @@ pub fn handshake(
         kind: FailureKind::Other,
         detail: format!("server name {server_name:?} is neither a DNS name nor an IP address"),
     })?;
-    let client_config = client_config(client, mutual, time.clone())?;
-    let server_config = server_config(server, mutual, time)?;
+    let (client_on_node, server_on_node) =
+        (client.key_pem == KEY_ON_NODE, server.key_pem == KEY_ON_NODE);
+    let client_config = client_config(client, mutual, server_on_node, time.clone())?;
+    let server_config = server_config(server, mutual, client_on_node, time)?;
     let client_conn =
         ClientConnection::new(client_config, name).map_err(|e| setup_error(Side::Client, e))?;
     let server_conn =
@@ -124,6 +129,7 @@ fn setup_error(side: Side, error: rustls::Error) -> HandshakeError {
 fn client_config(
     files: Endpoint<'_>,
     mutual: bool,
+    server_key_on_node: bool,
     time: Arc<dyn TimeProvider>,
 ) -> Result<Arc<ClientConfig>, HandshakeError> {
     let provider = provider();
@@ -137,10 +143,23 @@ fn client_config(
         )?),
         false => None,
     };
-    let builder = ClientConfig::builder_with_details(provider, time)
+    let builder = ClientConfig::builder_with_details(provider.clone(), time)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| setup_error(Side::Client, e))?
-        .with_root_certificates(roots);
+        .map_err(|e| setup_error(Side::Client, e))?;
+    let builder = if server_key_on_node {
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| HandshakeError {
+                side: Side::Client,
+                kind: FailureKind::Other,
+                detail: format!("cannot verify servers with the client's trust bundle: {e}"),
+            })?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(stand_in::ServerChainOnly(inner)))
+    } else {
+        builder.with_root_certificates(roots)
+    };
     let config = match identity {
         Some(key) => {
             let resolver: Arc<dyn ResolvesClientCert> = Arc::new(SingleCertAndKey::from(key));
@@ -154,6 +173,7 @@ fn client_config(
 fn server_config(
     files: Endpoint<'_>,
     mutual: bool,
+    client_key_on_node: bool,
     time: Arc<dyn TimeProvider>,
 ) -> Result<Arc<ServerConfig>, HandshakeError> {
     let provider = provider();
@@ -163,11 +183,18 @@ fn server_config(
             let roots = files::root_store(files.bundle_pem, Side::Server)?;
             let built =
                 WebPkiClientVerifier::builder_with_provider(roots, provider.clone()).build();
-            Some(built.map_err(|e| HandshakeError {
+            let built = built.map_err(|e| HandshakeError {
                 side: Side::Server,
                 kind: FailureKind::Other,
                 detail: format!("cannot verify clients with the server's trust bundle: {e}"),
-            })?)
+            })?;
+            if client_key_on_node {
+                let v: Arc<dyn rustls::server::danger::ClientCertVerifier> =
+                    Arc::new(stand_in::ClientChainOnly(built));
+                Some(v)
+            } else {
+                Some(built)
+            }
         }
         false => None,
     };

@@ -20,6 +20,8 @@ mod remote;
 mod session;
 pub mod ssh;
 mod stream;
+#[cfg(debug_assertions)]
+pub mod trace;
 mod tunnel;
 
 pub use become_sudo::Sudo;

@@ -218,6 +218,8 @@ impl Connector for FleetConnector {
             return Ok(Arc::clone(t));
         }
         let transport = self.open(node)?;
+        #[cfg(debug_assertions)]
+        let transport = super::trace::wrap(transport);
         *guard = Some(Arc::clone(&transport));
         Ok(transport)
     }

@@ -83,7 +83,13 @@ fn endpoint(f: &CaFiles) -> Endpoint<'_> {
     Endpoint {
         bundle_pem: f.bundle.bytes(),
         chain_pem: f.cert.bytes(),
-        key_pem: f.key.bytes(),
+        key_pem: match &f.key {
+            // Checked on its node (`key_source = "node"`): the chains are what is left.
+            crate::collect::FileState::PublicKey(spki) if !spki.is_empty() => {
+                crate::tls::KEY_ON_NODE
+            }
+            k => k.bytes(),
+        },
     }
 }
 

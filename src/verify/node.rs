@@ -111,7 +111,8 @@ fn certs(
     out: &mut Vec<Finding>,
 ) -> Option<Vec<CertInfo>> {
     let bytes = match state {
-        FileState::Present(b) => b,
+        // Only a key made on the node is held as its public key; never a certificate file.
+        FileState::Present(b) | FileState::PublicKey(b) => b,
         FileState::Missing => {
             out.push(Finding::Missing {
                 file,
@@ -290,6 +291,7 @@ fn check_key(
     let path = &cx.paths.key;
     let bytes = match &files.key {
         FileState::Present(b) => b,
+        FileState::PublicKey(_) => &Vec::new(),
         FileState::Missing => {
             return out.push(Finding::Missing {
                 file: FileKind::Key,
@@ -304,11 +306,17 @@ fn check_key(
             });
         }
     };
-    // The key's text is never put in a finding: only whether it parses and matches.
-    let pair = std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|text| rcgen::KeyPair::from_pem(text).ok());
-    let Some(pair) = pair else {
+    // The key's text is never put in a finding: only whether it parses and matches. A
+    // key made on the node was checked there: only its public key is here.
+    let spki = match &files.key {
+        FileState::PublicKey(spki) if !spki.is_empty() => Some(spki.clone()),
+        FileState::PublicKey(_) => None,
+        _ => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| rcgen::KeyPair::from_pem(text).ok())
+            .map(|pair| pair.subject_public_key_info()),
+    };
+    let Some(spki) = spki else {
         return out.push(Finding::Corrupt {
             file: FileKind::Key,
             path: path.clone(),
@@ -318,7 +326,7 @@ fn check_key(
     let Some(leaf) = leaf else {
         return;
     };
-    if hex::encode(Sha256::digest(pair.subject_public_key_info())) != leaf.spki_sha256 {
+    if hex::encode(Sha256::digest(&spki)) != leaf.spki_sha256 {
         out.push(Finding::KeyMismatch {
             key: path.clone(),
             cert: cx.paths.cert.clone(),
@@ -336,13 +344,12 @@ fn check_key_mode(cx: &NodeContext<'_>, files: &CaFiles, out: &mut Vec<Finding>)
         }),
         // Missing keys are reported by the key check; an unreadable mode is reported
         // only when the key itself was read (else the read error says it all).
-        Err(message) if matches!(files.key, FileState::Present(_)) => {
-            out.push(Finding::Unreadable {
+        Err(message) if matches!(files.key, FileState::Present(_) | FileState::PublicKey(_)) => out
+            .push(Finding::Unreadable {
                 file: FileKind::Key,
                 path: cx.paths.key.clone(),
                 message: message.clone(),
-            })
-        }
+            }),
         _ => {}
     }
 }

@@ -37,7 +37,8 @@ pub fn check_proof(
                 path: path.to_string(),
             });
         }
-        FileState::Missing => {}
+        // Only a key made on the node is held as its public key; never this file.
+        FileState::Missing | FileState::PublicKey(_) => {}
         FileState::Present(_) if next.is_none() => {
             findings.push(Finding::ProofStale {
                 path: path.to_string(),

@@ -68,6 +68,8 @@ pub struct Zdt {
     pub inventory: PathBuf,
     pub state_dir: PathBuf,
     pub peers: Peers,
+    /// When set, certroll runs with `CERTROLL_TRACE_TRANSPORT` naming this file.
+    pub trace: Option<PathBuf>,
 }
 
 impl Zdt {
@@ -87,6 +89,7 @@ impl Zdt {
             inventory,
             state_dir,
             peers,
+            trace: None,
         };
         zdt.certroll(&["apply", "--yes"]).success("bootstrap apply");
         zdt.peers.restart();
@@ -111,6 +114,7 @@ impl Zdt {
             inventory,
             state_dir,
             peers,
+            trace: None,
         };
         let zero = zdt.peers.snapshot();
         zdt.peers.wait_for_growth(
@@ -125,6 +129,9 @@ impl Zdt {
         let mut cmd = Command::new(CERTROLL);
         cmd.arg("-i").arg(&self.inventory).args(args);
         cmd.stdin(Stdio::null());
+        if let Some(trace) = &self.trace {
+            cmd.env("CERTROLL_TRACE_TRANSPORT", trace);
+        }
         cmd
     }
 

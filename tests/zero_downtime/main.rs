@@ -15,6 +15,7 @@ mod checks;
 mod crash;
 mod harness;
 mod naive;
+mod node_keys;
 mod rollback;
 #[path = "../support/mod.rs"]
 mod support;
