@@ -18,28 +18,35 @@
 //! Directories are 0700 and every file is written atomically with mode 0600. Pointers
 //! are written last, so a crash leaves either the old state or a complete new one; an
 //! unreferenced generation directory is simply regenerated on the next attempt.
+//!
+//! This file holds the store itself and its read side (which generation is current,
+//! next, crossed); the generation directories are in `store_generation.rs`, the keys in
+//! `store_keys.rs`, and the rotation lifecycle in `store_rotation.rs`.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rcgen::PublicKeyData;
-use time::OffsetDateTime;
+use super::{CaCert, PkiError, Unlock};
+use crate::inventory::CaSpec;
 
-use zeroize::Zeroizing;
+#[path = "store_generation.rs"]
+mod generation;
+#[path = "store_keys.rs"]
+mod keys;
+#[path = "store_rotation.rs"]
+mod rotation;
 
-use super::atomic::{create_private_dir, remove_durable, rename_durable, write_private};
-use super::encrypted::{decrypt_pem, encrypt_pem, is_encrypted};
-use super::issue::generate_pem;
-use super::key::{TokenKey, TokenKeyRef};
-use super::keys::load_key;
-use super::{cross_sign, new_ca_with_key, CaCert, CaKey, PkiError, Unlock};
-use crate::inventory::{CaSpec, KeyStore};
+pub(super) use generation::{
+    archive_generation, generation_dir, list_generations, load_public, read_pointer,
+    write_generation,
+};
+use generation::{load_generation, read_optional};
+use keys::KeyCtx;
 
-/// The key file of a `file` or `encrypted` store.
-pub(super) const KEY_FILE: &str = "ca.key";
-/// The key reference of a `pkcs11` store.
-pub(super) const KEY_REF: &str = "ca.key.ref";
+/// The note a rollback leaves in the generation it abandons.
+pub const ROLLED_BACK: &str = "ROLLED-BACK";
+
+/// Marker of an imported next generation whose rotation has not begun.
+pub(super) const STAGED: &str = "staged";
 
 /// The local store of CA generations.
 #[derive(Debug, Clone)]
@@ -66,111 +73,28 @@ impl CaStore {
     }
 
     /// How generations of `spec` are loaded: with what this command unlocked for it.
-    pub(super) fn keys<'a>(&'a self, spec: &'a CaSpec) -> KeyCtx<'a> {
+    fn keys<'a>(&'a self, spec: &'a CaSpec) -> KeyCtx<'a> {
         KeyCtx {
             ca: &spec.name,
             unlock: Some(&self.unlock),
         }
     }
 
-    /// A new generation's key, made where `spec`'s `key_store` keeps it: in memory for
-    /// `file` and `encrypted` (written by [`CaStore::key_file`]), in the token for `pkcs11`.
-    fn new_key(&self, spec: &CaSpec, generation: u32, dir: &Path) -> Result<CaKey, PkiError> {
-        let fail = |path: PathBuf, message: String| PkiError::KeyStore {
-            ca: spec.name.clone(),
-            generation: format!("G{generation}"),
-            path,
-            message,
-        };
-        match &spec.key_store {
-            KeyStore::File | KeyStore::Encrypted { .. } => generate_pem(spec.key_algorithm)
-                .map(CaKey::Pem)
-                .map_err(|m| PkiError::Generate {
-                    ca: spec.name.clone(),
-                    action: format!("create CA generation G{generation}"),
-                    message: format!("key generation: {m}"),
-                }),
-            KeyStore::Pkcs11(p11) => {
-                let token = self.unlock.token(&spec.name).ok_or_else(|| {
-                    fail(
-                        dir.join(KEY_REF),
-                        format!(
-                            "this command has not logged in to PKCS#11 token {:?}",
-                            p11.token
-                        ),
-                    )
-                })?;
-                let label = format!("{}{}", p11.key_label, super::generation_suffix(generation));
-                let reference = token
-                    .generate(spec.key_algorithm, &label)
-                    .map_err(|e| fail(dir.join(KEY_REF), e.to_string()))?;
-                Ok(CaKey::Token(TokenKey {
-                    reference,
-                    token: Some(token.clone()),
-                }))
-            }
-        }
-    }
-
-    /// What to write for `ca`'s key under `spec`'s `key_store`: the file name and its text.
-    pub(super) fn key_file(
-        &self,
-        spec: &CaSpec,
-        ca: &CaCert,
-        dir: &Path,
-    ) -> Result<Option<(&'static str, Zeroizing<String>)>, PkiError> {
-        let fail = |name: &str, message: String| PkiError::KeyStore {
-            ca: spec.name.clone(),
-            generation: format!("G{}", ca.generation),
-            path: dir.join(name),
-            message,
-        };
-        let Some(key) = &ca.key else {
-            return Ok(None);
-        };
-        match (key, &spec.key_store) {
-            (CaKey::Pem(pem), KeyStore::File) => Ok(Some((KEY_FILE, pem.clone()))),
-            (CaKey::Pem(pem), KeyStore::Encrypted { .. }) => {
-                let passphrase = self
-                    .unlock
-                    .passphrase(&spec.name)
-                    .ok_or_else(|| fail(KEY_FILE, "this command was given no passphrase".into()))?;
-                let encrypted = encrypt_pem(pem, passphrase.as_bytes())
-                    .map_err(|e| fail(KEY_FILE, e.to_string()))?;
-                Ok(Some((KEY_FILE, encrypted)))
-            }
-            (CaKey::Pem(_), KeyStore::Pkcs11(_)) => Err(fail(
-                KEY_FILE,
-                "key_store is \"pkcs11\": certroll does not copy a key into the token; \
-                 put it there yourself and name it with --pkcs11-key-label"
-                    .into(),
-            )),
-            (CaKey::Token(t), _) => Ok(Some((KEY_REF, Zeroizing::new(t.reference.to_text())))),
-            (CaKey::Locked(path), _) => Err(fail(
-                KEY_FILE,
-                format!("the key {} is locked in this command", path.display()),
-            )),
-        }
-    }
-
     /// The generation in use, if the CA was ever created.
     pub fn current(&self, spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
-        let root = self.ca_dir(spec)?;
-        match read_pointer(&root.join("current"))? {
-            Some(generation) => load_generation(
-                &generation_dir(&root, generation),
-                generation,
-                &self.keys(spec),
-            )
-            .map(Some),
-            None => Ok(None),
-        }
+        self.pointed(spec, "current")
     }
 
     /// The generation being rolled out, if a rotation is in progress.
     pub fn next(&self, spec: &CaSpec) -> Result<Option<CaCert>, PkiError> {
+        self.pointed(spec, "next")
+    }
+
+    /// The generation the pointer file `pointer` (`current`, `next`) names, with its key
+    /// unlocked as far as this command can.
+    fn pointed(&self, spec: &CaSpec, pointer: &str) -> Result<Option<CaCert>, PkiError> {
         let root = self.ca_dir(spec)?;
-        match read_pointer(&root.join("next"))? {
+        match read_pointer(&root.join(pointer))? {
             Some(generation) => load_generation(
                 &generation_dir(&root, generation),
                 generation,
@@ -195,74 +119,6 @@ impl CaStore {
         }
     }
 
-    /// Creates generation 1; an error if the CA already exists.
-    pub fn init(&self, spec: &CaSpec, now: OffsetDateTime) -> Result<CaCert, PkiError> {
-        let root = self.ca_dir(spec)?;
-        let pointer = root.join("current");
-        if read_pointer(&pointer)?.is_some() {
-            return Err(PkiError::State {
-                path: pointer,
-                message: format!("refusing to create CA {}: it already exists", spec.name),
-            });
-        }
-        let dir = generation_dir(&root, 1);
-        let ca = new_ca_with_key(spec, 1, self.new_key(spec, 1, &dir)?, now)?;
-        let key_file = self.key_file(spec, &ca, &dir)?;
-        write_generation(&dir, &ca, None, key_file)?;
-        write_private(&pointer, b"1\n")?;
-        Ok(ca)
-    }
-
-    /// Creates the next generation and its cross certificate, persisted (0600) before
-    /// returning. Idempotent: returns the existing next generation if there is one (a
-    /// staged imported one stops being staged: the rotation to it has begun).
-    ///
-    /// A cross certificate is made only when the current generation holds its key and
-    /// both generations are roots; otherwise there is none (`None`).
-    pub fn begin_rotation(
-        &self,
-        spec: &CaSpec,
-        now: OffsetDateTime,
-    ) -> Result<(CaCert, Option<String>), PkiError> {
-        let root = self.ca_dir(spec)?;
-        if let Some(next) = self.next(spec)? {
-            let dir = generation_dir(&root, next.generation);
-            remove_durable(&dir.join(STAGED))?;
-            let cross = self.cross(spec)?;
-            if cross.is_some() || !self.cross_possible(spec, &next)? {
-                return Ok((next, cross));
-            }
-            // A crash between the generation and its cross certificate: make it again.
-            remove_durable(&root.join("next"))?;
-        }
-        let current = self.current(spec)?.ok_or_else(|| PkiError::State {
-            path: root.join("current"),
-            message: format!(
-                "cannot rotate CA {}: it has no current generation; create it first",
-                spec.name
-            ),
-        })?;
-        // A generation a rollback abandoned keeps its number: the fresh one comes after it.
-        let generation = current.generation.max(self.highest_abandoned(&root)?) + 1;
-        let dir = generation_dir(&root, generation);
-        let next = new_ca_with_key(spec, generation, self.new_key(spec, generation, &dir)?, now)?;
-        let cross = if cross_possible(&current, &next) {
-            Some(cross_sign(spec, &next, &current, now)?)
-        } else {
-            None
-        };
-        let key_file = self.key_file(spec, &next, &dir)?;
-        write_generation(&dir, &next, cross.as_deref(), key_file)?;
-        write_private(&root.join("next"), format!("{generation}\n").as_bytes())?;
-        Ok((next, cross))
-    }
-
-    fn cross_possible(&self, spec: &CaSpec, next: &CaCert) -> Result<bool, PkiError> {
-        Ok(self
-            .current(spec)?
-            .is_some_and(|current| cross_possible(&current, next)))
-    }
-
     /// Whether the next generation was imported with `--next` and its rotation has not begun.
     pub fn next_is_staged(&self, spec: &CaSpec) -> Result<bool, PkiError> {
         let root = self.ca_dir(spec)?;
@@ -272,101 +128,16 @@ impl CaStore {
         })
     }
 
-    /// Completes a rotation: the next generation becomes current, the old one is archived.
-    ///
-    /// Safe to repeat after a crash: with no rotation in progress it only archives
-    /// generation directories older than the current one that are still in place.
-    pub fn finish_rotation(&self, spec: &CaSpec) -> Result<(), PkiError> {
-        let root = self.ca_dir(spec)?;
-        let next_pointer = root.join("next");
-        if let Some(next) = read_pointer(&next_pointer)? {
-            load_generation(
-                &generation_dir(&root, next),
-                next,
-                &KeyCtx::none(&spec.name),
-            )?;
-            write_private(&root.join("current"), format!("{next}\n").as_bytes())?;
-            remove_durable(&next_pointer)?;
-        }
-        let Some(current) = read_pointer(&root.join("current"))? else {
-            return Ok(());
-        };
-        for generation in list_generations(&root)?
-            .into_iter()
-            .filter(|g| *g < current)
-        {
-            let archive = root.join("archive");
-            create_private_dir(&archive)?;
-            rename_durable(
-                &generation_dir(&root, generation),
-                &generation_dir(&archive, generation),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Abandons a rotation after a rollback: the next generation is archived, never
-    /// deleted, with a `ROLLED-BACK` note holding `note`; the current one stays in use.
-    ///
-    /// Safe to repeat after a crash: the note is written first, then the pointer removed,
-    /// then the directory moved; a repeat finishes whatever is left. Returns the
-    /// generation archived, if one was still in place.
-    pub fn abandon_rotation(&self, spec: &CaSpec, note: &str) -> Result<Option<u32>, PkiError> {
-        let root = self.ca_dir(spec)?;
-        let next_pointer = root.join("next");
-        if let Some(next) = read_pointer(&next_pointer)? {
-            let dir = generation_dir(&root, next);
-            if dir.is_dir() {
-                write_private(&dir.join(ROLLED_BACK), note.as_bytes())?;
-            }
-            remove_durable(&next_pointer)?;
-        }
-        let current = read_pointer(&root.join("current"))?.unwrap_or(0);
-        let mut archived = None;
-        for generation in list_generations(&root)?
-            .into_iter()
-            .filter(|g| *g > current)
-        {
-            let dir = generation_dir(&root, generation);
-            if !dir.join(ROLLED_BACK).exists() {
-                continue;
-            }
-            let archive = root.join("archive");
-            create_private_dir(&archive)?;
-            rename_durable(&dir, &generation_dir(&archive, generation))?;
-            archived = Some(generation);
-        }
-        Ok(archived)
-    }
-
-    /// The note of an archived generation a rollback abandoned, if it is one.
-    pub fn rolled_back_note(&self, spec: &CaSpec, generation: u32) -> Option<String> {
-        let dir = generation_dir(&self.ca_dir(spec).ok()?.join("archive"), generation);
-        fs::read_to_string(dir.join(ROLLED_BACK)).ok()
-    }
-
-    /// The highest generation number a rollback abandoned (archived or not yet moved), 0
-    /// if none.
-    fn highest_abandoned(&self, root: &Path) -> Result<u32, PkiError> {
-        let archive = root.join("archive");
-        let archived = list_generations(&archive)?.into_iter().max().unwrap_or(0);
-        let in_place = list_generations(root)?
-            .into_iter()
-            .filter(|&g| generation_dir(root, g).join(ROLLED_BACK).exists())
-            .max()
-            .unwrap_or(0);
-        Ok(archived.max(in_place))
-    }
-
     /// Archived generations, oldest first.
     pub fn archived(&self, spec: &CaSpec) -> Result<Vec<CaCert>, PkiError> {
         let archive = self.ca_dir(spec)?.join("archive");
         list_generations(&archive)?
             .into_iter()
-            .map(|g| load_generation(&generation_dir(&archive, g), g, &KeyCtx::none(&spec.name)))
+            .map(|g| load_public(&archive, g, &spec.name))
             .collect()
     }
 
+    /// `state_dir/ca/<name>`, refusing a CA name that is not a plain directory name.
     pub(super) fn ca_dir(&self, spec: &CaSpec) -> Result<PathBuf, PkiError> {
         let name = &spec.name;
         let plain =
@@ -381,284 +152,12 @@ impl CaStore {
     }
 }
 
-/// The note a rollback leaves in the generation it abandons.
-pub const ROLLED_BACK: &str = "ROLLED-BACK";
-
-/// Marker of an imported next generation whose rotation has not begun.
-pub(super) const STAGED: &str = "staged";
-/// Marker of an imported generation: `with-key` or `public-only`.
-const IMPORTED: &str = "imported";
-
-/// A cross certificate needs the current key, and only certifies a root by a root.
-fn cross_possible(current: &CaCert, next: &CaCert) -> bool {
-    current.can_issue()
-        && next.can_issue()
-        && current.anchor_pem.is_none()
-        && next.anchor_pem.is_none()
-}
-
-pub(super) fn generation_dir(root: &Path, generation: u32) -> PathBuf {
-    root.join(format!("g{generation}"))
-}
-
-/// How a generation's key is loaded: the CA's name (for messages) and what the command
-/// unlocked (`None`: nothing, keys load locked).
-pub(super) struct KeyCtx<'a> {
-    pub ca: &'a str,
-    pub unlock: Option<&'a Unlock>,
-}
-
-impl<'a> KeyCtx<'a> {
-    /// Loads keys without unlocking anything (for the certificates alone).
-    pub fn none(ca: &'a str) -> Self {
-        KeyCtx { ca, unlock: None }
-    }
-}
-
-/// Writes a generation's files; the markers last but one, `staged` (if any) before them.
-/// `key_file` is what [`CaStore::key_file`] made of the key.
-pub(super) fn write_generation(
-    dir: &Path,
-    ca: &CaCert,
-    cross: Option<&str>,
-    key_file: Option<(&str, Zeroizing<String>)>,
-) -> Result<(), PkiError> {
-    create_private_dir(dir)?;
-    if let Some((name, text)) = &key_file {
-        write_private(&dir.join(name), text.as_bytes())?;
-    }
-    write_private(&dir.join("ca.pem"), ca.cert_pem.as_bytes())?;
-    if let Some(anchor) = &ca.anchor_pem {
-        write_private(&dir.join("anchor.pem"), anchor.as_bytes())?;
-    }
-    if let Some(cross) = cross {
-        write_private(&dir.join("cross.pem"), cross.as_bytes())?;
-    }
-    if ca.imported {
-        let kind: &[u8] = if ca.can_issue() {
-            b"with-key\n"
-        } else {
-            b"public-only\n"
-        };
-        write_private(&dir.join(IMPORTED), kind)?;
-    }
-    Ok(())
-}
-
-/// Reads a generation pointer (`current`, `next`); `None` if the file does not exist.
-pub(super) fn read_pointer(path: &Path) -> Result<Option<u32>, PkiError> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(PkiError::Io {
-                action: "read generation pointer".into(),
-                path: path.into(),
-                source,
-            })
-        }
-    };
-    match text.trim().parse::<u32>() {
-        Ok(g) if g >= 1 => Ok(Some(g)),
-        _ => Err(PkiError::Store {
-            path: path.into(),
-            message: format!("expected a generation number, found {:?}", text.trim()),
-        }),
-    }
-}
-
-fn read_text(path: &Path, action: &str) -> Result<String, PkiError> {
-    fs::read_to_string(path).map_err(|source| PkiError::Io {
-        action: action.into(),
-        path: path.into(),
-        source,
-    })
-}
-
-/// Reads an optional store file; `None` if it does not exist.
-fn read_optional(path: &Path, action: &str) -> Result<Option<String>, PkiError> {
-    match fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io {
-            action: action.into(),
-            path: path.into(),
-            source,
-        }),
-    }
-}
-
-/// Loads `dir/ca.pem` and its key (`ca.key`, or `ca.key.ref` for a token key), checking
-/// that a key file is private (0600) and that the key belongs to the certificate when it
-/// can be read; an imported public-only generation has no key, an imported intermediate
-/// has its `anchor.pem`.
-pub(super) fn load_generation(
-    dir: &Path,
-    generation: u32,
-    keys: &KeyCtx<'_>,
-) -> Result<CaCert, PkiError> {
-    let cert_path = dir.join("ca.pem");
-    let cert_pem = read_text(&cert_path, "read CA certificate")?;
-    let damaged = |path: &Path, message: String| PkiError::Store {
+/// The store's damage report for `path`.
+fn damaged(path: &Path, message: String) -> PkiError {
+    PkiError::Store {
         path: path.into(),
         message,
-    };
-    let imported = read_optional(&dir.join(IMPORTED), "read import marker")?;
-    let anchor_pem = read_optional(&dir.join("anchor.pem"), "read CA anchor")?;
-    if let Some(anchor) = &anchor_pem {
-        let parses = pem::parse(anchor).is_ok_and(|p| p.tag() == "CERTIFICATE");
-        if !parses {
-            return Err(damaged(
-                &dir.join("anchor.pem"),
-                "not a PEM certificate".into(),
-            ));
-        }
     }
-    let cert_der = pem::parse(&cert_pem)
-        .ok()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .map(|p| p.into_contents())
-        .ok_or_else(|| damaged(&cert_path, "not a PEM certificate".into()))?;
-    let (_, x509) = x509_parser::parse_x509_certificate(&cert_der)
-        .map_err(|e| damaged(&cert_path, format!("not valid X.509: {e}")))?;
-    let not_after = x509.validity().not_after.to_datetime();
-    let public_only = imported.as_deref().map(str::trim) == Some("public-only");
-    let key = if public_only {
-        None
-    } else {
-        Some(load_key_of(dir, generation, keys, x509.public_key().raw)?)
-    };
-    Ok(CaCert {
-        generation,
-        cert_pem,
-        cert_der,
-        key,
-        not_after,
-        anchor_pem,
-        imported: imported.is_some(),
-    })
-}
-
-/// The key of the generation in `dir`, checked against the certificate's `spki` whenever
-/// it can be read (plain, decrypted, or in a logged-in token).
-fn load_key_of(
-    dir: &Path,
-    generation: u32,
-    keys: &KeyCtx<'_>,
-    spki: &[u8],
-) -> Result<CaKey, PkiError> {
-    let damaged = |path: &Path, message: String| PkiError::Store {
-        path: path.into(),
-        message,
-    };
-    let key_store_error = |path: &Path, message: String| PkiError::KeyStore {
-        ca: keys.ca.to_string(),
-        generation: format!("G{generation}"),
-        path: path.into(),
-        message,
-    };
-    let ref_path = dir.join(KEY_REF);
-    if let Some(text) = read_optional(&ref_path, "read CA key reference")? {
-        let reference = TokenKeyRef::parse(&text).map_err(|m| damaged(&ref_path, m))?;
-        let token = keys.unlock.and_then(|u| u.token(keys.ca)).cloned();
-        if let Some(token) = &token {
-            if token.label != reference.token {
-                return Err(key_store_error(
-                    &ref_path,
-                    format!(
-                        "the key is in PKCS#11 token {:?}, but the inventory's pkcs11_token                          is {:?}",
-                        reference.token, token.label
-                    ),
-                ));
-            }
-            let signer = token
-                .signer(&reference)
-                .map_err(|m| key_store_error(&ref_path, m))?;
-            if signer.subject_public_key_info() != spki {
-                return Err(key_store_error(
-                    &ref_path,
-                    format!(
-                        "token key {:?} does not belong to {}",
-                        reference.label,
-                        dir.join("ca.pem").display()
-                    ),
-                ));
-            }
-        }
-        return Ok(CaKey::Token(TokenKey { reference, token }));
-    }
-    let key_path = dir.join(KEY_FILE);
-    let text = Zeroizing::new(read_text(&key_path, "read CA key")?);
-    let mode = fs::metadata(&key_path)
-        .map_err(|source| PkiError::Io {
-            action: "inspect CA key".into(),
-            path: key_path.clone(),
-            source,
-        })?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(damaged(
-            &key_path,
-            format!(
-                "CA key has mode {:o}; it must be 0600 (chmod 600 it)",
-                mode & 0o777
-            ),
-        ));
-    }
-    let pem = if is_encrypted(&text) {
-        match keys.unlock.and_then(|u| u.passphrase(keys.ca)) {
-            Some(passphrase) => decrypt_pem(&text, passphrase.as_bytes())
-                .map_err(|e| key_store_error(&key_path, e.to_string()))?,
-            None => return Ok(CaKey::Locked(key_path)),
-        }
-    } else {
-        text
-    };
-    let pair = load_key(&pem).map_err(|m| damaged(&key_path, m))?;
-    if pair.subject_public_key_info() != spki {
-        return Err(damaged(
-            &key_path,
-            format!(
-                "the key does not belong to {}",
-                dir.join("ca.pem").display()
-            ),
-        ));
-    }
-    Ok(CaKey::Pem(pem))
-}
-
-/// Generation numbers of the `g<N>` directories in `dir`, ascending (none if `dir` is absent).
-pub(super) fn list_generations(dir: &Path) -> Result<Vec<u32>, PkiError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(PkiError::Io {
-                action: "list directory".into(),
-                path: dir.into(),
-                source,
-            })
-        }
-    };
-    let mut generations = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| PkiError::Io {
-            action: "list directory".into(),
-            path: dir.into(),
-            source,
-        })?;
-        let name = entry.file_name();
-        let parsed = name
-            .to_str()
-            .and_then(|n| n.strip_prefix('g'))
-            .and_then(|n| n.parse::<u32>().ok());
-        if let Some(g) = parsed.filter(|_| entry.path().is_dir()) {
-            generations.push(g);
-        }
-    }
-    generations.sort_unstable();
-    Ok(generations)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rcgen::PublicKeyData;
 use time::OffsetDateTime;
 
 use super::*;
@@ -157,26 +158,4 @@ fn token_keys_sign_verifiable_certificates_and_stay_inside() {
         no_module.contains("missing.so") && no_module.contains("no such file"),
         "{no_module}"
     );
-}
-
-#[test]
-fn ecdsa_signatures_become_der() {
-    let mut raw = vec![0u8; 64];
-    raw[0] = 0x80; // r needs a leading zero byte
-    raw[63] = 1; // s is 1
-    let der = ecdsa_der(&raw, 32).unwrap();
-    assert_eq!(der[0], 0x30);
-    assert_eq!(&der[2..5], &[0x02, 33, 0x00]);
-    assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
-    assert!(ecdsa_der(&raw[..63], 32).is_err());
-}
-
-#[test]
-fn ec_points_are_unwrapped_once() {
-    let mut point = vec![0x04];
-    point.extend([7u8; 64]);
-    let mut wrapped = vec![0x04, 65];
-    wrapped.extend(&point);
-    assert_eq!(unwrap_octet_string(&wrapped, 65), point);
-    assert_eq!(unwrap_octet_string(&point, 65), point);
 }
