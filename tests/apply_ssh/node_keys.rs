@@ -11,7 +11,9 @@
 //!
 //! Every key is checked against its certificate by openssl on the host side of the node's
 //! directory (`openssl pkey -pubout` against `openssl x509 -pubkey`), independently of
-//! certroll's own read-back.
+//! certroll's own read-back, and the journal must record it as a key made on the node
+//! (by its public key's hash, `spki:`), so that a fall-back to control-made keys fails.
+//! With `--parallel 1` the overlap check fails, so it can see serial steps.
 
 use std::path::Path;
 use std::process::Command;
@@ -64,6 +66,36 @@ fn assert_no_pending_keys(fleet: &Fleet, node: &str, run: &Run) {
     assert!(
         !store.iter().any(|e| e.starts_with(".key-")),
         "node {node}'s store keeps a pending key directory: {store:?}\n{run}"
+    );
+}
+
+/// The last run made node `node`'s key on the node: its journal records the key file by
+/// the hash of the public key (`spki:<sha256>`, a key made here is recorded by its bytes),
+/// and that public key is the certificate's.
+#[track_caller]
+fn assert_journaled_as_node_key(ctl: &Control, fleet: &Fleet, node: &str) {
+    let records = ctl.journal();
+    let run = records
+        .iter()
+        .rev()
+        .find(|r| r["record"] == "run-start")
+        .map(|r| r["run"].clone())
+        .expect("the journal records a run");
+    let cert_spki = openssl(&["x509", "-noout", "-pubkey"], &on_node(fleet, node, CERT));
+    let der = pem::parse(cert_spki.trim())
+        .expect("openssl prints the certificate's public key as PEM")
+        .into_contents();
+    let want = format!("spki:{}", certroll::transport::sha256_hex(&der));
+    let hashes: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["run"] == run && r["record"] == "step-start" && r["node"] == node)
+        .flat_map(|r| r["files"].as_array().into_iter().flatten())
+        .filter(|f| f["path"] == KEY)
+        .map(|f| &f["sha256"])
+        .collect();
+    assert!(
+        hashes.last().is_some_and(|h| *h == want.as_str()),
+        "node {node}'s key is journaled as {want} (made on the node, the certificate's key): {hashes:?}"
     );
 }
 
@@ -205,6 +237,7 @@ fn node_made_keys_through_sudo_end_owned_by_the_service_account_with_key_mode_06
                 "node {node}'s cert"
             );
             assert_key_matches_cert(&fleet, node);
+            assert_journaled_as_node_key(&ctl, &fleet, node);
             assert_no_pending_keys(&fleet, node, run);
         }
     };
@@ -252,6 +285,7 @@ fn node_made_rsa_3072_and_4096_keys_under_an_ecdsa_ca_bootstrap_and_rotate_in_pa
     ] {
         assert_eq!(key_kind(&fleet, node), kind, "node {node}'s key");
         assert_key_matches_cert(&fleet, node);
+        assert_journaled_as_node_key(&ctl, &fleet, node);
         assert_no_pending_keys(&fleet, node, &rotation);
     }
     // bootstrap_then_rotate_runs checked every chain with openssl verify and ran verify.
