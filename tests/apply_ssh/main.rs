@@ -17,6 +17,7 @@ mod failures;
 mod files;
 mod host_keys;
 mod hostile;
+mod node_keys;
 mod renew;
 mod repair;
 mod rotate;
@@ -55,6 +56,18 @@ pub fn node_files(fleet: &Fleet, node: &str) -> [Vec<u8>; 3] {
 /// generation (`root_pem`), a 0600 key, bundle and leaf 0644; and its reload command ran.
 #[track_caller]
 pub fn assert_node_on(fleet: &Fleet, node: &str, generation: u32, root_pem: &std::path::Path) {
+    assert_node_on_with_key_mode(fleet, node, generation, root_pem, 0o600);
+}
+
+/// [`assert_node_on`] for a node whose inventory sets `key_mode`.
+#[track_caller]
+pub fn assert_node_on_with_key_mode(
+    fleet: &Fleet,
+    node: &str,
+    generation: u32,
+    root_pem: &std::path::Path,
+    key_mode: u32,
+) {
     for remote in [BUNDLE, CERT, KEY, RELOADED] {
         let p = on_node(fleet, node, remote);
         assert!(
@@ -71,8 +84,8 @@ pub fn assert_node_on(fleet: &Fleet, node: &str, generation: u32, root_pem: &std
     let key = on_node(fleet, node, KEY);
     assert_eq!(
         mode(&key),
-        0o600,
-        "node {node}'s key {} must be 0600",
+        key_mode,
+        "node {node}'s key {} must be {key_mode:04o}",
         key.display()
     );
     for public in [BUNDLE, CERT] {

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::support::cli::{openssl_verify, pem_subjects, Control};
+use crate::support::cli::{openssl_verify, pem_subjects, Control, Run};
 use crate::support::inventory::{FleetInventory, BUNDLE, CERT, PROOF};
 use crate::support::Fleet;
 use crate::{
@@ -30,7 +30,7 @@ fn backups(fleet: &Fleet, node: &str) -> Vec<String> {
 }
 
 /// The entries of the node's hidden store (`.certroll-internal` beside the certificate).
-fn store_entries(fleet: &Fleet, node: &str) -> Vec<String> {
+pub(crate) fn store_entries(fleet: &Fleet, node: &str) -> Vec<String> {
     let store = on_node(fleet, node, CERT).with_file_name(".certroll-internal");
     let mut names: Vec<String> = fs::read_dir(&store)
         .unwrap_or_else(|e| panic!("list {}: {e}", store.display()))
@@ -47,12 +47,32 @@ pub(crate) fn bootstrap_then_rotate(
     inv: &FleetInventory,
     flags: &[&str],
 ) -> Control {
+    bootstrap_then_rotate_runs(fleet, inv, &[], flags).0
+}
+
+/// [`bootstrap_then_rotate`], the bootstrap run with `bootstrap_flags` too; returns both
+/// runs (e.g. their NDJSON events under `--format json`).
+pub(crate) fn bootstrap_then_rotate_runs(
+    fleet: &Fleet,
+    inv: &FleetInventory,
+    bootstrap_flags: &[&str],
+    flags: &[&str],
+) -> (Control, Run, Run) {
     let ctl = Control::new(fleet, inv);
-    ctl.apply_ok(&[]);
+    let bootstrap = ctl.apply_ok(bootstrap_flags);
     let mut args = vec!["--rotate"];
     args.extend_from_slice(flags);
     let run = ctl.apply_ok(&args);
-    run.expect_output("rotation of CA internal complete");
+    if flags.contains(&"json") {
+        // NDJSON carries events only; the run ends with a complete run-finished.
+        let last = run.stdout.lines().last().unwrap_or_default();
+        assert!(
+            last.contains("\"run-finished\"") && last.contains("\"complete\":true"),
+            "the rotation finishes complete\n{run}"
+        );
+    } else {
+        run.expect_output("rotation of CA internal complete");
+    }
 
     assert_eq!(ctl.current_generation(), 2, "G2 is current\n{run}");
     assert!(
@@ -86,7 +106,7 @@ pub(crate) fn bootstrap_then_rotate(
         "every step of the rotation is done: {steps:?}\n{run}"
     );
     assert_verify_ok(&ctl);
-    ctl
+    (ctl, bootstrap, run)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::support::inventory::{FleetInventory, KEY};
 use crate::support::Fleet;
 
 /// What `openssl pkey -text` says the node's private key is (its first line).
-fn key_kind(fleet: &Fleet, node: &str) -> String {
+pub(crate) fn key_kind(fleet: &Fleet, node: &str) -> String {
     let key = on_node(fleet, node, KEY);
     let out = Command::new("openssl")
         .args(["pkey", "-noout", "-text", "-in"])
