@@ -155,7 +155,7 @@ fn load_token_key(
     if let Some(token) = &token {
         if token.label != reference.token {
             return Err(fail(format!(
-                "the key is in PKCS#11 token {:?}, but the inventory's pkcs11_token                          is {:?}",
+                "the key is in PKCS#11 token {:?}, but the inventory's pkcs11_token is {:?}",
                 reference.token, token.label
             )));
         }
