@@ -10,7 +10,7 @@
 use time::OffsetDateTime;
 
 use crate::bundles::BundleBase;
-use crate::inventory::{CaSpec, Node};
+use crate::inventory::{CaSpec, Node, NodePaths};
 use crate::pki::{issue_node_leaf, CaCert, Leaf, PkiError};
 use crate::plan::{Action, ChainMode};
 
@@ -100,10 +100,7 @@ impl Leaves for ControlKeys {
     ) -> Result<LeafFiles, MaterialError> {
         let Leaf {
             cert_pem, key_pem, ..
-        } = issue_node_leaf(spec, ca, node, now).map_err(|source| MaterialError::Pki {
-            node: node.name.clone(),
-            source,
-        })?;
+        } = issue_node_leaf(spec, ca, node, now).map_err(MaterialError::pki(node))?;
         Ok(LeafFiles {
             cert_pem,
             key: LeafKey::Pem(key_pem),
@@ -150,12 +147,21 @@ fn chain_of(leaf_pem: &str, ca: &CaCert, extra: Option<&str>) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// A key file's change: its bytes, or the key waiting on the node.
-fn key_data(key: LeafKey) -> (Option<Vec<u8>>, Option<PendingKey>) {
-    match key {
-        LeafKey::Pem(p) => (Some(p.into_bytes()), None),
-        LeafKey::OnNode(k) => (None, Some(k)),
+/// Sets the key file (its bytes, or the key waiting on the node) and the certificate file
+/// (the leaf followed by `ca`'s chain and `extra`) of `leaf`.
+fn set_leaf(
+    set: &mut impl FnMut(FileKind, &str, Option<Vec<u8>>, Option<PendingKey>),
+    paths: &NodePaths,
+    leaf: LeafFiles,
+    ca: &CaCert,
+    extra: Option<&str>,
+) {
+    let chain_pem = chain_of(&leaf.cert_pem, ca, extra);
+    match leaf.key {
+        LeafKey::Pem(p) => set(FileKind::Key, &paths.key, Some(p.into_bytes()), None),
+        LeafKey::OnNode(k) => set(FileKind::Key, &paths.key, None, Some(k)),
     }
+    set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
 }
 
 /// Why the files of a step could not be made.
@@ -172,6 +178,16 @@ pub enum MaterialError {
     /// Making the key on the node failed (`key_source = "node"`): the message says how.
     #[error("{message}")]
     NodeKey { message: String, transient: bool },
+}
+
+impl MaterialError {
+    /// Maps a failure to issue `node`'s leaf.
+    pub(crate) fn pki(node: &Node) -> impl FnOnce(PkiError) -> Self + '_ {
+        |source| MaterialError::Pki {
+            node: node.name.clone(),
+            source,
+        }
+    }
 }
 
 /// The file changes of `actions` on `node` for CA `spec`, in order, keys made here. Later
@@ -230,11 +246,7 @@ pub fn changes_with(
                         None,
                     );
                 }
-                let l = leaf(gens.current)?;
-                let chain_pem = chain_of(&l.cert_pem, gens.current, None);
-                let (data, on_node) = key_data(l.key);
-                set(FileKind::Key, &paths.key, data, on_node);
-                set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
+                set_leaf(&mut set, &paths, leaf(gens.current)?, gens.current, None);
             }
             Action::TrustAdd | Action::TrustRestore => {
                 let n = next(action)?;
@@ -255,12 +267,8 @@ pub fn changes_with(
             }
             Action::LeafSwap => {
                 let n = next(action)?;
-                let l = leaf(n)?;
                 let cross = gens.cross.filter(|_| chain == ChainMode::CrossSigned);
-                let chain_pem = chain_of(&l.cert_pem, n, cross);
-                let (data, on_node) = key_data(l.key);
-                set(FileKind::Key, &paths.key, data, on_node);
-                set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
+                set_leaf(&mut set, &paths, leaf(n)?, n, cross);
             }
             Action::TrustPrune | Action::TrustDropNew => {
                 let keep = if action == Action::TrustPrune {

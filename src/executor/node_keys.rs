@@ -48,10 +48,7 @@ impl Leaves for NodeKeys<'_> {
         crash_hook();
         let cert_pem =
             issue_leaf_for_key(spec, alg, ca, &node.name, &node.sans(), now, &csr.spki_der)
-                .map_err(|source| MaterialError::Pki {
-                    node: node.name.clone(),
-                    source,
-                })?;
+                .map_err(MaterialError::pki(node))?;
         Ok(LeafFiles {
             cert_pem,
             key: LeafKey::OnNode(PendingKey {

@@ -182,12 +182,7 @@ pub fn issue_leaf_with(
     sans: &[String],
     now: OffsetDateTime,
 ) -> Result<Leaf, PkiError> {
-    let action = format!("issue a leaf for node {node} from G{}", ca.generation);
-    let fail = |message: String| generate_error(spec, &action, message);
-    let ca_key = ca.signer().map_err(|m| fail(format!("CA key: {m}")))?;
-    let key = generate(alg).map_err(&fail)?;
-    let (params, not_after) = leaf_params(spec, alg, ca, node, sans, now).map_err(&fail)?;
-    let cert = sign(params, &key, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
+    let (cert, key, not_after) = sign_leaf(spec, alg, ca, node, sans, now, || generate(alg))?;
     Ok(Leaf {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -207,14 +202,33 @@ pub fn issue_leaf_for_key(
     now: OffsetDateTime,
     spki_der: &[u8],
 ) -> Result<String, PkiError> {
+    let public = || {
+        rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| format!("the node's public key: {e}"))
+    };
+    let (cert, _, _) = sign_leaf(spec, alg, ca, node, sans, now, public)?;
+    Ok(cert.pem())
+}
+
+/// What both kinds of leaf share: the CA's signer, the leaf's public key from `key` (a
+/// fresh pair, or the node's), and the certificate of [`leaf_params`] signed by the CA.
+/// Returns the certificate, that key and the leaf's `not_after`.
+fn sign_leaf<K: PublicKeyData>(
+    spec: &CaSpec,
+    alg: KeyAlgorithm,
+    ca: &CaCert,
+    node: &str,
+    sans: &[String],
+    now: OffsetDateTime,
+    key: impl FnOnce() -> Result<K, String>,
+) -> Result<(rcgen::Certificate, K, OffsetDateTime), PkiError> {
     let action = format!("issue a leaf for node {node} from G{}", ca.generation);
     let fail = |message: String| generate_error(spec, &action, message);
     let ca_key = ca.signer().map_err(|m| fail(format!("CA key: {m}")))?;
-    let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
-        .map_err(|e| fail(format!("the node's public key: {e}")))?;
-    let (params, _) = leaf_params(spec, alg, ca, node, sans, now).map_err(&fail)?;
-    let cert = sign(params, &public, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
-    Ok(cert.pem())
+    let key = key().map_err(&fail)?;
+    let (params, not_after) = leaf_params(spec, alg, ca, node, sans, now).map_err(&fail)?;
+    let cert = sign(params, &key, &ca.cert_der, ca_key, "CA certificate").map_err(fail)?;
+    Ok((cert, key, not_after))
 }
 
 /// Everything a leaf says but its key: the one source of both kinds of leaf.
