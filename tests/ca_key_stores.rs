@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::run::{prepare, run_command, Run};
+use support::run::{certroll, Run};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "5678";
@@ -72,18 +72,12 @@ impl Local {
     }
 
     fn certroll(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certroll"));
-        cmd.arg("-i")
-            .arg(self.path("certroll.toml"))
-            .args(args)
-            .current_dir(self.dir.path());
-        if let Some(conf) = &self.softhsm_conf {
-            cmd.env("SOFTHSM2_CONF", conf);
-        }
-        let label = std::iter::once("certroll".to_string())
-            .chain(args.iter().map(|a| a.to_string()))
-            .collect();
-        run_command(prepare(&mut cmd), label)
+        certroll(&self.path("certroll.toml"), args, |cmd| {
+            cmd.current_dir(self.dir.path());
+            if let Some(conf) = &self.softhsm_conf {
+                cmd.env("SOFTHSM2_CONF", conf);
+            }
+        })
     }
 
     /// Every file of the state directory and of the nodes, by path.
@@ -442,47 +436,30 @@ fn a_ca_whose_key_is_in_the_token_is_imported_and_rotated_away_from() {
     let other_cert = local.secret("other.pem", &other_pem, 0o644);
 
     // A token key that is not the certificate's is refused, and nothing is written.
-    let cert_arg = other_cert.to_str().unwrap();
-    local
-        .certroll(&[
+    let import = |cert: &Path, label: &str| {
+        let cert = cert.to_str().unwrap();
+        let args = [
             "ca",
             "import",
             "internal",
             "--cert",
-            cert_arg,
+            cert,
             "--pkcs11-key-label",
-            "operator key",
-        ])
+            label,
+        ];
+        local.certroll(&args)
+    };
+    import(&other_cert, "operator key")
         .expect_code(78)
         .expect_output(
             "token key \"operator key\" in PKCS#11 token \"operator hsm\" does not belong to",
         );
     assert!(!local.state().join("ca").exists());
-    local
-        .certroll(&[
-            "ca",
-            "import",
-            "internal",
-            "--cert",
-            cert_arg,
-            "--pkcs11-key-label",
-            "missing",
-        ])
+    import(&other_cert, "missing")
         .expect_code(78)
         .expect_output("holds no private key labelled \"missing\"");
 
-    let cert_arg = op_cert.to_str().unwrap();
-    local
-        .certroll(&[
-            "ca",
-            "import",
-            "internal",
-            "--cert",
-            cert_arg,
-            "--pkcs11-key-label",
-            "operator key",
-        ])
-        .expect_code(0);
+    import(&op_cert, "operator key").expect_code(0);
     let g1_ref = std::fs::read_to_string(local.state().join("ca/internal/g1/ca.key.ref"));
     assert!(g1_ref.unwrap().contains("label = operator key"));
 

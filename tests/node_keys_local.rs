@@ -3,8 +3,12 @@
 //! pair on every node and no pending key left; a node without openssl fails with a message
 //! that says what is missing where.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
+
+use support::run::{certroll, Run};
 
 struct Fleet {
     dir: tempfile::TempDir,
@@ -22,17 +26,10 @@ impl Fleet {
         Fleet { dir }
     }
 
-    fn run(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_certroll"));
-        c.arg("-i")
-            .arg(self.dir.path().join("certroll.toml"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().expect("run certroll")
+    fn run(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+        certroll(&self.dir.path().join("certroll.toml"), args, |cmd| {
+            cmd.envs(env.iter().copied());
+        })
     }
 
     fn store(&self, node: &str) -> PathBuf {
@@ -70,15 +67,21 @@ impl Fleet {
         let from_cert = public(&["x509", "-noout", "-pubkey", "-in"], &d.join("cert.pem"));
         from_key == from_cert
     }
-}
 
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    /// After a finished apply (`what`): every node's key and certificate belong together,
+    /// no pending key is left, and `verify` passes.
+    fn assert_settled(&self, what: &str) {
+        for node in ["app", "db"] {
+            assert!(
+                self.pair_matches(node),
+                "{what}: {node}: key and certificate differ"
+            );
+            let pending = self.pending(node);
+            assert!(pending.is_empty(), "{what}: {node}: {pending:?}");
+        }
+        let out = self.run(&["verify"], &[]);
+        assert_eq!(out.code, 0, "verify after the {what}: {out}");
+    }
 }
 
 #[test]
@@ -88,53 +91,19 @@ fn a_crash_between_keygen_and_write_resumes_to_matching_pairs() {
         "CERTROLL_TEST_CRASH_AFTER_KEYGEN",
         std::ffi::OsStr::new("1"),
     )];
-    let out = fleet.run(&["apply", "--yes"], &crash);
-    assert_eq!(out.status.code(), Some(137), "{}", show(&out));
+    fleet.run(&["apply", "--yes"], &crash).expect_code(137);
     let left: usize = ["app", "db"].iter().map(|n| fleet.pending(n).len()).sum();
     assert!(left >= 1, "the crash left no pending key to clean");
 
-    let out = fleet.run(&["apply", "--yes"], &[]);
-    assert!(out.status.success(), "resume: {}", show(&out));
-    for node in ["app", "db"] {
-        assert!(
-            fleet.pair_matches(node),
-            "{node}: key and certificate differ"
-        );
-        assert!(
-            fleet.pending(node).is_empty(),
-            "{node}: {:?}",
-            fleet.pending(node)
-        );
-    }
-    let out = fleet.run(&["verify"], &[]);
-    assert!(out.status.success(), "verify: {}", show(&out));
+    fleet.run(&["apply", "--yes"], &[]).expect_code(0);
+    fleet.assert_settled("resumed bootstrap");
 
     // A rotation (every key made again on the node) ends the same way.
-    let out = fleet.run(&["apply", "--rotate", "--yes"], &crash);
-    assert_eq!(out.status.code(), Some(137), "{}", show(&out));
-    let out = fleet.run(&["apply", "--yes"], &[]);
-    assert!(
-        out.status.success(),
-        "resume of the rotation: {}",
-        show(&out)
-    );
-    for node in ["app", "db"] {
-        assert!(
-            fleet.pair_matches(node),
-            "{node}: key and certificate differ"
-        );
-        assert!(
-            fleet.pending(node).is_empty(),
-            "{node}: {:?}",
-            fleet.pending(node)
-        );
-    }
-    let out = fleet.run(&["verify"], &[]);
-    assert!(
-        out.status.success(),
-        "verify after the rotation: {}",
-        show(&out)
-    );
+    fleet
+        .run(&["apply", "--rotate", "--yes"], &crash)
+        .expect_code(137);
+    fleet.run(&["apply", "--yes"], &[]).expect_code(0);
+    fleet.assert_settled("resumed rotation");
 }
 
 #[test]
@@ -153,8 +122,8 @@ fn a_node_without_openssl_is_named_with_what_it_needs() {
         }
     }
     let out = fleet.run(&["apply", "--yes"], &[("PATH", bin.as_os_str())]);
-    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
-    let text = show(&out);
+    assert_ne!(out.code, 0, "{out}");
+    let text = out.output();
     let store = fleet.store("app").display().to_string();
     let expected = format!(
         "failed to make an ecdsa-p256 key for CA internal in {store} on node app: openssl is not installed there, and key_source = \"node\" needs it on the node to make and check its keys (install openssl, or set key_source = \"control\")"

@@ -25,7 +25,8 @@ mod rsa;
 mod sudo;
 mod via;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use support::cli::{mode, openssl_verify, pem_subjects, Control};
 use support::inventory::{BUNDLE, CERT, KEY, RELOADED};
@@ -147,15 +148,37 @@ pub struct JournaledStep {
     pub failed: Option<String>,
 }
 
-/// The steps of the last run recorded in `state_dir/journal.jsonl`, in order of first start.
-pub fn journaled_steps(ctl: &Control) -> Vec<JournaledStep> {
-    let records = ctl.journal();
-    let run = records
+/// The id of the last run that the journal `records` start.
+pub fn last_run(records: &[serde_json::Value]) -> serde_json::Value {
+    records
         .iter()
         .rev()
         .find(|r| r["record"] == "run-start")
         .map(|r| r["run"].clone())
-        .expect("the journal records a run");
+        .expect("the journal records a run")
+}
+
+/// What `openssl ARGS... -in path` prints, which must succeed.
+pub fn openssl(args: &[&str], path: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .arg("-in")
+        .arg(path)
+        .output()
+        .expect("run openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} -in {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The steps of the last run recorded in `state_dir/journal.jsonl`, in order of first start.
+pub fn journaled_steps(ctl: &Control) -> Vec<JournaledStep> {
+    let records = ctl.journal();
+    let run = last_run(&records);
     let mut steps: Vec<JournaledStep> = Vec::new();
     for (line, r) in records.iter().enumerate().filter(|(_, r)| r["run"] == run) {
         let id = r["step"].as_u64();

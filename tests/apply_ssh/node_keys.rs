@@ -15,33 +15,13 @@
 //! (by its public key's hash, `spki:`), so that a fall-back to control-made keys fails.
 //! With `--parallel 1` the overlap check fails, so it can see serial steps.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::rotate::{bootstrap_then_rotate_runs, store_entries};
 use crate::rsa::key_kind;
 use crate::support::cli::{Control, Run};
 use crate::support::inventory::{FleetInventory, CERT, KEY};
 use crate::support::users::{self, ensure_user, owner, sudoers, OPERATOR, SERVICE};
 use crate::support::Fleet;
-use crate::{assert_node_on_with_key_mode, assert_verify_ok, on_node};
-
-/// What `openssl ARGS... -in path` prints, which must succeed.
-fn openssl(args: &[&str], path: &Path) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .arg("-in")
-        .arg(path)
-        .output()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} -in {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::{assert_node_on_with_key_mode, assert_verify_ok, last_run, on_node, openssl};
 
 /// The node's key is the private half of its certificate's public key.
 #[track_caller]
@@ -75,12 +55,7 @@ fn assert_no_pending_keys(fleet: &Fleet, node: &str, run: &Run) {
 #[track_caller]
 fn assert_journaled_as_node_key(ctl: &Control, fleet: &Fleet, node: &str) {
     let records = ctl.journal();
-    let run = records
-        .iter()
-        .rev()
-        .find(|r| r["record"] == "run-start")
-        .map(|r| r["run"].clone())
-        .expect("the journal records a run");
+    let run = last_run(&records);
     let cert_spki = openssl(&["x509", "-noout", "-pubkey"], &on_node(fleet, node, CERT));
     let der = pem::parse(cert_spki.trim())
         .expect("openssl prints the certificate's public key as PEM")

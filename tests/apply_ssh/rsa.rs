@@ -3,28 +3,14 @@
 //! nodes; openssl reads every node's key as the algorithm the inventory asked for and
 //! verifies its chain, and `verify` (rustls handshakes on every link) passes.
 
-use std::process::Command;
-
-use crate::on_node;
 use crate::rotate::bootstrap_then_rotate;
 use crate::support::inventory::{FleetInventory, KEY};
 use crate::support::Fleet;
+use crate::{on_node, openssl};
 
 /// What `openssl pkey -text` says the node's private key is (its first line).
 pub(crate) fn key_kind(fleet: &Fleet, node: &str) -> String {
-    let key = on_node(fleet, node, KEY);
-    let out = Command::new("openssl")
-        .args(["pkey", "-noout", "-text", "-in"])
-        .arg(&key)
-        .output()
-        .expect("run openssl pkey (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl cannot read {}: {}",
-        key.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = openssl(&["pkey", "-noout", "-text"], &on_node(fleet, node, KEY));
     text.lines().next().unwrap_or_default().trim().to_string()
 }
 

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -82,6 +83,18 @@ pub fn run_command(cmd: &mut Command, label: Vec<String>) -> Run {
         .spawn()
         .unwrap_or_else(|e| panic!("start {label:?}: {e}"));
     finish(label, child)
+}
+
+/// Runs `certroll -i INVENTORY ARGS...` (see [`run_command`]) after `setup` has added what
+/// the test needs (a working directory, environment); its label is `certroll ARGS...`.
+pub fn certroll(inventory: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certroll"));
+    cmd.arg("-i").arg(inventory).args(args);
+    setup(&mut cmd);
+    let label = std::iter::once("certroll".to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect();
+    run_command(&mut cmd, label)
 }
 
 /// Reads both pipes of a started child and waits, killing it after [`COMMAND_TIMEOUT`].
