@@ -28,27 +28,23 @@ pub(super) fn stand_in_key() -> Option<PrivateKeyDer<'static>> {
 /// stand-in key is taken as the real key's, over any scheme the provider knows.
 macro_rules! stand_in_signatures {
     () => {
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
+        stand_in_signatures!(verify_tls12_signature, verify_tls13_signature);
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             schemes()
         }
+    };
+    ($($verify:ident),+) => {
+        $(
+            fn $verify(
+                &self,
+                _: &[u8],
+                _: &CertificateDer<'_>,
+                _: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, Error> {
+                Ok(HandshakeSignatureValid::assertion())
+            }
+        )+
     };
 }
 
