@@ -5,28 +5,30 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+mod support;
+use support::run::{finish, prepare, Run};
 
 const INVENTORY: &str = "[ca.internal]\nsubject = \"CN=Prompt CA\"\nkey_store = \"encrypted\"\n\n\
      [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{node}/ca.pem\"\n\
      cert = \"nodes/{node}/cert.pem\"\nkey = \"nodes/{node}/key.pem\"\n\n\
      [nodes.app]\n[nodes.db]\n\n[[links]]\nclient = \"app\"\nserver = \"db\"\n";
 
-/// Runs `certroll ARGS` on a pseudo-terminal, typing `typed` into it.
-fn on_terminal(dir: &Path, args: &str, typed: &str) -> Output {
+/// Runs `certroll ARGS` on a pseudo-terminal, typing `typed` into it (within the tests'
+/// usual time limit).
+fn on_terminal(dir: &Path, args: &str, typed: &str) -> Run {
     let found = Command::new("script").arg("--version").output();
     assert!(
         found.is_ok_and(|o| o.status.success()),
         "these tests need `script` (apt-get install bsdutils)"
     );
     let command = format!("{} -i certroll.toml {args}", env!("CARGO_BIN_EXE_certroll"));
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(dir);
+    let mut child = prepare(&mut cmd)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("start script");
     let mut stdin = child.stdin.take().expect("script's stdin");
@@ -34,16 +36,7 @@ fn on_terminal(dir: &Path, args: &str, typed: &str) -> Output {
         .write_all(typed.as_bytes())
         .expect("type into the terminal");
     drop(stdin);
-    child.wait_with_output().expect("wait for script")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    finish(vec!["certroll".into(), args.into()], child)
 }
 
 /// Every file under `dir`, by path (the state directory and the nodes' files).
@@ -72,14 +65,10 @@ fn an_encrypted_store_asks_its_passphrase_on_the_terminal() {
         std::fs::create_dir_all(dir.path().join("nodes").join(n)).expect("node dir");
     }
 
-    let first = on_terminal(dir.path(), "apply --yes", "tty secret 1\ntty secret 1\n");
-    let said = text(&first);
-    assert_eq!(first.status.code(), Some(0), "{said}");
-    assert!(said.contains("passphrase for CA internal: "), "{said}");
-    assert!(
-        said.contains("passphrase for CA internal (again): "),
-        "{said}"
-    );
+    on_terminal(dir.path(), "apply --yes", "tty secret 1\ntty secret 1\n")
+        .expect_code(0)
+        .expect_output("passphrase for CA internal: ")
+        .expect_output("passphrase for CA internal (again): ");
 
     let key = dir.path().join(".certroll/ca/internal/g1/ca.key");
     let pem = std::fs::read_to_string(&key).expect("read the CA key");
@@ -100,20 +89,17 @@ fn an_encrypted_store_asks_its_passphrase_on_the_terminal() {
 
     let before = snapshot(dir.path());
     let wrong = on_terminal(dir.path(), "apply --rotate --yes", "not the secret\n");
-    let said = text(&wrong);
-    assert_eq!(wrong.status.code(), Some(78), "{said}");
-    assert!(said.contains("wrong passphrase"), "{said}");
+    wrong.expect_code(78).expect_output("wrong passphrase");
     assert!(
-        !said.contains("(again)"),
-        "an existing CA asks once: {said}"
+        !wrong.output().contains("(again)"),
+        "an existing CA asks once\n{wrong}"
     );
     assert!(
         before == snapshot(dir.path()),
         "a refused run writes nothing"
     );
 
-    let rotated = on_terminal(dir.path(), "apply --rotate --yes", "tty secret 1\n");
-    assert_eq!(rotated.status.code(), Some(0), "{}", text(&rotated));
+    on_terminal(dir.path(), "apply --rotate --yes", "tty secret 1\n").expect_code(0);
     let g2 = std::fs::read_to_string(dir.path().join(".certroll/ca/internal/g2/ca.key"))
         .expect("read the G2 key");
     assert!(g2.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
