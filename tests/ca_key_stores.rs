@@ -472,3 +472,43 @@ fn a_ca_whose_key_is_in_the_token_is_imported_and_rotated_away_from() {
     let g2_ref = std::fs::read_to_string(local.state().join("ca/internal/g2/ca.key.ref"));
     assert!(g2_ref.unwrap().contains("label = internal ca G2"));
 }
+
+/// A rotation signed in the token and stopped by a node that never confirms is rolled back:
+/// the rollback's fresh leaves come from G1, signed in the token too; the abandoned G2 is
+/// archived as a reference to its token key, never as a key file.
+#[test]
+fn a_rotation_signed_in_the_token_rolls_back() {
+    let mut local = Local::new("");
+    local.softhsm("certroll ca");
+    let pin = local.secret("pin", &format!("{PIN}\n"), 0o600);
+    local.write_inventory(&local.pkcs11_keys("certroll ca", &pin));
+    let inventory = local.path("certroll.toml");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    let stuck = text.replace(
+        "confirm = \"test -e nodes/{node}/reloaded\"",
+        "confirm = \"test -e nodes/{node}/reloaded && test ! -e nodes/{node}/stuck\"\n\
+         confirm_timeout = \"1s\"",
+    );
+    assert_ne!(stuck, text, "the inventory's confirm command changed shape");
+    std::fs::write(&inventory, stuck).unwrap();
+
+    local.certroll(&["apply", "--yes"]).expect_code(0);
+    std::fs::write(local.path("nodes/db/stuck"), "").unwrap();
+    let stopped = local.certroll(&["apply", "--rotate", "--yes"]);
+    assert_ne!(stopped.code, 0, "the rotation should stop at db\n{stopped}");
+    std::fs::remove_file(local.path("nodes/db/stuck")).unwrap();
+
+    local
+        .certroll(&["apply", "--rollback", "--yes"])
+        .expect_code(0);
+    let g1 = std::fs::read_to_string(local.state().join("ca/internal/g1/ca.pem")).unwrap();
+    for n in NODES {
+        let bundle = std::fs::read_to_string(local.path("nodes").join(n).join("ca.pem"));
+        assert_eq!(bundle.unwrap().trim(), g1.trim(), "bundle of {n}: G1 alone");
+    }
+    let archived = local.state().join("ca/internal/archive/g2");
+    assert!(archived.join("ROLLED-BACK").exists());
+    assert!(archived.join("ca.key.ref").exists() && !archived.join("ca.key").exists());
+    local.certroll(&["verify"]).expect_code(0);
+    assert_no_plain_key(&local);
+}
