@@ -4,36 +4,23 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use super::*;
-use crate::inventory::{FileSettings, KeyAlgorithm, KeySource, Node, TransportKind};
+use crate::inventory::{FileSettings, KeyAlgorithm, KeySource, Node};
 use crate::pki::csr::check_csr;
 use crate::transport::local::LocalTransport;
 
 const NONCE: &str = "certroll-0a1b2c3d4e5f";
 
+/// The layout tests' node without a proof certificate, its keys made on the node.
 fn node(dir: &Path, files: FileSettings) -> Node {
-    let at = |f: &str| dir.join("tls").join(f).display().to_string();
     Node {
-        name: "app1".into(),
-        transport: TransportKind::Local,
-        via: None,
-        trust_bundle: at("ca.pem"),
-        cert: at("cert.pem"),
-        key: at("key.pem"),
         proof_cert: None,
-        reload: None,
-        confirm: None,
-        confirm_timeout: Duration::from_secs(10),
-        probe: None,
-        dns_names: vec![],
-        tls: None,
-        become_with: Become::Login,
         files: FileSettings {
             key_source: KeySource::Node,
             ..files
         },
+        ..super::tests::node(dir)
     }
 }
 

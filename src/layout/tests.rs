@@ -9,7 +9,7 @@ use super::*;
 use crate::inventory::{FileSettings, Node, TransportKind};
 use crate::transport::local::LocalTransport;
 
-fn node(dir: &Path) -> Node {
+pub(super) fn node(dir: &Path) -> Node {
     let at = |f: &str| dir.join("tls").join(f).display().to_string();
     Node {
         name: "app1".into(),
