@@ -15,23 +15,12 @@ use rustls::{RootCertStore, ServerConfig, ServerConnection};
 use time::OffsetDateTime;
 
 use super::*;
-use crate::inventory::{CaSpec, InventoryBuilder, KeyAlgorithm, Starttls};
+use crate::inventory::{CaSpec, InventoryBuilder, Starttls};
 use crate::pki::{issue_leaf, new_ca, CaCert, Leaf};
 use crate::transport::local::LocalTransport;
 
 fn spec() -> CaSpec {
-    CaSpec {
-        name: "internal".into(),
-        subject: "CN=Probe Test CA".into(),
-        key_algorithm: KeyAlgorithm::EcdsaP256,
-        validity: Duration::from_secs(10 * 365 * 86_400),
-        leaf_validity: Duration::from_secs(90 * 86_400),
-        renew_before: Duration::from_secs(30 * 86_400),
-        strategy: Default::default(),
-        chain: Default::default(),
-        bundle_foreign: Default::default(),
-        key_store: Default::default(),
-    }
+    CaSpec::new("internal", "CN=Probe Test CA")
 }
 
 struct Pki {

@@ -3,27 +3,14 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use time::OffsetDateTime;
 
 use super::*;
-use crate::inventory::KeyAlgorithm;
 
 fn spec() -> CaSpec {
-    CaSpec {
-        name: "internal".into(),
-        subject: "CN=Test CA".into(),
-        key_algorithm: KeyAlgorithm::EcdsaP256,
-        validity: Duration::from_secs(10 * 365 * 86_400),
-        leaf_validity: Duration::from_secs(90 * 86_400),
-        renew_before: Duration::from_secs(30 * 86_400),
-        strategy: Default::default(),
-        chain: Default::default(),
-        bundle_foreign: Default::default(),
-        key_store: Default::default(),
-    }
+    CaSpec::new("internal", "CN=Test CA")
 }
 
 /// A certificate and its key, PEM.

@@ -3,7 +3,6 @@
 
 use certroll::inventory::{CaSpec, KeyAlgorithm};
 
-/// Every key algorithm the inventory accepts.
 /// The algorithms every chain and handshake test runs with: each family once (RSA at its
 /// smallest size; 3072 and 4096 bits have tests of their own, as their keys take seconds).
 pub const ALGORITHMS: [KeyAlgorithm; 4] = [
