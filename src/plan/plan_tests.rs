@@ -3,21 +3,30 @@
 use super::*;
 use crate::inventory::{Inventory, InventoryBuilder};
 
-fn id(inv: &Inventory, name: &str) -> NodeId {
+pub(super) fn id(inv: &Inventory, name: &str) -> NodeId {
     inv.node_id(name).unwrap()
 }
 
-/// The step of `node` that performs `action`.
-fn step<'p>(plan: &'p Plan, inv: &Inventory, node: &str, action: Action) -> &'p Step {
+/// The step of `node` that performs `action`, if the plan has one.
+pub(super) fn find<'p>(
+    plan: &'p Plan,
+    inv: &Inventory,
+    node: &str,
+    action: Action,
+) -> Option<&'p Step> {
     let n = id(inv, node);
     plan.steps
         .iter()
         .find(|s| s.node == n && s.actions.contains(&action))
-        .unwrap_or_else(|| panic!("no {action:?} step for {node}"))
+}
+
+/// The step of `node` that performs `action`.
+pub(super) fn step<'p>(plan: &'p Plan, inv: &Inventory, node: &str, action: Action) -> &'p Step {
+    find(plan, inv, node, action).unwrap_or_else(|| panic!("no {action:?} step for {node}"))
 }
 
 /// Names and actions of the prerequisites of a step, e.g. ["lb1:trust-add"].
-fn after(plan: &Plan, inv: &Inventory, s: &Step) -> Vec<String> {
+pub(super) fn after(plan: &Plan, inv: &Inventory, s: &Step) -> Vec<String> {
     let mut v: Vec<String> = s
         .after
         .iter()

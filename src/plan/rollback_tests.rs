@@ -3,35 +3,8 @@
 
 use super::*;
 use crate::inventory::{Inventory, InventoryBuilder};
-use crate::plan::{actions_label, rotate, Step};
-
-fn id(inv: &Inventory, name: &str) -> NodeId {
-    inv.node_id(name).unwrap()
-}
-
-fn find<'p>(plan: &'p Plan, inv: &Inventory, node: &str, action: Action) -> Option<&'p Step> {
-    let n = id(inv, node);
-    plan.steps
-        .iter()
-        .find(|s| s.node == n && s.actions.contains(&action))
-}
-
-fn step<'p>(plan: &'p Plan, inv: &Inventory, node: &str, action: Action) -> &'p Step {
-    find(plan, inv, node, action).unwrap_or_else(|| panic!("no {action:?} step for {node}"))
-}
-
-fn after(plan: &Plan, inv: &Inventory, s: &Step) -> Vec<String> {
-    let mut v: Vec<String> = s
-        .after
-        .iter()
-        .map(|&a| {
-            let p = &plan.steps[a];
-            format!("{}:{}", inv.nodes[p.node].name, actions_label(&p.actions))
-        })
-        .collect();
-    v.sort();
-    v
-}
+use crate::plan::rotate;
+use crate::plan::tests::{after, find, id, step};
 
 fn three_tier() -> Inventory {
     InventoryBuilder::new()
