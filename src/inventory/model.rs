@@ -320,6 +320,10 @@ pub struct FileSettings {
     pub key_algorithm: Option<KeyAlgorithm>,
     /// Where the node's leaf keys are generated (`key_source`).
     pub key_source: KeySource,
+    /// The directory that holds the node's stores (`store_dir`, `{ca}` and `{node}`
+    /// substituted by [`Node::store_dir`]); `None`: beside the certificate, or under
+    /// `/var/lib/certroll/stores` when another user controls the certificate's directory.
+    pub store_dir: Option<String>,
 }
 
 impl Node {
@@ -332,6 +336,12 @@ impl Node {
             key: fill(&self.key),
             proof_cert: self.proof_cert.as_deref().map(fill),
         }
+    }
+
+    /// The directory of the node's stores for CA `ca` (`store_dir`), if the inventory sets one.
+    pub fn store_dir(&self, ca: &str) -> Option<String> {
+        let dir = self.files.store_dir.as_deref()?;
+        Some(dir.replace("{ca}", ca).replace("{node}", &self.name))
     }
 
     /// The name a client uses to reach this node as a server (first SAN, else the node name).

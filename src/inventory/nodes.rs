@@ -148,6 +148,7 @@ fn build_one(
             keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
             key_algorithm: leaf_keys::algorithm(&name, pick(raw.key_algorithm, &d.key_algorithm))?,
             key_source: leaf_keys::source(&name, pick(raw.key_source, &d.key_source))?,
+            store_dir: pick(raw.store_dir, &d.store_dir),
         },
         name,
     };

@@ -89,6 +89,7 @@ pub struct RawNode {
     pub keep_backups: Option<u32>,
     pub key_algorithm: Option<String>,
     pub key_source: Option<String>,
+    pub store_dir: Option<String>,
 }
 
 /// The `ssh = { ... }` table of a node or of `[defaults]`.

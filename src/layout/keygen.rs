@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::{command, failure, store_dir, LayoutError};
+use super::{command, failure, store_words, LayoutError};
 use crate::inventory::{KeyAlgorithm, Node};
 use crate::transport::Transport;
 
@@ -38,16 +38,17 @@ pub fn keygen(
     nonce: &str,
     stop_at: u8,
 ) -> Result<NodeKeyRequest, LayoutError> {
-    let store = store_dir(&node.paths(ca), ca);
+    let words = store_words(node, ca);
+    let store = words[0].clone();
     let tag = hex::encode(rand::random::<[u8; 8]>());
-    let args: Vec<String> = vec![
-        "keygen".into(),
-        store.clone(),
+    let mut args: Vec<String> = vec!["keygen".into()];
+    args.extend(words);
+    args.extend([
         tag.clone(),
         alg.as_str().to_string(),
         nonce.to_string(),
         stop_at.to_string(),
-    ];
+    ]);
     let out = t.exec_input(&command(&args), &[], KEYGEN_TIMEOUT)?;
     if !out.success() {
         let action = format!("make an {} key for CA {ca} in {store}", alg.as_str());

@@ -102,6 +102,27 @@ pub fn store_dir(paths: &NodePaths, ca: &str) -> String {
     format!("{}/.certroll-{ca}", dir.trim_end_matches('/'))
 }
 
+/// Where stores go when another user controls the certificate's directory and the
+/// inventory sets no `store_dir`: `<this>/<ca>-<hash of that directory>` (root only).
+pub const FALLBACK_STORES: &str = "/var/lib/certroll/stores";
+
+/// The first four words of every store command: the preferred store (`.certroll-<ca>` in
+/// `store_dir`, else beside the certificate), the fallback directory (`-` when the
+/// inventory chose the place), the CA and the node the store belongs to.
+fn store_words(node: &Node, ca: &str) -> [String; 4] {
+    let (store, fallback) = match node.store_dir(ca) {
+        Some(dir) => (
+            format!("{}/.certroll-{ca}", dir.trim_end_matches('/')),
+            "-".to_string(),
+        ),
+        None => (
+            store_dir(&node.paths(ca), ca),
+            FALLBACK_STORES.to_string(),
+        ),
+    };
+    [store, fallback, ca.to_string(), node.name.clone()]
+}
+
 /// What the symlink at `path` holds: relative when it sits beside the store, else absolute.
 pub fn link_target(path: &str, store: &str, role: Role) -> String {
     let (store_parent, store_name) = store.rsplit_once('/').unwrap_or(("", store));
@@ -142,6 +163,10 @@ pub struct ApplyOptions<'a> {
     /// Test hook: stop the script at this phase (1..=8), as a crash there would.
     #[doc(hidden)]
     pub stop_at: u8,
+    /// Test hook: at this phase, touch `<file>.reached` and wait (at most 60 s) until
+    /// `<file>` exists, as a script whose certroll was killed may still be running.
+    #[doc(hidden)]
+    pub pause_at: Option<(u8, String)>,
 }
 
 /// What [`apply`] did. `reload` is the reload command's result when one was given.
@@ -192,17 +217,22 @@ pub fn apply(
     opts: &ApplyOptions<'_>,
 ) -> Result<Applied, LayoutError> {
     let paths = node.paths(ca);
-    let store = store_dir(&paths, ca);
+    let words = store_words(node, ca);
+    let store = words[0].clone();
     let tag = format!("{run}.{}", hex::encode(rand::random::<[u8; 4]>()));
-    let mut args: Vec<String> = vec![
-        "apply".into(),
-        store.clone(),
+    let stop = match &opts.pause_at {
+        Some((phase, file)) => format!("p{phase}:{file}"),
+        None => opts.stop_at.to_string(),
+    };
+    let mut args: Vec<String> = vec!["apply".into()];
+    args.extend(words);
+    args.extend([
         tag,
         run.to_string(),
         node.files.owner.clone().unwrap_or_default(),
         node.files.group.clone().unwrap_or_default(),
         if runs_as_root(node) { "1" } else { "0" }.into(),
-        opts.stop_at.to_string(),
+        stop,
         opts.reload.unwrap_or_default().to_string(),
         END_MARKER.to_string(),
         if opts.clean {
@@ -210,7 +240,7 @@ pub fn apply(
         } else {
             "-".to_string()
         },
-    ];
+    ]);
     let mut input = Vec::new();
     for role in Role::ALL {
         let Some(path) = role.path(&paths) else {
@@ -260,12 +290,11 @@ pub fn apply(
 /// changes, and `<file>.<run>.bak` files earlier versions of certroll left beside the files.
 pub fn cleanup(t: &dyn Transport, node: &Node, ca: &str) -> Result<(), LayoutError> {
     let paths = node.paths(ca);
-    let store = store_dir(&paths, ca);
-    let mut args = vec![
-        "cleanup".to_string(),
-        store.clone(),
-        node.files.keep_backups.to_string(),
-    ];
+    let words = store_words(node, ca);
+    let store = words[0].clone();
+    let mut args = vec!["cleanup".to_string()];
+    args.extend(words);
+    args.push(node.files.keep_backups.to_string());
     args.extend(
         Role::ALL
             .into_iter()
@@ -336,3 +365,6 @@ mod tests;
 
 #[cfg(test)]
 mod keygen_tests;
+
+#[cfg(test)]
+mod hostile_tests;

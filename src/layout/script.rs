@@ -2,13 +2,24 @@
 //!
 //! One remote command per step: the script is constant text, every parameter is a
 //! separately quoted argument, and file contents arrive on standard input (never in a
-//! command line, which other users can read in the process list). It needs a POSIX `sh`
-//! and GNU coreutils (`mv -T`, `head -c`, `sync FILE`, `chown --reference`), as on any Linux.
+//! command line, which other users can read in the process list). It needs a POSIX `sh`,
+//! GNU coreutils (`mv -T`, `head -c`, `sync FILE`, `stat -c`, `chown --reference`) and
+//! util-linux (`flock`; `setpriv` to read a file another user controls), as on any Linux.
+//!
+//! The node is not trusted (docs/layout.md, "Threat model"): the store is entered only
+//! after every directory above it was found to belong to root or to the writing user with
+//! no other user able to change it, is never a symbolic link, belongs to the writing user
+//! and names the node it serves; a file another user could have planted is read with that
+//! user's rights, never copied with ours; every file is created with mode 0600 and only
+//! then given its final mode and owner; and a script whose run was superseded (a later
+//! script claimed the store: kill -9 and resume) can no longer switch or remove anything.
 //!
 //! Exit codes: 10 the files could not be written (nothing served changed), 11 an owner or
 //! group could not be given (nothing served changed), 12 the data arrived incomplete,
-//! 14 `openssl` is missing (`keygen`, `pubkey`), 15 a key openssl cannot read (`pubkey`),
-//! 99 stopped on purpose at a phase (tests only).
+//! 14 a required program (`openssl`, `flock`, `setpriv`) is missing, 15 a key openssl
+//! cannot read (`pubkey`), 16 the store is not safe to use (nothing changed), 17 a later
+//! script took the store over (this one changed nothing more), 99 stopped on purpose at a
+//! phase (tests only).
 //!
 //! `keygen` makes a leaf key on the node (`key_source = "node"`) in a pending directory
 //! `.key-<tag>` of the store (0700) and prints a request for it; `apply`'s action `n`
@@ -22,24 +33,164 @@ pub const FILES_IN_PLACE: &str = "certroll: files in place";
 /// Marker before the reload command's exit status.
 pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 
-/// `apply STORE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER CLEAN` then, per file, 6 words:
-/// `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k, r or n; `-` for unset; for n, SIZE is
-/// the pending directory `.key-<tag>` whose `key.pem` becomes the file). Standard input
-/// holds the data of the `w` files in order, then the MARKER line. Relative paths are
-/// taken from the directory the script starts in. CLEAN `-`, or how many earlier runs'
-/// backups to keep while removing every other old version after the switch.
-/// `cleanup STORE KEEP PATH...`. `keygen STORE TAG ALG NONCE STOP` (ALG `ecdsa-p256`,
-/// `ecdsa-p384`, `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`.
+/// Every command starts with the same four words, `STORE FALLBACK CA NODE`: the preferred
+/// store, the directory for stores when the preferred one's directory is not safe (`-`:
+/// none), the CA and the node the store belongs to.
+///
+/// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER CLEAN` then,
+/// per file, 6 words: `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k, r or n; `-` for
+/// unset; for n, SIZE is the pending directory `.key-<tag>` whose `key.pem` becomes the
+/// file). Standard input holds the data of the `w` files in order, then the MARKER line.
+/// Relative paths are taken from the directory the script starts in. CLEAN `-`, or how
+/// many earlier runs' backups to keep while removing every other old version after the
+/// switch. STOP `0`, a phase `N` to exit at, or `pN:FILE` to wait at phase N until FILE
+/// exists (tests). `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
+/// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
+/// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`.
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
+me=$(id -u)
 fail() { c=$1; shift; printf 'certroll: %s\n' "$*" >&2; exit "$c"; }
 run() { out=$("$@" 2>&1) || fail 10 "${out:-$1 failed}"; }
-phase() { [ "$stop" != "$1" ] || exit 99; }
+phase() {
+  [ "$stop" != "$1" ] || exit 99
+  case $stop in
+    "p$1:"*) f=${stop#*:}; : > "$f.reached"; i=0
+      while [ ! -e "$f" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done ;;
+  esac
+}
 # at NAME PATH: p = the path made absolute, l = what its symlink holds.
 at() {
   case $2 in /*) p=$2 ;; *) p=$orig/$2 ;; esac
   if [ "${p%/*}" = "${store%/*}" ]; then l=${store##*/}/current/$1; else l=$store/current/$1; fi
+}
+
+# safe DIR: DIR and every directory above it belong to root or to us, and no other user
+# can change them (a sticky directory such as /tmp counts: nobody else can rename or
+# remove what is ours in it). Sets phys (DIR's physical path); on failure, why, and wu/wg:
+# the user and group with the rights of the directory another user controls.
+safe() {
+  phys=$(cd -P -- "$1" 2>/dev/null && pwd -P) || { why="cannot enter $1"; wu=65534 wg=65534; return 1; }
+  d=$phys
+  while :; do
+    s=$(stat -c '%u %g %a' -- "${d:-/}") || { why="cannot read ${d:-/}"; wu=65534 wg=65534; return 1; }
+    u=${s%% *} a=${s##* } g=${s#* }; g=${g%% *}
+    if [ "$u" != 0 ] && [ "$u" != "$me" ]; then
+      why="${d:-/} belongs to uid $u"; wu=$u wg=$g; return 1
+    fi
+    if [ $((0$a & 022)) -ne 0 ] && [ $((0$a & 01000)) -eq 0 ]; then
+      why="${d:-/} is writable by other users (mode $a)"; wu=65534 wg=65534
+      [ $((0$a & 002)) -ne 0 ] || wg=$g
+      return 1
+    fi
+    [ -n "$d" ] || return 0
+    d=${d%/*}
+  done
+}
+
+# enter STORE FALLBACK CA NODE: cd into the node's store, making it if need be, only when
+# it is certroll's alone. A store whose directory another user controls moves to
+# FALLBACK/CA-<hash of that directory> (root only); `legacy` is then the old place.
+enter() {
+  store=$1 fb=$2 ca=$3 node=$4 legacy=
+  case $store in /*) ;; *) store=$orig/$store ;; esac
+  parent=${store%/*}; parent=${parent:-/}
+  if [ ! -d "$parent" ]; then
+    out=$(umask 022 && mkdir -p -- "$parent" 2>&1) || fail 10 "${out:-cannot create $parent}"
+  fi
+  if safe "$parent"; then
+    store=${phys%/}/${store##*/}
+  elif [ "$fb" != - ] && [ "$me" = 0 ]; then
+    h=$(printf '%s' "$phys" | sha256sum) || fail 10 "cannot hash $phys"
+    h=$(printf '%.16s' "$h")
+    legacy=$store
+    [ -d "$fb" ] || { out=$(umask 022 && mkdir -p -- "$fb" 2>&1) || fail 10 "${out:-cannot create $fb}"; }
+    safe "$fb" || fail 16 "cannot keep the store of $store safe: $why, and so is the store directory $fb: $why"
+    store=${phys%/}/$ca-$h
+  else
+    fail 16 "the store $store is not safe: $why, so another user could swap it; set store_dir to a directory only $(id -un) and root can change"
+  fi
+  [ ! -L "$store" ] || fail 16 "the store $store is a symbolic link: certroll never follows one there (someone else made it; remove it)"
+  if [ ! -e "$store" ]; then
+    out=$(umask 022 && mkdir -- "$store" 2>&1) || fail 10 "${out:-cannot create $store}"
+  fi
+  cd -P -- "$store" 2>/dev/null || fail 10 "cannot enter $store"
+  [ "$(pwd -P)" = "$store" ] || fail 16 "the store $store moved while certroll entered it"
+  s=$(stat -c '%u %a' .) || fail 10 "cannot read $store"
+  [ "${s% *}" = "$me" ] || fail 16 "the store $store belongs to uid ${s% *}, not to uid $me that writes it"
+  [ $((0${s#* } & 022)) -eq 0 ] || fail 16 "the store $store is writable by other users (mode ${s#* })"
+  if [ -f .node ] && [ ! -L .node ]; then
+    n=$(head -c 300 .node)
+    [ "$n" = "$node" ] || fail 16 "the store $store belongs to node $n, not to $node: two nodes share these files (a symbolic link between their directories?); if the node was renamed, write its new name into $store/.node"
+  else
+    rm -f .node; printf '%s\n' "$node" > .node || fail 10 "cannot write $store/.node"
+  fi
+}
+
+# The store's lock (flock on .lock, held only around changes, never during a command) and
+# its owner: the last script to claim the store. A script that finds another owner was
+# superseded (its certroll was killed and the run resumed) and changes nothing more.
+lock() {
+  command -v flock >/dev/null 2>&1 || fail 14 "flock not found (util-linux): certroll needs it on the node"
+  exec 9>>.lock || fail 10 "cannot open $store/.lock"
+  flock -w 60 9 || fail 17 "another certroll script held $store for 60 s"
+}
+unlock() { exec 9>&-; }
+claim() {
+  lock
+  printf '%s\n' "$tag" > .owner.new && mv -f -- .owner.new .owner || fail 10 "cannot write $store/.owner"
+  unlock
+}
+owned() {
+  lock
+  [ "$(cat .owner 2>/dev/null)" = "$tag" ] || {
+    unlock
+    fail 17 "a later certroll script took over $store (its run was resumed after this one was stopped): this one changes nothing more"
+  }
+}
+
+# trusted PATH: PATH leads to a regular file (q) through directories only root or we
+# control, link by link, so that nobody else could have planted it.
+trusted() {
+  q=$1 i=0
+  while :; do
+    safe "${q%/*}/" || return 1
+    [ -L "$q" ] || break
+    i=$((i + 1)); [ $i -le 8 ] || { why="too many links at $1"; return 1; }
+    r=$(readlink -- "$q") || return 1
+    case $r in /*) q=$r ;; *) q=${q%/*}/$r ;; esac
+  done
+  [ -f "$q" ]
+}
+
+# capture NAME: the node's file $p as $t/NAME, exactly: a regular file reached only through
+# directories only root or we control is hard-linked (copied across file systems); one that
+# another user could have planted is read with that user's rights, never with ours.
+capture() {
+  if trusted "$p"; then
+    if ! ln -- "$q" "$t/$1" 2>/dev/null; then
+      run cp -p -- "$q" "$t/$1"
+      if [ "$root" != 1 ]; then
+        a=$(stat -c %u:%g -- "$q") b=$(stat -c %u:%g -- "$t/$1")
+        [ "$a" = "$b" ] || { rm -rf -- "$t"; fail 11 "cannot keep owner and group $a of $p: running as $b"; }
+      fi
+    fi
+    return 0
+  fi
+  if [ "$me" = 0 ]; then
+    command -v setpriv >/dev/null 2>&1 || fail 14 "setpriv not found (util-linux): certroll needs it to read $p, which another user controls"
+    timeout 20 setpriv --reuid="$wu" --regid="$wg" --clear-groups -- head -c 1048577 -- "$p" > "$t/$1" 2>/dev/null \
+      || fail 16 "cannot read $p with the rights of uid $wu ($why): certroll reads what another user could have planted only as that user"
+  else
+    timeout 20 head -c 1048577 -- "$p" > "$t/$1" 2>/dev/null || fail 10 "cannot read $p"
+  fi
+  [ "$(stat -c %s -- "$t/$1")" -le 1048576 ] || fail 16 "$p is larger than 1 MiB"
+  a=$(stat -L -c '%a %u:%g' -- "$p") || fail 10 "cannot read $p"
+  m=${a% *}
+  case $1 in key.pem) [ $((0$m & 07)) -eq 0 ] || m=600 ;; esac
+  run chmod -- "$m" "$t/$1"
+  [ "$root" != 1 ] || run chown -- "${a#* }" "$t/$1"
 }
 
 migrate() {
@@ -47,15 +198,7 @@ migrate() {
   run mkdir -m 0755 -- "$t"
   while [ $# -ge 6 ]; do
     at "$1" "$2"
-    if [ -e "$p" ]; then
-      if ! ln -L -- "$p" "$t/$1" 2>/dev/null; then
-        run cp -pL -- "$p" "$t/$1"
-        if [ "$root" != 1 ]; then
-          a=$(stat -L -c %u:%g -- "$p") b=$(stat -c %u:%g -- "$t/$1")
-          [ "$a" = "$b" ] || { rm -rf -- "$t"; fail 11 "cannot keep owner and group $a of $p: running as $b"; }
-        fi
-      fi
-    fi
+    if [ -e "$p" ]; then capture "$1"; fi
     shift 6
   done
   phase 2
@@ -64,58 +207,53 @@ migrate() {
   phase 3
 }
 
-build() {
-  t=v-$tag
-  trap 'rm -rf -- "$t"' EXIT
-  # The new version starts as a copy of the current one (owner, group, mode kept); the
-  # files the step writes are then overwritten in place, or started afresh when the
-  # inventory sets their mode, and removed files dropped.
-  run cp -pRL -- current "$t"
-  written= drop=
-  while [ $# -ge 6 ]; do
-    case $3 in
-      w|n) written="$written $t/$1"; [ "$5" = - ] || drop="$drop $t/$1" ;;
-      r) drop="$drop $t/$1" ;;
-    esac
-    shift 6
-  done
-  [ -z "$drop" ] || run rm -f -- $drop
-  if [ "$root" != 1 ]; then
-    for r in current/*; do
-      [ -e "$r" ] || continue
-      a=$(stat -c %u:%g -- "$r") b=$(stat -c %u:%g -- "$t/${r#current/}")
-      [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/$r: running as $b"
-    done
+# finish NAME XMODE DMODE: the new file's mode (XMODE; else that of the file it replaces,
+# where a key never keeps bits for other users; else DMODE) and the replaced file's owner
+# and group. The file was created 0600, so it never had more rights than its final ones.
+finish() {
+  f=$t/$1 ref=current/$1
+  if [ "$2" != - ]; then m=$2
+  elif [ -e "$ref" ]; then
+    m=$(stat -c %a -- "$ref") || fail 10 "cannot read $store/$ref"
+    [ "$3" != 600 ] || [ $((0$m & 07)) -eq 0 ] || m=600
+  else m=$3; fi
+  run chmod -- "$m" "$f"
+  if [ -z "$owner$group" ] && [ -e "$ref" ]; then
+    if [ "$root" = 1 ]; then run chown --reference="$ref" -- "$f"
+    else chown --reference="$ref" -- "$f" 2>/dev/null || :; fi
   fi
 }
 
-fill() {
+build() {
+  t=v-$tag
+  trap 'rm -rf -- "$t"' EXIT
+  run mkdir -m 0755 -- "$t"
+  # The new version carries the files the step keeps from the current one (regular files
+  # only, never followed), then gets the written ones, each created afresh.
   while [ $# -ge 6 ]; do
-    if [ "$3" = w ] || [ "$3" = n ]; then
-      fresh=; [ -e "$t/$1" ] || fresh=1
-      if [ "$3" = w ]; then
-        head -c "$4" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
-      else
-        # The key made on the node takes the place of the written data: same file, same
-        # owner and mode rules; its pending directory goes.
-        case $4 in .key-*[!A-Za-z0-9._-]*|.key-) fail 10 "bad pending key directory $4" ;; .key-*) ;; *) fail 10 "bad pending key directory $4" ;; esac
-        [ -f "$4/key.pem" ] || fail 10 "the key made on the node is missing: $store/$4/key.pem"
-        cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
-        run rm -rf -- "$4"
-      fi
-      if [ "$5" != - ]; then
-        run chmod -- "$5" "$t/$1"
-        if [ -z "$owner$group" ] && [ -e "current/$1" ]; then
-          run chown --reference="current/$1" -- "$t/$1"
-        fi
-      elif [ -n "$fresh" ] && [ "$6" != 600 ]; then run chmod -- "$6" "$t/$1"
-      # A replaced key keeps its mode, unless every user may read it: then 0600.
-      elif [ -z "$fresh" ] && [ "$6" = 600 ] && [ -n "$(find "$t/$1" -perm /007)" ]; then
-        run chmod -- go-rwx "$t/$1"
-      fi
-    elif [ "$3" = k ] && [ "$5" != - ] && [ -e "$t/$1" ]; then
-      run chmod -- "$5" "$t/$1"
+    if [ "$3" = k ] && { [ -e "current/$1" ] || [ -L "current/$1" ]; }; then
+      [ -f "current/$1" ] && [ ! -L "current/$1" ] || fail 16 "$store/current/$1 is not a regular file"
+      run cp -P --preserve=ownership,timestamps -- "current/$1" "$t/$1"
+      finish "$1" "$5" "$6"
     fi
+    shift 6
+  done
+}
+
+fill() {
+  written=
+  while [ $# -ge 6 ]; do
+    if [ "$3" = w ]; then
+      head -c "$4" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
+    elif [ "$3" = n ]; then
+      # The key made on the node takes the place of the written data: same file, same
+      # owner and mode rules; its pending directory goes.
+      case $4 in .key-*[!A-Za-z0-9._-]*|.key-) fail 10 "bad pending key directory $4" ;; .key-*) ;; *) fail 10 "bad pending key directory $4" ;; esac
+      [ -f "$4/key.pem" ] && [ ! -L "$4/key.pem" ] || fail 10 "the key made on the node is missing: $store/$4/key.pem"
+      cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
+      run rm -rf -- "$4"
+    fi
+    case $3 in w|n) written="$written $t/$1"; finish "$1" "$5" "$6" ;; esac
     shift 6
   done
   # The data ends with a marker line: a cut connection cannot pass for a short file.
@@ -124,11 +262,15 @@ fill() {
   if [ -n "$owner$group" ]; then
     who=$owner${group:+:$group}
     out=$(chown -- "$who" "$t"/* 2>&1) || fail 11 "cannot give the files owner $who (running as $(id -un)): $out"
+  elif [ "$root" != 1 ]; then
+    for r in current/*; do
+      [ -e "$r" ] && [ -e "$t/${r#current/}" ] || continue
+      a=$(stat -c %u:%g -- "$r") b=$(stat -c %u:%g -- "$t/${r#current/}")
+      [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/$r: running as $b"
+    done
   fi
   [ -z "$written" ] || run sync -- $written
-  trap - EXIT
 }
-
 link_paths() {
   n=0
   while [ $# -ge 6 ]; do
@@ -159,15 +301,16 @@ remove_paths() {
 }
 
 apply() {
-  store=$1 tag=$2 rid=$3 owner=$4 group=$5 root=$6 stop=$7 reload=$8 marker=$9 clean=${10}
-  shift 10
-  case $store in /*) ;; *) store=$orig/$store ;; esac
-  if [ ! -d "$store" ]; then
-    out=$(umask 022 && mkdir -p -- "$store" 2>&1) || fail 10 "${out:-cannot create $store}"
-  fi
-  cd -- "$store" || fail 10 "cannot enter $store"
+  enter "$1" "$2" "$3" "$4"
+  tag=$5 rid=$6 owner=$7 group=$8 root=$9 stop=${10} reload=${11} marker=${12} clean=${13}
+  shift 13
+  claim
   phase 1
-  [ -d current ] || migrate "$@"
+  if [ ! -d current ]; then
+    owned
+    migrate "$@"
+    unlock
+  fi
   if [ ! -L "before-$rid" ]; then
     # A hard link to the `current` link itself: what it points at now, one process.
     ln -- current "before-$rid" 2>/dev/null || run ln -s -- "$(readlink -- current)" "before-$rid"
@@ -176,10 +319,13 @@ apply() {
   build "$@"
   fill "$@"
   phase 5
+  # From here to the end of the clean-up, only while this script still owns the store.
+  owned
   link_paths "$@"
   phase 7
   run ln -s -- "v-$tag" ".next-$tag"
   run mv -T -f -- ".next-$tag" current
+  trap - EXIT
   phase 8
   remove_paths "$@"
   if [ "$clean" != - ]; then
@@ -192,6 +338,7 @@ apply() {
     IFS=$old_ifs; set +f
     prune "$clean" "$@"
   fi
+  unlock
   echo "certroll: files in place"
   if [ -n "$reload" ]; then
     (set --; cd -- "$orig" || cd /; umask 022; eval "$reload") </dev/null
@@ -200,7 +347,9 @@ apply() {
 }
 
 # prune KEEP PATH...: in the store, keep current and the KEEP most recent runs' backups;
-# remove every other version, leftovers, and old `<file>.<run>.bak` files beside PATHs.
+# remove every other version, leftovers, and old `<file>.<run>.bak` files beside PATHs;
+# a kept version's key keeps no bits for other users; a store left in a directory another
+# user controls (`legacy`) goes, with the old keys in it.
 prune() {
   keep=$1; shift
   for q in "$@"; do
@@ -210,6 +359,7 @@ prune() {
       if [ -e "$b" ] || [ -L "$b" ]; then run rm -f -- "$b"; fi
     done
   done
+  if [ -n "$legacy" ] && { [ -e "$legacy" ] || [ -L "$legacy" ]; }; then run rm -rf -- "$legacy"; fi
   [ -L current ] || return 0
   keepers=" $(readlink -- current) "
   n=0
@@ -223,28 +373,36 @@ prune() {
   done
   for d in v-* .tmp-* .next-* .key-*; do
     { [ -e "$d" ] || [ -L "$d" ]; } || continue
-    case $keepers in *" $d "*) continue ;; esac
+    case $keepers in
+      *" $d "*)
+        if [ -f "$d/key.pem" ] && [ ! -L "$d/key.pem" ] && [ -n "$(find "$d/key.pem" -perm /007)" ]; then
+          run chmod -- 600 "$d/key.pem"
+        fi
+        continue ;;
+    esac
     case $d in *[!A-Za-z0-9._-]*) run rm -rf -- "$d" ;; *) gone="$gone $d" ;; esac
   done
   [ -z "$gone" ] || run rm -rf -- $gone
 }
 
 cleanup() {
-  store=$1 keep=$2; shift 2
-  case $store in /*) ;; *) store=$orig/$store ;; esac
-  if [ -d "$store" ] && cd -- "$store"; then prune "$keep" "$@"; fi
+  enter "$1" "$2" "$3" "$4"
+  tag=clean-$$-$(date +%s) keep=$5
+  shift 5
+  claim
+  owned
+  prune "$keep" "$@"
+  unlock
   echo "certroll: cleaned"
 }
 
-# keygen STORE TAG ALG NONCE STOP: a fresh key in .key-TAG, its request on stdout.
+# keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP: a fresh key in .key-TAG, its request
+# on stdout.
 keygen() {
-  store=$1 tag=$2 alg=$3 nonce=$4 stop=$5
   command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found"
-  case $store in /*) ;; *) store=$orig/$store ;; esac
-  if [ ! -d "$store" ]; then
-    out=$(umask 022 && mkdir -p -- "$store" 2>&1) || fail 10 "${out:-cannot create $store}"
-  fi
-  cd -- "$store" || fail 10 "cannot enter $store"
+  enter "$1" "$2" "$3" "$4"
+  tag=$5 alg=$6 nonce=$7 stop=$8
+  claim
   d=.key-$tag
   run mkdir -m 0700 -- "$d"
   case $alg in

@@ -30,16 +30,16 @@ pub(super) fn node(dir: &Path) -> Node {
     }
 }
 
-fn read(p: &Path) -> String {
+pub(super) fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_else(|e| format!("<{e}>"))
 }
 
-fn mode(p: &Path) -> u32 {
+pub(super) fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 /// Plain files as an operator left them: pair `tag`, a bundle, a 0640 key.
-fn plain_files(dir: &Path, tag: &str) {
+pub(super) fn plain_files(dir: &Path, tag: &str) {
     let tls = dir.join("tls");
     fs::create_dir_all(&tls).unwrap();
     fs::write(tls.join("cert.pem"), format!("CERT-{tag}")).unwrap();
@@ -49,7 +49,7 @@ fn plain_files(dir: &Path, tag: &str) {
 }
 
 /// The pair the paths show now: `Some(tag)` when key and cert belong together.
-fn pair(dir: &Path) -> Option<String> {
+pub(super) fn pair(dir: &Path) -> Option<String> {
     let tls = dir.join("tls");
     let c = read(&tls.join("cert.pem"));
     let k = read(&tls.join("key.pem"));
@@ -57,14 +57,14 @@ fn pair(dir: &Path) -> Option<String> {
     (c == k).then(|| c.to_string())
 }
 
-fn swap<'a>(cert: &'a str, key: &'a str) -> Vec<(Role, Change<'a>)> {
+pub(super) fn swap<'a>(cert: &'a str, key: &'a str) -> Vec<(Role, Change<'a>)> {
     vec![
         (Role::Cert, Change::Write(cert.as_bytes())),
         (Role::Key, Change::Write(key.as_bytes())),
     ]
 }
 
-fn apply_at(t: &LocalTransport, n: &Node, run: &str, ch: &[(Role, Change<'_>)], stop: u8) {
+pub(super) fn apply_at(t: &LocalTransport, n: &Node, run: &str, ch: &[(Role, Change<'_>)], stop: u8) {
     let opts = ApplyOptions {
         stop_at: stop,
         ..ApplyOptions::default()
@@ -77,18 +77,19 @@ fn apply_at(t: &LocalTransport, n: &Node, run: &str, ch: &[(Role, Change<'_>)], 
     }
 }
 
-/// Names in a directory, sorted.
-fn names(dir: &Path) -> Vec<String> {
+/// Names in a directory, sorted, without a store's own bookkeeping (its lock, owner and node).
+pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| ![".lock", ".owner", ".node"].contains(&n.as_str()))
         .collect();
     v.sort();
     v
 }
 
 /// Every file under `dir` (recursively, symlinks not followed) whose content contains `needle`.
-fn holding(dir: &Path, needle: &str) -> Vec<String> {
+pub(super) fn holding(dir: &Path, needle: &str) -> Vec<String> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
