@@ -13,6 +13,8 @@ need_apt=()
 [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# `become = "sudo"` tests (tests/apply_ssh/sudo.rs, hostile_store.rs) use real sudoers rules.
+command -v sudo >/dev/null || need_apt+=(sudo)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 # The real-software test (tests/real_software) runs nginx, HAProxy, PostgreSQL 15, curl

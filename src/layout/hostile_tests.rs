@@ -44,7 +44,7 @@ fn bundle_only(b: &str) -> Vec<(Role, Change<'_>)> {
 /// A node directory whose `tls` belongs to the service user (`nobody`), who replaced
 /// certroll's store with its own: `current` names a version holding a link `loot` to a
 /// root-only file beside a broken certificate; `key` is what the version's key.pem is.
-fn planted_store(dir: &Path, key: &dyn Fn(&Path) -> ()) -> PathBuf {
+fn planted_store(dir: &Path, key: &dyn Fn(&Path)) -> PathBuf {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(dir.join("secret"), "ROOT-ONLY-SECRET").unwrap();
     fs::set_permissions(dir.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
@@ -97,15 +97,31 @@ fn a_service_user_cannot_make_apply_copy_a_root_only_file_through_a_planted_stor
     let gone = Gone(fallback_store(&tls));
     let (t, mut n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
     n.files.owner = Some("nobody".into());
-    let r = apply(&t, &n, "internal", "R1", &bundle_only("BUNDLE-NEW"), &last_step());
+    let r = apply(
+        &t,
+        &n,
+        "internal",
+        "R1",
+        &bundle_only("BUNDLE-NEW"),
+        &last_step(),
+    );
     r.unwrap_or_else(|e| panic!("apply: {e}"));
     let copies = copies_of_the_secret(&[dir.path(), &gone.0]);
     assert!(copies.is_empty(), "the secret was copied to {copies:?}");
     // The store left the directory the service user controls, with the old one's keys.
-    assert!(gone.0.join("current").is_symlink(), "the store is under {FALLBACK_STORES}");
+    assert!(
+        gone.0.join("current").is_symlink(),
+        "the store is under {FALLBACK_STORES}"
+    );
     assert_eq!(fs::metadata(&gone.0).unwrap().uid(), 0);
-    assert!(!tls.join(".certroll-internal").exists(), "the planted store is gone");
-    assert_eq!(fs::read_to_string(tls.join("ca.pem")).unwrap(), "BUNDLE-NEW");
+    assert!(
+        !tls.join(".certroll-internal").exists(),
+        "the planted store is gone"
+    );
+    assert_eq!(
+        fs::read_to_string(tls.join("ca.pem")).unwrap(),
+        "BUNDLE-NEW"
+    );
     assert_eq!(fs::read_to_string(tls.join("key.pem")).unwrap(), "KEY-A");
     assert_eq!(fs::metadata(tls.join("key.pem")).unwrap().uid(), NOBODY);
 }
@@ -118,9 +134,16 @@ fn a_planted_link_to_a_root_only_file_is_read_with_the_service_users_rights_and_
     let gone = Gone(fallback_store(&tls));
     let (t, mut n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
     n.files.owner = Some("nobody".into());
-    let err = apply(&t, &n, "internal", "R1", &bundle_only("BUNDLE-NEW"), &last_step())
-        .unwrap_err()
-        .to_string();
+    let err = apply(
+        &t,
+        &n,
+        "internal",
+        "R1",
+        &bundle_only("BUNDLE-NEW"),
+        &last_step(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("with the rights of uid 65534"), "{err}");
     assert!(err.contains("key.pem"), "{err}");
     let copies = copies_of_the_secret(&[dir.path(), &gone.0]);
@@ -164,7 +187,11 @@ fn two_nodes_that_share_one_directory_through_a_symlink_are_refused() {
     apply(&t, &nb, "internal", "R1", &swap("CERT-B2", "KEY-B2"), &opts).unwrap();
     let err = apply(&t, &nc, "internal", "R1", &swap("CERT-C", "KEY-C"), &opts).unwrap_err();
     assert!(err.to_string().contains("belongs to node b"), "{err}");
-    assert_eq!(pair(&b).as_deref(), Some("B2"), "node b's files are untouched");
+    assert_eq!(
+        pair(&b).as_deref(),
+        Some("B2"),
+        "node b's files are untouched"
+    );
 }
 
 #[test]
@@ -208,7 +235,9 @@ fn a_new_private_key_is_never_readable_by_others_while_it_is_written() {
                 let mut seen = Vec::new();
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    let Ok(rd) = fs::read_dir(&store) else { continue };
+                    let Ok(rd) = fs::read_dir(&store) else {
+                        continue;
+                    };
                     for e in rd.flatten() {
                         let name = e.file_name().to_string_lossy().into_owned();
                         if !name.starts_with("v-") || name.ends_with("-legacy") {
@@ -228,7 +257,10 @@ fn a_new_private_key_is_never_readable_by_others_while_it_is_written() {
         apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &opts).unwrap();
         done.store(true, Ordering::SeqCst);
         let seen = watcher.join().unwrap();
-        assert!(seen.is_empty(), "round {round}: a new key was readable by others: {seen:?}");
+        assert!(
+            seen.is_empty(),
+            "round {round}: a new key was readable by others: {seen:?}"
+        );
         assert_eq!(super::tests::mode(&store.join("current/key.pem")), 0o600);
     }
 }
@@ -262,7 +294,15 @@ fn kill_9_then_an_immediate_resume_keeps_every_file() {
     let dir = tempfile::tempdir().unwrap();
     plain_files(dir.path(), "A");
     let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
-    apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &ApplyOptions::default()).unwrap();
+    apply(
+        &t,
+        &n,
+        "internal",
+        "R1",
+        &swap("CERT-B", "KEY-B"),
+        &ApplyOptions::default(),
+    )
+    .unwrap();
     // The killed run's script is still running on the node: it has built its version and
     // is about to switch when the resume runs the node's last step and cleans up.
     let flag = dir.path().join("go");
@@ -282,7 +322,10 @@ fn kill_9_then_an_immediate_resume_keeps_every_file() {
     let reached = flag.with_extension("reached");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !reached.exists() {
-        assert!(Instant::now() < deadline, "the first script never reached phase 5");
+        assert!(
+            Instant::now() < deadline,
+            "the first script never reached phase 5"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let last = ApplyOptions {

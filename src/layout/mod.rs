@@ -102,6 +102,10 @@ pub fn store_dir(paths: &NodePaths, ca: &str) -> String {
     format!("{}/.certroll-{ca}", dir.trim_end_matches('/'))
 }
 
+/// A store's own bookkeeping beside its versions: the lock held around changes, the script
+/// that owns the store now (fencing), and the node the store belongs to.
+pub const BOOKKEEPING: [&str; 3] = [".lock", ".owner", ".node"];
+
 /// Where stores go when another user controls the certificate's directory and the
 /// inventory sets no `store_dir`: `<this>/<ca>-<hash of that directory>` (root only).
 pub const FALLBACK_STORES: &str = "/var/lib/certroll/stores";
@@ -115,10 +119,7 @@ fn store_words(node: &Node, ca: &str) -> [String; 4] {
             format!("{}/.certroll-{ca}", dir.trim_end_matches('/')),
             "-".to_string(),
         ),
-        None => (
-            store_dir(&node.paths(ca), ca),
-            FALLBACK_STORES.to_string(),
-        ),
+        None => (store_dir(&node.paths(ca), ca), FALLBACK_STORES.to_string()),
     };
     [store, fallback, ca.to_string(), node.name.clone()]
 }

@@ -64,7 +64,13 @@ pub(super) fn swap<'a>(cert: &'a str, key: &'a str) -> Vec<(Role, Change<'a>)> {
     ]
 }
 
-pub(super) fn apply_at(t: &LocalTransport, n: &Node, run: &str, ch: &[(Role, Change<'_>)], stop: u8) {
+pub(super) fn apply_at(
+    t: &LocalTransport,
+    n: &Node,
+    run: &str,
+    ch: &[(Role, Change<'_>)],
+    stop: u8,
+) {
     let opts = ApplyOptions {
         stop_at: stop,
         ..ApplyOptions::default()
@@ -82,7 +88,7 @@ pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| ![".lock", ".owner", ".node"].contains(&n.as_str()))
+        .filter(|n| !BOOKKEEPING.contains(&n.as_str()))
         .collect();
     v.sort();
     v

@@ -139,9 +139,9 @@ impl Transport for FakeNode {
         assert_eq!(script, crate::layout::script::SCRIPT);
         let words = shell_words(line);
         assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
-        let reload = words[10].clone();
+        let reload = words[13].clone();
         let mut data = input;
-        for f in words[13..].chunks(6) {
+        for f in words[16..].chunks(6) {
             let mut files = self.files.lock().unwrap();
             match f[2].as_str() {
                 "w" => {

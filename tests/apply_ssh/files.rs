@@ -129,7 +129,10 @@ fn plain_files_are_migrated_behind_one_link_keeping_a_service_owned_key() {
         "nothing beside the files a directory-loading server would pick up\n{run}"
     );
     assert_eq!(
-        entries(&store(&fleet, "app1")).len(),
+        entries(&store(&fleet, "app1"))
+            .iter()
+            .filter(|n| !certroll::layout::BOOKKEEPING.contains(&n.as_str()))
+            .count(),
         2,
         "current and its version only"
     );
@@ -216,7 +219,7 @@ fn a_step_on_a_node_whose_cert_directory_is_not_writable_changes_nothing() {
     let run = ctl.certroll(&["apply", "--yes", "--rotate"]);
     run.expect_code(75)
         .expect_output("failed to write the files of CA internal")
-        .expect_output("Permission denied");
+        .expect_output("belongs to uid 0, not to uid");
     assert_eq!(
         node_files(&fleet, "app1"),
         before,

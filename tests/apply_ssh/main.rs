@@ -17,6 +17,7 @@ mod failures;
 mod files;
 mod host_keys;
 mod hostile;
+mod hostile_store;
 mod node_keys;
 mod renew;
 mod repair;

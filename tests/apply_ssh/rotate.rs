@@ -29,13 +29,15 @@ fn backups(fleet: &Fleet, node: &str) -> Vec<String> {
     names
 }
 
-/// The entries of the node's hidden store (`.certroll-internal` beside the certificate).
+/// The entries of the node's hidden store (`.certroll-internal` beside the certificate),
+/// without its bookkeeping.
 pub(crate) fn store_entries(fleet: &Fleet, node: &str) -> Vec<String> {
     let store = on_node(fleet, node, CERT).with_file_name(".certroll-internal");
     let mut names: Vec<String> = fs::read_dir(&store)
         .unwrap_or_else(|e| panic!("list {}: {e}", store.display()))
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !certroll::layout::BOOKKEEPING.contains(&n.as_str()))
         .collect();
     names.sort();
     names
