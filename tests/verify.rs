@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
+use certroll::commands::connector;
 use certroll::commands::verify::{check, run_to, VerifyArgs};
 use certroll::exit;
 use certroll::inventory::{self, Inventory};
 use certroll::materials::bundle_pem;
 use certroll::output::{Format, Style};
 use certroll::pki::{issue_leaf, CaCert, CaStore};
-use certroll::transport::{connector, HostKeyPolicy};
+use certroll::transport::HostKeyPolicy;
 use certroll::verify::{LinkResult, Phase, Report};
 
 const INVENTORY: &str = r#"
