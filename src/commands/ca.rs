@@ -103,21 +103,21 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
-/// Reads a file named on the command line, refusing what is not a small regular file.
+/// Reads a file named on the command line, refusing what is not a small regular file:
+/// a file that cannot be read is bad input (exit 78), like one that is not a CA.
 fn read_source(path: &Path, what: &str) -> Result<ImportSource, CommandError> {
     const LIMIT: u64 = 1 << 20;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        CommandError::Usage(format!("failed to read {what} {}: {e}", path.display()))
-    })?;
-    if !meta.is_file() || meta.len() > LIMIT {
-        return Err(CommandError::Usage(format!(
-            "failed to read {what} {}: not a regular file of at most 1 MiB",
+    let refused = |why: String| {
+        CommandError::BadInput(format!(
+            "failed to read {what} {}: {why}; nothing was written",
             path.display()
-        )));
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
+    if !meta.is_file() || meta.len() > LIMIT {
+        return Err(refused("not a regular file of at most 1 MiB".into()));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
-        CommandError::Usage(format!("failed to read {what} {}: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
     Ok(ImportSource {
         path: path.to_path_buf(),
         bytes,
