@@ -350,3 +350,46 @@ fn routine_install_after_bootstrap_is_not_refused_as_a_bootstrap() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(f.path("nodes/db/cert.pem").exists());
 }
+
+/// A self-signed certificate whose common name is `cn`, a CA or not.
+fn self_signed_pem(cn: &str, ca: bool) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn a_certificate_subject_with_terminal_escapes_is_shown_escaped_by_import() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let hostile = "Op\u{1b}[2K\rimported: OK\u{9b}0m";
+    let shown = "Op\\x1b[2K\\rimported: OK\\u{9b}0m";
+    let no_raw = |out: &Output| {
+        let all = text(out);
+        let raw: Vec<char> = all
+            .chars()
+            .filter(|&c| c != '\n' && c.is_control())
+            .collect();
+        assert!(raw.is_empty(), "raw control characters {raw:?}:\n{all}");
+        assert!(
+            all.contains(shown),
+            "the subject is not shown escaped:\n{all}"
+        );
+    };
+    // Refused (not a CA): the error printed by the binary names the subject, escaped.
+    let leaf = f.write("leaf.pem", &self_signed_pem(hostile, false));
+    let out = f.run(&["ca", "import", "internal", "--cert", leaf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    no_raw(&out);
+    // Imported: the confirmation names the subject, escaped.
+    let ca = f.write("ca.pem", &self_signed_pem(hostile, true));
+    let out = f.run(&["ca", "import", "internal", "--cert", ca.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    no_raw(&out);
+}

@@ -208,10 +208,11 @@ impl<'a> RunContext<'a> {
         self.args.format == Format::Json
     }
 
-    /// Prints a human message on stderr unless JSON events own the output.
+    /// Prints a human message on stderr unless JSON events own the output; what a node
+    /// said in it is shown escaped, never obeyed by the terminal.
     fn say(&self, s: &str) {
         if !self.json() {
-            eprintln!("{s}");
+            eprintln!("{}", crate::output::escape::block(s));
         }
     }
 

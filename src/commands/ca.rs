@@ -13,6 +13,7 @@ use super::{keys, load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::KeyStore;
 use crate::journal::{Journal, Lock, RunStatus};
+use crate::output::escape;
 use crate::pki::import::ImportFiles;
 use crate::pki::{CaStore, ImportError, ImportSource};
 
@@ -88,12 +89,18 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
     } else {
         "recorded as the current generation"
     };
+    // Subjects come from the certificates: shown, never obeyed by the terminal.
     println!(
         "imported {} into CA {} as G{} ({kind}), {role}",
-        done.subject, spec.name, done.generation
+        escape::line(&done.subject),
+        spec.name,
+        done.generation
     );
     if let Some(anchor) = &done.anchor_subject {
-        println!("  anchor: {anchor} (bundles hold it; leaves are served with the intermediate)");
+        println!(
+            "  anchor: {} (bundles hold it; leaves are served with the intermediate)",
+            escape::line(anchor)
+        );
     }
     let until = done
         .not_after

@@ -91,7 +91,7 @@ pub fn load(path: &Path) -> Result<Inventory, CommandError> {
 pub fn last_run(journal: &Journal) -> Result<Option<RunState>, CommandError> {
     let last = journal.last_run()?;
     for w in last.iter().flat_map(|r| &r.warnings) {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::output::escape::block(w));
     }
     Ok(last)
 }

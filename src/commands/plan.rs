@@ -77,7 +77,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
             args.intent.parallel.max(1),
         )?;
         for w in &found.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::output::escape::block(w));
         }
         return Ok(Planned {
             inv,

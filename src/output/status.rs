@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::Style;
+use super::{escape, Style};
 use crate::inventory::{ChainMode, Strategy};
 use crate::journal::Holder;
 use crate::plan::{actions_label, Action, Mode, StepId};
@@ -84,7 +84,10 @@ pub struct RunReport {
 /// Who holds the lock now, for people.
 pub fn running_line(holder: Option<&Holder>) -> String {
     match holder {
-        Some(h) => format!("a certroll run holds the lock now: {h}"),
+        Some(h) => format!(
+            "a certroll run holds the lock now: {}",
+            escape::line(&h.to_string())
+        ),
         None => "a certroll run holds the lock now (its holder record could not be read)".into(),
     }
 }
@@ -168,7 +171,8 @@ pub fn text(r: &RunReport, style: Style) -> String {
         };
         let _ = write!(out, "  {state} {}", label(s.id));
         if let Some(e) = &s.error {
-            let _ = write!(out, ": {e}");
+            // A step's error holds what the node said: shown, never obeyed.
+            let _ = write!(out, ": {}", escape::line(e));
         }
         if s.state == StepState::Waiting {
             let on: Vec<String> = s.waiting_on.iter().map(|&w| label(w)).collect();
