@@ -20,7 +20,7 @@ use certroll::commands::verify::VerifyArgs;
 use certroll::commands::{self, plan::PlanArgs, CommandError};
 use certroll::error::causes;
 use certroll::exit;
-use certroll::output::{Format, Style};
+use certroll::output::{escape, Format, Style};
 use certroll::plan::{ChainMode, Strategy};
 
 /// Rotate the certificate authority of a TLS fleet without one failed handshake.
@@ -304,12 +304,15 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
 }
 
 /// Prints an error once: its own level, then each cause on its line (see
-/// [`certroll::error`]).
+/// [`certroll::error`]). Errors carry what nodes said (a reload's stderr, a certificate's
+/// subject), so every level is escaped for the terminal; certroll's own messages hold no
+/// control character, only their newlines are kept.
 fn report(err: &CommandError) {
     let style = Style::stderr();
-    eprintln!("{} {err}", style.red(&style.bold("error:")));
+    let text = escape::block(&err.to_string()).into_owned();
+    eprintln!("{} {text}", style.red(&style.bold("error:")));
     for cause in std::error::Error::source(err).into_iter().flat_map(causes) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", escape::block(&cause.to_string()));
     }
 }
 

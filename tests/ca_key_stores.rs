@@ -42,15 +42,22 @@ impl Local {
     }
 
     fn write_inventory(&self, ca_keys: &str) {
+        self.write_inventory_with(ca_keys, "touch nodes/{node}/reloaded", "");
+    }
+
+    /// The inventory with the nodes' `reload` command and `more` (e.g. another CA) at its
+    /// end; the links name CA internal.
+    fn write_inventory_with(&self, ca_keys: &str, reload: &str, more: &str) {
         let text = format!(
             "[ca.internal]\nsubject = \"CN=Key Store CA\"\n{ca_keys}\n\n\
              [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\n\
              cert = \"nodes/{{node}}/cert.pem\"\nkey = \"nodes/{{node}}/key.pem\"\n\
-             reload = \"touch nodes/{{node}}/reloaded\"\nconfirm = \"test -e nodes/{{node}}/reloaded\"\n\n\
+             reload = '{reload}'\nconfirm = \"test -e nodes/{{node}}/reloaded\"\n\n\
              [nodes.lb]\ndns_names = [\"lb.test\"]\n[nodes.app]\ndns_names = [\"app.test\"]\n\
              [nodes.db]\ndns_names = [\"db.test\"]\n\n\
-             [[links]]\nclient = \"lb\"\nserver = \"app\"\n\n\
-             [[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\n"
+             [[links]]\nclient = \"lb\"\nserver = \"app\"\nca = \"internal\"\n\n\
+             [[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\nca = \"internal\"\n\n\
+             {more}"
         );
         std::fs::write(self.path("certroll.toml"), text).unwrap();
     }
@@ -72,11 +79,17 @@ impl Local {
     }
 
     fn certroll(&self, args: &[&str]) -> Run {
+        self.certroll_with_env(args, &[])
+    }
+
+    /// Runs certroll with the environment variables `vars` set.
+    fn certroll_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         certroll(&self.path("certroll.toml"), args, |cmd| {
             cmd.current_dir(self.dir.path());
             if let Some(conf) = &self.softhsm_conf {
                 cmd.env("SOFTHSM2_CONF", conf);
             }
+            cmd.envs(vars.iter().copied());
         })
     }
 
@@ -251,6 +264,52 @@ fn encrypted_store_bootstraps_rotates_and_refuses_a_wrong_passphrase() {
     // Read-only commands need no passphrase.
     local.certroll(&["status"]).expect_code(0);
     local.certroll(&["verify"]).expect_code(0);
+}
+
+#[test]
+fn node_commands_do_not_inherit_the_passphrase_or_pin_variables() {
+    const PASS_VAR: &str = "CERTROLL_TEST_CA_PASSPHRASE";
+    const PIN_VAR: &str = "CERTROLL_TEST_EDGE_PIN";
+    const EDGE_PIN: &str = "edge-pin-73915";
+    let local = Local::new("");
+    // Every reload saves its environment; a second CA takes its PIN from the environment.
+    local.write_inventory_with(
+        &format!("key_store = \"encrypted\"\npassphrase_env = \"{PASS_VAR}\""),
+        "env > nodes/{node}/env.txt && touch nodes/{node}/reloaded",
+        &format!(
+            "[ca.edge]\nsubject = \"CN=Edge CA\"\nkey_store = \"pkcs11\"\n\
+             pkcs11_module = \"{MODULE}\"\npkcs11_token = \"edge\"\npkcs11_key_label = \"edge\"\n\
+             pin_env = \"{PIN_VAR}\"\n"
+        ),
+    );
+    let vars = [
+        (PASS_VAR, PASSPHRASE),
+        (PIN_VAR, EDGE_PIN),
+        ("CERTROLL_TEST_PLAIN", "inherited"),
+    ];
+    for args in [
+        &["apply", "--ca", "internal", "--yes"][..],
+        &["apply", "--ca", "internal", "--rotate", "--yes"][..],
+    ] {
+        for n in NODES {
+            let _ = std::fs::remove_file(local.path("nodes").join(n).join("env.txt"));
+        }
+        local.certroll_with_env(args, &vars).expect_code(0);
+        for n in NODES {
+            let env = std::fs::read_to_string(local.path("nodes").join(n).join("env.txt"))
+                .unwrap_or_else(|e| panic!("node {n} did not reload ({e})"));
+            assert!(
+                env.contains("CERTROLL_TEST_PLAIN=inherited"),
+                "the reload of {n} saw no environment:\n{env}"
+            );
+            for secret in [PASS_VAR, PASSPHRASE, PIN_VAR, EDGE_PIN] {
+                assert!(
+                    !env.contains(secret),
+                    "the reload of {n} inherited {secret}:\n{env}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -167,3 +167,23 @@ fn plan_into_a_closed_pipe_exits_zero_quietly() {
         ("exit=0", ""),
     );
 }
+
+#[test]
+fn a_key_mode_of_0666_is_refused_at_load_and_nothing_is_written() {
+    let c = Control::new(0);
+    let inventory = c.path("certroll.toml");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    let text = text.replace("[nodes.db1]\n", "[nodes.db1]\nkey_mode = \"0666\"\n");
+    std::fs::write(&inventory, text).unwrap();
+    let expected = format!(
+        "error: {}:15:12: key_mode \"0666\" of node db1 lets other users at the private key \
+         and lets its group write it\n  hint: a private key is for its owner (\"0600\") and at \
+         most readable by its group (\"0640\"); 0666 would be written to the node at every run\n",
+        inventory.display()
+    );
+    for args in [&["apply", "--yes"][..], &["plan"][..], &["verify"][..]] {
+        assert_report(&c.run(args), 78, &expected);
+    }
+    assert!(!c.path(".certroll").exists(), "nothing may be created");
+    assert!(!c.path("nodes").exists(), "no node file may be written");
+}

@@ -78,3 +78,83 @@ fn probe_that_leaves_a_child_does_not_outlast_probe_timeout() {
         assert_eq!(out.status.code(), Some(code), "{probe}\n{}", show(&out));
     }
 }
+
+/// A node command that erases the operator's line and forges a verdict, then fails.
+const FORGE: &str = r#"printf "\033[2K\rverify: OK\n" >&2; printf "\033[2K\rverify: OK\n"; exit 1"#;
+/// What it printed, exactly (JSON keeps it so).
+const FORGED: &str = "\u{1b}[2K\rverify: OK";
+/// How text output shows it.
+const SHOWN: &str = "\\x1b[2K\\rverify: OK";
+
+/// Panics when `text` holds a control character other than a newline.
+#[track_caller]
+fn assert_no_raw_control(what: &str, text: &str) {
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|&c| c != '\n' && c.is_control())
+        .collect();
+    assert!(
+        raw.is_empty(),
+        "{what}: raw control characters {raw:?}:\n{text}"
+    );
+}
+
+/// Panics unless `text` shows the forged output escaped ([`SHOWN`]) and nothing raw.
+#[track_caller]
+fn assert_escaped(what: &str, text: &str) {
+    assert_no_raw_control(what, text);
+    assert!(
+        text.contains(SHOWN),
+        "{what} does not show {SHOWN}:\n{text}"
+    );
+}
+
+#[test]
+fn a_reload_or_confirm_printing_terminal_escapes_is_shown_escaped() {
+    for (reload, confirm) in [(FORGE, "true"), ("true", FORGE)] {
+        let dir = tempfile::tempdir().unwrap();
+        write_inventory(dir.path(), reload, confirm, "true");
+        let out = certroll(dir.path(), &["apply", "--yes"]);
+        assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_escaped(&format!("apply (reload {reload:?})"), &all);
+
+        let status = certroll(dir.path(), &["status"]);
+        assert_escaped("status", &String::from_utf8_lossy(&status.stdout));
+        let json = certroll(dir.path(), &["status", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let errors: Vec<&str> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["error"].as_str())
+            .collect();
+        assert!(
+            errors.iter().any(|e| e.contains(FORGED)),
+            "status JSON must keep the exact output: {errors:?}"
+        );
+
+        // Resumed with NDJSON events: the exact output in the event, nothing raw on stderr.
+        let events = certroll(dir.path(), &["apply", "--yes", "--format", "json"]);
+        let stdout = String::from_utf8_lossy(&events.stdout);
+        let failed: Vec<serde_json::Value> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| e["event"] == "step-failed")
+            .collect();
+        assert!(
+            failed
+                .iter()
+                .any(|e| e["error"].as_str().is_some_and(|s| s.contains(FORGED))),
+            "the step-failed event must keep the exact output:\n{stdout}"
+        );
+        assert_no_raw_control(
+            "apply --format json stderr",
+            &String::from_utf8_lossy(&events.stderr),
+        );
+    }
+}

@@ -129,6 +129,8 @@ fn an_interrupted_rotation_rolls_back_to_the_old_ca() {
         text.contains(&format!("rollback of run {rotation}")),
         "{text}"
     );
+    // The rollback goes from the new generation back to the old one.
+    assert!(text.contains("rollback CA internal (G2 → G1)"), "{text}");
 
     // Nothing left to roll back; routine runs are quiet; a new rotation makes a fresh G3.
     code(&fleet.run(&["apply", "--rollback", "--yes"]), 64);

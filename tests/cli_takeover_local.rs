@@ -129,6 +129,76 @@ fn bootstrap_over_another_cas_files_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn import_of_a_missing_unreadable_or_oversized_file_exits_78_and_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let op = ca("CN=Operator CA");
+    let cert = f.write("op.pem", &op.cert_pem);
+    let missing = f.path("missing.pem");
+    let huge = f.write("huge.pem", &"A".repeat(2 << 20));
+    std::fs::create_dir_all(f.path("a-directory")).unwrap();
+    // Unreadable for anyone but root; root reads it and finds no certificate in it.
+    let closed = f.write("closed.pem", "not a certificate\n");
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let (cert, missing, huge, dir, closed) = (
+        cert.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        huge.to_str().unwrap(),
+        f.path("a-directory"),
+        closed.to_str().unwrap(),
+    );
+    let dir = dir.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["--cert", missing],
+            format!("failed to read CA certificate {missing}"),
+        ),
+        (
+            vec!["--cert", huge],
+            format!("failed to read CA certificate {huge}: not a regular file of at most 1 MiB"),
+        ),
+        (
+            vec!["--cert", dir],
+            format!("failed to read CA certificate {dir}: not a regular file"),
+        ),
+        (
+            vec!["--cert", cert, "--key", missing],
+            format!("failed to read CA private key {missing}"),
+        ),
+        (
+            vec!["--cert", cert, "--anchor", huge],
+            format!("failed to read anchor certificate {huge}"),
+        ),
+    ] {
+        let mut all = vec!["ca", "import", "internal"];
+        all.extend(args);
+        let out = f.run(&all);
+        assert_eq!(out.status.code(), Some(78), "{all:?}: {}", text(&out));
+        assert!(text(&out).contains(&needle), "{all:?}: {}", text(&out));
+        assert!(
+            !f.path(".certroll").exists(),
+            "{all:?} wrote the state directory"
+        );
+    }
+    // A file nobody but root may read: refused as unreadable before the state directory
+    // is made; root reads it and refuses it as no certificate, the store untouched.
+    let out = f.run(&["ca", "import", "internal", "--cert", closed]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    if !runs_as_root() {
+        let needle = format!("failed to read CA certificate {closed}: Permission denied");
+        assert!(text(&out).contains(&needle), "{}", text(&out));
+        assert!(!f.path(".certroll").exists(), "{}", text(&out));
+    }
+    assert!(!f.path(".certroll/ca").exists(), "{}", text(&out));
+}
+
+/// Whether the tests run as root (who may read any file), from `id -u`.
+fn runs_as_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("run id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+#[test]
 fn import_refusals_exit_78_and_write_nothing() {
     let f = Fleet::new("touch nodes/db/reloaded");
     let (op, other) = (ca("CN=Operator CA"), ca("CN=Other CA"));
@@ -279,4 +349,47 @@ fn routine_install_after_bootstrap_is_not_refused_as_a_bootstrap() {
     let again = f.run(&["apply", "--yes"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(f.path("nodes/db/cert.pem").exists());
+}
+
+/// A self-signed certificate whose common name is `cn`, a CA or not.
+fn self_signed_pem(cn: &str, ca: bool) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn a_certificate_subject_with_terminal_escapes_is_shown_escaped_by_import() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let hostile = "Op\u{1b}[2K\rimported: OK\u{9b}0m";
+    let shown = "Op\\x1b[2K\\rimported: OK\\u{9b}0m";
+    let no_raw = |out: &Output| {
+        let all = text(out);
+        let raw: Vec<char> = all
+            .chars()
+            .filter(|&c| c != '\n' && c.is_control())
+            .collect();
+        assert!(raw.is_empty(), "raw control characters {raw:?}:\n{all}");
+        assert!(
+            all.contains(shown),
+            "the subject is not shown escaped:\n{all}"
+        );
+    };
+    // Refused (not a CA): the error printed by the binary names the subject, escaped.
+    let leaf = f.write("leaf.pem", &self_signed_pem(hostile, false));
+    let out = f.run(&["ca", "import", "internal", "--cert", leaf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    no_raw(&out);
+    // Imported: the confirmation names the subject, escaped.
+    let ca = f.write("ca.pem", &self_signed_pem(hostile, true));
+    let out = f.run(&["ca", "import", "internal", "--cert", ca.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    no_raw(&out);
 }

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use certroll::inventory::{Inventory, Node, SshSettings, TransportKind};
 use certroll::transport::ssh::{FleetConnector, SshTransport};
-use certroll::transport::{Connector, ErrorKind, HostKeyPolicy, Transport, WriteOptions};
+use certroll::transport::{
+    Connector, ErrorKind, HostKeyPolicy, SecretEnv, Transport, WriteOptions,
+};
 use support::Fleet;
 
 const STRICT: HostKeyPolicy = HostKeyPolicy { accept_new: false };
@@ -291,7 +293,7 @@ fn via_chains_reach_nodes_only_the_jump_host_can_resolve() {
             node("c", TransportKind::Ssh(hidden("c")), Some(1)),
         ],
     );
-    let connector = FleetConnector::new(inv, STRICT);
+    let connector = FleetConnector::new(inv, STRICT, SecretEnv::none());
     for (id, name) in ["a", "b", "c"].iter().enumerate() {
         fs::write(fleet.node(name).dir.join("whoami"), name).unwrap();
         let t = connector.connect(id).unwrap();
@@ -353,7 +355,11 @@ fn sixteen_nodes_in_parallel_share_one_session_each() {
         .iter()
         .map(|n| node(n, TransportKind::Ssh(fleet.settings(n)), None))
         .collect();
-    let connector = Arc::new(FleetConnector::new(inventory(fleet.dir(), nodes), STRICT));
+    let connector = Arc::new(FleetConnector::new(
+        inventory(fleet.dir(), nodes),
+        STRICT,
+        SecretEnv::none(),
+    ));
     let fleet = &fleet;
     thread::scope(|s| {
         for id in 0..16 {
@@ -393,7 +399,7 @@ fn sixteen_nodes_in_parallel_share_one_session_each() {
 fn local_nodes_work_in_the_inventory_directory() {
     let dir = tempfile::tempdir().unwrap();
     let inv = inventory(dir.path(), vec![node("me", TransportKind::Local, None)]);
-    let connector = FleetConnector::new(inv, STRICT);
+    let connector = FleetConnector::new(inv, STRICT, SecretEnv::none());
     let t = connector.connect(0).unwrap();
     t.write_file(
         "tls/ca.pem",

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
+use certroll::commands::connector;
 use certroll::commands::verify::{check, run_to, VerifyArgs};
 use certroll::exit;
 use certroll::inventory::{self, Inventory};
 use certroll::materials::bundle_pem;
 use certroll::output::{Format, Style};
 use certroll::pki::{issue_leaf, CaCert, CaStore};
-use certroll::transport::{connector, HostKeyPolicy};
+use certroll::transport::HostKeyPolicy;
 use certroll::verify::{LinkResult, Phase, Report};
 
 const INVENTORY: &str = r#"
@@ -308,4 +309,60 @@ fn cron_wrapper_logs_mails_and_keeps_the_exit_code() {
     assert!(mail.starts_with("-s certroll verify on "), "{mail}");
     assert!(mail.contains(": CRITICAL ops@example.com"), "{mail}");
     assert!(mail.contains("CRITICAL: verify --live"), "{mail}");
+}
+
+/// A self-signed CA certificate whose common name is `cn`, made outside certroll.
+fn foreign_ca_pem(cn: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn a_foreign_anchor_subject_with_control_characters_is_shown_escaped_in_text() {
+    let f = Fleet::installed();
+    // A partner anchor appended by hand whose subject erases the line and forges a verdict.
+    let hostile = "Partner\u{1b}[2K\rverify: OK\u{9b}0m\u{7}";
+    let bundle = f.path("app1", "ca.pem");
+    let mut text = fs::read_to_string(&bundle).unwrap();
+    text.push_str(&foreign_ca_pem(hostile));
+    fs::write(&bundle, text).unwrap();
+
+    let (_, json) = run(&f.args());
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON output parses");
+    let app1 = v["cas"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "app1")
+        .unwrap();
+    let subjects: Vec<&str> = app1["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["subject"].as_str())
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s.contains(hostile)),
+        "JSON must keep the exact subject: {subjects:?}"
+    );
+
+    let (_, text) = run(&VerifyArgs {
+        format: Format::Text,
+        ..f.args()
+    });
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|&c| c != '\n' && c.is_control())
+        .collect();
+    assert!(raw.is_empty(), "raw control characters {raw:?} in:\n{text}");
+    assert!(
+        text.contains("Partner\\x1b[2K\\rverify: OK\\u{9b}0m\\x07"),
+        "the subject is not shown escaped:\n{text}"
+    );
 }

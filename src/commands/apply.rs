@@ -23,7 +23,7 @@ use crate::output::style::plural;
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{self, Mode, Plan};
-use crate::transport::{self, Connector, HostKeyPolicy};
+use crate::transport::{Connector, HostKeyPolicy};
 
 /// Arguments of `certroll apply`.
 #[derive(Debug, Clone, Default)]
@@ -114,7 +114,7 @@ impl<'a> RunContext<'a> {
         let policy = HostKeyPolicy {
             accept_new: args.accept_new_host_keys,
         };
-        let connector = transport::connector(&inv, policy);
+        let connector = super::connector(&inv, policy);
         Ok(RunContext {
             args,
             inv,
@@ -208,10 +208,11 @@ impl<'a> RunContext<'a> {
         self.args.format == Format::Json
     }
 
-    /// Prints a human message on stderr unless JSON events own the output.
+    /// Prints a human message on stderr unless JSON events own the output; what a node
+    /// said in it is shown escaped, never obeyed by the terminal.
     fn say(&self, s: &str) {
         if !self.json() {
-            eprintln!("{s}");
+            eprintln!("{}", crate::output::escape::block(s));
         }
     }
 

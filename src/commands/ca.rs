@@ -13,6 +13,7 @@ use super::{keys, load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::KeyStore;
 use crate::journal::{Journal, Lock, RunStatus};
+use crate::output::escape;
 use crate::pki::import::ImportFiles;
 use crate::pki::{CaStore, ImportError, ImportSource};
 
@@ -88,12 +89,18 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
     } else {
         "recorded as the current generation"
     };
+    // Subjects come from the certificates: shown, never obeyed by the terminal.
     println!(
         "imported {} into CA {} as G{} ({kind}), {role}",
-        done.subject, spec.name, done.generation
+        escape::line(&done.subject),
+        spec.name,
+        done.generation
     );
     if let Some(anchor) = &done.anchor_subject {
-        println!("  anchor: {anchor} (bundles hold it; leaves are served with the intermediate)");
+        println!(
+            "  anchor: {} (bundles hold it; leaves are served with the intermediate)",
+            escape::line(anchor)
+        );
     }
     let until = done
         .not_after
@@ -103,21 +110,21 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
     Ok(exit::OK)
 }
 
-/// Reads a file named on the command line, refusing what is not a small regular file.
+/// Reads a file named on the command line, refusing what is not a small regular file:
+/// a file that cannot be read is bad input (exit 78), like one that is not a CA.
 fn read_source(path: &Path, what: &str) -> Result<ImportSource, CommandError> {
     const LIMIT: u64 = 1 << 20;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        CommandError::Usage(format!("failed to read {what} {}: {e}", path.display()))
-    })?;
-    if !meta.is_file() || meta.len() > LIMIT {
-        return Err(CommandError::Usage(format!(
-            "failed to read {what} {}: not a regular file of at most 1 MiB",
+    let refused = |why: String| {
+        CommandError::BadInput(format!(
+            "failed to read {what} {}: {why}; nothing was written",
             path.display()
-        )));
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
+    if !meta.is_file() || meta.len() > LIMIT {
+        return Err(refused("not a regular file of at most 1 MiB".into()));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
-        CommandError::Usage(format!("failed to read {what} {}: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| refused(e.to_string()))?;
     Ok(ImportSource {
         path: path.to_path_buf(),
         bytes,

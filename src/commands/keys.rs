@@ -14,9 +14,28 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use super::CommandError;
-use crate::inventory::{CaSpec, KeyStore, SecretSource};
+use crate::inventory::{CaSpec, Inventory, KeyStore, SecretSource};
 use crate::pki::token::Token;
 use crate::pki::{CaStore, Unlock, Unlocked};
+use crate::transport::SecretEnv;
+
+/// The environment variables that hold a secret of any CA of the inventory (its
+/// `passphrase_env` or `pin_env`), whether or not this command reads them: no command
+/// certroll runs on a node of this machine may inherit one (docs/keys.md#ca-keys).
+pub fn secret_env(inv: &Inventory) -> SecretEnv {
+    let names = inv.cas.iter().filter_map(|ca| {
+        let source = match &ca.key_store {
+            KeyStore::File => return None,
+            KeyStore::Encrypted { passphrase } => passphrase,
+            KeyStore::Pkcs11(p11) => &p11.pin,
+        };
+        match source {
+            SecretSource::Env(var) => Some(var.clone()),
+            SecretSource::File(_) | SecretSource::Prompt => None,
+        }
+    });
+    SecretEnv::new(names)
+}
 
 /// What a secret is for, in prompts and messages.
 struct Secret<'a> {
@@ -203,6 +222,17 @@ mod tests {
             .contains("regular file"));
         let p = write(dir.path(), "e", "\n", 0o600);
         assert!(read_secret_file(&p).unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn the_passphrase_and_pin_variables_of_every_ca_are_secret() {
+        let text = "[ca.a]\nkey_store = \"encrypted\"\npassphrase_env = \"A_PASS\"\n\
+                    [ca.b]\nkey_store = \"pkcs11\"\npkcs11_module = \"/m.so\"\n\
+                    pkcs11_token = \"t\"\npkcs11_key_label = \"k\"\npin_env = \"B_PIN\"\n\
+                    [ca.c]\nkey_store = \"encrypted\"\npassphrase_file = \"/p\"\n\
+                    [ca.d]\n";
+        let inv = crate::inventory::parse_str(text, Path::new("/inv/fleet.toml")).unwrap();
+        assert_eq!(secret_env(&inv).names(), ["A_PASS", "B_PIN"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! maps a [`CommandError`] to an exit code.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::exit;
 use anyhow::Context;
@@ -10,6 +11,7 @@ use anyhow::Context;
 use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
 use crate::journal::{Journal, JournalError, RunState};
 use crate::pki::{CaCert, CaStore};
+use crate::transport::{self, Connector, HostKeyPolicy};
 
 pub mod apply;
 pub mod ca;
@@ -73,6 +75,12 @@ impl CommandError {
     }
 }
 
+/// The connector of a command: `policy` for SSH host keys, and no command run on this
+/// machine inherits a CA's passphrase or PIN variable ([`keys::secret_env`]).
+pub fn connector(inv: &Inventory, policy: HostKeyPolicy) -> Arc<dyn Connector> {
+    transport::connector(inv, policy, keys::secret_env(inv))
+}
+
 /// Loads the inventory, mapping errors to [`CommandError::Inventory`].
 pub fn load(path: &Path) -> Result<Inventory, CommandError> {
     Ok(inventory::load(path)?)
@@ -83,7 +91,7 @@ pub fn load(path: &Path) -> Result<Inventory, CommandError> {
 pub fn last_run(journal: &Journal) -> Result<Option<RunState>, CommandError> {
     let last = journal.last_run()?;
     for w in last.iter().flat_map(|r| &r.warnings) {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::output::escape::block(w));
     }
     Ok(last)
 }

@@ -17,7 +17,7 @@ use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{Plan, RotationState};
 use crate::simulate::{check_with, CheckError, CheckOptions, CheckReport, Start};
-use crate::transport::{self, HostKeyPolicy};
+use crate::transport::HostKeyPolicy;
 
 /// Arguments of `certroll plan`.
 #[derive(Debug, Clone, Default)]
@@ -67,7 +67,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     if args.intent.rollback {
         let journal = Journal::open(&inv.state_dir)?;
         let last = journal.last_run_of(&spec.name)?;
-        let connector = transport::connector(&inv, HostKeyPolicy::default());
+        let connector = super::connector(&inv, HostKeyPolicy::default());
         let found = rollback::find(
             &inv,
             ca,
@@ -77,7 +77,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
             args.intent.parallel.max(1),
         )?;
         for w in &found.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::output::escape::block(w));
         }
         return Ok(Planned {
             inv,
@@ -91,7 +91,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
         &inv,
         ca,
         &gens,
-        || transport::connector(&inv, HostKeyPolicy::default()),
+        || super::connector(&inv, HostKeyPolicy::default()),
         args.intent,
     )?;
     Ok(Planned {
@@ -115,7 +115,7 @@ fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
     let imported = current.imported || next.as_ref().is_some_and(|n| n.imported);
     let mut start = if imported && plan.mode == crate::plan::Mode::Rotate {
         let known = Known::new(Some(&current), next.as_ref());
-        let connector = transport::connector(inv, HostKeyPolicy::default());
+        let connector = super::connector(inv, HostKeyPolicy::default());
         sim_start(&read_members(inv, plan.ca, &*connector, &known, 32))
     } else {
         Start::default()

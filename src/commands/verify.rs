@@ -13,7 +13,7 @@ use crate::inventory::{CaId, Inventory};
 use crate::output::verify::{json, text};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
-use crate::transport::{self, Connector, HostKeyPolicy};
+use crate::transport::{Connector, HostKeyPolicy};
 use crate::verify::{verify, CaInput, Known, Report, VerifyOptions};
 
 /// Arguments of `certroll verify`.
@@ -57,7 +57,7 @@ pub fn run(args: &VerifyArgs) -> Result<i32, CommandError> {
 /// Runs `certroll verify` and writes the report to `out` (text styled with `style`).
 pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
-    let connector = transport::connector(
+    let connector = super::connector(
         &inv,
         HostKeyPolicy {
             accept_new: args.accept_new_host_keys,

@@ -7,6 +7,7 @@
 mod builder;
 mod cas;
 mod chunked;
+mod file_access;
 mod fxhash;
 mod key_store;
 mod leaf_keys;

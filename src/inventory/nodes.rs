@@ -4,6 +4,7 @@
 //! Remote paths must be absolute (a relative path on a remote host would depend on the
 //! login directory); local paths are resolved against the inventory's directory.
 
+use super::file_access::{account, key_mode, mode};
 use super::fxhash::FxHashMap;
 use super::leaf_keys;
 use super::locate::ValuePath;
@@ -142,7 +143,7 @@ fn build_one(
         files: FileSettings {
             owner: account(&name, "owner", pick(raw.owner, &d.owner))?,
             group: account(&name, "group", pick(raw.group, &d.group))?,
-            key_mode: mode(&name, "key_mode", pick(raw.key_mode, &d.key_mode))?,
+            key_mode: key_mode(&name, pick(raw.key_mode, &d.key_mode))?,
             cert_mode: mode(&name, "cert_mode", pick(raw.cert_mode, &d.cert_mode))?,
             bundle_mode: mode(&name, "bundle_mode", pick(raw.bundle_mode, &d.bundle_mode))?,
             keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
@@ -165,37 +166,6 @@ fn become_with(name: &str, value: Option<&str>) -> Result<Become, Problem> {
             ..key_at(name, &["become"])
         }
         .hint("use \"sudo\", or leave become out to run as the login user")),
-    }
-}
-
-/// An `owner` or `group`: a user or group name, or a numeric id.
-fn account(name: &str, key: &str, value: Option<String>) -> Result<Option<String>, Problem> {
-    let Some(v) = value else { return Ok(None) };
-    let ok = !v.is_empty()
-        && !v.starts_with('-')
-        && v.len() <= 64
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        return Ok(Some(v));
-    }
-    Err(Problem {
-        message: format!("invalid {key} {v:?} for node {name}"),
-        ..key_at(name, &[key])
-    }
-    .hint("a user or group name (letters, digits, '.', '_', '-') or a numeric id"))
-}
-
-/// A file mode written as octal digits, e.g. `"0640"`.
-fn mode(name: &str, key: &str, value: Option<String>) -> Result<Option<u32>, Problem> {
-    let Some(v) = value else { return Ok(None) };
-    match u32::from_str_radix(&v, 8) {
-        Ok(m) if !v.is_empty() && v.len() <= 4 && m <= 0o777 => Ok(Some(m)),
-        _ => Err(Problem {
-            message: format!("invalid {key} {v:?} for node {name}"),
-            ..key_at(name, &[key])
-        }
-        .hint("permission bits as an octal string, e.g. \"0600\" or \"0640\"")),
     }
 }
 

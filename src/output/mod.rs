@@ -1,5 +1,6 @@
 //! Rendering plans, events and reports for people (text, colour) and scripts (JSON, dot).
 
+pub mod escape;
 pub mod plan;
 pub mod progress;
 pub mod status;

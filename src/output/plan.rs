@@ -253,7 +253,7 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
         plural(plan.wave_count(), "wave")
     )?;
     for note in &plan.notes {
-        writeln!(out, "{} {note}", style.bold("note:"))?;
+        writeln!(out, "{} {}", style.bold("note:"), super::escape::line(note))?;
     }
     if plan.steps.iter().any(|s| !s.after.is_empty()) {
         let legend =
@@ -311,7 +311,8 @@ fn write_unrepaired(out: &mut impl Write, view: &PlanView<'_>, style: Style) -> 
         } else {
             style.yellow("!")
         };
-        writeln!(out, "  {mark} {}", u.message)?;
+        // What a node holds (a subject, an error) is shown, never obeyed.
+        writeln!(out, "  {mark} {}", super::escape::line(&u.message))?;
     }
     Ok(())
 }
@@ -357,7 +358,11 @@ fn write_step(
                 out,
                 "\n  {:id_w$} {}",
                 "",
-                style.dim(&format!("{:name_w$} ↳ because {reason}", ""))
+                style.dim(&format!(
+                    "{:name_w$} ↳ because {}",
+                    "",
+                    super::escape::line(reason)
+                ))
             )?;
         }
     }

@@ -131,8 +131,18 @@ fn step_label(step: StepId, node: &str, actions: &[Action]) -> String {
     format!("step {step} {node} {}", actions_label(actions))
 }
 
-/// The event in words, without timestamp, e.g. `step 4 app1 leaf-swap done (312 ms)`.
+/// The event in words, without timestamp, e.g. `step 4 app1 leaf-swap done (312 ms)`, on
+/// one line: an error carries what a node said, so control characters in it are shown as
+/// escapes ([`super::escape::line`]), never obeyed by the terminal.
 pub fn describe(event: &Event) -> String {
+    let text = words(event);
+    match super::escape::line(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
+fn words(event: &Event) -> String {
     match event {
         Event::RunStarted {
             run,

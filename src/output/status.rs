@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::Style;
+use super::{escape, Style};
 use crate::inventory::{ChainMode, Strategy};
 use crate::journal::Holder;
 use crate::plan::{actions_label, Action, Mode, StepId};
@@ -84,7 +84,10 @@ pub struct RunReport {
 /// Who holds the lock now, for people.
 pub fn running_line(holder: Option<&Holder>) -> String {
     match holder {
-        Some(h) => format!("a certroll run holds the lock now: {h}"),
+        Some(h) => format!(
+            "a certroll run holds the lock now: {}",
+            escape::line(&h.to_string())
+        ),
         None => "a certroll run holds the lock now (its holder record could not be read)".into(),
     }
 }
@@ -107,7 +110,11 @@ pub fn json(r: &RunReport) -> String {
 /// The report as text for a terminal.
 pub fn text(r: &RunReport, style: Style) -> String {
     let mut out = String::new();
-    let gens: Vec<String> = r.generations.iter().map(|g| format!("G{g}")).collect();
+    let mut gens: Vec<String> = r.generations.iter().map(|g| format!("G{g}")).collect();
+    // The journal lists generations oldest first; a rollback goes from the new to the old.
+    if r.mode == Mode::Rollback {
+        gens.reverse();
+    }
     let _ = writeln!(
         out,
         "{}",
@@ -164,7 +171,8 @@ pub fn text(r: &RunReport, style: Style) -> String {
         };
         let _ = write!(out, "  {state} {}", label(s.id));
         if let Some(e) = &s.error {
-            let _ = write!(out, ": {e}");
+            // A step's error holds what the node said: shown, never obeyed.
+            let _ = write!(out, ": {}", escape::line(e));
         }
         if s.state == StepState::Waiting {
             let on: Vec<String> = s.waiting_on.iter().map(|&w| label(w)).collect();
@@ -173,4 +181,48 @@ pub fn text(r: &RunReport, style: Style) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(mode: Mode, generations: Vec<u32>) -> RunReport {
+        RunReport {
+            version: 1,
+            run: "r1".into(),
+            ca: "internal".into(),
+            mode,
+            rollback_of: (mode == Mode::Rollback).then(|| "r0".into()),
+            strategy: Strategy::default(),
+            chain: ChainMode::default(),
+            generations,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            host: "h".into(),
+            pid: 7,
+            resumes: 0,
+            status: RunProgress::Complete,
+            holder: None,
+            running: false,
+            steps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_rollback_is_labelled_from_the_new_generation_to_the_old() {
+        let text = text(&report(Mode::Rollback, vec![1, 2]), Style::plain());
+        assert!(
+            text.starts_with("Run r1: rollback CA internal (G2 → G1),"),
+            "{text}"
+        );
+        let text = super::text(&report(Mode::Rotate, vec![1, 2]), Style::plain());
+        assert!(
+            text.starts_with("Run r1: rotate CA internal (G1 → G2),"),
+            "{text}"
+        );
+        // JSON keeps the journal's order, oldest first.
+        let json = json(&report(Mode::Rollback, vec![1, 2]));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["generations"], serde_json::json!([1, 2]));
+    }
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::escape;
 use super::style::{pad, Style};
 use crate::verify::finding::mode_text;
 use crate::verify::node::rfc3339;
@@ -65,7 +66,13 @@ fn ca_text(out: &mut String, ca: &CaReport, now: OffsetDateTime, style: Style) {
     };
     let _ = writeln!(out, "{}", style.bold(&format!("CA {} ({gens})", ca.ca)));
     for f in &ca.findings {
-        let _ = writeln!(out, "  {} {}", mark(style, f.severity()), f.message(&ca.ca));
+        let message = f.message(&ca.ca);
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            mark(style, f.severity()),
+            escape::line(&message)
+        );
     }
     let rows: Vec<[String; 6]> = ca.nodes.iter().map(|n| node_row(n, now)).collect();
     let header = ["NODE", "PHASE", "ANCHORS", "LEAF", "EXPIRES", "STATUS"].map(String::from);
@@ -105,7 +112,7 @@ fn node_row(n: &NodeReport, now: OffsetDateTime) -> [String; 6] {
         None => ("-".into(), "-".into()),
     };
     [
-        n.name.clone(),
+        escape::line(&n.name).into_owned(),
         n.phase.as_str().to_string(),
         anchors,
         leaf,
@@ -133,11 +140,13 @@ fn findings_text(out: &mut String, n: &NodeReport, style: Style) {
             }
         };
         if seen <= SHOWN_PER_KIND {
+            // Subjects, SANs, file names and errors come from the node: shown, never obeyed.
+            let message = f.message(&n.name);
             let _ = writeln!(
                 out,
                 "      {} {}",
                 mark(style, f.severity()),
-                f.message(&n.name)
+                escape::line(&message)
             );
         }
     }
@@ -222,8 +231,8 @@ fn links_text(out: &mut String, ca: &CaReport, style: Style) {
         .map(|l| {
             let arrow = if l.mutual { "⇄" } else { "→" };
             [
-                format!("{} {arrow} {}", l.client_name, l.server_name),
-                l.tls_name.clone(),
+                escape::line(&format!("{} {arrow} {}", l.client_name, l.server_name)).into_owned(),
+                escape::line(&l.tls_name).into_owned(),
                 String::new(),
             ]
         })
@@ -234,7 +243,7 @@ fn links_text(out: &mut String, ca: &CaReport, style: Style) {
     for (l, row) in ca.links.iter().zip(&rows) {
         let _ = writeln!(out, "  {}{}", join(row, &widths), link_result(l, style));
         for v in &l.order_violations {
-            let _ = writeln!(out, "      ↳ {v}");
+            let _ = writeln!(out, "      ↳ {}", escape::line(v));
         }
         if let Some(live) = &l.live {
             let what = match (&live.error, live.status) {
@@ -247,7 +256,13 @@ fn links_text(out: &mut String, ca: &CaReport, style: Style) {
             } else {
                 Severity::Critical
             };
-            let _ = writeln!(out, "      {} live: {what}", mark(style, sev));
+            // The probe's output and the handshake's error come from the node.
+            let _ = writeln!(
+                out,
+                "      {} live: {}",
+                mark(style, sev),
+                escape::line(&what)
+            );
         }
     }
 }
@@ -256,11 +271,14 @@ fn link_result(l: &LinkReport, style: Style) -> String {
     match &l.result {
         LinkResult::Ok => style.green("ok"),
         LinkResult::Failed { side, kind, detail } => style.red(&format!(
-            "FAILS ({} side, {}): {detail}",
+            "FAILS ({} side, {}): {}",
             json!(side).as_str().unwrap_or_default(),
-            json!(kind).as_str().unwrap_or_default()
+            json!(kind).as_str().unwrap_or_default(),
+            escape::line(detail)
         )),
-        LinkResult::Skipped { reason } => style.magenta(&format!("unchecked: {reason}")),
+        LinkResult::Skipped { reason } => {
+            style.magenta(&format!("unchecked: {}", escape::line(reason)))
+        }
     }
 }
 

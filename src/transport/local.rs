@@ -14,6 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::child_env::SecretEnv;
 use super::limits::{self, MAX_FILE_BYTES};
 use super::process::{self, Ended};
 use super::{sha256_hex, ErrorKind, ExecOutput, Transport, TransportError, WriteOptions};
@@ -23,6 +24,8 @@ use super::{sha256_hex, ErrorKind, ExecOutput, Transport, TransportError, WriteO
 pub struct LocalTransport {
     node: String,
     workdir: PathBuf,
+    /// Variables the commands it runs never inherit.
+    secrets: SecretEnv,
 }
 
 impl LocalTransport {
@@ -31,7 +34,14 @@ impl LocalTransport {
         LocalTransport {
             node: node.to_string(),
             workdir: workdir.to_path_buf(),
+            secrets: SecretEnv::none(),
         }
+    }
+
+    /// The same transport, whose commands start without the variables of `secrets`.
+    pub fn hiding(mut self, secrets: SecretEnv) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// The directory relative paths are resolved against.
@@ -288,7 +298,7 @@ impl LocalTransport {
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
-        let done = process::run(command, &self.workdir, input, timeout)
+        let done = process::run(command, &self.workdir, input, timeout, &self.secrets)
             .map_err(|e| self.io_err(action.clone(), &e))?;
         let status = match done.ended {
             Ended::Exited(code) => code,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::inventory::{Inventory, NodeId};
 
 mod become_sudo;
+mod child_env;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod known_hosts;
@@ -25,6 +26,7 @@ pub mod trace;
 mod tunnel;
 
 pub use become_sudo::Sudo;
+pub use child_env::SecretEnv;
 pub use stream::ByteStream;
 
 /// Output of a command run on a node.
@@ -213,9 +215,10 @@ pub trait Connector: Send + Sync {
 
 /// The connector for an inventory: local nodes get [`local::LocalTransport`], SSH nodes
 /// an [`ssh::SshTransport`] (jumping through `via` nodes), sessions cached per node.
-/// Nodes with `become = "sudo"` get their transport wrapped in [`Sudo`].
-pub fn connector(inv: &Inventory, policy: HostKeyPolicy) -> Arc<dyn Connector> {
-    Arc::new(ssh::FleetConnector::new(inv.clone(), policy))
+/// Nodes with `become = "sudo"` get their transport wrapped in [`Sudo`]. No command run
+/// on this machine inherits the variables of `secrets`.
+pub fn connector(inv: &Inventory, policy: HostKeyPolicy, secrets: SecretEnv) -> Arc<dyn Connector> {
+    Arc::new(ssh::FleetConnector::new(inv.clone(), policy, secrets))
 }
 
 /// Whether `data` holds a PEM private key of any kind (PKCS#8, SEC1, PKCS#1, OpenSSH,

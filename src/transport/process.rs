@@ -18,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::child_env::SecretEnv;
 use super::limits::keep_output;
 use crate::interrupt::{self, CommandGuard, Signal};
 
@@ -46,15 +47,19 @@ pub(crate) struct Finished {
 /// Runs `command` in `workdir` until it exits, `timeout` passes, or a signal arrives.
 /// With `input`, the command reads it (then end of file) on its standard input instead of
 /// /dev/null, and a signal does not stop it (it carries a file change that must complete).
+/// The variables of `secrets` are not in the command's environment.
 pub(crate) fn run(
     command: &str,
     workdir: &Path,
     input: Option<&[u8]>,
     timeout: Duration,
+    secrets: &SecretEnv,
 ) -> io::Result<Finished> {
     let _in_flight = CommandGuard::new();
     let deadline = crate::duration::deadline(timeout);
-    let mut child = Command::new("sh")
+    let mut cmd = Command::new("sh");
+    secrets.strip(&mut cmd);
+    let mut child = cmd
         .arg("-c")
         .arg(command)
         .current_dir(workdir)
@@ -213,7 +218,14 @@ mod tests {
             "(sleep 40; touch '{}') & echo started",
             marker.to_str().unwrap()
         );
-        let f = run(&cmd, dir.path(), None, Duration::from_secs(60)).unwrap();
+        let f = run(
+            &cmd,
+            dir.path(),
+            None,
+            Duration::from_secs(60),
+            &SecretEnv::none(),
+        )
+        .unwrap();
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "waited for the child: {:?}",
@@ -236,6 +248,7 @@ mod tests {
             dir.path(),
             None,
             Duration::from_secs(60),
+            &SecretEnv::none(),
         )
         .unwrap();
         assert_eq!(f.ended, Ended::Exited(Some(0)));

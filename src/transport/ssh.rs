@@ -19,8 +19,8 @@ use super::session::{establish, tcp_connect, Peer};
 use super::stream;
 use super::tunnel::{self, Hop, Tunnel};
 use super::{
-    ByteStream, Connector, ErrorKind, ExecOutput, HostKeyPolicy, Sudo, Transport, TransportError,
-    WriteOptions,
+    ByteStream, Connector, ErrorKind, ExecOutput, HostKeyPolicy, SecretEnv, Sudo, Transport,
+    TransportError, WriteOptions,
 };
 use crate::inventory::{Become, Inventory, NodeId, SshSettings, TransportKind};
 
@@ -152,15 +152,18 @@ impl Transport for SshTransport {
 pub struct FleetConnector {
     inv: Arc<Inventory>,
     policy: HostKeyPolicy,
+    /// Variables local nodes' commands never inherit (SSH forwards no variable at all).
+    secrets: SecretEnv,
     slots: Vec<Mutex<Option<Arc<dyn Transport>>>>,
 }
 
 impl FleetConnector {
-    pub fn new(inv: Inventory, policy: HostKeyPolicy) -> Self {
+    pub fn new(inv: Inventory, policy: HostKeyPolicy, secrets: SecretEnv) -> Self {
         let slots = inv.nodes.iter().map(|_| Mutex::new(None)).collect();
         FleetConnector {
             inv: Arc::new(inv),
             policy,
+            secrets,
             slots,
         }
     }
@@ -185,7 +188,9 @@ impl FleetConnector {
     fn open_plain(&self, id: NodeId) -> Result<Arc<dyn Transport>, TransportError> {
         let node = &self.inv.nodes[id];
         match &node.transport {
-            TransportKind::Local => Ok(Arc::new(LocalTransport::new(&node.name, &self.workdir()))),
+            TransportKind::Local => Ok(Arc::new(
+                LocalTransport::new(&node.name, &self.workdir()).hiding(self.secrets.clone()),
+            )),
             TransportKind::Ssh(_) => {
                 let (inv, policy) = (Arc::clone(&self.inv), self.policy);
                 let opener = move || {

@@ -372,3 +372,16 @@ fn tls_address_on_a_node_of_two_cas_is_refused() {
         .says("node db has tls_address but takes part in links of CAs a and b")
         .hints("give it a confirm command");
 }
+
+#[test]
+fn a_key_mode_that_lets_others_at_the_key_is_refused() {
+    let text = with_base("key_mode = \"0666\"\n");
+    refused(&text)
+        .at(8, 12, "\"0666\"")
+        .says("key_mode \"0666\" of node db1 lets other users at the private key and lets its group write it")
+        .hints("\"0640\"");
+    let text = with_base("").replace("[defaults]\n", "[defaults]\nkey_mode = \"0660\"\n");
+    refused(&text)
+        .at(4, 12, "\"0660\"")
+        .says("key_mode \"0660\" of node app1 lets its group write the private key");
+}
