@@ -146,7 +146,8 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         | StoreUnavailable { .. }
         | ProofMissing { .. }
         | ProofInvalid { .. }
-        | ProofStale { .. } => Effect::Leave(""),
+        | ProofStale { .. }
+        | LiveTlsKeyOnly { .. } => Effect::Leave(""),
     }
 }
 

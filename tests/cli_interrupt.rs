@@ -3,11 +3,16 @@
 //! process group (no orphan survives), the run is journaled as interrupted, the exit
 //! code is 130 (SIGINT) or 75 (SIGTERM), and the next `apply` resumes and completes.
 //! `verify --live` interrupted during a probe kills the probe's group and exits 130.
+//! certroll's own TLS confirm, held by a server that drips one byte every few seconds,
+//! ends at the first SIGINT.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::hostile_tls::{self, Behaviour, Tls, TlsServer};
 
 /// A reload that never ends by itself and leaves a background child: both write their
 /// PIDs (the shell first) so the test can check that they are gone.
@@ -209,4 +214,47 @@ fn sigint_during_a_live_probe_kills_it_and_exits_130() {
             "process {pid} of the probe outlived certroll\n{out}"
         );
     }
+}
+
+#[test]
+fn sigint_during_a_tls_confirm_held_by_a_dripping_server_ends_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = hostile_tls::node_dir(dir.path(), "db");
+    let server = TlsServer::start(&db, Tls::V13, Behaviour::Drip(Duration::from_secs(2)));
+    hostile_tls::write_inventory(dir.path(), Some(server.port), "5m");
+    let child = certroll(dir.path(), &["apply", "--yes"]).spawn().unwrap();
+    // db's install step is in its TLS confirm once the server has a connection.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.connections() == 0 {
+        assert!(Instant::now() < deadline, "no TLS confirm started");
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let start = Instant::now();
+    let (code, out) = wait_bounded(child, Duration::from_secs(120));
+    // One read slice of the handshake (200 ms) and the run's wind-down, on a loaded machine.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}\n{out}",
+        start.elapsed()
+    );
+    assert_eq!(code, Some(130), "{out}");
+    let journal = journal_lines(dir.path());
+    let failed = journal
+        .iter()
+        .find(|r| r["record"] == "step-failed" && r["node"] == "db")
+        .unwrap_or_else(|| panic!("db's step is journaled as failed\n{journal:#?}"));
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "interrupted by SIGINT while node db had not confirmed its TLS at 127.0.0.1:"
+        ),
+        "{error}"
+    );
+    assert_eq!(journal.last().unwrap()["status"], "interrupted");
 }

@@ -1,36 +1,83 @@
-//! One observing TLS handshake with a live server: what chain it serves and, if it asks
-//! for a client certificate, which CA names it says it accepts.
+//! One observing TLS handshake with a live server: what chain it serves, proven by the
+//! server's handshake signature, and, if it asks for a client certificate, which CA names
+//! it says it accepts.
 //!
-//! This is an *observation*, not a validation: the served chain is recorded as sent (a
-//! server still on the old leaf must be reported as such, not as "unknown issuer"). When
-//! the server asks for a client certificate, the node's own certificate and key are
-//! offered if the caller has them ([`identity`]): a server that trusts its own CA then
-//! completes the handshake instead of logging a failed client. Without them no
-//! certificate is offered, and a server that requires one may close the connection once
-//! it has shown both. The handshake signatures are still checked, so a chain is only
-//! recorded from a peer that holds its key.
+//! This is an *observation*, not a validation: the served chain is not checked against
+//! any anchor (a server still on the old leaf must be reported as such, not as "unknown
+//! issuer"). It is an observation of a server that holds the served certificate's key,
+//! though: the chain counts only once the server's handshake signature (TLS 1.2
+//! ServerKeyExchange, TLS 1.3 CertificateVerify) verified with the served leaf's public
+//! key ([`super::recorder`]). A server that sends a copy of the certificate without its
+//! key, or the new certificate with the old key, is refused.
+//!
+//! The handshake then goes on as far as the server lets it. When the server asks for a
+//! client certificate, the node's own certificate and key are offered if the caller has
+//! them ([`identity`]): a server that trusts its own CA then completes the handshake
+//! instead of logging a failed client. Without them no certificate is offered, and a TLS
+//! 1.2 server that requires one aborts after its CertificateRequest, before its Finished:
+//! the observation then says that only the chain and the key were proven
+//! ([`Proof::KeyOnly`]). (A TLS 1.3 server sends its Finished before it sees the client's
+//! certificate, so the handshake completes on certroll's side.)
+//!
+//! The whole handshake, the PostgreSQL preamble and the closing included, ends by one
+//! deadline and at the first SIGINT or SIGTERM ([`super::deadline`]).
 
-use std::io;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::io::{self, Read, Write};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::ResolvesClientCert;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, ClientConnection};
 
+use super::deadline::{Bounded, Cut};
+use super::recorder::{Recorder, Signed};
+use crate::interrupt::Signal;
 use crate::inventory::Starttls;
 use crate::transport::ByteStream;
 
+pub use super::recorder::identity;
+
 /// What a server showed in one handshake.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
-    /// The served chain, leaf first, DER.
+    /// The served chain, leaf first, DER; its leaf's key signed the handshake.
     pub chain: Vec<Vec<u8>>,
     /// `None` when the server did not ask for a client certificate; otherwise the
     /// distinguished names (DER) of its CertificateRequest's certificate_authorities.
     pub ca_names: Option<Vec<Vec<u8>>>,
+    /// How far the handshake went.
+    pub proof: Proof,
+}
+
+/// What one observation proved about the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// The server's signature verified with the served leaf's key, and the handshake
+    /// completed (the server's Finished verified).
+    Complete(Signed),
+    /// The server's signature verified with the served leaf's key; then the server, which
+    /// had asked for a client certificate, ended the handshake before its Finished.
+    /// `ended` says how (its alert, or a closed connection).
+    KeyOnly { signed: Signed, ended: String },
+}
+
+impl std::fmt::Display for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proof::Complete(signed) => {
+                write!(f, "chain, key and handshake proven ({})", signed.version())
+            }
+            Proof::KeyOnly { signed, ended } => write!(
+                f,
+                "chain and key proven ({} signature); handshake aborted by the server after \
+                 CertificateRequest ({ended})",
+                signed.message()
+            ),
+        }
+    }
 }
 
 /// Why no observation could be made.
@@ -40,19 +87,91 @@ pub enum ObserveError {
     Io(String),
     #[error("{0}")]
     Protocol(String),
+    /// The deadline passed first; `received` bytes had come from the server by then.
+    #[error(
+        "the TLS handshake did not finish by its deadline (the server had sent {received} byte(s))"
+    )]
+    Deadline { received: u64 },
+    #[error("the TLS handshake was interrupted by {}", .0.name())]
+    Interrupted(Signal),
 }
 
 /// PostgreSQL's SSLRequest: length 8, code 80877103.
 const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
 /// Runs the pre-TLS protocol, then a TLS handshake over `stream` for `server_name`, and
-/// returns what the server showed. `stream` must carry read and write timeouts.
+/// returns what the server showed and proved. Everything ends by `deadline`, or at once
+/// when SIGINT or SIGTERM arrives.
 pub fn observe(
     stream: &mut dyn ByteStream,
     server_name: &str,
     starttls: Starttls,
     identity: Option<Arc<CertifiedKey>>,
+    deadline: Instant,
 ) -> Result<Observation, ObserveError> {
+    let offered = identity.is_some();
+    let mut stream = Bounded::new(stream, deadline);
+    let result = handshake(&mut stream, server_name, starttls, identity);
+    let cut = stream.cut();
+    let (result, seen) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            return Err(match cut {
+                Some(Cut::Signal(s)) => ObserveError::Interrupted(s),
+                Some(Cut::Deadline) => ObserveError::Deadline {
+                    received: stream.received(),
+                },
+                None => e,
+            })
+        }
+    };
+    // A refused signature is the answer, whatever happened next.
+    if let Some(refused) = seen.refused {
+        return Err(ObserveError::Protocol(refused));
+    }
+    if let Some(Cut::Signal(s)) = cut {
+        return Err(ObserveError::Interrupted(s));
+    }
+    let Some((chain, signed)) = seen.proven else {
+        return Err(match (result, cut) {
+            (Err(_), Some(Cut::Deadline)) => ObserveError::Deadline {
+                received: stream.received(),
+            },
+            (Err(stop), _) => stop.into_error(),
+            (Ok(()), _) => ObserveError::Protocol(
+                "the handshake ended without a server certificate whose key signed it".into(),
+            ),
+        });
+    };
+    let proof = match result {
+        Ok(()) => Proof::Complete(signed),
+        Err(_) if cut == Some(Cut::Deadline) => {
+            return Err(ObserveError::Deadline {
+                received: stream.received(),
+            })
+        }
+        // The server asked for a client certificate, then ended the handshake itself.
+        Err(stop @ (Stop::Closed | Stop::Alert(_))) if seen.ca_names.is_some() => Proof::KeyOnly {
+            signed,
+            ended: stop.ended(offered),
+        },
+        Err(stop) => return Err(stop.into_error()),
+    };
+    Ok(Observation {
+        chain,
+        ca_names: seen.ca_names,
+        proof,
+    })
+}
+
+/// The preamble, the handshake and, if it completed, the closing; returns how the
+/// handshake ended and what the recorder saw.
+fn handshake(
+    stream: &mut Bounded<'_>,
+    server_name: &str,
+    starttls: Starttls,
+    identity: Option<Arc<CertifiedKey>>,
+) -> Result<(Result<(), Stop>, super::recorder::Outcome), ObserveError> {
     if starttls == Starttls::Postgres {
         postgres_ssl_request(stream)?;
     }
@@ -61,35 +180,25 @@ pub fn observe(
             "server name {server_name:?} is neither a DNS name nor an IP address"
         ))
     })?;
-    let recorder = Arc::new(Recorder {
-        seen: Mutex::default(),
-        identity,
-    });
-    let config = ClientConfig::builder_with_provider(provider())
+    let recorder = Arc::new(Recorder::new(identity, provider()));
+    let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ObserveError::Protocol(format!("cannot set up TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone())
         .with_client_cert_resolver(recorder.clone());
+    // A resumed session skips the server's signature: every look is a full handshake.
+    config.resumption = Resumption::disabled();
     let mut conn = ClientConnection::new(Arc::new(config), name)
         .map_err(|e| ObserveError::Protocol(format!("cannot set up TLS: {e}")))?;
     let result = drive(&mut conn, stream);
     if result.is_ok() {
         close_cleanly(&mut conn, stream);
     }
-    let seen = recorder.take();
-    // A server that requires a client certificate may abort once it has shown its
-    // chain and its CA names: what was seen is the answer.
-    match (result, seen.chain.is_empty()) {
-        (_, false) => Ok(seen),
-        (Err(e), true) => Err(e),
-        (Ok(()), true) => Err(ObserveError::Protocol(
-            "the handshake ended without a server certificate".into(),
-        )),
-    }
+    Ok((result, recorder.outcome()))
 }
 
-fn postgres_ssl_request(stream: &mut dyn ByteStream) -> Result<(), ObserveError> {
+fn postgres_ssl_request(stream: &mut Bounded<'_>) -> Result<(), ObserveError> {
     stream
         .write_all(&PG_SSL_REQUEST)
         .and_then(|()| stream.flush())
@@ -110,43 +219,100 @@ fn postgres_ssl_request(stream: &mut dyn ByteStream) -> Result<(), ObserveError>
     }
 }
 
+/// How a handshake that did not complete ended.
+#[derive(Debug)]
+enum Stop {
+    /// The server closed or reset the connection.
+    Closed,
+    /// The server sent a fatal alert.
+    Alert(rustls::AlertDescription),
+    /// certroll's side refused what the server sent.
+    Refused(rustls::Error),
+    /// Another I/O failure (a cut by the deadline or a signal is one too).
+    Io(ObserveError),
+    /// The bound on rounds was reached.
+    Rounds,
+}
+
+impl Stop {
+    fn into_error(self) -> ObserveError {
+        match self {
+            Stop::Closed => {
+                ObserveError::Io("the server closed the connection during the TLS handshake".into())
+            }
+            Stop::Alert(a) => {
+                ObserveError::Protocol(format!("TLS handshake failed: the server sent alert {a:?}"))
+            }
+            Stop::Refused(e) => ObserveError::Protocol(format!("TLS handshake failed: {e}")),
+            Stop::Io(e) => e,
+            Stop::Rounds => {
+                ObserveError::Protocol("the TLS handshake did not finish in 256 rounds".into())
+            }
+        }
+    }
+
+    /// How the server ended a handshake after its CertificateRequest, for [`Proof::KeyOnly`].
+    fn ended(&self, offered: bool) -> String {
+        let how = match self {
+            Stop::Alert(a) => format!("it sent alert {a:?}"),
+            _ => "it closed the connection".to_string(),
+        };
+        if offered {
+            format!("{how} after certroll offered the node's own certificate")
+        } else {
+            format!("{how}; certroll had no client certificate to offer")
+        }
+    }
+}
+
 /// Pumps the handshake until it completes, fails, or the peer closes.
-fn drive(conn: &mut ClientConnection, stream: &mut dyn ByteStream) -> Result<(), ObserveError> {
-    // Bounded: every round moves at least one record or returns.
+fn drive(conn: &mut ClientConnection, stream: &mut Bounded<'_>) -> Result<(), Stop> {
+    // Bounded: every round moves at least one record or returns; the stream's deadline
+    // bounds the time.
     for _ in 0..256 {
         while conn.wants_write() {
             conn.write_tls(stream)
-                .map_err(|e| io_error("send a TLS record", &e))?;
+                .map_err(|e| io_stop("send a TLS record", &e))?;
         }
         stream
             .flush()
-            .map_err(|e| io_error("send a TLS record", &e))?;
+            .map_err(|e| io_stop("send a TLS record", &e))?;
         // Only once our last flight (certificate, finished) is out.
         if !conn.is_handshaking() {
             return Ok(());
         }
         let n = conn
             .read_tls(stream)
-            .map_err(|e| io_error("read the server's TLS records", &e))?;
+            .map_err(|e| io_stop("read the server's TLS records", &e))?;
         if n == 0 {
-            return Err(ObserveError::Io(
-                "the server closed the connection during the TLS handshake".into(),
-            ));
+            return Err(Stop::Closed);
         }
         if let Err(e) = conn.process_new_packets() {
             // Send our alert, if any, for the server's logs; the error is what counts.
             let _ = conn.write_tls(stream);
-            return Err(ObserveError::Protocol(format!("TLS handshake failed: {e}")));
+            return Err(match e {
+                rustls::Error::AlertReceived(a) => Stop::Alert(a),
+                e => Stop::Refused(e),
+            });
         }
     }
-    Err(ObserveError::Protocol(
-        "the TLS handshake did not finish in 256 rounds".into(),
-    ))
+    Err(Stop::Rounds)
 }
 
-/// Sends close_notify and reads until the server closes (bounded), so that the server
-/// finishes its side (session tickets, its own close) and logs a clean connection.
-fn close_cleanly(conn: &mut ClientConnection, stream: &mut dyn ByteStream) {
+fn io_stop(action: &str, e: &io::Error) -> Stop {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Stop::Closed,
+        _ => Stop::Io(io_error(action, e)),
+    }
+}
+
+/// Sends close_notify and reads until the server closes (bounded in rounds, and in time
+/// by the stream's deadline), so that the server finishes its side (session tickets, its
+/// own close) and logs a clean connection.
+fn close_cleanly(conn: &mut ClientConnection, stream: &mut Bounded<'_>) {
     conn.send_close_notify();
     for _ in 0..64 {
         while conn.wants_write() {
@@ -182,126 +348,4 @@ fn provider() -> Arc<CryptoProvider> {
     PROVIDER
         .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
         .clone()
-}
-
-/// A certificate chain and key to offer as client certificate: the node's own pair.
-/// `None` when the files do not hold a usable pair (nothing is offered then).
-pub fn identity(chain_pem: &[u8], key_pem: &[u8]) -> Option<Arc<CertifiedKey>> {
-    let chain: Vec<CertificateDer<'static>> = pem::parse_many(chain_pem)
-        .ok()?
-        .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| CertificateDer::from(b.into_contents()))
-        .collect();
-    let block = pem::parse_many(key_pem)
-        .ok()?
-        .into_iter()
-        .find(|b| b.tag().ends_with("PRIVATE KEY"))?;
-    let key = match block.tag() {
-        "PRIVATE KEY" => PrivateKeyDer::Pkcs8(block.into_contents().into()),
-        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(block.into_contents().into()),
-        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(block.into_contents().into()),
-        _ => return None,
-    };
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).ok()?;
-    let certified = CertifiedKey::new(chain, signer);
-    // Offer only a matching pair: a mismatched one would fail the server's check anyway.
-    certified.keys_match().ok()?;
-    Some(Arc::new(certified))
-}
-
-/// Records the served chain (as the certificate verifier) and the CA names of a
-/// CertificateRequest (as the client-certificate resolver, which offers `identity`).
-struct Recorder {
-    seen: Mutex<Observation>,
-    identity: Option<Arc<CertifiedKey>>,
-}
-
-impl std::fmt::Debug for Recorder {
-    // Never shows the identity's key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder")
-            .field("identity", &self.identity.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Recorder {
-    fn take(&self) -> Observation {
-        std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let chain = std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| c.as_ref().to_vec())
-            .collect();
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .chain = chain;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-impl ResolvesClientCert for Recorder {
-    fn resolve(
-        &self,
-        root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<CertifiedKey>> {
-        let names = root_hint_subjects.iter().map(|n| n.to_vec()).collect();
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .ca_names = Some(names);
-        self.identity.clone()
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
 }

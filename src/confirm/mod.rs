@@ -3,9 +3,11 @@
 //!
 //! For a node with `tls_address`, certroll connects to that address *from the node*
 //! (through its transport: an SSH direct-tcpip channel, or directly for a local node),
-//! runs the `starttls` preamble, and observes one handshake ([`handshake::observe`]).
-//! It then checks the observation against an [`Expectation`] built from the node's
-//! files as they are on disk now:
+//! runs the `starttls` preamble, and observes one handshake ([`handshake::observe`]):
+//! the served chain counts only once the server's handshake signature verified with the
+//! served leaf's key, so the server holds that certificate's private key. It then checks
+//! the observation against an [`Expectation`] built from the node's files as they are on
+//! disk now:
 //! - the served chain starts with the node's certificate (after a leaf-swap: the one
 //!   just written);
 //! - if the server asks for client certificates, the CA names it sends include the
@@ -13,7 +15,8 @@
 //!   and none of the CA generations certroll knows that the bundle no longer holds
 //!   (after trust-prune: the old one).
 //!
-//! A step polls until its confirm deadline; `verify --live` looks once.
+//! A step polls until its confirm deadline; `verify --live` looks once. Each look (connect
+//! and handshake) has one deadline, and SIGINT or SIGTERM ends it at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,12 +26,16 @@ use rustls::sign::CertifiedKey;
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
 
+use crate::interrupt::Signal;
 use crate::inventory::{Node, TlsTarget};
 use crate::transport::{Transport, TransportError};
 
+pub mod deadline;
 pub mod handshake;
+pub mod recorder;
 
-pub use handshake::{identity, observe, Observation, ObserveError};
+pub use handshake::{identity, observe, Observation, ObserveError, Proof};
+pub use recorder::Signed;
 
 /// First pause between two attempts; doubles up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(50);
@@ -147,11 +154,22 @@ pub enum TlsConfirmError {
         attempts: u32,
         last: String,
     },
+    #[error(
+        "interrupted by {} while node {node} had not confirmed its TLS at {address} yet",
+        .signal.name()
+    )]
+    Interrupted {
+        node: String,
+        address: String,
+        signal: Signal,
+    },
 }
 
 /// Connects to the node's `tls_address` through its transport and observes one handshake.
 /// With `identity` (the node's own pair, see [`identity`]), a server that asks for a
 /// client certificate gets it, so the look is a complete handshake in its logs.
+/// `timeout` is the deadline of the whole look, connection and handshake: a server that
+/// sends a byte now and then cannot hold it longer.
 pub fn look(
     transport: &dyn Transport,
     node: &Node,
@@ -159,6 +177,10 @@ pub fn look(
     timeout: Duration,
     identity: Option<&Arc<CertifiedKey>>,
 ) -> Result<Observation, LookError> {
+    let deadline = Instant::now() + timeout;
+    if let Some(signal) = crate::interrupt::requested() {
+        return Err(LookError::Interrupted(signal));
+    }
     let mut stream = transport
         .open_stream(&target.host, target.port, timeout)
         .map_err(LookError::Transport)?;
@@ -167,8 +189,16 @@ pub fn look(
         node.server_name(),
         target.starttls,
         identity.cloned(),
+        deadline,
     )
-    .map_err(|e| LookError::Handshake(e.to_string()))
+    .map_err(|e| match e {
+        ObserveError::Interrupted(signal) => LookError::Interrupted(signal),
+        ObserveError::Deadline { received } => LookError::Handshake(format!(
+            "no complete TLS handshake within {} (the server had sent {received} byte(s))",
+            crate::duration::format(timeout)
+        )),
+        e => LookError::Handshake(e.to_string()),
+    })
 }
 
 /// One failed look.
@@ -178,33 +208,45 @@ pub enum LookError {
     Transport(TransportError),
     #[error("{0}")]
     Handshake(String),
+    #[error("interrupted by {}", .0.name())]
+    Interrupted(Signal),
 }
 
-/// Looks until the node meets `exp` or `node.confirm_timeout` runs out.
+/// Looks until the node meets `exp` or `node.confirm_timeout` runs out; returns what the
+/// look that met it proved. SIGINT or SIGTERM ends the wait at once.
 pub fn confirm_tls(
     transport: &dyn Transport,
     node: &Node,
     target: &TlsTarget,
     exp: &Expectation,
     identity: Option<&Arc<CertifiedKey>>,
-) -> Result<(), TlsConfirmError> {
+) -> Result<Proof, TlsConfirmError> {
     let deadline = Instant::now() + node.confirm_timeout;
     let mut delay = FIRST_DELAY;
     let mut attempts = 0u32;
+    let interrupted = |signal| TlsConfirmError::Interrupted {
+        node: node.name.clone(),
+        address: target.address(),
+        signal,
+    };
     loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = left.clamp(Duration::from_millis(200), ATTEMPT_TIMEOUT);
         let last = match look(transport, node, target, timeout, identity) {
             Ok(seen) => match exp.mismatch(&seen) {
-                None => return Ok(()),
+                None => return Ok(seen.proof),
                 Some(why) => why,
             },
+            Err(LookError::Interrupted(signal)) => return Err(interrupted(signal)),
             Err(LookError::Transport(e)) if !e.is_transient() => {
                 return Err(TlsConfirmError::Transport(e))
             }
             Err(e) => e.to_string(),
         };
+        if let Some(signal) = crate::interrupt::requested() {
+            return Err(interrupted(signal));
+        }
         if Instant::now() + delay >= deadline {
             return Err(TlsConfirmError::NotConfirmed {
                 node: node.name.clone(),
@@ -214,8 +256,27 @@ pub fn confirm_tls(
                 last,
             });
         }
-        std::thread::sleep(delay);
+        if let Some(signal) = pause(delay) {
+            return Err(interrupted(signal));
+        }
         delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+/// Sleeps `delay` in slices of at most [`deadline::SLICE`]; the signal that cut it short,
+/// if one did.
+fn pause(delay: Duration) -> Option<Signal> {
+    let until = Instant::now() + delay;
+    // Bounded: every round sleeps a slice or returns.
+    loop {
+        if let Some(signal) = crate::interrupt::requested() {
+            return Some(signal);
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::sleep(left.min(deadline::SLICE));
     }
 }
 

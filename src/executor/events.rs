@@ -41,12 +41,15 @@ pub enum Event {
         error: String,
         delay_ms: u64,
     },
-    /// The step's changes are on the node and confirmed.
+    /// The step's changes are on the node and confirmed; `proof` says what certroll's own
+    /// TLS confirm proved, for a node with `tls_address`.
     StepDone {
         step: StepId,
         node: String,
         actions: Vec<Action>,
         elapsed_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        proof: Option<String>,
     },
     /// The step failed for good; its dependents will not start.
     StepFailed {
@@ -113,6 +116,7 @@ mod tests {
             node: "app1".into(),
             actions: vec![Action::LeafSwap],
             elapsed_ms: 312,
+            proof: None,
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["event"], "step-done");

@@ -44,6 +44,8 @@ pub struct FleetWork<'a> {
     last_steps: HashSet<StepId>,
     /// Nodes whose old versions a last step removed in this process.
     cleaned: Mutex<HashSet<NodeId>>,
+    /// What the built-in TLS confirm of each confirmed step proved.
+    proofs: Mutex<HashMap<StepId, String>>,
 }
 
 impl<'a> FleetWork<'a> {
@@ -65,6 +67,7 @@ impl<'a> FleetWork<'a> {
             rechecked: Mutex::new(HashMap::new()),
             last_steps: HashSet::new(),
             cleaned: Mutex::new(HashSet::new()),
+            proofs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -92,8 +95,9 @@ impl<'a> FleetWork<'a> {
     /// command: the node must serve the certificate on its disk and, if it asks for
     /// client certificates, name exactly the anchors of the bundle on its disk among the
     /// generations of this run. The node's own certificate and key are offered as client
-    /// certificate, so a server that requires one sees a complete handshake.
-    fn confirm_tls(&self, t: &dyn Transport, node: &Node) -> Result<(), StepError> {
+    /// certificate, so a server that requires one sees a complete handshake. What the
+    /// handshake proved is kept for the journal ([`StepWork::proof`]).
+    fn confirm_tls(&self, t: &dyn Transport, node: &Node, step: StepId) -> Result<(), StepError> {
         let Some(target) = &node.tls else {
             return Ok(());
         };
@@ -122,10 +126,18 @@ impl<'a> FleetWork<'a> {
         .map_err(|e| {
             StepError::confirm_failed(format!("failed to confirm TLS of node {}: {e}", node.name))
         })?;
-        confirm_tls(t, node, target, &expected, me.as_ref()).map_err(|e| match e {
+        let proof = confirm_tls(t, node, target, &expected, me.as_ref()).map_err(|e| match e {
             TlsConfirmError::Transport(e) => StepError::from(e),
             e @ TlsConfirmError::NotConfirmed { .. } => StepError::confirm_failed(e.to_string()),
-        })
+            e @ TlsConfirmError::Interrupted { .. } => {
+                StepError::new(super::StepErrorKind::StopRun, e.to_string())
+            }
+        })?;
+        // Invariant: the mutex is never held across a panic-prone call.
+        if let Ok(mut proofs) = self.proofs.lock() {
+            proofs.insert(step, format!("TLS at {}: {proof}", target.address()));
+        }
+        Ok(())
     }
 
     /// The foreign certificates of the node's current bundle (none with `bundle_foreign = "drop"`).
@@ -276,7 +288,7 @@ impl StepWork for FleetWork<'_> {
                 c.insert(step.node);
             }
         }
-        self.confirm_tls(t.as_ref(), node)
+        self.confirm_tls(t.as_ref(), node, step.id)
     }
 
     fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError> {
@@ -301,6 +313,10 @@ impl StepWork for FleetWork<'_> {
             .unwrap_or_default();
         let node = &self.inv.nodes[step.node];
         reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
-        self.confirm_tls(t.as_ref(), node)
+        self.confirm_tls(t.as_ref(), node, step.id)
+    }
+
+    fn proof(&self, step: &Step) -> Option<String> {
+        self.proofs.lock().ok()?.get(&step.id).cloned()
     }
 }

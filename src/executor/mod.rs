@@ -223,6 +223,11 @@ pub trait StepWork: Send + Sync {
     fn files_match(&self, step: &Step, expected: &[FileHash]) -> Result<bool, StepError>;
     /// Reload + confirm only (used when files_match says the write had landed).
     fn reconfirm(&self, step: &Step) -> Result<(), StepError>;
+    /// What certroll's own TLS confirm proved of the step's node, once `apply` or
+    /// `reconfirm` succeeded (journaled with `step-done`); `None` without that confirm.
+    fn proof(&self, _step: &Step) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

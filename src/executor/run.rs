@@ -418,7 +418,8 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
     let t0 = Instant::now();
     match carry_out(ctx, step, &node, recheck) {
         Ok(()) => {
-            if let Err(e) = ctx.journal.step_done(step.id) {
+            let proof = ctx.work.proof(step);
+            if let Err(e) = ctx.journal.step_done_proven(step.id, proof.as_deref()) {
                 return Report::JournalBroken(crate::error::chain(&e), e);
             }
             let elapsed_ms = t0.elapsed().as_millis() as u64;
@@ -427,6 +428,7 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
                 node,
                 actions,
                 elapsed_ms,
+                proof,
             });
             Report::Done
         }

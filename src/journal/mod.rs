@@ -129,6 +129,11 @@ pub enum Record {
         run: String,
         time: String,
         step: StepId,
+        /// What certroll's own TLS confirm proved (`tls_address`), e.g. "TLS at
+        /// 127.0.0.1:5432: chain and key proven (…); handshake aborted by the server after
+        /// CertificateRequest (…)"; absent without that confirm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<String>,
     },
     /// The step failed; `error` names the node, the action and the file.
     StepFailed {
@@ -363,7 +368,17 @@ impl Journal {
 
     /// Records that `step` is confirmed.
     pub fn step_done(&self, step: StepId) -> Result<(), JournalError> {
-        self.append_step(step, |run, time| Record::StepDone { run, time, step })
+        self.step_done_proven(step, None)
+    }
+
+    /// Records that `step` is confirmed, with what the built-in TLS confirm proved.
+    pub fn step_done_proven(&self, step: StepId, proof: Option<&str>) -> Result<(), JournalError> {
+        self.append_step(step, |run, time| Record::StepDone {
+            run,
+            time,
+            step,
+            proof: proof.map(str::to_string),
+        })
     }
 
     /// Records that `step` failed with `error`.

@@ -198,12 +198,17 @@ fn words(event: &Event) -> String {
             node,
             actions,
             elapsed_ms,
-        } => {
-            format!(
+            proof,
+        } => match proof {
+            None => format!(
                 "{} done ({elapsed_ms} ms)",
                 step_label(*step, node, actions)
-            )
-        }
+            ),
+            Some(proof) => format!(
+                "{} done ({elapsed_ms} ms; {proof})",
+                step_label(*step, node, actions)
+            ),
+        },
         Event::StepFailed {
             step,
             node,

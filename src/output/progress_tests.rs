@@ -58,6 +58,7 @@ fn events() -> Vec<Event> {
             node: "app1".into(),
             actions: a.clone(),
             elapsed_ms: 312,
+            proof: None,
         },
         Event::StepFailed {
             step: 5,

@@ -10,7 +10,7 @@
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ssh2::Session;
 
@@ -19,9 +19,18 @@ use super::tunnel::{self, Hop, Tunnel};
 use super::{ErrorKind, TransportError};
 
 /// A connected byte stream with read and write timeouts set.
-pub trait ByteStream: Read + Write + Send {}
+pub trait ByteStream: Read + Write + Send {
+    /// Sets the timeout of every following read and write (at least 1 ms): a caller with
+    /// one deadline for a whole exchange gives each read only the time left, in short
+    /// slices so that it can notice a signal in between.
+    fn set_io_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+}
 
-impl<T: Read + Write + Send> ByteStream for T {}
+impl ByteStream for TcpStream {
+    fn set_io_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        set_timeouts(self, timeout)
+    }
+}
 
 /// `connect to host:port` wording shared by both transports.
 pub(crate) fn connect_action(host: &str, port: u16) -> String {
@@ -81,22 +90,49 @@ struct Tunneled {
 impl Drop for Tunneled {
     /// Closes our direction and waits (briefly, bounded) for the pump to forward what was
     /// written and end: without this the last bytes written (a TLS client's final
-    /// flight) could be dropped with the channel.
+    /// flight) could be dropped with the channel. [`DRAIN_TIMEOUT`] bounds the whole
+    /// wait, not each read: a server that keeps sending a byte now and then cannot hold
+    /// it longer. A signal ends it at once.
     fn drop(&mut self) {
         let _ = self.socket.shutdown(std::net::Shutdown::Write);
-        let _ = self.socket.set_read_timeout(Some(DRAIN_TIMEOUT));
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
         let mut buf = [0u8; 4096];
         for _ in 0..256 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || crate::interrupt::requested().is_some() {
+                break;
+            }
+            let slice = left.clamp(Duration::from_millis(1), DRAIN_SLICE);
+            if self.socket.set_read_timeout(Some(slice)).is_err() {
+                break;
+            }
             match self.socket.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
                 Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
             }
         }
     }
 }
 
-/// How long dropping a tunneled stream waits for the pump to forward the last bytes.
+/// How long dropping a tunneled stream waits, in all, for the pump to forward the last
+/// bytes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest single read of that wait, so that a signal is noticed.
+const DRAIN_SLICE: Duration = Duration::from_millis(200);
+
+impl ByteStream for Tunneled {
+    fn set_io_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let t = timeout.max(Duration::from_millis(1));
+        self.socket.set_read_timeout(Some(t))?;
+        self.socket.set_write_timeout(Some(t))
+    }
+}
 
 impl Read for Tunneled {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

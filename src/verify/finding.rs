@@ -141,6 +141,14 @@ pub enum Finding {
         address: String,
         detail: String,
     },
+    /// `--live`: the server serves its files and proved it holds the key (its handshake
+    /// signature verified), but ended the handshake before its Finished because it
+    /// requires a client certificate certroll could not offer. Informational: `proof`
+    /// says what was proven.
+    LiveTlsKeyOnly {
+        address: String,
+        proof: String,
+    },
 }
 
 impl Finding {
@@ -148,7 +156,7 @@ impl Finding {
         use Finding::*;
         match self {
             Unreachable { .. } | Unreadable { .. } | StoreUnavailable { .. } => Severity::Unknown,
-            ForeignAnchor { .. } => Severity::Ok,
+            ForeignAnchor { .. } | LiveTlsKeyOnly { .. } => Severity::Ok,
             Missing { .. }
             | Corrupt { .. }
             | EmptyBundle { .. }
@@ -228,6 +236,10 @@ impl Finding {
             LiveTls { .. } => (
                 "server not serving its files",
                 "servers not serving their files",
+            ),
+            LiveTlsKeyOnly { .. } => (
+                "server proven without a complete handshake",
+                "servers proven without a complete handshake",
             ),
         }
     }
@@ -334,6 +346,9 @@ impl Finding {
             ),
             LiveTls { address, detail } => {
                 format!("node {node} at {address} (as reached from the node): {detail}")
+            }
+            LiveTlsKeyOnly { address, proof } => {
+                format!("node {node} at {address} (as reached from the node): {proof}")
             }
         }
     }

@@ -4,8 +4,12 @@
 //! node through the connection verify already holds: the served chain must start with
 //! the certificate on the node's disk, and a server that asks for client certificates
 //! must name every anchor of the bundle on its disk and no generation of the CA the
-//! bundle no longer holds. A server that was never reloaded after its files changed
-//! shows up here as a critical `live-tls` finding.
+//! bundle no longer holds. The chain counts only if the server's handshake signature
+//! verified with the served leaf's key. A server that was never reloaded after its files
+//! changed, or that serves the certificate without holding its key, shows up here as a
+//! critical `live-tls` finding; one that proved chain and key but ended the handshake
+//! before its Finished (it requires a client certificate certroll could not offer) as an
+//! informational `live-tls-key-only` finding saying so.
 
 use std::time::Duration;
 
@@ -13,7 +17,7 @@ use super::collect::{CaFiles, Collected, FileState};
 use super::finding::Finding;
 use super::report::CaReport;
 use super::Known;
-use crate::confirm::{identity, look, Expectation};
+use crate::confirm::{identity, look, Expectation, Proof};
 use crate::inventory::{CaId, Inventory, NodeId};
 
 /// Looks at every node of `report` that has a `tls_address` and adds a finding to each
@@ -46,7 +50,14 @@ pub fn check_servers<'a>(
         };
         let me = identity(files.cert.bytes(), files.key.bytes());
         match look(transport.as_ref(), node, target, timeout, me.as_ref()) {
-            Ok(seen) => expected.mismatch(&seen).map(finding),
+            Ok(seen) => match (expected.mismatch(&seen), &seen.proof) {
+                (Some(why), _) => Some(finding(why)),
+                (None, Proof::KeyOnly { .. }) => Some(Finding::LiveTlsKeyOnly {
+                    address: target.address(),
+                    proof: seen.proof.to_string(),
+                }),
+                (None, Proof::Complete(_)) => None,
+            },
             Err(e) => Some(finding(e.to_string())),
         }
     });

@@ -3,7 +3,8 @@
 //! of the `certroll verify` tests (a bootstrapped fleet and its faults, the JSON report),
 //! for the zero-downtime tests a topology builder, one `certroll-peer` per node and
 //! their counters (`topology`, `peers`, `traffic`), for the `certroll-peer` tests its CLI
-//! and a bare TLS client (`peer_cli`), the certificate fixtures (`pki`), unprivileged
+//! and a bare TLS client (`peer_cli`), honest and hostile TLS servers for the built-in TLS
+//! confirm and `verify --live` (`hostile_tls`), the certificate fixtures (`pki`), unprivileged
 //! accounts and sudoers rules (`users`), a key/certificate pair reader (`pairs`) and the
 //! planners' property-test generators (`props`).
 //!
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod fleet;
+pub mod hostile_tls;
 pub mod inventory;
 pub mod pairs;
 pub mod peer_cli;

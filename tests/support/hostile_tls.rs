@@ -1,0 +1,322 @@
+//! TLS servers on 127.0.0.1, honest and hostile, for the tests of certroll's built-in TLS
+//! confirm (`tls_address`) and of `verify --live`, with the local-node inventory they run
+//! against.
+//!
+//! A server reads the node's `cert.pem` and `key.pem` again for every connection, so it
+//! follows what `apply` writes like a server that reloads at once. The hostile ones show
+//! the node's real certificate without proving its key (a garbage handshake signature, or
+//! a signature by another key: the new certificate with the old key), require a client
+//! certificate and refuse whatever is offered, or drip one byte every few seconds.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::{CertifiedKey, Signer, SigningKey};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, ServerConnection,
+    SignatureAlgorithm, SignatureScheme, SupportedProtocolVersion,
+};
+
+/// How long a server accepts connections at most (a test that forgets it does not hang).
+const LIFETIME: Duration = Duration::from_secs(300);
+/// At most this many bytes from a dripping server per connection.
+const DRIP_BYTES: usize = 60;
+
+/// The TLS version a server speaks (one only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    V12,
+    V13,
+}
+
+impl Tls {
+    fn version(self) -> &'static SupportedProtocolVersion {
+        match self {
+            Tls::V12 => &rustls::version::TLS12,
+            Tls::V13 => &rustls::version::TLS13,
+        }
+    }
+}
+
+/// What a server does.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Serves the node's certificate, signed with the node's key.
+    Honest,
+    /// Serves the node's certificate; its handshake signature is garbage (the real one
+    /// with bytes flipped).
+    GarbageSignature,
+    /// Serves the node's certificate, signs with this key (PEM): e.g. the key the node had
+    /// before a leaf swap.
+    SignsWith(Vec<u8>),
+    /// Honest, but requires a client certificate, names the CAs of the node's trust bundle
+    /// in its CertificateRequest and refuses every certificate offered.
+    RefusesEveryClient,
+    /// Sends one byte (of a TLS record that never ends) every `Duration`, whatever the
+    /// client says.
+    Drip(Duration),
+}
+
+/// A server running in the test process until dropped.
+pub struct TlsServer {
+    pub port: u16,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TlsServer {
+    /// Serves the files of the node directory `node_dir` (`cert.pem`, `key.pem`,
+    /// `ca.pem`) over `tls` with `behaviour`.
+    pub fn start(node_dir: &Path, tls: Tls, behaviour: Behaviour) -> TlsServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("local address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let files = Files(node_dir.to_path_buf());
+        let (flag, count) = (stop.clone(), connections.clone());
+        let thread = thread::spawn(move || {
+            let end = Instant::now() + LIFETIME;
+            while !flag.load(Ordering::SeqCst) && Instant::now() < end {
+                let Ok((sock, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let (files, behaviour, flag) = (files.clone(), behaviour.clone(), flag.clone());
+                thread::spawn(move || serve(sock, &files, tls, &behaviour, &flag));
+            }
+        });
+        TlsServer {
+            port,
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The node directory whose files a server serves.
+#[derive(Debug, Clone)]
+struct Files(PathBuf);
+
+impl Files {
+    /// The file, or `None` while it does not exist yet (before the bootstrap wrote it).
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.0.join(name)).ok()
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn signing_key(pem: &[u8]) -> Arc<dyn SigningKey> {
+    let key = PrivateKeyDer::from_pem_slice(pem).expect("a PEM private key");
+    rustls::crypto::ring::sign::any_supported_type(&key).expect("a supported key")
+}
+
+fn serve(mut sock: TcpStream, files: &Files, tls: Tls, behaviour: &Behaviour, stop: &AtomicBool) {
+    let _ = sock.set_nonblocking(false);
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+    if let Behaviour::Drip(every) = behaviour {
+        // A handshake record header announcing 16 KiB, then its body, one byte at a time.
+        let bytes = [0x16u8, 0x03, 0x03, 0x40, 0x00]
+            .into_iter()
+            .chain(std::iter::repeat(0));
+        for byte in bytes.take(DRIP_BYTES) {
+            if stop.load(Ordering::SeqCst) || sock.write_all(&[byte]).is_err() {
+                return;
+            }
+            thread::sleep(*every);
+        }
+        return;
+    }
+    // Without its files yet, the server closes the connection (certroll tries again).
+    let Some(config) = config(files, tls, behaviour) else {
+        return;
+    };
+    let Ok(mut conn) = ServerConnection::new(config) else {
+        return;
+    };
+    for _ in 0..32 {
+        if !conn.is_handshaking() || conn.complete_io(&mut sock).is_err() {
+            break;
+        }
+    }
+    // Let the client finish reading (and close) before the socket goes.
+    conn.send_close_notify();
+    let _ = conn.complete_io(&mut sock);
+}
+
+fn config(files: &Files, tls: Tls, behaviour: &Behaviour) -> Option<Arc<ServerConfig>> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[tls.version()])
+        .expect("protocol version");
+    let builder = match behaviour {
+        Behaviour::RefusesEveryClient => {
+            let mut roots = RootCertStore::empty();
+            for der in CertificateDer::pem_slice_iter(&files.read("ca.pem")?) {
+                roots
+                    .add(der.expect("a bundle certificate"))
+                    .expect("an anchor");
+            }
+            let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .expect("client verifier");
+            builder.with_client_cert_verifier(Arc::new(RefusingClients(inner)))
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&files.read("cert.pem")?)
+            .map(|c| c.expect("a certificate"))
+            .collect();
+    let key = match behaviour {
+        Behaviour::SignsWith(pem) => signing_key(pem),
+        Behaviour::GarbageSignature => Arc::new(Garbage(signing_key(&files.read("key.pem")?))),
+        _ => signing_key(&files.read("key.pem")?),
+    };
+    // CertifiedKey::new does not check that the key is the certificate's: that is the point.
+    let certified = Arc::new(CertifiedKey::new(chain, key));
+    Some(Arc::new(
+        builder.with_cert_resolver(Arc::new(Fixed(certified))),
+    ))
+}
+
+/// Resolves every ClientHello to one certificate and key, matching or not.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A key whose signatures are the real ones with bytes flipped.
+#[derive(Debug)]
+struct Garbage(Arc<dyn SigningKey>);
+
+impl SigningKey for Garbage {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        let signer = self.0.choose_scheme(offered)?;
+        Some(Box::new(GarbageSigner(signer)))
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.0.algorithm()
+    }
+}
+
+#[derive(Debug)]
+struct GarbageSigner(Box<dyn Signer>);
+
+impl Signer for GarbageSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        let mut signature = self.0.sign(message)?;
+        let n = signature.len();
+        for byte in &mut signature[n.saturating_sub(8)..] {
+            *byte ^= 0x5a;
+        }
+        Ok(signature)
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.0.scheme()
+    }
+}
+
+/// Asks for a client certificate from the bundle's CAs (mandatory) and refuses any.
+#[derive(Debug)]
+struct RefusingClients(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for RefusingClients {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Writes `dir/certroll.toml`: CA `internal`, local nodes `app` (client) and `db` (server,
+/// `dns_names = ["db.test"]`), files under `nodes/<node>/`, no `confirm` command, and for
+/// db `tls_address = "127.0.0.1:<port>"` when `db_port` is given.
+pub fn write_inventory(dir: &Path, db_port: Option<u16>, confirm_timeout: &str) {
+    let tls = db_port
+        .map(|p| format!("tls_address = \"127.0.0.1:{p}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "[ca.internal]\nsubject = \"CN=Hostile TLS CA\"\n\n\
+         [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\n\
+         cert = \"nodes/{{node}}/cert.pem\"\nkey = \"nodes/{{node}}/key.pem\"\n\
+         reload = 'true'\nconfirm_timeout = \"{confirm_timeout}\"\n\n\
+         [nodes.app]\ndns_names = [\"app.test\"]\n[nodes.db]\ndns_names = [\"db.test\"]\n{tls}\n\
+         [[links]]\nclient = \"app\"\nserver = \"db\"\n"
+    );
+    std::fs::write(dir.join("certroll.toml"), text).expect("write the inventory");
+}
+
+/// The directory of node `node`'s files under `dir`.
+pub fn node_dir(dir: &Path, node: &str) -> PathBuf {
+    dir.join("nodes").join(node)
+}
