@@ -149,10 +149,6 @@ struct ApplyCmd {
     /// The inventory changed during an unfinished run: recompute its plan, keep confirmed steps.
     #[arg(long)]
     replan: bool,
-    /// Bootstrap even when members hold another CA's files: overwrites them in one wave and
-    /// BREAKS their links while it runs (use `certroll ca import` + `apply --rotate` instead).
-    #[arg(long)]
-    force_bootstrap: bool,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +209,10 @@ struct Rollover {
     /// What chain nodes present after their leaf swap.
     #[arg(long, value_enum)]
     chain: Option<ChainArg>,
+    /// Bootstrap even when members hold another CA's files: overwrites them in one wave and
+    /// BREAKS their links while it runs (use `certroll ca import` + `apply --rotate` instead).
+    #[arg(long, conflicts_with_all = ["rotate", "rollback"])]
+    force_bootstrap: bool,
 }
 
 #[derive(Debug, Args)]
@@ -248,7 +248,7 @@ impl Rollover {
                 ChainArg::CrossSigned => ChainMode::CrossSigned,
             }),
             parallel,
-            force_bootstrap: false,
+            force_bootstrap: self.force_bootstrap,
         }
     }
 }
@@ -267,10 +267,7 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
         Command::Apply(cmd) => commands::apply::run(&ApplyArgs {
             inventory: cli.inventory,
             ca: cmd.rollover.ca.clone(),
-            intent: Intent {
-                force_bootstrap: cmd.force_bootstrap,
-                ..cmd.rollover.intent(usize::from(cmd.parallel))
-            },
+            intent: cmd.rollover.intent(usize::from(cmd.parallel)),
             yes: cmd.yes,
             format: cmd.format.into(),
             accept_new_host_keys: cmd.accept_new_host_keys,

@@ -216,27 +216,15 @@ impl<'a> RunContext<'a> {
     }
 
     /// The plan of a new run (see [`super::decide`], which also refuses `--rotate` before
-    /// the CA exists, for `plan` and `apply` alike).
+    /// the CA exists and a bootstrap over another CA's files, for `plan` and `apply` alike).
     fn decide(&self) -> Result<Plan, CommandError> {
-        let plan = super::decide::decide(
+        super::decide::decide(
             &self.inv,
             self.ca,
             &self.gens,
             || Arc::clone(&self.connector),
             self.args.intent,
-        )?;
-        // A routine run that installs on some nodes is a bootstrap-mode plan too; only the
-        // bootstrap of a CA never created is guarded (docs/takeover.md).
-        let fresh = self.gens.current.is_none();
-        if fresh && plan.mode == Mode::Bootstrap && !self.args.intent.force_bootstrap {
-            super::decide::guard_bootstrap(
-                &self.inv,
-                self.ca,
-                &*self.connector,
-                self.args.intent.parallel.max(1),
-            )?;
-        }
-        Ok(plan)
+        )
     }
 
     /// Shows the plan, asks, creates CA material, journals the run start, executes.
