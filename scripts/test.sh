@@ -2,7 +2,7 @@
 # Runs the whole test suite on a fresh machine: installs what the tests need (sshd for the
 # SSH fleet tests, openssl as the second certificate validator, nginx, HAProxy, PostgreSQL
 # 15, curl and psql for the real-software test), checks formatting and clippy lints, then
-# cargo test.
+# cargo test --no-fail-fast (every test binary runs; the failures are listed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,4 +43,6 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
-cargo test --locked "$@"
+# Every test binary runs even after one fails: a failure early in the list must not hide
+# the results of the others.
+cargo test --locked --no-fail-fast "$@"

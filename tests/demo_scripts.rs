@@ -1,10 +1,12 @@
-//! The demo scripts as a newcomer meets them (issue 9, item 21): piped output carries no
+//! The scripts as a newcomer meets them (issue 9, item 21): piped output carries no
 //! terminal escapes, a build says so and shows cargo's progress, and `demo-live.sh` names a
-//! taken port and how to choose others instead of waiting silently.
+//! taken port and how to choose others instead of waiting silently; `test.sh` runs every
+//! test binary past a failure (issue 20).
 //!
-//! Each test copies a script and its example fleet into a temporary directory (the scripts
+//! Each test copies the scripts and an example fleet into a temporary directory (the scripts
 //! work relative to their own location) and points it at the binaries under test with
-//! `CERTROLL_BIN_DIR`, or at a stand-in `cargo` that records how it was called.
+//! `CERTROLL_BIN_DIR`, or at stand-ins (`cargo`, `apt-get`, `id`) that record how they
+//! were called.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,13 +14,20 @@ use std::process::{Command, Output, Stdio};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// A copy of `scripts/NAME` and `examples/EXAMPLE` under a temporary root.
+/// A copy of every script (they source each other), whose `scripts/NAME` is returned, and
+/// of `examples/EXAMPLE` under a temporary root.
 fn copy(name: &str, example: &str) -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().expect("temporary directory");
     let scripts = root.path().join("scripts");
     std::fs::create_dir_all(&scripts).expect("scripts dir");
+    for e in std::fs::read_dir(Path::new(REPO).join("scripts")).expect("list the scripts") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), scripts.join(e.file_name())).expect("copy a script");
+    }
     let script = scripts.join(name);
-    std::fs::copy(Path::new(REPO).join("scripts").join(name), &script).expect("copy script");
+    if example.is_empty() {
+        return (root, script);
+    }
     let from = Path::new(REPO).join("examples").join(example);
     let to = root.path().join("examples").join(example);
     std::fs::create_dir_all(&to).expect("example dir");
@@ -48,6 +57,36 @@ fn run(script: &Path, envs: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run the script")
+}
+
+/// Stand-ins for `tools` (name, shell body) in `root/fake-bin`, each also appending its name
+/// and arguments to `root/calls`; returns a `PATH` that finds them first.
+fn fake_tools(root: &Path, tools: &[(&str, &str)]) -> String {
+    let fake = root.join("fake-bin");
+    std::fs::create_dir_all(&fake).expect("fake bin dir");
+    let log = root.join("calls");
+    for (name, body) in tools {
+        let path = fake.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
+                log.display()
+            ),
+        )
+        .expect("write a stand-in");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// What the stand-ins of [`fake_tools`] were called with, one call a line.
+fn calls(root: &Path) -> String {
+    std::fs::read_to_string(root.join("calls")).unwrap_or_default()
 }
 
 fn show(out: &Output) -> String {
@@ -157,4 +196,23 @@ fn demo_live_names_a_taken_port_and_how_to_choose_another() {
         show(&out)
     );
     drop(taken);
+}
+
+#[test]
+fn test_sh_does_not_stop_at_the_first_failing_test_binary() {
+    let (root, script) = copy("test.sh", "");
+    // As root (the SSH fleet tests need it), with whatever the machine lacks "installed".
+    let path = fake_tools(
+        root.path(),
+        &[("id", "echo 0"), ("apt-get", "exit 0"), ("cargo", "exit 0")],
+    );
+    let out = run(&script, &[("PATH", path.as_str())]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let calls = calls(root.path());
+    assert!(
+        calls
+            .lines()
+            .any(|l| l == "cargo test --locked --no-fail-fast"),
+        "one failing test binary must not hide the others: {calls}"
+    );
 }
