@@ -304,9 +304,9 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
 /// [`certroll::error`]).
 fn report(err: &CommandError) {
     let style = Style::stderr();
-    eprintln!("{} {err}", style.red(&style.bold("error:")));
+    certroll::errln!("{} {err}", style.red(&style.bold("error:")));
     for cause in std::error::Error::source(err).into_iter().flat_map(causes) {
-        eprintln!("  caused by: {cause}");
+        certroll::errln!("  caused by: {cause}");
     }
 }
 
@@ -327,7 +327,7 @@ fn main() {
     // the default (die at once), which is safe for them.
     if matches!(cli.command, Command::Apply(_) | Command::Verify(_)) {
         if let Err(e) = certroll::interrupt::install() {
-            eprintln!("warning: cannot handle SIGINT/SIGTERM gracefully: {e}");
+            certroll::errln!("warning: cannot handle SIGINT/SIGTERM gracefully: {e}");
         }
     }
     let mut code = match run(cli) {
@@ -338,7 +338,7 @@ fn main() {
         }
     };
     if let Some(signal) = certroll::interrupt::requested() {
-        eprintln!(
+        certroll::errln!(
             "stopped by {}: no step started after it and the commands it cut short were killed; \
              `certroll apply` resumes the run",
             signal.name()

@@ -211,7 +211,7 @@ impl<'a> RunContext<'a> {
     /// Prints a human message on stderr unless JSON events own the output.
     fn say(&self, s: &str) {
         if !self.json() {
-            eprintln!("{s}");
+            crate::errln!("{s}");
         }
     }
 
@@ -241,7 +241,7 @@ impl<'a> RunContext<'a> {
             next,
         };
         if !self.json() {
-            eprint!("{}", text(&view, Style::stderr()));
+            crate::err!("{}", text(&view, Style::stderr()));
         }
         if !self.args.yes
             && !ask(&format!(
@@ -250,7 +250,7 @@ impl<'a> RunContext<'a> {
                 plural(plan.order.len(), "node")
             ))?
         {
-            eprintln!("nothing was changed");
+            crate::errln!("nothing was changed");
             return Ok(exit::OK);
         }
         let generations = self.create_material(&plan)?;
@@ -481,7 +481,7 @@ fn ask(question: &str) -> Result<bool, CommandError> {
             "refusing to change the fleet without confirmation: standard input is not a terminal\n  hint: pass --yes to apply without asking (e.g. from cron)".into(),
         ));
     }
-    eprint!("{question} [y/N] ");
+    crate::err!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

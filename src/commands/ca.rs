@@ -88,18 +88,22 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
     } else {
         "recorded as the current generation"
     };
-    println!(
+    crate::outln!(
         "imported {} into CA {} as G{} ({kind}), {role}",
-        done.subject, spec.name, done.generation
+        done.subject,
+        spec.name,
+        done.generation
     );
     if let Some(anchor) = &done.anchor_subject {
-        println!("  anchor: {anchor} (bundles hold it; leaves are served with the intermediate)");
+        crate::outln!(
+            "  anchor: {anchor} (bundles hold it; leaves are served with the intermediate)"
+        );
     }
     let until = done
         .not_after
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| done.not_after.to_string());
-    println!("  valid until {until}");
+    crate::outln!("  valid until {until}");
     Ok(exit::OK)
 }
 

@@ -83,7 +83,7 @@ pub fn load(path: &Path) -> Result<Inventory, CommandError> {
 pub fn last_run(journal: &Journal) -> Result<Option<RunState>, CommandError> {
     let last = journal.last_run()?;
     for w in last.iter().flat_map(|r| &r.warnings) {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     Ok(last)
 }

@@ -57,7 +57,7 @@ pub fn left_alone(
     if !listed {
         for u in unrepaired {
             let mark = if u.critical { "✗" } else { "!" };
-            eprintln!("  {mark} {}", u.message);
+            crate::errln!("  {mark} {}", u.message);
         }
     }
     let critical: Vec<&Unrepaired> = unrepaired.iter().filter(|u| u.critical).collect();

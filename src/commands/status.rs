@@ -37,7 +37,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let lock = Lock::state(&inv.state_dir).context("failed to check the lock")?;
     let last = Journal::read_last_run(&inv.state_dir, Some(&inv.cas[ca].name))?;
     for w in last.iter().flat_map(|r| &r.warnings) {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     let Some(last) = last.filter(|r| r.header.ca == inv.cas[ca].name) else {
         let mut text = format!(
