@@ -13,6 +13,8 @@ pub const PLAN_HAS_WORK: i32 = 2;
 pub const USAGE: i32 = 64;
 /// The inventory file is missing or cannot be read (`EX_NOINPUT`). Nothing was changed.
 pub const NO_INPUT: i32 = 66;
+/// An output file cannot be created (`EX_CANTCREAT`): `init` never replaces an inventory.
+pub const CANT_CREATE: i32 = 73;
 /// Incomplete run, try again later: a step failed or a node was down (`EX_TEMPFAIL`).
 pub const INCOMPLETE: i32 = 75;
 /// Stopped by SIGINT (128 + 2, the shell convention); SIGTERM gives [`INCOMPLETE`].

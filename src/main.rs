@@ -1,7 +1,8 @@
 //! The `certroll` binary: parse arguments, call the library, map the result to an exit code.
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
-//! 64 usage, 66 no inventory, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
+//! 64 usage, 66 no inventory, 73 `init` would replace a file, 75 incomplete (resume later),
+//! 78 bad inventory; `verify` uses 0–3.
 //! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
 //! see [`certroll::interrupt`].
 #![forbid(unsafe_code)]
@@ -42,6 +43,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a commented starter inventory, DIR/certroll.toml (two local nodes to try, an
+    /// SSH node to copy from), and nothing else; an existing inventory is never replaced.
+    Init(InitCmd),
     /// Print the update plan without touching any node (a dry run).
     Plan(PlanCmd),
     /// Carry out the plan on the fleet (or resume the unfinished run).
@@ -53,6 +57,13 @@ enum Command {
     /// Manage the CA store: bring a CA certroll did not make.
     #[command(subcommand)]
     Ca(CaCmd),
+}
+
+#[derive(Debug, Args)]
+struct InitCmd {
+    /// The directory to write certroll.toml into (created when missing).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +303,7 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             anchor: cmd.anchor,
             next: cmd.next,
         }),
+        Command::Init(cmd) => commands::init::run(&commands::init::InitArgs { dir: cmd.dir }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,
             ca: cmd.ca,

@@ -16,6 +16,7 @@ pub mod ca;
 pub mod decide;
 pub mod facts;
 pub mod holdings;
+pub mod init;
 pub mod keys;
 pub mod plan;
 pub mod rollback;
@@ -36,6 +37,10 @@ pub enum CommandError {
     /// is not a CA): exit 78, nothing changed.
     #[error("{0}")]
     BadInput(String),
+    /// A file the command writes cannot be created, or would replace one (`init`): exit 73,
+    /// nothing written.
+    #[error("{0}")]
+    CantCreate(String),
     /// The run could not finish now (lock held, a step failed); run again later: exit 75.
     #[error("{0}")]
     Incomplete(String),
@@ -57,6 +62,7 @@ impl CommandError {
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
             CommandError::BadInput(_) => exit::BAD_INVENTORY,
+            CommandError::CantCreate(_) => exit::CANT_CREATE,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
             // A key store the operator must fix (wrong passphrase, token missing) is
             // configuration, wherever it was found.

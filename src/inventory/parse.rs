@@ -19,8 +19,8 @@ use super::Inventory;
 pub enum InventoryError {
     /// No file at the path: says where it looked and how to name another one.
     #[error("no inventory file at {}\n  hint: name the inventory with -i PATH or CERTROLL_INVENTORY=PATH \
-             (the default is certroll.toml in the current directory); to try certroll, copy the \
-             example fleet: cp -r examples/local my-fleet && certroll -i my-fleet/certroll.toml plan", path.display())]
+             (the default is certroll.toml in the current directory); to start one, `certroll init \
+             my-fleet` writes a commented starter inventory, then: certroll -i my-fleet/certroll.toml plan", path.display())]
     NotFound { path: PathBuf },
     /// The file exists but cannot be read; the cause is the I/O error.
     #[error("failed to read inventory {}", path.display())]
@@ -194,7 +194,7 @@ mod tests {
             shown.starts_with(&format!("no inventory file at {}", path.display())),
             "{shown}"
         );
-        for part in ["-i PATH", "CERTROLL_INVENTORY", "examples/local"] {
+        for part in ["-i PATH", "CERTROLL_INVENTORY", "certroll init"] {
             assert!(shown.contains(part), "{shown}");
         }
         assert!(
