@@ -2,7 +2,7 @@
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
 //! 64 usage, 66 no inventory, 73 `init` would replace a file, 75 incomplete (resume later),
-//! 78 bad inventory; `verify` uses 0–3.
+//! 77 refused in this state, 78 bad inventory; `verify` uses 0–3.
 //! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
 //! see [`certroll::interrupt`].
 #![forbid(unsafe_code)]

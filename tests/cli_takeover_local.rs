@@ -111,7 +111,7 @@ fn bootstrap_over_another_cas_files_is_refused_and_changes_nothing() {
     f.built_by(&op, &partner, &["lb"]);
     let before = std::fs::read(f.path("nodes/app/cert.pem")).unwrap();
     let out = f.run(&["apply", "--yes"]);
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
     let msg = text(&out);
     assert!(msg.contains("node(s) app, db already hold"), "{msg}");
     assert!(
@@ -220,7 +220,7 @@ fn public_only_takeover_keeps_the_partner_ca_and_completes_a_node_missing_its_fi
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let routine = f.run(&["apply", "--yes"]);
-    assert_eq!(routine.status.code(), Some(64), "{}", text(&routine));
+    assert_eq!(routine.status.code(), Some(77), "{}", text(&routine));
     assert!(text(&routine).contains("public-only"), "{}", text(&routine));
     let crossed = f.run(&["plan", "--rotate", "--chain", "cross-signed"]);
     assert_eq!(crossed.status.code(), Some(64), "{}", text(&crossed));

@@ -172,7 +172,7 @@ impl<'a> RunContext<'a> {
             return self.resume(prev);
         }
         if let Some(prev) = mine.filter(|r| r.header.mode != Mode::Rotate && !r.is_complete()) {
-            return Err(CommandError::Usage(format!(
+            return Err(CommandError::Refused(format!(
                 "cannot roll back CA {name}: run {} ({}) is unfinished; nothing was changed\n  \
                  hint: finish it with `certroll apply` first",
                 prev.run,
@@ -289,7 +289,7 @@ impl<'a> RunContext<'a> {
         if plan.mode == Mode::Rollback {
             // Invariant: a rollback is only planned while the store holds both generations.
             let (Some(c), Some(n)) = (current, self.gens.next.as_ref()) else {
-                return Err(CommandError::Usage(format!(
+                return Err(CommandError::Refused(format!(
                     "cannot roll back CA {}: the CA store {} holds no rotation in progress",
                     spec.name,
                     dir.display()

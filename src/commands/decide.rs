@@ -49,7 +49,7 @@ pub fn decide(
     let spec = &inv.cas[ca];
     let (current, next) = (&gens.current, &gens.next);
     if intent.rotate && current.is_none() {
-        return Err(CommandError::Usage(format!(
+        return Err(CommandError::Refused(format!(
             "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
             spec.name
         )));
@@ -82,7 +82,7 @@ pub fn decide(
         return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
     };
     if !cur.can_issue() {
-        return Err(CommandError::Usage(format!(
+        return Err(CommandError::Refused(format!(
             "CA {}: generation G{} was imported without its private key (public-only), and \
              certroll never issues from it, so there is no routine install or renewal to do\n  \
              hint: run `certroll apply --rotate` to move the fleet to a CA certroll holds (every \
@@ -145,7 +145,7 @@ fn guard_bootstrap(
         return Ok(());
     }
     let name = &inv.cas[ca].name;
-    Err(CommandError::Usage(format!(
+    Err(CommandError::Refused(format!(
         "refusing to bootstrap CA {name}: node(s) {} already hold a certificate or a trust bundle \
          of another CA, and a one-wave bootstrap would break their links while it runs; nothing \
          was changed\n  hint: record the CA they use with `certroll ca import {name} --cert \

@@ -33,6 +33,10 @@ pub enum CommandError {
     /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
     #[error("{0}")]
     Usage(String),
+    /// The command is well formed but refused in the state of the CA store, the journal or
+    /// the fleet (e.g. `--rollback` after a completed rotation): exit 77, nothing changed.
+    #[error("{0}")]
+    Refused(String),
     /// An input file is not what the command needs (e.g. `ca import` of a certificate that
     /// is not a CA): exit 78, nothing changed.
     #[error("{0}")]
@@ -61,6 +65,7 @@ impl CommandError {
             CommandError::Inventory(e) if e.is_unreadable() => exit::NO_INPUT,
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
+            CommandError::Refused(_) => exit::REFUSED,
             CommandError::BadInput(_) => exit::BAD_INVENTORY,
             CommandError::CantCreate(_) => exit::CANT_CREATE,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
