@@ -311,3 +311,28 @@ fn verify_checks_the_proof_key_certificate_during_a_rotation() {
     );
     ok(fleet.run(&["verify"]));
 }
+
+#[test]
+fn status_on_a_fresh_fleet_says_what_to_run_next() {
+    let fleet = Fleet::new("90d", "30d");
+    let out = ok(fleet.run(&["status"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no run recorded for CA internal"), "{text}");
+    assert!(
+        text.contains("next: run `certroll plan` to see the bootstrap, then `certroll apply`"),
+        "{text}"
+    );
+    let out = ok(fleet.run(&["status", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(json["status"], "none", "{json}");
+    assert!(
+        json["next"]
+            .as_str()
+            .is_some_and(|n| n.contains("certroll apply")),
+        "{json}"
+    );
+    assert!(
+        !fleet.state().join(".certroll").exists(),
+        "status still only reads"
+    );
+}
