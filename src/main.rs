@@ -54,7 +54,7 @@ enum Command {
     Status(StatusCmd),
     /// Read every node's real files and prove every link (exit 0 OK, 1 warning, 2 critical, 3 unknown).
     Verify(VerifyCmd),
-    /// Manage the CA store: bring a CA certroll did not make.
+    /// Manage the CA store: import a CA that certroll did not create (a fleet's existing CA).
     #[command(subcommand)]
     Ca(CaCmd),
 }
