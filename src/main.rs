@@ -43,8 +43,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a commented starter inventory, DIR/certroll.toml (two local nodes to try, an
-    /// SSH node to copy from), and nothing else; an existing inventory is never replaced.
+    /// Write a commented starter inventory to DIR/certroll.toml, and nothing else.
+    ///
+    /// Two nodes on this machine to try plan, apply and verify with at once, and an SSH node,
+    /// commented out, to copy from. An existing inventory is never replaced (exit 73).
     Init(InitCmd),
     /// Print the update plan without touching any node (a dry run).
     Plan(PlanCmd),
