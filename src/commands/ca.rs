@@ -1,5 +1,5 @@
-//! `certroll ca import`: record a CA certroll did not make as the current (or, with
-//! `--next`, the staged next) generation of a `[ca.NAME]` (DESIGN §7, docs/takeover.md).
+//! `certroll ca import`: record a CA certroll did not make as the current (or, with `--next`,
+//! the staged next) generation of a `[ca.NAME]` (docs/design.md#takeover, docs/takeover.md).
 //!
 //! Holds the run lock while it works, and refuses while a run of the CA is unfinished:
 //! importing over a generation a run is using would change what the run deploys.
