@@ -21,6 +21,11 @@ if [ "$base" -lt 1024 ] || [ "$base" -gt 65530 ]; then
   echo "error: CERTROLL_DEMO_PORT=$base: choose a port from 1024 to 65530 (the demo uses it and the five after it)" >&2
   exit 64
 fi
+if ! command -v python3 >/dev/null; then
+  echo "error: the demo checks its ports with python3, which is not installed" >&2
+  echo "  hint: install it (Debian/Ubuntu: sudo apt-get install -y python3), then run $0 again" >&2
+  exit 1
+fi
 # Every port must be free before anything starts: a peer that cannot listen would
 # otherwise leave the demo waiting, with the cause only in its log.
 for p in $(seq "$base" $((base + 5))); do
@@ -41,6 +46,8 @@ if [ -n "${CERTROLL_BIN_DIR:-}" ]; then
   bin="$(cd "$CERTROLL_BIN_DIR" && pwd)"
   echo "using the binaries in $bin"
 else
+  . scripts/build-deps.sh
+  ensure_build_deps
   echo "Building certroll and certroll-peer (release; the first build compiles every dependency and takes a few minutes)..."
   cargo build --release --locked --bin certroll --bin certroll-peer
   bin="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)"

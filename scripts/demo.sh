@@ -15,6 +15,8 @@ if [ -n "${CERTROLL_BIN_DIR:-}" ]; then
   certroll="$CERTROLL_BIN_DIR/certroll"
   echo "using $certroll"
 else
+  . scripts/build-deps.sh
+  ensure_build_deps
   echo "Building certroll (release; the first build compiles every dependency and takes a few minutes)..."
   cargo build --release --locked --bin certroll
   certroll="${CARGO_TARGET_DIR:-target}/release/certroll"

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what the tests need (sshd for the
-# SSH fleet tests, openssl as the second certificate validator, nginx, HAProxy, PostgreSQL
-# 15, curl and psql for the real-software test), checks formatting and clippy lints, then
-# cargo test.
+# Runs the whole test suite on a fresh machine with only Rust installed: installs what the
+# build needs (scripts/build-deps.sh) and what the tests need (sshd for the SSH fleet tests,
+# openssl as the second certificate validator, SoftHSM2 and opensc for PKCS#11 keys, sudo,
+# nginx, HAProxy, PostgreSQL 15, curl and psql for the real-software test), checks
+# formatting and clippy lints, then
+# cargo test --no-fail-fast (every test binary runs; the failures are listed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What the build needs (a C compiler, pkg-config, OpenSSL and zlib headers): build-deps.sh.
+. scripts/build-deps.sh
+if ! command -v cargo >/dev/null; then
+  echo "error: cargo not found: install Rust 1.89 or newer (https://rustup.rs), then run $0 again" >&2
+  exit 1
+fi
 need_apt=()
+while read -r package; do need_apt+=("$package"); done < <(build_deps_missing)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 # CA keys in a PKCS#11 token (tests/ca_key_stores.rs, src/pki/token_tests.rs): SoftHSM2
 # and pkcs11-tool (opensc).
@@ -17,6 +26,13 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v sudo >/dev/null || need_apt+=(sudo)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# The sudo tests write a sudoers rule checked by visudo; the fleet harness finds each node's
+# sshd with ss; tests signal processes with kill(1); inventory tests run
+# scripts/gen-inventory.py and the demo tests check ports with python3.
+command -v visudo >/dev/null || [ -x /usr/sbin/visudo ] || need_apt+=(sudo)
+command -v ss >/dev/null || need_apt+=(iproute2)
+[ -x /usr/bin/kill ] || [ -x /bin/kill ] || need_apt+=(procps)
+command -v python3 >/dev/null || need_apt+=(python3)
 # The real-software test (tests/real_software) runs nginx, HAProxy, PostgreSQL 15, curl
 # and psql; it fails loudly when one is missing, never skips.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
@@ -26,10 +42,10 @@ command -v psql >/dev/null || need_apt+=(postgresql-client-15)
 command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "error: the tests need ${need_apt[*]}; run as root or install them first" >&2
+    echo "error: the build and the tests need ${need_apt[*]}; run as root or install them first (sudo apt-get install -y ${need_apt[*]})" >&2
     exit 1
   fi
-  echo "installing test dependencies: ${need_apt[*]}"
+  echo "installing build and test dependencies: ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -45,4 +61,6 @@ cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
-cargo test --locked "$@"
+# Every test binary runs even after one fails: a failure early in the list must not hide
+# the results of the others.
+cargo test --locked --no-fail-fast "$@"

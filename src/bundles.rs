@@ -1,8 +1,8 @@
-//! Trust bundles certroll shares with others: a node's bundle may hold CAs certroll does
-//! not manage (a partner's CA, a second internal PKI). Dropping one silently can cut a
-//! link certroll knows nothing about (DESIGN §7), so a written bundle is composed from
-//! the node's current one: every certificate that is no generation of the CA stays, in
-//! order, and only the managed anchors change, where the first of them stood.
+//! Trust bundles certroll shares with others: a node's bundle may hold CAs certroll does not
+//! manage (a partner's CA, a second internal PKI). Dropping one silently can cut a link
+//! certroll knows nothing about (docs/design.md#foreign-anchors), so a written bundle is
+//! composed from the node's current one: every certificate that is no generation of the CA
+//! stays, in order, and only the managed anchors change, where the first of them stood.
 //!
 //! With `bundle_foreign = "drop"` certroll owns the whole file and the base is empty.
 

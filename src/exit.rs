@@ -13,6 +13,15 @@ pub const PLAN_HAS_WORK: i32 = 2;
 pub const USAGE: i32 = 64;
 /// The inventory file is missing or cannot be read (`EX_NOINPUT`). Nothing was changed.
 pub const NO_INPUT: i32 = 66;
+/// An output file cannot be created (`EX_CANTCREAT`): `init` never replaces an inventory.
+pub const CANT_CREATE: i32 = 73;
+/// Refused in this state (`EX_NOPERM`: not permitted as things stand): the command is
+/// well formed, but the CA store, the journal or the fleet does not allow it now — a
+/// rollback after a completed rotation or with no rotation in progress, a bootstrap over
+/// another CA's files, a rotation of a CA never created, a routine run from a public-only
+/// generation. Nothing was changed; running it again as it is gives the same answer
+/// (unlike [`INCOMPLETE`]), and the message says what would change it.
+pub const REFUSED: i32 = 77;
 /// Incomplete run, try again later: a step failed or a node was down (`EX_TEMPFAIL`).
 pub const INCOMPLETE: i32 = 75;
 /// Stopped by SIGINT (128 + 2, the shell convention); SIGTERM gives [`INCOMPLETE`].

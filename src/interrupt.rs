@@ -147,11 +147,11 @@ fn on_signal(signal: Signal) {
     if !request(signal) {
         // The second signal: the operator does not want to wait.
         let first = requested().unwrap_or(signal);
-        eprintln!("{}: exiting now", signal.name());
+        crate::errln!("{}: exiting now", signal.name());
         std::process::exit(first.exit_code());
     }
     if RUNS.load(Ordering::SeqCst) > 0 {
-        eprintln!(
+        crate::errln!(
             "{}: stopping: no new step starts, commands still running on nodes are killed; \
              run `certroll apply` again to resume",
             signal.name()

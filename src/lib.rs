@@ -14,6 +14,7 @@ pub mod bundles;
 pub mod collect;
 pub mod commands;
 pub mod confirm;
+pub mod console;
 pub mod duration;
 pub mod error;
 pub mod executor;

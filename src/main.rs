@@ -1,7 +1,8 @@
 //! The `certroll` binary: parse arguments, call the library, map the result to an exit code.
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
-//! 64 usage, 66 no inventory, 75 incomplete (resume later), 78 bad inventory; `verify` uses 0–3.
+//! 64 usage, 66 no inventory, 73 `init` would replace a file, 75 incomplete (resume later),
+//! 77 refused in this state, 78 bad inventory; `verify` uses 0–3.
 //! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
 //! see [`certroll::interrupt`].
 #![forbid(unsafe_code)]
@@ -42,6 +43,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a commented starter inventory to DIR/certroll.toml, and nothing else.
+    ///
+    /// Two nodes on this machine to try plan, apply and verify with at once, and an SSH node,
+    /// commented out, to copy from. An existing inventory is never replaced (exit 73).
+    Init(InitCmd),
     /// Print the update plan without touching any node (a dry run).
     Plan(PlanCmd),
     /// Carry out the plan on the fleet (or resume the unfinished run).
@@ -50,9 +56,16 @@ enum Command {
     Status(StatusCmd),
     /// Read every node's real files and prove every link (exit 0 OK, 1 warning, 2 critical, 3 unknown).
     Verify(VerifyCmd),
-    /// Manage the CA store: bring a CA certroll did not make.
+    /// Manage the CA store: import a CA that certroll did not create (a fleet's existing CA).
     #[command(subcommand)]
     Ca(CaCmd),
+}
+
+#[derive(Debug, Args)]
+struct InitCmd {
+    /// The directory to write certroll.toml into (created when missing).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,10 +162,6 @@ struct ApplyCmd {
     /// The inventory changed during an unfinished run: recompute its plan, keep confirmed steps.
     #[arg(long)]
     replan: bool,
-    /// Bootstrap even when members hold another CA's files: overwrites them in one wave and
-    /// BREAKS their links while it runs (use `certroll ca import` + `apply --rotate` instead).
-    #[arg(long)]
-    force_bootstrap: bool,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +222,10 @@ struct Rollover {
     /// What chain nodes present after their leaf swap.
     #[arg(long, value_enum)]
     chain: Option<ChainArg>,
+    /// Bootstrap even when members hold another CA's files: overwrites them in one wave and
+    /// BREAKS their links while it runs (use `certroll ca import` + `apply --rotate` instead).
+    #[arg(long, conflicts_with_all = ["rotate", "rollback"])]
+    force_bootstrap: bool,
 }
 
 #[derive(Debug, Args)]
@@ -248,7 +261,7 @@ impl Rollover {
                 ChainArg::CrossSigned => ChainMode::CrossSigned,
             }),
             parallel,
-            force_bootstrap: false,
+            force_bootstrap: self.force_bootstrap,
         }
     }
 }
@@ -267,10 +280,7 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
         Command::Apply(cmd) => commands::apply::run(&ApplyArgs {
             inventory: cli.inventory,
             ca: cmd.rollover.ca.clone(),
-            intent: Intent {
-                force_bootstrap: cmd.force_bootstrap,
-                ..cmd.rollover.intent(usize::from(cmd.parallel))
-            },
+            intent: cmd.rollover.intent(usize::from(cmd.parallel)),
             yes: cmd.yes,
             format: cmd.format.into(),
             accept_new_host_keys: cmd.accept_new_host_keys,
@@ -295,6 +305,7 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             anchor: cmd.anchor,
             next: cmd.next,
         }),
+        Command::Init(cmd) => commands::init::run(&commands::init::InitArgs { dir: cmd.dir }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,
             ca: cmd.ca,
@@ -310,9 +321,9 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
 fn report(err: &CommandError) {
     let style = Style::stderr();
     let text = escape::block(&err.to_string()).into_owned();
-    eprintln!("{} {text}", style.red(&style.bold("error:")));
+    certroll::errln!("{} {text}", style.red(&style.bold("error:")));
     for cause in std::error::Error::source(err).into_iter().flat_map(causes) {
-        eprintln!("  caused by: {}", escape::block(&cause.to_string()));
+        certroll::errln!("  caused by: {}", escape::block(&cause.to_string()));
     }
 }
 
@@ -333,7 +344,7 @@ fn main() {
     // the default (die at once), which is safe for them.
     if matches!(cli.command, Command::Apply(_) | Command::Verify(_)) {
         if let Err(e) = certroll::interrupt::install() {
-            eprintln!("warning: cannot handle SIGINT/SIGTERM gracefully: {e}");
+            certroll::errln!("warning: cannot handle SIGINT/SIGTERM gracefully: {e}");
         }
     }
     let mut code = match run(cli) {
@@ -344,7 +355,7 @@ fn main() {
         }
     };
     if let Some(signal) = certroll::interrupt::requested() {
-        eprintln!(
+        certroll::errln!(
             "stopped by {}: no step started after it and the commands it cut short were killed; \
              `certroll apply` resumes the run",
             signal.name()

@@ -126,8 +126,8 @@ fn bad_inventory_reports_file_line_and_column_and_exits_78_and_a_missing_one_66(
     let missing = c.path("missing.toml");
     let expected = format!(
         "error: no inventory file at {}\n  hint: name the inventory with -i PATH or \
-         CERTROLL_INVENTORY=PATH (the default is certroll.toml in the current directory); to try \
-         certroll, copy the example fleet: cp -r examples/local my-fleet && certroll -i \
+         CERTROLL_INVENTORY=PATH (the default is certroll.toml in the current directory); to start \
+         one, `certroll init my-fleet` writes a commented starter inventory, then: certroll -i \
          my-fleet/certroll.toml plan\n",
         missing.display()
     );

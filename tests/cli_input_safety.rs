@@ -211,7 +211,7 @@ fn no_inventory_is_reported_once_with_a_hint_and_exit_66() {
         .expect_output(&dir.path().join("certroll.toml").display().to_string())
         .expect_output("-i PATH")
         .expect_output("CERTROLL_INVENTORY")
-        .expect_output("examples/local");
+        .expect_output("certroll init");
     assert_eq!(run.stderr.matches("no inventory file").count(), 1, "{run}");
     assert!(!run.stderr.contains("caused by"), "{run}");
 }

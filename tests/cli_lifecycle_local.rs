@@ -101,7 +101,7 @@ fn bootstrap_routine_renew_rotate_verify() {
     // Routine: nothing expires within 5 days.
     let out = ok(fleet.run(&["apply", "--yes"]));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("nothing to do"),
+        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
         "{}",
         show(&out)
     );
@@ -310,4 +310,75 @@ fn verify_checks_the_proof_key_certificate_during_a_rotation() {
         "trust-prune removes the proof-key certificate"
     );
     ok(fleet.run(&["verify"]));
+}
+
+#[test]
+fn status_on_a_fresh_fleet_says_what_to_run_next() {
+    let fleet = Fleet::new("90d", "30d");
+    let out = ok(fleet.run(&["status"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no run recorded for CA internal"), "{text}");
+    assert!(
+        text.contains("next: run `certroll plan` to see the bootstrap, then `certroll apply`"),
+        "{text}"
+    );
+    let out = ok(fleet.run(&["status", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(json["status"], "none", "{json}");
+    assert!(
+        json["next"]
+            .as_str()
+            .is_some_and(|n| n.contains("certroll apply")),
+        "{json}"
+    );
+    assert!(
+        !fleet.state().join(".certroll").exists(),
+        "status still only reads"
+    );
+}
+
+/// What goes where (README, "Output"): a run's outcome on stdout, its progress on stderr;
+/// with `--format json` stdout holds only the events.
+#[test]
+fn apply_writes_its_outcome_to_stdout_and_its_progress_to_stderr() {
+    let fleet = Fleet::new("90d", "30d");
+    let streams = |out: &Output| {
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = streams(&ok(fleet.run(&["apply", "--yes"])));
+    assert_eq!(out.lines().count(), 1, "one line of outcome: {out}");
+    assert!(
+        out.starts_with("CA internal G1 installed on 3 nodes (run "),
+        "stdout: {out}"
+    );
+    assert!(err.contains(" install done"), "progress on stderr: {err}");
+    assert!(
+        err.contains("Wave 1"),
+        "the plan asked about, on stderr: {err}"
+    );
+
+    let (out, err) = streams(&ok(fleet.run(&["apply", "--rotate", "--yes"])));
+    assert!(
+        out.starts_with("rotation of CA internal complete: G1 → G2 on 3 nodes (run "),
+        "stdout: {out}"
+    );
+    assert!(!out.contains("trust-add"), "no progress on stdout: {out}");
+    assert!(err.contains(" trust-add done"), "{err}");
+
+    let (out, _) = streams(&ok(fleet.run(&["apply", "--yes"])));
+    assert!(
+        out.starts_with("nothing to do for CA internal"),
+        "stdout: {out}"
+    );
+
+    let (out, _) = streams(&ok(
+        fleet.run(&["apply", "--rotate", "--yes", "--format", "json"])
+    ));
+    for line in out.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("stdout holds only JSON events ({e}): {line}"));
+    }
 }

@@ -182,6 +182,18 @@ fn usage_errors_exit_64() {
 }
 
 #[test]
+fn the_ca_subcommand_help_reads_plainly() {
+    let out = certroll(&["--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("import a CA that certroll did not create"),
+        "{help}"
+    );
+    assert!(!help.contains("bring a CA"), "{help}");
+}
+
+#[test]
 fn several_cas_need_ca() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("certroll.toml");

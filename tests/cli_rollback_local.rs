@@ -133,23 +133,26 @@ fn an_interrupted_rotation_rolls_back_to_the_old_ca() {
     assert!(text.contains("rollback CA internal (G2 → G1)"), "{text}");
 
     // Nothing left to roll back; routine runs are quiet; a new rotation makes a fresh G3.
-    code(&fleet.run(&["apply", "--rollback", "--yes"]), 64);
+    code(&fleet.run(&["apply", "--rollback", "--yes"]), 77);
     code(&fleet.run(&["apply", "--yes"]), 0);
     code(&fleet.run(&["apply", "--rotate", "--yes"]), 0);
     assert_eq!(fleet.read(".certroll/ca/internal/current").trim(), "3");
     code(&fleet.run(&["verify"]), 0);
 }
 
+/// Exit 77 (refused in this state), not 64: the command line is right, the state refuses it.
 #[test]
-fn a_completed_rotation_refuses_rollback() {
+fn a_completed_rotation_refuses_rollback_with_exit_77_not_a_usage_error() {
     let fleet = Fleet::new();
     code(&fleet.run(&["apply", "--yes"]), 0);
     code(&fleet.run(&["apply", "--rotate", "--yes"]), 0);
     let before = fleet.read("nodes/app/ca.pem");
     let out = fleet.run(&["apply", "--rollback", "--yes"]);
-    code(&out, 64);
+    code(&out, 77);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("new rotation"), "{}", show(&out));
+    // `plan --rollback` refuses the same way.
+    code(&fleet.run(&["plan", "--rollback"]), 77);
     assert_eq!(fleet.read("nodes/app/ca.pem"), before, "nothing changed");
     assert!(fleet
         .root()
@@ -162,7 +165,7 @@ fn rollback_without_a_rotation_refuses() {
     let fleet = Fleet::new();
     code(&fleet.run(&["apply", "--yes"]), 0);
     let out = fleet.run(&["apply", "--rollback", "--yes"]);
-    code(&out, 64);
+    code(&out, 77);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no rotation"),
         "{}",

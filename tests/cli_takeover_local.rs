@@ -111,7 +111,7 @@ fn bootstrap_over_another_cas_files_is_refused_and_changes_nothing() {
     f.built_by(&op, &partner, &["lb"]);
     let before = std::fs::read(f.path("nodes/app/cert.pem")).unwrap();
     let out = f.run(&["apply", "--yes"]);
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
     let msg = text(&out);
     assert!(msg.contains("node(s) app, db already hold"), "{msg}");
     assert!(
@@ -199,6 +199,42 @@ fn runs_as_root() -> bool {
 }
 
 #[test]
+fn plan_refuses_a_bootstrap_over_another_cas_files_like_apply() {
+    let f = Fleet::new("touch nodes/db/reloaded");
+    let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
+    f.built_by(&op, &partner, &["lb"]);
+    let plan = f.run(&["plan"]);
+    let apply = f.run(&["apply", "--yes"]);
+    assert_eq!(plan.status.code(), apply.status.code(), "{}", text(&plan));
+    assert_ne!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).is_empty(),
+        "no bootstrap plan is printed: {}",
+        text(&plan)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stderr),
+        String::from_utf8_lossy(&apply.stderr),
+        "the same refusal in the same words"
+    );
+    assert!(
+        text(&plan).contains("node(s) app, db already hold"),
+        "{}",
+        text(&plan)
+    );
+
+    // `--force-bootstrap` shows what the forced bootstrap would do, and still changes nothing.
+    let forced = f.run(&["plan", "--force-bootstrap"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    assert!(
+        text(&forced).contains("Bootstrap CA internal"),
+        "{}",
+        text(&forced)
+    );
+    assert!(!f.path(".certroll/ca").exists(), "plan created a CA");
+}
+
+#[test]
 fn import_refusals_exit_78_and_write_nothing() {
     let f = Fleet::new("touch nodes/db/reloaded");
     let (op, other) = (ca("CN=Operator CA"), ca("CN=Other CA"));
@@ -254,7 +290,7 @@ fn public_only_takeover_keeps_the_partner_ca_and_completes_a_node_missing_its_fi
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let routine = f.run(&["apply", "--yes"]);
-    assert_eq!(routine.status.code(), Some(64), "{}", text(&routine));
+    assert_eq!(routine.status.code(), Some(77), "{}", text(&routine));
     assert!(text(&routine).contains("public-only"), "{}", text(&routine));
     let crossed = f.run(&["plan", "--rotate", "--chain", "cross-signed"]);
     assert_eq!(crossed.status.code(), Some(64), "{}", text(&crossed));

@@ -54,31 +54,31 @@ pub fn run(args: &ApplyArgs) -> Result<i32, CommandError> {
         return ctx.resume(prev);
     }
     if ctx.finish_pending_rotation(last.as_ref())? {
-        ctx.say("the last rotation had completed; archived the old CA generation");
+        ctx.result("the last rotation had completed; archived the old CA generation");
     }
     if ctx.finish_pending_rollback(last.as_ref())? {
-        ctx.say("the last rollback had completed; archived the abandoned CA generation");
+        ctx.result("the last rollback had completed; archived the abandoned CA generation");
     }
 
     let plan = ctx.decide()?;
     let unrepaired = plan.unrepaired.clone();
     let name = ctx.inv.cas[ctx.ca].name.clone();
     if plan.is_empty() && unrepaired.is_empty() {
-        ctx.say(&format!(
+        ctx.result(&format!(
             "nothing to do for CA {name}: every node holds a valid leaf"
         ));
         return Ok(exit::OK);
     }
     let listed = !plan.is_empty() && !ctx.json();
     let code = if plan.is_empty() {
-        ctx.say(&format!(
+        ctx.result(&format!(
             "nothing certroll can repair for CA {name}; left alone:"
         ));
         exit::OK
     } else {
         ctx.start_run(plan, None)?
     };
-    super::routine_params::left_alone(&ctx.inv, &unrepaired, listed, code)
+    super::routine_params::left_alone(&ctx.inv, &unrepaired, listed, ctx.json(), code)
 }
 
 /// Everything one `apply` works with, gathered once: the inventory and the CA chosen, the
@@ -172,7 +172,7 @@ impl<'a> RunContext<'a> {
             return self.resume(prev);
         }
         if let Some(prev) = mine.filter(|r| r.header.mode != Mode::Rotate && !r.is_complete()) {
-            return Err(CommandError::Usage(format!(
+            return Err(CommandError::Refused(format!(
                 "cannot roll back CA {name}: run {} ({}) is unfinished; nothing was changed\n  \
                  hint: finish it with `certroll apply` first",
                 prev.run,
@@ -208,36 +208,33 @@ impl<'a> RunContext<'a> {
         self.args.format == Format::Json
     }
 
-    /// Prints a human message on stderr unless JSON events own the output; what a node
-    /// said in it is shown escaped, never obeyed by the terminal.
+    /// Prints a message about the way (resuming, warnings) on stderr, unless JSON events
+    /// own the output; what a node said in it is shown escaped, never obeyed by the terminal.
     fn say(&self, s: &str) {
         if !self.json() {
-            eprintln!("{}", crate::output::escape::block(s));
+            crate::errln!("{}", crate::output::escape::block(s));
+        }
+    }
+
+    /// Prints what the run did to the fleet or the CA store (its outcome) on stdout, unless
+    /// JSON events own stdout (their `run-finished` event says it there). Progress, the
+    /// plan shown before the question, warnings and errors go to stderr.
+    fn result(&self, s: &str) {
+        if !self.json() {
+            crate::outln!("{}", crate::output::escape::block(s));
         }
     }
 
     /// The plan of a new run (see [`super::decide`], which also refuses `--rotate` before
-    /// the CA exists, for `plan` and `apply` alike).
+    /// the CA exists and a bootstrap over another CA's files, for `plan` and `apply` alike).
     fn decide(&self) -> Result<Plan, CommandError> {
-        let plan = super::decide::decide(
+        super::decide::decide(
             &self.inv,
             self.ca,
             &self.gens,
             || Arc::clone(&self.connector),
             self.args.intent,
-        )?;
-        // A routine run that installs on some nodes is a bootstrap-mode plan too; only the
-        // bootstrap of a CA never created is guarded (docs/takeover.md).
-        let fresh = self.gens.current.is_none();
-        if fresh && plan.mode == Mode::Bootstrap && !self.args.intent.force_bootstrap {
-            super::decide::guard_bootstrap(
-                &self.inv,
-                self.ca,
-                &*self.connector,
-                self.args.intent.parallel.max(1),
-            )?;
-        }
-        Ok(plan)
+        )
     }
 
     /// Shows the plan, asks, creates CA material, journals the run start, executes.
@@ -254,7 +251,7 @@ impl<'a> RunContext<'a> {
             next,
         };
         if !self.json() {
-            eprint!("{}", text(&view, Style::stderr()));
+            crate::err!("{}", text(&view, Style::stderr()));
         }
         if !self.args.yes
             && !ask(&format!(
@@ -263,7 +260,7 @@ impl<'a> RunContext<'a> {
                 plural(plan.order.len(), "node")
             ))?
         {
-            eprintln!("nothing was changed");
+            self.result("nothing was changed");
             return Ok(exit::OK);
         }
         let generations = self.create_material(&plan)?;
@@ -302,7 +299,7 @@ impl<'a> RunContext<'a> {
         if plan.mode == Mode::Rollback {
             // Invariant: a rollback is only planned while the store holds both generations.
             let (Some(c), Some(n)) = (current, self.gens.next.as_ref()) else {
-                return Err(CommandError::Usage(format!(
+                return Err(CommandError::Refused(format!(
                     "cannot roll back CA {}: the CA store {} holds no rotation in progress",
                     spec.name,
                     dir.display()
@@ -390,16 +387,32 @@ impl<'a> RunContext<'a> {
                 outcome.blocked.len()
             )));
         }
-        // The progress output announced the end of the run; this says what followed it.
-        if plan.mode == Mode::Rollback {
-            self.abandon_next_generation(run_id)?;
-        } else if plan.mode == Mode::Rotate {
-            self.archive_old_generation()?;
-            self.say(&format!(
-                "rotation of CA {} complete; the old generation is archived under {}",
+        // The progress output (stderr) announced the end of the run; this says, on stdout,
+        // what the fleet and the CA store hold now.
+        let nodes = plural(plan.order.len(), "node");
+        let (current, next) = self.gens.numbers();
+        match plan.mode {
+            Mode::Rollback => self.abandon_next_generation(run_id)?,
+            Mode::Rotate => {
+                self.archive_old_generation()?;
+                let (old, new) = (current.unwrap_or(1), next.unwrap_or(1));
+                self.result(&format!(
+                    "rotation of CA {} complete: G{old} → G{new} on {nodes} (run {run_id}); the \
+                     old generation is archived under {}",
+                    spec.name,
+                    self.store.dir.join(&spec.name).join("archive").display()
+                ));
+            }
+            Mode::Bootstrap => self.result(&format!(
+                "CA {} G{} installed on {nodes} (run {run_id})",
                 spec.name,
-                self.store.dir.display()
-            ));
+                current.unwrap_or(1)
+            )),
+            Mode::Renew => self.result(&format!(
+                "CA {}: {} done on {nodes} (run {run_id})",
+                spec.name,
+                plural(plan.steps.len(), "step")
+            )),
         }
         Ok(exit::OK)
     }
@@ -423,7 +436,7 @@ impl<'a> RunContext<'a> {
             .filter(|r| r.run == run_id)
             .and_then(|r| r.header.params.rollback_of);
         let said = super::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
-        self.say(&said);
+        self.result(&said);
         Ok(())
     }
 
@@ -494,7 +507,7 @@ fn ask(question: &str) -> Result<bool, CommandError> {
             "refusing to change the fleet without confirmation: standard input is not a terminal\n  hint: pass --yes to apply without asking (e.g. from cron)".into(),
         ));
     }
-    eprint!("{question} [y/N] ");
+    crate::err!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

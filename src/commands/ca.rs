@@ -1,5 +1,5 @@
-//! `certroll ca import`: record a CA certroll did not make as the current (or, with
-//! `--next`, the staged next) generation of a `[ca.NAME]` (DESIGN §7, docs/takeover.md).
+//! `certroll ca import`: record a CA certroll did not make as the current (or, with `--next`,
+//! the staged next) generation of a `[ca.NAME]` (docs/design.md#takeover, docs/takeover.md).
 //!
 //! Holds the run lock while it works, and refuses while a run of the CA is unfinished:
 //! importing over a generation a run is using would change what the run deploys.
@@ -90,14 +90,14 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
         "recorded as the current generation"
     };
     // Subjects come from the certificates: shown, never obeyed by the terminal.
-    println!(
+    crate::outln!(
         "imported {} into CA {} as G{} ({kind}), {role}",
         escape::line(&done.subject),
         spec.name,
         done.generation
     );
     if let Some(anchor) = &done.anchor_subject {
-        println!(
+        crate::outln!(
             "  anchor: {} (bundles hold it; leaves are served with the intermediate)",
             escape::line(anchor)
         );
@@ -106,7 +106,7 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
         .not_after
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| done.not_after.to_string());
-    println!("  valid until {until}");
+    crate::outln!("  valid until {until}");
     Ok(exit::OK)
 }
 

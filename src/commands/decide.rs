@@ -3,7 +3,8 @@
 //! created, otherwise a routine plan (install, renew, repair) decided from the nodes' own
 //! files by [`crate::repair`]. A rotation from or to an imported generation reads the
 //! nodes first (takeover); a public-only generation refuses routine runs and cross-signed
-//! chains. Both commands refuse the same things with the same words.
+//! chains; a bootstrap over members that already hold another CA's files is refused (the
+//! bootstrap guard). Both commands refuse the same things with the same words.
 
 use std::sync::Arc;
 
@@ -35,8 +36,9 @@ pub struct Intent {
 }
 
 /// The plan of a new run, given what the CA store holds. Reads the nodes (through the
-/// connector `connect` makes) only for routine maintenance, i.e. when the CA exists and no
-/// rotation is asked for or in progress.
+/// connector `connect` makes) for routine maintenance (the CA exists and no rotation is
+/// asked for or in progress), for a takeover rotation, and before a bootstrap (the
+/// bootstrap guard, unless `intent.force_bootstrap`).
 pub fn decide(
     inv: &Inventory,
     ca: CaId,
@@ -47,7 +49,7 @@ pub fn decide(
     let spec = &inv.cas[ca];
     let (current, next) = (&gens.current, &gens.next);
     if intent.rotate && current.is_none() {
-        return Err(CommandError::Usage(format!(
+        return Err(CommandError::Refused(format!(
             "CA {} has never been created, so there is nothing to rotate\n  hint: run `certroll apply` first to bootstrap the fleet",
             spec.name
         )));
@@ -72,10 +74,15 @@ pub fn decide(
             .map_err(|e| CommandError::Usage(e.to_string()));
     }
     let Some(cur) = current else {
+        // Only the bootstrap of a CA never created is guarded: a routine run that installs
+        // on some nodes is a bootstrap-mode plan too (docs/takeover.md).
+        if !intent.force_bootstrap {
+            guard_bootstrap(inv, ca, &*connect(), intent.parallel.max(1))?;
+        }
         return Ok(plan::bootstrap(inv, ca, &inv.members(ca)));
     };
     if !cur.can_issue() {
-        return Err(CommandError::Usage(format!(
+        return Err(CommandError::Refused(format!(
             "CA {}: generation G{} was imported without its private key (public-only), and \
              certroll never issues from it, so there is no routine install or renewal to do\n  \
              hint: run `certroll apply --rotate` to move the fleet to a CA certroll holds (every \
@@ -124,8 +131,9 @@ fn refuse_cross_signed(
 
 /// Refuses a bootstrap over members that already hold a certificate or a bundle: they
 /// use another CA, and a one-wave bootstrap would break their links while it runs.
-/// Nodes that cannot be read are left to their own step, which fails on them.
-pub fn guard_bootstrap(
+/// Nodes that cannot be read are left to their own step, which fails on them. Called by
+/// [`decide`] only, so that `plan` and `apply` refuse the same fleets.
+fn guard_bootstrap(
     inv: &Inventory,
     ca: CaId,
     connector: &dyn Connector,
@@ -137,12 +145,13 @@ pub fn guard_bootstrap(
         return Ok(());
     }
     let name = &inv.cas[ca].name;
-    Err(CommandError::Usage(format!(
+    Err(CommandError::Refused(format!(
         "refusing to bootstrap CA {name}: node(s) {} already hold a certificate or a trust bundle \
          of another CA, and a one-wave bootstrap would break their links while it runs; nothing \
          was changed\n  hint: record the CA they use with `certroll ca import {name} --cert \
          FILE [--key FILE]`, then `certroll apply --rotate` moves them with every gate \
-         (docs/takeover.md); `--force-bootstrap` overwrites them in one wave and breaks links",
+         (docs/takeover.md); `certroll apply --force-bootstrap` overwrites them in one wave and \
+         breaks links",
         nodes.join(", ")
     )))
 }

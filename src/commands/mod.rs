@@ -18,6 +18,7 @@ pub mod ca;
 pub mod decide;
 pub mod facts;
 pub mod holdings;
+pub mod init;
 pub mod keys;
 pub mod plan;
 pub mod rollback;
@@ -34,10 +35,18 @@ pub enum CommandError {
     /// The arguments do not fit this inventory (e.g. `--ca` missing or unknown): exit 64.
     #[error("{0}")]
     Usage(String),
+    /// The command is well formed but refused in the state of the CA store, the journal or
+    /// the fleet (e.g. `--rollback` after a completed rotation): exit 77, nothing changed.
+    #[error("{0}")]
+    Refused(String),
     /// An input file is not what the command needs (e.g. `ca import` of a certificate that
     /// is not a CA): exit 78, nothing changed.
     #[error("{0}")]
     BadInput(String),
+    /// A file the command writes cannot be created, or would replace one (`init`): exit 73,
+    /// nothing written.
+    #[error("{0}")]
+    CantCreate(String),
     /// The run could not finish now (lock held, a step failed); run again later: exit 75.
     #[error("{0}")]
     Incomplete(String),
@@ -58,7 +67,9 @@ impl CommandError {
             CommandError::Inventory(e) if e.is_unreadable() => exit::NO_INPUT,
             CommandError::Inventory(_) => exit::BAD_INVENTORY,
             CommandError::Usage(_) => exit::USAGE,
+            CommandError::Refused(_) => exit::REFUSED,
             CommandError::BadInput(_) => exit::BAD_INVENTORY,
+            CommandError::CantCreate(_) => exit::CANT_CREATE,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
             // A key store the operator must fix (wrong passphrase, token missing) is
             // configuration, wherever it was found.
@@ -91,7 +102,7 @@ pub fn load(path: &Path) -> Result<Inventory, CommandError> {
 pub fn last_run(journal: &Journal) -> Result<Option<RunState>, CommandError> {
     let last = journal.last_run()?;
     for w in last.iter().flat_map(|r| &r.warnings) {
-        eprintln!("warning: {}", crate::output::escape::block(w));
+        crate::errln!("warning: {}", crate::output::escape::block(w));
     }
     Ok(last)
 }

@@ -77,7 +77,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
             args.intent.parallel.max(1),
         )?;
         for w in &found.warnings {
-            eprintln!("warning: {}", crate::output::escape::block(w));
+            crate::errln!("warning: {}", crate::output::escape::block(w));
         }
         return Ok(Planned {
             inv,
@@ -138,8 +138,25 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
         Format::Dot => out.write_all(dot(&view).as_bytes()),
     }
     .and_then(|()| out.flush());
+    if written
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        crate::console::stdout_gone();
+    }
     unless_reader_left(written).context("failed to write the plan to standard output")?;
     drop(out);
+    let code = if args.detailed_exitcode && !planned.plan.is_empty() {
+        exit::PLAN_HAS_WORK
+    } else {
+        exit::OK
+    };
+    // The plan's reader left and the check's verdict would go down the same pipe: nobody
+    // can read anything more, so the command ends quietly (as `grep | head` does).
+    if args.check && crate::console::nobody_reads_stderr_after_stdout() {
+        std::mem::forget(planned);
+        return Ok(code);
+    }
     if args.check {
         let opts = CheckOptions {
             random_orders: args.orders,
@@ -149,7 +166,7 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
         let report = prove(&planned, opts, start)
             .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();
-        eprintln!(
+        crate::errln!(
             "{} {} × {}, {}, {}: every link stayed up",
             style.green("plan check passed:"),
             plural(report.orders, "order"),
@@ -158,11 +175,6 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             plural(report.handshakes, "distinct handshake"),
         );
     }
-    let code = if args.detailed_exitcode && !planned.plan.is_empty() {
-        exit::PLAN_HAS_WORK
-    } else {
-        exit::OK
-    };
     // The process ends right after this: freeing millions of small allocations one by
     // one (a tenth of the run on a 100,000-node fleet) would only delay the exit.
     std::mem::forget(planned);

@@ -34,8 +34,8 @@ pub struct Found {
 }
 
 /// Finds the rotation in progress for `ca` and builds its rollback. `last` is the journal's
-/// latest run. Refuses (exit 64) when there is nothing to roll back or the rotation
-/// completed.
+/// latest run. Refuses (exit 77, [`crate::exit::REFUSED`]) when there is nothing to roll
+/// back or the rotation completed.
 pub fn find(
     inv: &Inventory,
     ca: CaId,
@@ -47,7 +47,7 @@ pub fn find(
     let spec = &inv.cas[ca];
     let rotation = last.filter(|r| r.header.ca == spec.name && r.header.mode == Mode::Rotate);
     if let Some(r) = rotation.filter(|r| r.is_complete()) {
-        return Err(CommandError::Usage(format!(
+        return Err(CommandError::Refused(format!(
             "cannot roll back CA {}: rotation run {} completed, and a completed rotation has no \
              rollback; nothing was changed\n  hint: going back is a new rotation: `certroll apply \
              --rotate --ca {}`",
@@ -55,7 +55,7 @@ pub fn find(
         )));
     }
     let (Some(current), Some(next)) = (&gens.current, &gens.next) else {
-        return Err(CommandError::Usage(format!(
+        return Err(CommandError::Refused(format!(
             "cannot roll back CA {}: no rotation of it is in progress; nothing was changed\n  \
              hint: after a completed rotation, going back is a new rotation (`certroll apply \
              --rotate`)",

@@ -45,19 +45,26 @@ pub fn rebuild(inv: &Inventory, ca: CaId, params: &RunParams) -> Plan {
     plan::routine(inv, ca, needs, Vec::new())
 }
 
-/// Ends a routine run that left problems alone: names them on stderr (unless the plan
-/// text already did: `listed`) and fails when one of them is critical. `code` is the
-/// exit code of the run itself.
+/// Ends a routine run that left problems alone: names them (unless the plan text already
+/// did: `listed`) on stdout with the run's outcome — on stderr when `json` events own
+/// stdout — and fails when one of them is critical. `code` is the exit code of the run
+/// itself.
 pub fn left_alone(
     inv: &Inventory,
     unrepaired: &[Unrepaired],
     listed: bool,
+    json: bool,
     code: i32,
 ) -> Result<i32, CommandError> {
     if !listed {
         for u in unrepaired {
             let mark = if u.critical { "✗" } else { "!" };
-            eprintln!("  {mark} {}", crate::output::escape::line(&u.message));
+            let message = crate::output::escape::line(&u.message);
+            if json {
+                crate::errln!("  {mark} {message}");
+            } else {
+                crate::outln!("  {mark} {message}");
+            }
         }
     }
     let critical: Vec<&Unrepaired> = unrepaired.iter().filter(|u| u.critical).collect();

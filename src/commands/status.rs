@@ -37,18 +37,10 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let lock = Lock::state(&inv.state_dir).context("failed to check the lock")?;
     let last = Journal::read_last_run(&inv.state_dir, Some(&inv.cas[ca].name))?;
     for w in last.iter().flat_map(|r| &r.warnings) {
-        eprintln!("warning: {}", crate::output::escape::block(w));
+        crate::errln!("warning: {}", crate::output::escape::block(w));
     }
     let Some(last) = last.filter(|r| r.header.ca == inv.cas[ca].name) else {
-        let mut text = format!(
-            "no run recorded for CA {} in {}\n",
-            inv.cas[ca].name,
-            inv.state_dir.join(crate::journal::JOURNAL_FILE).display()
-        );
-        if let LockState::Held(holder) = &lock {
-            text += &format!("{}\n", status::running_line(holder.as_ref()));
-        }
-        print(&text)?;
+        print(&no_run(&inv, ca, &lock, args.format))?;
         return Ok(exit::OK);
     };
     // A run that began between the lock check and the journal read holds the lock now.
@@ -67,6 +59,49 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
         RunProgress::Complete | RunProgress::Running => exit::OK,
         RunProgress::Incomplete | RunProgress::Interrupted => exit::INCOMPLETE,
     })
+}
+
+/// The report when no run of the CA was ever journaled, with the command to run next: a
+/// CA never created is bootstrapped (or imported, when the fleet has one already); an
+/// imported CA, whose first run is its takeover rotation, is rotated.
+fn no_run(inv: &Inventory, ca: usize, lock: &LockState, format: Format) -> String {
+    let name = &inv.cas[ca].name;
+    let journal = inv.state_dir.join(crate::journal::JOURNAL_FILE);
+    // Status only reads, and reading the generation would unlock its key: whether the
+    // store points at a current generation is enough here.
+    let created = inv.state_dir.join("ca").join(name).join("current").exists();
+    let next = if created {
+        format!(
+            "run `certroll plan --rotate --ca {name}` to see the takeover rotation, then              `certroll apply --rotate --ca {name}` (docs/takeover.md)"
+        )
+    } else {
+        format!(
+            "run `certroll plan` to see the bootstrap, then `certroll apply` to bootstrap CA              {name}; if the fleet already has a CA, `certroll ca import {name} --cert FILE`              first (docs/takeover.md)"
+        )
+    };
+    let holder = match lock {
+        LockState::Held(holder) => Some(holder.as_ref()),
+        LockState::Free => None,
+    };
+    if format == Format::Json {
+        let doc = serde_json::json!({
+            "version": 1,
+            "ca": name,
+            "status": "none",
+            "holder": holder.flatten(),
+            "next": next,
+        });
+        // Invariant: a JSON value always renders.
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        );
+    }
+    let mut text = format!("no run recorded for CA {name} in {}\n", journal.display());
+    if let Some(holder) = holder {
+        text += &format!("{}\n", status::running_line(holder));
+    }
+    text + &format!("  next: {next}\n")
 }
 
 fn print(text: &str) -> Result<(), CommandError> {

@@ -16,6 +16,22 @@ use crate::duration;
 /// The path keys of a node, as written in the inventory.
 const FILE_KEYS: [&str; 4] = ["trust_bundle", "cert", "key", "proof_cert"];
 
+/// Whether a `transport` value means a local node; for an unknown one, the hint.
+fn is_local(transport: &str) -> Result<bool, String> {
+    const KNOWN: [&str; 2] = ["ssh", "local"];
+    match transport {
+        "ssh" => Ok(false),
+        "local" => Ok(true),
+        other => {
+            let use_one = "use \"ssh\" (the default) or \"local\"";
+            Err(match super::validate::closest(other, KNOWN.into_iter()) {
+                Some(near) => format!("did you mean {near:?}? ({use_one})"),
+                None => use_one.to_owned(),
+            })
+        }
+    }
+}
+
 /// Paths into the text where a node key may come from: the node first, then `[defaults]`.
 pub(super) fn key_at(node: &str, key: &[&str]) -> Problem {
     let mut own = ValuePath::keys(&["nodes", node]);
@@ -34,6 +50,17 @@ pub fn build(
     ctx: &Context,
     ca_count: usize,
 ) -> Result<(Vec<Node>, Vec<Option<String>>), Problem> {
+    // A value of [defaults] is checked once, at its own place: a typo there is not a
+    // problem of whichever node happens to be built first.
+    if let Some(t) = defaults.transport.as_deref() {
+        is_local(t).map_err(|hint| {
+            Problem::new(
+                ValuePath::keys(&["defaults", "transport"]),
+                format!("unknown transport {t:?} in [defaults]"),
+            )
+            .hint(hint)
+        })?;
+    }
     let mut nodes = Vec::with_capacity(raw.len());
     let mut vias = Vec::with_capacity(raw.len());
     for (name, node) in raw {
@@ -52,17 +79,17 @@ fn build_one(
     ca_count: usize,
 ) -> Result<(Node, Option<String>), Problem> {
     let pick = |own: Option<String>, def: &Option<String>| own.or_else(|| def.clone());
-    let local = match raw.transport.as_deref().or(d.transport.as_deref()) {
-        None | Some("ssh") => false,
-        Some("local") => true,
-        Some(other) => {
-            let p = key_at(&name, &["transport"]);
-            return Err(Problem {
-                message: format!("unknown transport {other:?} for node {name}"),
-                ..p
-            }
-            .hint("use \"ssh\" (the default) or \"local\""));
-        }
+    // [defaults] transport was checked by `build`.
+    let local = match (raw.transport.as_deref(), d.transport.as_deref()) {
+        (Some(own), _) => is_local(own).map_err(|hint| {
+            Problem::new(
+                ValuePath::keys(&["nodes", &name, "transport"]),
+                format!("unknown transport {own:?} for node {name}"),
+            )
+            .hint(hint)
+        })?,
+        (None, Some(def)) => is_local(def).unwrap_or(false),
+        (None, None) => false,
     };
     let via = pick(raw.via, &d.via);
     if local && via.is_some() {

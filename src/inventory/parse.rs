@@ -19,8 +19,8 @@ use super::Inventory;
 pub enum InventoryError {
     /// No file at the path: says where it looked and how to name another one.
     #[error("no inventory file at {}\n  hint: name the inventory with -i PATH or CERTROLL_INVENTORY=PATH \
-             (the default is certroll.toml in the current directory); to try certroll, copy the \
-             example fleet: cp -r examples/local my-fleet && certroll -i my-fleet/certroll.toml plan", path.display())]
+             (the default is certroll.toml in the current directory); to start one, `certroll init \
+             my-fleet` writes a commented starter inventory, then: certroll -i my-fleet/certroll.toml plan", path.display())]
     NotFound { path: PathBuf },
     /// The file exists but cannot be read; the cause is the I/O error.
     #[error("failed to read inventory {}", path.display())]
@@ -109,11 +109,7 @@ pub fn parse_raw(text: &str, source: &Path) -> Result<RawInventory, InventoryErr
 fn syntax_error(text: &str, source: &Path, e: &toml::de::Error) -> InventoryError {
     let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
     let message = e.message().trim_end().to_owned();
-    let hint = if message.starts_with("unknown field") {
-        Some("see docs/inventory.md for the keys each table accepts".to_owned())
-    } else {
-        None
-    };
+    let hint = unknown_key_hint(&message);
     InventoryError::Invalid {
         path: source.to_path_buf(),
         line,
@@ -121,6 +117,20 @@ fn syntax_error(text: &str, source: &Path, e: &toml::de::Error) -> InventoryErro
         message: format!("invalid inventory: {message}"),
         hint,
     }
+}
+
+/// For an unknown key (serde's "unknown field `x`, expected one of `a`, `b`"): the known
+/// key it is a typo of, if one is close, and where every key is described.
+fn unknown_key_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    // The expected keys are the back-quoted words after the unknown one.
+    let known = expected.split('`').skip(1).step_by(2);
+    let docs = "see docs/inventory.md for the keys each table accepts";
+    Some(match validate::closest(unknown, known) {
+        Some(key) => format!("did you mean `{key}`? ({docs})"),
+        None => docs.to_owned(),
+    })
 }
 
 /// Turns a failed rule into an error with the line and column of the offending value.
@@ -194,7 +204,7 @@ mod tests {
             shown.starts_with(&format!("no inventory file at {}", path.display())),
             "{shown}"
         );
-        for part in ["-i PATH", "CERTROLL_INVENTORY", "examples/local"] {
+        for part in ["-i PATH", "CERTROLL_INVENTORY", "certroll init"] {
             assert!(shown.contains(part), "{shown}");
         }
         assert!(

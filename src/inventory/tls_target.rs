@@ -1,9 +1,9 @@
 //! `tls_address` and `starttls`: where a node serves TLS, as reached from the node itself.
 //!
 //! With these keys certroll confirms a node's reload with a TLS handshake of its own
-//! (DESIGN §7 "what a confirm must prove") instead of trusting a hand-written script.
-//! They are parsed here, once, into a [`TlsTarget`] so that nothing downstream splits
-//! host and port again.
+//! (docs/design.md#what-a-confirm-proves) instead of trusting a hand-written script. They are
+//! parsed here, once, into a [`TlsTarget`] so that nothing downstream splits host and port
+//! again.
 
 use super::locate::ValuePath;
 use super::validate::Problem;

@@ -158,23 +158,29 @@ pub fn check_name(name: &str, at: ValuePath, what: &str) -> Result<(), Problem> 
 
 /// "did you mean …?" for an unknown name, or the list of known names when none is close.
 pub fn suggest<'a>(unknown: &str, known: impl Iterator<Item = &'a str>, what: &str) -> String {
+    let known: Vec<&str> = known.collect();
+    match closest(unknown, known.iter().copied()) {
+        Some(name) => format!("did you mean {name:?}?"),
+        None if known.is_empty() => format!("no {what} is defined"),
+        None => format!(
+            "known {what}s include: {}",
+            known.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// The known name closest to `unknown` (Levenshtein distance), if it is close enough to be
+/// a typo of it: at most a third of its length, and at least 2, edits away.
+pub fn closest<'a>(unknown: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
-    let mut sample = Vec::new();
     for name in known {
-        if sample.len() < 5 {
-            sample.push(name);
-        }
         let d = edit_distance(unknown, name);
         if best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, name));
         }
     }
     let close = (unknown.chars().count() / 3).max(2);
-    match best {
-        Some((d, name)) if d <= close => format!("did you mean {name:?}?"),
-        Some(_) => format!("known {what}s include: {}", sample.join(", ")),
-        None => format!("no {what} is defined"),
-    }
+    best.filter(|&(d, _)| d <= close).map(|(_, name)| name)
 }
 
 /// Levenshtein distance between two short names.

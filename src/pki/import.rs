@@ -1,9 +1,9 @@
 //! `certroll ca import`: a CA certroll did not make, recorded as a generation of the store.
 //!
-//! A fleet usually has a CA already (DESIGN §7). Importing it as the *current* generation
-//! lets certroll rotate away from it with every gate of a rotation; importing an operator's
-//! *next* generation (`--next`, e.g. a new intermediate signed offline by the same root)
-//! lets `apply --rotate` roll the fleet onto it instead of onto a CA certroll creates.
+//! A fleet usually has a CA already (docs/design.md#takeover). Importing it as the *current*
+//! generation lets certroll rotate away from it with every gate of a rotation; importing an
+//! operator's *next* generation (`--next`, e.g. a new intermediate signed offline by the same
+//! root) lets `apply --rotate` roll the fleet onto it instead of onto a CA certroll creates.
 //! Every check runs before anything is written: a refusal leaves the store as it was.
 //!
 //! This file holds the command's types and its order of work; the checks of the files

@@ -1,5 +1,5 @@
-//! Rotations that start from what the nodes really hold (DESIGN §7): a takeover from an
-//! imported CA, and a rotation to an operator's next generation under the same root.
+//! Rotations that start from what the nodes really hold (docs/design.md#takeover): a takeover
+//! from an imported CA, and a rotation to an operator's next generation under the same root.
 //!
 //! The steps and gates are those of any rotation ([`super::rotate`]): a node missing a
 //! file gets it at the step that writes that file, and a leaf swap always waits for the

@@ -241,6 +241,51 @@ fn unknown_keys_are_refused_everywhere() {
 }
 
 #[test]
+fn a_misspelt_key_gets_a_did_you_mean_in_every_table_at_its_position() {
+    refused("[ca.x]\nleaf_valdity = \"30d\"\n")
+        .at(2, 1, "leaf_valdity")
+        .says("unknown field `leaf_valdity`")
+        .hints("did you mean `leaf_validity`?");
+    refused("[ca.x]\n[certroll]\nstatedir = \"s\"\n")
+        .at(3, 1, "statedir")
+        .hints("did you mean `state_dir`?");
+    refused("[ca.x]\n[defaults]\ntrust_bundel = \"/b\"\n")
+        .at(3, 1, "trust_bundel")
+        .hints("did you mean `trust_bundle`?");
+    refused("[ca.x]\n[nodes.a]\ndns_name = [\"a\"]\n")
+        .at(3, 1, "dns_name")
+        .hints("did you mean `dns_names`?");
+    refused("[ca.x]\n[nodes.a]\nssh = { hots = \"h\" }\n")
+        .at(3, 9, "hots")
+        .hints("did you mean `host`?");
+    refused("[ca.x]\n[[links]]\nclient = \"a\"\nserver = \"b\"\nmutal = true\n")
+        .at(5, 1, "mutal")
+        .hints("did you mean `mutual`?");
+    refused("[ca.x]\n[nodez.a]\n")
+        .at(2, 2, "nodez")
+        .hints("did you mean `nodes`?");
+    // Nothing close: where every key is described, and no guess.
+    let far = refused("[ca.x]\nzzzzzzzz = 1\n");
+    far.at(2, 1, "zzzzzzzz").hints("docs/inventory.md");
+    assert!(!far.hint.contains("did you mean"), "{}", far.hint);
+}
+
+#[test]
+fn a_misspelt_transport_in_defaults_is_reported_at_defaults_not_as_a_nodes_problem() {
+    let text = "[ca.x]\n[defaults]\ntransport = \"locl\"\n[nodes.app1]\n[nodes.db1]\n";
+    let r = refused(text);
+    r.at(3, 13, "\"locl\"")
+        .says("unknown transport \"locl\" in [defaults]")
+        .hints("did you mean \"local\"?");
+    assert!(!r.message.contains("app1"), "{}", r.message);
+    // A node's own typo stays the node's.
+    refused("[ca.x]\n[defaults]\ntransport = \"local\"\n[nodes.app1]\ntransport = \"sssh\"\n")
+        .at(5, 13, "\"sssh\"")
+        .says("unknown transport \"sssh\" for node app1")
+        .hints("did you mean \"ssh\"?");
+}
+
+#[test]
 fn wrong_types_are_refused() {
     refused("[ca.x]\n[nodes.a]\nssh = { host = \"h\", port = \"22\" }\n")
         .at(3, 28, "\"22\"")

@@ -218,5 +218,5 @@ pub fn converges(fleet: &Fleet, node: &str, kind: &str, action: &str, reason: &s
         show(&out)
     );
     let again = ok(fleet.run(&["apply", "--yes"]));
-    assert!(stderr(&again).contains("nothing to do"), "{}", show(&again));
+    assert!(stdout(&again).contains("nothing to do"), "{}", show(&again));
 }

@@ -34,8 +34,8 @@ fn plan_rotate_before_bootstrap_refuses_like_apply_rotate() {
     let fleet = Fleet::fresh();
     let plan = fleet.run(&["plan", "--rotate"]);
     let apply = fleet.run(&["apply", "--rotate", "--yes"]);
-    assert_eq!(plan.status.code(), Some(64), "{}", show(&plan));
-    assert_eq!(apply.status.code(), Some(64), "{}", show(&apply));
+    assert_eq!(plan.status.code(), Some(77), "{}", show(&plan));
+    assert_eq!(apply.status.code(), Some(77), "{}", show(&apply));
     assert!(
         stderr(&plan).contains("nothing to rotate"),
         "{}",

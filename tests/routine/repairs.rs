@@ -3,7 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::{converges, ok, plan_json, show, stderr, verify_json, Fleet};
+use crate::{converges, ok, plan_json, show, stderr, stdout, verify_json, Fleet};
 
 #[test]
 fn routine_apply_repairs_a_key_that_does_not_match_its_certificate() {
@@ -208,5 +208,5 @@ fn routine_apply_names_a_bundle_it_must_not_rewrite_and_exits_non_zero() {
 fn routine_apply_with_nothing_broken_still_has_nothing_to_do() {
     let fleet = Fleet::bootstrapped();
     let out = ok(fleet.run(&["apply", "--yes"]));
-    assert!(stderr(&out).contains("nothing to do"), "{}", show(&out));
+    assert!(stdout(&out).contains("nothing to do"), "{}", show(&out));
 }

@@ -2,7 +2,7 @@
 //! public certificate, or in a readable copy of the key beside it. Routine `apply` repairs
 //! the first (a fresh key, the old one's backups closed) and names the second.
 
-use crate::{converges, finding_kinds, show, stderr, verify_json, Fleet};
+use crate::{converges, finding_kinds, show, stdout, verify_json, Fleet};
 
 #[test]
 fn verify_reports_a_private_key_appended_to_a_public_certificate() {
@@ -71,6 +71,7 @@ fn verify_reports_a_readable_copy_of_the_live_key_beside_it() {
     // A routine run does not delete the operator's file: it names it and fails.
     let out = fleet.run(&["apply", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(stderr(&out).contains("key.pem.bak"), "{}", show(&out));
+    // The problems left alone are part of the run's outcome: stdout.
+    assert!(stdout(&out).contains("key.pem.bak"), "{}", show(&out));
     assert!(fleet.path("db", "key.pem.bak").exists());
 }

@@ -244,7 +244,7 @@ fn a_fleet_of_another_ca_is_taken_over_public_only_without_a_failed_handshake() 
     let (legacy, partner, second) = made.expect("the operator's PKI");
     // A bootstrap over those files would break the links: refused, nothing written.
     let boot = zdt.certroll(&["apply", "--yes"]);
-    assert_eq!(boot.code, Some(64), "{}{}", boot.stdout, boot.stderr);
+    assert_eq!(boot.code, Some(77), "{}{}", boot.stdout, boot.stderr);
     for needle in ["refusing to bootstrap", "lb1", "app1", "db1", "ca import"] {
         assert!(boot.stderr.contains(needle), "{needle}: {}", boot.stderr);
     }
@@ -260,7 +260,7 @@ fn a_fleet_of_another_ca_is_taken_over_public_only_without_a_failed_handshake() 
 
     // Routine runs and cross-signed chains refuse, saying why and what to do.
     let routine = zdt.certroll(&["apply", "--yes"]);
-    assert_eq!(routine.code, Some(64), "{}", routine.stderr);
+    assert_eq!(routine.code, Some(77), "{}", routine.stderr);
     assert!(
         routine.stderr.contains("public-only") && routine.stderr.contains("apply --rotate"),
         "{}",

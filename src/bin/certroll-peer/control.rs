@@ -138,7 +138,7 @@ pub fn serve(state: Arc<PeerState>, listener: UnixListener) -> io::Result<()> {
         match listener.accept() {
             Ok((stream, _)) => {
                 if let Err(e) = answer(&state, stream) {
-                    eprintln!(
+                    certroll::errln!(
                         "certroll-peer: node {}: failed to answer on control socket {}: {e}",
                         state.node,
                         socket_path(&state.state_dir).display()
@@ -182,11 +182,11 @@ pub fn execute(state: &PeerState, command: Command) -> Reply {
     match command {
         Command::Reload => match state.reload() {
             Ok(hashes) => {
-                eprintln!("certroll-peer: node {}: reloaded files", state.node);
+                certroll::errln!("certroll-peer: node {}: reloaded files", state.node);
                 reply.loaded = Some(hashes);
             }
             Err(e) => {
-                eprintln!("certroll-peer: {e}; keeping the previous files");
+                certroll::errln!("certroll-peer: {e}; keeping the previous files");
                 reply.ok = false;
                 reply.error = Some(e.to_string());
                 reply.loaded = state.current().map(|m| m.hashes.clone());

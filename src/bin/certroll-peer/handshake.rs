@@ -79,7 +79,7 @@ pub fn serve(state: Arc<PeerState>, listener: TcpListener) -> io::Result<()> {
             match TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
                 Ok(l) => listening = Some(l),
                 Err(e) => {
-                    eprintln!(
+                    certroll::errln!(
                         "certroll-peer: node {}: failed to listen on {addr}: {e}",
                         state.node
                     );
@@ -96,7 +96,7 @@ pub fn serve(state: Arc<PeerState>, listener: TcpListener) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(POLL),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                eprintln!(
+                certroll::errln!(
                     "certroll-peer: node {}: failed to accept a connection: {e}",
                     state.node
                 );

@@ -137,7 +137,7 @@ fn cmd_run(args: RunArgs) -> u8 {
     match run::run(opts) {
         Ok(()) => EXIT_OK,
         Err(e) => {
-            eprintln!("certroll-peer: {e}");
+            certroll::errln!("certroll-peer: {e}");
             EXIT_REFUSED
         }
     }
@@ -146,15 +146,15 @@ fn cmd_run(args: RunArgs) -> u8 {
 /// Sends a command; on a transport failure prints the error and yields the exit code.
 fn ask(state_dir: &Path, command: Command) -> Result<Reply, u8> {
     control::request(state_dir, command).map_err(|e: ControlError| {
-        eprintln!("certroll-peer: {e}");
+        certroll::errln!("certroll-peer: {e}");
         EXIT_NO_PEER
     })
 }
 
 fn print_hashes(h: &material::Hashes) {
-    println!("bundle sha256 {}", h.bundle_sha256);
-    println!("cert   sha256 {}", h.cert_sha256);
-    println!("key    sha256 {}", h.key_sha256);
+    certroll::outln!("bundle sha256 {}", h.bundle_sha256);
+    certroll::outln!("cert   sha256 {}", h.cert_sha256);
+    certroll::outln!("key    sha256 {}", h.key_sha256);
 }
 
 fn cmd_reload(state_dir: &Path) -> u8 {
@@ -163,7 +163,7 @@ fn cmd_reload(state_dir: &Path) -> u8 {
         Err(code) => return code,
     };
     if reply.ok {
-        println!("node {} reloaded its files", reply.node);
+        certroll::outln!("node {} reloaded its files", reply.node);
         if let Some(h) = &reply.loaded {
             print_hashes(h);
         }
@@ -175,7 +175,7 @@ fn cmd_reload(state_dir: &Path) -> u8 {
         } else {
             "still serves nothing"
         };
-        eprintln!(
+        certroll::errln!(
             "certroll-peer: reload refused: {error}; node {} {still}",
             reply.node
         );
@@ -189,14 +189,14 @@ fn cmd_confirm(state_dir: &Path) -> u8 {
         Err(code) => return code,
     };
     if reply.ok {
-        println!("node {} serves the files on disk", reply.node);
+        certroll::outln!("node {} serves the files on disk", reply.node);
         if let Some(h) = reply.confirmation.as_ref().and_then(|c| c.loaded.as_ref()) {
             print_hashes(h);
         }
         EXIT_OK
     } else {
         let error = reply.error.as_deref().unwrap_or("no reason given");
-        eprintln!("certroll-peer: not confirmed: {error}");
+        certroll::errln!("certroll-peer: not confirmed: {error}");
         EXIT_REFUSED
     }
 }
@@ -207,7 +207,7 @@ fn cmd_stats(state_dir: &Path, json: bool) -> u8 {
             stats: Some(stats), ..
         }) => stats,
         Ok(_) => {
-            eprintln!(
+            certroll::errln!(
                 "certroll-peer: the peer at {} sent no stats",
                 state_dir.display()
             );
@@ -215,20 +215,22 @@ fn cmd_stats(state_dir: &Path, json: bool) -> u8 {
         }
         Err(e) => match read_stats_file(state_dir) {
             Some(stats) => {
-                eprintln!("certroll-peer: {e}; showing the last stats written");
+                certroll::errln!("certroll-peer: {e}; showing the last stats written");
                 stats
             }
             None => {
-                eprintln!("certroll-peer: {e}");
+                certroll::errln!("certroll-peer: {e}");
                 return EXIT_NO_PEER;
             }
         },
     };
     if json {
         match serde_json::to_string_pretty(&stats) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => {
+                certroll::outln!("{text}");
+            }
             Err(e) => {
-                eprintln!(
+                certroll::errln!(
                     "certroll-peer: failed to render stats of node {}: {e}",
                     stats.node
                 );
@@ -236,7 +238,7 @@ fn cmd_stats(state_dir: &Path, json: bool) -> u8 {
             }
         }
     } else {
-        print!("{}", stats::render(&stats));
+        certroll::out!("{}", stats::render(&stats));
     }
     EXIT_OK
 }
@@ -255,7 +257,7 @@ fn cmd_stop(state_dir: &Path) -> u8 {
     let deadline = Instant::now() + Duration::from_secs(10);
     while socket.exists() {
         if Instant::now() > deadline {
-            eprintln!(
+            certroll::errln!(
                 "certroll-peer: node {} did not finish stopping within 10 s (socket {} still present)",
                 reply.node,
                 socket.display()
@@ -264,6 +266,6 @@ fn cmd_stop(state_dir: &Path) -> u8 {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("node {} stopped", reply.node);
+    certroll::outln!("node {} stopped", reply.node);
     EXIT_OK
 }

@@ -98,7 +98,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         let result = control::serve(st.clone(), ctl);
         log_io(&st, "serve the control socket", result)
     });
-    eprintln!(
+    certroll::errln!(
         "certroll-peer: node {node}: running, control socket {}",
         ctl_path.display()
     );
@@ -119,7 +119,7 @@ type Workers = Vec<(&'static str, JoinHandle<()>)>;
 /// client threads.
 fn start_workers(state: &Arc<PeerState>, opts: RunOptions) -> Result<Workers, RunError> {
     if let Err(e) = state.reload() {
-        eprintln!("certroll-peer: {e}; serving nothing until a reload succeeds");
+        certroll::errln!("certroll-peer: {e}; serving nothing until a reload succeeds");
     }
     let tcp = match opts.listen {
         Some(addr) => Some(bind_tcp(state, addr)?),
@@ -172,7 +172,7 @@ fn bind_tcp(state: &PeerState, addr: SocketAddr) -> Result<TcpListener, RunError
     let listener = bind_retrying(addr).map_err(listen_err)?;
     let bound = listener.local_addr().map_err(listen_err)?;
     state.register_server(bound.to_string());
-    eprintln!("certroll-peer: node {}: listening on {bound}", state.node);
+    certroll::errln!("certroll-peer: node {}: listening on {bound}", state.node);
     Ok(listener)
 }
 
@@ -199,7 +199,7 @@ fn bind_retrying(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 fn log_io(state: &PeerState, action: &str, result: std::io::Result<()>) {
     if let Err(e) = result {
-        eprintln!(
+        certroll::errln!(
             "certroll-peer: node {}: failed to {action}: {e}",
             state.node
         );
@@ -213,7 +213,7 @@ fn stats_loop(state: &PeerState, path: &Path) {
     while !state.stopping() {
         thread::sleep(STATS_PERIOD);
         if let Err(e) = write_stats(state, path) {
-            eprintln!("certroll-peer: {e}");
+            certroll::errln!("certroll-peer: {e}");
         }
     }
 }
