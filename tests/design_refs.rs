@@ -1,6 +1,7 @@
-//! Source comments point at the design of record, docs/design.md, by its anchors (issue 20,
-//! item 15: they used to cite sections of a design brief that is not in the repository).
-//! Every `docs/design.md#anchor` under src/ must name an `id` docs/design.md defines.
+//! Source comments point at the design of record, docs/design.md, by its anchors (they used
+//! to cite sections of a design brief that is not in the repository). Every
+//! `docs/design.md#anchor` under src/ must name an `id` docs/design.md defines, and no
+//! `DESIGN §N` reference is left.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,11 @@ fn design_references_in_src_name_sections_of_docs_design() {
     let mut checked = 0;
     for file in rust_files(&Path::new(REPO).join("src")) {
         let text = std::fs::read_to_string(&file).expect("read a source file");
+        assert!(
+            !text.contains("DESIGN §"),
+            "{} still cites a section of a design brief that is not in the repository",
+            file.display()
+        );
         for (at, _) in text.match_indices("docs/design.md#") {
             let anchor: String = text[at + "docs/design.md#".len()..]
                 .chars()

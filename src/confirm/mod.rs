@@ -1,5 +1,5 @@
 //! certroll's own TLS confirm: after a node's reload, prove with a real handshake that
-//! its software took the change (DESIGN §7, "what a confirm must prove").
+//! its software took the change (docs/design.md#what-a-confirm-proves).
 //!
 //! For a node with `tls_address`, certroll connects to that address *from the node*
 //! (through its transport: an SSH direct-tcpip channel, or directly for a local node),

@@ -1,5 +1,5 @@
 //! How a node's files for one CA sit on disk, so that what its software reads together
-//! always belongs together (DESIGN §6).
+//! always belongs together (docs/design.md#safety).
 //!
 //! The real files live in versioned directories of one hidden *store* beside the
 //! certificate; the paths the software is configured with are symlinks through one
