@@ -72,21 +72,22 @@ at() {
 # the user and group with the rights of the directory another user controls.
 safe() {
   phys=$(cd -P -- "$1" 2>/dev/null && pwd -P) || { why="cannot enter $1"; wu=65534 wg=65534; return 1; }
-  d=$phys
-  while :; do
-    s=$(stat -c '%u %g %a' -- "${d:-/}") || { why="cannot read ${d:-/}"; wu=65534 wg=65534; return 1; }
-    u=${s%% *} a=${s##* } g=${s#* }; g=${g%% *}
+  # One stat for the directory and every one above it.
+  set -- "$phys"; d=$phys
+  while [ -n "$d" ]; do d=${d%/*}; set -- "$@" "${d:-/}"; done
+  s=$(stat -c '%u %g %a %n' -- "$@") || { why="cannot read a directory above $phys"; wu=65534 wg=65534; return 1; }
+  while IFS=' ' read -r u g a d; do
     if [ "$u" != 0 ] && [ "$u" != "$me" ]; then
-      why="${d:-/} belongs to uid $u"; wu=$u wg=$g; return 1
+      why="$d belongs to uid $u"; wu=$u wg=$g; return 1
     fi
     if [ $((0$a & 022)) -ne 0 ] && [ $((0$a & 01000)) -eq 0 ]; then
-      why="${d:-/} is writable by other users (mode $a)"; wu=65534 wg=65534
+      why="$d is writable by other users (mode $a)"; wu=65534 wg=65534
       [ $((0$a & 002)) -ne 0 ] || wg=$g
       return 1
     fi
-    [ -n "$d" ] || return 0
-    d=${d%/*}
-  done
+  done <<EOF
+$s
+EOF
 }
 
 # enter STORE FALLBACK CA NODE: cd into the node's store, making it if need be, only when
