@@ -79,21 +79,23 @@ fn copies_of_the_secret(places: &[&Path]) -> Vec<String> {
         .collect()
 }
 
-fn last_step() -> ApplyOptions<'static> {
-    ApplyOptions {
-        clean: true,
-        ..ApplyOptions::default()
+/// The message of a pair swap on `n` that the node refuses.
+fn refusal(dir: &Path, n: &Node) -> String {
+    let t = LocalTransport::new(&n.name, dir);
+    let opts = ApplyOptions::default();
+    match apply(&t, n, "internal", "R1", &swap("CERT-B", "KEY-B"), &opts) {
+        Ok(_) => panic!("the swap on node {} was not refused", n.name),
+        Err(e) => e.to_string(),
     }
 }
 
-#[test]
-fn a_service_user_cannot_make_apply_copy_a_root_only_file_through_a_planted_store() {
-    assert!(runs_as_root(&node(Path::new("/"))), "this test needs root");
+/// The service user's attack with `key` as its version's key.pem: a trust-add, as the node's
+/// last step of a run, by root for a node whose files belong to `nobody`. Returns the node
+/// directory, its `tls`, the fallback store (removed at drop) and what the step did.
+fn attack(key: &dyn Fn(&Path, &Path)) -> (tempfile::TempDir, PathBuf, Gone, Result<(), String>) {
     let dir = tempfile::tempdir().unwrap();
-    let tls = planted_store(dir.path(), &|key| {
-        fs::write(key, "KEY-A").unwrap();
-        chown(key, NOBODY);
-    });
+    let secret = dir.path().join("secret");
+    let tls = planted_store(dir.path(), &|k| key(k, &secret));
     let gone = Gone(fallback_store(&tls));
     let (t, mut n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
     n.files.owner = Some("nobody".into());
@@ -105,9 +107,29 @@ fn a_service_user_cannot_make_apply_copy_a_root_only_file_through_a_planted_stor
         &bundle_only("BUNDLE-NEW"),
         &last_step(),
     );
-    r.unwrap_or_else(|e| panic!("apply: {e}"));
     let copies = copies_of_the_secret(&[dir.path(), &gone.0]);
-    assert!(copies.is_empty(), "the secret was copied to {copies:?}");
+    assert!(
+        copies.is_empty(),
+        "the secret was copied to {copies:?} ({r:?})"
+    );
+    (dir, tls, gone, r.map(|_| ()).map_err(|e| e.to_string()))
+}
+
+fn last_step() -> ApplyOptions<'static> {
+    ApplyOptions {
+        clean: true,
+        ..ApplyOptions::default()
+    }
+}
+
+#[test]
+fn a_service_user_cannot_make_apply_copy_a_root_only_file_through_a_planted_store() {
+    assert!(runs_as_root(&node(Path::new("/"))), "this test needs root");
+    let (_dir, tls, gone, r) = attack(&|key, _| {
+        fs::write(key, "KEY-A").unwrap();
+        chown(key, NOBODY);
+    });
+    r.unwrap_or_else(|e| panic!("apply: {e}"));
     // The store left the directory the service user controls, with the old one's keys.
     assert!(
         gone.0.join("current").is_symlink(),
@@ -128,26 +150,10 @@ fn a_service_user_cannot_make_apply_copy_a_root_only_file_through_a_planted_stor
 
 #[test]
 fn a_planted_link_to_a_root_only_file_is_read_with_the_service_users_rights_and_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    let tls = planted_store(dir.path(), &|key| symlink(&secret, key).unwrap());
-    let gone = Gone(fallback_store(&tls));
-    let (t, mut n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
-    n.files.owner = Some("nobody".into());
-    let err = apply(
-        &t,
-        &n,
-        "internal",
-        "R1",
-        &bundle_only("BUNDLE-NEW"),
-        &last_step(),
-    )
-    .unwrap_err()
-    .to_string();
+    let (_dir, _tls, _gone, r) = attack(&|key, secret| symlink(secret, key).unwrap());
+    let err = r.unwrap_err();
     assert!(err.contains("with the rights of uid 65534"), "{err}");
     assert!(err.contains("key.pem"), "{err}");
-    let copies = copies_of_the_secret(&[dir.path(), &gone.0]);
-    assert!(copies.is_empty(), "the secret was copied to {copies:?}");
 }
 
 #[test]
@@ -156,18 +162,9 @@ fn a_symlinked_store_is_refused_and_nothing_is_written_through_it() {
     let target = dir.path().join("root-only");
     fs::create_dir(&target).unwrap();
     plain_files(dir.path(), "A");
-    let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
     symlink(&target, dir.path().join("tls/.certroll-internal")).unwrap();
-    let err = apply(
-        &t,
-        &n,
-        "internal",
-        "R1",
-        &swap("CERT-B", "KEY-B"),
-        &ApplyOptions::default(),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("symbolic link"), "{err}");
+    let err = refusal(dir.path(), &node(dir.path()));
+    assert!(err.contains("symbolic link"), "{err}");
     assert!(names(&target).is_empty(), "{:?}", names(&target));
     assert_eq!(pair(dir.path()).as_deref(), Some("A"));
 }
@@ -185,8 +182,8 @@ fn two_nodes_that_share_one_directory_through_a_symlink_are_refused() {
     nc.name = "c".into();
     let opts = ApplyOptions::default();
     apply(&t, &nb, "internal", "R1", &swap("CERT-B2", "KEY-B2"), &opts).unwrap();
-    let err = apply(&t, &nc, "internal", "R1", &swap("CERT-C", "KEY-C"), &opts).unwrap_err();
-    assert!(err.to_string().contains("belongs to node b"), "{err}");
+    let err = refusal(dir.path(), &nc);
+    assert!(err.contains("belongs to node b"), "{err}");
     assert_eq!(
         pair(&b).as_deref(),
         Some("B2"),
@@ -201,18 +198,9 @@ fn a_store_directory_another_user_controls_is_refused_with_the_fix() {
     let shared = dir.path().join("shared");
     fs::create_dir(&shared).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
-    let (t, mut n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
+    let mut n = node(dir.path());
     n.files.store_dir = Some(shared.display().to_string());
-    let err = apply(
-        &t,
-        &n,
-        "internal",
-        "R1",
-        &swap("CERT-B", "KEY-B"),
-        &ApplyOptions::default(),
-    )
-    .unwrap_err();
-    let msg = err.to_string();
+    let msg = refusal(dir.path(), &n);
     assert!(msg.contains("writable by other users"), "{msg}");
     assert!(msg.contains("set store_dir"), "{msg}");
     assert!(names(&shared).is_empty());
