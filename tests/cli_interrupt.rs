@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::hostile_tls::{self, Behaviour, Tls, TlsServer};
+use support::hostile_tls::{self, TlsServer};
 
 /// A reload that never ends by itself and leaves a background child: both write their
 /// PIDs (the shell first) so the test can check that they are gone.
@@ -87,6 +87,18 @@ fn wait_bounded(mut child: Child, limit: Duration) -> (Option<i32>, String) {
     }
 }
 
+/// Sends `signal` to `child`, then waits for it (at most 120 s): when the signal went, the
+/// exit code and the output.
+fn signal_and_wait(child: std::process::Child, signal: &str) -> (Instant, (Option<i32>, String)) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let start = Instant::now();
+    (start, wait_bounded(child, Duration::from_secs(120)))
+}
+
 /// Starts `apply`, waits until a reload runs, sends `signal`; returns exit code and output.
 fn interrupt_a_reload(dir: &Path, signal: &str) -> (Option<i32>, String) {
     write_inventory(dir, HANGING_RELOAD);
@@ -96,13 +108,7 @@ fn interrupt_a_reload(dir: &Path, signal: &str) -> (Option<i32>, String) {
         assert!(Instant::now() < deadline, "no reload started");
         thread::sleep(Duration::from_millis(50));
     }
-    let sent = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let start = Instant::now();
-    let result = wait_bounded(child, Duration::from_secs(120));
+    let (start, result) = signal_and_wait(child, signal);
     // The reload sleeps 300 s: returning long before proves it was not waited for.
     assert!(start.elapsed() < Duration::from_secs(60), "{}", result.1);
     result
@@ -195,13 +201,7 @@ fn sigint_during_a_live_probe_kills_it_and_exits_130() {
         assert!(Instant::now() < deadline, "no probe started");
         thread::sleep(Duration::from_millis(50));
     }
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let start = Instant::now();
-    let (code, out) = wait_bounded(child, Duration::from_secs(120));
+    let (start, (code, out)) = signal_and_wait(child, "-INT");
     assert!(start.elapsed() < Duration::from_secs(60), "{out}");
     assert_eq!(code, Some(130), "{out}");
     for pid in pids(dir.path()) {
@@ -220,7 +220,7 @@ fn sigint_during_a_live_probe_kills_it_and_exits_130() {
 fn sigint_during_a_tls_confirm_held_by_a_dripping_server_ends_it_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = hostile_tls::node_dir(dir.path(), "db");
-    let server = TlsServer::start(&db, Tls::V13, Behaviour::Drip(Duration::from_secs(2)));
+    let server = TlsServer::dripping(&db);
     hostile_tls::write_inventory(dir.path(), Some(server.port), "5m");
     let child = certroll(dir.path(), &["apply", "--yes"]).spawn().unwrap();
     // db's install step is in its TLS confirm once the server has a connection.
@@ -230,13 +230,7 @@ fn sigint_during_a_tls_confirm_held_by_a_dripping_server_ends_it_at_once() {
         thread::sleep(Duration::from_millis(50));
     }
     thread::sleep(Duration::from_millis(500));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let start = Instant::now();
-    let (code, out) = wait_bounded(child, Duration::from_secs(120));
+    let (start, (code, out)) = signal_and_wait(child, "-INT");
     // One read slice of the handshake (200 ms) and the run's wind-down, on a loaded machine.
     assert!(
         start.elapsed() < Duration::from_secs(3),

@@ -233,11 +233,7 @@ const MARGIN: Duration = Duration::from_secs(3);
 #[test]
 fn verify_live_probe_timeout_bounds_the_whole_handshake_of_a_dripping_server() {
     let dir = bootstrapped();
-    let server = TlsServer::start(
-        &node_dir(dir.path(), "db"),
-        Tls::V13,
-        Behaviour::Drip(Duration::from_secs(2)),
-    );
+    let server = TlsServer::dripping(&node_dir(dir.path(), "db"));
     write_inventory(dir.path(), Some(server.port), "5s");
     let start = Instant::now();
     let run = certroll(dir.path(), &["verify", "--live", "--probe-timeout", "5s"]);
@@ -254,11 +250,7 @@ fn verify_live_probe_timeout_bounds_the_whole_handshake_of_a_dripping_server() {
 #[test]
 fn confirm_timeout_bounds_the_confirm_of_a_dripping_server() {
     let dir = bootstrapped();
-    let server = TlsServer::start(
-        &node_dir(dir.path(), "db"),
-        Tls::V13,
-        Behaviour::Drip(Duration::from_secs(2)),
-    );
+    let server = TlsServer::dripping(&node_dir(dir.path(), "db"));
     write_inventory(dir.path(), Some(server.port), "5s");
     // The rotation's first step on db confirms against the dripping server.
     let start = Instant::now();

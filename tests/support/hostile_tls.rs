@@ -77,6 +77,11 @@ pub struct TlsServer {
 }
 
 impl TlsServer {
+    /// A TLS 1.3 server for `node_dir` that drips one byte every 2 s (at most 60 bytes).
+    pub fn dripping(node_dir: &Path) -> TlsServer {
+        TlsServer::start(node_dir, Tls::V13, Behaviour::Drip(Duration::from_secs(2)))
+    }
+
     /// Serves the files of the node directory `node_dir` (`cert.pem`, `key.pem`,
     /// `ca.pem`) over `tls` with `behaviour`.
     pub fn start(node_dir: &Path, tls: Tls, behaviour: Behaviour) -> TlsServer {

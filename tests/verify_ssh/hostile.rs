@@ -59,11 +59,7 @@ fn fifo_dev_zero_and_huge_node_files_are_findings_not_hangs() {
 fn verify_live_through_ssh_ends_a_dripping_handshake_at_the_probe_timeout() {
     let f = FleetSpec::standard().bootstrap();
     let dir = |node: &str| f.path(node, TlsFile::Cert).parent().unwrap().to_path_buf();
-    let drip = TlsServer::start(
-        &dir("db1"),
-        Tls::V13,
-        Behaviour::Drip(Duration::from_secs(2)),
-    );
+    let drip = TlsServer::dripping(&dir("db1"));
     let garbage = TlsServer::start(&dir("app1"), Tls::V12, Behaviour::GarbageSignature);
     // Names only the nodes resolve: the handshakes go through their SSH sessions.
     let text = std::fs::read_to_string(&f.inventory).unwrap();
