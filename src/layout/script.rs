@@ -107,7 +107,8 @@ enter() {
     h=$(printf '%.16s' "$h")
     legacy=$store
     [ -d "$fb" ] || { out=$(umask 022 && mkdir -p -- "$fb" 2>&1) || fail 10 "${out:-cannot create $fb}"; }
-    safe "$fb" || fail 16 "cannot keep the store of $store safe: $why, and so is the store directory $fb: $why"
+    first=$why
+    safe "$fb" || fail 16 "cannot keep the store of $store safe: $first, and the store directory $fb is not safe either: $why"
     store=${phys%/}/$ca-$h
   else
     fail 16 "the store $store is not safe: $why, so another user could swap it; set store_dir to a directory only $(id -un) and root can change"
