@@ -123,7 +123,7 @@ enter() {
   [ "${s% *}" = "$me" ] || fail 16 "the store $store belongs to uid ${s% *}, not to uid $me that writes it"
   [ $((0${s#* } & 022)) -eq 0 ] || fail 16 "the store $store is writable by other users (mode ${s#* })"
   if [ -f .node ] && [ ! -L .node ]; then
-    n=$(head -c 300 .node)
+    n=; read -r n < .node || :
     [ "$n" = "$node" ] || fail 16 "the store $store belongs to node $n, not to $node: two nodes share these files (a symbolic link between their directories?); if the node was renamed, write its new name into $store/.node"
   else
     rm -f .node; printf '%s\n' "$node" > .node || fail 10 "cannot write $store/.node"
@@ -141,12 +141,13 @@ lock() {
 unlock() { exec 9>&-; }
 claim() {
   lock
-  printf '%s\n' "$tag" > .owner.new && mv -f -- .owner.new .owner || fail 10 "cannot write $store/.owner"
+  printf '%s\n' "$tag" > .owner || fail 10 "cannot write $store/.owner"
   unlock
 }
 owned() {
   lock
-  [ "$(cat .owner 2>/dev/null)" = "$tag" ] || {
+  o=; read -r o < .owner 2>/dev/null || :
+  [ "$o" = "$tag" ] || {
     unlock
     fail 17 "a later certroll script took over $store (its run was resumed after this one was stopped): this one changes nothing more"
   }
@@ -209,37 +210,71 @@ migrate() {
   phase 3
 }
 
-# finish NAME XMODE DMODE: the new file's mode (XMODE; else that of the file it replaces,
-# where a key never keeps bits for other users; else DMODE) and the replaced file's owner
-# and group. The file was created 0600, so it never had more rights than its final ones.
-finish() {
-  f=$t/$1 ref=current/$1
+# refs: the mode and owner of each file of the current version (rm_NAME, ro_NAME for
+# NAME.pem), from one stat.
+refs() {
+  rm_bundle= rm_cert= rm_key= rm_proof= ro_bundle= ro_cert= ro_key= ro_proof=
+  set -- current/*.pem
+  [ -e "$1" ] || return 0
+  out=$(stat -c '%a %u:%g %n' -- "$@") || fail 10 "cannot read $store/current"
+  while read -r a o n; do
+    n=${n#current/}; n=${n%.pem}
+    case $n in bundle|cert|key|proof) eval "rm_$n=\$a ro_$n=\$o" ;; esac
+  done <<EOF
+$out
+EOF
+}
+
+# want NAME XMODE DMODE FRESH: the new file's mode (XMODE; else that of the file it
+# replaces, where a key never keeps bits for other users; else DMODE) and, for a FRESH
+# file, the replaced file's owner, queued as ARG=FILE entries of `chmods` and `chowns`.
+# Every file starts 0600 (umask 077; a carried one is copied without its mode), so it
+# never has more rights than its final ones; `settle` gives them, before the switch.
+want() {
+  eval "r=\$rm_${1%.pem} o=\$ro_${1%.pem}"
   if [ "$2" != - ]; then m=$2
-  elif [ -e "$ref" ]; then
-    m=$(stat -c %a -- "$ref") || fail 10 "cannot read $store/$ref"
-    [ "$3" != 600 ] || [ $((0$m & 07)) -eq 0 ] || m=600
+  elif [ -n "$r" ]; then
+    m=$r; [ "$3" != 600 ] || [ $((0$m & 07)) -eq 0 ] || m=600
   else m=$3; fi
-  run chmod -- "$m" "$f"
-  if [ -z "$owner$group" ] && [ -e "$ref" ]; then
-    if [ "$root" = 1 ]; then run chown --reference="$ref" -- "$f"
-    else chown --reference="$ref" -- "$f" 2>/dev/null || :; fi
+  [ "$m" = 600 ] || chmods="$chmods $m=$t/$1"
+  if [ -n "$4" ] && [ -z "$owner$group" ] && [ -n "$o" ] && [ "$o" != "$me:$me" ]; then
+    chowns="$chowns $o=$t/$1"
   fi
 }
 
+# batch PROGRAM ENTRIES: `PROGRAM ARG FILE...` once per distinct ARG of ARG=FILE entries.
+batch() {
+  prog=$1 todo=$2
+  set -f
+  while [ -n "$todo" ]; do
+    set -- $todo; x=${1%%=*} files= todo=
+    for e in "$@"; do
+      case $e in "$x="*) files="$files ${e#*=}" ;; *) todo="$todo $e" ;; esac
+    done
+    if [ "$prog" = chmod ] || [ "$root" = 1 ]; then run "$prog" -- "$x" $files
+    else "$prog" -- "$x" $files 2>/dev/null || :; fi
+  done
+  set +f
+}
+
 build() {
-  t=v-$tag
+  t=v-$tag chmods= chowns=
   trap 'rm -rf -- "$t"' EXIT
   run mkdir -m 0755 -- "$t"
+  refs
   # The new version carries the files the step keeps from the current one (regular files
-  # only, never followed), then gets the written ones, each created afresh.
+  # only, never followed, in one copy), then gets the written ones, each created afresh.
+  kept=
   while [ $# -ge 6 ]; do
-    if [ "$3" = k ] && { [ -e "current/$1" ] || [ -L "current/$1" ]; }; then
+    eval "r=\$rm_${1%.pem}"
+    if [ "$3" = k ] && [ -n "$r" ]; then
       [ -f "current/$1" ] && [ ! -L "current/$1" ] || fail 16 "$store/current/$1 is not a regular file"
-      run cp -P --preserve=ownership,timestamps -- "current/$1" "$t/$1"
-      finish "$1" "$5" "$6"
+      kept="$kept current/$1"
+      want "$1" "$5" "$6" ""
     fi
     shift 6
   done
+  [ -z "$kept" ] || run cp -P --preserve=ownership,timestamps -- $kept "$t/"
 }
 
 fill() {
@@ -255,24 +290,33 @@ fill() {
       cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
       run rm -rf -- "$4"
     fi
-    case $3 in w|n) written="$written $t/$1"; finish "$1" "$5" "$6" ;; esac
+    case $3 in w|n) written="$written $t/$1"; want "$1" "$5" "$6" fresh ;; esac
     shift 6
   done
   # The data ends with a marker line: a cut connection cannot pass for a short file.
   IFS= read -r end || end=
   [ "$end" = "$marker" ] || fail 12 "the file data arrived incomplete"
+  batch chmod "$chmods"
   if [ -n "$owner$group" ]; then
     who=$owner${group:+:$group}
     out=$(chown -- "$who" "$t"/* 2>&1) || fail 11 "cannot give the files owner $who (running as $(id -un)): $out"
-  elif [ "$root" != 1 ]; then
-    for r in current/*; do
-      [ -e "$r" ] && [ -e "$t/${r#current/}" ] || continue
-      a=$(stat -c %u:%g -- "$r") b=$(stat -c %u:%g -- "$t/${r#current/}")
-      [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/$r: running as $b"
-    done
+  else
+    batch chown "$chowns"
+    set -- "$t"/*
+    if [ "$root" != 1 ] && [ -e "$1" ]; then
+      out=$(stat -c '%u:%g %n' -- "$@") || fail 10 "cannot read $store/$t"
+      while read -r b n; do
+        n=${n#"$t"/}
+        eval "a=\$ro_${n%.pem}"
+        [ -z "$a" ] || [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/current/$n: running as $b"
+      done <<EOF
+$out
+EOF
+    fi
   fi
   [ -z "$written" ] || run sync -- $written
 }
+
 link_paths() {
   n=0
   while [ $# -ge 6 ]; do
