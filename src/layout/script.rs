@@ -50,7 +50,7 @@ pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
-me=$(id -u)
+me=
 fail() { c=$1; shift; printf 'certroll: %s\n' "$*" >&2; exit "$c"; }
 run() { out=$("$@" 2>&1) || fail 10 "${out:-$1 failed}"; }
 phase() {
@@ -68,15 +68,20 @@ at() {
 
 # safe DIR: DIR and every directory above it belong to root or to us, and no other user
 # can change them (a sticky directory such as /tmp counts: nobody else can rename or
-# remove what is ours in it). Sets phys (DIR's physical path); on failure, why, and wu/wg:
-# the user and group with the rights of the directory another user controls.
+# remove what is ours in it). One stat, from / down to DIR (and, the first time,
+# /proc/self/, whose owner is the user this script runs as: me). Sets phys (DIR's physical
+# path) and su/sa (DIR's owner and mode); on failure, why, bad (the directory at fault)
+# and wu/wg: the user and group with the rights of the directory another user controls.
 safe() {
+  bad=
   phys=$(cd -P -- "$1" 2>/dev/null && pwd -P) || { why="cannot enter $1"; wu=65534 wg=65534; return 1; }
-  # One stat for the directory and every one above it.
   set -- "$phys"; d=$phys
-  while [ -n "$d" ]; do d=${d%/*}; set -- "$@" "${d:-/}"; done
+  while [ -n "$d" ]; do d=${d%/*}; set -- "${d:-/}" "$@"; done
+  [ -n "$me" ] || set -- /proc/self/ "$@"
   s=$(stat -c '%u %g %a %n' -- "$@") || { why="cannot read a directory above $phys"; wu=65534 wg=65534; return 1; }
   while IFS=' ' read -r u g a d; do
+    if [ -z "$me" ]; then me=$u; continue; fi
+    su=$u sa=$a bad=$d
     if [ "$u" != 0 ] && [ "$u" != "$me" ]; then
       why="$d belongs to uid $u"; wu=$u wg=$g; return 1
     fi
@@ -88,6 +93,27 @@ safe() {
   done <<EOF
 $s
 EOF
+  bad=
+}
+
+# pick PATH: PATH may be the store: it (when it is a directory) and every directory above
+# it pass `safe`. Sets store (physical) and pdir (the physical directory above it); seen
+# when PATH itself was looked at. Fails when a directory above it is not safe; refuses a
+# store that is there but not certroll's alone.
+pick() {
+  seen=
+  if [ -d "$1" ] && [ ! -L "$1" ]; then
+    if safe "$1"; then
+      store=$phys seen=1 pdir=${phys%/*}; pdir=${pdir:-/}
+      return 0
+    fi
+    pdir=${phys%/*}; pdir=${pdir:-/}
+    [ "$bad" = "$phys" ] || return 1
+    fail 16 "the store $phys is not certroll's alone: $why"
+  fi
+  q=${1%/*}
+  safe "${q:-/}" || { pdir=$phys; return 1; }
+  pdir=$phys store=${phys%/}/${1##*/}
 }
 
 # enter STORE FALLBACK CA NODE: cd into the node's store, making it if need be, only when
@@ -100,28 +126,29 @@ enter() {
   if [ ! -d "$parent" ]; then
     out=$(umask 022 && mkdir -p -- "$parent" 2>&1) || fail 10 "${out:-cannot create $parent}"
   fi
-  if safe "$parent"; then
-    store=${phys%/}/${store##*/}
-  elif [ "$fb" != - ] && [ "$me" = 0 ]; then
-    h=$(printf '%s' "$phys" | sha256sum) || fail 10 "cannot hash $phys"
+  if ! pick "$store"; then
+    [ "$fb" != - ] && [ "$me" = 0 ] \
+      || fail 16 "the store $store is not safe: $why, so another user could swap it; set store_dir to a directory only $(id -un) and root can change"
+    first=$why legacy=$store
+    h=$(printf '%s' "$pdir" | sha256sum) || fail 10 "cannot hash $pdir"
     h=$(printf '%.16s' "$h")
-    legacy=$store
     [ -d "$fb" ] || { out=$(umask 022 && mkdir -p -- "$fb" 2>&1) || fail 10 "${out:-cannot create $fb}"; }
-    first=$why
-    safe "$fb" || fail 16 "cannot keep the store of $store safe: $first, and the store directory $fb is not safe either: $why"
-    store=${phys%/}/$ca-$h
-  else
-    fail 16 "the store $store is not safe: $why, so another user could swap it; set store_dir to a directory only $(id -un) and root can change"
+    pick "$fb/$ca-$h" \
+      || fail 16 "cannot keep the store of $legacy safe: $first, and the store directory $fb is not safe either: $why"
   fi
   [ ! -L "$store" ] || fail 16 "the store $store is a symbolic link: certroll never follows one there (someone else made it; remove it)"
   if [ ! -e "$store" ]; then
     out=$(umask 022 && mkdir -- "$store" 2>&1) || fail 10 "${out:-cannot create $store}"
+    su=$me sa=755 seen=1
   fi
   cd -P -- "$store" 2>/dev/null || fail 10 "cannot enter $store"
-  [ "$(pwd -P)" = "$store" ] || fail 16 "the store $store moved while certroll entered it"
-  s=$(stat -c '%u %a' .) || fail 10 "cannot read $store"
-  [ "${s% *}" = "$me" ] || fail 16 "the store $store belongs to uid ${s% *}, not to uid $me that writes it"
-  [ $((0${s#* } & 022)) -eq 0 ] || fail 16 "the store $store is writable by other users (mode ${s#* })"
+  [ "$PWD" = "$store" ] || fail 16 "the store $store moved while certroll entered it"
+  if [ -z "$seen" ]; then
+    s=$(stat -c '%u %a' .) || fail 10 "cannot read $store"
+    su=${s% *} sa=${s#* }
+  fi
+  [ "$su" = "$me" ] || fail 16 "the store $store belongs to uid $su, not to uid $me that writes it"
+  [ $((0$sa & 022)) -eq 0 ] || fail 16 "the store $store is writable by other users (mode $sa)"
   if [ -f .node ] && [ ! -L .node ]; then
     n=; read -r n < .node || :
     [ "$n" = "$node" ] || fail 16 "the store $store belongs to node $n, not to $node: two nodes share these files (a symbolic link between their directories?); if the node was renamed, write its new name into $store/.node"
@@ -139,10 +166,10 @@ lock() {
   flock -w 60 9 || fail 17 "another certroll script held $store for 60 s"
 }
 unlock() { exec 9>&-; }
+# A claim needs no lock: a script that reads the owner while it is written reads another
+# tag, and it was superseded indeed.
 claim() {
-  lock
   printf '%s\n' "$tag" > .owner || fail 10 "cannot write $store/.owner"
-  unlock
 }
 owned() {
   lock
