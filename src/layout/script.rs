@@ -252,21 +252,26 @@ $out
 EOF
 }
 
-# want NAME XMODE DMODE FRESH: the new file's mode (XMODE; else that of the file it
-# replaces, where a key never keeps bits for other users; else DMODE) and, for a FRESH
-# file, the replaced file's owner, queued as ARG=FILE entries of `chmods` and `chowns`.
-# Every file starts 0600 (umask 077; a carried one is copied without its mode), so it
-# never has more rights than its final ones; `settle` gives them, before the switch.
+# want NAME XMODE DMODE FRESH: m, the new file's mode (XMODE; else that of the file it
+# replaces, r, where a key never keeps bits for other users; else DMODE); for a FRESH file,
+# the replaced file's owner is queued as an ARG=FILE entry of `chowns`.
 want() {
   eval "r=\$rm_${1%.pem} o=\$ro_${1%.pem}"
   if [ "$2" != - ]; then m=$2
   elif [ -n "$r" ]; then
     m=$r; [ "$3" != 600 ] || [ $((0$m & 07)) -eq 0 ] || m=600
   else m=$3; fi
-  [ "$m" = 600 ] || chmods="$chmods $m=$t/$1"
   if [ -n "$4" ] && [ -z "$owner$group" ] && [ -n "$o" ] && [ "$o" != "$me:$me" ]; then
     chowns="$chowns $o=$t/$1"
   fi
+}
+
+# create NAME: a written file is created with its final mode m from its first byte (a
+# umask that leaves exactly m; a mode with bits a new file cannot get is set after).
+create() {
+  x=$((0777 & ~0$m))
+  umask "$((x >> 6 & 7))$((x >> 3 & 7))$((x & 7))"
+  [ $((0$m & 07111)) -eq 0 ] || chmods="$chmods $m=$t/$1"
 }
 
 # batch PROGRAM ENTRIES: `PROGRAM ARG FILE...` once per distinct ARG of ARG=FILE entries.
@@ -290,23 +295,28 @@ build() {
   run mkdir -m 0755 -- "$t"
   refs
   # The new version carries the files the step keeps from the current one (regular files
-  # only, never followed, in one copy), then gets the written ones, each created afresh.
-  kept=
+  # only, never followed): with their mode when it stays (cp gives group and others their
+  # bits only once the owner is set), else copied under umask 077 (0600) and then given
+  # the new one. Written files are created afresh.
+  same= other=
   while [ $# -ge 6 ]; do
     eval "r=\$rm_${1%.pem}"
     if [ "$3" = k ] && [ -n "$r" ]; then
       [ -f "current/$1" ] && [ ! -L "current/$1" ] || fail 16 "$store/current/$1 is not a regular file"
-      kept="$kept current/$1"
       want "$1" "$5" "$6" ""
+      if [ $((0$m)) -eq $((0$r)) ]; then same="$same current/$1"
+      else other="$other current/$1"; chmods="$chmods $m=$t/$1"; fi
     fi
     shift 6
   done
-  [ -z "$kept" ] || run cp -P --preserve=ownership,timestamps -- $kept "$t/"
+  [ -z "$same" ] || run cp -P --preserve=mode,ownership,timestamps -- $same "$t/"
+  [ -z "$other" ] || run cp -P --preserve=ownership,timestamps -- $other "$t/"
 }
 
 fill() {
   written=
   while [ $# -ge 6 ]; do
+    case $3 in w|n) written="$written $t/$1"; want "$1" "$5" "$6" fresh; create "$1" ;; esac
     if [ "$3" = w ]; then
       head -c "$4" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
     elif [ "$3" = n ]; then
@@ -317,7 +327,7 @@ fill() {
       cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
       run rm -rf -- "$4"
     fi
-    case $3 in w|n) written="$written $t/$1"; want "$1" "$5" "$6" fresh ;; esac
+    umask 077
     shift 6
   done
   # The data ends with a marker line: a cut connection cannot pass for a short file.
