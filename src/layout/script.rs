@@ -66,21 +66,33 @@ at() {
   if [ "${p%/*}" = "${store%/*}" ]; then l=${store##*/}/current/$1; else l=$store/current/$1; fi
 }
 
-# safe DIR: DIR and every directory above it belong to root or to us, and no other user
-# can change them (a sticky directory such as /tmp counts: nobody else can rename or
+# safe DIR [REFS]: DIR and every directory above it belong to root or to us, and no other
+# user can change them (a sticky directory such as /tmp counts: nobody else can rename or
 # remove what is ours in it). One stat, from / down to DIR (and, the first time,
-# /proc/self/, whose owner is the user this script runs as: me). Sets phys (DIR's physical
+# /proc/self/, whose owner is the user this script runs as: me; with REFS, DIR being a
+# store, the files of its current version too, for `refs`). Sets phys (DIR's physical
 # path) and su/sa (DIR's owner and mode); on failure, why, bad (the directory at fault)
 # and wu/wg: the user and group with the rights of the directory another user controls.
 safe() {
-  bad=
+  bad= looked=
   phys=$(cd -P -- "$1" 2>/dev/null && pwd -P) || { why="cannot enter $1"; wu=65534 wg=65534; return 1; }
+  withrefs=${2:-}
   set -- "$phys"; d=$phys
   while [ -n "$d" ]; do d=${d%/*}; set -- "${d:-/}" "$@"; done
   [ -n "$me" ] || set -- /proc/self/ "$@"
+  if [ -n "$withrefs" ]; then
+    for f in "$phys"/current/*.pem; do [ -e "$f" ] || [ -L "$f" ] || break; set -- "$@" "$f"; done
+  fi
   s=$(stat -c '%u %g %a %n' -- "$@") || { why="cannot read a directory above $phys"; wu=65534 wg=65534; return 1; }
+  [ -z "$withrefs" ] || { rm_bundle= rm_cert= rm_key= rm_proof= ro_bundle= ro_cert= ro_key= ro_proof=; looked=1; }
   while IFS=' ' read -r u g a d; do
     if [ -z "$me" ]; then me=$u; continue; fi
+    case $d in
+      "$phys"/current/*.pem)
+        n=${d##*/}; n=${n%.pem}
+        case $n in bundle|cert|key|proof) eval "rm_$n=\$a ro_$n=\$u:\$g" ;; esac
+        continue ;;
+    esac
     su=$u sa=$a bad=$d
     if [ "$u" != 0 ] && [ "$u" != "$me" ]; then
       why="$d belongs to uid $u"; wu=$u wg=$g; return 1
@@ -103,7 +115,7 @@ EOF
 pick() {
   seen=
   if [ -d "$1" ] && [ ! -L "$1" ]; then
-    if safe "$1"; then
+    if safe "$1" refs; then
       store=$phys seen=1 pdir=${phys%/*}; pdir=${pdir:-/}
       return 0
     fi
@@ -238,11 +250,12 @@ migrate() {
 }
 
 # refs: the mode and owner of each file of the current version (rm_NAME, ro_NAME for
-# NAME.pem), from one stat.
+# NAME.pem), from one stat, unless `enter` already read them with the store.
 refs() {
+  [ -z "$looked" ] || return 0
   rm_bundle= rm_cert= rm_key= rm_proof= ro_bundle= ro_cert= ro_key= ro_proof=
   set -- current/*.pem
-  [ -e "$1" ] || return 0
+  [ -e "$1" ] || [ -L "$1" ] || return 0
   out=$(stat -c '%a %u:%g %n' -- "$@") || fail 10 "cannot read $store/current"
   while read -r a o n; do
     n=${n#current/}; n=${n%.pem}
@@ -393,6 +406,7 @@ apply() {
     owned
     migrate "$@"
     unlock
+    looked=
   fi
   if [ ! -L "before-$rid" ]; then
     # A hard link to the `current` link itself: what it points at now, one process.
