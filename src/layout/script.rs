@@ -75,7 +75,11 @@ at() {
 # and wu/wg: the user and group with the rights of the directory another user controls.
 safe() {
   bad= looked=
-  phys=$(cd -P -- "$1" 2>/dev/null && pwd -P) || { why="cannot enter $1"; wu=65534 wg=65534; return 1; }
+  # cd -P sets PWD to the physical path; back to where the script was (no subshell).
+  here=$PWD
+  cd -P -- "$1" 2>/dev/null || { why="cannot enter $1"; wu=65534 wg=65534; phys=; return 1; }
+  phys=$PWD
+  cd -P -- "$here" || fail 10 "cannot return to $here"
   withrefs=${2:-}
   set -- "$phys"; d=$phys
   while [ -n "$d" ]; do d=${d%/*}; set -- "${d:-/}" "$@"; done
@@ -303,33 +307,56 @@ batch() {
 }
 
 build() {
-  t=v-$tag chmods= chowns=
+  t=v-$tag chmods= chowns= gone= same= other= slow=
   trap 'rm -rf -- "$t"' EXIT
-  run mkdir -m 0755 -- "$t"
   refs
-  # The new version carries the files the step keeps from the current one (regular files
-  # only, never followed): with their mode when it stays (cp gives group and others their
-  # bits only once the owner is set), else copied under umask 077 (0600) and then given
-  # the new one. Written files are created afresh.
-  same= other=
+  # The new version is a copy of the current one, in one cp that follows nothing (a link in
+  # it stays a link, refused below), modes and owners kept. A file the step writes is
+  # written into its copy only when the copy has exactly the new file's mode and belongs to
+  # the writing user; otherwise the copy goes and the file is created afresh, with its
+  # final mode from its first byte; removed files go. When a key's copy would give others
+  # more than its new mode does (a key every user could read), nothing is copied but the
+  # kept files, each with its new mode.
   while [ $# -ge 6 ]; do
     eval "r=\$rm_${1%.pem}"
-    if [ "$3" = k ] && [ -n "$r" ]; then
-      [ -f "current/$1" ] && [ ! -L "current/$1" ] || fail 16 "$store/current/$1 is not a regular file"
-      want "$1" "$5" "$6" ""
-      if [ $((0$m)) -eq $((0$r)) ]; then same="$same current/$1"
-      else other="$other current/$1"; chmods="$chmods $m=$t/$1"; fi
+    if [ -n "$r" ]; then
+      case $3 in k|w|n) want "$1" "$5" "$6" "" ;; esac
+      [ "$6" != 600 ] || [ $((0$r & ~0$m & 077)) -eq 0 ] || slow=1
+      case $3 in
+        k)
+          if [ $((0$m)) -eq $((0$r)) ]; then same="$same current/$1"
+          else other="$other current/$1"; chmods="$chmods $m=$t/$1"; fi ;;
+        w|n)
+          if [ $((0$m)) -ne $((0$r)) ] || [ "$o" != "$me:$me" ]; then gone="$gone $t/$1"; fi ;;
+        r) gone="$gone $t/$1" ;;
+      esac
     fi
     shift 6
   done
-  [ -z "$same" ] || run cp -P --preserve=mode,ownership,timestamps -- $same "$t/"
-  [ -z "$other" ] || run cp -P --preserve=ownership,timestamps -- $other "$t/"
+  if [ -z "$slow" ]; then
+    run cp -PR --preserve=mode,ownership,timestamps -- current/ "$t"
+    [ -z "$gone" ] || run rm -rf -- $gone
+  else
+    run mkdir -m 0755 -- "$t"
+    [ -z "$same" ] || run cp -P --preserve=mode,ownership,timestamps -- $same "$t/"
+    [ -z "$other" ] || run cp -P --preserve=ownership,timestamps -- $other "$t/"
+  fi
+  for f in $same $other; do
+    f=$t/${f#current/}
+    [ -f "$f" ] && [ ! -L "$f" ] || fail 16 "$store/current/${f#"$t"/} is not a regular file"
+  done
 }
 
 fill() {
   written=
   while [ $# -ge 6 ]; do
-    case $3 in w|n) written="$written $t/$1"; want "$1" "$5" "$6" fresh; create "$1" ;; esac
+    case $3 in
+      w|n)
+        written="$written $t/$1"
+        if [ -L "$t/$1" ] || [ ! -f "$t/$1" ]; then
+          rm -rf -- "$t/$1" 2>/dev/null; want "$1" "$5" "$6" fresh; create "$1"
+        fi ;;
+    esac
     if [ "$3" = w ]; then
       head -c "$4" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
     elif [ "$3" = n ]; then
