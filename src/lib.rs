@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bundles;
+pub mod chains;
 pub mod collect;
 pub mod commands;
 pub mod confirm;

@@ -5,7 +5,9 @@
 //! is made is a [`Leaves`]: here ([`ControlKeys`], also what the simulation uses for
 //! `key_source = "node"`, generating the key in memory) or on the node (the executor's). Bundles are
 //! composed around the certificates certroll does not manage ([`BundleBase`]); leaves
-//! of an intermediate CA are served with the intermediate.
+//! of an intermediate CA are served with the intermediate. The trust-prune of a
+//! cross-signed rotation also drops the cross certificate from the chain the node presents
+//! ([`NodeBase::chain`], [`crate::chains`]), keeping its leaf and key.
 
 use time::OffsetDateTime;
 
@@ -129,6 +131,33 @@ pub struct Generations<'a> {
     pub cross: Option<&'a str>,
 }
 
+/// What a step builds on from the node's current files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeBase {
+    /// The certificates of its bundle that certroll does not manage.
+    pub bundle: BundleBase,
+    /// Its certificate file as it is now, for a step that drops the cross certificate
+    /// from it ([`reads_chain`]); `None` when not read or missing.
+    pub chain: Option<Vec<u8>>,
+}
+
+impl From<BundleBase> for NodeBase {
+    fn from(bundle: BundleBase) -> Self {
+        NodeBase {
+            bundle,
+            chain: None,
+        }
+    }
+}
+
+/// Whether a step of `actions` under `chain` rewrites the node's chain from what it holds:
+/// the trust-prune of a cross-signed rotation drops the cross certificate (the node's
+/// verifiers all trust the new anchor by then), so the caller must read the node's
+/// certificate file into [`NodeBase::chain`].
+pub fn reads_chain(actions: &[Action], chain: ChainMode) -> bool {
+    chain == ChainMode::CrossSigned && actions.contains(&Action::TrustPrune)
+}
+
 /// A trust bundle: the generations' anchors' PEM, concatenated in order.
 pub fn bundle_pem(roots: &[&CaCert]) -> Vec<u8> {
     roots
@@ -148,20 +177,21 @@ fn chain_of(leaf_pem: &str, ca: &CaCert, extra: Option<&str>) -> Vec<u8> {
 }
 
 /// Sets the key file (its bytes, or the key waiting on the node) and the certificate file
-/// (the leaf followed by `ca`'s chain and `extra`) of `leaf`.
+/// (the leaf followed by `ca`'s chain and `extra`) of `leaf`; returns the chain written.
 fn set_leaf(
     set: &mut impl FnMut(FileKind, &str, Option<Vec<u8>>, Option<PendingKey>),
     paths: &NodePaths,
     leaf: LeafFiles,
     ca: &CaCert,
     extra: Option<&str>,
-) {
+) -> Vec<u8> {
     let chain_pem = chain_of(&leaf.cert_pem, ca, extra);
     match leaf.key {
         LeafKey::Pem(p) => set(FileKind::Key, &paths.key, Some(p.into_bytes()), None),
         LeafKey::OnNode(k) => set(FileKind::Key, &paths.key, None, Some(k)),
     }
-    set(FileKind::Cert, &paths.cert, Some(chain_pem), None);
+    set(FileKind::Cert, &paths.cert, Some(chain_pem.clone()), None);
+    chain_pem
 }
 
 /// Why the files of a step could not be made.
@@ -192,14 +222,14 @@ impl MaterialError {
 
 /// The file changes of `actions` on `node` for CA `spec`, in order, keys made here. Later
 /// changes to the same file replace earlier ones. Bundles keep the foreign certificates of
-/// `base`.
+/// `base`; a chain the step rewrites is `base`'s, or the one an earlier action wrote.
 pub fn changes_for(
     actions: &[Action],
     node: &Node,
     spec: &CaSpec,
     gens: Generations<'_>,
     chain: ChainMode,
-    base: &BundleBase,
+    base: &NodeBase,
     now: OffsetDateTime,
 ) -> Result<Vec<FileChange>, MaterialError> {
     changes_with(actions, node, spec, gens, chain, base, now, &ControlKeys)
@@ -213,7 +243,7 @@ pub fn changes_with(
     spec: &CaSpec,
     gens: Generations<'_>,
     chain: ChainMode,
-    base: &BundleBase,
+    base: &NodeBase,
     now: OffsetDateTime,
     leaves: &dyn Leaves,
 ) -> Result<Vec<FileChange>, MaterialError> {
@@ -235,6 +265,8 @@ pub fn changes_with(
         })
     };
     let leaf = |ca: &CaCert| leaves.leaf(spec, ca, node, now);
+    // The chain the node presents at this point of the step.
+    let mut presented = base.chain.clone();
     for &action in actions {
         match action {
             Action::Install | Action::Renew | Action::LeafRestore => {
@@ -242,18 +274,24 @@ pub fn changes_with(
                     set(
                         FileKind::TrustBundle,
                         &paths.trust_bundle,
-                        Some(base.compose(&[gens.current.anchor()])),
+                        Some(base.bundle.compose(&[gens.current.anchor()])),
                         None,
                     );
                 }
-                set_leaf(&mut set, &paths, leaf(gens.current)?, gens.current, None);
+                presented = Some(set_leaf(
+                    &mut set,
+                    &paths,
+                    leaf(gens.current)?,
+                    gens.current,
+                    None,
+                ));
             }
             Action::TrustAdd | Action::TrustRestore => {
                 let n = next(action)?;
                 set(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
-                    Some(base.compose(&[gens.current.anchor(), n.anchor()])),
+                    Some(base.bundle.compose(&[gens.current.anchor(), n.anchor()])),
                     None,
                 );
                 if let (Some(p), Some(cross)) = (&paths.proof_cert, gens.cross) {
@@ -268,7 +306,7 @@ pub fn changes_with(
             Action::LeafSwap => {
                 let n = next(action)?;
                 let cross = gens.cross.filter(|_| chain == ChainMode::CrossSigned);
-                set_leaf(&mut set, &paths, leaf(n)?, n, cross);
+                presented = Some(set_leaf(&mut set, &paths, leaf(n)?, n, cross));
             }
             Action::TrustPrune | Action::TrustDropNew => {
                 let keep = if action == Action::TrustPrune {
@@ -279,14 +317,136 @@ pub fn changes_with(
                 set(
                     FileKind::TrustBundle,
                     &paths.trust_bundle,
-                    Some(base.compose(&[keep.anchor()])),
+                    Some(base.bundle.compose(&[keep.anchor()])),
                     None,
                 );
                 if let Some(p) = &paths.proof_cert {
                     set(FileKind::ProofCert, p, None, None);
                 }
+                // Every verifier of the node trusts the new anchor now (the prune's gate):
+                // the cross certificate has no use left, and the old generation retires
+                // when the rotation completes. The leaf and the key stay.
+                let cross = gens.cross.and_then(crate::chains::first_der);
+                if let (true, Some(cross), Some(now)) =
+                    (reads_chain(&[action], chain), cross, presented.as_deref())
+                {
+                    if let Some(trimmed) = crate::chains::without(now, &cross) {
+                        set(FileKind::Cert, &paths.cert, Some(trimmed.clone()), None);
+                        presented = Some(trimmed);
+                    }
+                }
             }
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::InventoryBuilder;
+    use crate::pki::{cross_sign, new_ca, parse_pem_certs};
+
+    fn data(changes: &[FileChange], path: &str) -> Option<Vec<u8>> {
+        changes
+            .iter()
+            .find(|c| c.path == path)
+            .and_then(|c| c.data.clone())
+    }
+
+    /// Issue 20, item 5: the trust-prune of a cross-signed rotation rewrites the chain
+    /// the leaf swap wrote as the leaf alone, and leaves the key (and the leaf) alone.
+    #[test]
+    fn a_cross_signed_prune_drops_the_cross_certificate_and_keeps_leaf_and_key() {
+        let inv = InventoryBuilder::new().link("lb1", "app1").build();
+        let (spec, node) = (&inv.cas[0], &inv.nodes[inv.node_id("app1").unwrap()]);
+        let now = OffsetDateTime::now_utc();
+        let (g1, g2) = (new_ca(spec, 1, now).unwrap(), new_ca(spec, 2, now).unwrap());
+        let cross = cross_sign(spec, &g2, &g1, now).unwrap();
+        let gens = Generations {
+            current: &g1,
+            next: Some(&g2),
+            cross: Some(&cross),
+        };
+        let paths = node.paths(&spec.name);
+        let cross_signed = ChainMode::CrossSigned;
+        let none = NodeBase::default();
+        let swap = changes_for(
+            &[Action::LeafSwap],
+            node,
+            spec,
+            gens,
+            cross_signed,
+            &none,
+            now,
+        );
+        let swapped = data(&swap.unwrap(), &paths.cert).unwrap();
+        assert_eq!(parse_pem_certs(&swapped).unwrap().len(), 2, "[leaf, cross]");
+
+        let base = NodeBase {
+            chain: Some(swapped.clone()),
+            ..NodeBase::default()
+        };
+        let prune = changes_for(
+            &[Action::TrustPrune],
+            node,
+            spec,
+            gens,
+            cross_signed,
+            &base,
+            now,
+        )
+        .unwrap();
+        let trimmed = parse_pem_certs(&data(&prune, &paths.cert).unwrap()).unwrap();
+        assert_eq!(trimmed.len(), 1);
+        assert_eq!(trimmed[0].der, parse_pem_certs(&swapped).unwrap()[0].der);
+        assert!(prune.iter().all(|c| c.path != paths.key), "the key stays");
+
+        // Within one step too (a rollback's simulation starts from such a list).
+        let both = changes_for(
+            &[Action::LeafSwap, Action::TrustPrune],
+            node,
+            spec,
+            gens,
+            cross_signed,
+            &none,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            parse_pem_certs(&data(&both, &paths.cert).unwrap())
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // Plain chains carry no cross certificate: the prune writes the bundle only.
+        let plain = changes_for(
+            &[Action::TrustPrune],
+            node,
+            spec,
+            gens,
+            ChainMode::Plain,
+            &base,
+            now,
+        )
+        .unwrap();
+        assert!(plain.iter().all(|c| c.path != paths.cert));
+        // A chain without the cross certificate (a resumed prune) is not rewritten.
+        let done = NodeBase {
+            chain: data(&prune, &paths.cert),
+            ..NodeBase::default()
+        };
+        let again = changes_for(
+            &[Action::TrustPrune],
+            node,
+            spec,
+            gens,
+            cross_signed,
+            &done,
+            now,
+        )
+        .unwrap();
+        assert!(again.iter().all(|c| c.path != paths.cert));
+    }
 }

@@ -382,3 +382,79 @@ fn apply_writes_its_outcome_to_stdout_and_its_progress_to_stderr() {
             .unwrap_or_else(|e| panic!("stdout holds only JSON events ({e}): {line}"));
     }
 }
+
+/// The chains a node served, one per reload, from the log its reload command keeps.
+fn served_chains(fleet: &Fleet, node: &str) -> Vec<Vec<certroll::pki::CertInfo>> {
+    String::from_utf8_lossy(&fleet.file(node, "served.log"))
+        .split("reload\n")
+        .filter(|chain| !chain.trim().is_empty())
+        .map(|chain| certroll::pki::parse_pem_certs(chain.as_bytes()).expect("a served chain"))
+        .collect()
+}
+
+/// Issue 20, item 5: a cross-signed rotation ended with every `cert.pem` still carrying
+/// `[leaf, cross(G2←G1)]` after G1 was archived. The node's prune now drops the cross
+/// certificate, and keeps the leaf and key the leaf swap installed.
+#[test]
+fn a_completed_cross_signed_rotation_leaves_no_cross_certificate_in_any_chain() {
+    let fleet = Fleet::new("90d", "30d");
+    // Every reload records the chain the node serves from then on, and its key's checksum.
+    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
+    let inv = inv.replace(
+        "reload = \"touch nodes/{node}/reloaded\"",
+        "reload = \"echo reload >> nodes/{node}/served.log && cat nodes/{node}/cert.pem >> nodes/{node}/served.log \
+         && cksum < nodes/{node}/key.pem >> nodes/{node}/keys.log && touch nodes/{node}/reloaded\"",
+    );
+    std::fs::write(fleet.inventory(), inv).unwrap();
+    ok(fleet.run(&["apply", "--yes"]));
+    for node in ["lb", "app", "db"] {
+        for log in ["served.log", "keys.log"] {
+            std::fs::remove_file(fleet.dir.path().join("nodes").join(node).join(log)).unwrap();
+        }
+    }
+    ok(fleet.run(&["plan", "--rotate", "--chain", "cross-signed", "--check"]));
+    ok(fleet.run(&["apply", "--rotate", "--chain", "cross-signed", "--yes"]));
+
+    let g2 = fleet.state().join(".certroll/ca/internal/g2");
+    let cross = certroll::pki::parse_pem_certs(&std::fs::read(g2.join("cross.pem")).unwrap())
+        .unwrap()
+        .remove(0);
+    for node in ["lb", "app", "db"] {
+        let chain = certroll::pki::parse_pem_certs(&fleet.file(node, "cert.pem")).unwrap();
+        assert_eq!(
+            chain.len(),
+            1,
+            "node {node} must present its leaf alone once G1 is retired, not {:?}",
+            chain.iter().map(|c| &c.subject).collect::<Vec<_>>()
+        );
+        let served = served_chains(&fleet, node);
+        let with_cross = served
+            .iter()
+            .position(|c| c.len() == 2 && c[1].der == cross.der)
+            .unwrap_or_else(|| panic!("node {node} never served [leaf, cross]: {served:?}"));
+        let last = served.last().unwrap();
+        assert_eq!(
+            last.len(),
+            1,
+            "node {node}'s last reload serves the leaf alone"
+        );
+        assert_eq!(
+            last[0].der, served[with_cross][0].der,
+            "node {node}: dropping the cross certificate keeps the leaf"
+        );
+        assert_eq!(last[0].der, chain[0].der);
+        let keys = String::from_utf8_lossy(&fleet.file(node, "keys.log")).into_owned();
+        let keys: Vec<&str> = keys.lines().collect();
+        assert_eq!(
+            keys.get(with_cross),
+            keys.last(),
+            "node {node}: dropping the cross certificate keeps the key: {keys:?}"
+        );
+    }
+    let out = ok(fleet.run(&["verify", "--format", "json"]));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("retired-cross-certificate"),
+        "{}",
+        show(&out)
+    );
+}

@@ -1,6 +1,8 @@
 //! The real work of a step on a fleet: make the files with [`crate::materials`], send them
 //! through the node's transport, reload, confirm. A bundle is composed from the node's
-//! current one, so the certificates certroll does not manage stay ([`crate::bundles`]).
+//! current one, so the certificates certroll does not manage stay ([`crate::bundles`]); the
+//! trust-prune of a cross-signed rotation reads the node's chain to drop the cross
+//! certificate from it ([`crate::chains`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +18,9 @@ use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
 use crate::inventory::KeySource;
 use crate::inventory::{BundleForeign, CaId, Inventory, Node, NodeId};
 use crate::layout::{self, LayoutError};
-use crate::materials::{changes_with, ControlKeys, Generations, Leaves, MaterialError};
+use crate::materials::{
+    changes_with, reads_chain, ControlKeys, Generations, Leaves, MaterialError, NodeBase,
+};
 use crate::pki::CaCert;
 use crate::plan::{ChainMode, Plan, Step, StepId};
 use crate::transport::{Connector, Transport};
@@ -140,6 +144,17 @@ impl<'a> FleetWork<'a> {
         Ok(())
     }
 
+    /// What the step builds on from the node's files: the foreign certificates of its
+    /// bundle, and its chain when the step drops the cross certificate from it.
+    fn node_base(&self, step: &Step) -> Result<NodeBase, StepError> {
+        let mut base = NodeBase::from(self.bundle_base(step)?);
+        if reads_chain(&step.actions, self.chain) && self.material.cross.is_some() {
+            let paths = self.inv.nodes[step.node].paths(self.ca_name());
+            base.chain = self.transport(step)?.read_file(&paths.cert)?;
+        }
+        Ok(base)
+    }
+
     /// The foreign certificates of the node's current bundle (none with `bundle_foreign = "drop"`).
     fn bundle_base(&self, step: &Step) -> Result<BundleBase, StepError> {
         let spec = &self.inv.cas[self.ca];
@@ -216,7 +231,7 @@ impl StepWork for FleetWork<'_> {
             cross: self.material.cross.as_deref(),
         };
         let spec = &self.inv.cas[self.ca];
-        let base = self.bundle_base(step)?;
+        let base = self.node_base(step)?;
         let transport;
         let node_keys;
         let leaves: &dyn Leaves = match node.files.key_source {

@@ -70,6 +70,9 @@ impl PlanView<'_> {
                 format!("new key and leaf from {} + cross cert", self.nxt())
             }
             Action::LeafSwap => format!("new key and leaf from {}", self.nxt()),
+            Action::TrustPrune if self.plan.chain == ChainMode::CrossSigned => {
+                format!("bundle {{{}}}, leaf without cross cert", self.nxt())
+            }
             Action::TrustPrune => format!("bundle {{{}}}", self.nxt()),
             Action::TrustRestore if proof => {
                 format!("bundle {{{}, {}}} + proof-key cert", self.cur(), self.nxt())

@@ -4,7 +4,10 @@
 //! - `trust-add(n)` (only when n verifies someone): no prerequisite;
 //! - `leaf-swap(n)`: after `trust-add(p)` for every verifier p of n (plain chains only;
 //!   a cross-signed chain validates under the old anchor, which lifts this gate);
-//! - `trust-prune(n)`: after `leaf-swap(p)` for every subject p of n.
+//! - `trust-prune(n)`: after `leaf-swap(p)` for every subject p of n; with cross-signed
+//!   chains also after `trust-add(v)` for every verifier v of n, because the prune drops
+//!   the cross certificate from n's chain (plain chains get that order from n's own
+//!   leaf swap).
 //!
 //! Each node's own steps are also chained (add → swap → prune) so that one node is never
 //! changed by two steps at once. Step ids are assigned block by block so that every
@@ -140,6 +143,7 @@ fn phased(inv: &Inventory, ca: CaId, chain: ChainMode) -> Plan {
     for &n in &members {
         let mut after: Vec<StepId> = swap.get(n).into_iter().collect();
         after.extend(subjects[n].iter().filter_map(|&p| swap.get(p)));
+        after.extend(cross_drop_gates(chain, &verifiers[n], &subjects[n], &add));
         push(&mut steps, n, vec![Action::TrustPrune], after);
     }
     Plan {
@@ -196,6 +200,8 @@ fn ordered(inv: &Inventory, ca: CaId, chain: ChainMode) -> Result<Plan, PlanErro
     for &n in &order {
         let mut after: Vec<StepId> = visit.get(n).into_iter().collect();
         after.extend(subjects[n].iter().filter_map(|&p| visit.get(p)));
+        // Invariant: a verifier's visit holds its trust-add (it verifies n).
+        after.extend(cross_drop_gates(chain, &verifiers[n], &subjects[n], &visit));
         push(&mut steps, n, vec![Action::TrustPrune], after);
     }
     Ok(Plan {
@@ -209,6 +215,29 @@ fn ordered(inv: &Inventory, ca: CaId, chain: ChainMode) -> Result<Plan, PlanErro
         needs: Vec::new(),
         unrepaired: Vec::new(),
     })
+}
+
+/// The extra gates of `trust-prune(n)` under cross-signed chains: the prune drops the
+/// cross certificate from n's chain, so every verifier of n must trust the new anchor
+/// first — its step holding `trust-add` in `adds`. A verifier that is also a subject of n
+/// is left out: the prune already waits for its leaf swap, which comes after its
+/// trust-add. None under plain chains, where n's own leaf swap waited for them all.
+fn cross_drop_gates(
+    chain: ChainMode,
+    verifiers: &[NodeId],
+    subjects: &[NodeId],
+    adds: &Slots,
+) -> Vec<StepId> {
+    if chain == ChainMode::Plain {
+        return Vec::new();
+    }
+    let mut sorted = subjects.to_vec();
+    sorted.sort_unstable();
+    verifiers
+        .iter()
+        .filter(|v| sorted.binary_search(v).is_err())
+        .filter_map(|&v| adds.get(v))
+        .collect()
 }
 
 /// Node order for phased plans: by the wave of the node's leaf swap, then by name.

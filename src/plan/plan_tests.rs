@@ -111,6 +111,38 @@ fn cross_signed_lifts_the_leaf_gate_but_not_the_prune_gate() {
     );
 }
 
+/// Issue 20, item 5: the prune drops the cross certificate from the node's chain, so under
+/// cross-signed chains it also waits for every verifier's trust-add (the leaf swap no
+/// longer does). A verifier that is also a subject is covered by its leaf swap.
+#[test]
+fn a_cross_signed_prune_waits_for_every_verifier_to_trust_the_new_anchor() {
+    let inv = three_tier();
+    let plan = rotate(&inv, 0, Strategy::Phased, ChainMode::CrossSigned).unwrap();
+    let prune = step(&plan, &inv, "app1", Action::TrustPrune);
+    assert_eq!(
+        after(&plan, &inv, prune),
+        ["app1:leaf-swap", "db1:leaf-swap", "lb1:trust-add"]
+    );
+    // A pure server of a one-way link: its prune waits for its client's trust.
+    let inv = InventoryBuilder::new().link("lb1", "app1").build();
+    let plan = rotate(&inv, 0, Strategy::Phased, ChainMode::CrossSigned).unwrap();
+    let prune = step(&plan, &inv, "app1", Action::TrustPrune);
+    assert_eq!(
+        after(&plan, &inv, prune),
+        ["app1:leaf-swap", "lb1:trust-add"]
+    );
+    let ordered = rotate(&inv, 0, Strategy::Ordered, ChainMode::CrossSigned).unwrap();
+    let prune = step(&ordered, &inv, "app1", Action::TrustPrune);
+    assert_eq!(
+        after(&ordered, &inv, prune),
+        ["app1:leaf-swap", "lb1:trust-add+leaf-swap"]
+    );
+    // Plain chains are unchanged: the leaf swap already waited for the verifiers.
+    let plain = rotate(&inv, 0, Strategy::Phased, ChainMode::Plain).unwrap();
+    let prune = step(&plain, &inv, "app1", Action::TrustPrune);
+    assert_eq!(after(&plain, &inv, prune), ["app1:leaf-swap"]);
+}
+
 #[test]
 fn every_prerequisite_has_a_smaller_id_and_waves_grow() {
     let inv = three_tier();

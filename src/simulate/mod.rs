@@ -12,9 +12,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use time::OffsetDateTime;
 
-use crate::bundles::BundleBase;
 use crate::inventory::{Inventory, Link, NodeId};
-use crate::materials::{changes_for, MaterialError};
+use crate::materials::{changes_for, MaterialError, NodeBase};
 use crate::pki::PkiError;
 use crate::plan::{Mode, Plan, StepId};
 use crate::tls::{handshake, Endpoint, HandshakeError};
@@ -99,6 +98,9 @@ struct Prepared {
     may_start_down: bool,
     /// Per node, whether it starts on a new-generation leaf (a rollback must replace it).
     starts_swapped: Vec<bool>,
+    /// The cross certificate (DER): no chain may carry it once a rotation or a rollback
+    /// is over, when one of its two generations retires.
+    cross: Option<Vec<u8>>,
     /// Routine plans: per node, whether a link through it may stay down at the end (its
     /// bundle does not trust the current CA, or its needs are left alone).
     excused: Vec<bool>,
@@ -115,16 +117,23 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
         |c: Vec<crate::materials::FileChange>| c.into_iter().map(|c| (c.path, c.data)).collect();
 
     let bootstrap = plan.mode == Mode::Bootstrap;
-    let (mut initial, bases) = if bootstrap {
+    let (mut initial, mut bases) = if bootstrap {
         let none = vec![Files::new(); inv.nodes.len()];
-        (none, vec![BundleBase::default(); inv.nodes.len()])
+        (none, vec![NodeBase::default(); inv.nodes.len()])
     } else {
         initial_files(inv, plan, &cas, start, now)?
     };
+    let mut excused = vec![false; inv.nodes.len()];
+    let mut untrusting = vec![false; inv.nodes.len()];
+    if plan.mode == Mode::Renew {
+        (untrusting, excused) = routine::start(inv, plan, &cas.current, now, &mut initial)?;
+    }
     let mut changes = Vec::with_capacity(plan.steps.len());
+    // In id order: a node's own steps are chained, so each step sees the chain its node
+    // presents when it runs, whatever order the others take.
     for s in &plan.steps {
         let node = &inv.nodes[s.node];
-        changes.push(as_pairs(changes_for(
+        let step = changes_for(
             &s.actions,
             node,
             spec,
@@ -132,12 +141,12 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
             plan.chain,
             &bases[s.node],
             now,
-        )?));
-    }
-    let mut excused = vec![false; inv.nodes.len()];
-    let mut untrusting = vec![false; inv.nodes.len()];
-    if plan.mode == Mode::Renew {
-        (untrusting, excused) = routine::start(inv, plan, &cas.current, now, &mut initial)?;
+        )?;
+        let cert = node.paths(&spec.name).cert;
+        if let Some(c) = step.iter().find(|c| c.path == cert) {
+            bases[s.node].chain = c.data.clone();
+        }
+        changes.push(as_pairs(step));
     }
     let managed = cas.managed();
     let ca_name = &spec.name;
@@ -172,6 +181,7 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
         starts_swapped: (0..inv.nodes.len())
             .map(|n| start.rotated(n).contains(&crate::plan::Action::LeafSwap))
             .collect(),
+        cross: cas.cross.as_deref().and_then(crate::chains::first_der),
         excused,
         untrusting,
     })
@@ -457,7 +467,8 @@ impl Sim<'_> {
 
     /// After a rotation, every member trusts only the new root and presents a new leaf.
     /// After a rollback, every member trusts only the old anchor (and its foreign ones) and
-    /// no longer presents a new-generation leaf.
+    /// no longer presents a new-generation leaf. After either, no chain carries the cross
+    /// certificate.
     fn check_final(&self, files: &[Files]) -> Result<(), CheckError> {
         let rollback = self.plan.mode == Mode::Rollback;
         if self.plan.mode != Mode::Rotate && !rollback {
@@ -487,6 +498,19 @@ impl Sim<'_> {
                     node: node.name.clone(),
                     what,
                 });
+            }
+            let chain = files[n].get(&p.cert).map(|c| ders(c)).unwrap_or_default();
+            if let Some(cross) = &self.prepared.cross {
+                if chain.contains(cross) {
+                    return Err(CheckError::Incomplete {
+                        node: node.name.clone(),
+                        what: format!(
+                            "its chain {} still carries the cross certificate, which no \
+                             verifier needs once the run is over (one of its generations retires)",
+                            p.cert
+                        ),
+                    });
+                }
             }
             let must_change = !rollback || self.prepared.starts_swapped[n];
             if must_change && files[n].get(&p.cert) == self.prepared.initial[n].get(&p.cert) {

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::bundles::{managed_ders, BundleBase};
 use crate::inventory::{BundleForeign, CaSpec, Inventory, NodeId};
-use crate::materials::{changes_for, FileKind, Generations};
+use crate::materials::{changes_for, FileKind, Generations, NodeBase};
 use crate::pki::{cross_sign, issue_node_leaf, new_ca, new_intermediate, CaCert, PkiError};
 use crate::plan::{Action, Plan};
 
@@ -147,21 +147,22 @@ impl SimCas {
 /// Files of one node: path → bytes.
 pub(super) type Files = HashMap<String, Vec<u8>>;
 
-/// Every member's initial files, and the foreign base of its bundle.
+/// Every member's initial files, and what a step builds on from them (the foreign base of
+/// its bundle and the chain it presents).
 pub(super) fn initial_files(
     inv: &Inventory,
     plan: &Plan,
     cas: &SimCas,
     start: &Start,
     now: OffsetDateTime,
-) -> Result<(Vec<Files>, Vec<BundleBase>), CheckError> {
+) -> Result<(Vec<Files>, Vec<NodeBase>), CheckError> {
     let spec = &inv.cas[plan.ca];
     let keyed = Generations {
         current: &cas.current_keyed,
         ..cas.generations()
     };
     let mut files = vec![Files::new(); inv.nodes.len()];
-    let mut bases = vec![BundleBase::default(); inv.nodes.len()];
+    let mut bases = vec![NodeBase::default(); inv.nodes.len()];
     for n in inv.members(plan.ca) {
         let node = &inv.nodes[n];
         let paths = node.paths(&spec.name);
@@ -171,7 +172,7 @@ pub(super) fn initial_files(
             spec,
             keyed,
             plan.chain,
-            &BundleBase::default(),
+            &NodeBase::default(),
             now,
         )?;
         for c in install {
@@ -187,7 +188,7 @@ pub(super) fn initial_files(
                 spec,
                 keyed,
                 plan.chain,
-                &BundleBase::default(),
+                &NodeBase::default(),
                 now,
             )?;
             for c in rotated {
@@ -225,10 +226,11 @@ pub(super) fn initial_files(
             }
         }
         // The base the executor would read from the node: what it holds, minus the managed.
-        bases[n] = match (spec.bundle_foreign, files[n].get(&paths.trust_bundle)) {
+        bases[n].bundle = match (spec.bundle_foreign, files[n].get(&paths.trust_bundle)) {
             (BundleForeign::Keep, Some(b)) => BundleBase::from_current(b, &cas.managed()),
             _ => BundleBase::default(),
         };
+        bases[n].chain = files[n].get(&paths.cert).cloned();
     }
     Ok((files, bases))
 }

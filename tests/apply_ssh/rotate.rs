@@ -1,12 +1,13 @@
 //! Rollover to a new CA generation: phased, ordered (single visit) and cross-signed runs
 //! complete and leave every node on G2 alone, with G1 archived and no backup (no old key)
-//! left on the nodes;
+//! left on the nodes; a cross-signed run serves the cross certificate while it runs and no
+//! chain carries it at the end;
 //! the ordered strategy is refused, with the cycle, on a mutual link.
 
 use std::fs;
 
 use crate::support::cli::{openssl_verify, pem_subjects, Control, Run};
-use crate::support::inventory::{FleetInventory, BUNDLE, CERT, PROOF};
+use crate::support::inventory::{FleetInventory, BUNDLE, CERT, KEY, PROOF, RELOADED};
 use crate::support::Fleet;
 use crate::{
     assert_node_on, assert_verify_ok, ca_subject, journaled_steps, node_files, on_node,
@@ -186,27 +187,86 @@ fn ordered_rotation_on_an_acyclic_one_way_fleet_moves_every_node_to_g2() {
     }
 }
 
+/// Where each node's reload command records the chain it serves from then on.
+const SERVED: &str = "/srv/certroll-node/served.log";
+
+/// The chains a node served, one per reload, with the checksum of its key at that reload.
+fn served(fleet: &Fleet, node: &str) -> Vec<(Vec<certroll::pki::CertInfo>, String)> {
+    let log = fs::read_to_string(on_node(fleet, node, SERVED)).unwrap_or_default();
+    log.split("reload ")
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let (key, chain) = entry.split_once('\n').unwrap_or((entry, ""));
+            let chain = certroll::pki::parse_pem_certs(chain.as_bytes())
+                .unwrap_or_else(|e| panic!("node {node} served a chain that does not parse: {e}"));
+            (chain, key.trim().to_string())
+        })
+        .collect()
+}
+
+/// Issue 20, item 5: the run used to end with every chain still `[leaf, cross(G2←G1)]`
+/// after G1 was archived. The cross certificate is served while G1 is in use (a peer that
+/// trusts only G1 builds leaf → cross → G1), and each node's prune drops it, keeping the
+/// leaf and the key.
 #[test]
-fn cross_signed_rotation_serves_the_cross_certificate_and_ends_on_g2() {
+fn cross_signed_rotation_serves_the_cross_certificate_and_ends_on_g2_without_it() {
     let fleet = Fleet::start(&["lb1", "app1", "db1"]);
+    let reload = format!(
+        "printf 'reload %s\\n' \"$(cksum < {KEY})\" >> {SERVED} && cat {CERT} >> {SERVED} && touch {RELOADED}"
+    );
     let inv = FleetInventory::new(&fleet)
+        .default_key("reload", &reload)
         .link("lb1", "app1")
         .mutual_link("app1", "db1");
     let ctl = bootstrap_then_rotate(&fleet, &inv, &["--chain", "cross-signed"]);
     let status = ctl.status();
     assert_eq!(status["chain"], "cross-signed", "{status:#}");
+    let cross = ctl.ca_dir().join("g2/cross.pem");
+    let cross = &crate::support::cli::pem_certs(&cross)[0];
     for node in fleet.names() {
         let cert = on_node(&fleet, &node, CERT);
         let chain = pem_subjects(&cert);
         assert_eq!(
-            chain.get(1),
-            Some(&ca_subject(2)),
-            "node {node} serves [leaf, G2 cross-signed by G1]: {chain:?}"
+            chain.len(),
+            1,
+            "node {node} presents its leaf alone once G1 is retired: {chain:?}"
         );
-        // A peer that still trusts only G1 builds leaf → cross → G1.
-        if let Err(out) = openssl_verify(&ctl.archived_pem(1), &cert) {
-            panic!("node {node}'s chain does not reach G1 through the cross certificate:\n{out}");
+        if let Err(out) = openssl_verify(&ctl.ca_pem(2), &cert) {
+            panic!("node {node}'s leaf does not verify under G2 alone:\n{out}");
         }
+        let served = served(&fleet, &node);
+        let (bridged, key) = served
+            .iter()
+            .find(|(c, _)| c.len() == 2 && c[1].der == cross.der)
+            .unwrap_or_else(|| panic!("node {node} never served [leaf, cross]: {served:?}"));
+        assert_eq!(cross.subject, ca_subject(2));
+        assert_eq!(cross.issuer, ca_subject(1));
+        let (last, last_key) = served.last().expect("the node was reloaded");
+        assert_eq!(
+            last.len(),
+            1,
+            "node {node}'s last reload serves the leaf alone"
+        );
+        assert_eq!(
+            last[0].der, bridged[0].der,
+            "node {node}: dropping the cross certificate keeps the leaf"
+        );
+        assert_eq!(
+            last_key, key,
+            "node {node}: dropping the cross certificate keeps the key"
+        );
+    }
+    // A peer that still trusted only G1 built leaf → cross → G1 while the run lasted.
+    let bridged = ctl.dir.join("bridged.pem");
+    let lb1 = served(&fleet, "lb1");
+    let (chain, _) = lb1.iter().find(|(c, _)| c.len() == 2).expect("lb1 bridged");
+    let pem: String = chain
+        .iter()
+        .map(|c| certroll::pki::cert_pem(&c.der))
+        .collect();
+    fs::write(&bridged, pem).unwrap();
+    if let Err(out) = openssl_verify(&ctl.archived_pem(1), &bridged) {
+        panic!("lb1's chain did not reach G1 through the cross certificate:\n{out}");
     }
 }
 
