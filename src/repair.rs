@@ -123,6 +123,8 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
             "its group may read the key; set key_mode (e.g. \"0640\") if that is intended, or remove the group's access",
         ),
         LeafNotCurrent { .. } => Effect::Leaf(LeafNeed::Foreign),
+        // A fresh leaf from the current CA is served with the current chain alone.
+        RetiredCrossCertificate { .. } => Effect::Leaf(LeafNeed::Due),
         KeyInPublicFile { file, .. } => match file {
             FileKind::Cert => Effect::Leaf(LeafNeed::Due),
             FileKind::TrustBundle if only_current => Effect::BundleAndLeaf,

@@ -269,6 +269,67 @@ fn cross_signed_chain_bridges_an_early_leaf_swap() {
     assert_eq!(r.exit_code(), exit::VERIFY_OK, "{}", r.summary());
 }
 
+/// Issue 20, item 5: a fleet that completed a cross-signed rotation while the prune still
+/// left `[leaf, cross(G2←G1)]` in every chain verified OK. A chain that carries a cross
+/// certificate signed by an archived generation is a warning that names node and file.
+#[test]
+fn verify_reports_a_chain_that_still_carries_a_retired_cross_certificate() {
+    let f = Fleet::installed();
+    let g2 = f.begin_rotation();
+    let cross = f
+        .store
+        .cross(&f.inv.cas[0])
+        .unwrap()
+        .expect("cross certificate");
+    for n in ["lb1", "app1", "db1"] {
+        f.install(n, &[&g2], &g2);
+    }
+    let cert = f.path("app1", "cert.pem");
+    let mut chain = fs::read_to_string(&cert).unwrap();
+    chain.push_str(&cross);
+    fs::write(&cert, chain).unwrap();
+    // While the rotation runs, the cross certificate is in use: nothing to report.
+    assert_eq!(run(&f.args()).0, exit::VERIFY_OK);
+
+    f.store.finish_rotation(&f.inv.cas[0]).unwrap();
+    let (code, out) = run(&f.args());
+    assert_eq!(code, exit::VERIFY_WARNING, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON output parses");
+    let nodes = v["cas"][0]["nodes"].as_array().unwrap();
+    let app1 = nodes.iter().find(|n| n["node"] == "app1").unwrap();
+    let finding = app1["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "retired-cross-certificate")
+        .unwrap_or_else(|| panic!("no retired-cross-certificate finding on app1: {out}"));
+    assert_eq!(finding["severity"], "warning", "{finding}");
+    assert_eq!(
+        finding["path"],
+        cert.to_string_lossy().as_ref(),
+        "{finding}"
+    );
+    assert_eq!(finding["generation"], 1, "{finding}");
+    let others = nodes.iter().filter(|n| n["node"] != "app1");
+    for n in others {
+        assert_eq!(n["findings"], serde_json::json!([]), "{out}");
+    }
+
+    let (code, text) = run(&VerifyArgs {
+        format: Format::Text,
+        ..f.args()
+    });
+    assert_eq!(code, exit::VERIFY_WARNING, "{text}");
+    assert!(
+        text.contains(&format!(
+            "certificate chain {} on node app1",
+            cert.display()
+        )) && text.contains("archived generation G1"),
+        "{text}"
+    );
+    assert!(text.contains("1 retired cross certificate"), "{text}");
+}
+
 #[test]
 fn cron_wrapper_logs_mails_and_keeps_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();

@@ -113,6 +113,15 @@ pub enum Finding {
         path: String,
         mode: String,
     },
+    /// The chain still carries a cross certificate signed by an archived generation: it
+    /// bridged a rotation that is over, and no verifier needs it any more.
+    RetiredCrossCertificate {
+        path: String,
+        /// The cross certificate's subject (the generation it certified).
+        subject: String,
+        /// The archived generation that signed it.
+        generation: u32,
+    },
     /// During a rotation, a combination of bundle and leaf no correct plan produces.
     IrregularPhase {
         detail: String,
@@ -177,6 +186,7 @@ impl Finding {
             | StaleAnchor { .. }
             | MissingCurrentAnchor { .. }
             | LeafNotCurrent { .. }
+            | RetiredCrossCertificate { .. }
             | KeyMode { .. }
             | IrregularPhase { .. }
             | ProofMissing { .. }
@@ -207,6 +217,9 @@ impl Finding {
                 ("bundle without current CA", "bundles without current CA")
             }
             LeafNotCurrent { .. } => ("leaf from another CA", "leaves from another CA"),
+            RetiredCrossCertificate { .. } => {
+                ("retired cross certificate", "retired cross certificates")
+            }
             KeyMode { .. } => ("key file too open", "key files too open"),
             KeyInPublicFile { .. } => (
                 "private key in a public file",
@@ -315,6 +328,13 @@ impl Finding {
             LeafNotCurrent { issuer } => {
                 format!("leaf of node {node} was issued by {issuer}, not by the CA in use")
             }
+            RetiredCrossCertificate {
+                path,
+                subject,
+                generation,
+            } => format!(
+                "certificate chain {path} on node {node} still carries a cross certificate signed by archived generation G{generation} ({subject}); no verifier needs it: renew the leaf"
+            ),
             KeyMode { path, mode } => {
                 format!("private key {path} on node {node} has mode {mode}; it must be 0600")
             }

@@ -69,6 +69,7 @@ pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed)
         }),
         Some(c) => {
             parsed.leaf_gen = Some(check_leaf(cx, &c[0], &mut findings));
+            check_retired_cross(cx, &c, &mut findings);
             check_key(cx, files, Some(&c[0]), &mut findings);
             parsed.chain = c;
         }
@@ -233,6 +234,33 @@ fn check_leaf(cx: &NodeContext<'_>, leaf: &CertInfo, out: &mut Vec<Finding>) -> 
         });
     }
     label
+}
+
+/// Cross certificates of a retired generation in the chain: a certificate after the leaf
+/// that carries a generation's key without being that generation's own certificate (a
+/// cross certificate, new-with-old), signed by an archived generation. It bridged a
+/// rotation that is over; the prune of a cross-signed rotation drops it.
+fn check_retired_cross(cx: &NodeContext<'_>, chain: &[CertInfo], out: &mut Vec<Finding>) {
+    for c in chain.iter().skip(1) {
+        let Some(certified) = cx.known.anchor(c) else {
+            continue;
+        };
+        if certified.der == c.der {
+            continue; // the generation's own certificate (an intermediate's chain)
+        }
+        match cx.known.issuer_of(c) {
+            Some(signer)
+                if signer.label == Generation::Previous && signer.number != certified.number =>
+            {
+                out.push(Finding::RetiredCrossCertificate {
+                    path: cx.paths.cert.clone(),
+                    subject: c.subject.clone(),
+                    generation: signer.number,
+                });
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Whether SAN `have` covers name `want` (case-insensitive; `*.` covers one label).

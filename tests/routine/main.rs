@@ -180,10 +180,23 @@ pub fn finding_kinds(report: &serde_json::Value, node: &str) -> Vec<String> {
 /// `apply --yes` exits 0; verify is then OK and a second routine run has nothing to do.
 #[track_caller]
 pub fn converges(fleet: &Fleet, node: &str, kind: &str, action: &str, reason: &str) {
+    converges_from(fleet, 2, node, kind, action, reason);
+}
+
+/// [`converges`] from a verify that exits `before` (2 critical, 1 warning).
+#[track_caller]
+pub fn converges_from(
+    fleet: &Fleet,
+    before: i32,
+    node: &str,
+    kind: &str,
+    action: &str,
+    reason: &str,
+) {
     let (code, report) = verify_json(fleet);
     assert_eq!(
-        code, 2,
-        "verify must be critical before the repair: {report:#}"
+        code, before,
+        "verify must exit {before} before the repair: {report:#}"
     );
     assert!(
         finding_kinds(&report, node).iter().any(|k| k == kind),

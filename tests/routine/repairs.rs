@@ -3,7 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::{converges, ok, plan_json, show, stderr, stdout, verify_json, Fleet};
+use crate::{converges, converges_from, ok, plan_json, show, stderr, stdout, verify_json, Fleet};
 
 #[test]
 fn routine_apply_repairs_a_key_that_does_not_match_its_certificate() {
@@ -209,4 +209,29 @@ fn routine_apply_with_nothing_broken_still_has_nothing_to_do() {
     let fleet = Fleet::bootstrapped();
     let out = ok(fleet.run(&["apply", "--yes"]));
     assert!(stdout(&out).contains("nothing to do"), "{}", show(&out));
+}
+
+/// Issue 20, item 5: a fleet that completed a cross-signed rotation before the prune
+/// dropped the cross certificate still serves `[leaf, cross(G2←G1)]`. verify warns, and a
+/// routine run gives the node a fresh leaf, served without it.
+#[test]
+fn routine_apply_renews_a_leaf_that_still_carries_a_retired_cross_certificate() {
+    let fleet = Fleet::bootstrapped();
+    ok(fleet.run(&["apply", "--rotate", "--chain", "cross-signed", "--yes"]));
+    ok(fleet.run(&["verify"]));
+    let cross = std::fs::read(fleet.dir.path().join(".certroll/ca/internal/g2/cross.pem"))
+        .expect("the cross certificate of G2");
+    let mut chain = fleet.read("app", "cert.pem");
+    chain.extend_from_slice(&cross);
+    fleet.write("app", "cert.pem", chain);
+    converges_from(
+        &fleet,
+        1,
+        "app",
+        "retired-cross-certificate",
+        "renew",
+        "archived generation G1",
+    );
+    let served = certroll::pki::parse_pem_certs(&fleet.read("app", "cert.pem")).unwrap();
+    assert_eq!(served.len(), 1, "the fresh leaf is served alone");
 }
