@@ -2,8 +2,8 @@
 # Runs the whole test suite on a fresh machine with only Rust installed: installs what the
 # build needs (scripts/build-deps.sh) and what the tests need (sshd for the SSH fleet tests,
 # openssl as the second certificate validator, SoftHSM2 and opensc for PKCS#11 keys, sudo,
-# nginx, HAProxy, PostgreSQL 15, curl and psql for the real-software test), checks
-# formatting and clippy lints, then
+# nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB and Postfix for the real-software
+# test), checks formatting and clippy lints, then
 # cargo test --no-fail-fast (every test binary runs; the failures are listed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,11 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
 command -v psql >/dev/null || need_apt+=(postgresql-client-15)
 command -v curl >/dev/null || need_apt+=(curl)
+# Its STARTTLS tests (tests/real_software/starttls.rs) start private MariaDB and Postfix
+# instances on free ports in a temporary directory (mariadbd, mariadb-install-db and the
+# mariadb client come with mariadb-server).
+[ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null || need_apt+=(mariadb-server)
+[ -x /usr/sbin/postfix ] || need_apt+=(postfix)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: the build and the tests need ${need_apt[*]}; run as root or install them first (sudo apt-get install -y ${need_apt[*]})" >&2

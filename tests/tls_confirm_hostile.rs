@@ -8,70 +8,15 @@
 //! proves that the server holds the key. One deadline bounds each handshake, whatever the
 //! server sends.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::hostile_tls::{node_dir, write_inventory, Behaviour, Tls, TlsServer};
-use support::run::{self, Run};
+use support::hostile_tls::{
+    bootstrapped, certroll, db_failure, db_proofs, node_dir, write_inventory, Behaviour, Tls,
+    TlsServer,
+};
 
 const SIGNATURE_REFUSED: &str = "does not verify with the public key of the certificate it served";
-
-fn certroll(dir: &Path, args: &[&str]) -> Run {
-    run::certroll(&dir.join("certroll.toml"), args, |cmd| {
-        cmd.current_dir(dir).env_remove("CERTROLL_INVENTORY");
-    })
-}
-
-/// Bootstraps app and db with no `tls_address`.
-fn bootstrapped() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_inventory(dir.path(), None, "5s");
-    certroll(dir.path(), &["apply", "--yes"]).expect_code(0);
-    dir
-}
-
-fn journal(dir: &Path) -> Vec<serde_json::Value> {
-    let path = dir.join(".certroll").join("journal.jsonl");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a journal line"))
-        .collect()
-}
-
-/// The journal's `error` of db's failed step.
-fn db_failure(dir: &Path, run: &Run) -> String {
-    journal(dir)
-        .iter()
-        .find(|r| r["record"] == "step-failed" && r["node"] == "db")
-        .and_then(|r| r["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("no failed step of db in the journal\n{run}"))
-}
-
-/// The proofs journaled with db's done steps of the last run.
-fn db_proofs(dir: &Path) -> Vec<String> {
-    let records = journal(dir);
-    let last_run = records
-        .iter()
-        .rev()
-        .find(|r| r["record"] == "run-start")
-        .map(|r| r["run"].clone())
-        .expect("a run in the journal");
-    let of_last_run = |r: &&serde_json::Value| r["run"] == last_run;
-    let db_steps: Vec<&serde_json::Value> = records
-        .iter()
-        .filter(of_last_run)
-        .filter(|r| r["record"] == "step-start" && r["node"] == "db")
-        .map(|r| &r["step"])
-        .collect();
-    records
-        .iter()
-        .filter(of_last_run)
-        .filter(|r| r["record"] == "step-done" && db_steps.contains(&&r["step"]))
-        .map(|r| r["proof"].as_str().unwrap_or("<none>").to_string())
-        .collect()
-}
 
 #[test]
 fn confirm_refuses_a_server_whose_handshake_signature_is_garbage() {

@@ -19,10 +19,10 @@
 //! ([`Proof::KeyOnly`]). (A TLS 1.3 server sends its Finished before it sees the client's
 //! certificate, so the handshake completes on certroll's side.)
 //!
-//! The whole handshake, the PostgreSQL preamble and the closing included, ends by one
-//! deadline and at the first SIGINT or SIGTERM ([`super::deadline`]).
+//! The whole handshake, the `starttls` preamble ([`super::starttls`]) and the closing
+//! included, ends by one deadline and at the first SIGINT or SIGTERM ([`super::deadline`]).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -95,9 +95,6 @@ pub enum ObserveError {
     #[error("the TLS handshake was interrupted by {}", .0.name())]
     Interrupted(Signal),
 }
-
-/// PostgreSQL's SSLRequest: length 8, code 80877103.
-const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
 /// Runs the pre-TLS protocol, then a TLS handshake over `stream` for `server_name`, and
 /// returns what the server showed and proved. Everything ends by `deadline`, or at once
@@ -172,9 +169,7 @@ fn handshake(
     starttls: Starttls,
     identity: Option<Arc<CertifiedKey>>,
 ) -> Result<(Result<(), Stop>, super::recorder::Outcome), ObserveError> {
-    if starttls == Starttls::Postgres {
-        postgres_ssl_request(stream)?;
-    }
+    super::starttls::run(stream, starttls)?;
     let name = ServerName::try_from(server_name.to_string()).map_err(|_| {
         ObserveError::Protocol(format!(
             "server name {server_name:?} is neither a DNS name nor an IP address"
@@ -196,27 +191,6 @@ fn handshake(
         close_cleanly(&mut conn, stream);
     }
     Ok((result, recorder.outcome()))
-}
-
-fn postgres_ssl_request(stream: &mut Bounded<'_>) -> Result<(), ObserveError> {
-    stream
-        .write_all(&PG_SSL_REQUEST)
-        .and_then(|()| stream.flush())
-        .map_err(|e| io_error("send the PostgreSQL SSLRequest", &e))?;
-    let mut answer = [0u8; 1];
-    stream
-        .read_exact(&mut answer)
-        .map_err(|e| io_error("read the answer to the PostgreSQL SSLRequest", &e))?;
-    match answer[0] {
-        b'S' => Ok(()),
-        b'N' => Err(ObserveError::Protocol(
-            "the PostgreSQL server refused SSL (answered 'N' to SSLRequest): is ssl = on?".into(),
-        )),
-        other => Err(ObserveError::Protocol(format!(
-            "the server answered {:?} to a PostgreSQL SSLRequest: is it PostgreSQL?",
-            char::from(other)
-        ))),
-    }
 }
 
 /// How a handshake that did not complete ended.
@@ -334,7 +308,7 @@ fn close_cleanly(conn: &mut ClientConnection, stream: &mut Bounded<'_>) {
     }
 }
 
-fn io_error(action: &str, e: &io::Error) -> ObserveError {
+pub(super) fn io_error(action: &str, e: &io::Error) -> ObserveError {
     let what = match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
         io::ErrorKind::UnexpectedEof => "the server closed the connection".to_string(),

@@ -33,6 +33,7 @@ use crate::transport::{Transport, TransportError};
 pub mod deadline;
 pub mod handshake;
 pub mod recorder;
+mod starttls;
 
 pub use handshake::{identity, observe, Observation, ObserveError, Proof};
 pub use recorder::Signed;

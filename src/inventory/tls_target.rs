@@ -17,14 +17,39 @@ pub enum Starttls {
     None,
     /// PostgreSQL: the 8-byte SSLRequest packet, the server answers `S`, then TLS.
     Postgres,
+    /// MySQL and MariaDB: the server's handshake packet (it must offer CLIENT_SSL), the
+    /// client's 32-byte SSL request packet, then TLS.
+    Mysql,
+    /// SMTP: the 220 greeting, `EHLO` (its 250 reply must list STARTTLS), `STARTTLS`,
+    /// 220, then TLS.
+    Smtp,
+    /// IMAP: the `* OK` greeting, `a STARTTLS`, `a OK`, then TLS.
+    Imap,
+    /// LDAP: the StartTLS extended request (OID 1.3.6.1.4.1.1466.20037), a success
+    /// result, then TLS.
+    Ldap,
 }
 
 impl Starttls {
+    /// Every value, in the order the docs list them.
+    pub const ALL: [Starttls; 6] = [
+        Starttls::None,
+        Starttls::Postgres,
+        Starttls::Mysql,
+        Starttls::Smtp,
+        Starttls::Imap,
+        Starttls::Ldap,
+    ];
+
     /// The inventory spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Starttls::None => "none",
             Starttls::Postgres => "postgres",
+            Starttls::Mysql => "mysql",
+            Starttls::Smtp => "smtp",
+            Starttls::Imap => "imap",
+            Starttls::Ldap => "ldap",
         }
     }
 }
@@ -90,10 +115,24 @@ pub fn parse_address(text: &str) -> Result<(String, u16), String> {
 
 /// Parses a `starttls` value.
 pub fn parse_starttls(text: &str) -> Result<Starttls, String> {
-    match text {
-        "none" => Ok(Starttls::None),
-        "postgres" => Ok(Starttls::Postgres),
-        other => Err(format!("unknown starttls {other:?}")),
+    Starttls::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("unknown starttls {text:?}"))
+}
+
+/// The hint for an unknown `starttls` value: the closest known one, if any, and the list.
+fn starttls_hint(unknown: &str) -> String {
+    let names = Starttls::ALL.map(Starttls::as_str);
+    let list = names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let accepted = format!("accepted values: {list} (\"none\": TLS from the first byte)");
+    match super::validate::closest(unknown, names.into_iter()) {
+        Some(near) => format!("did you mean {near:?}? ({accepted})"),
+        None => accepted,
     }
 }
 
@@ -112,7 +151,7 @@ pub fn build(
                 message: format!("{message} for node {node}"),
                 ..at("starttls")
             }
-            .hint("use \"postgres\" or \"none\" (TLS from the first byte)")
+            .hint(starttls_hint(s))
         })?,
     };
     let Some(address) = address else {
@@ -205,8 +244,22 @@ mod tests {
 
     #[test]
     fn starttls_values() {
-        assert_eq!(parse_starttls("postgres").unwrap(), Starttls::Postgres);
-        assert_eq!(parse_starttls("none").unwrap(), Starttls::None);
-        assert!(parse_starttls("smtp").unwrap_err().contains("smtp"));
+        for s in Starttls::ALL {
+            assert_eq!(parse_starttls(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(parse_starttls("mysql").unwrap(), Starttls::Mysql);
+        assert_eq!(parse_starttls("smtp").unwrap(), Starttls::Smtp);
+        assert!(parse_starttls("pop3").unwrap_err().contains("pop3"));
+    }
+
+    #[test]
+    fn an_unknown_starttls_lists_the_accepted_values_and_the_closest() {
+        let hint = starttls_hint("mariadb");
+        assert!(
+            hint.contains("\"postgres\", \"mysql\", \"smtp\", \"imap\", \"ldap\""),
+            "{hint}"
+        );
+        assert!(starttls_hint("stmp").starts_with("did you mean \"smtp\"?"));
+        assert!(!starttls_hint("xmpp-server-to-server").contains("did you mean"));
     }
 }

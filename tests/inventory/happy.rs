@@ -343,3 +343,26 @@ fn tls_address_and_starttls_inherit_from_defaults() {
         ("::1", 5432, certroll::inventory::Starttls::Postgres)
     );
 }
+
+#[test]
+fn starttls_mysql_smtp_imap_and_ldap_are_accepted() {
+    use certroll::inventory::Starttls;
+    let inv = ok("[ca.internal]\n\
+                  [nodes.db]\nssh = { host = \"d\" }\ntls_address = \"127.0.0.1:3306\"\nstarttls = \"mysql\"\n\n\
+                  [nodes.mx]\nssh = { host = \"m\" }\ntls_address = \"127.0.0.1:25\"\nstarttls = \"smtp\"\n\n\
+                  [nodes.mail]\nssh = { host = \"i\" }\ntls_address = \"127.0.0.1:143\"\nstarttls = \"imap\"\n\n\
+                  [nodes.dir]\nssh = { host = \"l\" }\ntls_address = \"127.0.0.1:389\"\nstarttls = \"ldap\"\n\n\
+                  [nodes.cli]\nssh = { host = \"c\" }\n\n\
+                  [[links]]\nclient = \"cli\"\nserver = [\"db\", \"mx\", \"mail\", \"dir\"]\n");
+    let starttls = |n: &str| {
+        inv.nodes[inv.node_id(n).unwrap()]
+            .tls
+            .clone()
+            .unwrap()
+            .starttls
+    };
+    assert_eq!(starttls("db"), Starttls::Mysql);
+    assert_eq!(starttls("mx"), Starttls::Smtp);
+    assert_eq!(starttls("mail"), Starttls::Imap);
+    assert_eq!(starttls("dir"), Starttls::Ldap);
+}

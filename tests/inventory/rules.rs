@@ -399,11 +399,20 @@ fn bad_tls_address_and_starttls_are_positioned() {
     refused(&text)
         .at(9, 15, "\"localhost\"")
         .says("bad tls_address for node db: \"localhost\" has no port");
-    let text = with_base("[nodes.db]\ntls_address = \"127.0.0.1:5432\"\nstarttls = \"mysql\"\n");
+    let text = with_base("[nodes.db]\ntls_address = \"127.0.0.1:5432\"\nstarttls = \"pop3\"\n");
     refused(&text)
-        .at(10, 12, "\"mysql\"")
-        .says("unknown starttls \"mysql\" for node db")
-        .hints("\"postgres\"");
+        .at(10, 12, "\"pop3\"")
+        .says("unknown starttls \"pop3\" for node db")
+        .hints("accepted values: \"none\", \"postgres\", \"mysql\", \"smtp\", \"imap\", \"ldap\"");
+}
+
+#[test]
+fn an_unknown_starttls_gets_did_you_mean_and_the_accepted_values() {
+    let text = with_base("[nodes.db]\ntls_address = \"127.0.0.1:25\"\nstarttls = \"stmp\"\n");
+    refused(&text)
+        .at(10, 12, "\"stmp\"")
+        .says("unknown starttls \"stmp\" for node db")
+        .hints("did you mean \"smtp\"? (accepted values: \"none\", \"postgres\", \"mysql\"");
 }
 
 #[test]

@@ -15,10 +15,14 @@
 //!
 //! Needs root, sshd, nginx, haproxy, postgresql-15, curl and psql (`scripts/test.sh`
 //! installs them); a missing tool fails the test, it is never skipped.
+//!
+//! Beside it (`starttls`): MariaDB and Postfix on local nodes, reached by the built-in
+//! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`.
 
 mod disk;
 mod recipes;
 mod software;
+mod starttls;
 #[path = "../support/mod.rs"]
 mod support;
 mod traffic;

@@ -6,7 +6,10 @@
 //! follows what `apply` writes like a server that reloads at once. The hostile ones show
 //! the node's real certificate without proving its key (a garbage handshake signature, or
 //! a signature by another key: the new certificate with the old key), require a client
-//! certificate and refuse whatever is offered, or drip one byte every few seconds.
+//! certificate and refuse whatever is offered, or drip one byte every few seconds. Any of
+//! them may speak a protocol before TLS first ([`Preamble`], for the node's `starttls`).
+//! The tests drive the binary on the inventory of [`write_inventory`] with [`certroll`] and
+//! read what its journal says of node db.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -27,6 +30,9 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, ServerConnection,
     SignatureAlgorithm, SignatureScheme, SupportedProtocolVersion,
 };
+
+use super::run::{self, Run};
+pub use super::starttls_server::Preamble;
 
 /// How long a server accepts connections at most (a test that forgets it does not hang).
 const LIFETIME: Duration = Duration::from_secs(300);
@@ -83,8 +89,18 @@ impl TlsServer {
     }
 
     /// Serves the files of the node directory `node_dir` (`cert.pem`, `key.pem`,
-    /// `ca.pem`) over `tls` with `behaviour`.
+    /// `ca.pem`) over `tls` with `behaviour`, TLS from the first byte.
     pub fn start(node_dir: &Path, tls: Tls, behaviour: Behaviour) -> TlsServer {
+        TlsServer::with_preamble(node_dir, tls, behaviour, Preamble::None)
+    }
+
+    /// Like [`TlsServer::start`], with `preamble` spoken before TLS.
+    pub fn with_preamble(
+        node_dir: &Path,
+        tls: Tls,
+        behaviour: Behaviour,
+        preamble: Preamble,
+    ) -> TlsServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
             .set_nonblocking(true)
@@ -103,7 +119,8 @@ impl TlsServer {
                 };
                 count.fetch_add(1, Ordering::SeqCst);
                 let (files, behaviour, flag) = (files.clone(), behaviour.clone(), flag.clone());
-                thread::spawn(move || serve(sock, &files, tls, &behaviour, &flag));
+                let preamble = preamble.clone();
+                thread::spawn(move || serve(sock, &files, tls, &behaviour, &preamble, &flag));
             }
         });
         TlsServer {
@@ -149,9 +166,19 @@ fn signing_key(pem: &[u8]) -> Arc<dyn SigningKey> {
     rustls::crypto::ring::sign::any_supported_type(&key).expect("a supported key")
 }
 
-fn serve(mut sock: TcpStream, files: &Files, tls: Tls, behaviour: &Behaviour, stop: &AtomicBool) {
+fn serve(
+    mut sock: TcpStream,
+    files: &Files,
+    tls: Tls,
+    behaviour: &Behaviour,
+    preamble: &Preamble,
+    stop: &AtomicBool,
+) {
     let _ = sock.set_nonblocking(false);
     let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+    if !super::starttls_server::serve(&mut sock, preamble, stop) {
+        return;
+    }
     if let Behaviour::Drip(every) = behaviour {
         // A handshake record header announcing 16 KiB, then its body, one byte at a time.
         let bytes = [0x16u8, 0x03, 0x03, 0x40, 0x00]
@@ -307,8 +334,18 @@ impl ClientCertVerifier for RefusingClients {
 /// `dns_names = ["db.test"]`), files under `nodes/<node>/`, no `confirm` command, and for
 /// db `tls_address = "127.0.0.1:<port>"` when `db_port` is given.
 pub fn write_inventory(dir: &Path, db_port: Option<u16>, confirm_timeout: &str) {
+    write_inventory_starttls(dir, db_port, "none", confirm_timeout);
+}
+
+/// [`write_inventory`] with db's `starttls`.
+pub fn write_inventory_starttls(
+    dir: &Path,
+    db_port: Option<u16>,
+    starttls: &str,
+    confirm_timeout: &str,
+) {
     let tls = db_port
-        .map(|p| format!("tls_address = \"127.0.0.1:{p}\"\n"))
+        .map(|p| format!("tls_address = \"127.0.0.1:{p}\"\nstarttls = \"{starttls}\"\n"))
         .unwrap_or_default();
     let text = format!(
         "[ca.internal]\nsubject = \"CN=Hostile TLS CA\"\n\n\
@@ -324,4 +361,62 @@ pub fn write_inventory(dir: &Path, db_port: Option<u16>, confirm_timeout: &str) 
 /// The directory of node `node`'s files under `dir`.
 pub fn node_dir(dir: &Path, node: &str) -> PathBuf {
     dir.join("nodes").join(node)
+}
+
+/// Runs certroll on the inventory in `dir`, from `dir`.
+pub fn certroll(dir: &Path, args: &[&str]) -> Run {
+    run::certroll(&dir.join("certroll.toml"), args, |cmd| {
+        cmd.current_dir(dir).env_remove("CERTROLL_INVENTORY");
+    })
+}
+
+/// Bootstraps app and db with no `tls_address`.
+pub fn bootstrapped() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inventory(dir.path(), None, "5s");
+    certroll(dir.path(), &["apply", "--yes"]).expect_code(0);
+    dir
+}
+
+/// The records of the journal in `dir`.
+pub fn journal(dir: &Path) -> Vec<serde_json::Value> {
+    let path = dir.join(".certroll").join("journal.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a journal line"))
+        .collect()
+}
+
+/// The journal's `error` of db's failed step.
+pub fn db_failure(dir: &Path, run: &Run) -> String {
+    journal(dir)
+        .iter()
+        .find(|r| r["record"] == "step-failed" && r["node"] == "db")
+        .and_then(|r| r["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no failed step of db in the journal\n{run}"))
+}
+
+/// The proofs journaled with db's done steps of the last run.
+pub fn db_proofs(dir: &Path) -> Vec<String> {
+    let records = journal(dir);
+    let last_run = records
+        .iter()
+        .rev()
+        .find(|r| r["record"] == "run-start")
+        .map(|r| r["run"].clone())
+        .expect("a run in the journal");
+    let of_last_run = |r: &&serde_json::Value| r["run"] == last_run;
+    let db_steps: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(of_last_run)
+        .filter(|r| r["record"] == "step-start" && r["node"] == "db")
+        .map(|r| &r["step"])
+        .collect();
+    records
+        .iter()
+        .filter(of_last_run)
+        .filter(|r| r["record"] == "step-done" && db_steps.contains(&&r["step"]))
+        .map(|r| r["proof"].as_str().unwrap_or("<none>").to_string())
+        .collect()
 }

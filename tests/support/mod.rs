@@ -4,7 +4,8 @@
 //! for the zero-downtime tests a topology builder, one `certroll-peer` per node and
 //! their counters (`topology`, `peers`, `traffic`), for the `certroll-peer` tests its CLI
 //! and a bare TLS client (`peer_cli`), honest and hostile TLS servers for the built-in TLS
-//! confirm and `verify --live` (`hostile_tls`), the certificate fixtures (`pki`), unprivileged
+//! confirm and `verify --live` (`hostile_tls`) and the protocols they speak before TLS
+//! (`starttls_server`), the certificate fixtures (`pki`), unprivileged
 //! accounts and sudoers rules (`users`), a key/certificate pair reader (`pairs`) and the
 //! planners' property-test generators (`props`).
 //!
@@ -27,6 +28,7 @@ pub mod pki;
 pub mod props;
 pub mod run;
 mod sshd;
+pub mod starttls_server;
 pub mod topology;
 pub mod traffic;
 pub mod users;
