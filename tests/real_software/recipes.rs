@@ -64,10 +64,25 @@ pub struct Ports {
 }
 
 pub fn adapt(text: &str, root: &str, ports: &Ports) -> String {
-    let mut out = text
-        .replace(WEB_PORT, &ports.web.to_string())
-        .replace(LB_PORT, &ports.lb.to_string())
-        .replace(DB_PORT, &ports.db.to_string());
+    adapt_ports(
+        text,
+        root,
+        &[
+            (WEB_PORT, ports.web),
+            (LB_PORT, ports.lb),
+            (DB_PORT, ports.db),
+        ],
+    )
+}
+
+/// A recipe's text with each port of `ports` (as written, e.g. `"443"`) replaced by the
+/// test's free port, where it stands as a number of its own (not inside `8443`), and every
+/// `/etc/`, `/run/` and `/var/` path moved under `root`.
+pub fn adapt_ports(text: &str, root: &str, ports: &[(&str, u16)]) -> String {
+    let mut out = text.to_string();
+    for (written, port) in ports {
+        out = replace_number(&out, written, &port.to_string());
+    }
     for dir in ["/etc/", "/run/", "/var/"] {
         // Only absolute paths: a quote, a space or '=' before the slash.
         for before in ["\"", "'", " ", "="] {
@@ -78,6 +93,22 @@ pub fn adapt(text: &str, root: &str, ports: &Ports) -> String {
         }
     }
     out
+}
+
+/// Replaces `number` in `text` where no digit touches it on either side.
+fn replace_number(text: &str, number: &str, by: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(number) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + number.len()..].chars().next();
+        let alone = !before.is_some_and(|c| c.is_ascii_digit())
+            && !after.is_some_and(|c| c.is_ascii_digit());
+        out += &rest[..at];
+        out += if alone { by } else { number };
+        rest = &rest[at + number.len()..];
+    }
+    out + rest
 }
 
 /// Replaces the `ssh = { ... }` line of a node recipe.
@@ -152,4 +183,13 @@ fn recipes_are_found_and_adapted() {
     assert!(r
         .adapted("pg_hba.conf", "/x", &ports)
         .starts_with("hostssl all all 127.0.0.1/32"));
+}
+
+#[test]
+fn a_recipe_port_is_replaced_only_where_it_stands_alone() {
+    let text = "Listen 127.0.0.1:443\nother 8443 4430 443";
+    assert_eq!(
+        adapt_ports(text, "/r", &[("443", 1)]),
+        "Listen 127.0.0.1:1\nother 8443 4430 1"
+    );
 }

@@ -27,7 +27,7 @@ use crate::support::hostile_tls::{certroll, db_proofs};
 const START: Duration = Duration::from_secs(60);
 
 /// Fails loudly, naming the package, when a tool the test needs is missing.
-fn preflight(tools: &[(&str, &str)]) {
+pub fn preflight(tools: &[(&str, &str)]) {
     for (path, package) in tools {
         assert!(
             Path::new(path).exists(),
@@ -37,7 +37,7 @@ fn preflight(tools: &[(&str, &str)]) {
 }
 
 /// A temporary directory that the servers' unprivileged users may traverse.
-fn open_dir() -> tempfile::TempDir {
+pub fn open_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod the temp dir");
@@ -66,13 +66,13 @@ fn write_inventory(dir: &Path, db_tls: Option<(u16, &str, &str)>) {
     std::fs::write(dir.join("certroll.toml"), text).expect("write the inventory");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
     listener.local_addr().expect("port").port()
 }
 
 /// Waits until `port` accepts connections; panics with `log` after [`START`].
-fn wait_for(port: u16, log: &Path) {
+pub fn wait_for(port: u16, log: &Path) {
     let end = Instant::now() + START;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -84,7 +84,7 @@ fn wait_for(port: u16, log: &Path) {
     }
 }
 
-fn run(command: &mut Command, what: &str) {
+pub fn run(command: &mut Command, what: &str) {
     let out = command
         .stdin(Stdio::null())
         .output()

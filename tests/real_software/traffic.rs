@@ -116,7 +116,7 @@ const CURL_STRADDLE: &str = "unable to set private key file";
 /// its certificate and key across a switch (exit 58, [`CURL_STRADDLE`]) is counted as
 /// straddled, not failed: the client's own race between two opens, which the pair reader
 /// proves was never a mismatched pair on disk (the test asserts both).
-fn request(tally: &mut Tally, program: &str, args: &[String], expect: &str) {
+fn request(tally: &mut Tally, client: &str, program: &str, args: &[String], expect: &str) {
     let out = Command::new(program)
         .args(args)
         .env("PGCONNECT_TIMEOUT", "10")
@@ -126,17 +126,11 @@ fn request(tally: &mut Tally, program: &str, args: &[String], expect: &str) {
         Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == expect => {
             tally.ok += 1
         }
-        Ok(o)
-            if straddled(
-                program,
-                o.status.code(),
-                &String::from_utf8_lossy(&o.stderr),
-            ) =>
-        {
+        Ok(o) if straddled(client, o.status.code(), &String::from_utf8_lossy(&o.stderr)) => {
             tally.straddled += 1
         }
         Ok(o) => tally.fail(format!(
-            "{program} exited {:?}: stdout {:?} stderr {:?}",
+            "{client} exited {:?}: stdout {:?} stderr {:?}",
             o.status.code(),
             String::from_utf8_lossy(&o.stdout).trim(),
             String::from_utf8_lossy(&o.stderr).trim()
@@ -145,19 +139,35 @@ fn request(tally: &mut Tally, program: &str, args: &[String], expect: &str) {
     }
 }
 
+/// How `redis-cli --tls` says the same (exit 1).
+const REDIS_CLI_STRADDLE: &str = "Could not negotiate a TLS connection: Invalid private key";
+
 /// Whether a client's failure is its own load of a pair across a switch.
-fn straddled(program: &str, code: Option<i32>, stderr: &str) -> bool {
-    program == "curl" && code == Some(58) && stderr.contains(CURL_STRADDLE)
+fn straddled(client: &str, code: Option<i32>, stderr: &str) -> bool {
+    match client {
+        "curl" => code == Some(58) && stderr.contains(CURL_STRADDLE),
+        "redis-cli" => code == Some(1) && stderr.contains(REDIS_CLI_STRADDLE),
+        _ => false,
+    }
 }
 
 /// `curl` through HAProxy, a new process and connection per request, expecting nginx's "ok".
 pub fn curl_loop(args: Vec<String>) -> Loop {
-    Loop::spawn("curl", move |t| request(t, "curl", &args, "ok"))
+    Loop::spawn("curl", move |t| request(t, "curl", "curl", &args, "ok"))
 }
 
 /// `psql -tAc 'select 1'`, a new process and connection per query.
 pub fn psql_loop(args: Vec<String>) -> Loop {
-    Loop::spawn("psql", move |t| request(t, "psql", &args, "1"))
+    Loop::spawn("psql", move |t| request(t, "psql", "psql", &args, "1"))
+}
+
+/// `client`, run as `program args...` once per request (a new process and connection),
+/// expecting `expect` on its standard output.
+pub fn command_loop(client: &str, program: &str, args: Vec<String>, expect: &str) -> Loop {
+    let (client, program, expect) = (client.to_string(), program.to_string(), expect.to_string());
+    Loop::spawn(&client.clone(), move |t| {
+        request(t, &client, &program, &args, &expect)
+    })
 }
 
 /// Loads `(cert, key)` pairs in turn and counts those whose key is not the
@@ -216,4 +226,11 @@ fn curl_loading_its_pair_across_a_switch_is_counted_as_straddled_not_as_failed()
         "curl: (58) could not load PEM client certificate"
     ));
     assert!(!straddled("psql", Some(58), said));
+    let redis = "Could not negotiate a TLS connection: Invalid private key";
+    assert!(straddled("redis-cli", Some(1), redis));
+    assert!(!straddled(
+        "redis-cli",
+        Some(1),
+        "Could not connect to Redis at 127.0.0.1:6379: Connection refused"
+    ));
 }
