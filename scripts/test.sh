@@ -2,8 +2,8 @@
 # Runs the whole test suite on a fresh machine with only Rust installed: installs what the
 # build needs (scripts/build-deps.sh) and what the tests need (sshd for the SSH fleet tests,
 # openssl as the second certificate validator, SoftHSM2 and opensc for PKCS#11 keys, sudo,
-# nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB and Postfix for the real-software
-# test), checks formatting and clippy lints, then
+# nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB, Postfix, Apache httpd and Redis for
+# the real-software test), checks formatting and clippy lints, then
 # cargo test --no-fail-fast (every test binary runs; the failures are listed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +45,12 @@ command -v curl >/dev/null || need_apt+=(curl)
 # mariadb client come with mariadb-server).
 [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null || need_apt+=(mariadb-server)
 [ -x /usr/sbin/postfix ] || need_apt+=(postfix)
+# Its recipe test (tests/real_software/apache_mariadb_redis.rs) starts private Apache httpd,
+# MariaDB and Redis instances from docs/recipes.md on free ports in a temporary directory,
+# never the system services. apache2-bin is Apache's binary and modules (mod_ssl among
+# them) without the system service of the apache2 package.
+[ -x /usr/sbin/apache2 ] && [ -f /usr/lib/apache2/modules/mod_ssl.so ] || need_apt+=(apache2-bin)
+[ -x /usr/bin/redis-server ] && command -v redis-cli >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: the build and the tests need ${need_apt[*]}; run as root or install them first (sudo apt-get install -y ${need_apt[*]})" >&2

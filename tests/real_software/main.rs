@@ -17,9 +17,13 @@
 //! installs them); a missing tool fails the test, it is never skipped.
 //!
 //! Beside it (`starttls`): MariaDB and Postfix on local nodes, reached by the built-in
-//! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`.
+//! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`; and
+//! (`apache_mariadb_redis`, on `private_servers`) the Apache httpd, MariaDB and Redis
+//! recipes taken over from an openssl-made CA and rotated twice under traffic.
 
+mod apache_mariadb_redis;
 mod disk;
+mod private_servers;
 mod recipes;
 mod software;
 mod starttls;
