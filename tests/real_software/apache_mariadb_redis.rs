@@ -19,7 +19,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::private_servers::{self, Apache, OpensslCa, Site, MARIADB_PORT, REDIS_PORT};
+use super::private_servers::{
+    self, Apache, OpensslCa, Site, APACHE_PORT, MARIADB_PORT, REDIS_PORT,
+};
 use super::recipes::{toml_value, without_keys};
 use super::starttls::preflight;
 use super::traffic::{self, Loop};
@@ -128,7 +130,7 @@ fn logs(site: &Site) -> String {
 fn apache_mariadb_redis_taken_over_from_an_openssl_ca_rotate_twice_under_traffic() {
     tools();
     let started = Instant::now();
-    let site = Site::new();
+    let site = Site::new(&[APACHE_PORT, MARIADB_PORT, REDIS_PORT]);
     let dir = site.dir.path();
     let ca = OpensslCa::new(dir);
     for (node, recipe, owner) in NODES {
@@ -230,7 +232,7 @@ fn redis_cli_exits_0_on_an_error_reply_so_the_redis_reload_recipe_checks_for_ok(
         ("/usr/bin/redis-cli", "redis-tools"),
         ("/usr/bin/openssl", "openssl"),
     ]);
-    let site = Site::new();
+    let site = Site::new(&[REDIS_PORT]);
     let recipe = site.adapted("redis");
     let ca = OpensslCa::new(site.dir.path());
     ca.issue_for("cache1", &recipe, "redis");

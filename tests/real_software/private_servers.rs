@@ -33,13 +33,11 @@ pub struct Site {
 }
 
 impl Site {
-    pub fn new() -> Site {
+    /// A new directory and a free port for each port `written` in the recipes.
+    pub fn new(written: &[&'static str]) -> Site {
         Site {
             dir: open_dir(),
-            ports: [APACHE_PORT, MARIADB_PORT, REDIS_PORT]
-                .into_iter()
-                .map(|p| (p, free_port()))
-                .collect(),
+            ports: written.iter().map(|p| (*p, free_port())).collect(),
             recipes: Recipes::load(),
         }
     }

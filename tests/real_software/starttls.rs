@@ -2,14 +2,15 @@
 //! `starttls = "mysql"` and `starttls = "smtp"`.
 //!
 //! Each server runs as a private instance on a free port of 127.0.0.1, started directly
-//! in the test's temporary directory (no systemd, nothing of a system instance), serving
-//! the files certroll wrote for a local node `db`. Postfix asks for client certificates
-//! from db's bundle (`smtpd_tls_ask_ccert`): `verify --live` must pass, and so must a
-//! rotation whose reload is `postfix reload`, each step confirmed by the built-in confirm
-//! alone (trust-add and trust-prune observed in its CA names). MariaDB asks for a client
-//! certificate without naming any CA, which the confirm cannot read yet (issue 20, item
-//! 1): `verify --live` must complete its look through the SSL request, see db's chain and
-//! key, and report nothing but that.
+//! in the test's temporary directory (no systemd, nothing of a system instance). Postfix
+//! is docs/recipes.md's node `mx1` with the recipe's main.cf lines, asking for client
+//! certificates from mx1's bundle (`smtpd_tls_ask_ccert`): `verify --live` must pass, and
+//! so must a rotation with the recipe's reload (`postfix reload`), each step confirmed by
+//! the built-in confirm alone (trust-add and trust-prune observed in its CA names). MariaDB
+//! serves the files certroll wrote for a local node `db`; it asks for a client certificate
+//! without naming any CA, which the confirm cannot read yet (issue 20, item 1): `verify
+//! --live` must complete its look through the SSL request, see db's chain and key, and
+//! report nothing but that.
 //!
 //! Needs root, mariadb-server and postfix (`scripts/test.sh` installs them); a missing
 //! tool fails the test, it is never skipped.
@@ -21,7 +22,12 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::hostile_tls::{certroll, db_proofs};
+use super::private_servers::Site;
+use super::recipes::without_keys;
+use crate::support::hostile_tls::{certroll, node_proofs};
+
+/// The port the Postfix recipe is written with.
+const SMTP_PORT: &str = "25";
 
 /// The longest a server may take to accept connections.
 const START: Duration = Duration::from_secs(60);
@@ -194,13 +200,13 @@ fn mariadb_is_looked_at_by_verify_live_through_starttls_mysql() {
 }
 
 /// A Postfix instance started by the test from its own configuration directory, stopped
-/// with `postfix -c <dir> stop` when dropped.
+/// with `postfix -c <dir> stop` (bounded) when dropped.
 struct Postfix(PathBuf);
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let _ = Command::new("postfix")
-            .arg("-c")
+        let _ = Command::new("timeout")
+            .args(["60", "postfix", "-c"])
             .arg(&self.0)
             .arg("stop")
             .stdin(Stdio::null())
@@ -210,76 +216,102 @@ impl Drop for Postfix {
     }
 }
 
+/// The inventory of the Postfix test: a local client `app` (files under `nodes/app/`) and
+/// the recipe's `mx1`, linked mutually; `bootstrap` leaves out mx1's reload and look (the
+/// server is not running yet).
+fn postfix_inventory(site: &Site, bootstrap: bool) -> String {
+    let mut mx1 = without_keys(&site.adapted("postfix"), &["ssh"]);
+    if bootstrap {
+        mx1 = without_keys(&mx1, &["reload", "tls_address", "starttls"]);
+    }
+    format!(
+        "[ca.internal]\nsubject = \"CN=STARTTLS Real Software CA\"\n\n\
+         [defaults]\ntransport = \"local\"\nconfirm_timeout = \"60s\"\n\n\
+         [nodes.app]\ntrust_bundle = \"nodes/app/ca.pem\"\ncert = \"nodes/app/cert.pem\"\n\
+         key = \"nodes/app/key.pem\"\n\n{mx1}\n\
+         [[links]]\nclient = \"app\"\nserver = \"mx1\"\nmutual = true\n"
+    )
+}
+
 #[test]
 fn postfix_passes_verify_live_and_a_rotation_through_starttls_smtp() {
     preflight(&[
         ("/usr/sbin/postfix", "postfix"),
         ("/usr/lib/postfix/sbin/smtpd", "postfix"),
     ]);
-    let served = serve("smtp", |dir, port| {
-        let base = dir.join("postfix");
-        let (conf, queue, data) = (base.join("conf"), base.join("queue"), base.join("data"));
-        for d in [&conf, &queue, &data] {
-            std::fs::create_dir_all(d).expect("mkdir postfix");
-        }
-        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod postfix");
-        run(
-            Command::new("chown").arg("postfix").arg(&data),
-            "chown postfix data",
-        );
-        let node = dir.join("nodes").join("db");
-        let log = base.join("maillog");
-        let main_cf = format!(
-            "compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {data}\n\
-             mail_owner = postfix\nsetgid_group = postdrop\ninet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\nmyhostname = db.test\nmydestination =\n\
-             maillog_file = {log}\nmaillog_file_prefixes = {base}\n\
-             smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {node}/cert.pem\n\
-             smtpd_tls_key_file = {node}/key.pem\nsmtpd_tls_CAfile = {node}/ca.pem\n\
-             smtpd_tls_ask_ccert = yes\n",
-            queue = queue.display(),
-            data = data.display(),
-            log = log.display(),
-            base = base.display(),
-            node = node.display(),
-        );
-        // Only what smtpd needs for EHLO and STARTTLS; no chroot.
-        let master_cf = format!(
-            "127.0.0.1:{port} inet n - n - - smtpd\n\
-             tlsmgr unix - - n 1000? 1 tlsmgr\n\
-             postlog unix-dgram n - n - 1 postlogd\n\
-             proxymap unix - - n - - proxymap\n\
-             anvil unix - - n - 1 anvil\n"
-        );
-        std::fs::write(conf.join("main.cf"), main_cf).expect("write main.cf");
-        std::fs::write(conf.join("master.cf"), master_cf).expect("write master.cf");
-        // Its daemons must not hold a pipe of ours: no captured output.
-        let started = Command::new("postfix")
-            .arg("-c")
-            .arg(&conf)
-            .arg("start")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run postfix start");
-        let server = Postfix(conf.clone());
-        assert!(
-            started.success(),
-            "postfix start failed ({started:?})\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        wait_for(port, &log);
-        let reload = format!("postfix -c {} reload", conf.display());
-        (server, reload)
-    });
-    let (dir, port) = (served.dir.path(), served.port);
+    let site = Site::new(&[SMTP_PORT]);
+    let (dir, port) = (site.dir.path(), site.port(SMTP_PORT));
+    let write = |bootstrap| {
+        std::fs::write(
+            dir.join("certroll.toml"),
+            postfix_inventory(&site, bootstrap),
+        )
+        .expect("write the inventory")
+    };
+    std::fs::create_dir_all(dir.join("etc/postfix/tls")).expect("mkdir etc/postfix/tls");
+    write(true);
+    certroll(dir, &["apply", "--yes"]).expect_code(0);
+
+    // The recipe's main.cf lines, after what a private instance needs: its own queue and
+    // data directories and log, only 127.0.0.1, no local delivery.
+    let conf = dir.join("etc/postfix");
+    let (queue, data) = (dir.join("var/spool/postfix"), dir.join("var/lib/postfix"));
+    for d in [&queue, &data, &dir.join("var/log")] {
+        std::fs::create_dir_all(d).expect("mkdir postfix");
+    }
+    run(
+        Command::new("chown").arg("postfix").arg(&data),
+        "chown postfix data",
+    );
+    let log = dir.join("var/log/maillog");
+    let main_cf = format!(
+        "compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {data}\n\
+         mail_owner = postfix\nsetgid_group = postdrop\ninet_interfaces = 127.0.0.1\n\
+         inet_protocols = ipv4\nmyhostname = mx1.internal\nmydestination =\n\
+         maillog_file = {log}\nmaillog_file_prefixes = {root}\n\n# certroll recipe\n{recipe}",
+        queue = queue.display(),
+        data = data.display(),
+        log = log.display(),
+        root = dir.display(),
+        recipe = site.adapted("postfix main.cf"),
+    );
+    // Only what smtpd needs for EHLO and STARTTLS; no chroot.
+    let master_cf = format!(
+        "127.0.0.1:{port} inet n - n - - smtpd\n\
+         tlsmgr unix - - n 1000? 1 tlsmgr\n\
+         postlog unix-dgram n - n - 1 postlogd\n\
+         proxymap unix - - n - - proxymap\n\
+         anvil unix - - n - 1 anvil\n"
+    );
+    std::fs::write(conf.join("main.cf"), main_cf).expect("write main.cf");
+    std::fs::write(conf.join("master.cf"), master_cf).expect("write master.cf");
+    // Its daemons must not hold a pipe of ours: no captured output.
+    let said = dir.join("postfix-start.out");
+    let out = std::fs::File::create(&said).expect("create postfix-start.out");
+    let started = Command::new("timeout")
+        .args(["60", "postfix", "-c"])
+        .arg(&conf)
+        .arg("start")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("clone a file handle"))
+        .stderr(out)
+        .status()
+        .expect("run postfix start");
+    let server = Postfix(conf.clone());
+    assert!(
+        started.success(),
+        "postfix start failed ({started:?})\n{}\n{}",
+        std::fs::read_to_string(&said).unwrap_or_default(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    wait_for(port, &log);
+
+    write(false);
     certroll(dir, &["verify", "--live"]).expect_code(0);
     certroll(dir, &["apply", "--rotate", "--yes"])
         .expect_code(0)
         .expect_output("chain, key and handshake proven");
-    let proofs = db_proofs(dir);
+    let proofs = node_proofs(dir, "mx1");
     assert!(proofs.len() >= 2, "{proofs:?}");
     assert!(
         proofs.iter().all(|p| p.starts_with(&format!(
@@ -288,5 +320,5 @@ fn postfix_passes_verify_live_and_a_rotation_through_starttls_smtp() {
         "{proofs:?}"
     );
     certroll(dir, &["verify", "--live"]).expect_code(0);
-    drop(served.server);
+    drop(server);
 }

@@ -399,6 +399,11 @@ pub fn db_failure(dir: &Path, run: &Run) -> String {
 
 /// The proofs journaled with db's done steps of the last run.
 pub fn db_proofs(dir: &Path) -> Vec<String> {
+    node_proofs(dir, "db")
+}
+
+/// The proofs journaled with `node`'s done steps of the last run.
+pub fn node_proofs(dir: &Path, node: &str) -> Vec<String> {
     let records = journal(dir);
     let last_run = records
         .iter()
@@ -410,7 +415,7 @@ pub fn db_proofs(dir: &Path) -> Vec<String> {
     let db_steps: Vec<&serde_json::Value> = records
         .iter()
         .filter(of_last_run)
-        .filter(|r| r["record"] == "step-start" && r["node"] == "db")
+        .filter(|r| r["record"] == "step-start" && r["node"] == node)
         .map(|r| &r["step"])
         .collect();
     records
