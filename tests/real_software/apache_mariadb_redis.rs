@@ -13,6 +13,10 @@
 //! rotates with those two nodes confirmed by a `confirm` command instead (`confirmed`).
 //!
 //! Beside it, the Redis reload's pitfall: `redis-cli` exits 0 on an error reply.
+//!
+//! Needs root (the clients' mount namespace, the servers' accounts), apache2-bin,
+//! mariadb-server, redis-server, curl and openssl (`scripts/test.sh` installs them); a
+//! missing tool fails the test, it is never skipped. About 30 s.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
