@@ -50,6 +50,11 @@ pub struct StepStatus {
     pub state: StepState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What certroll's own TLS confirm proved of a done step (the journal's `proof`):
+    /// the handshake and, for a server that names no CA, which generations throwaway
+    /// client certificates proved accepted or refused, or could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
     /// Unconfirmed prerequisites of a waiting step.
     pub waiting_on: Vec<StepId>,
 }
@@ -161,6 +166,18 @@ pub fn text(r: &RunReport, style: Style) -> String {
             .map(|s| format!("#{id} {} {}", s.node, actions_label(&s.actions)))
             .unwrap_or_default()
     };
+    for s in r.steps.iter().filter(|s| s.state == StepState::Done) {
+        if let Some(proof) = &s.proof {
+            // A proof quotes what the server sent (alerts): shown, never obeyed.
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                style.green("done       "),
+                label(s.id),
+                escape::line(proof)
+            );
+        }
+    }
     for s in r.steps.iter().filter(|s| s.state != StepState::Done) {
         let state = match s.state {
             StepState::Failed => style.red("failed     "),
