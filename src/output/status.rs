@@ -226,6 +226,39 @@ mod tests {
     }
 
     #[test]
+    fn a_done_step_shows_the_proof_of_its_confirm() {
+        let mut r = report(Mode::Rotate, vec![1, 2]);
+        let step = |id, actions, proof: Option<&str>| StepStatus {
+            id,
+            node: "db".into(),
+            actions,
+            state: StepState::Done,
+            error: None,
+            proof: proof.map(str::to_string),
+            waiting_on: Vec::new(),
+        };
+        let proof = "TLS at 127.0.0.1:6379: chain, key and handshake proven (TLS 1.3); it names \
+                     no CA in its CertificateRequest, so trust was tested with throwaway client \
+                     certificates: G2's accepted, G1's refused (it sent alert UnknownCA)";
+        r.steps = vec![
+            step(0, vec![Action::LeafSwap], None),
+            step(1, vec![Action::TrustPrune], Some(proof)),
+        ];
+        let text = text(&r, Style::plain());
+        assert!(
+            text.contains(&format!("  done        #1 db trust-prune: {proof}\n")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("#0 db"),
+            "a done step without a proof is counted only: {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["steps"][1]["proof"], proof);
+        assert!(v["steps"][0].get("proof").is_none());
+    }
+
+    #[test]
     fn a_rollback_is_labelled_from_the_new_generation_to_the_old() {
         let text = text(&report(Mode::Rollback, vec![1, 2]), Style::plain());
         assert!(
