@@ -70,8 +70,22 @@ pub enum Proof {
     /// The server's signature verified with the served leaf's key; then the server, which
     /// had asked for a client certificate, ended the handshake before its Finished (TLS
     /// 1.2), or refused the certificate right after the handshake (TLS 1.3). `ended` says
-    /// how (its alert, or a closed connection).
-    KeyOnly { signed: Signed, ended: String },
+    /// how ("it sent alert UnknownCA", "it closed the connection"); `offered`, what
+    /// certroll had offered ("the node's own certificate"), if anything.
+    KeyOnly {
+        signed: Signed,
+        ended: String,
+        offered: Option<String>,
+    },
+}
+
+/// "it sent alert X after certroll offered Y", or "…; certroll had no client certificate
+/// to offer".
+fn refusal(ended: &str, offered: Option<&str>) -> String {
+    match offered {
+        Some(what) => format!("{ended} after certroll offered {what}"),
+        None => format!("{ended}; certroll had no client certificate to offer"),
+    }
 }
 
 impl std::fmt::Display for Proof {
@@ -83,20 +97,24 @@ impl std::fmt::Display for Proof {
             Proof::KeyOnly {
                 signed: signed @ Signed::Tls12ServerKeyExchange,
                 ended,
+                offered,
             } => write!(
                 f,
                 "chain and key proven ({} signature); handshake aborted by the server after \
-                 CertificateRequest ({ended})",
-                signed.message()
+                 CertificateRequest ({})",
+                signed.message(),
+                refusal(ended, offered.as_deref())
             ),
             Proof::KeyOnly {
                 signed: signed @ Signed::Tls13CertificateVerify,
                 ended,
+                offered,
             } => write!(
                 f,
                 "chain and key proven ({} signature); the server refused the client \
-                 certificate it had asked for, after the handshake ({ended})",
-                signed.message()
+                 certificate it had asked for, after the handshake ({})",
+                signed.message(),
+                refusal(ended, offered.as_deref())
             ),
         }
     }
@@ -172,7 +190,8 @@ pub fn observe(
         // The server asked for a client certificate, then ended the handshake itself.
         Err(stop @ (Stop::Closed | Stop::Alert(_))) if seen.ca_names.is_some() => Proof::KeyOnly {
             signed,
-            ended: stop.ended(offered.as_deref()),
+            ended: stop.ended(),
+            offered,
         },
         Err(stop) => return Err(stop.into_error()),
     };
@@ -255,16 +274,11 @@ impl Stop {
         }
     }
 
-    /// How the server ended a handshake after its CertificateRequest, for [`Proof::KeyOnly`];
-    /// `offered` says what certroll offered ("the node's own certificate").
-    fn ended(&self, offered: Option<&str>) -> String {
-        let how = match self {
+    /// How the server ended a handshake after its CertificateRequest, for [`Proof::KeyOnly`].
+    fn ended(&self) -> String {
+        match self {
             Stop::Alert(a) => format!("it sent alert {a:?}"),
             _ => "it closed the connection".to_string(),
-        };
-        match offered {
-            Some(what) => format!("{how} after certroll offered {what}"),
-            None => format!("{how}; certroll had no client certificate to offer"),
         }
     }
 }

@@ -221,13 +221,7 @@ pub fn prove(
                     })?;
                 match seen.proof {
                     Proof::Complete(_) => Verdict::Accepted,
-                    Proof::KeyOnly { ended, .. } => Verdict::Refused(
-                        ended
-                            .split(" after certroll offered")
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    ),
+                    Proof::KeyOnly { ended, .. } => Verdict::Refused(ended),
                 }
             }
         };

@@ -178,10 +178,15 @@ fn a_tls_1_3_refusal_after_the_handshake_is_the_servers_verdict() {
     let old = both(&p).client_cert(&p.g1).unwrap();
     let seen = look(&local(), &n, &target, Duration::from_secs(5), Some(&old)).unwrap();
     match &seen.proof {
-        Proof::KeyOnly { ended, .. } => assert!(
+        Proof::KeyOnly { ended, offered, .. } => assert!(
             ended.starts_with("it sent alert")
-                && ended.ends_with("after certroll offered a throwaway client certificate of G1"),
-            "{ended}"
+                && offered.as_deref() == Some("a throwaway client certificate of G1")
+                && seen.proof.to_string().ends_with(
+                    "after the handshake (it sent alert UnknownCA after certroll offered a \
+                     throwaway client certificate of G1)"
+                ),
+            "{}",
+            seen.proof
         ),
         other => panic!("a refused certificate was taken for accepted: {other}"),
     }
