@@ -259,8 +259,11 @@ pub fn confirm_tls(
     };
     loop {
         attempts += 1;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = left.clamp(Duration::from_millis(200), ATTEMPT_TIMEOUT);
+        let look_timeout = || {
+            let left = deadline.saturating_duration_since(Instant::now());
+            left.clamp(Duration::from_millis(200), ATTEMPT_TIMEOUT)
+        };
+        let timeout = look_timeout();
         let failed = |e: LookError| match e {
             LookError::Interrupted(signal) => Err(interrupted(signal)),
             LookError::Transport(e) if !e.is_transient() => Err(TlsConfirmError::Transport(e)),
@@ -269,7 +272,7 @@ pub fn confirm_tls(
         let last = match look(transport, node, target, timeout, identity) {
             Ok(seen) => match exp.mismatch(&seen) {
                 None if trust::names_say_nothing(exp, seen.ca_names.as_ref()) => {
-                    match trust::prove(transport, node, target, exp, throwaways, timeout) {
+                    match trust::prove(transport, node, target, exp, throwaways, &look_timeout) {
                         Ok(proof) => {
                             return Ok(Confirmed {
                                 proof: seen.proof,

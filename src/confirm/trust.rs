@@ -191,14 +191,16 @@ pub fn names_say_nothing(exp: &Expectation, ca_names: Option<&Vec<Vec<u8>>>) -> 
 }
 
 /// Shows the server at `target` a throwaway of every generation of `throwaways` and
-/// checks its verdicts against the node's bundle (`exp`): each look ends by `timeout`.
+/// checks its verdicts against the node's bundle (`exp`). Each look ends by the time
+/// `look_timeout` gives when it starts (what is left of a confirm's deadline, or
+/// `verify`'s `--probe-timeout`).
 pub fn prove(
     transport: &dyn Transport,
     node: &Node,
     target: &TlsTarget,
     exp: &Expectation,
     throwaways: &Throwaways,
-    timeout: Duration,
+    look_timeout: &dyn Fn() -> Duration,
 ) -> Result<TrustProof, TrustError> {
     let mut generations: Vec<(&CaCert, bool)> = throwaways
         .issuers
@@ -212,6 +214,7 @@ pub fn prove(
         let verdict = match throwaways.client_cert(ca) {
             Err(why) => Verdict::Unprovable(why),
             Ok(cert) => {
+                let timeout = look_timeout();
                 let seen =
                     look(transport, node, target, timeout, Some(&cert)).map_err(|error| {
                         TrustError::Look {

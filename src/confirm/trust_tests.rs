@@ -148,14 +148,9 @@ fn a_refusal_proves_nothing_without_an_acceptance() {
     g2.key = None;
     let throwaways = Throwaways::new("internal", vec![p.g1.clone(), g2]);
     let exp = expect(&p.new_leaf, &[&p.g2], &p);
-    let trust = prove(
-        &local(),
-        &n,
-        &target,
-        &exp,
-        &throwaways,
-        Duration::from_secs(5),
-    )
+    let trust = prove(&local(), &n, &target, &exp, &throwaways, &|| {
+        Duration::from_secs(5)
+    })
     .unwrap();
     assert!(!trust.complete());
     let text = trust.to_string();

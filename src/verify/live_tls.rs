@@ -25,7 +25,7 @@ use super::collect::{CaFiles, Collected, FileState};
 use super::finding::Finding;
 use super::report::CaReport;
 use super::Known;
-use crate::confirm::{identity, look, trust, Expectation, Proof, Throwaways, TrustError};
+use crate::confirm::{identity, look, trust, Expectation, Proof, Throwaways};
 use crate::inventory::{CaId, Inventory, NodeId};
 
 /// Looks at every node of `report` that has a `tls_address` and adds a finding to each
@@ -80,14 +80,12 @@ pub fn check_servers<'a>(
         }
         if trust::names_say_nothing(&expected, seen.ca_names.as_ref()) {
             let t = transport.as_ref();
-            match trust::prove(t, node, target, &expected, throwaways, timeout) {
+            match trust::prove(t, node, target, &expected, throwaways, &|| timeout) {
                 Ok(proof) => found.push(Finding::LiveTlsTrust {
                     address: target.address(),
                     proof: proof.to_string(),
                 }),
-                Err(e @ (TrustError::Mismatch(_) | TrustError::Look { .. })) => {
-                    return Some(vec![finding(e.to_string())])
-                }
+                Err(e) => return Some(vec![finding(e.to_string())]),
             }
         }
         Some(found)
