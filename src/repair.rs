@@ -149,7 +149,8 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         | ProofMissing { .. }
         | ProofInvalid { .. }
         | ProofStale { .. }
-        | LiveTlsKeyOnly { .. } => Effect::Leave(""),
+        | LiveTlsKeyOnly { .. }
+        | LiveTlsTrust { .. } => Effect::Leave(""),
     }
 }
 

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use support::run::{certroll, Run};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const MODULE: &str = support::pki::SOFTHSM_MODULE;
 const PIN: &str = "5678";
 const PASSPHRASE: &str = "correct horse battery";
 const NODES: [&str; 3] = ["lb", "app", "db"];
@@ -123,32 +123,7 @@ impl Local {
 
     /// Makes a SoftHSM2 token labelled `label` for this test's runs.
     fn softhsm(&mut self, label: &str) -> PathBuf {
-        assert!(
-            Path::new(MODULE).is_file(),
-            "{MODULE} is missing: install softhsm2 (scripts/test.sh does)"
-        );
-        let tokens = self.path("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = self.path("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--so-pin", "1234", "--pin", PIN])
-            .env("SOFTHSM2_CONF", &conf)
-            .output()
-            .expect("softhsm2-util must be installed (scripts/test.sh installs softhsm2)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let conf = support::pki::softhsm_token(self.dir.path(), label, PIN);
         self.softhsm_conf = Some(conf.clone());
         conf
     }

@@ -153,6 +153,7 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState, lock: LockState) -> RunRe
                 actions: s.actions.clone(),
                 state,
                 error,
+                proof: run.proofs.get(&s.id).cloned(),
                 waiting_on,
             }
         })

@@ -95,11 +95,17 @@ pub fn check(
                 ca,
                 known,
                 store_error: None,
+                issuers: if args.live {
+                    issuers(&store, &inv.cas[ca])
+                } else {
+                    Vec::new()
+                },
             },
             Err(e) => CaInput {
                 ca,
                 known: Known::default(),
                 store_error: Some(e),
+                issuers: Vec::new(),
             },
         })
         .collect();
@@ -111,4 +117,16 @@ pub fn check(
         ..VerifyOptions::default()
     };
     Ok(verify(inv, &inputs, connector.as_ref(), &opts))
+}
+
+/// The current and next generations of `spec`, with their keys as the store loads them
+/// without unlocking anything: a `file` key can sign throwaway client certificates for
+/// `--live`; an `encrypted` or `pkcs11` one stays locked (verify never asks for a secret),
+/// and the finding says that its generation could not be tested. A generation that does
+/// not load is left out (the store's problem is reported by the rest of verify).
+fn issuers(store: &CaStore, spec: &crate::inventory::CaSpec) -> Vec<crate::pki::CaCert> {
+    [store.current(spec), store.next(spec)]
+        .into_iter()
+        .filter_map(|g| g.ok().flatten())
+        .collect()
 }

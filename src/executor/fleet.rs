@@ -14,7 +14,7 @@ use super::node_keys::NodeKeys;
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
 use crate::bundles::{managed_ders, BundleBase};
-use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
+use crate::confirm::{confirm_tls, identity, Expectation, Throwaways, TlsConfirmError};
 use crate::inventory::KeySource;
 use crate::inventory::{BundleForeign, CaId, Inventory, Node, NodeId};
 use crate::layout::{self, LayoutError};
@@ -50,6 +50,9 @@ pub struct FleetWork<'a> {
     cleaned: Mutex<HashSet<NodeId>>,
     /// What the built-in TLS confirm of each confirmed step proved.
     proofs: Mutex<HashMap<StepId, String>>,
+    /// Throwaway client certificates of the run's generations, for servers that name no
+    /// CA: made in memory with the keys this run unlocked, never written anywhere.
+    throwaways: Throwaways,
 }
 
 impl<'a> FleetWork<'a> {
@@ -61,7 +64,12 @@ impl<'a> FleetWork<'a> {
         connector: Arc<dyn Connector>,
         backup_tag: &str,
     ) -> Self {
+        let issuers = std::iter::once(&material.current)
+            .chain(material.next.as_ref())
+            .cloned()
+            .collect();
         FleetWork {
+            throwaways: Throwaways::new(&inv.cas[ca].name, issuers),
             inv,
             ca,
             material,
@@ -98,9 +106,12 @@ impl<'a> FleetWork<'a> {
     /// certroll's own TLS confirm of a node with `tls_address`, after its `confirm`
     /// command: the node must serve the certificate on its disk and, if it asks for
     /// client certificates, name exactly the anchors of the bundle on its disk among the
-    /// generations of this run. The node's own certificate and key are offered as client
-    /// certificate, so a server that requires one sees a complete handshake. What the
-    /// handshake proved is kept for the journal ([`StepWork::proof`]).
+    /// generations of this run — or, if it asks with no CA name at all, accept a throwaway
+    /// client certificate of each generation its bundle holds and refuse one of each it
+    /// no longer holds (where the run holds that generation's key). The node's own
+    /// certificate and key are offered as client certificate, so a server that requires
+    /// one sees a complete handshake. What the handshakes proved is kept for the journal
+    /// ([`StepWork::proof`]).
     fn confirm_tls(&self, t: &dyn Transport, node: &Node, step: StepId) -> Result<(), StepError> {
         let Some(target) = &node.tls else {
             return Ok(());
@@ -130,13 +141,16 @@ impl<'a> FleetWork<'a> {
         .map_err(|e| {
             StepError::confirm_failed(format!("failed to confirm TLS of node {}: {e}", node.name))
         })?;
-        let proof = confirm_tls(t, node, target, &expected, me.as_ref()).map_err(|e| match e {
-            TlsConfirmError::Transport(e) => StepError::from(e),
-            e @ TlsConfirmError::NotConfirmed { .. } => StepError::confirm_failed(e.to_string()),
-            e @ TlsConfirmError::Interrupted { .. } => {
-                StepError::new(super::StepErrorKind::StopRun, e.to_string())
-            }
-        })?;
+        let proof = confirm_tls(t, node, target, &expected, me.as_ref(), &self.throwaways)
+            .map_err(|e| match e {
+                TlsConfirmError::Transport(e) => StepError::from(e),
+                e @ TlsConfirmError::NotConfirmed { .. } => {
+                    StepError::confirm_failed(e.to_string())
+                }
+                e @ TlsConfirmError::Interrupted { .. } => {
+                    StepError::new(super::StepErrorKind::StopRun, e.to_string())
+                }
+            })?;
         // Invariant: the mutex is never held across a panic-prone call.
         if let Ok(mut proofs) = self.proofs.lock() {
             proofs.insert(step, format!("TLS at {}: {proof}", target.address()));

@@ -33,6 +33,8 @@ pub struct RunState {
     pub resumes: u32,
     /// Steps confirmed.
     pub done: BTreeSet<StepId>,
+    /// What certroll's own TLS confirm proved of a confirmed step (its `proof`).
+    pub proofs: BTreeMap<StepId, String>,
     /// Steps started and not done (whether or not they failed since): to re-check on resume.
     pub started: BTreeMap<StepId, StartedStep>,
     /// Steps whose latest record is a failure, with the error.
@@ -63,6 +65,7 @@ impl RunState {
             pid: 0,
             resumes: 0,
             done: BTreeSet::new(),
+            proofs: BTreeMap::new(),
             started: BTreeMap::new(),
             failed: BTreeMap::new(),
             steps: BTreeMap::new(),
@@ -127,10 +130,14 @@ impl RunState {
                     },
                 );
             }
-            Record::StepDone { step, .. } => {
+            Record::StepDone { step, proof, .. } => {
                 self.started.remove(step);
                 self.failed.remove(step);
                 self.done.insert(*step);
+                match proof {
+                    Some(proof) => self.proofs.insert(*step, proof.clone()),
+                    None => self.proofs.remove(step),
+                };
             }
             Record::StepFailed { step, error, .. } => {
                 self.failed.insert(*step, error.clone());

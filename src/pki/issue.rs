@@ -259,7 +259,7 @@ fn leaf_params(
 
 /// Signs `params` (for `key`) by the CA whose certificate is `issuer_der` and whose key is
 /// `issuer_key`; `what` names that certificate in the error.
-fn sign(
+pub(super) fn sign(
     params: CertificateParams,
     key: &impl PublicKeyData,
     issuer_der: &[u8],
@@ -311,13 +311,13 @@ fn ca_key_usages() -> Vec<KeyUsagePurpose> {
 }
 
 /// 16 random bytes, positive and without a leading zero byte.
-fn random_serial() -> SerialNumber {
+pub(super) fn random_serial() -> SerialNumber {
     let mut bytes: [u8; 16] = rand::random();
     bytes[0] = (bytes[0] & 0x7f) | 0x01;
     SerialNumber::from_slice(&bytes)
 }
 
-fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+pub(super) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 

@@ -15,6 +15,7 @@ mod key;
 pub mod keys;
 mod names;
 mod store;
+mod throwaway;
 pub mod token;
 mod unlock;
 
@@ -26,6 +27,7 @@ pub use issue::{
 };
 pub use key::{CaKey, CaSigner, TokenKey, TokenKeyRef};
 pub use store::CaStore;
+pub use throwaway::{issue_throwaway, Throwaway, THROWAWAY_LIFETIME};
 pub use unlock::{Unlock, Unlocked};
 
 /// Why a certificate operation failed.

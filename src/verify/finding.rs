@@ -158,6 +158,14 @@ pub enum Finding {
         address: String,
         proof: String,
     },
+    /// `--live`: the server asks for client certificates without naming any CA, so its
+    /// trust was tested with throwaway client certificates of the CA's generations whose
+    /// keys `verify` can use; each was accepted or refused as the node's bundle says, or
+    /// could not be tested. Informational: `proof` says which.
+    LiveTlsTrust {
+        address: String,
+        proof: String,
+    },
 }
 
 impl Finding {
@@ -165,7 +173,7 @@ impl Finding {
         use Finding::*;
         match self {
             Unreachable { .. } | Unreadable { .. } | StoreUnavailable { .. } => Severity::Unknown,
-            ForeignAnchor { .. } | LiveTlsKeyOnly { .. } => Severity::Ok,
+            ForeignAnchor { .. } | LiveTlsKeyOnly { .. } | LiveTlsTrust { .. } => Severity::Ok,
             Missing { .. }
             | Corrupt { .. }
             | EmptyBundle { .. }
@@ -253,6 +261,10 @@ impl Finding {
             LiveTlsKeyOnly { .. } => (
                 "server proven without a complete handshake",
                 "servers proven without a complete handshake",
+            ),
+            LiveTlsTrust { .. } => (
+                "server trust tested with throwaway certificates",
+                "servers' trust tested with throwaway certificates",
             ),
         }
     }
@@ -367,7 +379,7 @@ impl Finding {
             LiveTls { address, detail } => {
                 format!("node {node} at {address} (as reached from the node): {detail}")
             }
-            LiveTlsKeyOnly { address, proof } => {
+            LiveTlsKeyOnly { address, proof } | LiveTlsTrust { address, proof } => {
                 format!("node {node} at {address} (as reached from the node): {proof}")
             }
         }

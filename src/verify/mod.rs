@@ -78,6 +78,10 @@ pub struct CaInput {
     pub ca: CaId,
     pub known: Known,
     pub store_error: Option<String>,
+    /// The current and next generations with their keys as the store loaded them without
+    /// unlocking anything, for the throwaway client certificates of `--live`
+    /// ([`crate::confirm::trust`]); empty when none is known.
+    pub issuers: Vec<crate::pki::CaCert>,
 }
 
 /// Verifies the given CAs of `inv`, reaching nodes through `connector`.
@@ -100,10 +104,13 @@ pub fn verify(
     if opts.live {
         for (r, input) in reports.iter_mut().zip(cas) {
             run_probes(inv, r, &by_node, opts);
+            let throwaways =
+                crate::confirm::Throwaways::new(&inv.cas[input.ca].name, input.issuers.clone());
             live_tls::check_servers(
                 inv,
                 input.ca,
                 &input.known,
+                &throwaways,
                 r,
                 &by_node,
                 opts.probe_timeout,
