@@ -202,7 +202,7 @@ fn mariadb_is_looked_at_by_verify_live_through_starttls_mysql() {
     // G2, and after trust-prune it refuses one of G1 (MariaDB says nothing after the
     // handshake of a certificate it accepts, and sends an alert for one it refuses).
     certroll(served.dir.path(), &["apply", "--rotate", "--yes"]).expect_code(0);
-    let proofs = db_proofs(served.dir.path());
+    let proofs = node_proofs(served.dir.path(), "db");
     assert!(
         proofs
             .iter()
