@@ -14,8 +14,6 @@ pub use crate::session::{CaGenerations, CommandError};
 pub mod apply;
 pub mod ca;
 pub mod decide;
-pub mod facts;
-pub mod holdings;
 pub mod init;
 pub mod keys;
 pub mod plan;

@@ -11,7 +11,9 @@
 //! a state backend changes here and nowhere above.
 
 mod error;
+pub mod facts;
 mod generations;
+pub mod holdings;
 
 pub use error::CommandError;
 pub use generations::CaGenerations;
