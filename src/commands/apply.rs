@@ -11,7 +11,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::decide::Intent;
 use super::{load, select_ca, CaGenerations, CommandError};
 use crate::executor::{execute, ExecOptions, FleetWork, RunMaterial};
 use crate::exit;
@@ -23,6 +22,7 @@ use crate::output::style::plural;
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{self, Mode, Plan};
+use crate::session::decide::Intent;
 use crate::transport::{Connector, HostKeyPolicy};
 
 /// Arguments of `certroll apply`.
@@ -225,10 +225,10 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    /// The plan of a new run (see [`super::decide`], which also refuses `--rotate` before
+    /// The plan of a new run (see [`crate::session::decide`], which also refuses `--rotate` before
     /// the CA exists and a bootstrap over another CA's files, for `plan` and `apply` alike).
     fn decide(&self) -> Result<Plan, CommandError> {
-        super::decide::decide(
+        crate::session::decide::decide(
             &self.inv,
             self.ca,
             &self.gens,

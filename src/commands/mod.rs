@@ -13,7 +13,6 @@ pub use crate::session::{CaGenerations, CommandError};
 
 pub mod apply;
 pub mod ca;
-pub mod decide;
 pub mod init;
 pub mod keys;
 pub mod plan;

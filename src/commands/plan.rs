@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::decide::{decide, Intent};
 use super::{load, rollback, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
@@ -15,6 +14,7 @@ use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{Plan, RotationState};
+use crate::session::decide::{decide, Intent};
 use crate::session::holdings::{read_members, sim_start, Known};
 use crate::simulate::{check_with, CheckError, CheckOptions, CheckReport, Start};
 use crate::transport::HostKeyPolicy;

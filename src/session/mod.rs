@@ -10,6 +10,7 @@
 //! top. It is the one place that reads the state (journal, CA store) to decide a run, so
 //! a state backend changes here and nowhere above.
 
+pub mod decide;
 mod error;
 pub mod facts;
 mod generations;

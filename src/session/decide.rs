@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{CaGenerations, CommandError};
+use super::holdings::{holding_files, read_members, Known};
+use super::{facts, CaGenerations, CommandError};
 use crate::inventory::{CaId, ChainMode, Inventory, Strategy};
 use crate::pki::{CaCert, CaStore};
 use crate::plan::{self, takeover, Plan};
 use crate::repair;
-use crate::session::facts;
-use crate::session::holdings::{holding_files, read_members, Known};
 use crate::transport::Connector;
 use crate::verify::Known as StoreGenerations;
 
