@@ -94,7 +94,7 @@ struct RunContext<'a> {
     journal: Journal,
     connector: Arc<dyn Connector>,
     /// A rollback run's journal parameters: the rotation run and the state rolled back.
-    rollback_params: Option<super::rollback::Params>,
+    rollback_params: Option<crate::session::rollback::Params>,
     /// Held until the run ends.
     _lock: Lock,
 }
@@ -153,7 +153,7 @@ impl<'a> RunContext<'a> {
         }
         // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
         if prev.header.mode == Mode::Rollback {
-            self.rollback_params = Some(super::rollback::Params {
+            self.rollback_params = Some(crate::session::rollback::Params {
                 of_run: prev.header.params.rollback_of.clone(),
                 state: prev.header.params.rollback_state.clone(),
             });
@@ -162,7 +162,7 @@ impl<'a> RunContext<'a> {
     }
 
     /// `apply --rollback`: resumes an unfinished rollback, or rolls back the rotation in
-    /// progress from where it stopped (see [`super::rollback`]).
+    /// progress from where it stopped (see [`crate::session::rollback`]).
     fn rollback(&mut self) -> Result<i32, CommandError> {
         let name = self.spec().name.clone();
         // The latest run of this CA, even if a run of another CA came after it.
@@ -181,7 +181,7 @@ impl<'a> RunContext<'a> {
         }
         self.finish_pending_rollback(mine)?;
         let parallel = self.args.intent.parallel.max(1);
-        let found = super::rollback::find(
+        let found = crate::session::rollback::find(
             &self.inv,
             self.ca,
             &self.gens,
@@ -196,7 +196,7 @@ impl<'a> RunContext<'a> {
             Some(run) => self.say(&format!("rolling back rotation run {run}")),
             None => self.say("rolling back a rotation that reached no node"),
         }
-        self.rollback_params = Some(super::rollback::params(&self.inv, &found));
+        self.rollback_params = Some(crate::session::rollback::params(&self.inv, &found));
         self.start_run(found.plan, None)
     }
 
@@ -435,7 +435,8 @@ impl<'a> RunContext<'a> {
             .last_run()?
             .filter(|r| r.run == run_id)
             .and_then(|r| r.header.params.rollback_of);
-        let said = super::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
+        let said =
+            crate::session::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
         self.result(&said);
         Ok(())
     }
@@ -486,7 +487,7 @@ pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan
         Mode::Rotate if h.params.leaves_only => Ok(plan::leaves_only(inv, ca, h.strategy, h.chain)),
         Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
             .map_err(|e| CommandError::Usage(e.to_string())),
-        Mode::Rollback => Ok(super::rollback::rebuild(inv, ca, prev)),
+        Mode::Rollback => Ok(crate::session::rollback::rebuild(inv, ca, prev)),
         Mode::Bootstrap => {
             let ids: Vec<usize> = h
                 .params

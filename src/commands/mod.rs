@@ -16,7 +16,6 @@ pub mod ca;
 pub mod init;
 pub mod keys;
 pub mod plan;
-pub mod rollback;
 mod routine_params;
 pub mod status;
 pub mod verify;

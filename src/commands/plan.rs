@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{load, rollback, select_ca, CaGenerations, CommandError};
+use super::{load, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::journal::Journal;
@@ -16,6 +16,7 @@ use crate::pki::CaStore;
 use crate::plan::{Plan, RotationState};
 use crate::session::decide::{decide, Intent};
 use crate::session::holdings::{read_members, sim_start, Known};
+use crate::session::rollback;
 use crate::simulate::{check_with, CheckError, CheckOptions, CheckReport, Start};
 use crate::transport::HostKeyPolicy;
 
