@@ -21,7 +21,7 @@ use crate::output::progress::{Progress, ProgressFormat};
 use crate::output::style::plural;
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
-use crate::plan::{self, Mode, Plan};
+use crate::plan::{Mode, Plan};
 use crate::session::decide::Intent;
 use crate::transport::{Connector, HostKeyPolicy};
 
@@ -130,7 +130,7 @@ impl<'a> RunContext<'a> {
 
     /// Resumes the unfinished run `prev` (rotation, rollback or maintenance).
     fn resume(&mut self, prev: &RunState) -> Result<i32, CommandError> {
-        let plan = rebuild(&self.inv, self.ca, prev)?;
+        let plan = crate::session::resume::rebuild(&self.inv, self.ca, prev)?;
         let unchanged = plan.fingerprint(&self.inv) == prev.header.fingerprint;
         if !unchanged && !self.args.replan {
             return Err(CommandError::Usage(format!(
@@ -477,27 +477,6 @@ impl<'a> RunContext<'a> {
             }
             _ => Ok(false),
         }
-    }
-}
-
-/// The plan of an earlier run, rebuilt from its journal header and today's inventory.
-pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan, CommandError> {
-    let h = &prev.header;
-    match h.mode {
-        Mode::Rotate if h.params.leaves_only => Ok(plan::leaves_only(inv, ca, h.strategy, h.chain)),
-        Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
-            .map_err(|e| CommandError::Usage(e.to_string())),
-        Mode::Rollback => Ok(crate::session::rollback::rebuild(inv, ca, prev)),
-        Mode::Bootstrap => {
-            let ids: Vec<usize> = h
-                .params
-                .install
-                .iter()
-                .filter_map(|n| inv.node_id(n))
-                .collect();
-            Ok(plan::bootstrap(inv, ca, &ids))
-        }
-        Mode::Renew => Ok(super::routine_params::rebuild(inv, ca, &h.params)),
     }
 }
 

@@ -15,6 +15,7 @@ mod error;
 pub mod facts;
 mod generations;
 pub mod holdings;
+pub mod resume;
 pub mod rollback;
 
 pub use error::CommandError;
