@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use super::CommandError;
+use super::error::CommandError;
 use crate::inventory::CaSpec;
 use crate::pki::{CaCert, CaStore};
 
