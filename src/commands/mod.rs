@@ -1,6 +1,6 @@
-//! The commands behind the binary: each one loads the inventory, calls the planner, the
-//! executor or the verifier, and renders the result. `main.rs` only parses arguments and
-//! maps a [`CommandError`] to an exit code.
+//! The commands behind the binary: each one loads the inventory, calls the session (which
+//! decides the run: [`crate::session`]), the executor or the verifier, and renders the
+//! result. `main.rs` only parses arguments and maps a [`CommandError`] to an exit code.
 
 use std::path::Path;
 use std::sync::Arc;
