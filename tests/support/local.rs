@@ -49,9 +49,10 @@ fn set(keys: &mut Vec<(String, String)>, key: &str, value: &str) {
     }
 }
 
+/// Appends `key = "value"` lines, each value a TOML string (escaped as TOML escapes it).
 fn table(out: &mut String, keys: &[(String, String)]) {
     for (k, v) in keys {
-        out.push_str(&format!("{k} = {v:?}\n"));
+        out.push_str(&format!("{k} = {}\n", toml::Value::String(v.clone())));
     }
 }
 
@@ -225,7 +226,8 @@ impl LocalFleet {
     /// Runs `certroll -i certroll.toml ARGS...` in the fleet's directory.
     pub fn certroll(&self, args: &[&str]) -> Run {
         certroll(&self.inventory(), args, |cmd| {
-            cmd.current_dir(self.dir.path());
+            cmd.current_dir(self.dir.path())
+                .env_remove("CERTROLL_INVENTORY");
         })
     }
 
