@@ -94,11 +94,7 @@ pub fn managed_ders(generations: &[&CaCert], extra_pem: &[&str]) -> Vec<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cert(n: u8) -> (String, Vec<u8>) {
-        let der = vec![0x30, 0x03, 0x02, 0x01, n];
-        (cert_pem(&der), der)
-    }
+    use crate::pki::stand_in_cert as cert;
 
     #[test]
     fn keeps_foreign_certificates_in_order_around_the_managed_anchor() {

@@ -2,7 +2,7 @@
 //!
 //! Both readers of the fleet's current state use it: `verify`, which turns a node that
 //! cannot be reached or a file that cannot be read into a finding (never stopping the
-//! other nodes from being checked), and the routine planner (`commands::facts`), for
+//! other nodes from being checked), and the routine planner (`session::facts`), for
 //! which either is an error.
 
 use std::collections::BTreeMap;

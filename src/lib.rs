@@ -30,6 +30,7 @@ pub mod pki;
 pub mod plan;
 pub mod repair;
 pub mod secrets;
+pub mod session;
 pub mod shell;
 pub mod simulate;
 pub mod tls;

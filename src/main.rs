@@ -15,7 +15,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certroll::commands::apply::ApplyArgs;
 use certroll::commands::ca::ImportArgs;
-use certroll::commands::decide::Intent;
 use certroll::commands::status::StatusArgs;
 use certroll::commands::verify::VerifyArgs;
 use certroll::commands::{self, plan::PlanArgs, CommandError};
@@ -23,6 +22,7 @@ use certroll::error::causes;
 use certroll::exit;
 use certroll::output::{escape, Format, Style};
 use certroll::plan::{ChainMode, Strategy};
+use certroll::session::decide::Intent;
 
 /// Rotate the certificate authority of a TLS fleet without one failed handshake.
 #[derive(Debug, Parser)]

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::decide::Intent;
 use super::{load, select_ca, CaGenerations, CommandError};
 use crate::executor::{execute, ExecOptions, FleetWork, RunMaterial};
 use crate::exit;
@@ -22,7 +21,8 @@ use crate::output::progress::{Progress, ProgressFormat};
 use crate::output::style::plural;
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
-use crate::plan::{self, Mode, Plan};
+use crate::plan::{Mode, Plan};
+use crate::session::decide::Intent;
 use crate::transport::{Connector, HostKeyPolicy};
 
 /// Arguments of `certroll apply`.
@@ -94,7 +94,7 @@ struct RunContext<'a> {
     journal: Journal,
     connector: Arc<dyn Connector>,
     /// A rollback run's journal parameters: the rotation run and the state rolled back.
-    rollback_params: Option<super::rollback::Params>,
+    rollback_params: Option<crate::session::rollback::Params>,
     /// Held until the run ends.
     _lock: Lock,
 }
@@ -130,7 +130,7 @@ impl<'a> RunContext<'a> {
 
     /// Resumes the unfinished run `prev` (rotation, rollback or maintenance).
     fn resume(&mut self, prev: &RunState) -> Result<i32, CommandError> {
-        let plan = rebuild(&self.inv, self.ca, prev)?;
+        let plan = crate::session::resume::rebuild(&self.inv, self.ca, prev)?;
         let unchanged = plan.fingerprint(&self.inv) == prev.header.fingerprint;
         if !unchanged && !self.args.replan {
             return Err(CommandError::Usage(format!(
@@ -153,7 +153,7 @@ impl<'a> RunContext<'a> {
         }
         // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
         if prev.header.mode == Mode::Rollback {
-            self.rollback_params = Some(super::rollback::Params {
+            self.rollback_params = Some(crate::session::rollback::Params {
                 of_run: prev.header.params.rollback_of.clone(),
                 state: prev.header.params.rollback_state.clone(),
             });
@@ -162,7 +162,7 @@ impl<'a> RunContext<'a> {
     }
 
     /// `apply --rollback`: resumes an unfinished rollback, or rolls back the rotation in
-    /// progress from where it stopped (see [`super::rollback`]).
+    /// progress from where it stopped (see [`crate::session::rollback`]).
     fn rollback(&mut self) -> Result<i32, CommandError> {
         let name = self.spec().name.clone();
         // The latest run of this CA, even if a run of another CA came after it.
@@ -181,7 +181,7 @@ impl<'a> RunContext<'a> {
         }
         self.finish_pending_rollback(mine)?;
         let parallel = self.args.intent.parallel.max(1);
-        let found = super::rollback::find(
+        let found = crate::session::rollback::find(
             &self.inv,
             self.ca,
             &self.gens,
@@ -196,7 +196,7 @@ impl<'a> RunContext<'a> {
             Some(run) => self.say(&format!("rolling back rotation run {run}")),
             None => self.say("rolling back a rotation that reached no node"),
         }
-        self.rollback_params = Some(super::rollback::params(&self.inv, &found));
+        self.rollback_params = Some(crate::session::rollback::params(&self.inv, &found));
         self.start_run(found.plan, None)
     }
 
@@ -225,10 +225,10 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    /// The plan of a new run (see [`super::decide`], which also refuses `--rotate` before
+    /// The plan of a new run (see [`crate::session::decide`], which also refuses `--rotate` before
     /// the CA exists and a bootstrap over another CA's files, for `plan` and `apply` alike).
     fn decide(&self) -> Result<Plan, CommandError> {
-        super::decide::decide(
+        crate::session::decide::decide(
             &self.inv,
             self.ca,
             &self.gens,
@@ -435,7 +435,8 @@ impl<'a> RunContext<'a> {
             .last_run()?
             .filter(|r| r.run == run_id)
             .and_then(|r| r.header.params.rollback_of);
-        let said = super::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
+        let said =
+            crate::session::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
         self.result(&said);
         Ok(())
     }
@@ -476,27 +477,6 @@ impl<'a> RunContext<'a> {
             }
             _ => Ok(false),
         }
-    }
-}
-
-/// The plan of an earlier run, rebuilt from its journal header and today's inventory.
-pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan, CommandError> {
-    let h = &prev.header;
-    match h.mode {
-        Mode::Rotate if h.params.leaves_only => Ok(plan::leaves_only(inv, ca, h.strategy, h.chain)),
-        Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
-            .map_err(|e| CommandError::Usage(e.to_string())),
-        Mode::Rollback => Ok(super::rollback::rebuild(inv, ca, prev)),
-        Mode::Bootstrap => {
-            let ids: Vec<usize> = h
-                .params
-                .install
-                .iter()
-                .filter_map(|n| inv.node_id(n))
-                .collect();
-            Ok(plan::bootstrap(inv, ca, &ids))
-        }
-        Mode::Renew => Ok(super::routine_params::rebuild(inv, ca, &h.params)),
     }
 }
 

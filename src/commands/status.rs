@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::apply::rebuild;
 use super::{load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
@@ -19,6 +18,7 @@ use crate::journal::{Journal, Lock, LockState, RunState, RunStatus};
 use crate::output::status::{self, RunProgress, RunReport, StepState, StepStatus};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::plan::{Plan, StepId};
+use crate::session::resume::rebuild;
 
 /// Arguments of `certroll status`.
 #[derive(Debug, Clone, Default)]

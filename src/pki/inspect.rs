@@ -50,6 +50,14 @@ pub fn cert_pem(der: &[u8]) -> String {
     )
 }
 
+/// A stand-in certificate numbered `n` for tests, as PEM text and DER: a tiny DER
+/// sequence, not valid X.509, enough for code that moves PEM blocks by their bytes.
+#[cfg(test)]
+pub(crate) fn stand_in_cert(n: u8) -> (String, Vec<u8>) {
+    let der = vec![0x30, 0x03, 0x02, 0x01, n];
+    (cert_pem(&der), der)
+}
+
 /// Parses one DER certificate.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
     let (rest, cert) =

@@ -20,6 +20,8 @@ pub mod token;
 mod unlock;
 
 pub use import::{ImportError, ImportSource, Imported};
+#[cfg(test)]
+pub(crate) use inspect::stand_in_cert;
 pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
 pub use issue::{
     cross_sign, issue_leaf, issue_leaf_for_key, issue_leaf_with, issue_node_leaf, new_ca,

@@ -1,5 +1,7 @@
 //! Fixtures shared by the certificate and handshake tests: every key algorithm, a CA
-//! spec with the inventory's defaults, and a SoftHSM2 token for `key_store = "pkcs11"`.
+//! spec with the inventory's defaults, a SoftHSM2 token for `key_store = "pkcs11"`, and
+//! certificates made as another CA would make them (a takeover's operator and partner CAs,
+//! a hand-made self-signed certificate).
 
 use certroll::inventory::{CaSpec, KeyAlgorithm};
 
@@ -55,4 +57,31 @@ pub fn softhsm_token(dir: &std::path::Path, label: &str, pin: &str) -> std::path
         String::from_utf8_lossy(&out.stderr)
     );
     conf
+}
+
+/// Generation 1 of a CA named `subject` (ECDSA P-256), made as another CA would be: the
+/// operator's or a partner's CA of a takeover.
+pub fn ca(subject: &str) -> certroll::pki::CaCert {
+    certroll::pki::new_ca(
+        &spec(KeyAlgorithm::EcdsaP256, subject),
+        1,
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("create a test CA")
+}
+
+/// A self-signed certificate whose common name is `cn`, a CA or not, made outside
+/// certroll (with rcgen directly).
+pub fn self_signed_pem(cn: &str, is_ca: bool) -> String {
+    let key = rcgen::KeyPair::generate().expect("generate a key");
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).expect("certificate parameters");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    if is_ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params.self_signed(&key).expect("self-sign").pem()
 }
