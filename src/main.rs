@@ -103,12 +103,21 @@ struct VerifyCmd {
     /// Verify only this CA (default: every CA of the inventory).
     #[arg(long, value_name = "NAME")]
     ca: Option<String>,
-    /// Output format.
+    /// Output format (prometheus: the text exposition format, see docs/operations.md).
     #[arg(long, value_enum, default_value = "text")]
-    format: EventFormat,
-    /// Warn about certificates expiring within this (default: the CA's renew_before), e.g. 30d.
+    format: VerifyFormat,
+    /// Warn about certificates expiring within this (default: [verify] warn_within, else
+    /// the CA's renew_before), e.g. 30d.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     warn_within: Option<Duration>,
+    /// Certificates expiring within this are CRITICAL, exit 2 (default: [verify]
+    /// critical_within, else 7d); never longer than the warning window.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    critical_within: Option<Duration>,
+    /// Also write the metrics to DIR/certroll.prom, atomically, for node_exporter's
+    /// textfile collector (the directory must exist).
+    #[arg(long, value_name = "DIR")]
+    textfile_dir: Option<PathBuf>,
     /// Also run each client's `probe` command against its servers.
     #[arg(long)]
     live: bool,
@@ -127,7 +136,25 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     certroll::duration::parse(s).map_err(|e| e.to_string())
 }
 
-/// `--format` of `apply`, `status` and `verify`.
+/// `--format` of `verify`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VerifyFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
+impl From<VerifyFormat> for Format {
+    fn from(f: VerifyFormat) -> Format {
+        match f {
+            VerifyFormat::Text => Format::Text,
+            VerifyFormat::Json => Format::Json,
+            VerifyFormat::Prometheus => Format::Prometheus,
+        }
+    }
+}
+
+/// `--format` of `apply` and `status`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EventFormat {
     Text,
@@ -291,6 +318,8 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             ca: cmd.ca,
             format: cmd.format.into(),
             warn_within: cmd.warn_within,
+            critical_within: cmd.critical_within,
+            textfile_dir: cmd.textfile_dir,
             live: cmd.live,
             probe_timeout: cmd.probe_timeout,
             parallel: usize::from(cmd.parallel),

@@ -137,6 +137,13 @@ impl CaStore {
             .collect()
     }
 
+    /// Where generation `generation` of `spec` (in use, not archived) keeps its issuing
+    /// CA certificate, or with `anchor` the trust anchor of an imported intermediate.
+    pub fn generation_file(&self, spec: &CaSpec, generation: u32, anchor: bool) -> PathBuf {
+        let file = if anchor { "anchor.pem" } else { "ca.pem" };
+        generation_dir(&self.dir.join(&spec.name), generation).join(file)
+    }
+
     /// `state_dir/ca/<name>`, refusing a CA name that is not a plain directory name.
     pub(super) fn ca_dir(&self, spec: &CaSpec) -> Result<PathBuf, PkiError> {
         let name = &spec.name;
