@@ -73,6 +73,22 @@ enum CaCmd {
     /// Record an existing CA as the current generation of [ca.NAME] (or, with --next, stage
     /// the next one); see docs/takeover.md.
     Import(ImportCmd),
+    /// Re-issue the current CA certificate with the same key, subject and key identifiers
+    /// and a new validity (the CA's `validity`); `certroll apply` then installs it in every
+    /// bundle. See docs/operations.md#an-expiring-ca.
+    Extend(ExtendCmd),
+}
+
+#[derive(Debug, Args)]
+struct ExtendCmd {
+    /// The [ca.NAME] of the inventory.
+    name: String,
+    /// Nodes read at once (to check the leaves' authority key identifiers).
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
+    /// Add the host keys of hosts never seen before to known_hosts (never a changed key).
+    #[arg(long)]
+    accept_new_host_keys: bool,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +350,14 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             anchor: cmd.anchor,
             next: cmd.next,
         }),
+        Command::Ca(CaCmd::Extend(cmd)) => {
+            commands::ca_extend::extend(&commands::ca_extend::ExtendArgs {
+                inventory: cli.inventory,
+                ca: cmd.name,
+                parallel: usize::from(cmd.parallel),
+                accept_new_host_keys: cmd.accept_new_host_keys,
+            })
+        }
         Command::Init(cmd) => commands::init::run(&commands::init::InitArgs { dir: cmd.dir }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,

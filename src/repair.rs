@@ -116,6 +116,9 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
             FileKind::ProofCert => Effect::Leave(""),
         },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
+        // An extended CA: the bundle gets the generation's new certificate (the old one,
+        // of the same key, is replaced: no chain carries a root).
+        OutdatedCaCertificate { .. } => Effect::Bundle(BundleNeed::Broken),
         KeyMismatch { .. } | Expired { .. } | NotYetValid { .. } => Effect::Leaf(LeafNeed::Broken),
         Expiring { .. } | NameNotCovered { .. } => Effect::Leaf(LeafNeed::Due),
         // A replaced key keeps its owner, group and mode, but a world-readable one becomes

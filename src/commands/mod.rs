@@ -15,6 +15,7 @@ use crate::transport::{self, Connector, HostKeyPolicy};
 
 pub mod apply;
 pub mod ca;
+pub mod ca_extend;
 pub mod decide;
 pub mod facts;
 pub mod holdings;

@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use super::{CaCert, PkiError, Unlock};
 use crate::inventory::CaSpec;
 
+#[path = "store_extend.rs"]
+mod extend;
 #[path = "store_generation.rs"]
 mod generation;
 #[path = "store_keys.rs"]

@@ -11,7 +11,33 @@ use super::generations::Known;
 use super::node::{rfc3339, summary};
 use super::report::{Generation, StoreCert};
 use super::thresholds::Windows;
-use crate::pki::{cert_pem, parse_pem_certs};
+use crate::pki::{cert_pem, parse_pem_certs, CertInfo};
+
+/// The generations in use that a bundle trusts only through an earlier certificate of
+/// their key (the CA was extended since the bundle was written). `anchors` is the
+/// bundle's certificates; the generation's bundle certificate is its anchor when it has
+/// one (an imported intermediate), else its own certificate.
+pub fn outdated(known: &Known, anchors: &[CertInfo]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for label in [Generation::Current, Generation::Next] {
+        let entries: Vec<_> = known.cas.iter().filter(|k| k.label == label).collect();
+        let Some(want) = entries.iter().find(|k| k.anchor).or(entries.first()) else {
+            continue;
+        };
+        let same_key: Vec<&CertInfo> = anchors
+            .iter()
+            .filter(|a| a.spki_sha256 == want.spki_sha256)
+            .collect();
+        if !same_key.is_empty() && !same_key.iter().any(|a| a.der == want.der) {
+            out.push(Finding::OutdatedCaCertificate {
+                subject: want.subject.clone(),
+                generation: want.number,
+                not_after: rfc3339(same_key[0].not_after),
+            });
+        }
+    }
+    out
+}
 
 /// The in-use CA certificates of `known` and the findings about their expiry.
 pub fn check(

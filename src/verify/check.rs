@@ -87,6 +87,7 @@ impl Check {
             NameNotCovered { .. } => Check::Names,
             LeafNotCurrent { .. } | RetiredCrossCertificate { .. } => Check::Issuer,
             AnchorExpiring { .. }
+            | OutdatedCaCertificate { .. }
             | StrayAnchor { .. }
             | ForeignAnchor { .. }
             | DuplicateAnchor { .. }

@@ -68,6 +68,14 @@ pub enum Finding {
         expired: bool,
         critical: bool,
     },
+    /// The bundle trusts a generation in use only through an earlier certificate of its
+    /// key: `certroll ca extend` re-issued it, and a routine `apply` brings the new one.
+    OutdatedCaCertificate {
+        subject: String,
+        generation: u32,
+        /// When the certificate the bundle holds expires (RFC 3339).
+        not_after: String,
+    },
     /// A trust anchor is expired or expires within the warning window.
     AnchorExpiring {
         subject: String,
@@ -199,6 +207,7 @@ impl Finding {
             KeyMode { mode, .. } if world_accessible(mode) => Severity::Critical,
             Expiring { .. }
             | CaCertExpiring { .. }
+            | OutdatedCaCertificate { .. }
             | AnchorExpiring { .. }
             | NameNotCovered { .. }
             | StrayAnchor { .. }
@@ -232,6 +241,10 @@ impl Finding {
             }
             CaCertExpiring { .. } => ("CA certificate expiring", "CA certificates expiring"),
             AnchorExpiring { .. } => ("anchor expiring", "anchors expiring"),
+            OutdatedCaCertificate { .. } => (
+                "bundle with an outdated CA certificate",
+                "bundles with an outdated CA certificate",
+            ),
             NameNotCovered { .. } => ("name not covered", "names not covered"),
             StrayAnchor { .. } => ("stray anchor", "stray anchors"),
             ForeignAnchor { .. } => ("foreign anchor", "foreign anchors"),
@@ -351,6 +364,13 @@ impl Finding {
             NameNotCovered { missing, .. } => {
                 format!("leaf of node {node} does not cover {}", missing.join(", "))
             }
+            OutdatedCaCertificate {
+                subject,
+                generation,
+                not_after,
+            } => format!(
+                "bundle of node {node} trusts G{generation} ({subject}) only through an earlier certificate of its key, valid until {not_after}: the CA was extended; `certroll apply` installs the new certificate"
+            ),
             ForeignAnchor { subject } => {
                 format!("bundle of node {node} also trusts {subject}, a foreign anchor certroll keeps")
             }

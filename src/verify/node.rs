@@ -186,6 +186,7 @@ fn check_anchors(
             });
         }
     }
+    out.extend(super::ca_certs::outdated(cx.known, anchors));
     if cx.known.get(Generation::Next).is_none() {
         if let Some(cur) = cx.known.get(Generation::Current) {
             if !labels.contains(&Generation::Current) {
