@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod cli_docs;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use certroll::commands::apply::ApplyArgs;
 use certroll::commands::ca::ImportArgs;
@@ -26,7 +28,13 @@ use certroll::plan::{ChainMode, Strategy};
 
 /// Rotate the certificate authority of a TLS fleet without one failed handshake.
 #[derive(Debug, Parser)]
-#[command(name = "certroll", version, about, propagate_version = true)]
+#[command(
+    name = "certroll",
+    version,
+    long_version = env!("CERTROLL_LONG_VERSION"),
+    about,
+    propagate_version = true
+)]
 struct Cli {
     /// Inventory file.
     #[arg(
@@ -56,9 +64,28 @@ enum Command {
     Status(StatusCmd),
     /// Read every node's real files and prove every link (exit 0 OK, 1 warning, 2 critical, 3 unknown).
     Verify(VerifyCmd),
-    /// Manage the CA store: import a CA that certroll did not create (a fleet's existing CA).
+    /// Manage the CA store: import a CA that certroll did not create (a fleet's existing CA),
+    /// extend the current CA certificate with its own key.
     #[command(subcommand)]
     Ca(CaCmd),
+    /// Print the completion script of a shell (see the README for where it goes).
+    Completions(CompletionsCmd),
+    /// Print the man page certroll(1), or with --dir write one page per command.
+    Man(ManCmd),
+}
+
+#[derive(Debug, Args)]
+struct CompletionsCmd {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: cli_docs::CompletionShell,
+}
+
+#[derive(Debug, Args)]
+struct ManCmd {
+    /// Write certroll.1 and certroll-COMMAND.1 pages into this existing directory instead.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -358,6 +385,27 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
                 accept_new_host_keys: cmd.accept_new_host_keys,
             })
         }
+        Command::Completions(cmd) => {
+            let mut out = Vec::new();
+            cli_docs::completions(&mut Cli::command(), cmd.shell, &mut out);
+            print_bytes(&out)
+        }
+        Command::Man(ManCmd { dir: Some(dir) }) => {
+            cli_docs::man_pages(Cli::command(), &dir).map_err(|e| {
+                CommandError::CantCreate(format!(
+                    "failed to write the man pages into {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            Ok(exit::OK)
+        }
+        Command::Man(ManCmd { dir: None }) => {
+            let mut out = Vec::new();
+            cli_docs::man(Cli::command(), &mut out).map_err(|e| {
+                CommandError::Other(anyhow::anyhow!("failed to render the man page: {e}"))
+            })?;
+            print_bytes(&out)
+        }
         Command::Init(cmd) => commands::init::run(&commands::init::InitArgs { dir: cmd.dir }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,
@@ -365,6 +413,16 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             format: cmd.format.into(),
         }),
     }
+}
+
+/// Writes generated text to standard output (a reader that left early is no error).
+fn print_bytes(bytes: &[u8]) -> Result<i32, CommandError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    certroll::output::unless_reader_left(out.write_all(bytes).and_then(|()| out.flush())).map_err(
+        |e| CommandError::Other(anyhow::anyhow!("failed to write to standard output: {e}")),
+    )?;
+    Ok(exit::OK)
 }
 
 /// Prints an error once: its own level, then each cause on its line (see
