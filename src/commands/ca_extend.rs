@@ -29,21 +29,6 @@ pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, Some(&args.ca))?;
     let spec = &inv.cas[ca];
-    let command = format!("certroll ca extend {}", spec.name);
-    let _lock = Lock::acquire(&inv.state_dir, &command)
-        .map_err(|e| CommandError::Incomplete(e.to_string()))?;
-    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
-    let last = journal.last_run().context("failed to read the journal")?;
-    if let Some(run) = last
-        .as_ref()
-        .filter(|r| r.header.ca == spec.name && r.end != Some(RunStatus::Complete))
-    {
-        return Err(CommandError::Refused(format!(
-            "refusing to extend CA {}: run {} of this CA is unfinished; nothing was written\n  \
-             hint: finish it with `certroll apply` first",
-            spec.name, run.run
-        )));
-    }
     let store = keys::open_store(&inv.state_dir, spec)?;
     let read = || format!("failed to read the CA store of CA {}", spec.name);
     let current = store.current(spec).with_context(read)?.ok_or_else(|| {
@@ -71,6 +56,34 @@ pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
         return Err(CommandError::BadInput(format!(
             "refusing to extend CA {}: cannot use the key of G{}: {why}; nothing was written",
             spec.name, current.generation
+        )));
+    }
+    // Only now the lock (a refusal above leaves no trace, not even the lock file), and
+    // under it the store and the journal again: nothing may have changed meanwhile.
+    let command = format!("certroll ca extend {}", spec.name);
+    let _lock = Lock::acquire(&inv.state_dir, &command)
+        .map_err(|e| CommandError::Incomplete(e.to_string()))?;
+    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
+    let last = journal.last_run().context("failed to read the journal")?;
+    if let Some(run) = last
+        .as_ref()
+        .filter(|r| r.header.ca == spec.name && r.end != Some(RunStatus::Complete))
+    {
+        return Err(CommandError::Refused(format!(
+            "refusing to extend CA {}: run {} of this CA is unfinished; nothing was written\n  \
+             hint: finish it with `certroll apply` first",
+            spec.name, run.run
+        )));
+    }
+    let unchanged = store
+        .current(spec)
+        .with_context(read)?
+        .is_some_and(|c| c.cert_der == current.cert_der);
+    if !unchanged {
+        return Err(CommandError::Incomplete(format!(
+            "CA {} changed while `ca extend` checked it (another certroll ran): run it again; \
+             nothing was written",
+            spec.name
         )));
     }
     let connector = super::connector(
