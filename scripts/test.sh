@@ -33,6 +33,12 @@ command -v visudo >/dev/null || [ -x /usr/sbin/visudo ] || need_apt+=(sudo)
 command -v ss >/dev/null || need_apt+=(iproute2)
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || need_apt+=(procps)
 command -v python3 >/dev/null || need_apt+=(python3)
+# verify --format prometheus is parsed by prometheus_client's exposition parser
+# (tests/verify_prometheus.rs), with Debian's python3.
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need_apt+=(python3-prometheus-client)
+# The alert rules of docs/operations.md are checked and unit-tested with promtool
+# (tests/operations_rules.rs), which comes with Debian's prometheus package.
+command -v promtool >/dev/null || need_apt+=(prometheus)
 # The real-software test (tests/real_software) runs nginx, HAProxy, PostgreSQL 15, curl
 # and psql; it fails loudly when one is missing, never skips.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)

@@ -20,6 +20,7 @@ pub mod duration;
 pub mod error;
 pub mod executor;
 pub mod exit;
+pub mod extension;
 pub mod interrupt;
 pub mod inventory;
 pub mod journal;

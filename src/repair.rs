@@ -47,6 +47,8 @@ pub fn diagnose(
             serves: inv.links_of(ca).any(|l| l.server == *n),
             now,
             warn_within,
+            // A leaf due for renewal is due, however close its expiry.
+            critical_within: Duration::ZERO,
             keeps_foreign: spec.bundle_foreign == crate::inventory::BundleForeign::Keep,
         };
         let (report, _) = check_node(&cx, f);
@@ -114,6 +116,9 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
             FileKind::ProofCert => Effect::Leave(""),
         },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
+        // An extended CA: the bundle gets the generation's new certificate (the old one,
+        // of the same key, is replaced: no chain carries a root).
+        OutdatedCaCertificate { .. } => Effect::Bundle(BundleNeed::Broken),
         KeyMismatch { .. } | Expired { .. } | NotYetValid { .. } => Effect::Leaf(LeafNeed::Broken),
         Expiring { .. } | NameNotCovered { .. } => Effect::Leaf(LeafNeed::Due),
         // A replaced key keeps its owner, group and mode, but a world-readable one becomes
@@ -135,6 +140,9 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
             "a routine run never rewrites a bundle that trusts other anchors; add the current root to it",
         ),
         AnchorExpiring { .. } => Effect::Leave("rotate the CA: certroll apply --rotate"),
+        CaCertExpiring { .. } => Effect::Leave(
+            "extend the CA (certroll ca extend) or rotate it (certroll apply --rotate)",
+        ),
         Unreadable { .. } => Effect::Leave("fix the file's permissions, then run again"),
         LiveTls { .. } => {
             Effect::Leave("the server does not serve its files: reload it, then run verify --live again")

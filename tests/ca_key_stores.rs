@@ -546,3 +546,44 @@ fn a_rotation_signed_in_the_token_rolls_back() {
     local.certroll(&["verify"]).expect_code(0);
     assert_no_plain_key(&local);
 }
+
+#[test]
+fn ca_extend_signs_in_the_token_and_is_refused_without_it() {
+    let mut local = Local::new("");
+    local.softhsm("certroll ca");
+    let pin = local.secret("pin", &format!("{PIN}\n"), 0o600);
+    local.write_inventory(&local.pkcs11_keys("certroll ca", &pin));
+    local.certroll(&["apply", "--yes"]).expect_code(0);
+
+    // Without the token: refused as configuration, nothing written.
+    local.write_inventory(&local.pkcs11_keys("another token", &pin));
+    let before = local.snapshot();
+    local
+        .certroll(&["ca", "extend", "internal"])
+        .expect_code(78)
+        .expect_output("has no token labelled \"another token\"");
+    assert_eq!(
+        local.snapshot(),
+        before,
+        "a refused extension changed files"
+    );
+
+    // With it: the certificate is re-issued by the token's key and a routine run
+    // installs it everywhere.
+    local.write_inventory(&local.pkcs11_keys("certroll ca", &pin));
+    let old = std::fs::read_to_string(local.state().join("ca/internal/g1/ca.pem")).unwrap();
+    local
+        .certroll(&["ca", "extend", "internal"])
+        .expect_code(0)
+        .expect_stdout("extended CA internal G1");
+    let new = std::fs::read_to_string(local.state().join("ca/internal/g1/ca.pem")).unwrap();
+    assert_ne!(old, new);
+    assert_no_plain_key(&local);
+    local.certroll(&["verify"]).expect_code(1);
+    local.certroll(&["apply", "--yes"]).expect_code(0);
+    local.certroll(&["verify"]).expect_code(0);
+    for n in NODES {
+        let bundle = std::fs::read_to_string(local.path("nodes").join(n).join("ca.pem"));
+        assert_eq!(bundle.unwrap().trim(), new.trim(), "bundle of {n}");
+    }
+}

@@ -13,6 +13,7 @@ pub use crate::session::{CaGenerations, CommandError};
 
 pub mod apply;
 pub mod ca;
+pub mod ca_extend;
 pub mod init;
 pub mod keys;
 pub mod plan;

@@ -111,7 +111,7 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let view = planned.view();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = match args.format {
-        Format::Text => text_to(&view, Style::stdout(), &mut out),
+        Format::Text | Format::Prometheus => text_to(&view, Style::stdout(), &mut out),
         Format::Json => json_to(&view, &mut out),
         Format::Dot => out.write_all(dot(&view).as_bytes()),
     }

@@ -53,7 +53,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let report = build(&inv, &plan, &last, lock);
     print(&match args.format {
         Format::Json => format!("{}\n", status::json(&report)),
-        Format::Text | Format::Dot => status::text(&report, Style::stdout()),
+        Format::Text | Format::Dot | Format::Prometheus => status::text(&report, Style::stdout()),
     })?;
     Ok(match report.status {
         RunProgress::Complete | RunProgress::Running => exit::OK,

@@ -1,6 +1,7 @@
 //! `certroll verify`: read every node's real files, prove every link, print a report and
 //! return the monitoring exit code (0 OK, 1 warning, 2 critical, 3 unknown).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use anyhow::Context;
 
 use super::{load, select_ca, CommandError};
 use crate::inventory::{CaId, Inventory};
+use crate::output::prometheus;
+use crate::output::textfile::Textfile;
 use crate::output::verify::{json, text};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::transport::{Connector, HostKeyPolicy};
-use crate::verify::{verify, CaInput, Known, Report, VerifyOptions};
+use crate::verify::{check_windows, verify, CaInput, Known, Report, VerifyOptions};
 
 /// Arguments of `certroll verify`.
 #[derive(Debug, Clone)]
@@ -23,8 +26,14 @@ pub struct VerifyArgs {
     /// Verify only this CA; every CA of the inventory when `None`.
     pub ca: Option<String>,
     pub format: Format,
-    /// Warn about certificates expiring within this; default each CA's `renew_before`.
+    /// Warn about certificates expiring within this; default `[verify] warn_within`, else
+    /// each CA's `renew_before`.
     pub warn_within: Option<Duration>,
+    /// Certificates expiring within this are critical; default `[verify]
+    /// critical_within`, else 7 days (see [`crate::verify::thresholds`]).
+    pub critical_within: Option<Duration>,
+    /// Also write the metrics to DIR/certroll.prom for node_exporter's textfile collector.
+    pub textfile_dir: Option<PathBuf>,
     /// Also run each client's `probe` command against its servers.
     pub live: bool,
     /// Time limit of one probe.
@@ -41,6 +50,8 @@ impl Default for VerifyArgs {
             ca: None,
             format: Format::Text,
             warn_within: None,
+            critical_within: None,
+            textfile_dir: None,
             live: false,
             probe_timeout: Duration::from_secs(30),
             parallel: 32,
@@ -57,6 +68,14 @@ pub fn run(args: &VerifyArgs) -> Result<i32, CommandError> {
 /// Runs `certroll verify` and writes the report to `out` (text styled with `style`).
 pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
+    // Refused before any node is contacted: a textfile directory that cannot take the
+    // file, thresholds in the wrong order.
+    let textfile = args
+        .textfile_dir
+        .as_deref()
+        .map(Textfile::open)
+        .transpose()
+        .map_err(|e| CommandError::CantCreate(crate::error::chain(&e)))?;
     let connector = super::connector(
         &inv,
         HostKeyPolicy {
@@ -64,8 +83,14 @@ pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i3
         },
     );
     let report = check(&inv, args, connector)?;
+    if let Some(file) = textfile {
+        let carried = file.previous_last_success();
+        file.commit(&prometheus::render(&report, &inv, &carried))
+            .map_err(|e| CommandError::CantCreate(crate::error::chain(&e)))?;
+    }
     let rendered = match args.format {
         Format::Json => json(&report),
+        Format::Prometheus => prometheus::render(&report, &inv, &BTreeMap::new()),
         Format::Text | Format::Dot => text(&report, style),
     };
     unless_reader_left(
@@ -111,11 +136,14 @@ pub fn check(
         .collect();
     let opts = VerifyOptions {
         warn_within: args.warn_within,
+        critical_within: args.critical_within,
         live: args.live,
         probe_timeout: args.probe_timeout,
         threads: args.parallel.max(1),
         ..VerifyOptions::default()
     };
+    let ids: Vec<CaId> = inputs.iter().map(|i| i.ca).collect();
+    check_windows(inv, &ids, &opts).map_err(CommandError::Usage)?;
     Ok(verify(inv, &inputs, connector.as_ref(), &opts))
 }
 

@@ -22,7 +22,9 @@ mod shared_files;
 pub mod subject;
 mod tls_target;
 mod validate;
+pub mod verify_defaults;
 
 pub use builder::InventoryBuilder;
 pub use model::*;
 pub use parse::{load, parse_raw, parse_str, InventoryError};
+pub use verify_defaults::VerifyDefaults;

@@ -27,6 +27,8 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// Links, expanded from list forms, one per (client, server, ca), in file order.
     pub links: Vec<Link>,
+    /// `[verify]`: defaults of `certroll verify`'s expiry windows.
+    pub verify: super::VerifyDefaults,
 }
 
 /// Key algorithm of a CA and of the leaves it issues (a node may choose its own for its

@@ -30,6 +30,9 @@ pub struct RawInventory {
     /// `[[links]]` tables, in file order.
     #[serde(default)]
     pub links: Vec<RawLink>,
+    /// `[verify]`: defaults of `certroll verify`'s expiry windows.
+    #[serde(default)]
+    pub verify: super::verify_defaults::RawVerify,
 }
 
 /// `[certroll]`.

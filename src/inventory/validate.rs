@@ -100,6 +100,7 @@ impl Context {
 pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
     let ctx = Context::new(source);
     let cas = cas::build(raw.ca)?;
+    let verify = super::verify_defaults::build(&raw.verify, &cas)?;
     let mut raw_nodes = raw.nodes.0;
     raw_nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (name, _) in &raw_nodes {
@@ -133,6 +134,7 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
         cas,
         nodes,
         links,
+        verify,
     })
 }
 

@@ -274,7 +274,7 @@ pub(super) fn sign(
 }
 
 /// "signing: …", with the token's own reason when a token refused.
-fn signing_error(signer: &CaSigner, e: rcgen::Error) -> String {
+pub(super) fn signing_error(signer: &CaSigner, e: rcgen::Error) -> String {
     match signer {
         CaSigner::Token(t) => match t.last_error() {
             Some(why) => format!("signing: {why}"),
@@ -284,7 +284,7 @@ fn signing_error(signer: &CaSigner, e: rcgen::Error) -> String {
     }
 }
 
-fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
+pub(super) fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
     PkiError::Generate {
         ca: spec.name.clone(),
         action: action.to_string(),
@@ -302,7 +302,7 @@ fn leaf_key_usages(alg: KeyAlgorithm) -> Vec<KeyUsagePurpose> {
     usages
 }
 
-fn ca_key_usages() -> Vec<KeyUsagePurpose> {
+pub(super) fn ca_key_usages() -> Vec<KeyUsagePurpose> {
     vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -322,7 +322,7 @@ pub(super) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// `[now − 1h, now + validity]`, the end capped at `cap`.
-fn window(
+pub(super) fn window(
     now: OffsetDateTime,
     validity: std::time::Duration,
     cap: Option<OffsetDateTime>,
@@ -352,7 +352,9 @@ fn san(name: &str) -> Result<SanType, String> {
     Ok(SanType::DnsName(dns))
 }
 
-fn subject_key_id(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Vec<u8>> {
+pub(super) fn subject_key_id(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Option<Vec<u8>> {
     cert.iter_extensions()
         .find_map(|ext| match ext.parsed_extension() {
             x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {

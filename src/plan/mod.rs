@@ -11,6 +11,7 @@ use crate::inventory::{CaId, Inventory, NodeId};
 pub use crate::inventory::{ChainMode, Strategy};
 
 mod build;
+pub mod expired;
 mod order;
 mod rollback;
 pub mod routine;

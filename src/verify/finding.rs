@@ -48,10 +48,33 @@ pub enum Finding {
     NotYetValid {
         not_before: String,
     },
-    /// The leaf expires within the warning window.
+    /// The leaf expires within the warning window; `critical` within the critical one.
     Expiring {
         not_after: String,
         days_left: i64,
+        #[serde(default)]
+        critical: bool,
+    },
+    /// A CA certificate in use (the current or next generation's issuing CA, or the
+    /// anchor of an imported intermediate, as the local store holds it) is expired or
+    /// expires within the warning window; `critical` within the critical one.
+    CaCertExpiring {
+        generation: u32,
+        subject: String,
+        /// The trust anchor of an imported intermediate, not the issuing CA.
+        anchor: bool,
+        not_after: String,
+        days_left: i64,
+        expired: bool,
+        critical: bool,
+    },
+    /// The bundle trusts a generation in use only through an earlier certificate of its
+    /// key: `certroll ca extend` re-issued it, and a routine `apply` brings the new one.
+    OutdatedCaCertificate {
+        subject: String,
+        generation: u32,
+        /// When the certificate the bundle holds expires (RFC 3339).
+        not_after: String,
     },
     /// A trust anchor is expired or expires within the warning window.
     AnchorExpiring {
@@ -185,8 +208,14 @@ impl Finding {
             | ProofInvalid { .. }
             | LiveTls { .. } => Severity::Critical,
             NameNotCovered { breaks_links, .. } if *breaks_links => Severity::Critical,
+            Expiring { critical: true, .. } => Severity::Critical,
+            CaCertExpiring {
+                expired, critical, ..
+            } if *expired || *critical => Severity::Critical,
             KeyMode { mode, .. } if world_accessible(mode) => Severity::Critical,
             Expiring { .. }
+            | CaCertExpiring { .. }
+            | OutdatedCaCertificate { .. }
             | AnchorExpiring { .. }
             | NameNotCovered { .. }
             | StrayAnchor { .. }
@@ -215,7 +244,15 @@ impl Finding {
             Expired { .. } => ("expired certificate", "expired certificates"),
             NotYetValid { .. } => ("certificate not yet valid", "certificates not yet valid"),
             Expiring { .. } => ("certificate expiring", "certificates expiring"),
+            CaCertExpiring { expired: true, .. } => {
+                ("expired CA certificate", "expired CA certificates")
+            }
+            CaCertExpiring { .. } => ("CA certificate expiring", "CA certificates expiring"),
             AnchorExpiring { .. } => ("anchor expiring", "anchors expiring"),
+            OutdatedCaCertificate { .. } => (
+                "bundle with an outdated CA certificate",
+                "bundles with an outdated CA certificate",
+            ),
             NameNotCovered { .. } => ("name not covered", "names not covered"),
             StrayAnchor { .. } => ("stray anchor", "stray anchors"),
             ForeignAnchor { .. } => ("foreign anchor", "foreign anchors"),
@@ -301,8 +338,28 @@ impl Finding {
             Expiring {
                 not_after,
                 days_left,
+                ..
             } => {
                 format!("leaf of node {node} expires in {days_left} days ({not_after}); renew it")
+            }
+            CaCertExpiring {
+                generation,
+                subject,
+                anchor,
+                not_after,
+                days_left,
+                expired,
+                ..
+            } => {
+                let what = if *anchor { "trust anchor" } else { "certificate" };
+                let when = if *expired {
+                    format!("expired at {not_after}")
+                } else {
+                    format!("expires in {days_left} days ({not_after})")
+                };
+                format!(
+                    "CA {node}: the {what} of generation G{generation} ({subject}) {when};                      extend it (`certroll ca extend {node}`) or rotate (`certroll apply --rotate --ca {node}`), see docs/operations.md"
+                )
             }
             AnchorExpiring {
                 subject,
@@ -319,6 +376,13 @@ impl Finding {
             NameNotCovered { missing, .. } => {
                 format!("leaf of node {node} does not cover {}", missing.join(", "))
             }
+            OutdatedCaCertificate {
+                subject,
+                generation,
+                not_after,
+            } => format!(
+                "bundle of node {node} trusts G{generation} ({subject}) only through an earlier certificate of its key, valid until {not_after}: the CA was extended; `certroll apply` installs the new certificate"
+            ),
             ForeignAnchor { subject } => {
                 format!("bundle of node {node} also trusts {subject}, a foreign anchor certroll keeps")
             }
