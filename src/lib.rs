@@ -32,6 +32,7 @@ pub mod repair;
 pub mod secrets;
 pub mod shell;
 pub mod simulate;
+pub mod stores;
 pub mod tls;
 pub mod transport;
 pub mod verify;
