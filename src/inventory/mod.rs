@@ -19,6 +19,7 @@ mod parse;
 pub mod raw;
 mod san;
 mod shared_files;
+mod store_keys;
 pub mod subject;
 mod tls_target;
 mod validate;

@@ -258,6 +258,13 @@ pub struct NodePaths {
     pub key: String,
     /// Where the proof-key (cross) certificate is shipped during a rollover, if anywhere.
     pub proof_cert: Option<String>,
+    /// `keystore`, `truststore`, `combined_pem` (docs/layout.md#other-forms).
+    pub keystore: Option<String>,
+    pub truststore: Option<String>,
+    pub combined_pem: Option<String>,
+    /// The PEM key has no link at `key`: it stays inside the store (a node that reads its
+    /// key only from a keystore or a combined PEM and whose inventory sets no `key`).
+    pub key_in_store: bool,
 }
 
 /// A `[nodes.NAME]` table merged with `[defaults]`.
@@ -289,6 +296,33 @@ pub struct Node {
     pub become_with: Become,
     /// Owner, group and modes of the files certroll writes; how many backups it keeps.
     pub files: FileSettings,
+    /// The other forms of the node's files: keystores, truststores, combined PEM, OS trust.
+    pub stores: StoreSettings,
+}
+
+/// `keystore`, `truststore`, `truststore_format`, `store_password_file`, `pkcs12_profile`,
+/// `combined_pem`, `os_trust` (path templates with `{ca}` and `{node}`), checked at load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub keystore: Option<String>,
+    pub truststore: Option<String>,
+    pub truststore_format: crate::stores::TruststoreFormat,
+    /// A file on the node holding the stores' password; read there, never sent anywhere.
+    pub store_password_file: Option<String>,
+    pub pkcs12_profile: crate::stores::Pkcs12Profile,
+    pub combined_pem: Option<String>,
+    pub os_trust: Option<OsTrustSettings>,
+    /// No `key` was set for the node (nor in `[defaults]`).
+    pub key_defaulted: bool,
+}
+
+/// `os_trust` with its anchors directory and update command (`os_trust_dir`,
+/// `os_trust_update` override the distribution's, for tests and unusual hosts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsTrustSettings {
+    pub family: crate::stores::os_trust::OsTrust,
+    pub dir: String,
+    pub update: String,
 }
 
 /// `become` of a node: run as the login user, or through `sudo -n`.
@@ -330,12 +364,44 @@ impl Node {
     /// The files this node keeps for CA `ca`.
     pub fn paths(&self, ca: &str) -> NodePaths {
         let fill = |t: &str| t.replace("{ca}", ca).replace("{node}", &self.name);
+        let cert = fill(&self.cert);
+        let key = if self.key_in_store() {
+            // The key of the store's current version (crate::layout::store_dir).
+            let dir = match self.store_dir(ca) {
+                Some(d) => d,
+                None => cert.rsplit_once('/').map_or(".", |(d, _)| d).to_string(),
+            };
+            format!(
+                "{}/.certroll-{ca}/current/key.pem",
+                dir.trim_end_matches('/')
+            )
+        } else {
+            fill(&self.key)
+        };
         NodePaths {
             trust_bundle: fill(&self.trust_bundle),
-            cert: fill(&self.cert),
-            key: fill(&self.key),
+            cert,
+            key,
             proof_cert: self.proof_cert.as_deref().map(fill),
+            keystore: self.stores.keystore.as_deref().map(fill),
+            truststore: self.stores.truststore.as_deref().map(fill),
+            combined_pem: self.stores.combined_pem.as_deref().map(fill),
+            key_in_store: self.key_in_store(),
         }
+    }
+
+    /// Whether the node's PEM key stays inside the store, with no link at `key`: its
+    /// software reads the key from a keystore or a combined PEM and the inventory sets no
+    /// `key` for it (docs/inventory.md#stores).
+    pub fn key_in_store(&self) -> bool {
+        let s = &self.stores;
+        s.key_defaulted && (s.keystore.is_some() || s.combined_pem.is_some())
+    }
+
+    /// The store password file for CA `ca`, if the inventory names one.
+    pub fn store_password_file(&self, ca: &str) -> Option<String> {
+        let fill = |t: &str| t.replace("{ca}", ca).replace("{node}", &self.name);
+        self.stores.store_password_file.as_deref().map(fill)
     }
 
     /// The directory of the node's stores for CA `ca` (`store_dir`), if the inventory sets one.
