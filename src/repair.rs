@@ -111,6 +111,10 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         Missing { file, .. } | Corrupt { file, .. } => match file {
             FileKind::TrustBundle => Effect::Bundle(BundleNeed::Broken),
             FileKind::Cert | FileKind::Key => Effect::Leaf(LeafNeed::Broken),
+            // A store stands for the PEM file it is made from: writing that file again
+            // (a fresh leaf, or the bundle) writes the store too.
+            FileKind::Keystore | FileKind::CombinedPem => Effect::Leaf(LeafNeed::Broken),
+            FileKind::Truststore => Effect::Bundle(BundleNeed::Broken),
             FileKind::ProofCert => Effect::Leave(""),
         },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),

@@ -18,7 +18,8 @@
 //! group could not be given (nothing served changed), 12 the data arrived incomplete,
 //! 14 a required program (`openssl`, `flock`, `setpriv`) is missing, 15 a key openssl
 //! cannot read (`pubkey`), 16 the store is not safe to use (nothing changed), 17 a later
-//! script took the store over (this one changed nothing more), 99 stopped on purpose at a
+//! script took the store over (this one changed nothing more), 18 a store password file that
+//! is missing, a directory, readable by every user or empty, 99 stopped on purpose at a
 //! phase (tests only).
 //!
 //! `keygen` makes a leaf key on the node (`key_source = "node"`) in a pending directory
@@ -30,6 +31,8 @@
 
 /// Marker printed once every file is in place (before the reload runs).
 pub const FILES_IN_PLACE: &str = "certroll: files in place";
+/// Marker before the store password's text (`password`).
+pub const PASSWORD_FOLLOWS: &str = "certroll: password follows";
 /// Marker before the reload command's exit status.
 pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 
@@ -46,11 +49,17 @@ pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 /// switch. STOP `0`, a phase `N` to exit at, or `pN:FILE` to wait at phase N until FILE
 /// exists (tests). `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
 /// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
-/// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`.
+/// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`. `password PATH` (the
+/// store password, after the line [`PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
 me=
+# The files of a set that hold a private key (also in the `case` patterns below).
+secret='key.pem keystore.p12 combined.pem'
+norefs() {
+  for n in bundle cert key proof keystore truststore combined; do eval "rm_$n= ro_$n="; done
+}
 fail() { c=$1; shift; printf 'certroll: %s\n' "$*" >&2; exit "$c"; }
 run() { out=$("$@" 2>&1) || fail 10 "${out:-$1 failed}"; }
 phase() {
@@ -85,16 +94,16 @@ safe() {
   while [ -n "$d" ]; do d=${d%/*}; set -- "${d:-/}" "$@"; done
   [ -n "$me" ] || set -- /proc/self/ "$@"
   if [ -n "$withrefs" ]; then
-    for f in "$phys"/current/*.pem; do [ -e "$f" ] || [ -L "$f" ] || break; set -- "$@" "$f"; done
+    for f in "$phys"/current/*; do [ -e "$f" ] || [ -L "$f" ] || break; set -- "$@" "$f"; done
   fi
   s=$(stat -c '%u %g %a %n' -- "$@") || { why="cannot read a directory above $phys"; wu=65534 wg=65534; return 1; }
-  [ -z "$withrefs" ] || { rm_bundle= rm_cert= rm_key= rm_proof= ro_bundle= ro_cert= ro_key= ro_proof=; looked=1; }
+  [ -z "$withrefs" ] || { norefs; looked=1; }
   while IFS=' ' read -r u g a d; do
     if [ -z "$me" ]; then me=$u; continue; fi
     case $d in
-      "$phys"/current/*.pem)
-        n=${d##*/}; n=${n%.pem}
-        case $n in bundle|cert|key|proof) eval "rm_$n=\$a ro_$n=\$u:\$g" ;; esac
+      "$phys"/current/*)
+        n=${d##*/}; n=${n%.*}
+        case $n in bundle|cert|key|proof|keystore|truststore|combined) eval "rm_$n=\$a ro_$n=\$u:\$g" ;; esac
         continue ;;
     esac
     su=$u sa=$a bad=$d
@@ -234,7 +243,7 @@ capture() {
   [ "$(stat -c %s -- "$t/$1")" -le 1048576 ] || fail 16 "$p is larger than 1 MiB"
   a=$(stat -L -c '%a %u:%g' -- "$p") || fail 10 "cannot read $p"
   m=${a% *}
-  case $1 in key.pem) [ $((0$m & 07)) -eq 0 ] || m=600 ;; esac
+  case $1 in key.pem|keystore.p12|combined.pem) [ $((0$m & 07)) -eq 0 ] || m=600 ;; esac
   run chmod -- "$m" "$t/$1"
   [ "$root" != 1 ] || run chown -- "${a#* }" "$t/$1"
 }
@@ -243,8 +252,7 @@ migrate() {
   t=v-$tag-legacy
   run mkdir -m 0755 -- "$t"
   while [ $# -ge 6 ]; do
-    at "$1" "$2"
-    if [ -e "$p" ]; then capture "$1"; fi
+    if [ "$2" != - ]; then at "$1" "$2"; [ ! -e "$p" ] || capture "$1"; fi
     shift 6
   done
   phase 2
@@ -254,16 +262,16 @@ migrate() {
 }
 
 # refs: the mode and owner of each file of the current version (rm_NAME, ro_NAME for
-# NAME.pem), from one stat, unless `enter` already read them with the store.
+# NAME.pem, NAME.p12, ...), from one stat, unless `enter` already read them with the store.
 refs() {
   [ -z "$looked" ] || return 0
-  rm_bundle= rm_cert= rm_key= rm_proof= ro_bundle= ro_cert= ro_key= ro_proof=
-  set -- current/*.pem
+  norefs
+  set -- current/*
   [ -e "$1" ] || [ -L "$1" ] || return 0
   out=$(stat -c '%a %u:%g %n' -- "$@") || fail 10 "cannot read $store/current"
   while read -r a o n; do
-    n=${n#current/}; n=${n%.pem}
-    case $n in bundle|cert|key|proof) eval "rm_$n=\$a ro_$n=\$o" ;; esac
+    n=${n#current/}; n=${n%.*}
+    case $n in bundle|cert|key|proof|keystore|truststore|combined) eval "rm_$n=\$a ro_$n=\$o" ;; esac
   done <<EOF
 $out
 EOF
@@ -273,7 +281,7 @@ EOF
 # replaces, r, where a key never keeps bits for other users; else DMODE); for a FRESH file,
 # the replaced file's owner is queued as an ARG=FILE entry of `chowns`.
 want() {
-  eval "r=\$rm_${1%.pem} o=\$ro_${1%.pem}"
+  eval "r=\$rm_${1%.*} o=\$ro_${1%.*}"
   if [ "$2" != - ]; then m=$2
   elif [ -n "$r" ]; then
     m=$r; [ "$3" != 600 ] || [ $((0$m & 07)) -eq 0 ] || m=600
@@ -318,7 +326,7 @@ build() {
   # more than its new mode does (a key every user could read), nothing is copied but the
   # kept files, each with its new mode.
   while [ $# -ge 6 ]; do
-    eval "r=\$rm_${1%.pem}"
+    eval "r=\$rm_${1%.*}"
     if [ -n "$r" ]; then
       case $3 in k|w|n) want "$1" "$5" "$6" "" ;; esac
       [ "$6" != 600 ] || [ $((0$r & ~0$m & 077)) -eq 0 ] || slow=1
@@ -384,7 +392,7 @@ fill() {
       out=$(stat -c '%u:%g %n' -- "$@") || fail 10 "cannot read $store/$t"
       while read -r b n; do
         n=${n#"$t"/}
-        eval "a=\$ro_${n%.pem}"
+        eval "a=\$ro_${n%.*}"
         [ -z "$a" ] || [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/current/$n: running as $b"
       done <<EOF
 $out
@@ -397,6 +405,7 @@ EOF
 link_paths() {
   n=0
   while [ $# -ge 6 ]; do
+    [ "$2" != - ] || { shift 6; continue; }
     at "$1" "$2"
     if [ -e "v-$tag/$1" ] && ! { [ -L "$p" ] && [ "$p" -ef "current/$1" ]; } \
         && [ "$(readlink -- "$p")" != "$l" ]; then
@@ -414,6 +423,7 @@ link_paths() {
 
 remove_paths() {
   while [ $# -ge 6 ]; do
+    [ "$2" != - ] || { shift 6; continue; }
     at "$1" "$2"
     if [ ! -e "v-$tag/$1" ]; then
       if [ "$3" = r ] && { [ -e "$p" ] || [ -L "$p" ]; }; then run rm -f -- "$p"
@@ -477,6 +487,7 @@ apply() {
 prune() {
   keep=$1; shift
   for q in "$@"; do
+    [ "$q" != - ] || continue
     at x "$q"
     for b in "$p".[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-*.bak \
              "${p%/*}"/.certroll-link-*; do
@@ -499,9 +510,11 @@ prune() {
     { [ -e "$d" ] || [ -L "$d" ]; } || continue
     case $keepers in
       *" $d "*)
-        if [ -f "$d/key.pem" ] && [ ! -L "$d/key.pem" ] && [ -n "$(find "$d/key.pem" -perm /007)" ]; then
-          run chmod -- 600 "$d/key.pem"
-        fi
+        for k in $secret; do
+          if [ -f "$d/$k" ] && [ ! -L "$d/$k" ] && [ -n "$(find "$d/$k" -perm /007)" ]; then
+            run chmod -- 600 "$d/$k"
+          fi
+        done
         continue ;;
     esac
     case $d in *[!A-Za-z0-9._-]*) run rm -rf -- "$d" ;; *) gone="$gone $d" ;; esac
@@ -549,6 +562,34 @@ keygen() {
   cat -- "$d/req.pem" && rm -f -- "$d/req.pem"
 }
 
+# password PATH: the store password in PATH, after a marker line. Read through directories
+# only root or we control, else with the rights of the user who controls them (as
+# `capture` reads); refused unless a regular file no other user may read, 1 to 4096 bytes.
+password() {
+  case $1 in /*) p=$1 ;; *) p=$orig/$1 ;; esac
+  [ ! -d "$p" ] || fail 18 "the store password file $p is a directory"
+  [ -e "$p" ] || fail 18 "the store password file $p does not exist"
+  a=$(stat -L -c '%a' -- "$p") || fail 18 "cannot read the store password file $p"
+  [ -f "$p" ] || fail 18 "the store password file $p is not a regular file"
+  [ $((0$a & 04)) -eq 0 ] || fail 18 "the store password file $p is readable by every user (mode $a): make it 0600 or 0640"
+  if trusted "$p"; then
+    out=$(timeout 20 head -c 4097 -- "$q" && echo x) || fail 18 "cannot read the store password file $p"
+  elif [ "$me" = 0 ]; then
+    command -v setpriv >/dev/null 2>&1 || fail 14 "setpriv not found (util-linux): certroll needs it to read $p, which another user controls"
+    out=$(timeout 20 setpriv --reuid="$wu" --regid="$wg" --clear-groups -- head -c 4097 -- "$p" && echo x) \
+      || fail 18 "cannot read the store password file $p with the rights of uid $wu ($why): certroll reads what another user could have planted only as that user"
+  else
+    out=$(timeout 20 head -c 4097 -- "$p" && echo x) || fail 18 "cannot read the store password file $p"
+  fi
+  out=${out%x}
+  [ ${#out} -le 4096 ] || fail 18 "the store password file $p is larger than 4 KiB"
+  out=${out%"
+"}
+  [ -n "$out" ] || fail 18 "the store password file $p is empty"
+  echo "certroll: password follows"
+  printf '%s' "$out"
+}
+
 # pubkey PATH: the public key of the key at PATH (PEM), or `absent`.
 pubkey() {
   case $1 in /*) p=$1 ;; *) p=$orig/$1 ;; esac
@@ -566,6 +607,7 @@ case $cmd in
   cleanup) cleanup "$@" ;;
   keygen) keygen "$@" ;;
   pubkey) pubkey "$@" ;;
+  password) password "$@" ;;
   *) fail 13 "unknown command $cmd" ;;
 esac
 "#;

@@ -11,6 +11,7 @@
 use zeroize::Zeroizing;
 
 pub mod combined_pem;
+pub mod files;
 pub mod jks;
 pub mod os_trust;
 pub mod pkcs12;
@@ -33,6 +34,15 @@ impl Password {
         &self.0
     }
 }
+
+// Equal when the texts are: lets the structures that carry a password compare.
+impl PartialEq for Password {
+    fn eq(&self, other: &Self) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+impl Eq for Password {}
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
