@@ -117,6 +117,15 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
             FileKind::Truststore => Effect::Bundle(BundleNeed::Broken),
             FileKind::ProofCert => Effect::Leave(""),
         },
+        // A store that does not open (wrong password) is the operator's to fix: writing it
+        // again with the same password would not change what its readers see.
+        StoreUnopened { .. } => Effect::Leave(
+            "the password in its store_password_file does not open it, or it is not a keystore; fix the password file or remove the store",
+        ),
+        StoreDiffers { file, .. } => match file {
+            FileKind::Truststore => Effect::Bundle(BundleNeed::Broken),
+            _ => Effect::Leaf(LeafNeed::Broken),
+        },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
         KeyMismatch { .. } | Expired { .. } | NotYetValid { .. } => Effect::Leaf(LeafNeed::Broken),
         Expiring { .. } | NameNotCovered { .. } => Effect::Leaf(LeafNeed::Due),

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod rollback;
 mod routine_params;
 pub mod status;
+mod store_check;
 pub mod verify;
 
 /// A command's failure, with the exit code it maps to.

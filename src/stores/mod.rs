@@ -15,6 +15,7 @@ pub mod files;
 pub mod jks;
 pub mod os_trust;
 pub mod pkcs12;
+pub mod read;
 
 /// The password of a truststore whose inventory names no `store_password_file`: Java's
 /// own default for its `cacerts`, which every Java tool tries first.

@@ -24,6 +24,7 @@ pub mod live_tls;
 pub mod node;
 pub mod proof;
 pub mod report;
+pub mod stores;
 
 #[cfg(test)]
 #[path = "verify_tests.rs"]

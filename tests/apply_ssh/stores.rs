@@ -1,0 +1,201 @@
+//! Keystores, truststores and combined PEM files (docs/layout.md#other-forms) written over
+//! SSH as files of the node's versioned set: bootstrap and rotation keep them equal to the
+//! PEM files they stand for, `keytool` reads them with the node's password, the PEM key of
+//! a node that reads only a keystore is linked nowhere, `verify` opens them, and a bad
+//! password file or a store that the password does not open stops `apply` with exit 78
+//! before anything changes.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use certroll::stores::{keystore_form, truststore_form, Password, Pkcs12Profile, TruststoreFormat};
+
+use crate::on_node;
+use crate::support::cli::{pem_certs, Control};
+use crate::support::inventory::{FleetInventory, BUNDLE, CERT, KEY};
+use crate::support::Fleet;
+
+const DIR: &str = "/srv/certroll-node/tls";
+const PASS: &str = "/srv/certroll-node/store.pass";
+const KEYSTORE: &str = "/srv/certroll-node/tls/app.p12";
+const TRUSTSTORE: &str = "/srv/certroll-node/tls/trust.p12";
+const JKS: &str = "/srv/certroll-node/tls/trust.jks";
+const COMBINED: &str = "/srv/certroll-node/tls/app-combined.pem";
+
+/// app1 serves from a keystore and a combined PEM and trusts a PKCS#12 truststore (its
+/// password in a file on the node); lb1 trusts a JKS truststore under `changeit`.
+fn inventory<'a>(fleet: &'a Fleet, profile: &str) -> FleetInventory<'a> {
+    FleetInventory::new(fleet)
+        .without_default("key")
+        .node_key("lb1", "key", &format!("{DIR}/key.pem"))
+        .node_key("lb1", "truststore", JKS)
+        .node_key("lb1", "truststore_format", "jks")
+        .node_key("app1", "keystore", KEYSTORE)
+        .node_key("app1", "truststore", TRUSTSTORE)
+        .node_key("app1", "combined_pem", COMBINED)
+        .node_key("app1", "store_password_file", PASS)
+        .node_key("app1", "pkcs12_profile", profile)
+        .mutual_link("lb1", "app1")
+}
+
+fn write_password(fleet: &Fleet, text: &str, mode: u32) {
+    let p = on_node(fleet, "app1", PASS);
+    fs::create_dir_all(p.parent().expect("a directory")).expect("node directory");
+    fs::write(&p, text).expect("write the password file");
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn keytool_list(path: &std::path::Path, password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("keytool")
+        .args(["-list", "-keystore"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("keytool is installed (openjdk-17-jdk-headless)");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
+    drop(input);
+    let out = child.wait_with_output().expect("keytool");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "keytool -list {}: {text}",
+        path.display()
+    );
+    text
+}
+
+/// The node's stores hold the PEM files' leaf, key and anchors; Java reads them.
+fn assert_stores_match(fleet: &Fleet, generation_anchors: usize) {
+    let pw = Password::new("app1-secret");
+    let ks = fs::read(on_node(fleet, "app1", KEYSTORE)).expect("the keystore is there");
+    let held = keystore_form(Pkcs12Profile::Modern)
+        .read(&ks, &pw)
+        .expect("the keystore opens with the node's password");
+    let cert = pem_certs(&on_node(fleet, "app1", CERT));
+    assert_eq!(
+        held.chain[0], cert[0].der,
+        "the keystore holds the served leaf"
+    );
+    let combined = fs::read_to_string(on_node(fleet, "app1", COMBINED)).expect("combined PEM");
+    assert!(combined.contains("PRIVATE KEY") && combined.starts_with("-----BEGIN CERTIFICATE"));
+    assert_eq!(
+        fs::metadata(on_node(fleet, "app1", KEYSTORE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600,
+        "a keystore is a key: 0600"
+    );
+    let listed = keytool_list(&on_node(fleet, "app1", KEYSTORE), "app1-secret");
+    assert!(listed.contains("PrivateKeyEntry"), "{listed}");
+    let ts = keytool_list(&on_node(fleet, "app1", TRUSTSTORE), "app1-secret");
+    assert_eq!(
+        ts.matches("trustedCertEntry").count(),
+        generation_anchors,
+        "{ts}"
+    );
+    let jks = fs::read(on_node(fleet, "lb1", JKS)).expect("lb1's JKS truststore");
+    let anchors = truststore_form(TruststoreFormat::Jks, Pkcs12Profile::Modern)
+        .read(&jks, &Password::new("changeit"))
+        .expect("a truststore without a password file uses changeit");
+    let bundle = pem_certs(&on_node(fleet, "lb1", BUNDLE));
+    assert_eq!(anchors.anchors.len(), bundle.len());
+    // app1 reads its key only from its stores: no PEM key is linked at any path.
+    assert!(
+        !on_node(fleet, "app1", KEY).exists()
+            && fs::symlink_metadata(on_node(fleet, "app1", KEY)).is_err(),
+        "app1 has no PEM key beside its keystore"
+    );
+}
+
+#[test]
+fn stores_follow_their_pem_files_through_bootstrap_and_rotation_and_verify_opens_them() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    write_password(&fleet, "app1-secret\n", 0o600);
+    let ctl = Control::new(&fleet, &inventory(&fleet, "modern"));
+    ctl.apply_ok(&[]).expect_output("complete");
+    assert_stores_match(&fleet, 1);
+    ctl.certroll(&["verify"]).expect_code(0);
+
+    let run = ctl.apply_ok(&["--rotate"]);
+    run.expect_output("rotation of CA internal complete");
+    assert_stores_match(&fleet, 1);
+    ctl.certroll(&["verify"]).expect_code(0);
+
+    // A password file that no longer opens the stores: a finding naming the file, in JSON.
+    write_password(&fleet, "another-password\n", 0o600);
+    let v = ctl.certroll(&["verify", "--format", "json"]);
+    assert_ne!(v.code, 0, "{v}");
+    assert!(
+        v.stdout.contains("store-unopened") && v.stdout.contains(KEYSTORE),
+        "{v}"
+    );
+    assert!(
+        !v.output().contains("another-password"),
+        "the password is never shown\n{v}"
+    );
+}
+
+#[test]
+fn a_bad_password_file_or_store_stops_apply_with_exit_78_before_anything_changes() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    let ctl = Control::new(&fleet, &inventory(&fleet, "legacy"));
+    for (setup, want) in [
+        (Some(("pw\n", 0o644)), "readable by every user"),
+        (Some(("", 0o600)), "is empty"),
+        (None, "does not exist"),
+    ] {
+        let p = on_node(&fleet, "app1", PASS);
+        let _ = fs::remove_file(&p);
+        if let Some((text, mode)) = setup {
+            write_password(&fleet, text, mode);
+        }
+        let run = ctl.certroll(&["apply", "--yes"]);
+        run.expect_code(78).expect_output(PASS).expect_output(want);
+        assert!(
+            !on_node(&fleet, "app1", CERT).exists(),
+            "nothing was written\n{run}"
+        );
+        assert!(
+            !on_node(&fleet, "lb1", BUNDLE).exists(),
+            "nothing was written\n{run}"
+        );
+    }
+    // A store that is a directory, or not a store at all.
+    write_password(&fleet, "pw\n", 0o600);
+    let ks = on_node(&fleet, "app1", KEYSTORE);
+    fs::create_dir_all(&ks).expect("a directory in the keystore's place");
+    let run = ctl.certroll(&["apply", "--yes"]);
+    run.expect_code(78).expect_output(KEYSTORE);
+    fs::remove_dir(&ks).expect("remove the directory");
+    fs::write(&ks, "not a keystore").expect("junk keystore");
+    let run = ctl.certroll(&["apply", "--yes"]);
+    run.expect_code(78)
+        .expect_output(KEYSTORE)
+        .expect_output("not a PKCS#12");
+    assert!(
+        !on_node(&fleet, "lb1", BUNDLE).exists(),
+        "nothing was written\n{run}"
+    );
+    fs::remove_file(&ks).expect("remove the junk");
+    ctl.apply_ok(&[]).expect_output("complete");
+    assert_stores_ok_legacy(&fleet);
+}
+
+/// The legacy profile: 3DES/SHA-1, still read by keytool and by certroll.
+fn assert_stores_ok_legacy(fleet: &Fleet) {
+    let ks = fs::read(on_node(fleet, "app1", KEYSTORE)).expect("the keystore");
+    keystore_form(Pkcs12Profile::Legacy)
+        .read(&ks, &Password::new("pw"))
+        .expect("opens");
+    let listed = keytool_list(&on_node(fleet, "app1", KEYSTORE), "pw");
+    assert!(listed.contains("PrivateKeyEntry"), "{listed}");
+}
