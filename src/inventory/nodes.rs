@@ -161,6 +161,9 @@ fn build_one(
         raw.starttls.as_deref().or(d.starttls.as_deref()),
         |key| key_at(&name, &[key]),
     )?;
+    let key_source = leaf_keys::source(&name, pick(raw.key_source.clone(), &d.key_source))?;
+    super::store_keys::with_key_source(&name, &stores, key_source)?;
+    super::store_keys::os_trust_supported(&name, &stores)?;
     let node = Node {
         transport,
         via: None,
@@ -187,7 +190,7 @@ fn build_one(
             bundle_mode: mode(&name, "bundle_mode", pick(raw.bundle_mode, &d.bundle_mode))?,
             keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
             key_algorithm: leaf_keys::algorithm(&name, pick(raw.key_algorithm, &d.key_algorithm))?,
-            key_source: leaf_keys::source(&name, pick(raw.key_source, &d.key_source))?,
+            key_source,
             store_dir: pick(raw.store_dir, &d.store_dir),
         },
         stores,

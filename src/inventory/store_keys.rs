@@ -92,6 +92,43 @@ pub(super) fn build(
     })
 }
 
+/// Refuses a keystore or combined PEM for a node whose keys are made on the node
+/// (`key_source = "node"`): assembling them there is not supported yet, and making them
+/// on the control host would need the key, which never leaves that node.
+pub(super) fn with_key_source(
+    name: &str,
+    s: &StoreSettings,
+    source: super::KeySource,
+) -> Result<(), Problem> {
+    let key = match (&s.keystore, &s.combined_pem) {
+        (Some(_), _) => "keystore",
+        (None, Some(_)) => "combined_pem",
+        (None, None) => return Ok(()),
+    };
+    if source != super::KeySource::Node {
+        return Ok(());
+    }
+    Err(Problem {
+        message: format!("node {name} has key_source = \"node\" and a {key}"),
+        ..key_at(name, &[key])
+    }
+    .hint("a keystore or combined PEM holds the private key, and certroll does not yet assemble one on the node; use key_source = \"control\" for this node, or keep its key in PEM files"))
+}
+
+/// Refuses `os_trust` for now: its settings are read and checked, but installing anchors
+/// into the operating system's store is not carried out yet, and a key that silently did
+/// nothing would leave clients untrusting at the next rotation.
+pub(super) fn os_trust_supported(name: &str, s: &StoreSettings) -> Result<(), Problem> {
+    if s.os_trust.is_none() {
+        return Ok(());
+    }
+    Err(Problem {
+        message: format!("os_trust of node {name} is not supported by this version of certroll yet"),
+        ..key_at(name, &["os_trust"])
+    }
+    .hint("install the CA's anchors with the node's reload command for now (see docs/recipes.md), and remove os_trust"))
+}
+
 /// Refuses a store path that is also another file of the node: each form needs its own file.
 pub(super) fn distinct(name: &str, s: &StoreSettings, pem_paths: [&str; 3]) -> Result<(), Problem> {
     let at = |key: &str| key_at(name, &[key]);
@@ -201,26 +238,42 @@ mod tests {
     }
 
     #[test]
-    fn os_trust_takes_the_family_defaults_unless_overridden() {
-        let inv = load(
-            "[defaults]\nssh = { host = \"127.0.0.1\" }\ntrust_bundle = \"/tls/{node}/ca.pem\"\ncert = \"/tls/{node}/cert.pem\"\nkey = \"/tls/{node}/key.pem\"\n[nodes.c]\nos_trust = \"rhel\"\n[nodes.s]\nos_trust = \"debian\"\nos_trust_dir = \"/tmp/anchors\"\nos_trust_update = \"true\"\n",
+    fn a_keystore_with_keys_made_on_the_node_is_refused_at_load() {
+        let e = load(
+            "[nodes.c]\ntransport = \"local\"\n[nodes.s]\ntransport = \"local\"\nkey_source = \"node\"\ncombined_pem = \"/k/s.pem\"\n",
         )
-        .unwrap();
-        let c = inv.nodes[inv.node_id("c").unwrap()]
-            .stores
+        .unwrap_err();
+        assert!(
+            e.contains("key_source = \"node\" and a combined_pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn os_trust_takes_the_family_defaults_unless_overridden_and_is_refused_for_now() {
+        let raw = |family: &str, dir: Option<&str>| crate::inventory::raw::RawNode {
+            os_trust: Some(family.into()),
+            os_trust_dir: dir.map(str::to_string),
+            os_trust_update: dir.map(|_| "true".to_string()),
+            ..Default::default()
+        };
+        let path = |_: &str, t: String| Ok(t);
+        let d = crate::inventory::raw::RawNode::default();
+        let c = super::build("c", &raw("rhel", None), &d, &path)
+            .unwrap()
             .os_trust
-            .clone()
             .unwrap();
         assert_eq!(c.dir, "/etc/pki/ca-trust/source/anchors");
         assert_eq!(c.update, "update-ca-trust extract");
-        let s = inv.nodes[inv.node_id("s").unwrap()]
-            .stores
+        let s = super::build("s", &raw("debian", Some("/tmp/a")), &d, &path)
+            .unwrap()
             .os_trust
-            .clone()
             .unwrap();
-        assert_eq!(
-            (s.dir.as_str(), s.update.as_str()),
-            ("/tmp/anchors", "true")
-        );
+        assert_eq!((s.dir.as_str(), s.update.as_str()), ("/tmp/a", "true"));
+        let e = load(
+            "[nodes.c]\ntransport = \"local\"\n[nodes.s]\ntransport = \"local\"\nos_trust = \"debian\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("os_trust of node s is not supported"), "{e}");
     }
 }

@@ -400,4 +400,7 @@ mod tests;
 mod keygen_tests;
 
 #[cfg(test)]
+mod stores_tests;
+
+#[cfg(test)]
 mod hostile_tests;
