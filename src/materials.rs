@@ -61,6 +61,9 @@ pub struct FileChange {
     pub data: Option<Vec<u8>>,
     /// The key file takes a key made on the node (`data` is then `None`).
     pub node_key: Option<PendingKey>,
+    /// A keystore or combined PEM made on the node from the new version's certificate and
+    /// key made there (`key_source = "node"`; `data` is then `None`).
+    pub assemble: bool,
 }
 
 /// A key made on the node, waiting in its store: the pending directory and the public key
@@ -288,6 +291,7 @@ pub fn changes_with(
             path: path.to_string(),
             data,
             node_key,
+            assemble: false,
         });
     };
     let next = |action: Action| {

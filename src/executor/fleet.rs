@@ -280,6 +280,10 @@ impl StepWork for FleetWork<'_> {
         let ops = changes
             .into_iter()
             .map(|c| match (c.data, c.node_key) {
+                (None, None) if c.assemble => FileOp::Assemble {
+                    path: c.path,
+                    what: c.kind.label().to_string(),
+                },
                 (Some(data), _) => FileOp::Write {
                     path: c.path,
                     data,

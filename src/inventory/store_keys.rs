@@ -92,29 +92,6 @@ pub(super) fn build(
     })
 }
 
-/// Refuses a keystore or combined PEM for a node whose keys are made on the node
-/// (`key_source = "node"`): assembling them there is not supported yet, and making them
-/// on the control host would need the key, which never leaves that node.
-pub(super) fn with_key_source(
-    name: &str,
-    s: &StoreSettings,
-    source: super::KeySource,
-) -> Result<(), Problem> {
-    let key = match (&s.keystore, &s.combined_pem) {
-        (Some(_), _) => "keystore",
-        (None, Some(_)) => "combined_pem",
-        (None, None) => return Ok(()),
-    };
-    if source != super::KeySource::Node {
-        return Ok(());
-    }
-    Err(Problem {
-        message: format!("node {name} has key_source = \"node\" and a {key}"),
-        ..key_at(name, &[key])
-    }
-    .hint("a keystore or combined PEM holds the private key, and certroll does not yet assemble one on the node; use key_source = \"control\" for this node, or keep its key in PEM files"))
-}
-
 /// Refuses `os_trust` for now: its settings are read and checked, but installing anchors
 /// into the operating system's store is not carried out yet, and a key that silently did
 /// nothing would leave clients untrusting at the next rotation.
@@ -235,18 +212,6 @@ mod tests {
             assert!(e.starts_with("/inv/fleet.toml:"), "{e}");
             assert!(e.contains(want), "{line}: {e}");
         }
-    }
-
-    #[test]
-    fn a_keystore_with_keys_made_on_the_node_is_refused_at_load() {
-        let e = load(
-            "[nodes.c]\ntransport = \"local\"\n[nodes.s]\ntransport = \"local\"\nkey_source = \"node\"\ncombined_pem = \"/k/s.pem\"\n",
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("key_source = \"node\" and a combined_pem"),
-            "{e}"
-        );
     }
 
     #[test]

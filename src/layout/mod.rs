@@ -183,6 +183,10 @@ pub enum Change<'a> {
     Remove,
     /// The key [`keygen`] made on the node, in the pending directory `.key-<tag>` named here.
     NodeKey(&'a str),
+    /// A keystore or combined PEM made on the node from the new version's `cert.pem` and
+    /// `key.pem` (`key_source = "node"`); a keystore with the password of the node's
+    /// `store_password_file`, read there.
+    Assemble,
 }
 
 /// Options of [`apply`].
@@ -287,6 +291,13 @@ pub fn apply(
             }
             Some(Change::Remove) => ("r", "0".into()),
             Some(Change::NodeKey(pending)) => ("n", pending.to_string()),
+            Some(Change::Assemble) => match (role, node.store_password_file(ca)) {
+                (Role::Keystore, Some(file)) => match node.stores.pkcs12_profile {
+                    crate::stores::Pkcs12Profile::Modern => ("p", file),
+                    crate::stores::Pkcs12Profile::Legacy => ("P", file),
+                },
+                _ => ("c", "0".into()),
+            },
             None => ("k", "0".into()),
         };
         let xmode = role

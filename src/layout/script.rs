@@ -43,7 +43,9 @@ pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 /// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER CLEAN` then,
 /// per file, 6 words: `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k, r or n; `-` for
 /// unset; for n, SIZE is the pending directory `.key-<tag>` whose `key.pem` becomes the
-/// file). Standard input holds the data of the `w` files in order, then the MARKER line.
+/// file; p or P (modern or legacy profile), a keystore made on the node from the new
+/// `cert.pem` and `key.pem`, SIZE the store password file; c, a combined PEM made there
+/// from them; PATH `-`: a file of the set with no link). Standard input holds the data of the `w` files in order, then the MARKER line.
 /// Relative paths are taken from the directory the script starts in. CLEAN `-`, or how
 /// many earlier runs' backups to keep while removing every other old version after the
 /// switch. STOP `0`, a phase `N` to exit at, or `pN:FILE` to wait at phase N until FILE
@@ -328,13 +330,13 @@ build() {
   while [ $# -ge 6 ]; do
     eval "r=\$rm_${1%.*}"
     if [ -n "$r" ]; then
-      case $3 in k|w|n) want "$1" "$5" "$6" "" ;; esac
+      case $3 in k|w|n|p|P|c) want "$1" "$5" "$6" "" ;; esac
       [ "$6" != 600 ] || [ $((0$r & ~0$m & 077)) -eq 0 ] || slow=1
       case $3 in
         k)
           if [ $((0$m)) -eq $((0$r)) ]; then same="$same current/$1"
           else other="$other current/$1"; chmods="$chmods $m=$t/$1"; fi ;;
-        w|n)
+        w|n|p|P|c)
           if [ $((0$m)) -ne $((0$r)) ] || [ "$o" != "$me:$me" ]; then gone="$gone $t/$1"; fi ;;
         r) gone="$gone $t/$1" ;;
       esac
@@ -359,7 +361,7 @@ fill() {
   written=
   while [ $# -ge 6 ]; do
     case $3 in
-      w|n)
+      w|n|p|P|c)
         written="$written $t/$1"
         if [ -L "$t/$1" ] || [ ! -f "$t/$1" ]; then
           rm -rf -- "$t/$1" 2>/dev/null; want "$1" "$5" "$6" fresh; create "$1"
@@ -374,6 +376,11 @@ fill() {
       [ -f "$4/key.pem" ] && [ ! -L "$4/key.pem" ] || fail 10 "the key made on the node is missing: $store/$4/key.pem"
       cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
       run rm -rf -- "$4"
+    elif [ "$3" = c ]; then
+      # A combined PEM of a key made on the node: the new chain, then the new key.
+      cat -- "$t/cert.pem" "$t/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
+    elif [ "$3" = p ] || [ "$3" = P ]; then
+      assemble "$1" "$3" "$4"
     fi
     umask 077
     shift 6
@@ -562,10 +569,10 @@ keygen() {
   cat -- "$d/req.pem" && rm -f -- "$d/req.pem"
 }
 
-# password PATH: the store password in PATH, after a marker line. Read through directories
-# only root or we control, else with the rights of the user who controls them (as
-# `capture` reads); refused unless a regular file no other user may read, 1 to 4096 bytes.
-password() {
+# readpw PATH: out, the store password in PATH. Read through directories only root or we
+# control, else with the rights of the user who controls them (as `capture` reads);
+# refused unless a regular file no other user may read, 1 to 4096 bytes.
+readpw() {
   case $1 in /*) p=$1 ;; *) p=$orig/$1 ;; esac
   [ ! -d "$p" ] || fail 18 "the store password file $p is a directory"
   [ -e "$p" ] || fail 18 "the store password file $p does not exist"
@@ -586,8 +593,31 @@ password() {
   out=${out%"
 "}
   [ -n "$out" ] || fail 18 "the store password file $p is empty"
+}
+
+# password PATH: the store password in PATH (readpw), after a marker line.
+password() {
+  readpw "$1"
   echo "certroll: password follows"
   printf '%s' "$out"
+}
+
+# assemble NAME p|P PWFILE: the keystore NAME of the new version made here from its
+# cert.pem and key.pem (key_source = "node": the key never leaves the node), with the
+# password of PWFILE (readpw) in a file of a 0700 directory, never in a command line;
+# P: the legacy profile (3DES, SHA-1 MAC), p: OpenSSL's default (AES-256, SHA-256).
+assemble() {
+  command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found"
+  [ -f "$t/cert.pem" ] && [ -f "$t/key.pem" ] || fail 10 "cannot make $store/$t/$1: the new version has no cert.pem and key.pem"
+  readpw "$3"
+  pd=.key-asm-$tag
+  rm -rf -- "$pd"
+  (umask 077 && mkdir -- "$pd" && printf '%s\n' "$out" > "$pd/pass") || fail 10 "cannot write $store/$pd/pass"
+  out=
+  name=$1
+  case $2 in P) set -- -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 ;; *) set -- ;; esac
+  run openssl pkcs12 -export -in "$t/cert.pem" -inkey "$t/key.pem" -name certroll -passout "file:$pd/pass" "$@" -out "$t/$name"
+  rm -rf -- "$pd"
 }
 
 # pubkey PATH: the public key of the key at PATH (PEM), or `absent`.

@@ -101,6 +101,7 @@ pub fn add_forms(
         why: "its password was not read from the node's store_password_file".into(),
     };
     let mut add = Vec::new();
+    let mut assembled = Vec::new();
     let leaf_forms: [(FileKind, Option<&String>, Box<dyn StoreForm>); 2] = [
         (
             FileKind::Keystore,
@@ -116,14 +117,9 @@ pub fn add_forms(
     for (kind, path, form) in leaf_forms {
         let Some(path) = path else { continue };
         if node_key && chain.is_some() {
-            return Err(fail(
-                kind.label(),
-                path,
-                StoreError::Render {
-                    form: form.name(),
-                    why: "key_source = \"node\" keeps the key on the node, and assembling this form there is not supported yet".into(),
-                },
-            ));
+            // The key never leaves the node: the form is made there, in the new version.
+            assembled.push((kind, path.clone()));
+            continue;
         }
         // A step that rewrites only the chain (the prune of a cross-signed rotation) leaves
         // the form as it is: it holds the same leaf and key.
@@ -153,6 +149,17 @@ pub fn add_forms(
             path,
             data: Some(bytes),
             node_key: None,
+            assemble: false,
+        });
+    }
+    for (kind, path) in assembled {
+        out.retain(|c| c.path != path);
+        out.push(FileChange {
+            kind,
+            path,
+            data: None,
+            node_key: None,
+            assemble: true,
         });
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! password from the node's `store_password_file` (read there once per node and CA), or
 //! `changeit` for a truststore of a node that names none. A store that cannot be read or
 //! opened is a state, never an error: `verify` reports it as a finding naming the file.
+//! With `key_source = "node"` the keystore and combined PEM are not read at all.
 
 use super::{
     combined_pem::CombinedPem, keystore_form, truststore_form, Password, StoreContents, StoreForm,
@@ -43,6 +44,13 @@ pub fn read_stores(t: &dyn Transport, node: &Node, ca: &str) -> Vec<StoreFile> {
         (FileKind::CombinedPem, &paths.combined_pem),
     ] {
         let Some(path) = path else { continue };
+        // A keystore or combined PEM made on the node holds a key that never leaves it:
+        // it is not read here (docs/inventory.md#stores).
+        if kind != FileKind::Truststore
+            && node.files.key_source == crate::inventory::KeySource::Node
+        {
+            continue;
+        }
         let mode = t.file_mode(path).ok().flatten();
         let opened = match t.read_file(path) {
             Ok(None) => None,

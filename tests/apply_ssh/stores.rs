@@ -199,3 +199,41 @@ fn assert_stores_ok_legacy(fleet: &Fleet) {
     let listed = keytool_list(&on_node(fleet, "app1", KEYSTORE), "pw");
     assert!(listed.contains("PrivateKeyEntry"), "{listed}");
 }
+
+#[test]
+fn with_keys_made_on_the_node_the_keystore_and_combined_pem_are_assembled_there() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    write_password(&fleet, "app1-secret\n", 0o600);
+    let inv = inventory(&fleet, "modern").node_key("app1", "key_source", "node");
+    let ctl = Control::new(&fleet, &inv);
+    ctl.apply_ok(&[]).expect_output("complete");
+    let run = ctl.apply_ok(&["--rotate"]);
+    run.expect_output("rotation of CA internal complete");
+    assert_stores_match(&fleet, 1);
+    // The keystore's and the combined PEM's key is the served certificate's.
+    let ks = fs::read(on_node(&fleet, "app1", KEYSTORE)).expect("keystore");
+    let held = keystore_form(Pkcs12Profile::Modern)
+        .read(&ks, &Password::new("app1-secret"))
+        .expect("opens");
+    let combined = fs::read(on_node(&fleet, "app1", COMBINED)).expect("combined");
+    let in_combined = certroll::stores::pem_key(&combined).expect("a key in the combined PEM");
+    assert_eq!(
+        held.key.as_deref(),
+        Some(&*in_combined),
+        "one key in both forms"
+    );
+    let pair = rcgen::KeyPair::try_from(in_combined.as_slice()).expect("a PKCS#8 key");
+    use rcgen::PublicKeyData;
+    let spki = pair.subject_public_key_info();
+    let cert = pem_certs(&on_node(&fleet, "app1", CERT));
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&spki)),
+        cert[0].spki_sha256
+    );
+    // Made on the node, not sent: the journal records the keystore as assembled there.
+    let journal = fs::read_to_string(ctl.state_dir().join("journal.ndjson")).unwrap_or_default()
+        + &serde_json::to_string(&ctl.journal()).unwrap_or_default();
+    assert!(journal.contains(certroll::executor::ASSEMBLED), "{journal}");
+    ctl.certroll(&["verify"]).expect_code(0);
+}
