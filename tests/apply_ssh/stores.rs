@@ -121,7 +121,34 @@ fn stores_follow_their_pem_files_through_bootstrap_and_rotation_and_verify_opens
     let fleet = Fleet::start(&["lb1", "app1"]);
     write_password(&fleet, "app1-secret\n", 0o600);
     let ctl = Control::new(&fleet, &inventory(&fleet, "modern"));
-    ctl.apply_ok(&[]).expect_output("complete");
+    // Every command certroll sends, traced: the password is never in one of them.
+    let trace = ctl.dir.join("transport.trace");
+    let run = crate::support::run::certroll(&ctl.inventory, &["apply", "--yes"], |c| {
+        c.current_dir(&ctl.dir)
+            .env("CERTROLL_TRACE_TRANSPORT", &trace);
+    });
+    run.expect_code(0).expect_output("complete");
+    let traced =
+        String::from_utf8_lossy(&fs::read(&trace).expect("the transport trace")).into_owned();
+    let commands: Vec<&str> = traced
+        .split("--- command\n")
+        .skip(1)
+        .map(|c| c.split("\n--- ").next().unwrap_or_default())
+        .collect();
+    assert!(
+        commands.iter().any(|c| c.contains(PASS)),
+        "the password file was read"
+    );
+    assert!(
+        commands.iter().all(|c| !c.contains("app1-secret")),
+        "the password is in no command line"
+    );
+    assert!(
+        !run.output().contains("app1-secret"),
+        "nor in any message\n{run}"
+    );
+    let journal = serde_json::to_string(&ctl.journal()).expect("journal");
+    assert!(!journal.contains("app1-secret"), "nor in the journal");
     assert_stores_match(&fleet, 1);
     ctl.certroll(&["verify"]).expect_code(0);
 
