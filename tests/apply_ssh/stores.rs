@@ -264,3 +264,31 @@ fn with_keys_made_on_the_node_the_keystore_and_combined_pem_are_assembled_there(
     assert!(journal.contains(certroll::executor::ASSEMBLED), "{journal}");
     ctl.certroll(&["verify"]).expect_code(0);
 }
+
+#[test]
+fn through_sudo_a_root_only_password_file_opens_root_owned_stores() {
+    use crate::support::cli::mode;
+    use crate::support::users::{self, ensure_user, owner, sudoers, OPERATOR};
+    ensure_user(OPERATOR);
+    sudoers(OPERATOR, true);
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    users::quiet_root_shells(&fleet);
+    users::allow_login(&fleet);
+    // root's password file, 0600: the unprivileged login cannot read it, sudo can.
+    write_password(&fleet, "app1-secret\n", 0o600);
+    let inv = inventory(&fleet, "modern")
+        .login_user("app1", OPERATOR)
+        .node_key("app1", "become", "sudo");
+    let ctl = Control::new(&fleet, &inv);
+    let run = ctl.apply_ok(&[]);
+    for remote in [KEYSTORE, TRUSTSTORE, COMBINED] {
+        let p = on_node(&fleet, "app1", remote);
+        assert_eq!(owner(&p), (0, 0), "{} is root's\n{run}", p.display());
+    }
+    assert_eq!(mode(&on_node(&fleet, "app1", KEYSTORE)), 0o600);
+    assert_stores_match(&fleet, 1);
+    ctl.apply_ok(&["--rotate"]);
+    assert_stores_match(&fleet, 1);
+    // verify reads the password and the root-only stores through sudo too.
+    ctl.certroll(&["verify"]).expect_code(0);
+}
