@@ -292,3 +292,60 @@ fn through_sudo_a_root_only_password_file_opens_root_owned_stores() {
     // verify reads the password and the root-only stores through sudo too.
     ctl.certroll(&["verify"]).expect_code(0);
 }
+
+#[test]
+fn a_rotation_killed_with_sigkill_mid_run_resumes_and_leaves_matching_stores() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    write_password(&fleet, "app1-secret\n", 0o600);
+    // Slow reloads, so that the kill lands between steps of the rotation.
+    let inv = inventory(&fleet, "legacy").default_key(
+        "reload",
+        &format!("sleep 0.5; touch {}", crate::support::inventory::RELOADED),
+    );
+    let ctl = Control::new(&fleet, &inv);
+    ctl.apply_ok(&[]).expect_output("complete");
+    let journal = ctl.state_dir().join("journal.jsonl");
+    let done = || {
+        fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"record\":\"step-done\""))
+            .count()
+    };
+    let before = done();
+    let bg = ctl.spawn(&["apply", "--yes", "--rotate"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while done() < before + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation step was done in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = Command::new("kill")
+        .args(["-9", &bg.pid().to_string()])
+        .status()
+        .expect("kill -9");
+    assert!(killed.success());
+    let first = bg.wait();
+    assert!(
+        !first.output().contains("rotation of CA internal complete"),
+        "{first}"
+    );
+    let resumed = ctl.apply_ok(&[]);
+    resumed.expect_output("complete");
+    let ks = fs::read(on_node(&fleet, "app1", KEYSTORE)).expect("keystore");
+    let held = keystore_form(Pkcs12Profile::Legacy)
+        .read(&ks, &Password::new("app1-secret"))
+        .expect("the keystore opens after the resume");
+    let cert = pem_certs(&on_node(&fleet, "app1", CERT));
+    assert_eq!(
+        held.chain[0], cert[0].der,
+        "the keystore holds the served leaf\n{resumed}"
+    );
+    assert_eq!(ctl.current_generation(), 2, "{resumed}");
+    ctl.certroll(&["verify"]).expect_code(0);
+    // No old version (no old key, in any form) is left on the node.
+    let store = crate::rotate::store_entries(&fleet, "app1");
+    assert_eq!(store.len(), 2, "current and its version only: {store:?}");
+}
