@@ -27,3 +27,4 @@ mod validate;
 pub use builder::InventoryBuilder;
 pub use model::*;
 pub use parse::{load, parse_raw, parse_str, InventoryError};
+pub use store_keys::{OsTrustSettings, StoreSettings};

@@ -297,32 +297,7 @@ pub struct Node {
     /// Owner, group and modes of the files certroll writes; how many backups it keeps.
     pub files: FileSettings,
     /// The other forms of the node's files: keystores, truststores, combined PEM, OS trust.
-    pub stores: StoreSettings,
-}
-
-/// `keystore`, `truststore`, `truststore_format`, `store_password_file`, `pkcs12_profile`,
-/// `combined_pem`, `os_trust` (path templates with `{ca}` and `{node}`), checked at load.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreSettings {
-    pub keystore: Option<String>,
-    pub truststore: Option<String>,
-    pub truststore_format: crate::stores::TruststoreFormat,
-    /// A file on the node holding the stores' password; read there, never sent anywhere.
-    pub store_password_file: Option<String>,
-    pub pkcs12_profile: crate::stores::Pkcs12Profile,
-    pub combined_pem: Option<String>,
-    pub os_trust: Option<OsTrustSettings>,
-    /// No `key` was set for the node (nor in `[defaults]`).
-    pub key_defaulted: bool,
-}
-
-/// `os_trust` with its anchors directory and update command (`os_trust_dir`,
-/// `os_trust_update` override the distribution's, for tests and unusual hosts).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OsTrustSettings {
-    pub family: crate::stores::os_trust::OsTrust,
-    pub dir: String,
-    pub update: String,
+    pub stores: super::StoreSettings,
 }
 
 /// `become` of a node: run as the login user, or through `sudo -n`.
@@ -388,20 +363,6 @@ impl Node {
             combined_pem: self.stores.combined_pem.as_deref().map(fill),
             key_in_store: self.key_in_store(),
         }
-    }
-
-    /// Whether the node's PEM key stays inside the store, with no link at `key`: its
-    /// software reads the key from a keystore or a combined PEM and the inventory sets no
-    /// `key` for it (docs/inventory.md#stores).
-    pub fn key_in_store(&self) -> bool {
-        let s = &self.stores;
-        s.key_defaulted && (s.keystore.is_some() || s.combined_pem.is_some())
-    }
-
-    /// The store password file for CA `ca`, if the inventory names one.
-    pub fn store_password_file(&self, ca: &str) -> Option<String> {
-        let fill = |t: &str| t.replace("{ca}", ca).replace("{node}", &self.name);
-        self.stores.store_password_file.as_deref().map(fill)
     }
 
     /// The directory of the node's stores for CA `ca` (`store_dir`), if the inventory sets one.

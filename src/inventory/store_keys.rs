@@ -7,9 +7,50 @@
 use super::nodes::key_at;
 use super::raw::RawNode;
 use super::validate::Problem;
-use super::{OsTrustSettings, StoreSettings};
+use super::Node;
 use crate::stores::os_trust::OsTrust;
 use crate::stores::{Pkcs12Profile, TruststoreFormat};
+
+/// `keystore`, `truststore`, `truststore_format`, `store_password_file`, `pkcs12_profile`,
+/// `combined_pem`, `os_trust` (path templates with `{ca}` and `{node}`), checked at load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub keystore: Option<String>,
+    pub truststore: Option<String>,
+    pub truststore_format: TruststoreFormat,
+    /// A file on the node holding the stores' password; read there, never sent anywhere.
+    pub store_password_file: Option<String>,
+    pub pkcs12_profile: Pkcs12Profile,
+    pub combined_pem: Option<String>,
+    pub os_trust: Option<OsTrustSettings>,
+    /// No `key` was set for the node (nor in `[defaults]`).
+    pub key_defaulted: bool,
+}
+
+/// `os_trust` with its anchors directory and update command (`os_trust_dir`,
+/// `os_trust_update` override the distribution's, for tests and unusual hosts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsTrustSettings {
+    pub family: OsTrust,
+    pub dir: String,
+    pub update: String,
+}
+
+impl Node {
+    /// Whether the node's PEM key stays inside the store, with no link at `key`: its
+    /// software reads the key from a keystore or a combined PEM and the inventory sets no
+    /// `key` for it (docs/inventory.md#stores).
+    pub fn key_in_store(&self) -> bool {
+        let s = &self.stores;
+        s.key_defaulted && (s.keystore.is_some() || s.combined_pem.is_some())
+    }
+
+    /// The store password file for CA `ca`, if the inventory names one.
+    pub fn store_password_file(&self, ca: &str) -> Option<String> {
+        let fill = |t: &str| t.replace("{ca}", ca).replace("{node}", &self.name);
+        self.stores.store_password_file.as_deref().map(fill)
+    }
+}
 
 /// The store keys of node `name`: its own over `[defaults]`' (`d`). `path` checks a path
 /// template as the node's other paths are checked.
