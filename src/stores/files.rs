@@ -232,6 +232,36 @@ mod tests {
         let kinds: Vec<FileKind> = add.iter().map(|c| c.kind).collect();
         assert_eq!(kinds, [FileKind::TrustBundle, FileKind::Truststore]);
 
+        // The simulator's handshakes take what the stores hold, not the PEM files: with
+        // PEM files that say something else, `served` still gives the stores' contents.
+        let mut files = std::collections::HashMap::new();
+        let sim = Password::new(SIMULATION_PASSWORD);
+        for (kind, path) in [
+            (FileKind::Keystore, paths.keystore.clone().unwrap()),
+            (FileKind::Truststore, paths.truststore.clone().unwrap()),
+        ] {
+            let contents = if kind == FileKind::Keystore {
+                ks.clone()
+            } else {
+                crate::stores::StoreContents {
+                    anchors: crate::stores::trust_contents(g2.anchor().as_bytes()).anchors,
+                    ..Default::default()
+                }
+            };
+            let form = crate::stores::read::form_of(node, kind);
+            files.insert(path, form.render(&contents, &sim).unwrap());
+        }
+        files.insert(paths.cert.clone(), b"not this chain".to_vec());
+        files.insert(paths.trust_bundle.clone(), g1.anchor().as_bytes().to_vec());
+        let (bundle, chain, key) = served(node, &paths, &|p| files.get(p).cloned());
+        assert_eq!(crate::stores::pem_certs(&chain), ks.chain);
+        assert_eq!(crate::stores::pem_key(&key), ks.key);
+        assert_eq!(
+            crate::stores::pem_certs(&bundle),
+            crate::stores::pem_certs(g2.anchor().as_bytes()),
+            "the truststore's anchors, not the bundle's"
+        );
+
         // Without the password read from the node, nothing is made.
         let e = changes_for(
             &[Action::Install],
