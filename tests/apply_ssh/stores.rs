@@ -349,3 +349,75 @@ fn a_rotation_killed_with_sigkill_mid_run_resumes_and_leaves_matching_stores() {
     let store = crate::rotate::store_entries(&fleet, "app1");
     assert_eq!(store.len(), 2, "current and its version only: {store:?}");
 }
+
+/// The block of docs/recipes.md that starts with `# recipe: NAME`.
+fn recipe(name: &str) -> String {
+    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/recipes.md"))
+        .expect("docs/recipes.md");
+    let marker = format!("# recipe: {name}\n");
+    let start = doc
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no recipe {name}"))
+        + marker.len();
+    let len = doc[start..].find("```").expect("the block ends");
+    doc[start..start + len].to_string()
+}
+
+#[test]
+fn the_haproxy_combined_pem_recipe_loads_in_haproxy_through_a_rotation() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    let host_tls = on_node(&fleet, "app1", DIR);
+    // The recipe's node table, as app1 of the fleet: its paths under the fleet's root,
+    // its reload the fleet's.
+    let table: toml::Table = toml::from_str(&recipe("haproxy-combined")).expect("TOML");
+    let edge = table["nodes"]["edge1"].as_table().expect("[nodes.edge1]");
+    let mut inv = FleetInventory::new(&fleet)
+        .without_default("key")
+        .node_key("lb1", "key", &format!("{DIR}/key.pem"))
+        .link("lb1", "app1");
+    for (k, v) in edge {
+        match (k.as_str(), v) {
+            ("ssh" | "reload", _) => {}
+            (_, toml::Value::String(s)) => {
+                inv = inv.node_key("app1", k, &s.replace("/etc/haproxy/tls", DIR));
+            }
+            (_, other) => inv = inv.node_raw("app1", k, &other.to_string()),
+        }
+    }
+    let cfg = ctl_dir_file(&fleet, "haproxy.cfg");
+    let text = recipe("haproxy-combined.cfg")
+        .replace("/etc/haproxy/tls", &host_tls.display().to_string())
+        .replace(
+            "/run/haproxy.pid",
+            &ctl_dir_file(&fleet, "haproxy.pid").display().to_string(),
+        );
+    fs::write(&cfg, text).expect("write haproxy.cfg");
+    let ctl = Control::new(&fleet, &inv);
+    for args in [&[][..], &["--rotate"][..]] {
+        ctl.apply_ok(args).expect_output("complete");
+        let out = Command::new("haproxy")
+            .args(["-c", "-f"])
+            .arg(&cfg)
+            .output()
+            .expect("haproxy is installed");
+        assert!(
+            out.status.success(),
+            "haproxy -c: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let combined = fs::read_to_string(host_tls.join("edge1.pem")).expect("combined PEM");
+        assert!(combined.contains("BEGIN CERTIFICATE") && combined.contains("PRIVATE KEY"));
+        assert!(
+            fs::symlink_metadata(on_node(&fleet, "app1", KEY)).is_err(),
+            "no PEM key"
+        );
+    }
+    ctl.certroll(&["verify"]).expect_code(0);
+}
+
+fn ctl_dir_file(fleet: &Fleet, name: &str) -> std::path::PathBuf {
+    let dir = fleet.dir().join("haproxy");
+    fs::create_dir_all(&dir).expect("a directory for haproxy");
+    dir.join(name)
+}
