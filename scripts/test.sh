@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine with only Rust installed: installs what the
 # build needs (scripts/build-deps.sh) and what the tests need (sshd for the SSH fleet tests,
-# openssl as the second certificate validator, SoftHSM2 and opensc for PKCS#11 keys, sudo,
+# openssl as the second certificate validator, a headless JDK (keytool) for the keystore
+# interop tests, SoftHSM2 and opensc for PKCS#11 keys, sudo,
 # nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB, Postfix, Apache httpd and Redis for
 # the real-software test), checks formatting and clippy lints, then
 # cargo test --no-fail-fast (every test binary runs; the failures are listed at the end).
@@ -39,6 +40,9 @@ command -v python3 >/dev/null || need_apt+=(python3)
 # The alert rules of docs/operations.md are checked and unit-tested with promtool
 # (tests/operations_rules.rs), which comes with Debian's prometheus package.
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# Keystores and truststores (src/stores/interop_tests.rs, tests/apply_ssh/stores.rs) are
+# read back by the JDK's keytool, as the Java services that use them would.
+command -v keytool >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 # The real-software test (tests/real_software) runs nginx, HAProxy, PostgreSQL 15, curl
 # and psql; it fails loudly when one is missing, never skips.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)

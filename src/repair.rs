@@ -113,7 +113,20 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         Missing { file, .. } | Corrupt { file, .. } => match file {
             FileKind::TrustBundle => Effect::Bundle(BundleNeed::Broken),
             FileKind::Cert | FileKind::Key => Effect::Leaf(LeafNeed::Broken),
+            // A store stands for the PEM file it is made from: writing that file again
+            // (a fresh leaf, or the bundle) writes the store too.
+            FileKind::Keystore | FileKind::CombinedPem => Effect::Leaf(LeafNeed::Broken),
+            FileKind::Truststore => Effect::Bundle(BundleNeed::Broken),
             FileKind::ProofCert => Effect::Leave(""),
+        },
+        // A store that does not open (wrong password) is the operator's to fix: writing it
+        // again with the same password would not change what its readers see.
+        StoreUnopened { .. } => Effect::Leave(
+            "the password in its store_password_file does not open it, or it is not a keystore; fix the password file or remove the store",
+        ),
+        StoreDiffers { file, .. } => match file {
+            FileKind::Truststore => Effect::Bundle(BundleNeed::Broken),
+            _ => Effect::Leaf(LeafNeed::Broken),
         },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
         // An extended CA: the bundle gets the generation's new certificate (the old one,

@@ -59,6 +59,7 @@ fn node(name: &str, transport: TransportKind, via: Option<usize>) -> Node {
         dns_names: vec![],
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }
 

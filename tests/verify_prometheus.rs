@@ -217,6 +217,7 @@ fn check_against_report(samples: &[Sample], report: &Value, fleet: &LocalFleet) 
                 "key_protection",
                 "rollover",
                 "live_tls",
+                "keystores",
             ] {
                 let k = [("ca", name), ("node", node), ("check", check)];
                 let v = find("certroll_verify_check_status", &k);

@@ -253,6 +253,8 @@ impl<'a> RunContext<'a> {
         if !self.json() {
             crate::err!("{}", text(&view, Style::stderr()));
         }
+        // Stores and password files every node of the plan needs, before anything changes.
+        super::store_check::check(&self.inv, self.ca, &plan.order, self.connector.as_ref())?;
         if !self.args.yes
             && !ask(&format!(
                 "Apply {} to {}?",

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod plan;
 mod routine_params;
 pub mod status;
+mod store_check;
 pub mod verify;
 
 /// The connector of a command: `policy` for SSH host keys, and no command run on this

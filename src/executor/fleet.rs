@@ -166,6 +166,22 @@ impl<'a> FleetWork<'a> {
             let paths = self.inv.nodes[step.node].paths(self.ca_name());
             base.chain = self.transport(step)?.read_file(&paths.cert)?;
         }
+        // The stores' password, from the node's own file, in a read before the step's
+        // write (docs/layout.md#other-forms); it is never journaled or shown.
+        let node = &self.inv.nodes[step.node];
+        let paths = node.paths(self.ca_name());
+        if let (Some(file), true) = (
+            node.store_password_file(self.ca_name()),
+            paths.keystore.is_some() || paths.truststore.is_some(),
+        ) {
+            let t = self.transport(step)?;
+            base.store_password = Some(layout::store_password(t.as_ref(), node, &file).map_err(
+                |e| match e {
+                    LayoutError::Transport(e) => StepError::from(e),
+                    e => StepError::permanent(e.to_string()),
+                },
+            )?);
+        }
         Ok(base)
     }
 
@@ -278,6 +294,10 @@ impl StepWork for FleetWork<'_> {
         let ops = changes
             .into_iter()
             .map(|c| match (c.data, c.node_key) {
+                (None, None) if c.assemble => FileOp::Assemble {
+                    path: c.path,
+                    what: c.kind.label().to_string(),
+                },
                 (Some(data), _) => FileOp::Write {
                     path: c.path,
                     data,

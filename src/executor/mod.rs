@@ -39,6 +39,10 @@ pub enum FileOp {
     },
     /// Remove the file (keeping a backup); missing is not an error.
     Remove { path: String, what: String },
+    /// Make a keystore or combined PEM on the node from the new version's certificate and
+    /// the key made there (`key_source = "node"`): its bytes never cross the transport; it
+    /// is checked by its presence ([`ASSEMBLED`]) and by `verify` on the node's side.
+    Assemble { path: String, what: String },
     /// Put the key made on the node (`key_source = "node"`), waiting in the store's
     /// pending directory `pending`, in place. Its bytes never cross the transport: it is
     /// checked by the SHA-256 of its public key (SubjectPublicKeyInfo, DER), `spki_sha256`.
@@ -54,11 +58,16 @@ pub enum FileOp {
 /// derives it (a key made on the node), rather than of the file's bytes.
 pub const PUBLIC_KEY_HASH: &str = "spki:";
 
+/// The journaled "hash" of a file made on the node ([`FileOp::Assemble`]): only its
+/// presence is checked.
+pub const ASSEMBLED: &str = "assembled-on-node";
+
 impl FileOp {
     pub fn path(&self) -> &str {
         match self {
             FileOp::Write { path, .. }
             | FileOp::Remove { path, .. }
+            | FileOp::Assemble { path, .. }
             | FileOp::NodeKey { path, .. } => path,
         }
     }
@@ -67,6 +76,7 @@ impl FileOp {
         match self {
             FileOp::Write { what, .. }
             | FileOp::Remove { what, .. }
+            | FileOp::Assemble { what, .. }
             | FileOp::NodeKey { what, .. } => what,
         }
     }
@@ -81,6 +91,10 @@ impl FileOp {
             FileOp::Remove { path, .. } => FileHash {
                 path: path.clone(),
                 sha256: None,
+            },
+            FileOp::Assemble { path, .. } => FileHash {
+                path: path.clone(),
+                sha256: Some(ASSEMBLED.to_string()),
             },
             FileOp::NodeKey {
                 path, spki_sha256, ..
@@ -107,6 +121,11 @@ impl fmt::Debug for FileOp {
                 .field("what", what)
                 .field("mode", &format_args!("{mode:o}"))
                 .field("data", &format_args!("<{} bytes redacted>", data.len()))
+                .finish(),
+            FileOp::Assemble { path, what } => f
+                .debug_struct("Assemble")
+                .field("path", path)
+                .field("what", what)
                 .finish(),
             FileOp::Remove { path, what } => f
                 .debug_struct("Remove")

@@ -53,6 +53,7 @@ pub fn apply_file_ops(
             FileOp::Write { data, .. } => Change::Write(data),
             FileOp::Remove { .. } => Change::Remove,
             FileOp::NodeKey { pending, .. } => Change::NodeKey(pending),
+            FileOp::Assemble { .. } => Change::Assemble,
         };
         changes.push((role, change));
     }
@@ -103,6 +104,17 @@ pub fn mismatches(
             .sha256
             .as_deref()
             .is_some_and(|h| h.starts_with(PUBLIC_KEY_HASH));
+        if f.sha256.as_deref() == Some(super::ASSEMBLED) {
+            // Made on the node: never read back here; it must be there.
+            if transport.file_mode(&f.path)?.is_some() {
+                continue;
+            }
+            out.push(format!(
+                "file {} on node {} is absent, expected the one made there",
+                f.path, node.name
+            ));
+            continue;
+        }
         let actual = if public {
             // A key made on the node is never read back: the node derives its public key.
             match layout::public_key(transport, node, &f.path) {

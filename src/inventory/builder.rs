@@ -168,5 +168,6 @@ fn local_node(name: &str, dns: &[(String, Vec<String>)], multi_ca: bool) -> Node
         dns_names,
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }

@@ -93,6 +93,15 @@ pub struct RawNode {
     pub key_algorithm: Option<String>,
     pub key_source: Option<String>,
     pub store_dir: Option<String>,
+    pub keystore: Option<String>,
+    pub truststore: Option<String>,
+    pub truststore_format: Option<String>,
+    pub store_password_file: Option<String>,
+    pub pkcs12_profile: Option<String>,
+    pub combined_pem: Option<String>,
+    pub os_trust: Option<String>,
+    pub os_trust_dir: Option<String>,
+    pub os_trust_update: Option<String>,
 }
 
 /// The `ssh = { ... }` table of a node or of `[defaults]`.

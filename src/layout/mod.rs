@@ -29,9 +29,11 @@ use crate::transport::ssh::shell_quote;
 use crate::transport::{ErrorKind, ExecOutput, Transport, TransportError};
 
 mod keygen;
+mod password;
 pub mod script;
 
 pub use keygen::{keygen, public_key, NodeKeyRequest, KEYGEN_TIMEOUT};
+pub use password::{store_password, BAD_PASSWORD_FILE};
 
 /// The line that ends the file data on the script's standard input.
 const END_MARKER: &str = "certroll-end-of-data";
@@ -46,11 +48,25 @@ pub enum Role {
     Cert,
     Key,
     Proof,
+    /// `keystore`: PKCS#12 with the leaf key and chain.
+    Keystore,
+    /// `truststore`: PKCS#12 or JKS with the node's anchors.
+    Truststore,
+    /// `combined_pem`: the chain then the key.
+    Combined,
 }
 
 impl Role {
     /// Every role, in the order the script handles them.
-    pub const ALL: [Role; 4] = [Role::Bundle, Role::Cert, Role::Key, Role::Proof];
+    pub const ALL: [Role; 7] = [
+        Role::Bundle,
+        Role::Cert,
+        Role::Key,
+        Role::Proof,
+        Role::Keystore,
+        Role::Truststore,
+        Role::Combined,
+    ];
 
     /// The file's name inside a version directory.
     pub fn file_name(self) -> &'static str {
@@ -59,13 +75,17 @@ impl Role {
             Role::Cert => "cert.pem",
             Role::Key => "key.pem",
             Role::Proof => "proof.pem",
+            Role::Keystore => "keystore.p12",
+            Role::Truststore => "truststore.ks",
+            Role::Combined => "combined.pem",
         }
     }
 
-    /// Mode of a new file when the inventory sets none: keys 0600, the rest 0644.
+    /// Mode of a new file when the inventory sets none: files with a private key 0600,
+    /// the rest 0644.
     pub fn default_mode(self) -> u32 {
         match self {
-            Role::Key => 0o600,
+            Role::Key | Role::Keystore | Role::Combined => 0o600,
             _ => 0o644,
         }
     }
@@ -74,9 +94,9 @@ impl Role {
     pub fn explicit_mode(self, node: &Node) -> Option<u32> {
         let f = &node.files;
         match self {
-            Role::Key => f.key_mode,
+            Role::Key | Role::Keystore | Role::Combined => f.key_mode,
             Role::Cert => f.cert_mode,
-            Role::Bundle | Role::Proof => f.bundle_mode,
+            Role::Bundle | Role::Proof | Role::Truststore => f.bundle_mode,
         }
     }
 
@@ -87,6 +107,18 @@ impl Role {
             Role::Cert => Some(&paths.cert),
             Role::Key => Some(&paths.key),
             Role::Proof => paths.proof_cert.as_deref(),
+            Role::Keystore => paths.keystore.as_deref(),
+            Role::Truststore => paths.truststore.as_deref(),
+            Role::Combined => paths.combined_pem.as_deref(),
+        }
+    }
+
+    /// The path the script links to the store, `-` for none: a PEM key that stays inside
+    /// the store ([`NodePaths::key_in_store`]) has no link.
+    fn link_path(self, paths: &NodePaths) -> Option<&str> {
+        match self {
+            Role::Key if paths.key_in_store => Some("-"),
+            _ => self.path(paths),
         }
     }
 
@@ -151,6 +183,10 @@ pub enum Change<'a> {
     Remove,
     /// The key [`keygen`] made on the node, in the pending directory `.key-<tag>` named here.
     NodeKey(&'a str),
+    /// A keystore or combined PEM made on the node from the new version's `cert.pem` and
+    /// `key.pem` (`key_source = "node"`); a keystore with the password of the node's
+    /// `store_password_file`, read there.
+    Assemble,
 }
 
 /// Options of [`apply`].
@@ -244,7 +280,7 @@ pub fn apply(
     ]);
     let mut input = Vec::new();
     for role in Role::ALL {
-        let Some(path) = role.path(&paths) else {
+        let Some(path) = role.link_path(&paths) else {
             continue;
         };
         let change = changes.iter().find(|(r, _)| *r == role).map(|(_, c)| *c);
@@ -255,6 +291,13 @@ pub fn apply(
             }
             Some(Change::Remove) => ("r", "0".into()),
             Some(Change::NodeKey(pending)) => ("n", pending.to_string()),
+            Some(Change::Assemble) => match (role, node.store_password_file(ca)) {
+                (Role::Keystore, Some(file)) => match node.stores.pkcs12_profile {
+                    crate::stores::Pkcs12Profile::Modern => ("p", file),
+                    crate::stores::Pkcs12Profile::Legacy => ("P", file),
+                },
+                _ => ("c", "0".into()),
+            },
             None => ("k", "0".into()),
         };
         let xmode = role
@@ -299,7 +342,7 @@ pub fn cleanup(t: &dyn Transport, node: &Node, ca: &str) -> Result<(), LayoutErr
     args.extend(
         Role::ALL
             .into_iter()
-            .filter_map(|r| r.path(&paths))
+            .filter_map(|r| r.link_path(&paths))
             .map(str::to_string),
     );
     let out = t.exec_input(&command(&args), &[], WRITE_TIMEOUT)?;
@@ -366,6 +409,9 @@ mod tests;
 
 #[cfg(test)]
 mod keygen_tests;
+
+#[cfg(test)]
+mod stores_tests;
 
 #[cfg(test)]
 mod hostile_tests;

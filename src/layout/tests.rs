@@ -27,6 +27,7 @@ pub(super) fn node(dir: &Path) -> Node {
         tls: None,
         become_with: Become::Login,
         files: FileSettings::default(),
+        stores: Default::default(),
     }
 }
 

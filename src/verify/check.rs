@@ -32,6 +32,9 @@ pub enum Check {
     Rollover,
     /// `--live`: the server at `tls_address` serves its files.
     LiveTls,
+    /// The keystores, truststores and combined PEM files open with the node's password and
+    /// hold what the PEM files they stand for hold.
+    Keystores,
     /// The local CA store could be read.
     Store,
     /// The CA certificates in use are valid, outside the expiry windows.
@@ -40,7 +43,7 @@ pub enum Check {
 
 impl Check {
     /// The checks every node report gets a result for, in display order.
-    pub const NODE: [Check; 10] = [
+    pub const NODE: [Check; 11] = [
         Check::Reachable,
         Check::Files,
         Check::KeyMatch,
@@ -51,6 +54,7 @@ impl Check {
         Check::KeyProtection,
         Check::Rollover,
         Check::LiveTls,
+        Check::Keystores,
     ];
 
     /// The checks of the CA as a whole.
@@ -69,6 +73,7 @@ impl Check {
             Check::KeyProtection => "key_protection",
             Check::Rollover => "rollover",
             Check::LiveTls => "live_tls",
+            Check::Keystores => "keystores",
             Check::Store => "store",
             Check::CaCertificate => "ca_certificate",
         }
@@ -98,7 +103,8 @@ impl Check {
             | ProofMissing { .. }
             | ProofInvalid { .. }
             | ProofStale { .. } => Check::Rollover,
-            LiveTls { .. } | LiveTlsKeyOnly { .. } => Check::LiveTls,
+            LiveTls { .. } | LiveTlsKeyOnly { .. } | LiveTlsTrust { .. } => Check::LiveTls,
+            StoreUnopened { .. } | StoreDiffers { .. } => Check::Keystores,
             StoreUnavailable { .. } => Check::Store,
             CaCertExpiring { .. } => Check::CaCertificate,
         }

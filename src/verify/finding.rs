@@ -33,6 +33,21 @@ pub enum Finding {
         path: String,
         detail: String,
     },
+    /// A keystore or truststore that cannot be opened: the password (from the node's
+    /// `store_password_file`, or `changeit`) does not open it, or it is not PKCS#12 / JKS.
+    StoreUnopened {
+        file: FileKind,
+        path: String,
+        detail: String,
+    },
+    /// A keystore, truststore or combined PEM that does not hold what the PEM file it
+    /// stands for holds (another leaf, a chain or anchors that differ, an anchor Java
+    /// would not load).
+    StoreDiffers {
+        file: FileKind,
+        path: String,
+        detail: String,
+    },
     /// The trust bundle holds no certificate.
     EmptyBundle {
         path: String,
@@ -199,6 +214,8 @@ impl Finding {
             ForeignAnchor { .. } | LiveTlsKeyOnly { .. } | LiveTlsTrust { .. } => Severity::Ok,
             Missing { .. }
             | Corrupt { .. }
+            | StoreUnopened { .. }
+            | StoreDiffers { .. }
             | EmptyBundle { .. }
             | KeyMismatch { .. }
             | Expired { .. }
@@ -239,6 +256,8 @@ impl Finding {
             Unreadable { .. } => ("file unreadable", "files unreadable"),
             Missing { .. } => ("file missing", "files missing"),
             Corrupt { .. } => ("corrupt file", "corrupt files"),
+            StoreUnopened { .. } => ("store that does not open", "stores that do not open"),
+            StoreDiffers { .. } => ("store unlike its PEM file", "stores unlike their PEM files"),
             EmptyBundle { .. } => ("empty trust bundle", "empty trust bundles"),
             KeyMismatch { .. } => ("key mismatch", "key mismatches"),
             Expired { .. } => ("expired certificate", "expired certificates"),
@@ -324,6 +343,12 @@ impl Finding {
                     "{} {path} on node {node} is corrupt: {detail}",
                     file.label()
                 )
+            }
+            StoreUnopened { file, path, detail } => {
+                format!("{} {path} on node {node} does not open: {detail}", file.label())
+            }
+            StoreDiffers { file, path, detail } => {
+                format!("{} {path} on node {node} {detail}", file.label())
             }
             EmptyBundle { path } => {
                 format!("trust bundle {path} on node {node} holds no certificate")

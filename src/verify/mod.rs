@@ -26,6 +26,7 @@ pub mod live_tls;
 pub mod node;
 pub mod proof;
 pub mod report;
+pub mod stores;
 pub mod thresholds;
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed)
     }
     check_key_mode(cx, files, &mut findings);
     check_secrets(cx, files, &mut findings);
+    super::stores::check_stores(cx, files, &parsed, &mut findings);
     if let (Some(path), Some(state)) = (&cx.paths.proof_cert, &files.proof) {
         let trusts = parsed.trusts.as_deref().unwrap_or_default();
         let both = trusts.contains(&Generation::Current) && trusts.contains(&Generation::Next);

@@ -23,6 +23,7 @@ mod renew;
 mod repair;
 mod rotate;
 mod rsa;
+mod stores;
 mod sudo;
 mod via;
 

@@ -35,6 +35,7 @@ pub(crate) fn node(name: &str) -> Node {
         dns_names: vec![],
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }
 
