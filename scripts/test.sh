@@ -2,8 +2,8 @@
 # Runs the whole test suite on a fresh machine with only Rust installed: installs what the
 # build needs (scripts/build-deps.sh) and what the tests need (sshd for the SSH fleet tests,
 # openssl as the second certificate validator, SoftHSM2 and opensc for PKCS#11 keys, sudo,
-# nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB and Postfix for the real-software
-# test), checks formatting and clippy lints, then
+# nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB, Postfix, a JDK 17 and Tomcat 10 for
+# the real-software test), checks formatting and clippy lints, then
 # cargo test --no-fail-fast (every test binary runs; the failures are listed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +45,13 @@ command -v curl >/dev/null || need_apt+=(curl)
 # mariadb client come with mariadb-server).
 [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null || need_apt+=(mariadb-server)
 [ -x /usr/sbin/postfix ] || need_apt+=(postfix)
+# Its keystore tests (tests/real_software/keystores.rs) run a private Tomcat 10.1 (its own
+# CATALINA_BASE and ports in a temporary directory, never the system service) whose reload
+# is the manager webapp's sslReload (tomcat10-admin), a Java client run from source (which
+# needs the JDK's compiler, not only a JRE) and keytool.
+command -v javac >/dev/null && command -v keytool >/dev/null || need_apt+=(openjdk-17-jdk-headless)
+[ -f /usr/share/tomcat10/bin/bootstrap.jar ] || need_apt+=(tomcat10)
+[ -d /usr/share/tomcat10-admin/manager ] || need_apt+=(tomcat10-admin)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: the build and the tests need ${need_apt[*]}; run as root or install them first (sudo apt-get install -y ${need_apt[*]})" >&2
