@@ -17,14 +17,20 @@
 //! installs them); a missing tool fails the test, it is never skipped.
 //!
 //! Beside it (`starttls`): MariaDB and Postfix on local nodes, reached by the built-in
-//! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`.
+//! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`. And
+//! (`keystores`): a private Tomcat 10.1 and a Java client reading PKCS#12 and JKS stores
+//! (`tomcat`, `java_client`, `stores`), under traffic through reloads and rotations.
 
 mod disk;
+mod java_client;
+mod keystores;
 mod recipes;
 mod software;
 mod starttls;
+mod stores;
 #[path = "../support/mod.rs"]
 mod support;
+mod tomcat;
 mod traffic;
 
 use std::path::PathBuf;
