@@ -21,8 +21,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::disk;
 use super::java_client::{self, JavaClient};
@@ -34,6 +34,11 @@ use crate::support::users;
 
 /// How long traffic may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(60);
+/// Reloads back to back: at least, at most.
+const MIN_RELOADS: u32 = 20;
+const MAX_RELOADS: u32 = 300;
+/// Requests curl makes on its one connection while Tomcat reloads.
+const KEPT_REQUESTS: usize = 20;
 /// The Java client's store password (any; Tomcat's comes from its server.xml).
 const CLIENT_PASSWORD: &str = "Java-Client-Store-Password-1";
 const CA_SUBJECT: &str = "Tomcat Takeover CA";
@@ -168,6 +173,35 @@ impl Site {
         )
     }
 
+    /// curl making `n` requests, one every 250 ms, on one connection (kept alive), with
+    /// `leaf` and `ca`; prints `ok` and the number of new connections after each.
+    fn curl_one_connection(&self, leaf: &Leaf, ca: &OperatorCa, n: usize) -> Child {
+        let resolve = format!("tomcat1.internal:{}:127.0.0.1", self.ports.https);
+        let url = format!("https://tomcat1.internal:{}/", self.ports.https);
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "60",
+                "--rate",
+                "4/s",
+                "--resolve",
+                &resolve,
+            ])
+            .args(["-w", "%{num_connects}\\n", "--cacert"])
+            .arg(&ca.cert)
+            .arg("--cert")
+            .arg(&leaf.cert)
+            .arg("--key")
+            .arg(&leaf.key)
+            .args(vec![url; n])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start curl")
+    }
+
     /// Whether curl gets Tomcat's `ok` with `leaf` as its client certificate and `ca`
     /// as its only anchor.
     fn curl_ok(&self, leaf: &Leaf, ca: &OperatorCa) -> bool {
@@ -223,12 +257,37 @@ fn tomcat_serves_and_reloads_its_pkcs12_stores_without_dropping_a_request() {
         tomcat.log()
     );
 
-    // Reloads back to back, traffic flowing between them.
-    for _ in 0..20 {
+    // Reloads back to back while the client makes new connections and curl keeps one
+    // connection open across them (a request every 250 ms on the same connection).
+    let mut kept = site.curl_one_connection(&new_client, &next, KEPT_REQUESTS);
+    let ok = client.seen().tally.ok;
+    let end = Instant::now() + WAIT;
+    let mut reloads = 0;
+    while reloads < MAX_RELOADS && Instant::now() < end {
         tomcat.reload();
-        let ok = client.seen().tally.ok;
-        client.wait_for(ok, 1, None, WAIT);
+        reloads += 1;
+        let curl_done = matches!(kept.try_wait(), Ok(Some(_)));
+        if reloads >= MIN_RELOADS && client.seen().tally.ok >= ok + 10 && curl_done {
+            break;
+        }
     }
+    let during = client.seen().tally.ok - ok;
+    eprintln!("{reloads} reloads back to back, {during} requests of the Java client meanwhile");
+    assert!(
+        during >= 10,
+        "only {during} requests during {reloads} reloads"
+    );
+    let kept = kept.wait_with_output().expect("wait for curl");
+    let replies = String::from_utf8_lossy(&kept.stdout);
+    let connects: Vec<&str> = replies.lines().filter(|l| *l != "ok").collect();
+    assert!(
+        kept.status.success()
+            && replies.lines().filter(|l| *l == "ok").count() == KEPT_REQUESTS
+            && connects.iter().filter(|c| **c != "0").count() == 1,
+        "curl's one connection across the reloads: {:?}\n{replies}{}",
+        kept.status,
+        String::from_utf8_lossy(&kept.stderr)
+    );
     let (seen, stderr) = client.stop();
     eprintln!("java client: {seen:?}");
     assert_eq!(
