@@ -158,6 +158,32 @@ impl Site {
         client
     }
 
+    /// Asserts that keytool and openssl open all four stores, the truststores with
+    /// `anchors` trusted certificates each.
+    fn assert_readers_open(&self, anchors: usize) {
+        let tomcat_pw = self.tomcat_file("store_password_file");
+        let client_pw = self.client_file("store_password_file");
+        let checks = [
+            (self.tomcat_file("keystore"), "PKCS12", &tomcat_pw, None),
+            (
+                self.tomcat_file("truststore"),
+                "PKCS12",
+                &tomcat_pw,
+                Some(anchors),
+            ),
+            (self.client_file("keystore"), "PKCS12", &client_pw, None),
+            (
+                self.client_file("truststore"),
+                "JKS",
+                &client_pw,
+                Some(anchors),
+            ),
+        ];
+        for (store, format, password, anchors) in checks {
+            stores::assert_readers_open(&store, format, password, anchors);
+        }
+    }
+
     /// The Java client of the recipe, as the service user.
     fn client(&self) -> JavaClient {
         let source = java_client::install_source(self.root());
@@ -245,6 +271,7 @@ fn tomcat_serves_and_reloads_its_pkcs12_stores_without_dropping_a_request() {
     tomcat.reload();
     let ok = client.seen().tally.ok;
     client.wait_for(ok, 3, None, WAIT);
+    site.assert_readers_open(1);
     // The reload read the truststore again: the old CA's client is refused now.
     assert!(
         site.curl_ok(&new_client, &next),
@@ -388,6 +415,9 @@ fn tomcat_and_a_java_client_take_over_and_rotate_twice_under_traffic_through_key
             file.display()
         );
     }
+    // certroll's stores, in the default profile: read by keytool and by OpenSSL 3, the
+    // truststores with their one anchor as a trusted certificate (what Java loads).
+    site.assert_readers_open(1);
     let base = site.root().join("var/lib/tomcat10");
     let pem_keys = disk::other_private_keys(site.root(), &[], std::slice::from_ref(&base));
     assert!(

@@ -279,3 +279,42 @@ fn holds_a_key(store: &Path, password: &Path) -> bool {
     matches!(out, Ok(o) if o.status.success()
         && String::from_utf8_lossy(&o.stdout).contains("PRIVATE KEY"))
 }
+
+/// Asserts that both readers open `store` with the password in `password`: `keytool
+/// -list` (for a truststore: only trusted-certificate entries, which is what Java loads
+/// as anchors, `anchors` of them; for a keystore: one private-key entry) and, for
+/// PKCS#12, `openssl pkcs12 -info` of OpenSSL 3 without `-legacy`.
+pub fn assert_readers_open(store: &Path, format: &str, password: &Path, anchors: Option<usize>) {
+    let listed = run(
+        Command::new("keytool")
+            .args(["-list", "-storetype", format, "-keystore"])
+            .arg(store)
+            .arg("-storepass:file")
+            .arg(password),
+        &format!("keytool -list {}", store.display()),
+    );
+    let trusted = listed.matches("trustedCertEntry").count();
+    let keys = listed.matches("PrivateKeyEntry").count();
+    match anchors {
+        Some(n) => assert!(
+            trusted == n && keys == 0,
+            "{}: keytool lists {trusted} trusted certificates and {keys} keys, not {n} anchors:\n{listed}",
+            store.display()
+        ),
+        None => assert!(
+            keys == 1 && trusted == 0,
+            "{}: keytool lists {keys} keys, not one:\n{listed}",
+            store.display()
+        ),
+    }
+    if format == "PKCS12" {
+        run(
+            Command::new("openssl")
+                .args(["pkcs12", "-info", "-noout", "-in"])
+                .arg(store)
+                .arg("-passin")
+                .arg(format!("file:{}", password.display())),
+            &format!("openssl pkcs12 -info {} (no -legacy)", store.display()),
+        );
+    }
+}

@@ -76,7 +76,11 @@ public class Client {
     static String describe(Throwable e) {
         StringBuilder s = new StringBuilder(e.toString());
         for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
-            s.append(" / caused by ").append(c);
+            // Java repeats a cause's message in its wrapper: name each message once.
+            String m = c.getMessage();
+            if (m == null || !s.toString().contains(m)) {
+                s.append(" / caused by ").append(c);
+            }
         }
         return s.toString().replace('\n', ' ');
     }
