@@ -287,3 +287,47 @@ fn chown_tree(path: &Path, user: &str) {
         .expect("run chown");
     assert!(ok.success(), "chown -R {user} {}", path.display());
 }
+
+#[test]
+fn tomcat_recipes_are_found_and_adapted() {
+    let r = Recipes::load();
+    let ports = TomcatPorts {
+        https: 1,
+        manager: 2,
+    };
+    let root = Path::new("/srv/n");
+    let node = adapted(&r, "tomcat", root, &ports);
+    assert_eq!(toml_value(&node, "tls_address"), "127.0.0.1:1");
+    assert_eq!(
+        toml_value(&node, "keystore"),
+        "/srv/n/etc/tomcat10/tls/keystore.p12"
+    );
+    assert_eq!(toml_value(&node, "truststore_format"), "pkcs12");
+    assert!(toml_value(&node, "reload").starts_with(
+        "curl -fsS -K /srv/n/etc/tomcat10/manager.curl http://127.0.0.1:2/manager/text/sslReload"
+    ));
+    let xml = adapted(&r, "tomcat server.xml", root, &ports);
+    // The connector reads the node's stores, with the node's password file.
+    for (attribute, key) in [
+        ("certificateKeystoreFile", "keystore"),
+        ("truststoreFile", "truststore"),
+        ("certificateKeystorePasswordFile", "store_password_file"),
+    ] {
+        assert_eq!(xml_attribute(&xml, attribute), toml_value(&node, key));
+    }
+    assert_eq!(xml_attribute(&xml, "certificateVerification"), "required");
+    assert_eq!(
+        xml_attribute(&xml, "docBase"),
+        "/usr/share/tomcat10-admin/manager"
+    );
+    let client = adapted(&r, "java client", root, &ports);
+    let command = adapted(&r, "java client command", root, &ports);
+    for key in ["keystore", "truststore", "store_password_file"] {
+        assert!(
+            command.contains(&format!(" {} ", toml_value(&client, key)))
+                || command.trim_end().ends_with(&toml_value(&client, key)),
+            "the Java client's command uses its node's {key}: {command}"
+        );
+    }
+    assert!(command.contains("--port 1 "), "{command}");
+}
