@@ -267,17 +267,21 @@ pub fn other_key_stores(
 }
 
 /// Whether `openssl pkcs12` opens `store` with the password in `password` and finds a
-/// private key in it.
+/// private key in it (with `-legacy` too, for a store of the 3DES/SHA-1 profile).
 fn holds_a_key(store: &Path, password: &Path) -> bool {
-    let out = Command::new("openssl")
-        .args(["pkcs12", "-nocerts", "-nodes", "-in"])
-        .arg(store)
-        .arg("-passin")
-        .arg(format!("file:{}", password.display()))
-        .stdin(Stdio::null())
-        .output();
-    matches!(out, Ok(o) if o.status.success()
-        && String::from_utf8_lossy(&o.stdout).contains("PRIVATE KEY"))
+    [&[][..], &["-legacy"][..]].iter().any(|extra| {
+        let out = Command::new("openssl")
+            .args(["pkcs12", "-nocerts", "-nodes"])
+            .args(*extra)
+            .arg("-in")
+            .arg(store)
+            .arg("-passin")
+            .arg(format!("file:{}", password.display()))
+            .stdin(Stdio::null())
+            .output();
+        matches!(out, Ok(o) if o.status.success()
+            && String::from_utf8_lossy(&o.stdout).contains("PRIVATE KEY"))
+    })
 }
 
 /// Asserts that both readers open `store` with the password in `password`: `keytool
@@ -317,4 +321,41 @@ pub fn assert_readers_open(store: &Path, format: &str, password: &Path, anchors:
             &format!("openssl pkcs12 -info {} (no -legacy)", store.display()),
         );
     }
+}
+
+#[test]
+fn other_key_stores_finds_an_old_keystore_but_not_the_current_one_nor_a_truststore() {
+    let ops = tempfile::tempdir().expect("temp dir");
+    let node = tempfile::tempdir().expect("temp dir");
+    let ca = OperatorCa::new(ops.path(), "ca", "Scan Test CA");
+    let access = Access {
+        group: "root",
+        mode: 0o600,
+    };
+    let password = node.path().join("store-password");
+    password_file(&password, "scan-test-password", access);
+    let store = node.path().join("keystore.p12");
+    keystore(&store, &ca.leaf("a"), &ca, &password, access);
+    let old = std::fs::read(&store).expect("read the keystore");
+    let backup = node.path().join("backup").join("keystore.p12");
+    std::fs::create_dir_all(backup.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&backup, &old).expect("write the old keystore");
+    keystore(&store, &ca.leaf("a"), &ca, &password, access);
+    truststore(
+        &node.path().join("truststore.p12"),
+        "PKCS12",
+        &[&ca],
+        &password,
+        access,
+    );
+    let current = vec![std::fs::read(&store).expect("read the keystore")];
+    let found = other_key_stores(node.path(), &current, std::slice::from_ref(&password), &[]);
+    assert_eq!(found, [backup]);
+    let skipped = other_key_stores(
+        node.path(),
+        &current,
+        std::slice::from_ref(&password),
+        &[node.path().join("backup")],
+    );
+    assert!(skipped.is_empty(), "{skipped:?}");
 }
