@@ -22,6 +22,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::disk;
@@ -43,9 +44,14 @@ const KEPT_REQUESTS: usize = 20;
 const CLIENT_PASSWORD: &str = "Java-Client-Store-Password-1";
 const CA_SUBJECT: &str = "Tomcat Takeover CA";
 
+static ONE_TOMCAT: Mutex<()> = Mutex::new(());
+
 /// The two nodes' files under one root (the node side), and the operator's directory
 /// with the openssl CA and certroll's control directory (never on a node).
 struct Site {
+    /// Held for the whole test: one Tomcat test at a time (two JVM servers, their
+    /// clients and keytool at once are too much for a small CI machine).
+    _one: MutexGuard<'static, ()>,
     root: tempfile::TempDir,
     ops: tempfile::TempDir,
     recipes: Recipes,
@@ -56,6 +62,7 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
+        let one = ONE_TOMCAT.lock().unwrap_or_else(|p| p.into_inner());
         tomcat::preflight();
         users::ensure_user(users::SERVICE);
         let root = tempfile::tempdir().expect("temp dir");
@@ -67,6 +74,7 @@ impl Site {
         let tomcat = tomcat::adapted(&recipes, "tomcat", root.path(), &ports);
         let client = tomcat::adapted(&recipes, "java client", root.path(), &ports);
         Site {
+            _one: one,
             root,
             ops: tempfile::tempdir().expect("temp dir"),
             recipes,
@@ -228,12 +236,27 @@ impl Site {
             .expect("start curl")
     }
 
+    /// Waits (bounded) until curl gets Tomcat's `ok` with `leaf` and `ca`: Tomcat's first
+    /// requests after its start are slow (classes loaded, code compiled), and the Java
+    /// client's traffic is measured from a warm server.
+    fn warm_up(&self, tomcat: &Tomcat, leaf: &Leaf, ca: &OperatorCa) {
+        let end = Instant::now() + WAIT;
+        while !self.curl_ok(leaf, ca) {
+            assert!(
+                Instant::now() < end,
+                "Tomcat does not answer curl within {WAIT:?}\n{}",
+                tomcat.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Whether curl gets Tomcat's `ok` with `leaf` as its client certificate and `ca`
     /// as its only anchor.
     fn curl_ok(&self, leaf: &Leaf, ca: &OperatorCa) -> bool {
         let resolve = format!("tomcat1.internal:{}:127.0.0.1", self.ports.https);
         let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10", "--resolve", &resolve, "--cacert"])
+            .args(["-sS", "--max-time", "30", "--resolve", &resolve, "--cacert"])
             .arg(&ca.cert)
             .arg("--cert")
             .arg(&leaf.cert)
@@ -254,6 +277,7 @@ fn tomcat_serves_and_reloads_its_pkcs12_stores_without_dropping_a_request() {
     site.trust(&[&legacy]);
     let old_client = site.serve(&legacy);
     let tomcat = Tomcat::start(&site.recipes, site.root(), site.ports);
+    site.warm_up(&tomcat, &old_client, &legacy);
     let mut client = site.client();
     client.wait_for(0, 5, Some("CN=Legacy Corp CA"), WAIT);
 
@@ -350,8 +374,9 @@ fn tomcat_and_a_java_client_take_over_and_rotate_twice_under_traffic_through_key
     let legacy = OperatorCa::new(site.ops.path(), "legacy", "Legacy Corp CA");
     site.passwords();
     site.trust(&[&legacy]);
-    site.serve(&legacy);
+    let legacy_client = site.serve(&legacy);
     let tomcat = Tomcat::start(&site.recipes, site.root(), site.ports);
+    site.warm_up(&tomcat, &legacy_client, &legacy);
     let mut client = site.client();
     client.wait_for(0, 5, Some("CN=Legacy Corp CA"), WAIT);
 

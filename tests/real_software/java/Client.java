@@ -110,8 +110,8 @@ public class Client {
         ctx.init(kmf.getKeyManagers(), tmf.getTrustManagers(), null);
 
         Socket plain = new Socket();
-        plain.connect(new InetSocketAddress("127.0.0.1", port), 10_000);
-        plain.setSoTimeout(10_000);
+        plain.connect(new InetSocketAddress("127.0.0.1", port), 30_000);
+        plain.setSoTimeout(30_000);
         try (SSLSocket tls = (SSLSocket) ctx.getSocketFactory().createSocket(plain, host, port, true)) {
             SSLParameters params = tls.getSSLParameters();
             params.setEndpointIdentificationAlgorithm("HTTPS");
