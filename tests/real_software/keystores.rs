@@ -359,9 +359,14 @@ fn tomcat_serves_and_reloads_its_pkcs12_stores_without_dropping_a_request() {
 /// certroll's inventory for the two nodes: the recipes without their `ssh` lines, on
 /// local transport, and their link.
 fn inventory(site: &Site) -> String {
+    // Both nodes live on this one machine, so the PEM certificate and bundle links the
+    // recipes leave at their defaults (/etc/tls/cert.pem, /etc/tls/ca.pem on each host)
+    // get a directory per node under the test's root: the one mechanical change.
+    let root = site.root().display();
     format!(
         "[certroll]\nstate_dir = \".certroll\"\n\n[ca.internal]\nsubject = \"CN={CA_SUBJECT}\"\n\n\
-         [defaults]\ntransport = \"local\"\nconfirm_timeout = \"60s\"\n\n{}\n{}\n{}",
+         [defaults]\ntransport = \"local\"\nconfirm_timeout = \"60s\"\n\
+         cert = \"{root}/etc/tls/{{node}}/cert.pem\"\ntrust_bundle = \"{root}/etc/tls/{{node}}/ca.pem\"\n\n{}\n{}\n{}",
         without_keys(&site.tomcat, &["ssh"]),
         without_keys(&site.client, &["ssh"]),
         site.recipes.raw("tomcat links"),
@@ -443,13 +448,42 @@ fn tomcat_and_a_java_client_take_over_and_rotate_twice_under_traffic_through_key
     // certroll's stores, in the default profile: read by keytool and by OpenSSL 3, the
     // truststores with their one anchor as a trusted certificate (what Java loads).
     site.assert_readers_open(1);
+    // No old private key anywhere, and no PEM key where the services read: the only PEM
+    // copy of each node's current key is the one inside certroll's store, which has no link
+    // at any path (docs/inventory.md#stores), closed to others, that no service user can read.
     let base = site.root().join("var/lib/tomcat10");
-    let pem_keys = disk::other_private_keys(site.root(), &[], std::slice::from_ref(&base));
+    let in_store: Vec<(PathBuf, &str)> = [("tomcat1", tomcat::USER), ("java1", users::SERVICE)]
+        .into_iter()
+        .map(|(node, user)| {
+            let key = site
+                .root()
+                .join(format!("etc/tls/{node}/.certroll-internal/current/key.pem"));
+            (key, user)
+        })
+        .collect();
+    let current: Vec<Vec<u8>> = in_store
+        .iter()
+        .map(|(key, _)| std::fs::read(key).expect("the node's key inside its store"))
+        .collect();
+    for (key, user) in &in_store {
+        let mode = std::fs::metadata(key)
+            .expect("stat the key")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode & 0o007, 0, "{} is mode {mode:o}", key.display());
+        assert!(
+            !stores::readable_by(user, key),
+            "{user} can read the PEM key {}",
+            key.display()
+        );
+    }
+    let pem_keys = disk::other_private_keys(site.root(), &current, std::slice::from_ref(&base));
     assert!(
         pem_keys.is_empty(),
-        "PEM private keys on nodes that read only keystores: {pem_keys:#?}"
+        "old PEM private keys on nodes that read only keystores: {pem_keys:#?}"
     );
-    let current: Vec<Vec<u8>> = [site.tomcat_file("keystore"), site.client_file("keystore")]
+    let current_stores: Vec<Vec<u8>> = [site.tomcat_file("keystore"), site.client_file("keystore")]
         .iter()
         .map(|f| std::fs::read(f).expect("read a keystore"))
         .collect();
@@ -457,7 +491,7 @@ fn tomcat_and_a_java_client_take_over_and_rotate_twice_under_traffic_through_key
         site.tomcat_file("store_password_file"),
         site.client_file("store_password_file"),
     ];
-    let old = stores::other_key_stores(site.root(), &current, &passwords, &[base]);
+    let old = stores::other_key_stores(site.root(), &current_stores, &passwords, &[base]);
     assert!(old.is_empty(), "old keys left in key stores: {old:#?}");
 
     control.certroll(&["verify", "--live"]).expect_code(0);
