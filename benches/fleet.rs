@@ -378,7 +378,19 @@ fn count(n: usize) {
         .spawn()
         .expect("run strace");
     std::thread::sleep(Duration::from_secs(2));
-    timed(&inv, &["apply", "--rotate", "--yes"]);
+    // certroll itself under strace too, for its journal syncs.
+    let syncs_log = fleet.dir().join("syncs.log");
+    let synced = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&syncs_log)
+        .arg(certroll_bin())
+        .arg("-i")
+        .arg(&inv)
+        .args(["apply", "--rotate", "--yes"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run certroll under strace");
+    assert!(synced.status.success(), "the traced rotation failed");
     std::thread::sleep(Duration::from_secs(2));
     let _ = Command::new("kill")
         .args(["-INT", &tracer.id().to_string()])
@@ -400,7 +412,16 @@ fn count(n: usize) {
     // sshd runs every session command as `<login shell> -c <command>`, the shell named by
     // its base name (certroll's wrappers name `/bin/sh` by its path).
     let commands = text.lines().filter(|l| login_shell_command(l)).count();
+    let syncs = fs::read_to_string(&syncs_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("sync(") && !l.contains("= -1"))
+        .count();
     let per = |x: usize| x as f64 / steps as f64;
+    println!(
+        "certroll: {syncs} fsync/fdatasync calls ({:.2} a step; the journal, the CA store)",
+        per(syncs)
+    );
     println!(
         "on the nodes: {started} processes started ({:.1} a step), {execs} programs run ({:.1} a step), \
          {commands} commands through the login shell ({:.2} a step)",
@@ -410,7 +431,9 @@ fn count(n: usize) {
     );
 }
 
-/// Whether an strace line is sshd starting a session command: `execve("…", ["bash", "-c", …`.
+/// Whether an strace line is sshd starting one of certroll's remote commands through the
+/// login shell: `execve("…", ["bash", "-c", "exec /bin/sh -c …` (SFTP sessions, which sshd
+/// starts the same way, and the programs the commands run are not counted).
 fn login_shell_command(line: &str) -> bool {
     let Some(at) = line.find(" execve(\"") else {
         return false;
@@ -421,5 +444,6 @@ fn login_shell_command(line: &str) -> bool {
     let Some(end) = argv.find('"') else {
         return false;
     };
-    !argv[..end].contains('/') && argv[end..].starts_with("\", \"-c\"") && !line.contains("= -1")
+    let shell = matches!(&argv[..end], "bash" | "sh" | "dash" | "zsh" | "ksh" | "ash");
+    shell && argv[end..].starts_with("\", \"-c\", \"exec /bin/sh -c") && !line.contains("= -1")
 }

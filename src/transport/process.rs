@@ -109,7 +109,8 @@ pub(crate) fn run(
 /// seen on `out`, says), without reaping it in the latter cases (its PID names the group
 /// to kill).
 fn wait(child: &mut Child, stop: &mut Tracker<'_>, out: &Capture) -> io::Result<Ended> {
-    let mut pause = Duration::from_millis(1);
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(100);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Ended::Exited(status.code()));
@@ -123,7 +124,13 @@ fn wait(child: &mut Child, stop: &mut Tracker<'_>, out: &Capture) -> io::Result<
             return Ok(Ended::TimedOut);
         }
         thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        // Short pauses while the command is young: most end within milliseconds.
+        let cap = if started.elapsed() < Duration::from_millis(250) {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(20)
+        };
+        pause = (pause * 2).min(cap);
     }
 }
 

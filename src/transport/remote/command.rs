@@ -263,7 +263,7 @@ impl Conn {
 }
 
 /// The shell script that runs `command` (see the module header): prints its PID, runs
-/// the command with stdin from /dev/null and its two streams relayed by `cat`s that
+/// the command (in a subshell) with stdin from /dev/null and its two streams relayed by `cat`s that
 /// ignore SIGPIPE and drain into /dev/null once the channel is gone, then prints
 /// `<marker> <exit status>` on the channel's stderr. The login shell only `exec`s
 /// `/bin/sh` with the quoted script and command as arguments.
@@ -271,9 +271,11 @@ fn wrapper(command: &str, marker: &str, stdin: bool) -> String {
     let relay = "(trap '' PIPE; cat; exec cat >/dev/null) 2>/dev/null";
     // With input, the command reads the channel (the pipeline's first stage inherits it).
     let input = if stdin { "" } else { "</dev/null" };
+    // The command runs as `sh -c` would run it (no positional parameters), in a subshell
+    // of the wrapper's shell rather than a shell of its own: one program fewer to start.
     let script = format!(
-        "echo $$; exec 4>&2; \
-         {{ {{ /bin/sh -c \"$1\" {input} 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
+        "echo $$; exec 4>&2; certroll_command=$1; set --; \
+         {{ {{ (eval \"$certroll_command\") {input} 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
          2>&1 1>&3 3>&- | {relay} >&4 3>&-; }} 3>&1 | {relay}"
     );
     format!(
@@ -387,6 +389,7 @@ fn collect(
 ) -> Result<Collected, OpErr> {
     let mut s = Streams::default();
     let mut grace_end = None;
+    let started = Instant::now();
     let mut pause = Duration::from_micros(50);
     let mut chunk = Vec::new();
     loop {
@@ -419,7 +422,18 @@ fn collect(
             continue;
         }
         thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
+        pause = (pause * 2).min(poll_cap(started.elapsed()));
+    }
+}
+
+/// Longest pause between two looks at a command's channel: short while the command is
+/// young (most end within milliseconds, and a pause of 10 ms doubled the time of a 3 ms
+/// command), longer once it has run a while (a reload that takes seconds).
+fn poll_cap(running: Duration) -> Duration {
+    if running < Duration::from_millis(250) {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(10)
     }
 }
 
@@ -538,5 +552,25 @@ mod tests {
         s.flush();
         assert_eq!(s.exited, Some(7));
         assert_eq!(String::from_utf8_lossy(&s.err), "its err\n");
+        // As under `sh -c`: no positional parameters, and a syntax error is the command's.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(wrapper("echo \"[$#]\"; if", marker, false))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.split_once('\n').unwrap().1, "", "{stdout}");
+        let mut s = Streams::default();
+        s.stderr(&out.stderr, format!("{marker} ").as_bytes());
+        assert_eq!(s.exited, Some(2));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(wrapper("echo \"[$#]\"", marker, false))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.split_once('\n').unwrap().1, "[0]\n");
     }
 }
