@@ -416,6 +416,33 @@ fn local_nodes_work_in_the_inventory_directory() {
 }
 
 #[test]
+fn a_port_taken_before_its_sshd_binds_it_moves_the_node_to_a_fresh_port() {
+    // Another process holds the port reserved for node `a` when its sshd starts.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("its address").port();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let free = other.local_addr().expect("its address").port();
+    drop(other);
+    let fleet = Fleet::start_on(&["a", "b"], vec![port, free]);
+    assert_ne!(
+        fleet.node("a").port,
+        port,
+        "node a moved off the taken port"
+    );
+    let kh = fs::read_to_string(fleet.known_hosts()).unwrap();
+    for n in ["a", "b"] {
+        let p = fleet.node(n).port;
+        std::net::TcpStream::connect(("127.0.0.1", p)).expect("node accepts");
+        assert!(kh.contains(&format!("[127.0.0.1]:{p},")), "{kh}");
+    }
+    // The node works over SSH on its new port.
+    let t = SshTransport::connect("a", &fleet.settings("a"), STRICT)
+        .expect("connect to the moved node");
+    assert!(t.exec("true", Duration::from_secs(30)).unwrap().success());
+    drop(taken);
+}
+
+#[test]
 fn fifty_nodes_start_on_distinct_ports() {
     // How long a start takes is a benchmark figure (docs/performance.md), never a test bound.
     let names: Vec<String> = (0..50).map(|i| format!("node{i}")).collect();

@@ -2,9 +2,10 @@
 //!
 //! `state_dir/journal.jsonl` holds one JSON record per line: run-start, step-start (with the
 //! paths and SHA-256 of the files the step is about to write), step-done, step-failed and
-//! run-end. Every record is synced to disk before the side effect it announces, and again
-//! after the effect, so that an interrupted run can be resumed without guessing: a step
-//! journaled as started but not done is re-checked on the node, never assumed. Only hashes
+//! run-end. Every record is synced to disk before the side effect it announces (a step's
+//! end rides along with the next sync: [`commit`] says exactly what a crash can lose), so
+//! that an interrupted run can be resumed without guessing: a step journaled as started
+//! but not done is re-checked on the node, never assumed. Only hashes
 //! reach the journal, never file contents, so no private key is ever written here.
 
 use std::fs::File;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::{ChainMode, Inventory, Strategy};
 use crate::plan::{Action, BundleNeed, LeafNeed, Mode, NodeProgress, Plan, Step, StepId};
 
+mod commit;
 mod lock;
 mod private;
 mod state;
@@ -253,12 +255,13 @@ impl RunHeader {
     }
 }
 
-/// The journal of one state directory. Writes are serialized and synced; `&self` methods
-/// can be called from several threads.
+/// The journal of one state directory. Writes are serialized and synced in groups
+/// ([`commit`]); `&self` methods can be called from several threads.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
+    commit: commit::GroupCommit,
     /// The run being recorded, with its state so far.
     current: Mutex<Option<RunState>>,
 }
@@ -274,9 +277,11 @@ impl Journal {
         };
         private::create_dir(state_dir).map_err(|e| io("create the directory of", e))?;
         let file = private::open_file(&path, true).map_err(|e| io("open", e))?;
+        let syncer = file.try_clone().map_err(|e| io("open", e))?;
         Ok(Journal {
             path,
             file: Mutex::new(file),
+            commit: commit::GroupCommit::new(syncer),
             current: Mutex::new(None),
         })
     }
@@ -433,11 +438,22 @@ impl Journal {
         let mut current = self.lock_current();
         let mut file = self.lock_file();
         self.end_torn_line(&mut file)?;
-        self.write_record(&mut file, &record)?;
+        let seq = self.write_record(&mut file, &record)?;
+        drop(file);
         let mut state = base.unwrap_or_else(|| RunState::empty(run));
         state.apply(&record);
         *current = Some(state);
-        Ok(())
+        drop(current);
+        self.sync_to(seq)
+    }
+
+    /// Syncs made so far by this journal (one per group of records; see [`commit`]).
+    pub fn syncs(&self) -> u64 {
+        self.commit.syncs()
+    }
+
+    fn sync_to(&self, seq: u64) -> Result<(), JournalError> {
+        self.commit.sync_to(seq).map_err(|e| self.io("sync", e))
     }
 
     fn append_step(
@@ -458,19 +474,27 @@ impl Journal {
             });
         };
         let record = make(state.run.clone(), now_rfc3339());
+        // What announces a side effect is on disk before it; a step's end rides along
+        // with the next sync (see [`commit`]).
+        let durable = matches!(record, Record::StepStart { .. } | Record::RunEnd { .. });
         let mut file = self.lock_file();
-        self.write_record(&mut file, &record)?;
+        let seq = self.write_record(&mut file, &record)?;
+        drop(file);
         state.apply(&record);
+        drop(current);
+        if durable {
+            self.sync_to(seq)?;
+        }
         Ok(())
     }
 
-    /// Writes one line and syncs it to disk.
-    fn write_record(&self, file: &mut File, record: &Record) -> Result<(), JournalError> {
+    /// Appends one line (not synced yet); returns its number for [`Journal::sync_to`].
+    fn write_record(&self, file: &mut File, record: &Record) -> Result<u64, JournalError> {
         let mut line =
             serde_json::to_vec(record).map_err(|e| self.io("encode a record for", e.into()))?;
         line.push(b'\n');
         file.write_all(&line).map_err(|e| self.io("append to", e))?;
-        file.sync_data().map_err(|e| self.io("sync", e))
+        Ok(self.commit.wrote())
     }
 
     /// If the last write was cut by a crash, ends its line so the next record stands alone.

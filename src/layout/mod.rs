@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::inventory::{Become, Node, NodePaths, TransportKind};
 use crate::transport::ssh::shell_quote;
-use crate::transport::{ErrorKind, ExecOutput, Transport, TransportError};
+use crate::transport::{ErrorKind, ExecOutput, Stage, Transport, TransportError};
 
 mod keygen;
 mod password;
@@ -194,6 +194,9 @@ pub enum Change<'a> {
 pub struct ApplyOptions<'a> {
     /// Run by the same remote command once the files are in place (saves a round trip).
     pub reload: Option<&'a str>,
+    /// The node's confirm command: its first attempt runs in the same remote command,
+    /// right after a reload that exited 0 (or right after the switch, without a reload).
+    pub confirm: Option<&'a str>,
     /// After the switch, remove the versions no longer needed (as [`cleanup`] does): for
     /// the node's last step of a run, so that a complete run leaves no old private key.
     pub clean: bool,
@@ -206,10 +209,13 @@ pub struct ApplyOptions<'a> {
     pub pause_at: Option<(u8, String)>,
 }
 
-/// What [`apply`] did. `reload` is the reload command's result when one was given.
+/// What [`apply`] did. `reload` is the reload command's result when one was given;
+/// `confirm` the first confirm attempt's, when one was given and it ran (not after a
+/// failed reload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub reload: Option<ExecOutput>,
+    pub confirm: Option<ExecOutput>,
 }
 
 /// A file-set change that failed.
@@ -271,6 +277,7 @@ pub fn apply(
         if runs_as_root(node) { "1" } else { "0" }.into(),
         stop,
         opts.reload.unwrap_or_default().to_string(),
+        opts.confirm.unwrap_or_default().to_string(),
         END_MARKER.to_string(),
         if opts.clean {
             node.files.keep_backups.to_string()
@@ -316,17 +323,45 @@ pub fn apply(
     input.push(b'\n');
     let action = format!("write the files of CA {ca} through {store}");
     let timeout = WRITE_TIMEOUT + node.confirm_timeout;
-    let out = t.exec_input(&command(&args), &input, timeout)?;
-    let reported = script::parse(&out.stdout);
-    if !reported.in_place {
+    let out = if opts.reload.is_some() || opts.confirm.is_some() {
+        // The node's commands get the time limit each had as a command of its own, and
+        // SIGINT/SIGTERM stop them (never the file change before them).
+        let stages = [
+            Stage {
+                marker: script::FILES_IN_PLACE,
+                limit: node.confirm_timeout,
+            },
+            Stage {
+                marker: script::RELOAD_EXITED,
+                limit: node.confirm_timeout,
+            },
+        ];
+        let stages = if opts.reload.is_some() {
+            &stages[..]
+        } else {
+            &stages[..1]
+        };
+        t.exec_staged(&command(&args), &input, timeout, stages)?
+    } else {
+        t.exec_input(&command(&args), &input, timeout)?
+    };
+    let r = script::parse(&out.stdout, &out.stderr, opts.reload.is_some());
+    if !r.in_place {
         return Err(failure(node, action, &out));
     }
     let reload = opts.reload.map(|_| ExecOutput {
-        status: reported.reload_status,
-        stdout: reported.reload_stdout.clone(),
-        stderr: out.stderr.clone(),
+        status: r.reload_status,
+        stdout: r.reload_stdout.clone(),
+        stderr: r.reload_stderr.clone(),
     });
-    Ok(Applied { reload })
+    // The confirm ran only after a reload that exited 0 (or without a reload).
+    let confirmed = opts.reload.is_none() || r.reload_status == Some(0);
+    let confirm = opts.confirm.filter(|_| confirmed).map(|_| ExecOutput {
+        status: r.confirm_status,
+        stdout: r.confirm_stdout.clone(),
+        stderr: r.confirm_stderr.clone(),
+    });
+    Ok(Applied { reload, confirm })
 }
 
 /// Removes what the runs before no longer need from the node's set for `ca`: every version

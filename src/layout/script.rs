@@ -33,14 +33,17 @@
 pub const FILES_IN_PLACE: &str = "certroll: files in place";
 /// Marker before the store password's text (`password`).
 pub const PASSWORD_FOLLOWS: &str = "certroll: password follows";
-/// Marker before the reload command's exit status.
+/// Marker before the reload command's exit status (on stdout and on stderr).
 pub const RELOAD_EXITED: &str = "certroll: reload exited ";
+/// Marker before the first confirm attempt's exit status (on stdout and on stderr).
+pub const CONFIRM_EXITED: &str = "certroll: confirm exited ";
 
 /// Every command starts with the same four words, `STORE FALLBACK CA NODE`: the preferred
 /// store, the directory for stores when the preferred one's directory is not safe (`-`:
 /// none), the CA and the node the store belongs to.
 ///
-/// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER CLEAN` then,
+/// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD CONFIRM MARKER CLEAN`
+/// then,
 /// per file, 6 words: `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k, r or n; `-` for
 /// unset; for n, SIZE is the pending directory `.key-<tag>` whose `key.pem` becomes the
 /// file; p or P (modern or legacy profile), a keystore made on the node from the new
@@ -49,7 +52,11 @@ pub const RELOAD_EXITED: &str = "certroll: reload exited ";
 /// Relative paths are taken from the directory the script starts in. CLEAN `-`, or how
 /// many earlier runs' backups to keep while removing every other old version after the
 /// switch. STOP `0`, a phase `N` to exit at, or `pN:FILE` to wait at phase N until FILE
-/// exists (tests). `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
+/// exists (tests). RELOAD and CONFIRM (empty: none) are the node's commands, run after
+/// the switch, each as `sh -c` would run it from the directory the script starts in: the
+/// reload, then (if it exited 0) the first attempt of the confirm; each reports
+/// `RELOAD_EXITED`/`CONFIRM_EXITED` and its status on both streams, so that what each
+/// printed can be told apart. `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
 /// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
 /// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`. `password PATH` (the
 /// store password, after the line [`PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
@@ -442,8 +449,8 @@ remove_paths() {
 
 apply() {
   enter "$1" "$2" "$3" "$4"
-  tag=$5 rid=$6 owner=$7 group=$8 root=$9 stop=${10} reload=${11} marker=${12} clean=${13}
-  shift 13
+  tag=$5 rid=$6 owner=$7 group=$8 root=$9 stop=${10} reload=${11} confirm=${12} marker=${13} clean=${14}
+  shift 14
   claim
   phase 1
   if [ ! -d current ]; then
@@ -481,10 +488,21 @@ apply() {
   fi
   unlock
   echo "certroll: files in place"
+  c=0
   if [ -n "$reload" ]; then
-    (set --; cd -- "$orig" || cd /; umask 022; eval "$reload") </dev/null
-    echo "certroll: reload exited $?"
+    node_command "$reload"; c=$?
+    echo "certroll: reload exited $c"; echo "certroll: reload exited $c" >&2
   fi
+  if [ "$c" = 0 ] && [ -n "$confirm" ]; then
+    node_command "$confirm"; c=$?
+    echo "certroll: confirm exited $c"; echo "certroll: confirm exited $c" >&2
+  fi
+}
+
+# node_command COMMAND: one of the node's commands, as `sh -c` runs it (no positional
+# parameters, unset variables allowed), from the directory the script started in.
+node_command() {
+  (cmd=$1; set +u; set --; cd -- "$orig" || cd /; umask 022; eval "$cmd") </dev/null
 }
 
 # prune KEEP PATH...: in the store, keep current and the KEEP most recent runs' backups;
@@ -643,7 +661,7 @@ esac
 "#;
 
 /// What the apply script reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reported {
     /// Every file was in place (the switch happened).
     pub in_place: bool,
@@ -651,26 +669,71 @@ pub struct Reported {
     pub reload_status: Option<i32>,
     /// The reload's own output (the script's markers removed).
     pub reload_stdout: String,
+    pub reload_stderr: String,
+    /// The first confirm attempt's exit status, when it ran to its end.
+    pub confirm_status: Option<i32>,
+    pub confirm_stdout: String,
+    pub confirm_stderr: String,
 }
 
-/// Reads the markers out of the script's standard output.
-pub fn parse(stdout: &str) -> Reported {
-    let mut in_place = false;
-    let mut reload_status = None;
-    let mut rest = Vec::new();
-    for line in stdout.lines() {
-        if line == FILES_IN_PLACE {
-            in_place = true;
-        } else if let Some(code) = line.strip_prefix(RELOAD_EXITED) {
-            reload_status = code.trim().parse().ok();
-        } else if in_place {
-            rest.push(line);
+/// One stream split at the markers: the text before the reload's marker (the reload's,
+/// when `reload` ran), then the text up to the confirm's marker; the statuses found.
+struct Split {
+    reload: (Option<i32>, Vec<String>),
+    confirm: (Option<i32>, Vec<String>),
+}
+
+fn split(text: &str, reload: bool) -> Split {
+    let mut out = Split {
+        reload: (None, Vec::new()),
+        confirm: (None, Vec::new()),
+    };
+    // Whose output comes now: the reload's until its marker (if it ran), then the confirm's.
+    let mut in_reload = reload;
+    for line in text.lines() {
+        if let Some(at) = line.find(RELOAD_EXITED).filter(|_| in_reload) {
+            let code = &line[at + RELOAD_EXITED.len()..];
+            out.reload.0 = code.trim().parse().ok();
+            if at > 0 {
+                out.reload.1.push(line[..at].to_string());
+            }
+            in_reload = false;
+        } else if let Some(at) = line.find(CONFIRM_EXITED).filter(|_| !in_reload) {
+            let code = &line[at + CONFIRM_EXITED.len()..];
+            out.confirm.0 = code.trim().parse().ok();
+            if at > 0 {
+                out.confirm.1.push(line[..at].to_string());
+            }
+        } else if in_reload {
+            out.reload.1.push(line.to_string());
+        } else if out.confirm.0.is_none() {
+            out.confirm.1.push(line.to_string());
         }
     }
+    out
+}
+
+/// Reads the markers out of the script's two streams; `reload` tells whether a reload
+/// command was given (what the node's commands printed before a marker is theirs).
+pub fn parse(stdout: &str, stderr: &str, reload: bool) -> Reported {
+    let Some(at) = stdout.lines().position(|l| l == FILES_IN_PLACE).map(|i| {
+        stdout
+            .split_inclusive('\n')
+            .take(i + 1)
+            .map(str::len)
+            .sum::<usize>()
+    }) else {
+        return Reported::default();
+    };
+    let (out, err) = (split(&stdout[at..], reload), split(stderr, reload));
     Reported {
-        in_place,
-        reload_status,
-        reload_stdout: rest.join("\n"),
+        in_place: true,
+        reload_status: out.reload.0,
+        reload_stdout: out.reload.1.join("\n"),
+        reload_stderr: err.reload.1.join("\n"),
+        confirm_status: out.confirm.0,
+        confirm_stdout: out.confirm.1.join("\n"),
+        confirm_stderr: err.confirm.1.join("\n"),
     }
 }
 
@@ -680,13 +743,49 @@ mod tests {
 
     #[test]
     fn markers_are_found_and_removed() {
-        let r = parse("certroll: files in place\nreloading\ncertroll: reload exited 3\n");
+        let r = parse(
+            "certroll: files in place\nreloading\ncertroll: reload exited 3\n",
+            "",
+            true,
+        );
         assert!(r.in_place);
         assert_eq!(r.reload_status, Some(3));
         assert_eq!(r.reload_stdout, "reloading");
-        let none = parse("");
+        assert_eq!(r.confirm_status, None);
+        let none = parse("", "", true);
         assert!(!none.in_place);
         assert_eq!(none.reload_status, None);
+    }
+
+    #[test]
+    fn reload_and_confirm_output_are_told_apart_on_both_streams() {
+        let out =
+            "migrated\ncertroll: files in place\nreloading\npartialcertroll: reload exited 0\n\
+                   checking\ncertroll: confirm exited 1\n";
+        let err = "reload warn\ncertroll: reload exited 0\nold cert\ncertroll: confirm exited 1\n";
+        let r = parse(out, err, true);
+        assert!(r.in_place);
+        assert_eq!(r.reload_status, Some(0));
+        assert_eq!(r.reload_stdout, "reloading\npartial");
+        assert_eq!(r.reload_stderr, "reload warn");
+        assert_eq!(r.confirm_status, Some(1));
+        assert_eq!(r.confirm_stdout, "checking");
+        assert_eq!(r.confirm_stderr, "old cert");
+        // Without a reload, what follows the switch is the confirm's; a confirm cut off
+        // by its deadline reports no status but keeps its output.
+        let r = parse("certroll: files in place\nchecking\n", "slow\n", false);
+        assert_eq!((r.reload_status, r.confirm_status), (None, None));
+        assert_eq!(
+            (r.confirm_stdout.as_str(), r.confirm_stderr.as_str()),
+            ("checking", "slow")
+        );
+        // A reload cannot pass for the confirm by printing its marker.
+        let r = parse(
+            "certroll: files in place\ncertroll: confirm exited 0\n",
+            "",
+            true,
+        );
+        assert_eq!((r.reload_status, r.confirm_status), (None, None));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod node_keys;
 mod renew;
 mod repair;
 mod rotate;
+mod round_trips;
 mod rsa;
 mod stores;
 mod sudo;
