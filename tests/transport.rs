@@ -76,6 +76,7 @@ fn inventory(dir: &Path, nodes: Vec<Node>) -> Inventory {
         cas: vec![],
         nodes,
         links: vec![],
+        pools: Default::default(),
     }
 }
 

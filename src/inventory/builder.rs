@@ -135,6 +135,7 @@ impl InventoryBuilder {
             cas: self.cas,
             nodes,
             links,
+            pools: Default::default(),
         }
     }
 }

@@ -16,13 +16,16 @@ mod locate;
 mod model;
 mod nodes;
 mod parse;
+mod pools;
 pub mod raw;
 mod san;
 mod shared_files;
 pub mod subject;
 mod tls_target;
 mod validate;
+pub mod windows;
 
 pub use builder::InventoryBuilder;
 pub use model::*;
 pub use parse::{load, parse_raw, parse_str, InventoryError};
+pub use pools::{Budget, Pool, PoolId, Pools};

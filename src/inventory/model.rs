@@ -27,6 +27,8 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// Links, expanded from list forms, one per (client, server, ca), in file order.
     pub links: Vec<Link>,
+    /// Pools of restart-only services and how each node takes changes (docs/inventory.md#pools).
+    pub pools: super::Pools,
 }
 
 /// Key algorithm of a CA and of the leaves it issues (a node may choose its own for its

@@ -56,6 +56,7 @@ pub(crate) fn inventory(nodes: usize) -> Inventory {
         }],
         nodes: (0..nodes).map(|i| node(&format!("n{i}"))).collect(),
         links: vec![],
+        pools: Default::default(),
     }
 }
 
