@@ -12,6 +12,7 @@ pub use crate::inventory::{ChainMode, Strategy};
 
 mod build;
 mod order;
+pub mod restarts;
 mod rollback;
 pub mod routine;
 pub mod takeover;
