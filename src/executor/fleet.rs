@@ -22,7 +22,13 @@ use crate::materials::{
     changes_with, reads_chain, ControlKeys, Generations, Leaves, MaterialError, NodeBase,
 };
 use crate::pki::CaCert;
+use crate::plan::restarts::step_reloads;
 use crate::plan::{ChainMode, Plan, Step, StepId};
+
+/// What the journal says of a trust-prune written without a restart: the node's running
+/// process still trusts the old anchor; `verify` reports the node as pending.
+pub const RESTART_PENDING: &str =
+    "written without a restart (restart_on_prune = false): restart pending";
 use crate::transport::{Connector, Transport};
 
 /// The CA material a run works with, loaded from the local CA store.
@@ -85,6 +91,19 @@ impl<'a> FleetWork<'a> {
         }
         self.last_steps = last.into_values().collect();
         self
+    }
+
+    /// For a trust-prune written without a restart (`restart_on_prune = false`): the node
+    /// without its `reload` and `confirm` commands (the running process keeps its old trust,
+    /// so there is nothing to confirm but the files); `None` for every other step.
+    fn deferred(&self, step: &Step) -> Option<Node> {
+        if step_reloads(self.inv, step) {
+            return None;
+        }
+        let mut node = self.inv.nodes[step.node].clone();
+        node.reload = None;
+        node.confirm = None;
+        Some(node)
     }
 
     fn transport(&self, step: &Step) -> Result<Arc<dyn Transport>, StepError> {
@@ -287,7 +306,8 @@ impl StepWork for FleetWork<'_> {
 
     fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError> {
         let t = self.transport(step)?;
-        let node = &self.inv.nodes[step.node];
+        let deferred = self.deferred(step);
+        let node = deferred.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         let last = self.last_steps.contains(&step.id);
         apply_and_confirm(
             t.as_ref(),
@@ -302,6 +322,9 @@ impl StepWork for FleetWork<'_> {
             if let Ok(mut c) = self.cleaned.lock() {
                 c.insert(step.node);
             }
+        }
+        if deferred.is_some() {
+            return Ok(());
         }
         self.confirm_tls(t.as_ref(), node, step.id)
     }
@@ -326,12 +349,46 @@ impl StepWork for FleetWork<'_> {
             .ok()
             .and_then(|m| m.get(&step.id).cloned())
             .unwrap_or_default();
-        let node = &self.inv.nodes[step.node];
+        let deferred = self.deferred(step);
+        let node = deferred.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
+        if deferred.is_some() {
+            return Ok(());
+        }
         self.confirm_tls(t.as_ref(), node, step.id)
     }
 
     fn proof(&self, step: &Step) -> Option<String> {
+        if self.deferred(step).is_some() {
+            return Some(RESTART_PENDING.to_string());
+        }
         self.proofs.lock().ok()?.get(&step.id).cloned()
+    }
+
+    fn healthy(&self, step: &Step) -> Result<(), StepError> {
+        let t = self.transport(step)?;
+        let node = &self.inv.nodes[step.node];
+        if let Some(template) = &node.confirm {
+            let command = super::step::command_for(template, node, self.ca_name());
+            let out = t.exec(&command, node.confirm_timeout)?;
+            if !out.success() {
+                let status = out
+                    .status
+                    .map_or("was killed or timed out".to_string(), |c| {
+                        format!("exited {c}")
+                    });
+                let said = out
+                    .stderr
+                    .lines()
+                    .chain(out.stdout.lines())
+                    .rfind(|l| !l.trim().is_empty());
+                return Err(StepError::confirm_failed(format!(
+                    "health check of node {}: confirm command `{command}` {status}{}",
+                    node.name,
+                    said.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                )));
+            }
+        }
+        self.confirm_tls(t.as_ref(), node, step.id)
     }
 }

@@ -15,7 +15,9 @@ use crate::transport::{sha256_hex, ErrorKind, TransportError};
 
 mod events;
 mod fleet;
+mod health;
 mod node_keys;
+mod pool_gate;
 mod retry;
 mod run;
 pub mod step;
@@ -227,6 +229,12 @@ pub trait StepWork: Send + Sync {
     /// `reconfirm` succeeded (journaled with `step-done`); `None` without that confirm.
     fn proof(&self, _step: &Step) -> Option<String> {
         None
+    }
+    /// One health check of the step's node after its reload, without reloading again: its
+    /// confirm command once and, with `tls_address`, certroll's own TLS confirm. Used by
+    /// the health gate of pools (`min_healthy_time`); passes by default.
+    fn healthy(&self, _step: &Step) -> Result<(), StepError> {
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::pool_gate::PoolGate;
 use super::{Event, EventSink, RetryPolicy, StepError, StepErrorKind, StepWork};
 use crate::interrupt;
 use crate::inventory::Inventory;
@@ -178,6 +179,9 @@ fn check_plan(plan: &Plan) -> Result<(), ExecError> {
     Ok(())
 }
 
+#[path = "run_pools.rs"]
+mod pools;
+
 /// The coordinator's view of the run.
 struct Scheduler<'c, 'a> {
     ctx: &'c Ctx<'a>,
@@ -191,6 +195,10 @@ struct Scheduler<'c, 'a> {
     stopped: Option<StepId>,
     /// Set once SIGINT/SIGTERM was seen: no further step starts.
     interrupted: bool,
+    /// The pools' budgets; `None` for a fleet without pools.
+    gate: Option<PoolGate<'a>>,
+    /// Ready steps already reported as waiting for their pool.
+    told_waiting: BTreeSet<StepId>,
 }
 
 impl<'c, 'a> Scheduler<'c, 'a> {
@@ -222,6 +230,8 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             errors: Vec::new(),
             stopped: None,
             interrupted: false,
+            gate: PoolGate::new(ctx.plan, ctx.inv, resume),
+            told_waiting: BTreeSet::new(),
         }
     }
 
@@ -276,9 +286,12 @@ impl<'c, 'a> Scheduler<'c, 'a> {
                 && self.stopped.is_none()
                 && !self.interrupted
             {
-                let Some(id) = self.ready.pop_first() else {
+                let Some(id) = self.next_ready() else {
                     break;
                 };
+                if let Some(gate) = &mut self.gate {
+                    gate.start(id);
+                }
                 self.state[id] = State::Running;
                 running += 1;
                 // The workers outlive this loop (they exit when `job_tx` is dropped).
@@ -296,12 +309,14 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             }
         }
         drop(job_tx);
+        self.block_held_by_pools();
         broken
     }
 
     fn on_report(&mut self, id: StepId, report: Report) -> Option<JournalError> {
         match report {
             Report::Done => {
+                self.pool_report(id, None);
                 self.state[id] = State::Done;
                 for &d in &self.dependents[id] {
                     self.waiting[d] -= 1;
@@ -312,15 +327,18 @@ impl<'c, 'a> Scheduler<'c, 'a> {
                 None
             }
             Report::Failed(msg) => {
+                self.pool_report(id, Some(&msg));
                 self.fail(id, msg);
                 None
             }
             Report::Stop(msg) => {
+                self.pool_report(id, Some(&msg));
                 self.fail(id, msg);
                 self.stopped.get_or_insert(id);
                 None
             }
             Report::JournalBroken(msg, e) => {
+                self.pool_report(id, Some(&msg));
                 self.fail(id, msg);
                 Some(e)
             }
@@ -331,22 +349,8 @@ impl<'c, 'a> Scheduler<'c, 'a> {
     fn fail(&mut self, id: StepId, msg: String) {
         self.state[id] = State::Failed;
         self.errors.push((id, msg));
-        let mut stack = self.dependents[id].clone();
-        while let Some(d) = stack.pop() {
-            if self.state[d] != State::Pending {
-                continue;
-            }
-            self.state[d] = State::Blocked;
-            self.ready.remove(&d);
-            let s = &self.ctx.plan.steps[d];
-            let (node, actions) = (node_name(self.ctx.inv, s), s.actions.clone());
-            self.ctx.events.event(&Event::StepBlocked {
-                step: d,
-                node,
-                actions,
-                waiting_on: id,
-            });
-            stack.extend(self.dependents[d].iter().copied());
+        for d in self.dependents[id].clone() {
+            self.block(d, id);
         }
     }
 
@@ -416,7 +420,12 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
         recheck: recheck.is_some(),
     });
     let t0 = Instant::now();
-    match carry_out(ctx, step, &node, recheck) {
+    let carried = carry_out(ctx, step, &node, recheck).and_then(|()| {
+        Ok(super::health::gate(
+            ctx.inv, ctx.work, ctx.events, step, &node,
+        )?)
+    });
+    match carried {
         Ok(()) => {
             let proof = ctx.work.proof(step);
             if let Err(e) = ctx.journal.step_done_proven(step.id, proof.as_deref()) {
