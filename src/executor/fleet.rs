@@ -93,17 +93,9 @@ impl<'a> FleetWork<'a> {
         self
     }
 
-    /// For a trust-prune written without a restart (`restart_on_prune = false`): the node
-    /// without its `reload` and `confirm` commands (the running process keeps its old trust,
-    /// so there is nothing to confirm but the files); `None` for every other step.
-    fn deferred(&self, step: &Step) -> Option<Node> {
-        if step_reloads(self.inv, step) {
-            return None;
-        }
-        let mut node = self.inv.nodes[step.node].clone();
-        node.reload = None;
-        node.confirm = None;
-        Some(node)
+    /// Whether `step` is a trust-prune written without a restart (`restart_on_prune = false`).
+    fn deferred(&self, step: &Step) -> bool {
+        !step_reloads(self.inv, step)
     }
 
     fn transport(&self, step: &Step) -> Result<Arc<dyn Transport>, StepError> {
@@ -306,8 +298,8 @@ impl StepWork for FleetWork<'_> {
 
     fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError> {
         let t = self.transport(step)?;
-        let deferred = self.deferred(step);
-        let node = deferred.as_ref().unwrap_or(&self.inv.nodes[step.node]);
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         let last = self.last_steps.contains(&step.id);
         apply_and_confirm(
             t.as_ref(),
@@ -323,7 +315,7 @@ impl StepWork for FleetWork<'_> {
                 c.insert(step.node);
             }
         }
-        if deferred.is_some() {
+        if self.deferred(step) {
             return Ok(());
         }
         self.confirm_tls(t.as_ref(), node, step.id)
@@ -349,17 +341,17 @@ impl StepWork for FleetWork<'_> {
             .ok()
             .and_then(|m| m.get(&step.id).cloned())
             .unwrap_or_default();
-        let deferred = self.deferred(step);
-        let node = deferred.as_ref().unwrap_or(&self.inv.nodes[step.node]);
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
-        if deferred.is_some() {
+        if self.deferred(step) {
             return Ok(());
         }
         self.confirm_tls(t.as_ref(), node, step.id)
     }
 
     fn proof(&self, step: &Step) -> Option<String> {
-        if self.deferred(step).is_some() {
+        if self.deferred(step) {
             return Some(RESTART_PENDING.to_string());
         }
         self.proofs.lock().ok()?.get(&step.id).cloned()
@@ -367,7 +359,8 @@ impl StepWork for FleetWork<'_> {
 
     fn healthy(&self, step: &Step) -> Result<(), StepError> {
         let t = self.transport(step)?;
-        let node = &self.inv.nodes[step.node];
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         if let Some(template) = &node.confirm {
             let command = super::step::command_for(template, node, self.ca_name());
             let out = t.exec(&command, node.confirm_timeout)?;

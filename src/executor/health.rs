@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Event, EventSink, StepError, StepErrorKind, StepWork};
 use crate::inventory::Inventory;
-use crate::plan::restarts::step_reloads;
+use crate::plan::restarts::step_disrupts;
 use crate::plan::Step;
 
 /// Longest pause between two health checks.
@@ -43,7 +43,7 @@ pub(super) fn gate(
 pub(super) fn required(inv: &Inventory, step: &Step) -> Option<Duration> {
     let pool = inv.pools.pool_of(step.node)?;
     let t = inv.pools.pools[pool].min_healthy_time;
-    (t > Duration::ZERO && step_reloads(inv, step)).then_some(t)
+    (t > Duration::ZERO && step_disrupts(inv, step)).then_some(t)
 }
 
 /// Checks `step`'s node with [`StepWork::healthy`] until it has passed continuously for

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::plan::Step;
 use crate::transport::{sha256_hex, ErrorKind, TransportError};
 
+mod changes;
 mod events;
 mod fleet;
 mod health;
@@ -24,6 +25,7 @@ pub mod step;
 
 /// What a step's files must hash to; the journal records it (see [`crate::journal`]).
 pub use crate::journal::FileHash;
+pub use changes::changes_of;
 pub use events::{Event, EventSink, NullSink};
 pub use fleet::{FleetWork, RunMaterial};
 pub use retry::RetryPolicy;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::inventory::{Inventory, NodeId, PoolId};
 use crate::journal::RunState;
-use crate::plan::restarts::step_reloads;
+use crate::plan::restarts::step_disrupts;
 use crate::plan::{Plan, StepId};
 
 /// A failed member: the step that failed and what it said.
@@ -59,7 +59,7 @@ impl<'a> PoolGate<'a> {
         let pool_of_step: Vec<Option<PoolId>> = plan
             .steps
             .iter()
-            .map(|s| inv.pools.pool_of(s.node).filter(|_| step_reloads(inv, s)))
+            .map(|s| inv.pools.pool_of(s.node).filter(|_| step_disrupts(inv, s)))
             .collect();
         if pool_of_step.iter().all(Option::is_none) {
             return None;

@@ -1,5 +1,5 @@
 //! Pools: the disruption budgets of services that only restart (`[pools.NAME]`, node keys
-//! `pool`, `restarts`, `restart_on_prune`).
+//! `pool`, `restarts`, `restart_on_prune`, `reload_trust`).
 //!
 //! A pool groups the replicas of one service: certroll never has more of its members in
 //! their reload + confirm window (and `min_healthy_time` after it) at once than
@@ -79,6 +79,8 @@ pub struct Pools {
     restarts: Vec<bool>,
     /// Per node `restart_on_prune`; empty when no node sets it (all `true`).
     restart_on_prune: Vec<bool>,
+    /// Per node `reload_trust`; empty when no node sets it.
+    reload_trust: Vec<Option<String>>,
 }
 
 impl Pools {
@@ -95,6 +97,11 @@ impl Pools {
     /// Whether a trust-prune of node `n` restarts it (`restart_on_prune`, default true).
     pub fn restart_on_prune(&self, n: NodeId) -> bool {
         self.restart_on_prune.get(n).copied().unwrap_or(true)
+    }
+
+    /// The command that makes node `n` load a changed trust bundle (`reload_trust`), if any.
+    pub fn reload_trust(&self, n: NodeId) -> Option<&str> {
+        self.reload_trust.get(n).and_then(Option::as_deref)
     }
 
     /// No pool and no restart-only node: scheduling and planning are as without this module.
@@ -149,6 +156,7 @@ pub struct NodeKeys {
     pub pool: Option<String>,
     pub restarts: Option<bool>,
     pub restart_on_prune: Option<bool>,
+    pub reload_trust: Option<String>,
 }
 
 impl NodeKeys {
@@ -157,6 +165,7 @@ impl NodeKeys {
             pool: raw.pool.clone().or_else(|| d.pool.clone()),
             restarts: raw.restarts.or(d.restarts),
             restart_on_prune: raw.restart_on_prune.or(d.restart_on_prune),
+            reload_trust: raw.reload_trust.clone().or_else(|| d.reload_trust.clone()),
         }
     }
 }
@@ -192,6 +201,10 @@ pub fn build(raw: Named<RawPool>, keys: Vec<NodeKeys>, nodes: &[Node]) -> Result
         if k.restarts == Some(true) {
             out.restarts.resize(nodes.len(), false);
             out.restarts[id] = true;
+        }
+        if let Some(cmd) = k.reload_trust {
+            out.reload_trust.resize(nodes.len(), None);
+            out.reload_trust[id] = Some(cmd);
         }
         if k.restart_on_prune == Some(false) {
             out.restart_on_prune.resize(nodes.len(), true);

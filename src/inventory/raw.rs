@@ -113,6 +113,7 @@ pub struct RawNode {
     pub pool: Option<String>,
     pub restarts: Option<bool>,
     pub restart_on_prune: Option<bool>,
+    pub reload_trust: Option<String>,
 }
 
 /// The `ssh = { ... }` table of a node or of `[defaults]`.

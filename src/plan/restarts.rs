@@ -27,9 +27,24 @@ pub fn step_reloads(inv: &Inventory, step: &Step) -> bool {
         && step.actions == [Action::TrustPrune])
 }
 
-/// Whether `step` makes its node unavailable for a while (a reload of a restart-only node).
+/// Whether `step` makes its node unavailable for a while: a reload of a restart-only node,
+/// except a step that leaves the bundle alone on a node with `reload_trust` (its `reload`
+/// then only takes a new leaf; the restart is `reload_trust`'s).
 pub fn step_restarts(inv: &Inventory, step: &Step) -> bool {
-    inv.pools.restarts(step.node) && step_reloads(inv, step)
+    inv.pools.restarts(step.node)
+        && step_reloads(inv, step)
+        && (inv.pools.reload_trust(step.node).is_none()
+            || crate::executor::changes_of(&step.actions).starts_with("bundle"))
+}
+
+/// Whether `step` counts against its node's pool: any reload of a node that reloads
+/// while serving, only a restart of a restart-only node.
+pub fn step_disrupts(inv: &Inventory, step: &Step) -> bool {
+    if inv.pools.restarts(step.node) {
+        step_restarts(inv, step)
+    } else {
+        step_reloads(inv, step)
+    }
 }
 
 /// Merges the consecutive steps of every restart-only node wherever no other step lies
@@ -226,9 +241,13 @@ pub fn costs(plan: &Plan, inv: &Inventory) -> Vec<RestartCost> {
         for &id in ids {
             let step = &plan.steps[id];
             let restarts = step_restarts(inv, step);
-            let why = if !restarts {
+            let why = if !step_reloads(inv, step) {
                 "written without a restart (restart_on_prune = false): the running process \
                  trusts the old anchor until its next start"
+                    .to_string()
+            } else if !restarts {
+                "leaf only: `reload` takes it without a restart (reload_trust restarts for \
+                 trust changes)"
                     .to_string()
             } else if let Some(p) = prev {
                 blocker(plan, p, id, &dependents, &alive)
