@@ -174,8 +174,35 @@ fn a_member_that_does_not_come_back_stops_its_pool_until_it_is_back() {
         .map(|e| e.1)
         .collect();
     assert_eq!(restarted, ["app1"], "only the member that went down\n{out}");
+    run(dir.path(), &["status"])
+        .expect_code(75)
+        .expect_output("pool app: 1 of 3 member(s) down now, budget 2: app1 (failed)")
+        .expect_output("app2 waits for app1");
     std::fs::remove_file(dir.path().join("down-app1")).unwrap();
     run(dir.path(), &["apply", "--yes"]).expect_code(0);
+}
+
+#[test]
+fn a_prune_without_restart_is_reported_pending_by_verify_until_the_next_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    inventory(dir.path(), "", "");
+    let text = std::fs::read_to_string(dir.path().join("certroll.toml")).unwrap();
+    let text = text.replace("[nodes.edge]\n", "[nodes.edge]\nrestart_on_prune = false\n");
+    std::fs::write(dir.path().join("certroll.toml"), text).unwrap();
+    run(dir.path(), &["apply", "--yes"]).expect_code(0);
+    run(dir.path(), &["verify"]).expect_code(0);
+    let before = lines(dir.path());
+    run(dir.path(), &["apply", "--rotate", "--yes"]).expect_code(0);
+    let edge: Vec<String> = log(dir.path(), before)
+        .into_iter()
+        .filter(|e| e.1 == "edge" && e.2)
+        .map(|e| e.3)
+        .collect();
+    assert_eq!(edge, ["bundle,leaf"], "the prune ran no reload");
+    let out = run(dir.path(), &["verify"]);
+    out.expect_output("node edge holds its pruned bundle on disk, but run")
+        .expect_output("restart pending");
+    assert_ne!(out.code, 0, "pending is not healthy\n{out}");
 }
 
 #[test]

@@ -110,5 +110,7 @@ pub fn check(
         threads: args.parallel.max(1),
         ..VerifyOptions::default()
     };
-    Ok(verify(inv, &inputs, connector.as_ref(), &opts))
+    let mut report = verify(inv, &inputs, connector.as_ref(), &opts);
+    crate::verify::restart_pending(&mut report, &inv.state_dir);
+    Ok(report)
 }

@@ -19,6 +19,7 @@ mod fleet;
 mod health;
 mod node_keys;
 mod pool_gate;
+mod pool_status;
 mod retry;
 mod run;
 pub mod step;
@@ -27,7 +28,8 @@ pub mod step;
 pub use crate::journal::FileHash;
 pub use changes::changes_of;
 pub use events::{Event, EventSink, NullSink};
-pub use fleet::{FleetWork, RunMaterial};
+pub use fleet::{FleetWork, RunMaterial, RESTART_PENDING};
+pub use pool_status::{pool_status, DownMember, PoolStatus};
 pub use retry::RetryPolicy;
 pub use run::{execute, ExecError, ExecOptions, Outcome};
 
