@@ -206,6 +206,37 @@ fn a_prune_without_restart_is_reported_pending_by_verify_until_the_next_restart(
 }
 
 #[test]
+fn a_closed_window_stops_a_no_wait_run_before_any_member_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(3);
+    let window = format!(
+        "[pools.app]\nwindows = [\"daily {:02}:00-{:02}:00 UTC\"]\n",
+        later.hour(),
+        (later.hour() + 1) % 24
+    );
+    inventory(dir.path(), "", "");
+    run(dir.path(), &["apply", "--yes"]).expect_code(0);
+    inventory(dir.path(), &window, MEMBER);
+    let plan = run(dir.path(), &["plan", "--rotate"]);
+    plan.expect_code(0).expect_output("restarts only in daily");
+    let before = lines(dir.path());
+    let out = run(dir.path(), &["apply", "--rotate", "--yes", "--no-wait"]);
+    out.expect_code(75)
+        .expect_output("pool app: every restart window is closed until")
+        .expect_output("stopping here (--no-wait)");
+    let members: Vec<String> = log(dir.path(), before)
+        .into_iter()
+        .filter(|e| e.2 && e.1.starts_with("app"))
+        .map(|e| e.1)
+        .collect();
+    assert!(members.is_empty(), "{members:?}\n{out}");
+    assert!(
+        log(dir.path(), before).iter().any(|e| e.1 == "edge"),
+        "nodes in no pool carry on\n{out}"
+    );
+}
+
+#[test]
 fn an_unknown_pool_is_refused_at_load_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     inventory(dir.path(), POOL, "pool = \"ap\"");

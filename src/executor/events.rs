@@ -83,6 +83,13 @@ pub enum Event {
         pool: String,
         healthy_ms: u64,
     },
+    /// Every restart window of `pool` is closed until `until` (RFC 3339): the run waits for
+    /// it (`wait`), or stops there, resumable (`apply --no-wait`).
+    PoolClosed {
+        pool: String,
+        until: String,
+        wait: bool,
+    },
     /// A member of `pool` failed: no other member of the pool restarts in this run.
     PoolStopped {
         pool: String,
@@ -115,6 +122,7 @@ impl Event {
             Event::PoolWait { .. } => "pool-wait",
             Event::HealthGate { .. } => "health-gate",
             Event::PoolStopped { .. } => "pool-stopped",
+            Event::PoolClosed { .. } => "pool-closed",
             Event::RunFinished { .. } => "run-finished",
         }
     }

@@ -31,6 +31,11 @@ pub(super) enum Held {
         down: Vec<String>,
         budget: usize,
     },
+    /// The pool's restart windows are all closed; the first opens at `opens`.
+    Closed {
+        pool: String,
+        opens: time::OffsetDateTime,
+    },
     /// A member failed: nothing else of the pool restarts in this run.
     Stopped {
         pool: String,
@@ -111,6 +116,16 @@ impl<'a> PoolGate<'a> {
                 failure: failure.clone(),
             });
         }
+        if !pool.windows.is_empty() {
+            let now = time::OffsetDateTime::now_utc();
+            let opens = crate::inventory::windows::next_open(&pool.windows, now);
+            if opens > now {
+                return Err(Held::Closed {
+                    pool: pool.name.clone(),
+                    opens,
+                });
+            }
+        }
         let mut down: BTreeSet<NodeId> = self.running[p].clone();
         down.extend(self.failed[p].keys().copied());
         let busy = down.len() + usize::from(!down.contains(&node));
@@ -149,6 +164,11 @@ impl<'a> PoolGate<'a> {
                 self.failed[p].insert(node, Failure { step: id, message });
             }
         }
+    }
+
+    /// Whether any pool has restart windows (the scheduler then looks at the clock).
+    pub fn has_windows(&self) -> bool {
+        self.inv.pools.pools.iter().any(|p| !p.windows.is_empty())
     }
 
     /// The pool step `id` counts against, if any.

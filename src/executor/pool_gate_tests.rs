@@ -95,3 +95,24 @@ fn fleets_without_pools_have_no_gate() {
     let (_j, state) = fresh(dir.path(), &plan, &inv);
     assert!(PoolGate::new(&plan, &inv, &state).is_none());
 }
+
+#[test]
+fn a_closed_window_holds_the_pool_until_it_opens() {
+    let (mut inv, plan) = fleet(Budget::Count(1));
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(3);
+    let (from, to) = (later.hour(), (later.hour() + 1) % 24);
+    let text = format!("daily {from:02}:00-{to:02}:00 UTC");
+    inv.pools.pools[0].windows = vec![crate::inventory::windows::Window::parse(&text).unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let (_j, state) = fresh(dir.path(), &plan, &inv);
+    let gate = PoolGate::new(&plan, &inv, &state).unwrap();
+    assert!(gate.has_windows());
+    match gate.check(0) {
+        Err(Held::Closed { pool, opens }) => {
+            assert_eq!(pool, "web");
+            assert!(opens > time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(gate.check(3), Ok(()), "d is in no pool");
+}

@@ -28,6 +28,9 @@ pub struct ExecOptions {
     /// Most steps in flight at once (at least 1).
     pub parallel: usize,
     pub retry: RetryPolicy,
+    /// When only closed restart windows hold the run, stop it (resumable) instead of
+    /// waiting for the next one to open (`apply --no-wait`).
+    pub no_wait: bool,
 }
 
 impl Default for ExecOptions {
@@ -35,6 +38,7 @@ impl Default for ExecOptions {
         ExecOptions {
             parallel: 16,
             retry: RetryPolicy::default(),
+            no_wait: false,
         }
     }
 }
@@ -126,6 +130,7 @@ pub fn execute(
         retry: opts.retry,
     };
     let mut sched = Scheduler::new(&ctx, &resume);
+    sched.no_wait = opts.no_wait;
     events.event(&Event::RunStarted {
         run: resume.run.clone(),
         steps: plan.steps.len(),
@@ -199,6 +204,12 @@ struct Scheduler<'c, 'a> {
     gate: Option<PoolGate<'a>>,
     /// Ready steps already reported as waiting for their pool.
     told_waiting: BTreeSet<StepId>,
+    /// Closed windows already reported (pool, opening).
+    told_closed: BTreeSet<(String, time::OffsetDateTime)>,
+    /// `apply --no-wait`: a closed window ends the run instead of being waited for.
+    no_wait: bool,
+    /// The run stopped at a closed window: the steps that did not start wait like blocked ones.
+    stopped_at_window: bool,
 }
 
 impl<'c, 'a> Scheduler<'c, 'a> {
@@ -232,6 +243,9 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             interrupted: false,
             gate: PoolGate::new(ctx.plan, ctx.inv, resume),
             told_waiting: BTreeSet::new(),
+            told_closed: BTreeSet::new(),
+            no_wait: false,
+            stopped_at_window: false,
         }
     }
 
@@ -298,9 +312,29 @@ impl<'c, 'a> Scheduler<'c, 'a> {
                 let _ = job_tx.send((id, resume.started.get(&id).cloned()));
             }
             if running == 0 {
+                match self.window_wait() {
+                    Some(_) if self.no_wait => self.stopped_at_window = true,
+                    Some(until) if broken.is_none() && self.stopped.is_none() => {
+                        self.sleep_until(until);
+                        if !self.interrupted {
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
                 break;
             }
-            let Ok((id, report)) = report_rx.recv() else {
+            let report = if self.gate.as_ref().is_some_and(|g| g.has_windows()) {
+                // A window may open while steps run: look again every second.
+                match report_rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                    Ok(r) => Ok(r),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                }
+            } else {
+                report_rx.recv().map_err(|_| ())
+            };
+            let Ok((id, report)) = report else {
                 break;
             };
             running -= 1;
@@ -363,7 +397,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let mut failed = self.errors.clone();
         failed.sort_by_key(|(id, _)| *id);
         let mut blocked: Vec<StepId> = ids(State::Blocked);
-        if self.stopped.is_some() || self.interrupted {
+        if self.stopped.is_some() || self.interrupted || self.stopped_at_window {
             // The run stopped: steps that never started wait like blocked ones.
             blocked.extend(ids(State::Pending));
             blocked.sort_unstable();

@@ -34,12 +34,52 @@ impl Scheduler<'_, '_> {
                         });
                     }
                 }
+                Err(Held::Closed { pool, opens }) => {
+                    if self.told_closed.insert((pool.clone(), opens)) {
+                        self.ctx.events.event(&Event::PoolClosed {
+                            pool,
+                            until: opens
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default(),
+                            wait: !self.no_wait,
+                        });
+                    }
+                }
                 Err(Held::Stopped { .. }) => {}
             }
         }
         let id = pick?;
         self.ready.remove(&id);
         Some(id)
+    }
+
+    /// Once nothing runs: when the next restart window opens, if ready steps wait only for
+    /// one (and the run may wait for it).
+    pub(super) fn window_wait(&self) -> Option<time::OffsetDateTime> {
+        let gate = self.gate.as_ref()?;
+        self.ready
+            .iter()
+            .filter_map(|&id| match gate.check(id) {
+                Err(Held::Closed { opens, .. }) => Some(opens),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Sleeps until `until` (or SIGINT/SIGTERM), a second at a time.
+    pub(super) fn sleep_until(&mut self, until: time::OffsetDateTime) {
+        loop {
+            if crate::interrupt::requested().is_some() {
+                self.interrupted = true;
+                return;
+            }
+            let left = until - time::OffsetDateTime::now_utc();
+            if left <= time::Duration::ZERO {
+                return;
+            }
+            let step = std::time::Duration::try_from(left).unwrap_or_default();
+            std::thread::sleep(step.min(std::time::Duration::from_secs(1)));
+        }
     }
 
     /// Once nothing runs: the ready steps of a stopped pool will not start in this run,

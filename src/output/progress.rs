@@ -252,6 +252,13 @@ fn words(event: &Event) -> String {
             step_label(*step, node, actions),
             crate::duration::format(Duration::from_millis(*healthy_ms))
         ),
+        Event::PoolClosed { pool, until, wait } => {
+            if *wait {
+                format!("pool {pool}: every restart window is closed until {until}; waiting for it")
+            } else {
+                format!("pool {pool}: every restart window is closed until {until}; stopping here (--no-wait), `certroll apply` resumes")
+            }
+        }
         Event::PoolStopped {
             pool,
             node,
@@ -286,7 +293,10 @@ fn paint(event: &Event, text: &str, color: bool) -> String {
         | Event::RunFinished {
             complete: false, ..
         } => "31",
-        Event::StepRetry { .. } | Event::StepBlocked { .. } | Event::PoolWait { .. } => "33",
+        Event::StepRetry { .. }
+        | Event::StepBlocked { .. }
+        | Event::PoolWait { .. }
+        | Event::PoolClosed { .. } => "33",
         _ => return text.to_string(),
     };
     if color {
@@ -346,9 +356,10 @@ impl Bars {
                 self.finish(*step, event)
             }
             Event::StepSkipped { .. } => self.overall.inc(1),
-            Event::StepBlocked { .. } | Event::PoolWait { .. } | Event::PoolStopped { .. } => {
-                self.print(event, true)
-            }
+            Event::StepBlocked { .. }
+            | Event::PoolWait { .. }
+            | Event::PoolStopped { .. }
+            | Event::PoolClosed { .. } => self.print(event, true),
             Event::HealthGate { step, .. } => {
                 if let Some(s) = lock(&self.active).get(step) {
                     s.set_message(describe(event));

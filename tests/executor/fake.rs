@@ -325,6 +325,7 @@ pub(crate) fn fast(parallel: usize) -> ExecOptions {
             initial_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(4),
         },
+        no_wait: false,
     }
 }
 
