@@ -218,7 +218,9 @@ fn a_closed_window_stops_a_no_wait_run_before_any_member_restarts() {
     run(dir.path(), &["apply", "--yes"]).expect_code(0);
     inventory(dir.path(), &window, MEMBER);
     let plan = run(dir.path(), &["plan", "--rotate"]);
-    plan.expect_code(0).expect_output("restarts only in daily");
+    plan.expect_code(0)
+        .expect_output("restarts only in daily")
+        .expect_output("before the old generation expires");
     let before = lines(dir.path());
     let out = run(dir.path(), &["apply", "--rotate", "--yes", "--no-wait"]);
     out.expect_code(75)
