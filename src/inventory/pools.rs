@@ -170,8 +170,16 @@ impl NodeKeys {
     }
 }
 
+/// Whether `raw` sets any of the keys of this module.
+pub fn any_keys(raw: &RawNode) -> bool {
+    raw.pool.is_some()
+        || raw.restarts.is_some()
+        || raw.restart_on_prune.is_some()
+        || raw.reload_trust.is_some()
+}
+
 /// Builds the pools and checks every rule of docs/inventory.md#pools. `keys` is per node,
-/// in the order of `nodes`.
+/// in the order of `nodes`, or empty when no node sets any of them.
 pub fn build(raw: Named<RawPool>, keys: Vec<NodeKeys>, nodes: &[Node]) -> Result<Pools, Problem> {
     let mut raw = raw.0;
     raw.sort_unstable_by(|a, b| a.0.cmp(&b.0));

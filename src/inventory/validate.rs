@@ -105,10 +105,16 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
     for (name, _) in &raw_nodes {
         check_name(name, ValuePath::keys(&["nodes", name]), "node")?;
     }
-    let pool_keys: Vec<pools::NodeKeys> = raw_nodes
-        .iter()
-        .map(|(_, n)| pools::NodeKeys::of(n, &raw.defaults))
-        .collect();
+    // Most fleets name no pool: then no per-node table is built at all.
+    let pool_keys: Vec<pools::NodeKeys> =
+        if pools::any_keys(&raw.defaults) || raw_nodes.iter().any(|(_, n)| pools::any_keys(n)) {
+            raw_nodes
+                .iter()
+                .map(|(_, n)| pools::NodeKeys::of(n, &raw.defaults))
+                .collect()
+        } else {
+            Vec::new()
+        };
     let (mut nodes, vias) = nodes::build(raw_nodes, &raw.defaults, &ctx, cas.len())?;
     let pools = pools::build(raw.pools, pool_keys, &nodes)?;
     // The map's keys point into one contiguous copy of the names: resolving 600,000
