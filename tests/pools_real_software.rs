@@ -1,0 +1,325 @@
+//! The proof on real software for pools: three nginx backends that are restarted (stopped,
+//! then started again: never reloaded) behind HAProxy with active health checks, on local
+//! nodes. Clients send requests through HAProxy the whole time, and a watcher connects to
+//! every backend from outside. Through a bootstrap and two rotations:
+//! - 0 failed requests through HAProxy;
+//! - never more than `max_unavailable` (1) backends down at once, as the watcher saw it;
+//! - each backend restarted exactly as often as `plan --rotate` said.
+//!
+//! Needs nginx and haproxy on the PATH (a missing tool fails the test, it is never skipped).
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::run::{certroll, Run};
+
+const WEBS: [&str; 3] = ["web1", "web2", "web3"];
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().unwrap().port()
+}
+
+/// The fleet's directory; stops the nginx and HAProxy it started when dropped.
+struct Fleet {
+    dir: tempfile::TempDir,
+    front: u16,
+    ports: HashMap<&'static str, u16>,
+}
+
+impl Fleet {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn new() -> Fleet {
+        for tool in ["nginx", "haproxy"] {
+            let found = std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            assert!(
+                found,
+                "{tool} is required for this test (scripts/test.sh installs it)"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let ports: HashMap<&str, u16> = WEBS.iter().map(|w| (*w, free_port())).collect();
+        let front = free_port();
+        for w in WEBS {
+            let d = root.join("nodes").join(w);
+            std::fs::create_dir_all(d.join("tmp")).unwrap();
+            std::fs::write(d.join("nginx.conf"), nginx_conf(&d, ports[w], w)).unwrap();
+        }
+        let lb = root.join("nodes/lb");
+        std::fs::create_dir_all(&lb).unwrap();
+        std::fs::write(lb.join("haproxy.cfg"), haproxy_cfg(&lb, front, &ports)).unwrap();
+        std::fs::write(root.join("restart-nginx.sh"), RESTART_NGINX).unwrap();
+        std::fs::write(root.join("reload-haproxy.sh"), RELOAD_HAPROXY).unwrap();
+        std::fs::write(root.join("certroll.toml"), inventory(&ports)).unwrap();
+        Fleet { dir, front, ports }
+    }
+
+    fn certroll(&self, args: &[&str]) -> Run {
+        certroll(&self.path().join("certroll.toml"), args, |c| {
+            c.current_dir(self.path()).env_remove("CERTROLL_INVENTORY");
+        })
+    }
+
+    fn restarts(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path().join("restarts.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').nth(1).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn pid(&self, file: &str) -> Option<i32> {
+        std::fs::read_to_string(self.path().join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let files: Vec<String> = WEBS
+            .iter()
+            .map(|w| format!("nodes/{w}/nginx.pid"))
+            .chain(["nodes/lb/haproxy.pid".to_string()])
+            .collect();
+        for f in files {
+            if let Some(pid) = self.pid(&f) {
+                let _ = std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+    }
+}
+
+fn nginx_conf(d: &Path, port: u16, name: &str) -> String {
+    let d = d.display();
+    format!(
+        "daemon on;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n\
+         fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
+         server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {d}/cert.pem;\n\
+         ssl_certificate_key {d}/key.pem;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
+    )
+}
+
+fn haproxy_cfg(lb: &Path, front: u16, ports: &HashMap<&str, u16>) -> String {
+    let d = lb.display();
+    let mut cfg = format!(
+        "global\n  master-worker\n  pidfile {d}/haproxy.pid\n\
+         defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         retries 10\n  option redispatch 1\n  retry-on conn-failure empty-response response-timeout\n\
+         frontend fe\n  bind 127.0.0.1:{front}\n  default_backend web\n\
+         backend web\n  balance roundrobin\n  option httpchk GET /\n"
+    );
+    for w in WEBS {
+        cfg += &format!(
+            "  server {w} 127.0.0.1:{} ssl verify required ca-file {d}/ca.pem sni str({w}) verifyhost {w} check inter 100ms fall 1 rise 2\n",
+            ports[w]
+        );
+    }
+    cfg
+}
+
+/// Restarts nginx: a graceful stop (in-flight requests finish), a pause while the backend
+/// is down, a start. Logs each restart.
+const RESTART_NGINX: &str = r#"#!/bin/sh
+d="$PWD/nodes/$1"
+echo "$(date +%s%N) $1 restart" >> restarts.log
+if [ -f "$d/nginx.pid" ] && kill -0 "$(cat "$d/nginx.pid")" 2>/dev/null; then
+  pid=$(cat "$d/nginx.pid")
+  kill -QUIT "$pid"
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+fi
+sleep 0.5
+exec nginx -p "$d" -c "$d/nginx.conf"
+"#;
+
+/// Reloads HAProxy (a new worker with the new files), or starts it.
+const RELOAD_HAPROXY: &str = r#"#!/bin/sh
+d="$PWD/nodes/lb"
+if [ -f "$d/haproxy.pid" ] && kill -0 "$(cat "$d/haproxy.pid")" 2>/dev/null; then
+  kill -USR2 "$(cat "$d/haproxy.pid")"
+else
+  haproxy -W -D -f "$d/haproxy.cfg"
+fi
+"#;
+
+fn inventory(ports: &HashMap<&str, u16>) -> String {
+    let mut text = String::from(
+        "[ca.internal]\nsubject = \"CN=Pools Real CA\"\n\n\
+         [pools.web]\nmax_unavailable = 1\nmin_healthy_time = \"1s\"\n\n\
+         [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{node}/ca.pem\"\n\
+         cert = \"nodes/{node}/cert.pem\"\nkey = \"nodes/{node}/key.pem\"\nconfirm_timeout = \"20s\"\n\n\
+         [nodes.lb]\nreload = \"sh reload-haproxy.sh\"\n\n",
+    );
+    for w in WEBS {
+        text += &format!(
+            "[nodes.{w}]\npool = \"web\"\nrestarts = true\nreload = \"sh restart-nginx.sh {w}\"\n\
+             tls_address = \"127.0.0.1:{}\"\n\n",
+            ports[w]
+        );
+    }
+    text + "[[links]]\nclient = \"lb\"\nserver = [\"web1\", \"web2\", \"web3\"]\n"
+}
+
+/// One HTTP request through HAProxy: whether it got a 200.
+fn request(front: u16) -> bool {
+    let addr: SocketAddr = format!("127.0.0.1:{front}").parse().unwrap();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
+}
+
+/// Requests through HAProxy and a watcher of every backend, until stopped.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    most_down: Arc<Mutex<(usize, Vec<String>)>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(fleet: &Fleet) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let most_down = Arc::new(Mutex::new((0usize, Vec::new())));
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let (stop, ok, failed, front) = (stop.clone(), ok.clone(), failed.clone(), fleet.front);
+            threads.push(thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let counter = if request(front) { &ok } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+        let (stop2, most, ports) = (stop.clone(), most_down.clone(), fleet.ports.clone());
+        threads.push(thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let down: Vec<String> = WEBS
+                    .iter()
+                    .filter(|w| {
+                        let addr: SocketAddr = format!("127.0.0.1:{}", ports[*w]).parse().unwrap();
+                        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+                    })
+                    .map(|w| w.to_string())
+                    .collect();
+                let mut m = most.lock().unwrap();
+                if down.len() > m.0 {
+                    *m = (down.len(), down);
+                }
+                drop(m);
+                thread::sleep(Duration::from_millis(10));
+            }
+        }));
+        Traffic {
+            stop,
+            ok,
+            failed,
+            most_down,
+            threads,
+        }
+    }
+
+    fn stop(self) -> (u64, u64, (usize, Vec<String>)) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let most = self.most_down.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            most,
+        )
+    }
+}
+
+fn promised_restarts(fleet: &Fleet) -> HashMap<String, usize> {
+    let plan = fleet.certroll(&["plan", "--rotate", "--check", "--format", "json"]);
+    plan.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    doc["restarts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["node"].as_str().unwrap().to_string(),
+                r["restarts"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn restart_only_backends_behind_haproxy_rotate_twice_without_a_failed_request() {
+    let fleet = Fleet::new();
+    fleet.certroll(&["apply", "--yes"]).expect_code(0);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !request(fleet.front) {
+        assert!(
+            Instant::now() < until,
+            "HAProxy never served a request after bootstrap"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let traffic = Traffic::start(&fleet);
+    thread::sleep(Duration::from_millis(500));
+    for rotation in 1..=2 {
+        let promised = promised_restarts(&fleet);
+        let before = fleet.restarts().len();
+        let out = fleet.certroll(&["apply", "--rotate", "--yes", "--parallel", "16"]);
+        out.expect_code(0);
+        let seen = &fleet.restarts()[before..];
+        for w in WEBS {
+            let count = seen.iter().filter(|n| *n == w).count();
+            assert_eq!(
+                Some(&count),
+                promised.get(w),
+                "rotation {rotation}: {w} restarted {count} times, the plan said {:?}\n{out}",
+                promised.get(w)
+            );
+        }
+    }
+    thread::sleep(Duration::from_millis(500));
+    let (ok, failed, (most, which)) = traffic.stop();
+    assert!(ok > 100, "too few requests went through: {ok}");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests through HAProxy failed",
+        ok + failed
+    );
+    assert!(most <= 1, "{most} backends were down at once: {which:?}");
+    let all: BTreeSet<String> = fleet.restarts().into_iter().collect();
+    assert_eq!(all.len(), 3, "every backend was restarted: {all:?}");
+}
