@@ -1,8 +1,12 @@
 //! The proof on real software for pools: three nginx backends that are restarted (stopped,
 //! then started again: never reloaded) behind HAProxy with active health checks, on local
-//! nodes. Clients send requests through HAProxy the whole time, and a watcher connects to
-//! every backend from outside. Through a bootstrap and two rotations:
+//! nodes, every link mutual TLS. Clients send requests through HAProxy the whole time, a
+//! direct mutual-TLS client (curl) per backend talks to its backend, and a watcher connects
+//! to every backend from outside. The fleet starts on an operator's CA, imported public
+//! only; through the takeover and two more rotations:
 //! - 0 failed requests through HAProxy;
+//! - 0 TLS failures of the direct clients (a refused connection while their backend
+//!   restarts is expected: that is the outage the pool budget bounds);
 //! - never more than `max_unavailable` (1) backends down at once, as the watcher saw it;
 //! - each backend restarted exactly as often as `plan --rotate` said.
 //!
@@ -21,6 +25,8 @@ mod support;
 use support::run::{certroll, Run};
 
 const WEBS: [&str; 3] = ["web1", "web2", "web3"];
+/// A direct mutual-TLS client per backend, in the order of `WEBS`.
+const CLIENTS: [&str; 3] = ["c1", "c2", "c3"];
 
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -62,11 +68,52 @@ impl Fleet {
         }
         let lb = root.join("nodes/lb");
         std::fs::create_dir_all(&lb).unwrap();
-        std::fs::write(lb.join("haproxy.cfg"), haproxy_cfg(&lb, front, &ports)).unwrap();
+        let lb_tls = free_port();
+        std::fs::write(
+            lb.join("haproxy.cfg"),
+            haproxy_cfg(&lb, front, lb_tls, &ports),
+        )
+        .unwrap();
         std::fs::write(root.join("restart-nginx.sh"), RESTART_NGINX).unwrap();
         std::fs::write(root.join("reload-haproxy.sh"), RELOAD_HAPROXY).unwrap();
-        std::fs::write(root.join("certroll.toml"), inventory(&ports)).unwrap();
+        std::fs::write(root.join("certroll.toml"), inventory(&ports, lb_tls)).unwrap();
+        for c in CLIENTS {
+            std::fs::create_dir_all(root.join("nodes").join(c)).unwrap();
+        }
         Fleet { dir, front, ports }
+    }
+
+    /// The operator's fleet before certroll: every node holds a leaf of `op` and trusts it;
+    /// nginx and HAProxy run with those files.
+    fn built_by(&self, op: &certroll::pki::CaCert) {
+        let spec = certroll::inventory::CaSpec::new("internal", "CN=Operator CA");
+        let now = time::OffsetDateTime::now_utc();
+        for n in WEBS.iter().chain(CLIENTS.iter()).chain(["lb"].iter()) {
+            let leaf = certroll::pki::issue_leaf(&spec, op, n, &[n.to_string()], now).unwrap();
+            let d = self.path().join("nodes").join(n);
+            let key = if *n == "lb" {
+                "cert.pem.key"
+            } else {
+                "key.pem"
+            };
+            std::fs::write(d.join("cert.pem"), &leaf.cert_pem).unwrap();
+            std::fs::write(d.join(key), &leaf.key_pem).unwrap();
+            std::fs::write(d.join("ca.pem"), &op.cert_pem).unwrap();
+        }
+        for w in WEBS {
+            self.sh(&format!("sh restart-nginx.sh {w}"));
+        }
+        self.sh("sh reload-haproxy.sh");
+    }
+
+    fn sh(&self, command: &str) {
+        let ok = std::process::Command::new("sh")
+            .args(["-c", command])
+            .current_dir(self.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "`{command}` failed");
     }
 
     fn certroll(&self, args: &[&str]) -> Run {
@@ -116,22 +163,26 @@ fn nginx_conf(d: &Path, port: u16, name: &str) -> String {
          events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n\
          fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
          server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {d}/cert.pem;\n\
-         ssl_certificate_key {d}/key.pem;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
+         ssl_certificate_key {d}/key.pem;\n    ssl_client_certificate {d}/ca.pem;\n    ssl_verify_client on;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
     )
 }
 
-fn haproxy_cfg(lb: &Path, front: u16, ports: &HashMap<&str, u16>) -> String {
+/// `tls`: a TLS frontend with lb's own certificate, so that certroll's built-in confirm can
+/// prove that HAProxy's new worker (after `USR2`) runs with lb's new files: lb is a client
+/// of every backend, and their prunes wait for that proof.
+fn haproxy_cfg(lb: &Path, front: u16, tls: u16, ports: &HashMap<&str, u16>) -> String {
     let d = lb.display();
     let mut cfg = format!(
         "global\n  master-worker\n  pidfile {d}/haproxy.pid\n\
          defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
          retries 10\n  option redispatch 1\n  retry-on conn-failure empty-response response-timeout\n\
          frontend fe\n  bind 127.0.0.1:{front}\n  default_backend web\n\
+         frontend tls\n  bind 127.0.0.1:{tls} ssl crt {d}/cert.pem\n  default_backend web\n\
          backend web\n  balance roundrobin\n  option httpchk GET /\n"
     );
     for w in WEBS {
         cfg += &format!(
-            "  server {w} 127.0.0.1:{} ssl verify required ca-file {d}/ca.pem sni str({w}) verifyhost {w} check inter 100ms fall 1 rise 2\n",
+            "  server {w} 127.0.0.1:{} ssl verify required ca-file {d}/ca.pem crt {d}/cert.pem sni str({w}) verifyhost {w} check inter 100ms fall 1 rise 2\n",
             ports[w]
         );
     }
@@ -163,14 +214,15 @@ else
 fi
 "#;
 
-fn inventory(ports: &HashMap<&str, u16>) -> String {
+fn inventory(ports: &HashMap<&str, u16>, lb_tls: u16) -> String {
     let mut text = String::from(
         "[ca.internal]\nsubject = \"CN=Pools Real CA\"\n\n\
          [pools.web]\nmax_unavailable = 1\nmin_healthy_time = \"1s\"\n\n\
          [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{node}/ca.pem\"\n\
          cert = \"nodes/{node}/cert.pem\"\nkey = \"nodes/{node}/key.pem\"\nconfirm_timeout = \"20s\"\n\n\
-         [nodes.lb]\nreload = \"sh reload-haproxy.sh\"\n\n",
+         [nodes.lb]\nkey = \"nodes/lb/cert.pem.key\"\nreload = \"sh reload-haproxy.sh\"\n",
     );
+    text += &format!("tls_address = \"127.0.0.1:{lb_tls}\"\n\n");
     for w in WEBS {
         text += &format!(
             "[nodes.{w}]\npool = \"web\"\nrestarts = true\nreload = \"sh restart-nginx.sh {w}\"\n\
@@ -178,7 +230,32 @@ fn inventory(ports: &HashMap<&str, u16>) -> String {
             ports[w]
         );
     }
-    text + "[[links]]\nclient = \"lb\"\nserver = [\"web1\", \"web2\", \"web3\"]\n"
+    for (c, w) in CLIENTS.iter().zip(WEBS) {
+        text += &format!(
+            "[nodes.{c}]\n\n[[links]]\nclient = \"{c}\"\nserver = \"{w}\"\nmutual = true\n\n"
+        );
+    }
+    text + "[[links]]\nclient = \"lb\"\nserver = [\"web1\", \"web2\", \"web3\"]\nmutual = true\n"
+}
+
+/// One request of client `c` straight to its backend `w` with curl and `c`'s files: `None`
+/// when it worked, else curl's exit code (7: connection refused; TLS failures are 35, 58,
+/// 60…).
+fn direct(root: &Path, c: &str, w: &str, port: u16) -> Option<i32> {
+    let d = root.join("nodes").join(c);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "5"])
+        .arg("--cacert")
+        .arg(d.join("ca.pem"))
+        .arg("--cert")
+        .arg(d.join("cert.pem"))
+        .arg("--key")
+        .arg(d.join("key.pem"))
+        .args(["--resolve", &format!("{w}:{port}:127.0.0.1")])
+        .arg(format!("https://{w}:{port}/"))
+        .output()
+        .ok()?;
+    (!out.status.success()).then(|| out.status.code().unwrap_or(-1))
 }
 
 /// One HTTP request through HAProxy: whether it got a 200.
@@ -202,6 +279,9 @@ struct Traffic {
     ok: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
     most_down: Arc<Mutex<(usize, Vec<String>)>>,
+    /// Direct requests that failed other than by a refused connection: (client, curl code).
+    tls_failures: Arc<Mutex<Vec<(String, i32)>>>,
+    direct_ok: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -218,6 +298,25 @@ impl Traffic {
                     let counter = if request(front) { &ok } else { &failed };
                     counter.fetch_add(1, Ordering::Relaxed);
                     thread::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+        let tls_failures = Arc::new(Mutex::new(Vec::new()));
+        let direct_ok = Arc::new(AtomicU64::new(0));
+        for (c, w) in CLIENTS.iter().zip(WEBS) {
+            let (stop, fails, oks) = (stop.clone(), tls_failures.clone(), direct_ok.clone());
+            let (root, port) = (fleet.path().to_path_buf(), fleet.ports[w]);
+            threads.push(thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match direct(&root, c, w, port) {
+                        None => {
+                            oks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Refused or cut while nginx restarts: the outage, not a TLS failure.
+                        Some(7) | Some(52) | Some(56) => {}
+                        Some(code) => fails.lock().unwrap().push((c.to_string(), code)),
+                    }
+                    thread::sleep(Duration::from_millis(50));
                 }
             }));
         }
@@ -245,20 +344,25 @@ impl Traffic {
             ok,
             failed,
             most_down,
+            tls_failures,
+            direct_ok,
             threads,
         }
     }
 
-    fn stop(self) -> (u64, u64, (usize, Vec<String>)) {
+    fn stop(self) -> (u64, u64, (usize, Vec<String>), u64, Vec<(String, i32)>) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().unwrap();
         }
         let most = self.most_down.lock().unwrap().clone();
+        let tls = self.tls_failures.lock().unwrap().clone();
         (
             self.ok.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
             most,
+            self.direct_ok.load(Ordering::Relaxed),
+            tls,
         )
     }
 }
@@ -281,20 +385,31 @@ fn promised_restarts(fleet: &Fleet) -> HashMap<String, usize> {
 }
 
 #[test]
-fn restart_only_backends_behind_haproxy_rotate_twice_without_a_failed_request() {
+fn restart_only_backends_behind_haproxy_take_over_and_rotate_twice_without_a_failed_request() {
     let fleet = Fleet::new();
-    fleet.certroll(&["apply", "--yes"]).expect_code(0);
+    let op = certroll::pki::new_ca(
+        &certroll::inventory::CaSpec::new("internal", "CN=Operator CA"),
+        1,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    fleet.built_by(&op);
+    std::fs::write(fleet.path().join("op.pem"), &op.cert_pem).unwrap();
+    fleet
+        .certroll(&["ca", "import", "internal", "--cert", "op.pem"])
+        .expect_code(0);
     let until = Instant::now() + Duration::from_secs(20);
     while !request(fleet.front) {
         assert!(
             Instant::now() < until,
-            "HAProxy never served a request after bootstrap"
+            "HAProxy never served on the operator's CA"
         );
         thread::sleep(Duration::from_millis(100));
     }
     let traffic = Traffic::start(&fleet);
     thread::sleep(Duration::from_millis(500));
-    for rotation in 1..=2 {
+    // The takeover (away from the public-only import), then two rotations.
+    for rotation in 1..=3 {
         let promised = promised_restarts(&fleet);
         let before = fleet.restarts().len();
         let out = fleet.certroll(&["apply", "--rotate", "--yes", "--parallel", "16"]);
@@ -311,7 +426,15 @@ fn restart_only_backends_behind_haproxy_rotate_twice_without_a_failed_request() 
         }
     }
     thread::sleep(Duration::from_millis(500));
-    let (ok, failed, (most, which)) = traffic.stop();
+    let (ok, failed, (most, which), direct_ok, tls) = traffic.stop();
+    assert!(
+        tls.is_empty(),
+        "direct mutual-TLS clients saw TLS failures: {tls:?}"
+    );
+    assert!(
+        direct_ok > 30,
+        "too few direct requests worked: {direct_ok}"
+    );
     assert!(ok > 100, "too few requests went through: {ok}");
     assert_eq!(
         failed,
