@@ -273,6 +273,18 @@ fn request(front: u16) -> bool {
     out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
 }
 
+/// What the traffic saw.
+struct Seen {
+    /// Requests through HAProxy that got a 200, and those that did not.
+    ok: u64,
+    failed: u64,
+    /// Most backends down at once, and which.
+    most_down: (usize, Vec<String>),
+    /// Direct mutual-TLS requests that worked, and the TLS failures.
+    direct_ok: u64,
+    tls: Vec<(String, i32)>,
+}
+
 /// Requests through HAProxy and a watcher of every backend, until stopped.
 struct Traffic {
     stop: Arc<AtomicBool>,
@@ -350,20 +362,19 @@ impl Traffic {
         }
     }
 
-    fn stop(self) -> (u64, u64, (usize, Vec<String>), u64, Vec<(String, i32)>) {
+    fn stop(self) -> Seen {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().unwrap();
         }
-        let most = self.most_down.lock().unwrap().clone();
-        let tls = self.tls_failures.lock().unwrap().clone();
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            most,
-            self.direct_ok.load(Ordering::Relaxed),
-            tls,
-        )
+        let most_down = self.most_down.lock().unwrap().clone();
+        Seen {
+            ok: self.ok.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            most_down,
+            direct_ok: self.direct_ok.load(Ordering::Relaxed),
+            tls: self.tls_failures.lock().unwrap().clone(),
+        }
     }
 }
 
@@ -426,7 +437,13 @@ fn restart_only_backends_behind_haproxy_take_over_and_rotate_twice_without_a_fai
         }
     }
     thread::sleep(Duration::from_millis(500));
-    let (ok, failed, (most, which), direct_ok, tls) = traffic.stop();
+    let Seen {
+        ok,
+        failed,
+        most_down: (most, which),
+        direct_ok,
+        tls,
+    } = traffic.stop();
     assert!(
         tls.is_empty(),
         "direct mutual-TLS clients saw TLS failures: {tls:?}"
