@@ -5,7 +5,8 @@
 //! through its reload, its confirm and its `min_healthy_time`), and while its last step
 //! failed or was cut short — in this run or, read from the journal, in the run being
 //! resumed — until a step of it is confirmed again. A member that failed stops its pool: no
-//! other member starts, only the failed one may be tried again (on a resumed run).
+//! other member starts, only the failed ones may be tried again (on a resumed run), within
+//! the budget.
 //! Fleets without pools have no gate: the scheduler then runs exactly as before.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -109,7 +110,11 @@ impl<'a> PoolGate<'a> {
         };
         let node = self.node_of_step[id];
         let pool = &self.inv.pools.pools[p];
-        if let Some((&who, failure)) = self.failed[p].iter().find(|(&n, _)| n != node) {
+        // A failed member may go again (it is down already); any other member waits for
+        // every failed one to be back.
+        let failed_itself = self.failed[p].contains_key(&node);
+        let other = self.failed[p].iter().find(|(&n, _)| n != node);
+        if let (false, Some((&who, failure))) = (failed_itself, other) {
             return Err(Held::Stopped {
                 pool: pool.name.clone(),
                 node: self.inv.nodes[who].name.clone(),

@@ -116,3 +116,22 @@ fn a_closed_window_holds_the_pool_until_it_opens() {
     }
     assert_eq!(gate.check(3), Ok(()), "d is in no pool");
 }
+
+/// Found by `no_schedule_exceeds_a_pool_budget`: two members that failed in the run being
+/// resumed each waited for the other to be back, so neither was tried again.
+#[test]
+fn two_failed_members_may_each_go_again_on_resume() {
+    let (inv, plan) = fleet(Budget::Count(2));
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = fresh(dir.path(), &plan, &inv);
+    for id in [0, 1] {
+        j.step_start(&plan.steps[id], &inv.nodes[id].name, &[])
+            .unwrap();
+        j.step_failed(id, "did not confirm").unwrap();
+    }
+    let state = j.current_run().unwrap();
+    let gate = PoolGate::new(&plan, &inv, &state).unwrap();
+    assert_eq!(gate.check(0), Ok(()));
+    assert_eq!(gate.check(1), Ok(()));
+    assert!(matches!(gate.check(2), Err(Held::Stopped { .. })));
+}
