@@ -232,6 +232,10 @@ struct ApplyCmd {
     /// The inventory changed during an unfinished run: recompute its plan, keep confirmed steps.
     #[arg(long)]
     replan: bool,
+    /// When a pool's restart windows are all closed, stop the run there (resumable) instead
+    /// of waiting for the next window.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -355,6 +359,7 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             format: cmd.format.into(),
             accept_new_host_keys: cmd.accept_new_host_keys,
             replan: cmd.replan,
+            no_wait: cmd.no_wait,
         }),
         Command::Verify(cmd) => commands::verify::run(&VerifyArgs {
             inventory: cli.inventory,

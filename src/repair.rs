@@ -160,6 +160,9 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         LiveTls { .. } => {
             Effect::Leave("the server does not serve its files: reload it, then run verify --live again")
         }
+        RestartPending { .. } => Effect::Leave(
+            "restart the node's service when convenient: its pruned bundle is on disk but not loaded",
+        ),
         Unreachable { .. }
         | StrayAnchor { .. }
         | ForeignAnchor { .. }

@@ -78,6 +78,7 @@ fn inventory(dir: &Path, nodes: Vec<Node>) -> Inventory {
         nodes,
         links: vec![],
         verify: Default::default(),
+        pools: Default::default(),
     }
 }
 

@@ -37,6 +37,8 @@ pub struct ApplyArgs {
     pub format: Format,
     pub accept_new_host_keys: bool,
     pub replan: bool,
+    /// `--no-wait`: stop (resumable) at a closed restart window instead of waiting.
+    pub no_wait: bool,
 }
 
 /// Runs `certroll apply`; returns the exit code.
@@ -366,6 +368,7 @@ impl<'a> RunContext<'a> {
         });
         let opts = ExecOptions {
             parallel: self.args.intent.parallel.max(1),
+            no_wait: self.args.no_wait,
             ..ExecOptions::default()
         };
         let outcome = execute(plan, &self.inv, &work, &self.journal, &opts, &progress)

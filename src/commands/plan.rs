@@ -88,13 +88,19 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
             start: Some(found.state),
         });
     }
-    let plan = decide(
+    let mut plan = decide(
         &inv,
         ca,
         &gens,
         || super::connector(&inv, HostKeyPolicy::default()),
         args.intent,
     )?;
+    if plan.mode == crate::plan::Mode::Rotate {
+        let expires = gens.current.as_ref().map(|c| c.not_after);
+        let now = time::OffsetDateTime::now_utc();
+        plan.notes
+            .extend(crate::plan::window_fit(&plan, &inv, now, expires));
+    }
     Ok(Planned {
         inv,
         plan,

@@ -175,5 +175,6 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState, lock: LockState) -> RunRe
         holder: holder.flatten(),
         running,
         steps,
+        pools: crate::executor::pool_status(inv, plan, run, running),
     }
 }

@@ -144,7 +144,9 @@ pub fn check(
     };
     let ids: Vec<CaId> = inputs.iter().map(|i| i.ca).collect();
     check_windows(inv, &ids, &opts).map_err(CommandError::Usage)?;
-    Ok(verify(inv, &inputs, connector.as_ref(), &opts))
+    let mut report = verify(inv, &inputs, connector.as_ref(), &opts);
+    crate::verify::restart_pending(&mut report, &inv.state_dir);
+    Ok(report)
 }
 
 /// The current and next generations of `spec`, with their keys as the store loads them

@@ -22,7 +22,13 @@ use crate::materials::{
     changes_with, reads_chain, ControlKeys, Generations, Leaves, MaterialError, NodeBase,
 };
 use crate::pki::CaCert;
+use crate::plan::restarts::step_reloads;
 use crate::plan::{ChainMode, Plan, Step, StepId};
+
+/// What the journal says of a trust-prune written without a restart: the node's running
+/// process still trusts the old anchor; `verify` reports the node as pending.
+pub const RESTART_PENDING: &str =
+    "written without a restart (restart_on_prune = false): restart pending";
 use crate::transport::{Connector, Transport};
 
 /// The CA material a run works with, loaded from the local CA store.
@@ -93,6 +99,11 @@ impl<'a> FleetWork<'a> {
         }
         self.last_steps = last.into_values().collect();
         self
+    }
+
+    /// Whether `step` is a trust-prune written without a restart (`restart_on_prune = false`).
+    fn deferred(&self, step: &Step) -> bool {
+        !step_reloads(self.inv, step)
     }
 
     fn transport(&self, step: &Step) -> Result<Arc<dyn Transport>, StepError> {
@@ -321,7 +332,8 @@ impl StepWork for FleetWork<'_> {
 
     fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError> {
         let t = self.transport(step)?;
-        let node = &self.inv.nodes[step.node];
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         let last = self.last_steps.contains(&step.id);
         apply_and_confirm(
             t.as_ref(),
@@ -336,6 +348,9 @@ impl StepWork for FleetWork<'_> {
             if let Ok(mut c) = self.cleaned.lock() {
                 c.insert(step.node);
             }
+        }
+        if self.deferred(step) {
+            return Ok(());
         }
         self.confirm_tls(t.as_ref(), node, step.id)
     }
@@ -360,12 +375,47 @@ impl StepWork for FleetWork<'_> {
             .ok()
             .and_then(|m| m.get(&step.id).cloned())
             .unwrap_or_default();
-        let node = &self.inv.nodes[step.node];
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
+        if self.deferred(step) {
+            return Ok(());
+        }
         self.confirm_tls(t.as_ref(), node, step.id)
     }
 
     fn proof(&self, step: &Step) -> Option<String> {
+        if self.deferred(step) {
+            return Some(RESTART_PENDING.to_string());
+        }
         self.proofs.lock().ok()?.get(&step.id).cloned()
+    }
+
+    fn healthy(&self, step: &Step) -> Result<(), StepError> {
+        let t = self.transport(step)?;
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
+        if let Some(template) = &node.confirm {
+            let command = super::step::command_for(template, node, self.ca_name());
+            let out = t.exec(&command, node.confirm_timeout)?;
+            if !out.success() {
+                let status = out
+                    .status
+                    .map_or("was killed or timed out".to_string(), |c| {
+                        format!("exited {c}")
+                    });
+                let said = out
+                    .stderr
+                    .lines()
+                    .chain(out.stdout.lines())
+                    .rfind(|l| !l.trim().is_empty());
+                return Err(StepError::confirm_failed(format!(
+                    "health check of node {}: confirm command `{command}` {status}{}",
+                    node.name,
+                    said.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                )));
+            }
+        }
+        self.confirm_tls(t.as_ref(), node, step.id)
     }
 }

@@ -13,17 +13,23 @@ use serde::Serialize;
 use crate::plan::Step;
 use crate::transport::{sha256_hex, ErrorKind, TransportError};
 
+mod changes;
 mod events;
 mod fleet;
+mod health;
 mod node_keys;
+mod pool_gate;
+mod pool_status;
 mod retry;
 mod run;
 pub mod step;
 
 /// What a step's files must hash to; the journal records it (see [`crate::journal`]).
 pub use crate::journal::FileHash;
+pub use changes::changes_of;
 pub use events::{Event, EventSink, NullSink};
-pub use fleet::{FleetWork, RunMaterial};
+pub use fleet::{FleetWork, RunMaterial, RESTART_PENDING};
+pub use pool_status::{pool_status, DownMember, PoolStatus};
 pub use retry::RetryPolicy;
 pub use run::{execute, ExecError, ExecOptions, Outcome};
 
@@ -246,6 +252,12 @@ pub trait StepWork: Send + Sync {
     /// `reconfirm` succeeded (journaled with `step-done`); `None` without that confirm.
     fn proof(&self, _step: &Step) -> Option<String> {
         None
+    }
+    /// One health check of the step's node after its reload, without reloading again: its
+    /// confirm command once and, with `tls_address`, certroll's own TLS confirm. Used by
+    /// the health gate of pools (`min_healthy_time`); passes by default.
+    fn healthy(&self, _step: &Step) -> Result<(), StepError> {
+        Ok(())
     }
 }
 

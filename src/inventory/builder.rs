@@ -136,6 +136,7 @@ impl InventoryBuilder {
             nodes,
             links,
             verify: super::VerifyDefaults::default(),
+            pools: Default::default(),
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Inventory {
     pub links: Vec<Link>,
     /// `[verify]`: defaults of `certroll verify`'s expiry windows.
     pub verify: super::VerifyDefaults,
+    /// Pools of restart-only services and how each node takes changes (docs/inventory.md#pools).
+    pub pools: super::Pools,
 }
 
 /// Key algorithm of a CA and of the leaves it issues (a node may choose its own for its

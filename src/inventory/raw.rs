@@ -33,6 +33,26 @@ pub struct RawInventory {
     /// `[verify]`: defaults of `certroll verify`'s expiry windows.
     #[serde(default)]
     pub verify: super::verify_defaults::RawVerify,
+    /// `[pools.NAME]` tables: disruption budgets of restart-only services.
+    #[serde(default)]
+    pub pools: Named<RawPool>,
+}
+
+/// `[pools.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub max_unavailable: Option<RawBudget>,
+    pub min_healthy_time: Option<String>,
+    pub windows: Option<Vec<String>>,
+}
+
+/// `max_unavailable`: a count (`2`) or a percentage (`"25%"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawBudget {
+    Count(i64),
+    Text(String),
 }
 
 /// `[certroll]`.
@@ -102,6 +122,10 @@ pub struct RawNode {
     pub os_trust: Option<String>,
     pub os_trust_dir: Option<String>,
     pub os_trust_update: Option<String>,
+    pub pool: Option<String>,
+    pub restarts: Option<bool>,
+    pub restart_on_prune: Option<bool>,
+    pub reload_trust: Option<String>,
 }
 
 /// The `ssh = { ... }` table of a node or of `[defaults]`.

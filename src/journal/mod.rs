@@ -95,6 +95,12 @@ pub enum RunStatus {
     Interrupted,
 }
 
+/// The proof journaled for a trust-prune written without a restart
+/// (`restart_on_prune = false`): the node's running process still trusts the old anchor,
+/// and `verify` reports the node as pending until a later step restarts it.
+pub const RESTART_PENDING: &str =
+    "written without a restart (restart_on_prune = false): restart pending";
+
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "kebab-case")]

@@ -2,6 +2,7 @@
 
 pub mod escape;
 pub mod plan;
+mod plan_restarts;
 pub mod progress;
 pub mod prometheus;
 pub mod status;

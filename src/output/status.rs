@@ -84,6 +84,9 @@ pub struct RunReport {
     #[serde(skip)]
     pub running: bool,
     pub steps: Vec<StepStatus>,
+    /// Pools with a member in the plan (docs/apply.md#pools); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<crate::executor::PoolStatus>,
 }
 
 /// Who holds the lock now, for people.
@@ -197,6 +200,29 @@ pub fn text(r: &RunReport, style: Style) -> String {
         }
         out.push('\n');
     }
+    for p in &r.pools {
+        let down: Vec<String> = p
+            .down
+            .iter()
+            .map(|d| format!("{} ({})", escape::line(&d.node), d.why))
+            .collect();
+        let _ = writeln!(
+            out,
+            "pool {}: {} of {} member(s) down now, budget {}{}",
+            p.name,
+            p.down.len(),
+            p.members,
+            p.budget,
+            if down.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", down.join(", "))
+            }
+        );
+        for (node, on) in &p.waiting {
+            let _ = writeln!(out, "  {node} waits for {}", on.join(", "));
+        }
+    }
     out
 }
 
@@ -222,6 +248,7 @@ mod tests {
             holder: None,
             running: false,
             steps: Vec::new(),
+            pools: Vec::new(),
         }
     }
 

@@ -160,6 +160,12 @@ pub enum Finding {
         /// The archived generation that signed it.
         generation: u32,
     },
+    /// The node's trust-prune was written without a restart (`restart_on_prune = false`):
+    /// its running process still trusts the old anchor until its next start.
+    RestartPending {
+        /// The run that wrote it.
+        run: String,
+    },
     /// During a rotation, a combination of bundle and leaf no correct plan produces.
     IrregularPhase {
         detail: String,
@@ -241,6 +247,7 @@ impl Finding {
             | MissingCurrentAnchor { .. }
             | LeafNotCurrent { .. }
             | RetiredCrossCertificate { .. }
+            | RestartPending { .. }
             | KeyMode { .. }
             | IrregularPhase { .. }
             | ProofMissing { .. }
@@ -284,6 +291,7 @@ impl Finding {
             RetiredCrossCertificate { .. } => {
                 ("retired cross certificate", "retired cross certificates")
             }
+            RestartPending { .. } => ("restart pending", "restarts pending"),
             KeyMode { .. } => ("key file too open", "key files too open"),
             KeyInPublicFile { .. } => (
                 "private key in a public file",
@@ -435,6 +443,9 @@ impl Finding {
                 generation,
             } => format!(
                 "certificate chain {path} on node {node} still carries a cross certificate signed by archived generation G{generation} ({subject}); no verifier needs it: renew the leaf"
+            ),
+            RestartPending { run } => format!(
+                "node {node} holds its pruned bundle on disk, but run {run} wrote it without a restart (restart_on_prune = false): the running process still trusts the old anchor until its next start; restart it"
             ),
             KeyMode { path, mode } => {
                 format!("private key {path} on node {node} has mode {mode}; it must be 0600")

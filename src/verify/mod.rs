@@ -24,6 +24,7 @@ pub mod links;
 pub mod live;
 pub mod live_tls;
 pub mod node;
+mod pending;
 pub mod proof;
 pub mod report;
 pub mod stores;
@@ -36,6 +37,7 @@ mod tests;
 pub use collect::{CaFiles, Collected, FileState};
 pub use finding::Finding;
 pub use generations::{Known, KnownCa};
+pub use pending::restart_pending;
 pub use report::{
     CaReport, CertSummary, Generation, LinkReport, LinkResult, LiveResult, NodeReport, Phase,
     Report, Severity, StoreCert,

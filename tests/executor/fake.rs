@@ -58,6 +58,7 @@ pub(crate) fn inventory(nodes: usize) -> Inventory {
         nodes: (0..nodes).map(|i| node(&format!("n{i}"))).collect(),
         links: vec![],
         verify: Default::default(),
+        pools: Default::default(),
     }
 }
 
@@ -326,6 +327,7 @@ pub(crate) fn fast(parallel: usize) -> ExecOptions {
             initial_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(4),
         },
+        no_wait: false,
     }
 }
 
