@@ -19,12 +19,17 @@
 //! Beside it (`starttls`): MariaDB and Postfix on local nodes, reached by the built-in
 //! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`; and
 //! (`apache_mariadb_redis`, on `private_servers`) the Apache httpd, MariaDB and Redis
-//! recipes taken over from an openssl-made CA and rotated twice under traffic.
+//! recipes taken over from an openssl-made CA and rotated twice under traffic; and
+//! (`restart_pool_harness`, `restart_pool_certroll`) a pool of restart-only nginx backends
+//! behind HAProxy, restarted one at a time by hand and by certroll's pools (issue 18).
 
 mod apache_mariadb_redis;
 mod disk;
 mod private_servers;
 mod recipes;
+mod restart_observer;
+mod restart_pool;
+mod restart_pool_harness;
 mod software;
 mod starttls;
 #[path = "../support/mod.rs"]
