@@ -29,6 +29,7 @@ mod private_servers;
 mod recipes;
 mod restart_observer;
 mod restart_pool;
+mod restart_pool_certroll;
 mod restart_pool_harness;
 mod software;
 mod starttls;
