@@ -102,7 +102,8 @@ impl Check {
             IrregularPhase { .. }
             | ProofMissing { .. }
             | ProofInvalid { .. }
-            | ProofStale { .. } => Check::Rollover,
+            | ProofStale { .. }
+            | RestartPending { .. } => Check::Rollover,
             LiveTls { .. } | LiveTlsKeyOnly { .. } | LiveTlsTrust { .. } => Check::LiveTls,
             StoreUnopened { .. } | StoreDiffers { .. } => Check::Keystores,
             StoreUnavailable { .. } => Check::Store,

@@ -1,4 +1,4 @@
-//! The stores Java software reads, proven under traffic (issue 17, item 6): a private
+//! The stores Java software reads, proven under traffic: a private
 //! Tomcat 10.1 whose HTTPS connector requires a client certificate and reads a PKCS#12
 //! keystore and truststore, and a Java client with a PKCS#12 keystore and a JKS
 //! truststore opening a new connection per request, both configured from
