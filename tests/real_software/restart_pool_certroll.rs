@@ -24,7 +24,8 @@ use super::restart_pool_harness::{ok_counts, wait_for_traffic};
 use super::traffic::Loop;
 use crate::support::cli::Control;
 
-const ROTATIONS: u32 = 2;
+/// The takeover (the first rotation, away from the imported CA) and two rotations after it.
+const ROTATIONS: u32 = 3;
 
 /// The inventory: the recipes as written (local nodes), each backend's reload counted.
 fn inventory(pool: &Pool) -> String {
