@@ -67,6 +67,8 @@ pub struct CaFiles {
     pub loose_copies: Vec<crate::secrets::LooseCopy>,
     /// The node's keystore, truststore and combined PEM, as read and opened.
     pub stores: Vec<crate::stores::read::StoreFile>,
+    /// The certroll files of this CA in the node's OS trust directory (`os_trust`).
+    pub os_trust: Option<crate::stores::os_trust::OsTrustFiles>,
 }
 
 impl CaFiles {
@@ -126,6 +128,8 @@ pub fn collect(
                 }
                 let ca_name = &inv.cas[ca].name;
                 set.stores = crate::stores::read::read_stores(transport.as_ref(), n, ca_name);
+                set.os_trust =
+                    crate::stores::os_trust::read_os_trust(transport.as_ref(), n, ca_name);
                 files.insert(ca, set);
             }
         }
@@ -164,6 +168,7 @@ fn read_set(
         proof: paths.proof_cert.as_deref().map(|p| read(t, p)),
         loose_copies: crate::secrets::loose_copies(t, paths, managed),
         stores: Vec::new(),
+        os_trust: None,
     }
 }
 

@@ -129,6 +129,8 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
             _ => Effect::Leaf(LeafNeed::Broken),
         },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
+        // Writing the bundle again installs its anchors in the OS trust store again.
+        OsTrustDiffers { .. } => Effect::Bundle(BundleNeed::Broken),
         // An extended CA: the bundle gets the generation's new certificate (the old one,
         // of the same key, is replaced: no chain carries a root).
         OutdatedCaCertificate { .. } => Effect::Bundle(BundleNeed::Broken),

@@ -3,7 +3,10 @@
 //! user may read, not empty), and every store already on it must be a file that password
 //! opens. Otherwise the run is refused with the file's path and exit 78, and no node is
 //! touched: a store that would be rewritten with another password, or over a directory,
-//! would break its application at the next restart.
+//! would break its application at the next restart. Likewise a node with `os_trust` must
+//! have its update command (`update-ca-certificates`, `update-ca-trust`, or its
+//! `os_trust_update`): anchors installed that no update command ever takes in would leave
+//! its clients untrusting.
 
 use super::CommandError;
 use crate::collect::parallel_map;
@@ -24,7 +27,10 @@ pub fn check(
         .copied()
         .filter(|&n| {
             let p = inv.nodes[n].paths(ca_name);
-            p.keystore.is_some() || p.truststore.is_some() || p.combined_pem.is_some()
+            p.keystore.is_some()
+                || p.truststore.is_some()
+                || p.combined_pem.is_some()
+                || inv.nodes[n].stores.os_trust.is_some()
         })
         .collect();
     let problems = parallel_map(&with_stores, 8, |&n| {
@@ -35,6 +41,12 @@ pub fn check(
             Err(_) => return Vec::new(),
         };
         let mut out = Vec::new();
+        if let Some(o) = &node.stores.os_trust {
+            if let Some(why) = missing_update(t.as_ref(), &node.name, &o.update) {
+                out.push(why);
+                return out;
+            }
+        }
         if let Some(file) = node.store_password_file(ca_name) {
             if let Err(e) = crate::layout::store_password(t.as_ref(), node, &file) {
                 out.push(e.to_string());
@@ -63,4 +75,21 @@ pub fn check(
         "refusing to start: {}; nothing was changed\n  hint: fix or remove the file (a store certroll cannot open would be rewritten under a password its application does not use)",
         problems.join("; ")
     )))
+}
+
+/// Why the OS trust update command `update` cannot run on node `node`, if it cannot: its
+/// program is not found there (as the user the steps run as).
+fn missing_update(t: &dyn crate::transport::Transport, node: &str, update: &str) -> Option<String> {
+    let program = update.split_whitespace().next().unwrap_or_default();
+    let command = format!(
+        "command -v -- {} >/dev/null 2>&1",
+        crate::transport::ssh::shell_quote(program)
+    );
+    match t.exec(&command, std::time::Duration::from_secs(30)) {
+        Ok(out) if out.success() => None,
+        Ok(_) => Some(format!(
+            "the OS trust update command {program} is not installed on node {node} (os_trust: install the distribution's ca-certificates package, or set os_trust_update)"
+        )),
+        Err(e) => Some(format!("failed to look for the OS trust update command {program} on node {node}: {e}")),
+    }
 }

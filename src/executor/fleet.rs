@@ -196,6 +196,18 @@ impl<'a> FleetWork<'a> {
         Ok(base)
     }
 
+    /// The anchors of `bundle` that are generations of this CA, for the OS trust store
+    /// (`os_trust`): its foreign anchors belong to the operating system or the operator.
+    fn os_anchors(&self, bundle: &[u8]) -> Vec<Vec<u8>> {
+        let m = &self.material;
+        let gens: Vec<&CaCert> = std::iter::once(&m.current).chain(m.next.as_ref()).collect();
+        let ours = managed_ders(&gens, &[]);
+        crate::stores::pem_certs(bundle)
+            .into_iter()
+            .filter(|d| ours.contains(d))
+            .collect()
+    }
+
     /// The foreign certificates of the node's current bundle (none with `bundle_foreign = "drop"`).
     fn bundle_base(&self, step: &Step) -> Result<BundleBase, StepError> {
         let spec = &self.inv.cas[self.ca];
@@ -335,6 +347,13 @@ impl StepWork for FleetWork<'_> {
         let told = super::changes::node_for(self.inv, step);
         let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         let last = self.last_steps.contains(&step.id);
+        let bundle = node.paths(self.ca_name()).trust_bundle;
+        let os_anchors = node.stores.os_trust.as_ref().and_then(|_| {
+            prepared.ops.iter().find_map(|op| match op {
+                FileOp::Write { path, data, .. } if *path == bundle => Some(self.os_anchors(data)),
+                _ => None,
+            })
+        });
         apply_and_confirm(
             t.as_ref(),
             node,
@@ -342,6 +361,7 @@ impl StepWork for FleetWork<'_> {
             &prepared.ops,
             Some(&self.backup_tag),
             last,
+            os_anchors.as_deref(),
         )?;
         if last {
             // Invariant: the mutex is never held across a panic-prone call.
@@ -377,7 +397,26 @@ impl StepWork for FleetWork<'_> {
             .unwrap_or_default();
         let told = super::changes::node_for(self.inv, step);
         let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
-        reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
+        // A step that wrote the bundle installs its anchors in the OS trust store again: the
+        // step may have been stopped between the switch and the update command.
+        let bundle = node.paths(self.ca_name()).trust_bundle;
+        let os_anchors = match &node.stores.os_trust {
+            Some(_)
+                if written
+                    .iter()
+                    .any(|f| f.path == bundle && f.sha256.is_some()) =>
+            {
+                t.read_file(&bundle)?.map(|data| self.os_anchors(&data))
+            }
+            _ => None,
+        };
+        reconfirm(
+            t.as_ref(),
+            node,
+            self.ca_name(),
+            &written,
+            os_anchors.as_deref(),
+        )?;
         if self.deferred(step) {
             return Ok(());
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::{FileHash, FileOp, StepError, PUBLIC_KEY_HASH};
 use crate::inventory::Node;
-use crate::layout::{self, ApplyOptions, Change, LayoutError, Role};
+use crate::layout::{self, ApplyOptions, Change, LayoutError, OsTrustInstall, Role};
 use crate::transport::{sha256_hex, ExecOutput, Transport};
 
 /// First pause between two runs of the confirm command; it doubles up to [`CONFIRM_MAX_DELAY`].
@@ -41,7 +41,7 @@ pub fn apply_file_ops(
 ) -> Result<Option<ExecOutput>, StepError> {
     let commands = NodeCommands {
         reload,
-        confirm: None,
+        ..NodeCommands::default()
     };
     Ok(apply_files(transport, node, ca, ops, backup_tag, commands, last)?.reload)
 }
@@ -52,6 +52,9 @@ pub struct NodeCommands<'a> {
     pub reload: Option<&'a str>,
     /// Its first attempt only; [`apply_and_confirm`] polls the rest.
     pub confirm: Option<&'a str>,
+    /// `os_trust`: the CA's anchors for the operating system's trust store, installed
+    /// after the switch, its update command run before the reload.
+    pub os_trust: Option<OsTrustInstall<'a>>,
 }
 
 /// [`apply_file_ops`], running `commands` in the same remote command; returns what they did.
@@ -86,6 +89,7 @@ pub fn apply_files(
     let opts = ApplyOptions {
         reload: commands.reload,
         confirm: commands.confirm,
+        os_trust: commands.os_trust,
         clean: last,
         ..ApplyOptions::default()
     };
@@ -105,6 +109,40 @@ pub fn run_reload(transport: &dyn Transport, node: &Node, ca: &str) -> Result<()
     let command = command_for(template, node, ca);
     let out = transport.exec(&command, node.confirm_timeout)?;
     reload_result(node, &command, &out)
+}
+
+/// An OS trust update command that did not exit 0 fails the step, naming the node, the
+/// command and what it said (escaped: it is the node's text).
+fn os_update_result(
+    node: &Node,
+    install: &OsTrustInstall<'_>,
+    out: &ExecOutput,
+) -> Result<(), StepError> {
+    if out.success() {
+        return Ok(());
+    }
+    Err(StepError::permanent(format!(
+        "failed to run the OS trust update command `{}` on node {} after installing the anchors in {}: {}; the node's files were switched but its reload did not run",
+        install.update,
+        node.name,
+        install.dir,
+        describe_exit(out).escape_debug()
+    )))
+}
+
+/// Installs the anchors of `install` alone and runs the update command if they changed.
+fn os_trust_alone(
+    transport: &dyn Transport,
+    node: &Node,
+    ca: &str,
+    install: &OsTrustInstall<'_>,
+) -> Result<(), StepError> {
+    match layout::install_os_trust(transport, node, ca, install) {
+        Ok(Some(out)) => os_update_result(node, install, &out),
+        Ok(None) => Ok(()),
+        Err(LayoutError::Transport(e)) => Err(e.into()),
+        Err(e) => Err(StepError::permanent(e.to_string())),
+    }
 }
 
 /// A reload that did not exit 0 fails the step, quoting its last words.
@@ -291,18 +329,25 @@ fn poll_confirm_after(
     }
 }
 
-/// Reload + confirm of files already in place (a resumed step whose writes had landed).
+/// Reload + confirm of files already in place (a resumed step whose writes had landed);
+/// with `os_anchors`, the OS trust store's anchors are installed first (again: the update
+/// command runs if they changed or an interrupted step had not finished it).
 pub fn reconfirm(
     transport: &dyn Transport,
     node: &Node,
     ca: &str,
     written: &[FileHash],
+    os_anchors: Option<&[Vec<u8>]>,
 ) -> Result<(), StepError> {
+    if let Some(install) = os_anchors.and_then(|a| OsTrustInstall::of(node, a)) {
+        os_trust_alone(transport, node, ca, &install)?;
+    }
     run_reload(transport, node, ca)?;
     confirm(transport, node, ca, written)
 }
 
-/// Write, reload, confirm: the whole apply of one step (`last`: see [`apply_file_ops`]).
+/// Write, reload, confirm: the whole apply of one step (`last`: see [`apply_file_ops`];
+/// `os_anchors`: the CA's anchors for the node's OS trust store, when the step changes them).
 /// The switch, the reload and the first attempt of the confirm command are one remote
 /// command (SIGINT/SIGTERM stop the reload and the confirm, never the file change before
 /// them; each keeps its time limit); then every written file is read back, and the
@@ -314,14 +359,20 @@ pub fn apply_and_confirm(
     ops: &[FileOp],
     backup_tag: Option<&str>,
     last: bool,
+    os_anchors: Option<&[Vec<u8>]>,
 ) -> Result<(), StepError> {
     let reload = node.reload.as_deref().map(|r| command_for(r, node, ca));
     let check = node.confirm.as_deref().map(|c| command_for(c, node, ca));
+    let os_trust = os_anchors.and_then(|a| OsTrustInstall::of(node, a));
     let commands = NodeCommands {
         reload: reload.as_deref(),
         confirm: check.as_deref(),
+        os_trust,
     };
     let applied = apply_files(transport, node, ca, ops, backup_tag, commands, last)?;
+    if let (Some(install), Some(out)) = (&os_trust, &applied.os_update) {
+        os_update_result(node, install, out)?;
+    }
     if let (Some(command), Some(out)) = (&reload, &applied.reload) {
         reload_result(node, command, out)?;
     }

@@ -118,7 +118,7 @@ fn write_errors_keep_kind_and_name_node_and_file() {
 #[test]
 fn reload_and_confirm_substitute_node_and_ca() {
     let t = fake(vec![out(0, "")]);
-    apply_and_confirm(&t, &node(500), "internal", &ops(), None, false).unwrap();
+    apply_and_confirm(&t, &node(500), "internal", &ops(), None, false, None).unwrap();
     let cmds = t.commands.lock().unwrap().clone();
     assert_eq!(
         cmds,

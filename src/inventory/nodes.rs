@@ -162,7 +162,6 @@ fn build_one(
         |key| key_at(&name, &[key]),
     )?;
     let key_source = leaf_keys::source(&name, pick(raw.key_source.clone(), &d.key_source))?;
-    super::store_keys::os_trust_supported(&name, &stores)?;
     let node = Node {
         transport,
         via: None,

@@ -133,20 +133,6 @@ pub(super) fn build(
     })
 }
 
-/// Refuses `os_trust` for now: its settings are read and checked, but installing anchors
-/// into the operating system's store is not carried out yet, and a key that silently did
-/// nothing would leave clients untrusting at the next rotation.
-pub(super) fn os_trust_supported(name: &str, s: &StoreSettings) -> Result<(), Problem> {
-    if s.os_trust.is_none() {
-        return Ok(());
-    }
-    Err(Problem {
-        message: format!("os_trust of node {name} is not supported by this version of certroll yet"),
-        ..key_at(name, &["os_trust"])
-    }
-    .hint("install the CA's anchors with the node's reload command for now (see docs/recipes.md), and remove os_trust"))
-}
-
 /// Refuses a store path that is also another file of the node: each form needs its own file.
 pub(super) fn distinct(name: &str, s: &StoreSettings, pem_paths: [&str; 3]) -> Result<(), Problem> {
     let at = |key: &str| key_at(name, &[key]);
@@ -256,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn os_trust_takes_the_family_defaults_unless_overridden_and_is_refused_for_now() {
+    fn os_trust_takes_the_family_defaults_unless_overridden() {
         let raw = |family: &str, dir: Option<&str>| crate::inventory::raw::RawNode {
             os_trust: Some(family.into()),
             os_trust_dir: dir.map(str::to_string),
@@ -276,10 +262,12 @@ mod tests {
             .os_trust
             .unwrap();
         assert_eq!((s.dir.as_str(), s.update.as_str()), ("/tmp/a", "true"));
-        let e = load(
-            "[nodes.c]\ntransport = \"local\"\n[nodes.s]\ntransport = \"local\"\nos_trust = \"debian\"\n",
+        let inv = load(
+            "[nodes.c]\ntransport = \"local\"\n[nodes.s]\nssh = { host = \"127.0.0.1\" }\nos_trust = \"debian\"\n",
         )
-        .unwrap_err();
-        assert!(e.contains("os_trust of node s is not supported"), "{e}");
+        .unwrap();
+        let s = &inv.nodes[inv.node_id("s").unwrap()];
+        let o = s.stores.os_trust.as_ref().unwrap();
+        assert_eq!(o.dir, "/usr/local/share/ca-certificates");
     }
 }

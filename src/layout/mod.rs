@@ -29,10 +29,12 @@ use crate::transport::ssh::shell_quote;
 use crate::transport::{ErrorKind, ExecOutput, Stage, Transport, TransportError};
 
 mod keygen;
+pub mod os_trust_script;
 mod password;
 pub mod script;
 
 pub use keygen::{keygen, public_key, NodeKeyRequest, KEYGEN_TIMEOUT};
+pub use os_trust_script::OS_UPDATE_EXITED;
 pub use password::{store_password, BAD_PASSWORD_FILE};
 
 /// The line that ends the file data on the script's standard input.
@@ -200,6 +202,9 @@ pub struct ApplyOptions<'a> {
     /// After the switch, remove the versions no longer needed (as [`cleanup`] does): for
     /// the node's last step of a run, so that a complete run leaves no old private key.
     pub clean: bool,
+    /// `os_trust`: the CA's anchors to install in the operating system's trust store after
+    /// the switch, its update command run before the reload when they changed.
+    pub os_trust: Option<OsTrustInstall<'a>>,
     /// Test hook: stop the script at this phase (1..=8), as a crash there would.
     #[doc(hidden)]
     pub stop_at: u8,
@@ -209,11 +214,51 @@ pub struct ApplyOptions<'a> {
     pub pause_at: Option<(u8, String)>,
 }
 
+/// A CA's anchors for the operating system's trust store of a node (`os_trust`): exactly
+/// the files `certroll-<ca>-anchor-<sha256 prefix>.crt` of `dir` this CA should have.
+#[derive(Debug, Clone, Copy)]
+pub struct OsTrustInstall<'a> {
+    pub dir: &'a str,
+    pub update: &'a str,
+    /// The anchors, DER.
+    pub anchors: &'a [Vec<u8>],
+}
+
+impl<'a> OsTrustInstall<'a> {
+    /// The node's `os_trust` settings with `anchors`, if it has them.
+    pub fn of(node: &'a Node, anchors: &'a [Vec<u8>]) -> Option<Self> {
+        node.stores.os_trust.as_ref().map(|o| OsTrustInstall {
+            dir: &o.dir,
+            update: &o.update,
+            anchors,
+        })
+    }
+
+    /// The script's words OSDIR OSUPDATE OSFILES, and the files' data for its input.
+    fn words(install: Option<&Self>, ca: &str) -> ([String; 3], Vec<u8>) {
+        let Some(i) = install else {
+            return (["-".into(), String::new(), String::new()], Vec::new());
+        };
+        let mut names = Vec::new();
+        let mut data = Vec::new();
+        for (name, body) in crate::stores::os_trust::anchor_files_der(ca, i.anchors) {
+            names.push(format!("{name}:{}", body.len()));
+            data.extend_from_slice(&body);
+        }
+        (
+            [i.dir.to_string(), i.update.to_string(), names.join(" ")],
+            data,
+        )
+    }
+}
+
 /// What [`apply`] did. `reload` is the reload command's result when one was given;
 /// `confirm` the first confirm attempt's, when one was given and it ran (not after a
 /// failed reload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
+    /// The OS trust store's update command's result, when it ran (`os_trust`).
+    pub os_update: Option<ExecOutput>,
     pub reload: Option<ExecOutput>,
     pub confirm: Option<ExecOutput>,
 }
@@ -285,6 +330,8 @@ pub fn apply(
             "-".to_string()
         },
     ]);
+    let (os_words, os_data) = OsTrustInstall::words(opts.os_trust.as_ref(), ca);
+    args.extend(os_words);
     let mut input = Vec::new();
     for role in Role::ALL {
         let Some(path) = role.link_path(&paths) else {
@@ -319,11 +366,12 @@ pub fn apply(
             format!("{:o}", role.default_mode()),
         ]);
     }
+    input.extend_from_slice(&os_data);
     input.extend_from_slice(END_MARKER.as_bytes());
     input.push(b'\n');
     let action = format!("write the files of CA {ca} through {store}");
     let timeout = WRITE_TIMEOUT + node.confirm_timeout;
-    let out = if opts.reload.is_some() || opts.confirm.is_some() {
+    let out = if opts.reload.is_some() || opts.confirm.is_some() || opts.os_trust.is_some() {
         // The node's commands get the time limit each had as a command of its own, and
         // SIGINT/SIGTERM stop them (never the file change before them).
         let stages = [
@@ -349,6 +397,15 @@ pub fn apply(
     if !r.in_place {
         return Err(failure(node, action, &out));
     }
+    let os_update = r.os_update.clone();
+    if os_update.as_ref().is_some_and(|o| !o.success()) {
+        // The reload and the confirm did not run after a failed update.
+        return Ok(Applied {
+            os_update,
+            reload: None,
+            confirm: None,
+        });
+    }
     let reload = opts.reload.map(|_| ExecOutput {
         status: r.reload_status,
         stdout: r.reload_stdout.clone(),
@@ -361,7 +418,51 @@ pub fn apply(
         stdout: r.confirm_stdout.clone(),
         stderr: r.confirm_stderr.clone(),
     });
-    Ok(Applied { reload, confirm })
+    Ok(Applied {
+        os_update,
+        reload,
+        confirm,
+    })
+}
+
+/// Installs CA `ca`'s anchors in the operating system's trust store of `node` alone (a
+/// resumed step whose files were in place already) and runs the update command when the
+/// anchors directory changed, or an earlier script changed it and was stopped before its
+/// update exited 0. Returns the update command's result when it ran.
+pub fn install_os_trust(
+    t: &dyn Transport,
+    node: &Node,
+    ca: &str,
+    install: &OsTrustInstall<'_>,
+) -> Result<Option<ExecOutput>, LayoutError> {
+    let words = store_words(node, ca);
+    let store = words[0].clone();
+    let (os_words, mut input) = OsTrustInstall::words(Some(install), ca);
+    let mut args = vec!["ostrust".to_string()];
+    args.extend(words);
+    args.extend(os_words);
+    args.push(END_MARKER.to_string());
+    input.extend_from_slice(END_MARKER.as_bytes());
+    input.push(b'\n');
+    let stages = [Stage {
+        marker: script::FILES_IN_PLACE,
+        limit: node.confirm_timeout,
+    }];
+    let out = t.exec_staged(
+        &command(&args),
+        &input,
+        WRITE_TIMEOUT + node.confirm_timeout,
+        &stages,
+    )?;
+    let r = script::parse(&out.stdout, &out.stderr, false);
+    if !r.in_place {
+        let action = format!(
+            "install the anchors of CA {ca} in {} (store {store})",
+            install.dir
+        );
+        return Err(failure(node, action, &out));
+    }
+    Ok(r.os_update)
 }
 
 /// Removes what the runs before no longer need from the node's set for `ca`: every version
@@ -396,7 +497,7 @@ fn command(args: &[String]) -> String {
         c.push(' ');
         c.push_str(&shell_quote(a));
     }
-    c.push('\n');
+    c.push_str(os_trust_script::OS_TRUST);
     c.push_str(script::SCRIPT);
     c
 }

@@ -19,8 +19,8 @@
 //! 14 a required program (`openssl`, `flock`, `setpriv`) is missing, 15 a key openssl
 //! cannot read (`pubkey`), 16 the store is not safe to use (nothing changed), 17 a later
 //! script took the store over (this one changed nothing more), 18 a store password file that
-//! is missing, a directory, readable by every user or empty, 99 stopped on purpose at a
-//! phase (tests only).
+//! is missing, a directory, readable by every user or empty, 19 the OS trust update command
+//! is missing (nothing changed), 99 stopped on purpose at a phase (tests only).
 //!
 //! `keygen` makes a leaf key on the node (`key_source = "node"`) in a pending directory
 //! `.key-<tag>` of the store (0700) and prints a request for it; `apply`'s action `n`
@@ -42,8 +42,8 @@ pub const CONFIRM_EXITED: &str = "certroll: confirm exited ";
 /// store, the directory for stores when the preferred one's directory is not safe (`-`:
 /// none), the CA and the node the store belongs to.
 ///
-/// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD CONFIRM MARKER CLEAN`
-/// then,
+/// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD CONFIRM MARKER CLEAN
+/// OSDIR OSUPDATE OSFILES` then,
 /// per file, 6 words: `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k, r or n; `-` for
 /// unset; for n, SIZE is the pending directory `.key-<tag>` whose `key.pem` becomes the
 /// file; p or P (modern or legacy profile), a keystore made on the node from the new
@@ -56,7 +56,11 @@ pub const CONFIRM_EXITED: &str = "certroll: confirm exited ";
 /// the switch, each as `sh -c` would run it from the directory the script starts in: the
 /// reload, then (if it exited 0) the first attempt of the confirm; each reports
 /// `RELOAD_EXITED`/`CONFIRM_EXITED` and its status on both streams, so that what each
-/// printed can be told apart. `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
+/// printed can be told apart. OSDIR (`-`: none), OSUPDATE and OSFILES (`NAME:SIZE` words,
+/// their data on standard input after the files') install a CA's anchors in the operating
+/// system's trust store after the switch and run its update command before the reload
+/// (see [`super::os_trust_script`]); `ostrust STORE FALLBACK CA NODE OSDIR OSUPDATE OSFILES
+/// MARKER` does that alone. `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
 /// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
 /// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`. `password PATH` (the
 /// store password, after the line [`PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
@@ -392,6 +396,7 @@ fill() {
     umask 077
     shift 6
   done
+  os_stage
   # The data ends with a marker line: a cut connection cannot pass for a short file.
   IFS= read -r end || end=
   [ "$end" = "$marker" ] || fail 12 "the file data arrived incomplete"
@@ -450,8 +455,10 @@ remove_paths() {
 apply() {
   enter "$1" "$2" "$3" "$4"
   tag=$5 rid=$6 owner=$7 group=$8 root=$9 stop=${10} reload=${11} confirm=${12} marker=${13} clean=${14}
-  shift 14
+  osdir=${15} osupdate=${16} osfiles=${17}
+  shift 17
   claim
+  os_check
   phase 1
   if [ ! -d current ]; then
     owned
@@ -476,6 +483,8 @@ apply() {
   trap - EXIT
   phase 8
   remove_paths "$@"
+  # Before the clean-up, which removes every .tmp-* (the staged anchors among them).
+  os_install
   if [ "$clean" != - ]; then
     paths=
     while [ $# -ge 6 ]; do paths="$paths$2
@@ -489,6 +498,7 @@ apply() {
   unlock
   echo "certroll: files in place"
   c=0
+  os_update || return 0
   if [ -n "$reload" ]; then
     node_command "$reload"; c=$?
     echo "certroll: reload exited $c"; echo "certroll: reload exited $c" >&2
@@ -656,6 +666,7 @@ case $cmd in
   keygen) keygen "$@" ;;
   pubkey) pubkey "$@" ;;
   password) password "$@" ;;
+  ostrust) ostrust "$@" ;;
   *) fail 13 "unknown command $cmd" ;;
 esac
 "#;
@@ -665,6 +676,8 @@ esac
 pub struct Reported {
     /// Every file was in place (the switch happened).
     pub in_place: bool,
+    /// The OS trust store's update command, when it ran to its end (its marker found).
+    pub os_update: Option<crate::transport::ExecOutput>,
     /// The reload's exit status, when it ran to its end.
     pub reload_status: Option<i32>,
     /// The reload's own output (the script's markers removed).
@@ -713,6 +726,22 @@ fn split(text: &str, reload: bool) -> Split {
     out
 }
 
+/// The OS trust update's part of a stream: its status and output up to its marker, and
+/// the text after the marker's line; `None` and all of `text` when it has no marker.
+fn take_os_update(text: &str) -> (Option<(Option<i32>, String)>, &str) {
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(at) = line.find(super::OS_UPDATE_EXITED) {
+            let code = line[at + super::OS_UPDATE_EXITED.len()..].trim();
+            let said = format!("{}{}", &text[..start], &line[..at]);
+            let said = said.trim_end_matches('\n').to_string();
+            return (Some((code.parse().ok(), said)), &text[start + line.len()..]);
+        }
+        start += line.len();
+    }
+    (None, text)
+}
+
 /// Reads the markers out of the script's two streams; `reload` tells whether a reload
 /// command was given (what the node's commands printed before a marker is theirs).
 pub fn parse(stdout: &str, stderr: &str, reload: bool) -> Reported {
@@ -725,9 +754,23 @@ pub fn parse(stdout: &str, stderr: &str, reload: bool) -> Reported {
     }) else {
         return Reported::default();
     };
-    let (out, err) = (split(&stdout[at..], reload), split(stderr, reload));
+    let (os_out, rest_out) = take_os_update(&stdout[at..]);
+    let (os_err, rest_err) = take_os_update(stderr);
+    let os_update = os_out.map(|(status, stdout)| crate::transport::ExecOutput {
+        status,
+        stdout,
+        stderr: os_err.map(|(_, e)| e).unwrap_or_default(),
+    });
+    // Without the update's marker on stdout, stderr is the reload's and the confirm's alone.
+    let rest_err = if os_update.is_some() {
+        rest_err
+    } else {
+        stderr
+    };
+    let (out, err) = (split(rest_out, reload), split(rest_err, reload));
     Reported {
         in_place: true,
+        os_update,
         reload_status: out.reload.0,
         reload_stdout: out.reload.1.join("\n"),
         reload_stderr: err.reload.1.join("\n"),
@@ -789,9 +832,48 @@ mod tests {
     }
 
     #[test]
+    fn the_os_trust_update_is_told_apart_from_the_reload() {
+        let out = "certroll: files in place\nAdding 1 new\ncertroll: os trust update exited 0\nreloading\ncertroll: reload exited 0\n";
+        let err =
+            "warn\ncertroll: os trust update exited 0\nreload warn\ncertroll: reload exited 0\n";
+        let r = parse(out, err, true);
+        let os = r.os_update.expect("the update ran");
+        assert_eq!(os.status, Some(0));
+        assert_eq!(
+            (os.stdout.as_str(), os.stderr.as_str()),
+            ("Adding 1 new", "warn")
+        );
+        assert_eq!(r.reload_status, Some(0));
+        assert_eq!(
+            (r.reload_stdout.as_str(), r.reload_stderr.as_str()),
+            ("reloading", "reload warn")
+        );
+        // No update (the anchors did not change): everything is the reload's.
+        let r = parse(
+            "certroll: files in place\nx\ncertroll: reload exited 0\n",
+            "",
+            true,
+        );
+        assert_eq!((r.os_update, r.reload_stdout.as_str()), (None, "x"));
+        // A failed update: its status, no reload.
+        let r = parse(
+            "certroll: files in place\ncertroll: os trust update exited 2\n",
+            "no\ncertroll: os trust update exited 2\n",
+            true,
+        );
+        let os = r.os_update.expect("the update ran");
+        assert_eq!((os.status, os.stderr.as_str()), (Some(2), "no"));
+        assert_eq!(r.reload_status, None);
+    }
+
+    #[test]
     fn the_script_parses() {
         let out = std::process::Command::new("sh")
-            .args(["-n", "-c", SCRIPT])
+            .args([
+                "-n",
+                "-c",
+                &format!("{}{SCRIPT}", super::super::os_trust_script::OS_TRUST),
+            ])
             .output()
             .expect("run sh");
         assert!(

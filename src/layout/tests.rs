@@ -356,7 +356,7 @@ fn data_cut_short_changes_nothing() {
     let store = tls.join(".certroll-internal").display().to_string();
     let mut args: Vec<String> = [
         "apply", &store, "-", "internal", "app1", "R1.x", "R1", "", "", "0", "0", "", "",
-        END_MARKER, "-",
+        END_MARKER, "-", "-", "", "",
     ]
     .map(String::from)
     .to_vec();

@@ -258,6 +258,7 @@ mod tests {
             proof: None,
             loose_copies: Vec::new(),
             stores: Vec::new(),
+            os_trust: None,
         }
     }
 

@@ -137,12 +137,17 @@ impl Transport for FakeNode {
         let (line, script) = command
             .split_once('\n')
             .expect("set -- line, then the script");
-        assert_eq!(script, crate::layout::script::SCRIPT);
+        let os_trust = crate::layout::os_trust_script::OS_TRUST.trim_start_matches('\n');
+        assert_eq!(
+            script.strip_prefix(os_trust),
+            Some(crate::layout::script::SCRIPT)
+        );
         let words = shell_words(line);
         assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
         let (reload, confirm) = (words[13].clone(), words[14].clone());
         let mut data = input;
-        for f in words[17..].chunks(6) {
+        // 14 words, then OSDIR OSUPDATE OSFILES, then 6 per file.
+        for f in words[20..].chunks(6) {
             let mut files = self.files.lock().unwrap();
             match f[2].as_str() {
                 "w" => {

@@ -105,7 +105,7 @@ impl Check {
             | ProofStale { .. }
             | RestartPending { .. } => Check::Rollover,
             LiveTls { .. } | LiveTlsKeyOnly { .. } | LiveTlsTrust { .. } => Check::LiveTls,
-            StoreUnopened { .. } | StoreDiffers { .. } => Check::Keystores,
+            StoreUnopened { .. } | StoreDiffers { .. } | OsTrustDiffers { .. } => Check::Keystores,
             StoreUnavailable { .. } => Check::Store,
             CaCertExpiring { .. } => Check::CaCertificate,
         }

@@ -48,6 +48,12 @@ pub enum Finding {
         path: String,
         detail: String,
     },
+    /// The operating system's anchors directory (`os_trust`) does not hold exactly this
+    /// CA's anchors of the trust bundle, one file each, 0644 (or could not be read).
+    OsTrustDiffers {
+        dir: String,
+        detail: String,
+    },
     /// The trust bundle holds no certificate.
     EmptyBundle {
         path: String,
@@ -222,6 +228,7 @@ impl Finding {
             | Corrupt { .. }
             | StoreUnopened { .. }
             | StoreDiffers { .. }
+            | OsTrustDiffers { .. }
             | EmptyBundle { .. }
             | KeyMismatch { .. }
             | Expired { .. }
@@ -265,6 +272,10 @@ impl Finding {
             Corrupt { .. } => ("corrupt file", "corrupt files"),
             StoreUnopened { .. } => ("store that does not open", "stores that do not open"),
             StoreDiffers { .. } => ("store unlike its PEM file", "stores unlike their PEM files"),
+            OsTrustDiffers { .. } => (
+                "OS trust store unlike the bundle",
+                "OS trust stores unlike their bundles",
+            ),
             EmptyBundle { .. } => ("empty trust bundle", "empty trust bundles"),
             KeyMismatch { .. } => ("key mismatch", "key mismatches"),
             Expired { .. } => ("expired certificate", "expired certificates"),
@@ -357,6 +368,9 @@ impl Finding {
             }
             StoreDiffers { file, path, detail } => {
                 format!("{} {path} on node {node} {detail}", file.label())
+            }
+            OsTrustDiffers { dir, detail } => {
+                format!("OS trust directory {dir} on node {node} {detail}")
             }
             EmptyBundle { path } => {
                 format!("trust bundle {path} on node {node} holds no certificate")

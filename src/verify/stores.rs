@@ -25,6 +25,21 @@ pub fn check_stores(
     for store in &files.stores {
         check_one(cx, store, parsed, out);
     }
+    if let Some(found) = &files.os_trust {
+        // This CA's generations among the bundle's anchors: foreign ones are not certroll's.
+        let want: Vec<Vec<u8>> = parsed
+            .anchors
+            .iter()
+            .filter(|a| cx.known.anchor(a).is_some())
+            .map(|a| a.der.clone())
+            .collect();
+        if let Some(detail) = crate::stores::os_trust::differences(found, &want) {
+            out.push(Finding::OsTrustDiffers {
+                dir: found.dir.clone(),
+                detail,
+            });
+        }
+    }
 }
 
 fn check_one(cx: &NodeContext<'_>, s: &StoreFile, parsed: &Parsed, out: &mut Vec<Finding>) {
