@@ -551,3 +551,6 @@ mod stores_tests;
 
 #[cfg(test)]
 mod hostile_tests;
+
+#[cfg(test)]
+mod os_trust_tests;

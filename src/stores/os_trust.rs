@@ -186,4 +186,46 @@ mod tests {
         assert_eq!(OsTrust::parse("debian"), Some(OsTrust::Debian));
         assert_eq!(OsTrust::parse("alpine"), None);
     }
+
+    #[test]
+    fn differences_name_a_missing_a_stale_and_a_wrong_anchor_file() {
+        let (_, trust) = leaf_and_anchors();
+        let want: Vec<Vec<u8>> = trust.anchors.iter().map(|a| a.der.clone()).collect();
+        let files = anchor_files_der("internal", &want);
+        let found = |f: Vec<FoundAnchor>| OsTrustFiles {
+            ca: "internal".into(),
+            dir: "/usr/local/share/ca-certificates".into(),
+            files: Ok(Some(f)),
+        };
+        let exact: Vec<FoundAnchor> = files
+            .iter()
+            .map(|(n, b)| (n.clone(), 0o644, Some(b.clone())))
+            .collect();
+        assert_eq!(differences(&found(exact.clone()), &want), None);
+        let d = differences(&found(Vec::new()), &want).unwrap();
+        assert!(d.contains(&format!("lacks {}", files[0].0)), "{d}");
+        let mut stale = exact.clone();
+        stale.push((
+            "certroll-internal-anchor-0123456789abcdef.crt".into(),
+            0o644,
+            None,
+        ));
+        let d = differences(&found(stale), &want).unwrap();
+        assert!(
+            d.contains("still holds certroll-internal-anchor-0123456789abcdef.crt"),
+            "{d}"
+        );
+        let mut loose = exact;
+        loose[0].1 = 0o666;
+        loose[0].2 = Some(b"junk".to_vec());
+        let d = differences(&found(loose), &want).unwrap();
+        assert!(d.contains("holds another certificate"), "{d}");
+        let unread = OsTrustFiles {
+            files: Err("permission denied".into()),
+            ..found(Vec::new())
+        };
+        assert!(differences(&unread, &want)
+            .unwrap()
+            .contains("could not be read"));
+    }
 }

@@ -158,3 +158,142 @@ fn os_trust_without_its_update_command_stops_apply_with_exit_78_before_anything_
         "no anchors directory\n{run}"
     );
 }
+
+/// The real Debian `update-ca-certificates`, pointed at a private tree of the node's
+/// directory (never the machine's /etc/ssl): after bootstrap `openssl verify -CApath` of
+/// the tree it builds trusts the CA; after a rotation, the new CA and not the old one; the
+/// recipe's curl (docs/recipes.md, "An OS-trust client") trusts the CA with no --cacert.
+#[test]
+fn the_real_update_ca_certificates_trusts_the_new_ca_and_after_the_prune_not_the_old_one() {
+    let update = "/usr/sbin/update-ca-certificates";
+    assert!(
+        std::path::Path::new(update).exists(),
+        "{update} is installed (the ca-certificates package)"
+    );
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    let root = "/srv/certroll-node/osroot";
+    for d in ["share", "etc", "hooks"] {
+        fs::create_dir_all(on_node(&fleet, "lb1", &format!("{root}/{d}"))).expect("tree");
+    }
+    fs::write(
+        on_node(&fleet, "lb1", &format!("{root}/ca-certificates.conf")),
+        "",
+    )
+    .expect("empty certsconf");
+    // The reload probes the hashed directory from the node: each leaf trusted or not.
+    let probe = on_node(&fleet, "lb1", "/srv/certroll-node/bin/probe");
+    fs::create_dir_all(probe.parent().expect("bin")).expect("bin directory");
+    fs::write(
+        &probe,
+        format!(
+            "#!/bin/sh\nfor f in /srv/certroll-node/old.pem {CERT}; do\n  [ -f \"$f\" ] || continue\n  if openssl verify -CApath {root}/etc \"$f\" >/dev/null 2>&1; then echo \"trusts ${{f##*/}}\"; else echo \"rejects ${{f##*/}}\"; fi\ndone >> {LOG}\n"
+        ),
+    )
+    .expect("probe");
+    fs::set_permissions(&probe, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let command = format!(
+        "{update} --fresh --certsconf {root}/ca-certificates.conf --certsdir {root}/share --localcertsdir {ANCHORS} --etccertsdir {root}/etc --hooksdir {root}/hooks"
+    );
+    let inv = inventory(&fleet, &command).node_key("lb1", "reload", "/srv/certroll-node/bin/probe");
+    let ctl = Control::new(&fleet, &inv);
+    ctl.apply_ok(&[]).expect_output("complete");
+    assert_eq!(
+        log(&fleet),
+        ["trusts cert.pem"],
+        "the bootstrap's anchor is trusted"
+    );
+    let system_bundle = on_node(&fleet, "lb1", &format!("{root}/etc/ca-certificates.crt"));
+    assert_eq!(
+        pem_certs(&system_bundle).len(),
+        1,
+        "the system bundle holds the anchor"
+    );
+
+    // The leaf of the first CA, kept to be checked after the prune.
+    fs::copy(
+        on_node(&fleet, "lb1", CERT),
+        on_node(&fleet, "lb1", "/srv/certroll-node/old.pem"),
+    )
+    .expect("keep the old leaf");
+    fs::remove_file(on_node(&fleet, "lb1", LOG)).expect("clear the log");
+    ctl.apply_ok(&["--rotate"])
+        .expect_output("rotation of CA internal complete");
+    let l = log(&fleet);
+    assert_eq!(
+        l[l.len() - 2..],
+        ["rejects old.pem", "trusts cert.pem"],
+        "after the prune the old CA is no longer trusted, the new one is: {l:?}"
+    );
+    assert!(
+        l.contains(&"trusts old.pem".to_string()),
+        "before the prune it was: {l:?}"
+    );
+    let bundle = pem_certs(&on_node(&fleet, "lb1", BUNDLE));
+    let system = pem_certs(&system_bundle);
+    assert_eq!(system.len(), 1);
+    assert_eq!(
+        system[0].der, bundle[0].der,
+        "the system bundle holds the new anchor alone"
+    );
+    ctl.certroll(&["verify"]).expect_code(0);
+    recipe_curl_trusts_the_ca(&fleet, &system_bundle);
+}
+
+/// The recipe's curl, without --cacert, trusting the CA through the system bundle
+/// update-ca-certificates built (`CURL_CA_BUNDLE` names it, as /etc/ssl/certs would be).
+fn recipe_curl_trusts_the_ca(fleet: &Fleet, system_bundle: &std::path::Path) {
+    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/recipes.md"))
+        .expect("docs/recipes.md");
+    let marker = "# recipe: os-trust-client\n";
+    let start = doc.find(marker).expect("the os-trust-client recipe") + marker.len();
+    let command = doc[start..start + doc[start..].find("```").expect("block ends")].trim();
+    assert!(!command.contains("--cacert"), "{command}");
+    let cert = on_node(fleet, "lb1", CERT);
+    let name = pem_certs(&cert)[0].sans[0].clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(on_node(fleet, "lb1", crate::support::inventory::KEY))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let url = format!("https://{name}:{port}/");
+    let command = command.replace("https://nginx1.internal:8443/", &url);
+    let mut ok = None;
+    for _ in 0..50 {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{command} --resolve {name}:{port}:127.0.0.1"))
+            .env("CURL_CA_BUNDLE", system_bundle)
+            .env_remove("SSL_CERT_FILE")
+            .output()
+            .expect("curl");
+        if out.status.success() {
+            ok = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Without that trust the same curl fails: the check proves something.
+    let untrusted = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} --resolve {name}:{port}:127.0.0.1"))
+        .env("CURL_CA_BUNDLE", "/dev/null")
+        .output()
+        .expect("curl");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        ok.is_some(),
+        "curl without --cacert trusts the CA through the system bundle"
+    );
+    assert!(!untrusted.status.success(), "{untrusted:?}");
+}
