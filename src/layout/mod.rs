@@ -29,11 +29,13 @@ use crate::transport::ssh::shell_quote;
 use crate::transport::{ErrorKind, ExecOutput, Stage, Transport, TransportError};
 
 mod keygen;
+mod os_trust;
 pub mod os_trust_script;
 mod password;
 pub mod script;
 
 pub use keygen::{keygen, public_key, NodeKeyRequest, KEYGEN_TIMEOUT};
+pub use os_trust::{install_os_trust, OsTrustInstall};
 pub use os_trust_script::OS_UPDATE_EXITED;
 pub use password::{store_password, BAD_PASSWORD_FILE};
 
@@ -214,44 +216,6 @@ pub struct ApplyOptions<'a> {
     pub pause_at: Option<(u8, String)>,
 }
 
-/// A CA's anchors for the operating system's trust store of a node (`os_trust`): exactly
-/// the files `certroll-<ca>-anchor-<sha256 prefix>.crt` of `dir` this CA should have.
-#[derive(Debug, Clone, Copy)]
-pub struct OsTrustInstall<'a> {
-    pub dir: &'a str,
-    pub update: &'a str,
-    /// The anchors, DER.
-    pub anchors: &'a [Vec<u8>],
-}
-
-impl<'a> OsTrustInstall<'a> {
-    /// The node's `os_trust` settings with `anchors`, if it has them.
-    pub fn of(node: &'a Node, anchors: &'a [Vec<u8>]) -> Option<Self> {
-        node.stores.os_trust.as_ref().map(|o| OsTrustInstall {
-            dir: &o.dir,
-            update: &o.update,
-            anchors,
-        })
-    }
-
-    /// The script's words OSDIR OSUPDATE OSFILES, and the files' data for its input.
-    fn words(install: Option<&Self>, ca: &str) -> ([String; 3], Vec<u8>) {
-        let Some(i) = install else {
-            return (["-".into(), String::new(), String::new()], Vec::new());
-        };
-        let mut names = Vec::new();
-        let mut data = Vec::new();
-        for (name, body) in crate::stores::os_trust::anchor_files_der(ca, i.anchors) {
-            names.push(format!("{name}:{}", body.len()));
-            data.extend_from_slice(&body);
-        }
-        (
-            [i.dir.to_string(), i.update.to_string(), names.join(" ")],
-            data,
-        )
-    }
-}
-
 /// What [`apply`] did. `reload` is the reload command's result when one was given;
 /// `confirm` the first confirm attempt's, when one was given and it ran (not after a
 /// failed reload).
@@ -423,46 +387,6 @@ pub fn apply(
         reload,
         confirm,
     })
-}
-
-/// Installs CA `ca`'s anchors in the operating system's trust store of `node` alone (a
-/// resumed step whose files were in place already) and runs the update command when the
-/// anchors directory changed, or an earlier script changed it and was stopped before its
-/// update exited 0. Returns the update command's result when it ran.
-pub fn install_os_trust(
-    t: &dyn Transport,
-    node: &Node,
-    ca: &str,
-    install: &OsTrustInstall<'_>,
-) -> Result<Option<ExecOutput>, LayoutError> {
-    let words = store_words(node, ca);
-    let store = words[0].clone();
-    let (os_words, mut input) = OsTrustInstall::words(Some(install), ca);
-    let mut args = vec!["ostrust".to_string()];
-    args.extend(words);
-    args.extend(os_words);
-    args.push(END_MARKER.to_string());
-    input.extend_from_slice(END_MARKER.as_bytes());
-    input.push(b'\n');
-    let stages = [Stage {
-        marker: script::FILES_IN_PLACE,
-        limit: node.confirm_timeout,
-    }];
-    let out = t.exec_staged(
-        &command(&args),
-        &input,
-        WRITE_TIMEOUT + node.confirm_timeout,
-        &stages,
-    )?;
-    let r = script::parse(&out.stdout, &out.stderr, false);
-    if !r.in_place {
-        let action = format!(
-            "install the anchors of CA {ca} in {} (store {store})",
-            install.dir
-        );
-        return Err(failure(node, action, &out));
-    }
-    Ok(r.os_update)
 }
 
 /// Removes what the runs before no longer need from the node's set for `ca`: every version
