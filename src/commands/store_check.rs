@@ -72,7 +72,7 @@ pub fn check(
         return Ok(());
     }
     Err(CommandError::BadInput(format!(
-        "refusing to start: {}; nothing was changed\n  hint: fix or remove the file (a store certroll cannot open would be rewritten under a password its application does not use)",
+        "refusing to start: {}; nothing was changed\n  hint: fix what is named (a store certroll cannot open would be rewritten under a password its application does not use; anchors that no update command takes in would not be trusted)",
         problems.join("; ")
     )))
 }

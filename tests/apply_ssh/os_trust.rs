@@ -297,3 +297,60 @@ fn recipe_curl_trusts_the_ca(fleet: &Fleet, system_bundle: &std::path::Path) {
     );
     assert!(!untrusted.status.success(), "{untrusted:?}");
 }
+
+/// certroll killed (kill -9) while the trust-add's update command runs, after the anchors
+/// are in place: the resumed run sees the files in place and runs the update again (the
+/// store's pending mark says it never exited 0), before the reload, and completes.
+#[test]
+fn a_run_killed_during_the_os_trust_update_runs_it_again_when_resumed() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    let p = on_node(&fleet, "lb1", UPDATE);
+    fs::create_dir_all(p.parent().expect("a directory")).expect("bin directory");
+    let (hang, started) = ("/srv/certroll-node/hang", "/srv/certroll-node/started");
+    fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\nif [ -e {hang} ]; then rm -f {hang}; : > {started}; sleep 20; exit 1; fi\nset -- {ANCHORS}/certroll-internal-anchor-*.crt\necho \"update $#\" >> {LOG}\n"
+        ),
+    )
+    .expect("write the update script");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ctl = Control::new(&fleet, &inventory(&fleet, UPDATE));
+    ctl.apply_ok(&[]).expect_output("complete");
+    fs::write(on_node(&fleet, "lb1", hang), "").expect("hang the next update");
+    fs::remove_file(on_node(&fleet, "lb1", LOG)).expect("clear the log");
+    let bg = ctl.spawn(&["apply", "--yes", "--rotate"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !on_node(&fleet, "lb1", started).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update did not start in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &bg.pid().to_string()])
+        .status()
+        .expect("kill -9");
+    assert!(killed.success());
+    let first = bg.wait();
+    assert!(!first.output().contains("complete"), "{first}");
+    assert_eq!(
+        anchor_files(&fleet).len(),
+        2,
+        "the trust-add's anchors are in place"
+    );
+    assert!(log(&fleet).is_empty(), "no update finished, no reload ran");
+    let resumed = ctl.apply_ok(&[]);
+    resumed.expect_output("complete");
+    let l = log(&fleet);
+    assert_eq!(
+        l.first().map(String::as_str),
+        Some("update 2"),
+        "the resumed step ran the update again first: {l:?}\n{resumed}"
+    );
+    assert_eq!(l.get(1).map(String::as_str), Some("reload"), "{l:?}");
+    assert_eq!(l.iter().filter(|x| *x == "update 1").count(), 1, "{l:?}");
+    assert_eq!(anchor_files(&fleet).len(), 1, "the prune ran");
+    ctl.certroll(&["verify"]).expect_code(0);
+}
