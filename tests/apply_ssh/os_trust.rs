@@ -354,3 +354,34 @@ fn a_run_killed_during_the_os_trust_update_runs_it_again_when_resumed() {
     assert_eq!(anchor_files(&fleet).len(), 1, "the prune ran");
     ctl.certroll(&["verify"]).expect_code(0);
 }
+
+/// `become = "sudo"` for an unprivileged login: the anchor files are root's and the update
+/// command runs as root, like the reload.
+#[test]
+fn with_become_sudo_the_anchors_are_root_s_and_the_update_runs_as_root() {
+    use crate::support::users::{self, ensure_user, owner, sudoers, OPERATOR};
+    ensure_user(OPERATOR);
+    sudoers(OPERATOR, true);
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    users::quiet_root_shells(&fleet);
+    users::allow_login(&fleet);
+    let p = on_node(&fleet, "lb1", UPDATE);
+    fs::create_dir_all(p.parent().expect("a directory")).expect("bin directory");
+    fs::write(
+        &p,
+        format!("#!/bin/sh\necho \"update as $(id -u)\" >> {LOG}\n"),
+    )
+    .expect("write the update script");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let inv = inventory(&fleet, UPDATE)
+        .login_user("lb1", OPERATOR)
+        .node_key("lb1", "become", "sudo");
+    let ctl = Control::new(&fleet, &inv);
+    ctl.apply_ok(&[]).expect_output("complete");
+    assert_eq!(log(&fleet), ["update as 0", "reload"]);
+    let files = anchor_files(&fleet);
+    assert_eq!(files.len(), 1);
+    let f = on_node(&fleet, "lb1", &format!("{ANCHORS}/{}", files[0].0));
+    assert_eq!(owner(&f), (0, 0), "the anchor file is root's");
+    ctl.certroll(&["verify"]).expect_code(0);
+}
