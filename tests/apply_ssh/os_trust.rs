@@ -9,6 +9,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::on_node;
+use crate::stores::recipe;
 use crate::support::cli::{pem_certs, Control};
 use crate::support::inventory::{FleetInventory, BUNDLE, CERT};
 use crate::support::Fleet;
@@ -194,7 +195,14 @@ fn the_real_update_ca_certificates_trusts_the_new_ca_and_after_the_prune_not_the
     let command = format!(
         "{update} --fresh --certsconf {root}/ca-certificates.conf --certsdir {root}/share --localcertsdir {ANCHORS} --etccertsdir {root}/etc --hooksdir {root}/hooks"
     );
-    let inv = inventory(&fleet, &command).node_key("lb1", "reload", "/srv/certroll-node/bin/probe");
+    // The recipe's node table gives lb1 its os_trust (docs/recipes.md, "An OS-trust client").
+    let table: toml::Table = toml::from_str(&recipe("os-trust")).expect("the recipe is TOML");
+    let family = table["nodes"]["worker2"]["os_trust"]
+        .as_str()
+        .expect("os_trust in the recipe");
+    let inv = inventory(&fleet, &command)
+        .node_key("lb1", "os_trust", family)
+        .node_key("lb1", "reload", "/srv/certroll-node/bin/probe");
     let ctl = Control::new(&fleet, &inv);
     ctl.apply_ok(&[]).expect_output("complete");
     assert_eq!(
@@ -242,11 +250,8 @@ fn the_real_update_ca_certificates_trusts_the_new_ca_and_after_the_prune_not_the
 /// The recipe's curl, without --cacert, trusting the CA through the system bundle
 /// update-ca-certificates built (`CURL_CA_BUNDLE` names it, as /etc/ssl/certs would be).
 fn recipe_curl_trusts_the_ca(fleet: &Fleet, system_bundle: &std::path::Path) {
-    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/recipes.md"))
-        .expect("docs/recipes.md");
-    let marker = "# recipe: os-trust-client\n";
-    let start = doc.find(marker).expect("the os-trust-client recipe") + marker.len();
-    let command = doc[start..start + doc[start..].find("```").expect("block ends")].trim();
+    let command = recipe("os-trust-client");
+    let command = command.trim();
     assert!(!command.contains("--cacert"), "{command}");
     let cert = on_node(fleet, "lb1", CERT);
     let name = pem_certs(&cert)[0].sans[0].clone();

@@ -351,7 +351,7 @@ fn a_rotation_killed_with_sigkill_mid_run_resumes_and_leaves_matching_stores() {
 }
 
 /// The block of docs/recipes.md that starts with `# recipe: NAME`.
-fn recipe(name: &str) -> String {
+pub fn recipe(name: &str) -> String {
     let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/recipes.md"))
         .expect("docs/recipes.md");
     let marker = format!("# recipe: {name}\n");
