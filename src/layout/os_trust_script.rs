@@ -71,8 +71,9 @@ os_install() {
   for f in "$os"/*; do
     [ -f "$f" ] || continue
     n=${f##*/} dst=$osphys/${f##*/}
-    if [ -f "$dst" ] && [ ! -L "$dst" ] && cmp -s -- "$f" "$dst" \
-        && [ "$(stat -c %a -- "$dst")" = 644 ]; then continue; fi
+    # Kept when it holds the same bytes with mode 0644 (sha256sum: coreutils, no cmp needed).
+    if [ -f "$dst" ] && [ ! -L "$dst" ] && [ "$(stat -c %a -- "$dst")" = 644 ] \
+        && [ "$(sha256sum < "$f")" = "$(sha256sum < "$dst")" ]; then continue; fi
     mark
     tmp=$osphys/.certroll-tmp-$tag
     rm -f -- "$tmp"
