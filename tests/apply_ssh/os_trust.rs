@@ -390,3 +390,24 @@ fn with_become_sudo_the_anchors_are_root_s_and_the_update_runs_as_root() {
     assert_eq!(owner(&f), (0, 0), "the anchor file is root's");
     ctl.certroll(&["verify"]).expect_code(0);
 }
+
+/// An update command that fails fails the step: the message names the node, the command
+/// and what it said (escaped), and the node's reload does not run.
+#[test]
+fn a_failing_os_trust_update_fails_the_step_naming_node_command_and_output() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    let p = on_node(&fleet, "lb1", UPDATE);
+    fs::create_dir_all(p.parent().expect("a directory")).expect("bin directory");
+    fs::write(&p, "#!/bin/sh\necho 'cannot \"rehash\"' >&2\nexit 4\n").expect("update script");
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ctl = Control::new(&fleet, &inventory(&fleet, UPDATE));
+    let run = ctl.certroll(&["apply", "--yes"]);
+    assert_ne!(run.code, 0, "{run}");
+    run.expect_output("node lb1")
+        .expect_output(&format!("OS trust update command `{UPDATE}`"))
+        .expect_output("exited 4: cannot \\\"rehash\\\"");
+    assert!(
+        !log(&fleet).contains(&"reload".to_string()),
+        "no reload ran\n{run}"
+    );
+}
