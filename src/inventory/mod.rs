@@ -30,6 +30,6 @@ pub mod windows;
 pub use builder::InventoryBuilder;
 pub use model::*;
 pub use parse::{load, parse_raw, parse_str, InventoryError};
+pub use pools::{Budget, Pool, PoolId, Pools};
 pub use store_keys::{OsTrustSettings, StoreSettings};
 pub use verify_defaults::VerifyDefaults;
-pub use pools::{Budget, Pool, PoolId, Pools};
