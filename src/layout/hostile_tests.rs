@@ -356,3 +356,23 @@ fn a_node_command_cannot_forge_the_scripts_markers() {
     assert!(done.confirm.is_none(), "no confirm after a failed reload");
     assert_eq!(pair(dir.path()).as_deref(), Some("B"));
 }
+
+/// The script's shell functions (`run`, `fail`, `at`, `lock`, …) leaked into the node's
+/// commands, which run in a subshell of it: a reload calling the node's own `at` or `run`
+/// got the script's instead.
+#[test]
+fn the_scripts_functions_do_not_leak_into_node_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    plain_files(dir.path(), "A");
+    let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
+    let probe = "for f in run fail at lock safe apply node_command; do \
+                 if command -v \"$f\" >/dev/null 2>&1 && [ \"$(command -v \"$f\")\" = \"$f\" ]; then \
+                 echo \"function $f\"; exit 7; fi; done; [ -z \"${FUNCTIONS-}\" ] || exit 8; exit 0";
+    let opts = ApplyOptions {
+        reload: Some(probe),
+        ..ApplyOptions::default()
+    };
+    let done = apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &opts).unwrap();
+    let reload = done.reload.expect("the reload ran");
+    assert_eq!(reload.status, Some(0), "{reload:?}");
+}

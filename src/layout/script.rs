@@ -84,6 +84,8 @@ pub fn reload_exited(nonce: &str) -> String {
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
+# Every function of this script, hidden from the node's commands (node_command).
+FUNCTIONS="norefs fail run phase at safe pick enter lock unlock claim owned trusted capture migrate refs want create batch build fill link_paths remove_paths apply report_exit node_command prune cleanup keygen readpw password assemble pubkey"
 me=
 # The files of a set that hold a private key (also in the `case` patterns below).
 secret='key.pem keystore.p12 combined.pem'
@@ -534,9 +536,10 @@ report_exit() {
 
 # node_command COMMAND: one of the node's commands, as `sh -c` runs it (no positional
 # parameters, unset variables allowed), from the directory the script started in; it
-# never sees the step's nonce (unset in its subshell, never exported, not on stdin).
+# never sees the step's nonce (unset in its subshell, never exported, not on stdin), nor
+# the script's functions (a command named `run`, `at` or `lock` is the node's own).
 node_command() {
-  (cmd=$1; unset nonce end; set +u; set --; cd -- "$orig" || cd /; umask 022; eval "$cmd") </dev/null
+  (cmd=$1; unset nonce end; unset -f $FUNCTIONS; unset FUNCTIONS; set +u; set --; cd -- "$orig" || cd /; umask 022; eval "$cmd") </dev/null
 }
 
 # prune KEEP PATH...: in the store, keep current and the KEEP most recent runs' backups;
@@ -789,6 +792,27 @@ pub fn parse(stdout: &str, stderr: &str, reload: bool, nonce: &str) -> Reported 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every function the script defines is hidden from the node's commands: a reload
+    /// that calls the node's own `run` or `at` must not get the script's.
+    #[test]
+    fn every_function_of_the_script_is_hidden_from_node_commands() {
+        let listed = SCRIPT
+            .lines()
+            .find_map(|l| l.strip_prefix("FUNCTIONS=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("the FUNCTIONS line");
+        let listed: Vec<&str> = listed.split(' ').collect();
+        let defined: Vec<&str> = SCRIPT
+            .lines()
+            .filter_map(|l| l.split_once("() {").map(|(name, _)| name))
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        assert!(defined.len() > 20, "{defined:?}");
+        for name in &defined {
+            assert!(listed.contains(name), "{name} is not in FUNCTIONS");
+        }
+    }
 
     const N: &str = "0123456789abcdef";
 
