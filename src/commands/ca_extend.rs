@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use time::OffsetDateTime;
 
+use super::ca::lock_for_ca;
 use super::{keys, load, select_ca, CommandError};
 use crate::exit;
-use crate::journal::{Journal, Lock, RunStatus};
 use crate::transport::HostKeyPolicy;
 
 /// Arguments of `certroll ca extend`.
@@ -61,18 +61,12 @@ pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
     // Only now the lock (a refusal above leaves no trace, not even the lock file), and
     // under it the store and the journal again: nothing may have changed meanwhile.
     let command = format!("certroll ca extend {}", spec.name);
-    let _lock = Lock::acquire(&inv.state_dir, &command)
-        .map_err(|e| CommandError::Incomplete(e.to_string()))?;
-    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
-    let last = journal.last_run().context("failed to read the journal")?;
-    if let Some(run) = last
-        .as_ref()
-        .filter(|r| r.header.ca == spec.name && r.end != Some(RunStatus::Complete))
-    {
+    let (_lock, unfinished) = lock_for_ca(&inv.state_dir, &spec.name, &command)?;
+    if let Some(run) = unfinished {
         return Err(CommandError::Refused(format!(
-            "refusing to extend CA {}: run {} of this CA is unfinished; nothing was written\n  \
+            "refusing to extend CA {}: run {run} of this CA is unfinished; nothing was written\n  \
              hint: finish it with `certroll apply` first",
-            spec.name, run.run
+            spec.name
         )));
     }
     let unchanged = store
