@@ -32,6 +32,7 @@ pub mod repair;
 pub mod secrets;
 pub mod shell;
 pub mod simulate;
+pub mod state;
 pub mod tls;
 pub mod transport;
 pub mod verify;

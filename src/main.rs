@@ -59,6 +59,36 @@ enum Command {
     /// Manage the CA store: import a CA that certroll did not create (a fleet's existing CA).
     #[command(subcommand)]
     Ca(CaCmd),
+    /// Show who holds the lock of the fleet's state (exit 0 free, 75 held), or end a lease.
+    Lock(LockCmd),
+    /// Move the fleet's state between the local state_dir and its PostgreSQL backend.
+    #[command(subcommand)]
+    State(StateCmd),
+}
+
+#[derive(Debug, Args)]
+struct LockCmd {
+    #[command(subcommand)]
+    action: Option<LockSub>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LockSub {
+    /// End the current lease (PostgreSQL backend) and bump its epoch: its run stops at its
+    /// next write, and `certroll apply` resumes it.
+    Break {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCmd {
+    /// Copy the local state_dir (journal, CA store) into the empty PostgreSQL backend.
+    Push,
+    /// Copy the PostgreSQL backend's state into the empty local state_dir.
+    Pull,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +335,19 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             anchor: cmd.anchor,
             next: cmd.next,
         }),
+        Command::Lock(cmd) => commands::state::lock(
+            &cli.inventory,
+            match cmd.action {
+                None => commands::state::LockAction::Show,
+                Some(LockSub::Break { yes }) => commands::state::LockAction::Break { yes },
+            },
+        ),
+        Command::State(StateCmd::Push) => {
+            commands::state::transfer(&cli.inventory, commands::state::Transfer::Push)
+        }
+        Command::State(StateCmd::Pull) => {
+            commands::state::transfer(&cli.inventory, commands::state::Transfer::Pull)
+        }
         Command::Init(cmd) => commands::init::run(&commands::init::InitArgs { dir: cmd.dir }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,

@@ -11,6 +11,7 @@ use anyhow::Context;
 use crate::inventory::{self, CaId, CaSpec, Inventory, InventoryError};
 use crate::journal::{Journal, JournalError, RunState};
 use crate::pki::{CaCert, CaStore};
+use crate::state::{StateBackend, StateError};
 use crate::transport::{self, Connector, HostKeyPolicy};
 
 pub mod apply;
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod plan;
 pub mod rollback;
 mod routine_params;
+pub mod state;
 pub mod status;
 pub mod verify;
 
@@ -50,6 +52,9 @@ pub enum CommandError {
     /// The run could not finish now (lock held, a step failed); run again later: exit 75.
     #[error("{0}")]
     Incomplete(String),
+    /// The state backend cannot be reached (PostgreSQL down or unreachable): exit 69.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else: exit 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -57,8 +62,41 @@ pub enum CommandError {
 
 impl From<JournalError> for CommandError {
     fn from(e: JournalError) -> Self {
-        CommandError::Other(e.into())
+        match e {
+            // The lease was broken: resumable once the lock is free.
+            JournalError::LeaseLost { .. } => CommandError::Incomplete(e.to_string()),
+            e => CommandError::Other(e.into()),
+        }
     }
+}
+
+impl From<StateError> for CommandError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Lock(e) => CommandError::Incomplete(crate::error::chain(&e)),
+            StateError::Journal(e) => e.into(),
+            StateError::Config(m) => CommandError::BadInput(m),
+            StateError::Unavailable(m) => CommandError::Unavailable(m),
+            StateError::Refused(m) => CommandError::Refused(m),
+            StateError::Other(m) => CommandError::Other(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+/// Opens the inventory's state backend once for a command (see [`crate::state`]).
+pub fn open_state(inv: &Inventory) -> Result<Box<dyn StateBackend>, CommandError> {
+    Ok(crate::state::open(inv)?)
+}
+
+/// Loads the inventory and opens its state backend. The inventory's `state_dir` is then
+/// where this command's CA store is ([`StateBackend::store_root`]): the state directory
+/// itself, or the private copy of a PostgreSQL backend's store, which lives as long as
+/// the backend returned.
+pub fn load_with_state(path: &Path) -> Result<(Inventory, Box<dyn StateBackend>), CommandError> {
+    let mut inv = load(path)?;
+    let state = open_state(&inv)?;
+    inv.state_dir = state.store_root().to_path_buf();
+    Ok((inv, state))
 }
 
 impl CommandError {
@@ -71,6 +109,7 @@ impl CommandError {
             CommandError::BadInput(_) => exit::BAD_INVENTORY,
             CommandError::CantCreate(_) => exit::CANT_CREATE,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
+            CommandError::Unavailable(_) => exit::UNAVAILABLE,
             // A key store the operator must fix (wrong passphrase, token missing) is
             // configuration, wherever it was found.
             CommandError::Other(e)
@@ -80,6 +119,18 @@ impl CommandError {
                 }) =>
             {
                 exit::BAD_INVENTORY
+            }
+            // A run stopped because its lease was broken, or because the state backend
+            // went away mid-run: resumable.
+            CommandError::Other(e)
+                if e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<JournalError>(),
+                        Some(JournalError::LeaseLost { .. } | JournalError::Backend { .. })
+                    )
+                }) =>
+            {
+                exit::INCOMPLETE
             }
             CommandError::Other(_) => exit::FAILURE,
         }

@@ -8,10 +8,9 @@ use anyhow::Context;
 
 use super::decide::{decide, Intent};
 use super::holdings::{read_members, sim_start, Known};
-use super::{load, rollback, select_ca, CaGenerations, CommandError};
+use super::{rollback, select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
-use crate::journal::Journal;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
@@ -65,8 +64,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let gens = CaGenerations::read(&store, spec)?;
     let (current, next) = gens.numbers();
     if args.intent.rollback {
-        let journal = Journal::open(&inv.state_dir)?;
-        let last = journal.last_run_of(&spec.name)?;
+        let last = super::open_state(&inv)?.read_last_run(Some(&spec.name))?;
         let connector = super::connector(&inv, HostKeyPolicy::default());
         let found = rollback::find(
             &inv,
@@ -128,7 +126,7 @@ fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
 
 /// Runs `certroll plan` and returns the exit code.
 pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
+    let (inv, _state) = super::load_with_state(&args.inventory)?;
     let planned = build(inv, args)?;
     let view = planned.view();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{load, select_ca, CommandError};
+use super::{select_ca, CommandError};
 use crate::inventory::{CaId, Inventory};
 use crate::output::verify::{json, text};
 use crate::output::{unless_reader_left, Format, Style};
@@ -56,7 +56,7 @@ pub fn run(args: &VerifyArgs) -> Result<i32, CommandError> {
 
 /// Runs `certroll verify` and writes the report to `out` (text styled with `style`).
 pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
+    let (inv, _state) = super::load_with_state(&args.inventory)?;
     let connector = super::connector(
         &inv,
         HostKeyPolicy {

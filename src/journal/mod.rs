@@ -7,8 +7,6 @@
 //! journaled as started but not done is re-checked on the node, never assumed. Only hashes
 //! reach the journal, never file contents, so no private key is ever written here.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -17,12 +15,29 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::{ChainMode, Inventory, Strategy};
 use crate::plan::{Action, BundleNeed, LeafNeed, Mode, NodeProgress, Plan, Step, StepId};
 
+mod file_sink;
 mod lock;
 mod private;
 mod state;
 
+pub use file_sink::FileSink;
 pub use lock::{Holder, Lock, LockError, LockState};
 pub use state::{RunState, StartedStep};
+
+/// Where the journal's lines are kept: a file in the state directory ([`FileSink`]) or a
+/// state backend's table (see [`crate::state`]). The journal itself (records, the run's
+/// state, torn lines) is the same whatever the sink.
+pub trait JournalSink: Send + Sync + std::fmt::Debug {
+    /// Names the journal in messages: its file, or the backend's table.
+    fn path(&self) -> &Path;
+    /// The whole journal as text.
+    fn read_all(&self) -> Result<String, JournalError>;
+    /// Appends one line (ending in `\n`) durably, or fails without a partial record the
+    /// reader would take for a complete one.
+    fn append(&self, line: &[u8]) -> Result<(), JournalError>;
+    /// If the last write was cut by a crash, ends its line so the next record stands alone.
+    fn end_torn_line(&self) -> Result<(), JournalError>;
+}
 
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -68,6 +83,26 @@ pub enum JournalError {
     },
     #[error("cannot record step {step} in journal {path}: no run was begun or resumed")]
     NoRun { path: PathBuf, step: String },
+    /// The state backend refused or failed a journal operation (see [`crate::state`]).
+    #[error("failed to {action} journal {path}: {message}")]
+    Backend {
+        action: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    /// The run's lease was broken or taken over: this process may no longer write.
+    #[error(
+        "stopped: cannot {action} journal {path}: this run no longer holds the lock \
+         (lease epoch {epoch} was ended{by}); nothing more was written\n  \
+         hint: `certroll lock` shows who holds it now; run `certroll apply` again to resume \
+         once it is free"
+    )]
+    LeaseLost {
+        action: &'static str,
+        path: PathBuf,
+        epoch: i64,
+        by: String,
+    },
     #[error(
         "journal {path} line {line} was written by a newer certroll (record version {version}, \
          this one reads up to {JOURNAL_VERSION}); nothing was changed\n  \
@@ -253,32 +288,29 @@ impl RunHeader {
     }
 }
 
-/// The journal of one state directory. Writes are serialized and synced; `&self` methods
-/// can be called from several threads.
+/// The journal of one state directory or backend. Writes are serialized and durable;
+/// `&self` methods can be called from several threads.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
-    /// The run being recorded, with its state so far.
+    sink: Box<dyn JournalSink>,
+    /// The run being recorded, with its state so far. Lock order: this, then the sink's.
     current: Mutex<Option<RunState>>,
 }
 
 impl Journal {
     /// Opens (creating if needed) `state_dir/journal.jsonl` for appending.
     pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
-        let path = state_dir.join(JOURNAL_FILE);
-        let io = |action, source| JournalError::Io {
-            action,
-            path: path.clone(),
-            source,
-        };
-        private::create_dir(state_dir).map_err(|e| io("create the directory of", e))?;
-        let file = private::open_file(&path, true).map_err(|e| io("open", e))?;
-        Ok(Journal {
-            path,
-            file: Mutex::new(file),
+        Ok(Journal::with_sink(Box::new(FileSink::open(state_dir)?)))
+    }
+
+    /// The journal kept by `sink`.
+    pub fn with_sink(sink: Box<dyn JournalSink>) -> Journal {
+        Journal {
+            path: sink.path().to_path_buf(),
+            sink,
             current: Mutex::new(None),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -317,13 +349,7 @@ impl Journal {
     }
 
     fn read_all(&self) -> Result<String, JournalError> {
-        let mut text = String::new();
-        let mut file = self.lock_file();
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| self.io("read", e))?;
-        file.read_to_string(&mut text)
-            .map_err(|e| self.io("read", e))?;
-        Ok(text)
+        self.sink.read_all()
     }
 
     /// Begins a new run and records its run-start. Returns the run id.
@@ -429,11 +455,10 @@ impl Journal {
             resumed,
             params: h.params,
         };
-        // Lock order everywhere: current run, then file.
+        // Lock order everywhere: current run, then the sink.
         let mut current = self.lock_current();
-        let mut file = self.lock_file();
-        self.end_torn_line(&mut file)?;
-        self.write_record(&mut file, &record)?;
+        self.sink.end_torn_line()?;
+        self.write_record(&record)?;
         let mut state = base.unwrap_or_else(|| RunState::empty(run));
         state.apply(&record);
         *current = Some(state);
@@ -458,50 +483,20 @@ impl Journal {
             });
         };
         let record = make(state.run.clone(), now_rfc3339());
-        let mut file = self.lock_file();
-        self.write_record(&mut file, &record)?;
+        self.write_record(&record)?;
         state.apply(&record);
         Ok(())
     }
 
-    /// Writes one line and syncs it to disk.
-    fn write_record(&self, file: &mut File, record: &Record) -> Result<(), JournalError> {
-        let mut line =
-            serde_json::to_vec(record).map_err(|e| self.io("encode a record for", e.into()))?;
-        line.push(b'\n');
-        file.write_all(&line).map_err(|e| self.io("append to", e))?;
-        file.sync_data().map_err(|e| self.io("sync", e))
-    }
-
-    /// If the last write was cut by a crash, ends its line so the next record stands alone.
-    fn end_torn_line(&self, file: &mut File) -> Result<(), JournalError> {
-        let len = file.metadata().map_err(|e| self.io("inspect", e))?.len();
-        if len == 0 {
-            return Ok(());
-        }
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(len - 1))
-            .map_err(|e| self.io("read", e))?;
-        file.read_exact(&mut last).map_err(|e| self.io("read", e))?;
-        if last[0] != b'\n' {
-            file.write_all(b"\n")
-                .map_err(|e| self.io("repair the torn last line of", e))?;
-        }
-        Ok(())
-    }
-
-    fn io(&self, action: &'static str, source: std::io::Error) -> JournalError {
-        JournalError::Io {
-            action,
+    /// Writes one line durably.
+    fn write_record(&self, record: &Record) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(record).map_err(|e| JournalError::Io {
+            action: "encode a record for",
             path: self.path.clone(),
-            source,
-        }
-    }
-
-    fn lock_file(&self) -> MutexGuard<'_, File> {
-        // A panic while holding the guard cannot leave the file half-written in a way the
-        // reader does not tolerate (torn lines are skipped), so a poisoned lock is usable.
-        self.file.lock().unwrap_or_else(|p| p.into_inner())
+            source: e.into(),
+        })?;
+        line.push(b'\n');
+        self.sink.append(&line)
     }
 
     fn lock_current(&self) -> MutexGuard<'_, Option<RunState>> {
