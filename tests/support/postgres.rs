@@ -180,15 +180,24 @@ impl Postgres {
 
     /// The first column of every row of `sql` in `db`, as text.
     pub fn rows(&self, db: &str, sql: &str) -> Vec<String> {
-        self.client(db)
-            .simple_query(sql)
+        self.try_rows(db, sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Postgres::rows`], or the server's error (e.g. a table not created yet).
+    pub fn try_rows(&self, db: &str, sql: &str) -> Result<Vec<String>, String> {
+        let rows = self.client(db).simple_query(sql).map_err(|e| {
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string())
+        })?;
+        Ok(rows
             .into_iter()
             .filter_map(|m| match m {
                 postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_string()),
                 _ => None,
             })
-            .collect()
+            .collect())
     }
 }
 
