@@ -16,7 +16,8 @@ use support::run::{certroll, finish, prepare, Run};
 const PASS: &str = "fleet-passphrase";
 
 /// A fleet of local nodes whose inventory names the PostgreSQL backend through
-/// `CERTROLL_STATE_URL`; `slow` (a file beside the inventory) makes every reload take 1 s.
+/// `CERTROLL_STATE_URL`; `slow` (a file beside the inventory) makes every reload take as
+/// many seconds as it says.
 struct Fleet {
     dir: tempfile::TempDir,
     url: String,
@@ -39,7 +40,7 @@ impl Fleet {
              key_store = \"{key_store}\"\n{}\n\
              [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\n\
              cert = \"nodes/{{node}}/cert.pem\"\nkey = \"nodes/{{node}}/key.pem\"\n\
-             reload = \"test ! -e slow || sleep 1; touch nodes/{{node}}/reloaded\"\n\
+             reload = \"test ! -e slow || sleep $(cat slow); touch nodes/{{node}}/reloaded\"\n\
              confirm = \"test -e nodes/{{node}}/reloaded\"\n\n",
             if key_store == "encrypted" {
                 "passphrase_env = \"CERTROLL_TEST_PASS\"\n"
@@ -90,10 +91,11 @@ impl Fleet {
         (child, args.iter().map(|a| a.to_string()).collect())
     }
 
-    fn slow(&self, on: bool) {
+    /// Every reload takes `seconds` (0: none).
+    fn slow(&self, seconds: u32) {
         let f = self.dir.path().join("slow");
-        if on {
-            std::fs::write(f, "").unwrap();
+        if seconds > 0 {
+            std::fs::write(f, seconds.to_string()).unwrap();
         } else {
             let _ = std::fs::remove_file(f);
         }
@@ -158,7 +160,8 @@ fn step_starts(pg: &Postgres) -> usize {
 fn one_apply_at_a_time_across_directories_and_resume_after_kill_from_another() {
     let pg = Postgres::start();
     let fleet = Fleet::new(&pg, 4);
-    fleet.slow(true);
+    // Long enough that the first run is still working while the others are tried.
+    fleet.slow(10);
     let (mut a, _) = fleet.spawn("a", &["apply", "--yes"]);
     wait_for(
         "the first run's first step",
@@ -186,7 +189,7 @@ fn one_apply_at_a_time_across_directories_and_resume_after_kill_from_another() {
     wait_for("the lease to expire", Duration::from_secs(20), || {
         fleet.run("c", &["lock"]).code == 0
     });
-    fleet.slow(false);
+    fleet.slow(0);
     let c = fleet.run("c", &["apply", "--yes"]);
     c.expect_code(0)
         .expect_output(&format!("resuming run {run_id}"));
@@ -213,7 +216,7 @@ fn one_apply_at_a_time_across_directories_and_resume_after_kill_from_another() {
 fn lease_broken_while_a_run_writes_stops_it_without_another_record() {
     let pg = Postgres::start();
     let fleet = Fleet::new(&pg, 6);
-    fleet.slow(true);
+    fleet.slow(3);
     let (a, args) = fleet.spawn("a", &["apply", "--yes"]);
     wait_for("the run's first step", Duration::from_secs(60), || {
         step_starts(&pg) >= 1
@@ -239,7 +242,7 @@ fn lease_broken_while_a_run_writes_stops_it_without_another_record() {
         at_break, after,
         "the broken run wrote after its lease ended"
     );
-    fleet.slow(false);
+    fleet.slow(0);
     fleet
         .run("c", &["apply", "--yes"])
         .expect_code(0)
@@ -251,7 +254,7 @@ fn lease_broken_while_a_run_writes_stops_it_without_another_record() {
 fn database_restart_mid_run_never_writes_a_record_twice() {
     let pg = Postgres::start();
     let fleet = Fleet::new(&pg, 5);
-    fleet.slow(true);
+    fleet.slow(3);
     let (a, args) = fleet.spawn("a", &["apply", "--yes"]);
     wait_for("the run's first step", Duration::from_secs(60), || {
         step_starts(&pg) >= 1
@@ -264,7 +267,7 @@ fn database_restart_mid_run_never_writes_a_record_twice() {
         first.code == 0 || first.code == 75,
         "the run neither continued nor stopped resumably\n{first}"
     );
-    fleet.slow(false);
+    fleet.slow(0);
     if first.code == 75 {
         fleet.run("b", &["apply", "--yes"]).expect_code(0);
     }

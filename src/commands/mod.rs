@@ -78,6 +78,7 @@ impl From<StateError> for CommandError {
             StateError::Config(m) => CommandError::BadInput(m),
             StateError::Unavailable(m) => CommandError::Unavailable(m),
             StateError::Refused(m) => CommandError::Refused(m),
+            StateError::LeaseLost(m) => CommandError::Incomplete(m),
             StateError::Other(m) => CommandError::Other(anyhow::anyhow!(m)),
         }
     }

@@ -420,6 +420,23 @@ mod tests {
     }
 
     #[test]
+    fn local_lock_record_is_written_as_before_backends_existed() {
+        // The lease fields of the PostgreSQL backend never reach the local `lock` file.
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::acquire(dir.path(), "certroll apply").unwrap();
+        let text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+        let keys: Vec<String> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+        assert_eq!(keys, ["command", "host", "pid", "since"], "{text}");
+        assert!(text.ends_with("}\n"), "{text}");
+        drop(lock);
+    }
+
+    #[test]
     fn lock_state_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");

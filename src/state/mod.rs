@@ -38,6 +38,9 @@ pub enum StateError {
     /// The server cannot be reached (exit 69). Nothing was written.
     #[error("{0}")]
     Unavailable(String),
+    /// This run's lease was broken or taken over: it stopped, resumable (exit 75).
+    #[error("{0}")]
+    LeaseLost(String),
     /// The state is in a state that refuses the command (a run unfinished; exit 77).
     #[error("{0}")]
     Refused(String),

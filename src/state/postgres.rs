@@ -272,7 +272,7 @@ impl StateBackend for PgState {
             Ok(true)
         })?;
         if !ok {
-            return Err(StateError::Refused(format!(
+            return Err(StateError::LeaseLost(format!(
                 "stopped: cannot save the CA store in {}: this run no longer holds the lock \
                  (lease epoch {epoch} was ended); nothing more was written\n  hint: \
                  `certroll lock` shows who holds it now",
