@@ -215,7 +215,14 @@ fn one_apply_at_a_time_across_directories_and_resume_after_kill_from_another() {
 #[test]
 fn lease_broken_while_a_run_writes_stops_it_without_another_record() {
     let pg = Postgres::start();
-    let fleet = Fleet::new(&pg, 6);
+    // A long lease: its heartbeat (every 20 s) cannot notice the break before the run's
+    // next write, so only the database's epoch check can stop that write.
+    let fleet = Fleet::with(
+        &pg,
+        6,
+        "state_env = \"CERTROLL_STATE_URL\"\nlease_seconds = 60\n",
+        "encrypted",
+    );
     fleet.slow(3);
     let (a, args) = fleet.spawn("a", &["apply", "--yes"]);
     wait_for("the run's first step", Duration::from_secs(60), || {
