@@ -1,7 +1,8 @@
 //! The `certroll` binary: parse arguments, call the library, map the result to an exit code.
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
-//! 64 usage, 66 no inventory, 73 `init` would replace a file, 75 incomplete (resume later),
+//! 64 usage, 66 no inventory, 69 state backend unreachable, 73 `init` would replace a file,
+//! 75 incomplete (resume later),
 //! 77 refused in this state, 78 bad inventory; `verify` uses 0–3.
 //! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
 //! see [`certroll::interrupt`].
