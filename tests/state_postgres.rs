@@ -172,19 +172,21 @@ fn one_apply_at_a_time_across_directories_and_resume_after_kill_from_another() {
     b.expect_code(75)
         .expect_output(&format!("pid {}", a.id()))
         .expect_output(&format!("on host {}", certroll::journal::hostname()));
-    let lock = fleet.run("c", &["lock"]);
-    lock.expect_code(75)
-        .expect_output(&format!("pid {}", a.id()));
-    a.kill().unwrap();
-    a.wait().unwrap();
-    let before = journal(&pg);
-    let run_id = before
+    let run_id = journal(&pg)
         .iter()
         .find(|l| l.contains("\"run-start\""))
         .and_then(|l| l.split("\"run\":\"").nth(1))
         .and_then(|r| r.split('"').next())
         .unwrap()
         .to_string();
+    // `certroll lock` names the holder and the run it executes.
+    let lock = fleet.run("c", &["lock"]);
+    lock.expect_code(75)
+        .expect_output(&format!("pid {}", a.id()))
+        .expect_output(&format!("run {run_id}"));
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let before = journal(&pg);
     // The killed run's lease expires by itself (lease_seconds = 3).
     wait_for("the lease to expire", Duration::from_secs(20), || {
         fleet.run("c", &["lock"]).code == 0

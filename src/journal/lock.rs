@@ -45,7 +45,10 @@ pub struct Holder {
     /// The user running it (written by the PostgreSQL backend's lease).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// The lease's last renewal, RFC 3339 (PostgreSQL backend).
+    /// The run it is executing, once journaled (PostgreSQL backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The lease's last renewal (PostgreSQL backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<String>,
     /// The lease's fencing token (PostgreSQL backend).
@@ -62,6 +65,9 @@ impl std::fmt::Display for Holder {
         )?;
         if let Some(user) = &self.user {
             write!(f, ", user {user}")?;
+        }
+        if let Some(run) = &self.run {
+            write!(f, ", run {run}")?;
         }
         if let Some(beat) = &self.heartbeat {
             write!(f, ", last heartbeat {beat}")?;
@@ -128,6 +134,7 @@ impl Lock {
             since: super::now_rfc3339(),
             command: command.to_string(),
             user: None,
+            run: None,
             heartbeat: None,
             epoch: None,
         };
@@ -376,6 +383,7 @@ mod tests {
             since: "then".into(),
             command: "certroll apply (finished)".into(),
             user: None,
+            run: None,
             heartbeat: None,
             epoch: None,
         };
@@ -397,6 +405,7 @@ mod tests {
                 since: "now".into(),
                 command: "certroll apply (running)".into(),
                 user: None,
+                run: None,
                 heartbeat: None,
                 epoch: None,
             };

@@ -91,6 +91,33 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Runs `f` once, on the current connection or one new attempt to connect (for the
+    /// release of a lease at exit, which must not hold the process up).
+    pub fn run_once<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StateError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = self.config.connect(NoTls).ok();
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(StateError::Unavailable(format!(
+                "failed to {what}: the PostgreSQL state backend {} cannot be reached",
+                self.place
+            )));
+        };
+        f(client).map_err(|e| {
+            StateError::Other(format!(
+                "failed to {what} in the PostgreSQL state backend {}: {}",
+                self.place,
+                describe(&e)
+            ))
+        })
+    }
+}
+
 /// True when `e` is the connection failing, not the statement.
 fn is_connection_error(e: &postgres::Error, client: Option<&Client>) -> bool {
     match e.as_db_error() {

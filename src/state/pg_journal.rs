@@ -27,6 +27,14 @@ pub fn read_all(conn: &mut Conn) -> Result<Vec<u8>, StateError> {
     })
 }
 
+/// The run id of a run-start line.
+fn run_started(line: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<crate::journal::Record>(line) {
+        Ok(crate::journal::Record::RunStart { run, .. }) => Some(run),
+        _ => None,
+    }
+}
+
 /// The journal of one lease.
 #[derive(Debug)]
 pub struct PgSink {
@@ -109,6 +117,15 @@ impl JournalSink for PgSink {
                 &[&epoch, &wseq, &line],
             )?;
             if n == 1 {
+                if let Some(run) = run_started(line) {
+                    // The lease names the run it executes (shown by `certroll lock`).
+                    c.execute(
+                        "UPDATE certroll_lease SET holder = jsonb_set(holder::jsonb, '{run}',
+                             to_jsonb($2::text))::text
+                         WHERE id = 1 AND epoch = $1 AND holder IS NOT NULL",
+                        &[&epoch, &run],
+                    )?;
+                }
                 return Ok(true);
             }
             // Nothing inserted: written already by an attempt whose answer was lost, or

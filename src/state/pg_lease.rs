@@ -94,6 +94,7 @@ pub fn acquire(
         since: crate::journal::now_rfc3339(),
         command: command.to_string(),
         user: user(),
+        run: None,
         heartbeat: None,
         epoch: None,
     };
@@ -198,8 +199,8 @@ fn heartbeat(
             Err(_) => {}
         }
     }
-    // Released only if still ours; a failure leaves it to expire.
-    let _ = conn.run("release the lease", |c| {
+    // Released only if still ours, in one attempt: a failure leaves it to expire.
+    let _ = conn.run_once("release the lease", |c| {
         c.execute(
             "UPDATE certroll_lease SET holder = NULL, heartbeat = NULL, expires = NULL
              WHERE id = 1 AND epoch = $1",
