@@ -401,3 +401,38 @@ fn bad_backend_configuration_is_refused_and_nothing_reaches_the_fleet() {
         f.assert_no_local_state();
     }
 }
+
+#[test]
+fn push_refuses_an_unfinished_local_run_and_lock_reads_the_local_lock() {
+    let pg = Postgres::start();
+    let fleet = Fleet::with(&pg, 2, "", "encrypted");
+    fleet
+        .run("a", &["lock"])
+        .expect_code(0)
+        .expect_output("is free");
+    // A node whose reload fails leaves the run incomplete.
+    let text = std::fs::read_to_string(fleet.inventory()).unwrap();
+    std::fs::write(
+        fleet.inventory(),
+        text.replace("touch nodes/{node}/reloaded\"", "exit 3\""),
+    )
+    .unwrap();
+    fleet.run("a", &["apply", "--yes"]).expect_code(75);
+    let text = std::fs::read_to_string(fleet.inventory()).unwrap();
+    std::fs::write(
+        fleet.inventory(),
+        text.replace(
+            "[certroll]\n",
+            "[certroll]\nstate_env = \"CERTROLL_STATE_URL\"\n",
+        ),
+    )
+    .unwrap();
+    fleet
+        .run("b", &["state", "push"])
+        .expect_code(77)
+        .expect_output("is unfinished");
+    assert!(
+        journal(&pg).is_empty(),
+        "a refused push wrote to the database"
+    );
+}

@@ -30,7 +30,7 @@ pub fn lock(inventory: &std::path::Path, action: LockAction) -> Result<i32, Comm
     let held = backend.lock_state()?;
     let unfinished = backend
         .read_last_run(None)?
-        .filter(|r| r.end.is_none())
+        .filter(|r| !r.is_complete())
         .map(|r| r.run);
     match (action, held) {
         (LockAction::Show, LockState::Free) => {
@@ -136,7 +136,8 @@ fn unfinished(inv: &Inventory, snap: &Snapshot) -> Result<Option<String>, Comman
         text: String::from_utf8_lossy(&snap.journal).into_owned(),
     }));
     let last: Option<RunState> = journal.last_run().context("failed to read the journal")?;
-    Ok(last.filter(|r| r.end.is_none()).map(|r| r.run))
+    // Incomplete and interrupted runs are unfinished too: `apply` resumes them.
+    Ok(last.filter(|r| !r.is_complete()).map(|r| r.run))
 }
 
 /// A journal already read, for checking it.
