@@ -3,9 +3,14 @@
 //!
 //! ```sh
 //! cargo bench --bench fleet -- apply 20     # bootstrap, then a phased rotation
-//! cargo bench --bench fleet -- verify 50    # bootstrap, then verify every link
+//! cargo bench --bench fleet -- verify 50    # bootstrap, then verify every link, in
+//!                                           # text and as Prometheus metrics, alternately
 //! cargo bench --bench fleet -- ops 20       # latency of single transport operations
+//! cargo bench --bench fleet -- count 20     # per rotation step: processes, commands, CPU
 //! ```
+//!
+//! `CERTROLL_BENCH_BIN` runs another build of certroll with the same harness (to compare
+//! two versions back to back).
 //!
 //! Needs root and openssh-server, like the SSH integration tests. The fleet has three
 //! tiers: load balancers (one-way TLS to two apps each), apps (mutual TLS to three
@@ -26,6 +31,11 @@ use support::{Fleet, REMOTE_ROOT};
 
 const CERTROLL: &str = env!("CARGO_BIN_EXE_certroll");
 
+/// The certroll binary measured: `CERTROLL_BENCH_BIN`, else this build's.
+fn certroll_bin() -> String {
+    std::env::var("CERTROLL_BENCH_BIN").unwrap_or_else(|_| CERTROLL.to_owned())
+}
+
 fn main() {
     // `cargo bench` appends `--bench`; only the words after `--` matter.
     let args: Vec<String> = std::env::args()
@@ -42,6 +52,9 @@ fn main() {
     };
     if what == "ops" {
         return ops(n.max(1));
+    }
+    if what == "count" {
+        return count(n.max(3));
     }
     assert!(
         matches!(what, "apply" | "verify") && n >= 3,
@@ -65,7 +78,7 @@ fn main() {
         tiers.links().iter().filter(|l| l.2).count(),
         started.elapsed().as_secs_f64()
     );
-    let mut best = [Duration::MAX; 3];
+    let mut best = [Duration::MAX; 4];
     for run in 0..runs {
         let inv = write_inventory(&fleet, &tiers, run);
         let boot = timed(&inv, &["apply", "--yes"]);
@@ -73,7 +86,14 @@ fn main() {
         if what == "apply" {
             best[1] = best[1].min(timed(&inv, &["apply", "--rotate", "--yes"]));
         }
-        best[2] = best[2].min(timed(&inv, &["verify"]));
+        // Alternated, so that both formats see the same load on a shared machine.
+        for _ in 0..3 {
+            best[2] = best[2].min(timed(&inv, &["verify"]));
+            if what == "verify" {
+                let prom = timed(&inv, &["verify", "--format", "prometheus"]);
+                best[3] = best[3].min(prom);
+            }
+        }
     }
     println!(
         "apply --yes (bootstrap)     {:>7.3} s",
@@ -89,6 +109,13 @@ fn main() {
         "verify                      {:>7.3} s",
         best[2].as_secs_f64()
     );
+    if what == "verify" {
+        println!(
+            "verify --format prometheus  {:>7.3} s ({:+.1} %)",
+            best[3].as_secs_f64(),
+            (best[3].as_secs_f64() / best[2].as_secs_f64() - 1.0) * 100.0
+        );
+    }
 }
 
 /// sshd runs every command through the login shell, and bash started by sshd reads
@@ -244,7 +271,7 @@ fn write_inventory(fleet: &Fleet, tiers: &Tiers, run: usize) -> PathBuf {
 /// Runs `certroll -i INV ARGS...`, panics with its output unless it exits 0; returns its wall time.
 fn timed(inv: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
-    let out: Output = Command::new(CERTROLL)
+    let out: Output = Command::new(certroll_bin())
         .arg("-i")
         .arg(inv)
         .args(args)
@@ -304,4 +331,134 @@ fn ops(n: usize) {
     time("write_file (2 KiB, backup)", &|| {
         t.write_file(&path, &data, opts).unwrap()
     });
+}
+
+/// CPU time (user + system) of the reaped children of process `pid`, from /proc (clock
+/// ticks of 10 ms): for this process, the certroll runs; for an sshd listener, every
+/// session it served that has ended, with all their processes.
+fn children_cpu(pid: &str) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+    // cutime and cstime are fields 16 and 17 (13 and 14 here).
+    let ticks = f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// One phased rotation of `n` nodes, measured without a clock: CPU time of certroll and of
+/// the nodes' sshd sessions, then (in a second rotation under `strace -f` on every node's
+/// sshd) the processes started and the remote commands run, per step.
+fn count(n: usize) {
+    let tiers = Tiers::new(n);
+    let names = tiers.names();
+    let fleet = Fleet::start(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    println!("{}", quiet_shells(&fleet, &names));
+    let pids: Vec<String> = names.iter().map(|m| sshd_pid(fleet.node(m).port)).collect();
+    let nodes_cpu = || pids.iter().map(|p| children_cpu(p)).sum::<Duration>();
+    let inv = write_inventory(&fleet, &tiers, 0);
+    timed(&inv, &["apply", "--yes"]);
+    let steps = 3 * n;
+    let (mine, theirs) = (children_cpu("self"), nodes_cpu());
+    let wall = timed(&inv, &["apply", "--rotate", "--yes"]);
+    // The sessions end with certroll; their sshd reaps them a moment later.
+    std::thread::sleep(Duration::from_secs(2));
+    let (mine, theirs) = (children_cpu("self") - mine, nodes_cpu() - theirs);
+    println!(
+        "rotation of {n} nodes, {steps} steps: {:.3} s wall",
+        wall.as_secs_f64()
+    );
+    println!(
+        "CPU: certroll {:.2} s ({:.1} ms a step), nodes' sshd sessions {:.2} s ({:.1} ms a step)",
+        mine.as_secs_f64(),
+        mine.as_secs_f64() * 1e3 / steps as f64,
+        theirs.as_secs_f64(),
+        theirs.as_secs_f64() * 1e3 / steps as f64
+    );
+    let log = fleet.dir().join("strace.log");
+    let mut strace = Command::new("strace");
+    strace.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=execve,clone,clone3,fork,vfork",
+        "-o",
+    ]);
+    strace.arg(&log);
+    for p in &pids {
+        strace.args(["-p", p]);
+    }
+    let mut tracer = strace
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run strace");
+    std::thread::sleep(Duration::from_secs(2));
+    // certroll itself under strace too, for its journal syncs.
+    let syncs_log = fleet.dir().join("syncs.log");
+    let synced = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&syncs_log)
+        .arg(certroll_bin())
+        .arg("-i")
+        .arg(&inv)
+        .args(["apply", "--rotate", "--yes"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run certroll under strace");
+    assert!(synced.status.success(), "the traced rotation failed");
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill")
+        .args(["-INT", &tracer.id().to_string()])
+        .status();
+    let _ = tracer.wait();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    let started = text
+        .lines()
+        .filter(|l| {
+            (l.contains(" clone(") || l.contains(" clone3(") || l.contains("fork("))
+                && !l.contains("= -1")
+                && !l.contains("CLONE_THREAD")
+        })
+        .count();
+    let execs = text
+        .lines()
+        .filter(|l| l.contains(" execve(") && !l.contains("= -1"))
+        .count();
+    // sshd runs every session command as `<login shell> -c <command>`, the shell named by
+    // its base name (certroll's wrappers name `/bin/sh` by its path).
+    let commands = text.lines().filter(|l| login_shell_command(l)).count();
+    let syncs = fs::read_to_string(&syncs_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("sync(") && !l.contains("= -1"))
+        .count();
+    let per = |x: usize| x as f64 / steps as f64;
+    println!(
+        "certroll: {syncs} fsync/fdatasync calls ({:.2} a step; the journal, the CA store)",
+        per(syncs)
+    );
+    println!(
+        "on the nodes: {started} processes started ({:.1} a step), {execs} programs run ({:.1} a step), \
+         {commands} commands through the login shell ({:.2} a step)",
+        per(started),
+        per(execs),
+        per(commands)
+    );
+}
+
+/// Whether an strace line is sshd starting one of certroll's remote commands through the
+/// login shell: `execve("…", ["bash", "-c", "exec /bin/sh -c …` (SFTP sessions, which sshd
+/// starts the same way, and the programs the commands run are not counted).
+fn login_shell_command(line: &str) -> bool {
+    let Some(at) = line.find(" execve(\"") else {
+        return false;
+    };
+    let Some(argv) = line[at..].find("[\"").map(|i| &line[at + i + 2..]) else {
+        return false;
+    };
+    let Some(end) = argv.find('"') else {
+        return false;
+    };
+    let shell = matches!(&argv[..end], "bash" | "sh" | "dash" | "zsh" | "ksh" | "ash");
+    shell && argv[end..].starts_with("\", \"-c\", \"exec /bin/sh -c") && !line.contains("= -1")
 }

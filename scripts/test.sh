@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine with only Rust installed: installs what the
 # build needs (scripts/build-deps.sh) and what the tests need (sshd for the SSH fleet tests,
-# openssl as the second certificate validator, SoftHSM2 and opensc for PKCS#11 keys, sudo,
-# nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB, Postfix, Apache httpd and Redis for
+# openssl as the second certificate validator, a headless JDK (keytool) for the keystore
+# interop tests, SoftHSM2 and opensc for PKCS#11 keys, sudo,
+# nginx, HAProxy, PostgreSQL 15, curl, psql, MariaDB, Postfix, Apache httpd, Redis, a JDK 17
+# and Tomcat 10 for
 # the real-software test), checks formatting and clippy lints, then
 # cargo test --no-fail-fast (every test binary runs; the failures are listed at the end).
 set -euo pipefail
@@ -33,6 +35,12 @@ command -v visudo >/dev/null || [ -x /usr/sbin/visudo ] || need_apt+=(sudo)
 command -v ss >/dev/null || need_apt+=(iproute2)
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || need_apt+=(procps)
 command -v python3 >/dev/null || need_apt+=(python3)
+# verify --format prometheus is parsed by prometheus_client's exposition parser
+# (tests/verify_prometheus.rs), with Debian's python3.
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need_apt+=(python3-prometheus-client)
+# The alert rules of docs/operations.md are checked and unit-tested with promtool
+# (tests/operations_rules.rs), which comes with Debian's prometheus package.
+command -v promtool >/dev/null || need_apt+=(prometheus)
 # The real-software test (tests/real_software) runs nginx, HAProxy, PostgreSQL 15, curl
 # and psql; it fails loudly when one is missing, never skips.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
@@ -51,6 +59,14 @@ command -v curl >/dev/null || need_apt+=(curl)
 # them) without the system service of the apache2 package.
 [ -x /usr/sbin/apache2 ] && [ -f /usr/lib/apache2/modules/mod_ssl.so ] || need_apt+=(apache2-bin)
 [ -x /usr/bin/redis-server ] && command -v redis-cli >/dev/null || need_apt+=(redis-server)
+# Its keystore tests (tests/real_software/keystores.rs) run a private Tomcat 10.1 (its own
+# CATALINA_BASE and ports in a temporary directory, never the system service) whose reload
+# is the manager webapp's sslReload (tomcat10-admin), a Java client run from source (which
+# needs the JDK's compiler, not only a JRE) and keytool, which also reads back every store
+# certroll writes (src/stores/interop_tests.rs, tests/apply_ssh/stores.rs).
+command -v javac >/dev/null && command -v keytool >/dev/null || need_apt+=(openjdk-17-jdk-headless)
+[ -f /usr/share/tomcat10/bin/bootstrap.jar ] || need_apt+=(tomcat10)
+[ -d /usr/share/tomcat10-admin/manager ] || need_apt+=(tomcat10-admin)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: the build and the tests need ${need_apt[*]}; run as root or install them first (sudo apt-get install -y ${need_apt[*]})" >&2

@@ -22,16 +22,21 @@ impl BundleBase {
     /// Splits a node's current bundle into the certificates certroll does not manage.
     ///
     /// `managed` holds the DER of every certificate of the CA's generations (anchors,
-    /// issuing CAs, cross certificates). Blocks that are not certificates, and a file
-    /// that is not PEM at all, keep nothing: there is no certificate to lose.
+    /// issuing CAs, cross certificates). A certificate carrying the key of one of them
+    /// is managed too: an earlier certificate of a generation that `certroll ca extend`
+    /// re-issued with the same key is replaced, not kept as foreign. Blocks that are not
+    /// certificates, and a file that is not PEM at all, keep nothing: there is no
+    /// certificate to lose.
     pub fn from_current(current: &[u8], managed: &[Vec<u8>]) -> BundleBase {
         let Ok(blocks) = pem::parse_many(current) else {
             return BundleBase::default();
         };
+        let keys: Vec<String> = managed.iter().filter_map(|m| spki(m)).collect();
         let mut base = BundleBase::default();
         let mut seen_managed = false;
         for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
-            if managed.iter().any(|m| m.as_slice() == block.contents()) {
+            let same_key = || spki(block.contents()).is_some_and(|k| keys.contains(&k));
+            if managed.iter().any(|m| m.as_slice() == block.contents()) || same_key() {
                 seen_managed = true;
                 continue;
             }
@@ -74,6 +79,11 @@ impl BundleBase {
     }
 }
 
+/// The SHA-256 of a certificate's public key, `None` when it does not parse.
+fn spki(der: &[u8]) -> Option<String> {
+    crate::pki::cert_info(der).ok().map(|c| c.spki_sha256)
+}
+
 /// DER of every certificate that belongs to the CA's generations: what a bundle may hold
 /// that certroll manages.
 pub fn managed_ders(generations: &[&CaCert], extra_pem: &[&str]) -> Vec<Vec<u8>> {
@@ -94,11 +104,7 @@ pub fn managed_ders(generations: &[&CaCert], extra_pem: &[&str]) -> Vec<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cert(n: u8) -> (String, Vec<u8>) {
-        let der = vec![0x30, 0x03, 0x02, 0x01, n];
-        (cert_pem(&der), der)
-    }
+    use crate::pki::stand_in_cert as cert;
 
     #[test]
     fn keeps_foreign_certificates_in_order_around_the_managed_anchor() {

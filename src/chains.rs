@@ -46,11 +46,7 @@ pub fn without(chain: &[u8], drop: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cert(n: u8) -> (String, Vec<u8>) {
-        let der = vec![0x30, 0x03, 0x02, 0x01, n];
-        (cert_pem(&der), der)
-    }
+    use crate::pki::stand_in_cert as cert;
 
     #[test]
     fn the_cross_certificate_goes_and_the_leaf_stays_byte_for_byte() {

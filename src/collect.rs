@@ -2,7 +2,7 @@
 //!
 //! Both readers of the fleet's current state use it: `verify`, which turns a node that
 //! cannot be reached or a file that cannot be read into a finding (never stopping the
-//! other nodes from being checked), and the routine planner (`commands::facts`), for
+//! other nodes from being checked), and the routine planner (`session::facts`), for
 //! which either is an error.
 
 use std::collections::BTreeMap;
@@ -65,6 +65,8 @@ pub struct CaFiles {
     pub proof: Option<FileState>,
     /// Readable copies of managed files, beside them, that hold a private key.
     pub loose_copies: Vec<crate::secrets::LooseCopy>,
+    /// The node's keystore, truststore and combined PEM, as read and opened.
+    pub stores: Vec<crate::stores::read::StoreFile>,
 }
 
 impl CaFiles {
@@ -122,6 +124,8 @@ pub fn collect(
                 if n.files.key_source == KeySource::Node {
                     set.key = public_key(transport.as_ref(), n, &paths.key);
                 }
+                let ca_name = &inv.cas[ca].name;
+                set.stores = crate::stores::read::read_stores(transport.as_ref(), n, ca_name);
                 files.insert(ca, set);
             }
         }
@@ -159,6 +163,7 @@ fn read_set(
         key_mode: t.file_mode(&paths.key).map_err(|e| e.to_string()),
         proof: paths.proof_cert.as_deref().map(|p| read(t, p)),
         loose_copies: crate::secrets::loose_copies(t, paths, managed),
+        stores: Vec::new(),
     }
 }
 

@@ -9,14 +9,15 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod cli_docs;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use certroll::commands::apply::ApplyArgs;
 use certroll::commands::ca::ImportArgs;
-use certroll::commands::decide::Intent;
 use certroll::commands::status::StatusArgs;
 use certroll::commands::verify::VerifyArgs;
 use certroll::commands::{self, plan::PlanArgs, CommandError};
@@ -24,10 +25,17 @@ use certroll::error::causes;
 use certroll::exit;
 use certroll::output::{escape, Format, Style};
 use certroll::plan::{ChainMode, Strategy};
+use certroll::session::decide::Intent;
 
 /// Rotate the certificate authority of a TLS fleet without one failed handshake.
 #[derive(Debug, Parser)]
-#[command(name = "certroll", version, about, propagate_version = true)]
+#[command(
+    name = "certroll",
+    version,
+    long_version = env!("CERTROLL_LONG_VERSION"),
+    about,
+    propagate_version = true
+)]
 struct Cli {
     /// Inventory file.
     #[arg(
@@ -57,7 +65,8 @@ enum Command {
     Status(StatusCmd),
     /// Read every node's real files and prove every link (exit 0 OK, 1 warning, 2 critical, 3 unknown).
     Verify(VerifyCmd),
-    /// Manage the CA store: import a CA that certroll did not create (a fleet's existing CA).
+    /// Manage the CA store: import a CA that certroll did not create (a fleet's existing CA),
+    /// extend the current CA certificate with its own key.
     #[command(subcommand)]
     Ca(CaCmd),
     /// Show who holds the lock of the fleet's state (exit 0 free, 75 held), or end a lease.
@@ -65,6 +74,10 @@ enum Command {
     /// Move the fleet's state between the local state_dir and its PostgreSQL backend.
     #[command(subcommand)]
     State(StateCmd),
+    /// Print the completion script of a shell (see the README for where it goes).
+    Completions(CompletionsCmd),
+    /// Print the man page certroll(1), or with --dir write one page per command.
+    Man(ManCmd),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +106,20 @@ enum StateCmd {
 }
 
 #[derive(Debug, Args)]
+struct CompletionsCmd {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: cli_docs::CompletionShell,
+}
+
+#[derive(Debug, Args)]
+struct ManCmd {
+    /// Write certroll.1 and certroll-COMMAND.1 pages into this existing directory instead.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct InitCmd {
     /// The directory to write certroll.toml into (created when missing).
     #[arg(default_value = ".")]
@@ -104,6 +131,22 @@ enum CaCmd {
     /// Record an existing CA as the current generation of [ca.NAME] (or, with --next, stage
     /// the next one); see docs/takeover.md.
     Import(ImportCmd),
+    /// Re-issue the current CA certificate with the same key, subject and key identifiers
+    /// and a new validity (the CA's `validity`); `certroll apply` then installs it in every
+    /// bundle. See docs/operations.md#an-expiring-ca.
+    Extend(ExtendCmd),
+}
+
+#[derive(Debug, Args)]
+struct ExtendCmd {
+    /// The [ca.NAME] of the inventory.
+    name: String,
+    /// Nodes read at once (to check the leaves' authority key identifiers).
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
+    /// Add the host keys of hosts never seen before to known_hosts (never a changed key).
+    #[arg(long)]
+    accept_new_host_keys: bool,
 }
 
 #[derive(Debug, Args)]
@@ -134,12 +177,21 @@ struct VerifyCmd {
     /// Verify only this CA (default: every CA of the inventory).
     #[arg(long, value_name = "NAME")]
     ca: Option<String>,
-    /// Output format.
+    /// Output format (prometheus: the text exposition format, see docs/operations.md).
     #[arg(long, value_enum, default_value = "text")]
-    format: EventFormat,
-    /// Warn about certificates expiring within this (default: the CA's renew_before), e.g. 30d.
+    format: VerifyFormat,
+    /// Warn about certificates expiring within this (default: [verify] warn_within, else
+    /// the CA's renew_before), e.g. 30d.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     warn_within: Option<Duration>,
+    /// Certificates expiring within this are CRITICAL, exit 2 (default: [verify]
+    /// critical_within, else 7d); never longer than the warning window.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    critical_within: Option<Duration>,
+    /// Also write the metrics to DIR/certroll.prom, atomically, for node_exporter's
+    /// textfile collector (the directory must exist).
+    #[arg(long, value_name = "DIR")]
+    textfile_dir: Option<PathBuf>,
     /// Also run each client's `probe` command against its servers.
     #[arg(long)]
     live: bool,
@@ -158,7 +210,25 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     certroll::duration::parse(s).map_err(|e| e.to_string())
 }
 
-/// `--format` of `apply`, `status` and `verify`.
+/// `--format` of `verify`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VerifyFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
+impl From<VerifyFormat> for Format {
+    fn from(f: VerifyFormat) -> Format {
+        match f {
+            VerifyFormat::Text => Format::Text,
+            VerifyFormat::Json => Format::Json,
+            VerifyFormat::Prometheus => Format::Prometheus,
+        }
+    }
+}
+
+/// `--format` of `apply` and `status`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum EventFormat {
     Text,
@@ -193,6 +263,10 @@ struct ApplyCmd {
     /// The inventory changed during an unfinished run: recompute its plan, keep confirmed steps.
     #[arg(long)]
     replan: bool,
+    /// When a pool's restart windows are all closed, stop the run there (resumable) instead
+    /// of waiting for the next window.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -316,12 +390,15 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             format: cmd.format.into(),
             accept_new_host_keys: cmd.accept_new_host_keys,
             replan: cmd.replan,
+            no_wait: cmd.no_wait,
         }),
         Command::Verify(cmd) => commands::verify::run(&VerifyArgs {
             inventory: cli.inventory,
             ca: cmd.ca,
             format: cmd.format.into(),
             warn_within: cmd.warn_within,
+            critical_within: cmd.critical_within,
+            textfile_dir: cmd.textfile_dir,
             live: cmd.live,
             probe_timeout: cmd.probe_timeout,
             parallel: usize::from(cmd.parallel),
@@ -349,6 +426,35 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
         Command::State(StateCmd::Pull) => {
             commands::state::transfer(&cli.inventory, commands::state::Transfer::Pull)
         }
+        Command::Ca(CaCmd::Extend(cmd)) => {
+            commands::ca_extend::extend(&commands::ca_extend::ExtendArgs {
+                inventory: cli.inventory,
+                ca: cmd.name,
+                parallel: usize::from(cmd.parallel),
+                accept_new_host_keys: cmd.accept_new_host_keys,
+            })
+        }
+        Command::Completions(cmd) => {
+            let mut out = Vec::new();
+            cli_docs::completions(&mut Cli::command(), cmd.shell, &mut out);
+            print_bytes(&out)
+        }
+        Command::Man(ManCmd { dir: Some(dir) }) => {
+            cli_docs::man_pages(Cli::command(), &dir).map_err(|e| {
+                CommandError::CantCreate(format!(
+                    "failed to write the man pages into {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            Ok(exit::OK)
+        }
+        Command::Man(ManCmd { dir: None }) => {
+            let mut out = Vec::new();
+            cli_docs::man(Cli::command(), &mut out).map_err(|e| {
+                CommandError::Other(anyhow::anyhow!("failed to render the man page: {e}"))
+            })?;
+            print_bytes(&out)
+        }
         Command::Init(cmd) => commands::init::run(&commands::init::InitArgs { dir: cmd.dir }),
         Command::Status(cmd) => commands::status::run(&StatusArgs {
             inventory: cli.inventory,
@@ -356,6 +462,16 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             format: cmd.format.into(),
         }),
     }
+}
+
+/// Writes generated text to standard output (a reader that left early is no error).
+fn print_bytes(bytes: &[u8]) -> Result<i32, CommandError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    certroll::output::unless_reader_left(out.write_all(bytes).and_then(|()| out.flush())).map_err(
+        |e| CommandError::Other(anyhow::anyhow!("failed to write to standard output: {e}")),
+    )?;
+    Ok(exit::OK)
 }
 
 /// Prints an error once: its own level, then each cause on its line (see

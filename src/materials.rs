@@ -24,6 +24,9 @@ pub enum FileKind {
     Cert,
     Key,
     ProofCert,
+    Keystore,
+    Truststore,
+    CombinedPem,
 }
 
 impl FileKind {
@@ -34,13 +37,16 @@ impl FileKind {
             FileKind::Cert => "certificate",
             FileKind::Key => "private key",
             FileKind::ProofCert => "proof-key certificate",
+            FileKind::Keystore => "keystore",
+            FileKind::Truststore => "truststore",
+            FileKind::CombinedPem => "combined PEM",
         }
     }
 
-    /// Keys are 0600; everything else is public and 0644.
+    /// Files with a private key are 0600; everything else is public and 0644.
     pub fn mode(self) -> u32 {
         match self {
-            FileKind::Key => 0o600,
+            FileKind::Key | FileKind::Keystore | FileKind::CombinedPem => 0o600,
             _ => 0o644,
         }
     }
@@ -55,6 +61,9 @@ pub struct FileChange {
     pub data: Option<Vec<u8>>,
     /// The key file takes a key made on the node (`data` is then `None`).
     pub node_key: Option<PendingKey>,
+    /// A keystore or combined PEM made on the node from the new version's certificate and
+    /// key made there (`key_source = "node"`; `data` is then `None`).
+    pub assemble: bool,
 }
 
 /// A key made on the node, waiting in its store: the pending directory and the public key
@@ -139,6 +148,22 @@ pub struct NodeBase {
     /// Its certificate file as it is now, for a step that drops the cross certificate
     /// from it ([`reads_chain`]); `None` when not read or missing.
     pub chain: Option<Vec<u8>>,
+    /// The password of the node's keystore and truststore, read from its
+    /// `store_password_file` on the node (`None`: not read, or the node names none).
+    pub store_password: Option<crate::stores::Password>,
+}
+
+impl NodeBase {
+    /// The base of a simulated node (`plan --check`): nothing read, and the stores'
+    /// password a fixed one, since the simulation opens only the stores it made itself.
+    pub fn simulated() -> Self {
+        NodeBase {
+            store_password: Some(crate::stores::Password::new(
+                crate::stores::files::SIMULATION_PASSWORD,
+            )),
+            ..NodeBase::default()
+        }
+    }
 }
 
 impl From<BundleBase> for NodeBase {
@@ -146,6 +171,7 @@ impl From<BundleBase> for NodeBase {
         NodeBase {
             bundle,
             chain: None,
+            store_password: None,
         }
     }
 }
@@ -208,6 +234,15 @@ pub enum MaterialError {
     /// Making the key on the node failed (`key_source = "node"`): the message says how.
     #[error("{message}")]
     NodeKey { message: String, transient: bool },
+    /// A keystore, truststore or combined PEM could not be made.
+    #[error("failed to make the {what} {path} of node {node}: {source}")]
+    Store {
+        node: String,
+        what: &'static str,
+        path: String,
+        #[source]
+        source: crate::stores::StoreError,
+    },
 }
 
 impl MaterialError {
@@ -256,6 +291,7 @@ pub fn changes_with(
             path: path.to_string(),
             data,
             node_key,
+            assemble: false,
         });
     };
     let next = |action: Action| {
@@ -338,6 +374,7 @@ pub fn changes_with(
             }
         }
     }
+    crate::stores::files::add_forms(&mut out, node, &paths, base)?;
     Ok(out)
 }
 

@@ -47,6 +47,8 @@ pub fn diagnose(
             serves: inv.links_of(ca).any(|l| l.server == *n),
             now,
             warn_within,
+            // A leaf due for renewal is due, however close its expiry.
+            critical_within: Duration::ZERO,
             keeps_foreign: spec.bundle_foreign == crate::inventory::BundleForeign::Keep,
         };
         let (report, _) = check_node(&cx, f);
@@ -111,9 +113,25 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         Missing { file, .. } | Corrupt { file, .. } => match file {
             FileKind::TrustBundle => Effect::Bundle(BundleNeed::Broken),
             FileKind::Cert | FileKind::Key => Effect::Leaf(LeafNeed::Broken),
+            // A store stands for the PEM file it is made from: writing that file again
+            // (a fresh leaf, or the bundle) writes the store too.
+            FileKind::Keystore | FileKind::CombinedPem => Effect::Leaf(LeafNeed::Broken),
+            FileKind::Truststore => Effect::Bundle(BundleNeed::Broken),
             FileKind::ProofCert => Effect::Leave(""),
         },
+        // A store that does not open (wrong password) is the operator's to fix: writing it
+        // again with the same password would not change what its readers see.
+        StoreUnopened { .. } => Effect::Leave(
+            "the password in its store_password_file does not open it, or it is not a keystore; fix the password file or remove the store",
+        ),
+        StoreDiffers { file, .. } => match file {
+            FileKind::Truststore => Effect::Bundle(BundleNeed::Broken),
+            _ => Effect::Leaf(LeafNeed::Broken),
+        },
         EmptyBundle { .. } => Effect::Bundle(BundleNeed::Broken),
+        // An extended CA: the bundle gets the generation's new certificate (the old one,
+        // of the same key, is replaced: no chain carries a root).
+        OutdatedCaCertificate { .. } => Effect::Bundle(BundleNeed::Broken),
         KeyMismatch { .. } | Expired { .. } | NotYetValid { .. } => Effect::Leaf(LeafNeed::Broken),
         Expiring { .. } | NameNotCovered { .. } => Effect::Leaf(LeafNeed::Due),
         // A replaced key keeps its owner, group and mode, but a world-readable one becomes
@@ -135,10 +153,16 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
             "a routine run never rewrites a bundle that trusts other anchors; add the current root to it",
         ),
         AnchorExpiring { .. } => Effect::Leave("rotate the CA: certroll apply --rotate"),
+        CaCertExpiring { .. } => Effect::Leave(
+            "extend the CA (certroll ca extend) or rotate it (certroll apply --rotate)",
+        ),
         Unreadable { .. } => Effect::Leave("fix the file's permissions, then run again"),
         LiveTls { .. } => {
             Effect::Leave("the server does not serve its files: reload it, then run verify --live again")
         }
+        RestartPending { .. } => Effect::Leave(
+            "restart the node's service when convenient: its pruned bundle is on disk but not loaded",
+        ),
         Unreachable { .. }
         | StrayAnchor { .. }
         | ForeignAnchor { .. }
@@ -149,7 +173,8 @@ fn effect(f: &Finding, only_current: bool) -> Effect {
         | ProofMissing { .. }
         | ProofInvalid { .. }
         | ProofStale { .. }
-        | LiveTlsKeyOnly { .. } => Effect::Leave(""),
+        | LiveTlsKeyOnly { .. }
+        | LiveTlsTrust { .. } => Effect::Leave(""),
     }
 }
 

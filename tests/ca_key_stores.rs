@@ -15,7 +15,7 @@ use std::process::Command;
 
 use support::run::{certroll, Run};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const MODULE: &str = support::pki::SOFTHSM_MODULE;
 const PIN: &str = "5678";
 const PASSPHRASE: &str = "correct horse battery";
 const NODES: [&str; 3] = ["lb", "app", "db"];
@@ -123,32 +123,7 @@ impl Local {
 
     /// Makes a SoftHSM2 token labelled `label` for this test's runs.
     fn softhsm(&mut self, label: &str) -> PathBuf {
-        assert!(
-            Path::new(MODULE).is_file(),
-            "{MODULE} is missing: install softhsm2 (scripts/test.sh does)"
-        );
-        let tokens = self.path("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = self.path("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--so-pin", "1234", "--pin", PIN])
-            .env("SOFTHSM2_CONF", &conf)
-            .output()
-            .expect("softhsm2-util must be installed (scripts/test.sh installs softhsm2)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let conf = support::pki::softhsm_token(self.dir.path(), label, PIN);
         self.softhsm_conf = Some(conf.clone());
         conf
     }
@@ -570,4 +545,45 @@ fn a_rotation_signed_in_the_token_rolls_back() {
     assert!(archived.join("ca.key.ref").exists() && !archived.join("ca.key").exists());
     local.certroll(&["verify"]).expect_code(0);
     assert_no_plain_key(&local);
+}
+
+#[test]
+fn ca_extend_signs_in_the_token_and_is_refused_without_it() {
+    let mut local = Local::new("");
+    local.softhsm("certroll ca");
+    let pin = local.secret("pin", &format!("{PIN}\n"), 0o600);
+    local.write_inventory(&local.pkcs11_keys("certroll ca", &pin));
+    local.certroll(&["apply", "--yes"]).expect_code(0);
+
+    // Without the token: refused as configuration, nothing written.
+    local.write_inventory(&local.pkcs11_keys("another token", &pin));
+    let before = local.snapshot();
+    local
+        .certroll(&["ca", "extend", "internal"])
+        .expect_code(78)
+        .expect_output("has no token labelled \"another token\"");
+    assert_eq!(
+        local.snapshot(),
+        before,
+        "a refused extension changed files"
+    );
+
+    // With it: the certificate is re-issued by the token's key and a routine run
+    // installs it everywhere.
+    local.write_inventory(&local.pkcs11_keys("certroll ca", &pin));
+    let old = std::fs::read_to_string(local.state().join("ca/internal/g1/ca.pem")).unwrap();
+    local
+        .certroll(&["ca", "extend", "internal"])
+        .expect_code(0)
+        .expect_stdout("extended CA internal G1");
+    let new = std::fs::read_to_string(local.state().join("ca/internal/g1/ca.pem")).unwrap();
+    assert_ne!(old, new);
+    assert_no_plain_key(&local);
+    local.certroll(&["verify"]).expect_code(1);
+    local.certroll(&["apply", "--yes"]).expect_code(0);
+    local.certroll(&["verify"]).expect_code(0);
+    for n in NODES {
+        let bundle = std::fs::read_to_string(local.path("nodes").join(n).join("ca.pem"));
+        assert_eq!(bundle.unwrap().trim(), new.trim(), "bundle of {n}");
+    }
 }

@@ -1,188 +1,121 @@
 //! The whole lifecycle through the real binary on local-transport nodes: bootstrap, a
 //! routine run with nothing to do, renewal of expiring leaves, rotation, status, verify.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
 
-struct Fleet {
-    dir: tempfile::TempDir,
+use support::local::{LocalFleet, Settings, NODES};
+
+/// lb → app one-way, app ⇄ db mutual (app also answers on 127.0.0.1), on local nodes under
+/// a temp dir, with the CA's leaf policy.
+fn lifecycle(leaf_validity: &str, renew_before: &str) -> Settings {
+    LocalFleet::new("CN=Lifecycle CA")
+        .ca_key("leaf_validity", leaf_validity)
+        .ca_key("renew_before", renew_before)
+        .dns("app", "127.0.0.1")
 }
 
-impl Fleet {
-    /// lb → app one-way, app ⇄ db mutual, on local nodes under a temp dir.
-    fn new(leaf_validity: &str, renew_before: &str) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let fleet = Fleet { dir };
-        fleet.write_inventory(leaf_validity, renew_before);
-        fleet
-    }
-
-    fn write_inventory(&self, leaf_validity: &str, renew_before: &str) {
-        let text = format!(
-            "[ca.internal]\nsubject = \"CN=Lifecycle CA\"\nleaf_validity = \"{leaf_validity}\"\nrenew_before = \"{renew_before}\"\n\n\
-             [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\ncert = \"nodes/{{node}}/cert.pem\"\n\
-             key = \"nodes/{{node}}/key.pem\"\nreload = \"touch nodes/{{node}}/reloaded\"\nconfirm = \"test -e nodes/{{node}}/reloaded\"\n\n\
-             [nodes.lb]\ndns_names = [\"lb.test\"]\n[nodes.app]\ndns_names = [\"app.test\", \"127.0.0.1\"]\n[nodes.db]\ndns_names = [\"db.test\"]\n\n\
-             [[links]]\nclient = \"lb\"\nserver = \"app\"\n\n[[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\n"
-        );
-        std::fs::write(self.inventory(), text).unwrap();
-    }
-
-    fn inventory(&self) -> PathBuf {
-        self.dir.path().join("certroll.toml")
-    }
-
-    fn file(&self, node: &str, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("nodes").join(node).join(name)).unwrap_or_default()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_certroll"))
-            .arg("-i")
-            .arg(self.inventory())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run certroll")
-    }
-
-    fn state(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: Output) -> Output {
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    out
+/// The policy changes to 90-day leaves renewed 30 days early.
+fn renew_early(s: Settings) -> Settings {
+    s.ca_key("leaf_validity", "90d")
+        .ca_key("renew_before", "30d")
 }
 
 #[test]
 fn apply_without_a_terminal_and_without_yes_refuses_and_changes_nothing() {
-    let fleet = Fleet::new("90d", "30d");
-    let out = fleet.run(&["apply"]);
-    assert_eq!(out.status.code(), Some(64), "{}", show(&out));
+    let fleet = lifecycle("90d", "30d").write();
+    fleet
+        .certroll(&["apply"])
+        .expect_code(64)
+        .expect_stderr("pass --yes");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("pass --yes"),
-        "{}",
-        show(&out)
-    );
-    assert!(
-        !fleet.state().join(".certroll/ca").exists(),
+        !fleet.path(".certroll/ca").exists(),
         "no CA may be created before confirmation"
     );
-    assert!(!fleet.state().join("nodes").exists());
+    assert!(!fleet.path("nodes").exists());
 }
 
 #[test]
 fn bootstrap_routine_renew_rotate_verify() {
-    let fleet = Fleet::new("10d", "5d");
+    let mut fleet = lifecycle("10d", "5d").write();
     // Bootstrap: every node gets its files; keys are 0600.
-    ok(fleet.run(&["apply", "--yes"]));
-    use std::os::unix::fs::PermissionsExt;
-    for node in ["lb", "app", "db"] {
-        let mode = std::fs::metadata(fleet.dir.path().join("nodes").join(node).join("key.pem"))
-            .unwrap()
-            .permissions()
-            .mode();
+    fleet.certroll(&["apply", "--yes"]).expect_code(0);
+    for node in NODES {
+        let mode = support::cli::mode(&fleet.path(&format!("nodes/{node}/key.pem")));
         assert_eq!(mode & 0o777, 0o600, "key of {node}");
     }
-    ok(fleet.run(&["verify"]));
+    fleet.certroll(&["verify"]).expect_code(0);
 
     // Routine: nothing expires within 5 days.
-    let out = ok(fleet.run(&["apply", "--yes"]));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
-        "{}",
-        show(&out)
-    );
+    fleet
+        .certroll(&["apply", "--yes"])
+        .expect_code(0)
+        .expect_stdout("nothing to do");
 
     // The policy changes: leaves with ten days left are now within renew_before.
-    fleet.write_inventory("90d", "30d");
-    let bundle_before = fleet.file("app", "ca.pem");
-    let cert_before = fleet.file("app", "cert.pem");
-    let out = ok(fleet.run(&["apply", "--yes", "--format", "json"]));
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("NDJSON line"))
-        .collect();
-    assert_eq!(
-        events.last().unwrap()["event"],
-        "run-finished",
-        "{}",
-        show(&out)
-    );
+    fleet.edit(renew_early);
+    let bundle_before = fleet.bytes("nodes/app/ca.pem");
+    let cert_before = fleet.bytes("nodes/app/cert.pem");
+    let out = fleet.certroll(&["apply", "--yes", "--format", "json"]);
+    out.expect_code(0);
+    let events = out.events();
+    assert_eq!(events.last().unwrap()["event"], "run-finished", "{out}");
     let renewed = events.iter().filter(|e| e["event"] == "step-done").count();
-    assert_eq!(renewed, 3, "{}", show(&out));
+    assert_eq!(renewed, 3, "{out}");
     assert_eq!(
-        fleet.file("app", "ca.pem"),
+        fleet.bytes("nodes/app/ca.pem"),
         bundle_before,
         "renewal must not touch trust"
     );
     assert_ne!(
-        fleet.file("app", "cert.pem"),
+        fleet.bytes("nodes/app/cert.pem"),
         cert_before,
         "renewal must replace the leaf"
     );
 
     // Rotation, then everything holds only G2 and the old generation is archived.
-    ok(fleet.run(&["apply", "--rotate", "--yes"]));
-    let status: serde_json::Value =
-        serde_json::from_slice(&ok(fleet.run(&["status", "--format", "json"])).stdout).unwrap();
+    fleet
+        .certroll(&["apply", "--rotate", "--yes"])
+        .expect_code(0);
+    let status = fleet.certroll(&["status", "--format", "json"]);
+    let status = status.expect_code(0).json();
     assert_eq!(status["status"], "complete");
     assert_eq!(status["generations"], serde_json::json!([1, 2]));
-    let g2 =
-        std::fs::read_to_string(fleet.state().join(".certroll/ca/internal/g2/ca.pem")).unwrap();
-    for node in ["lb", "app", "db"] {
+    let g2 = fleet.read(".certroll/ca/internal/g2/ca.pem");
+    assert!(!g2.is_empty(), "G2's root is in the store");
+    for node in NODES {
         assert_eq!(
-            String::from_utf8_lossy(&fleet.file(node, "ca.pem")).trim(),
+            fleet.read(&format!("nodes/{node}/ca.pem")).trim(),
             g2.trim(),
             "bundle of {node}"
         );
     }
     assert!(
         fleet
-            .state()
-            .join(".certroll/ca/internal/archive/g1/ca.pem")
+            .path(".certroll/ca/internal/archive/g1/ca.pem")
             .exists(),
         "G1 must be archived"
     );
-    let out = ok(fleet.run(&["verify", "--format", "json"]));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    let report = fleet.certroll(&["verify", "--format", "json"]);
+    let report = report.expect_code(0).json();
     assert_eq!(report["version"], 1);
 }
 
 #[test]
 fn a_failed_confirm_stops_dependents_and_resume_or_replan_finishes() {
-    let fleet = Fleet::new("90d", "30d");
-    ok(fleet.run(&["apply", "--yes"]));
+    let mut fleet = lifecycle("90d", "30d").write();
+    fleet.certroll(&["apply", "--yes"]).expect_code(0);
     // db refuses to confirm while the marker exists.
-    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
-    let inv = inv.replace(
-        "[nodes.db]\n",
-        "[nodes.db]\nconfirm = \"test ! -e nodes/db/hold\"\nconfirm_timeout = \"1s\"\n",
-    );
-    std::fs::write(fleet.inventory(), inv).unwrap();
-    std::fs::write(fleet.dir.path().join("nodes/db/hold"), "").unwrap();
+    fleet.edit(|s| {
+        s.node_key("db", "confirm", "test ! -e nodes/db/hold")
+            .node_key("db", "confirm_timeout", "1s")
+    });
+    fleet.write_file("nodes/db/hold", "");
 
-    let out = fleet.run(&["apply", "--rotate", "--yes"]);
-    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("test ! -e nodes/db/hold"),
-        "the confirm command is quoted: {}",
-        show(&out)
-    );
-    let status: serde_json::Value =
-        serde_json::from_slice(&fleet.run(&["status", "--format", "json"]).stdout).unwrap();
+    fleet
+        .certroll(&["apply", "--rotate", "--yes"])
+        .expect_code(75)
+        .expect_stderr("test ! -e nodes/db/hold");
+    let status = fleet.certroll(&["status", "--format", "json"]).json();
     let state_of = |node: &str, action: &str| {
         status["steps"]
             .as_array()
@@ -198,56 +131,37 @@ fn a_failed_confirm_stops_dependents_and_resume_or_replan_finishes() {
     assert_eq!(state_of("lb", "trust-add"), "done", "{status:#}");
 
     // The inventory changes under the unfinished run: refused until --replan.
-    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
-    std::fs::write(
-        fleet.inventory(),
-        inv.replace("[nodes.lb]\n", "[nodes.lb2]\n[nodes.lb]\n")
-            + "\n[[links]]\nclient = \"lb2\"\nserver = \"app\"\n",
-    )
-    .unwrap();
-    let out = fleet.run(&["apply", "--yes"]);
-    assert_eq!(out.status.code(), Some(64), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--replan"),
-        "{}",
-        show(&out)
-    );
+    fleet.edit(|s| s.first_client("lb2", "app"));
+    fleet
+        .certroll(&["apply", "--yes"])
+        .expect_code(64)
+        .expect_stderr("--replan");
 
-    std::fs::remove_file(fleet.dir.path().join("nodes/db/hold")).unwrap();
-    let out = ok(fleet.run(&["apply", "--yes", "--replan", "--format", "json"]));
-    let events = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        events.contains("\"step-skipped\""),
-        "confirmed steps carry over: {}",
-        show(&out)
-    );
-    let status: serde_json::Value =
-        serde_json::from_slice(&fleet.run(&["status", "--format", "json"]).stdout).unwrap();
+    fleet.remove("nodes/db/hold");
+    fleet
+        .certroll(&["apply", "--yes", "--replan", "--format", "json"])
+        .expect_code(0)
+        .expect_stdout("\"step-skipped\"");
+    let status = fleet.certroll(&["status", "--format", "json"]).json();
     assert_eq!(status["status"], "complete", "{status:#}");
-    assert!(fleet
-        .state()
-        .join(".certroll/ca/internal/archive/g1")
-        .exists());
+    assert!(fleet.path(".certroll/ca/internal/archive/g1").exists());
 }
 
 #[test]
 fn plan_shows_what_a_routine_apply_would_do() {
-    let fleet = Fleet::new("10d", "5d");
-    ok(fleet.run(&["apply", "--yes"]));
-    let out = ok(fleet.run(&["plan", "--detailed-exitcode"]));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
-        "{}",
-        show(&out)
-    );
-    fleet.write_inventory("90d", "30d");
+    let mut fleet = lifecycle("10d", "5d").write();
+    fleet.certroll(&["apply", "--yes"]).expect_code(0);
+    fleet
+        .certroll(&["plan", "--detailed-exitcode"])
+        .expect_code(0)
+        .expect_stdout("nothing to do");
+    fleet.edit(renew_early);
     // A node without its trust bundle gets everything again (install); a node without
     // its key only a fresh key and leaf (renew).
-    std::fs::remove_file(fleet.dir.path().join("nodes/lb/ca.pem")).unwrap();
-    std::fs::remove_file(fleet.dir.path().join("nodes/db/key.pem")).unwrap();
-    let out = fleet.run(&["plan", "--format", "json", "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    fleet.remove("nodes/lb/ca.pem");
+    fleet.remove("nodes/db/key.pem");
+    let out = fleet.certroll(&["plan", "--format", "json", "--detailed-exitcode"]);
+    let v = out.expect_code(2).json();
     let step = |node: &str| {
         v["steps"]
             .as_array()
@@ -263,67 +177,55 @@ fn plan_shows_what_a_routine_apply_would_do() {
 
 #[test]
 fn verify_checks_the_proof_key_certificate_during_a_rotation() {
-    let fleet = Fleet::new("90d", "30d");
-    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
-    let inv = inv.replace(
-        "key = \"nodes/{node}/key.pem\"\n",
-        "key = \"nodes/{node}/key.pem\"\nproof_cert = \"nodes/{node}/cross.pem\"\n",
-    );
-    std::fs::write(fleet.inventory(), inv).unwrap();
-    ok(fleet.run(&["apply", "--yes"]));
+    let mut fleet = lifecycle("90d", "30d")
+        .default_key("proof_cert", "nodes/{node}/cross.pem")
+        .write();
+    fleet.certroll(&["apply", "--yes"]).expect_code(0);
     // Stop the rotation after the trust-adds: lb's leaf swap waits on nobody, app's on lb.
-    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
-    let inv = inv.replace(
-        "[nodes.app]\n",
-        "[nodes.app]\nconfirm = \"test ! -e nodes/app/hold\"\nconfirm_timeout = \"1s\"\n",
-    );
-    std::fs::write(fleet.inventory(), inv).unwrap();
-    let proof = fleet.dir.path().join("nodes/lb/cross.pem");
-    std::fs::write(fleet.dir.path().join("nodes/app/hold"), "").unwrap();
-    let out = fleet.run(&["apply", "--rotate", "--yes"]);
-    assert_eq!(out.status.code(), Some(75), "{}", show(&out));
+    fleet.edit(|s| {
+        s.node_key("app", "confirm", "test ! -e nodes/app/hold")
+            .node_key("app", "confirm_timeout", "1s")
+    });
+    let proof = fleet.path("nodes/lb/cross.pem");
+    fleet.write_file("nodes/app/hold", "");
+    fleet
+        .certroll(&["apply", "--rotate", "--yes"])
+        .expect_code(75);
     assert!(proof.exists(), "trust-add ships the proof-key certificate");
-    let out = fleet.run(&["verify", "--format", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the real proof verifies: {}",
-        show(&out)
-    );
+    // The real proof verifies.
+    fleet
+        .certroll(&["verify", "--format", "json"])
+        .expect_code(0);
 
     // A tampered proof (the old root instead of new-with-old) is critical.
-    let g1 = std::fs::read(fleet.state().join(".certroll/ca/internal/g1/ca.pem")).unwrap();
-    std::fs::write(&proof, g1).unwrap();
-    let out = fleet.run(&["verify", "--format", "json"]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("\"proof-invalid\""),
-        "{}",
-        show(&out)
-    );
+    let g1 = fleet.bytes(".certroll/ca/internal/g1/ca.pem");
+    assert!(!g1.is_empty(), "G1's root is in the store");
+    fleet.write_file("nodes/lb/cross.pem", g1);
+    fleet
+        .certroll(&["verify", "--format", "json"])
+        .expect_code(2)
+        .expect_stdout("\"proof-invalid\"");
 
     // Finish: the proof is removed at prune, and verify is clean again.
-    std::fs::remove_file(fleet.dir.path().join("nodes/app/hold")).unwrap();
-    ok(fleet.run(&["apply", "--yes"]));
+    fleet.remove("nodes/app/hold");
+    fleet.certroll(&["apply", "--yes"]).expect_code(0);
     assert!(
         !proof.exists(),
         "trust-prune removes the proof-key certificate"
     );
-    ok(fleet.run(&["verify"]));
+    fleet.certroll(&["verify"]).expect_code(0);
 }
 
 #[test]
 fn status_on_a_fresh_fleet_says_what_to_run_next() {
-    let fleet = Fleet::new("90d", "30d");
-    let out = ok(fleet.run(&["status"]));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("no run recorded for CA internal"), "{text}");
-    assert!(
-        text.contains("next: run `certroll plan` to see the bootstrap, then `certroll apply`"),
-        "{text}"
-    );
-    let out = ok(fleet.run(&["status", "--format", "json"]));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let fleet = lifecycle("90d", "30d").write();
+    fleet
+        .certroll(&["status"])
+        .expect_code(0)
+        .expect_stdout("no run recorded for CA internal")
+        .expect_stdout("next: run `certroll plan` to see the bootstrap, then `certroll apply`");
+    let json = fleet.certroll(&["status", "--format", "json"]);
+    let json = json.expect_code(0).json();
     assert_eq!(json["status"], "none", "{json}");
     assert!(
         json["next"]
@@ -331,24 +233,16 @@ fn status_on_a_fresh_fleet_says_what_to_run_next() {
             .is_some_and(|n| n.contains("certroll apply")),
         "{json}"
     );
-    assert!(
-        !fleet.state().join(".certroll").exists(),
-        "status still only reads"
-    );
+    assert!(!fleet.path(".certroll").exists(), "status still only reads");
 }
 
 /// What goes where (README, "Output"): a run's outcome on stdout, its progress on stderr;
 /// with `--format json` stdout holds only the events.
 #[test]
 fn apply_writes_its_outcome_to_stdout_and_its_progress_to_stderr() {
-    let fleet = Fleet::new("90d", "30d");
-    let streams = |out: &Output| {
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (out, err) = streams(&ok(fleet.run(&["apply", "--yes"])));
+    let fleet = lifecycle("90d", "30d").write();
+    let run = fleet.certroll(&["apply", "--yes"]);
+    let (out, err) = (&run.expect_code(0).stdout, &run.stderr);
     assert_eq!(out.lines().count(), 1, "one line of outcome: {out}");
     assert!(
         out.starts_with("CA internal G1 installed on 3 nodes (run "),
@@ -360,7 +254,8 @@ fn apply_writes_its_outcome_to_stdout_and_its_progress_to_stderr() {
         "the plan asked about, on stderr: {err}"
     );
 
-    let (out, err) = streams(&ok(fleet.run(&["apply", "--rotate", "--yes"])));
+    let run = fleet.certroll(&["apply", "--rotate", "--yes"]);
+    let (out, err) = (&run.expect_code(0).stdout, &run.stderr);
     assert!(
         out.starts_with("rotation of CA internal complete: G1 → G2 on 3 nodes (run "),
         "stdout: {out}"
@@ -368,24 +263,22 @@ fn apply_writes_its_outcome_to_stdout_and_its_progress_to_stderr() {
     assert!(!out.contains("trust-add"), "no progress on stdout: {out}");
     assert!(err.contains(" trust-add done"), "{err}");
 
-    let (out, _) = streams(&ok(fleet.run(&["apply", "--yes"])));
+    let run = fleet.certroll(&["apply", "--yes"]);
+    let out = &run.expect_code(0).stdout;
     assert!(
         out.starts_with("nothing to do for CA internal"),
         "stdout: {out}"
     );
 
-    let (out, _) = streams(&ok(
-        fleet.run(&["apply", "--rotate", "--yes", "--format", "json"])
-    ));
-    for line in out.lines() {
-        serde_json::from_str::<serde_json::Value>(line)
-            .unwrap_or_else(|e| panic!("stdout holds only JSON events ({e}): {line}"));
-    }
+    let run = fleet.certroll(&["apply", "--rotate", "--yes", "--format", "json"]);
+    // stdout holds only JSON events.
+    run.expect_code(0).events();
 }
 
 /// The chains a node served, one per reload, from the log its reload command keeps.
-fn served_chains(fleet: &Fleet, node: &str) -> Vec<Vec<certroll::pki::CertInfo>> {
-    String::from_utf8_lossy(&fleet.file(node, "served.log"))
+fn served_chains(fleet: &LocalFleet, node: &str) -> Vec<Vec<certroll::pki::CertInfo>> {
+    fleet
+        .read(&format!("nodes/{node}/served.log"))
         .split("reload\n")
         .filter(|chain| !chain.trim().is_empty())
         .map(|chain| certroll::pki::parse_pem_certs(chain.as_bytes()).expect("a served chain"))
@@ -397,30 +290,31 @@ fn served_chains(fleet: &Fleet, node: &str) -> Vec<Vec<certroll::pki::CertInfo>>
 /// certificate, and keeps the leaf and key the leaf swap installed.
 #[test]
 fn a_completed_cross_signed_rotation_leaves_no_cross_certificate_in_any_chain() {
-    let fleet = Fleet::new("90d", "30d");
     // Every reload records the chain the node serves from then on, and its key's checksum.
-    let inv = std::fs::read_to_string(fleet.inventory()).unwrap();
-    let inv = inv.replace(
-        "reload = \"touch nodes/{node}/reloaded\"",
-        "reload = \"echo reload >> nodes/{node}/served.log && cat nodes/{node}/cert.pem >> nodes/{node}/served.log \
-         && cksum < nodes/{node}/key.pem >> nodes/{node}/keys.log && touch nodes/{node}/reloaded\"",
-    );
-    std::fs::write(fleet.inventory(), inv).unwrap();
-    ok(fleet.run(&["apply", "--yes"]));
-    for node in ["lb", "app", "db"] {
+    let fleet = lifecycle("90d", "30d")
+        .reload(
+            "echo reload >> nodes/{node}/served.log && cat nodes/{node}/cert.pem >> nodes/{node}/served.log \
+             && cksum < nodes/{node}/key.pem >> nodes/{node}/keys.log && touch nodes/{node}/reloaded",
+        )
+        .write();
+    fleet.certroll(&["apply", "--yes"]).expect_code(0);
+    for node in NODES {
         for log in ["served.log", "keys.log"] {
-            std::fs::remove_file(fleet.dir.path().join("nodes").join(node).join(log)).unwrap();
+            fleet.remove(&format!("nodes/{node}/{log}"));
         }
     }
-    ok(fleet.run(&["plan", "--rotate", "--chain", "cross-signed", "--check"]));
-    ok(fleet.run(&["apply", "--rotate", "--chain", "cross-signed", "--yes"]));
+    fleet
+        .certroll(&["plan", "--rotate", "--chain", "cross-signed", "--check"])
+        .expect_code(0);
+    fleet
+        .certroll(&["apply", "--rotate", "--chain", "cross-signed", "--yes"])
+        .expect_code(0);
 
-    let g2 = fleet.state().join(".certroll/ca/internal/g2");
-    let cross = certroll::pki::parse_pem_certs(&std::fs::read(g2.join("cross.pem")).unwrap())
-        .unwrap()
-        .remove(0);
-    for node in ["lb", "app", "db"] {
-        let chain = certroll::pki::parse_pem_certs(&fleet.file(node, "cert.pem")).unwrap();
+    let cross =
+        support::cli::pem_certs(&fleet.path(".certroll/ca/internal/g2/cross.pem")).remove(0);
+    for node in NODES {
+        let chain = certroll::pki::parse_pem_certs(&fleet.bytes(&format!("nodes/{node}/cert.pem")))
+            .unwrap();
         assert_eq!(
             chain.len(),
             1,
@@ -443,7 +337,7 @@ fn a_completed_cross_signed_rotation_leaves_no_cross_certificate_in_any_chain() 
             "node {node}: dropping the cross certificate keeps the leaf"
         );
         assert_eq!(last[0].der, chain[0].der);
-        let keys = String::from_utf8_lossy(&fleet.file(node, "keys.log")).into_owned();
+        let keys = fleet.read(&format!("nodes/{node}/keys.log"));
         let keys: Vec<&str> = keys.lines().collect();
         assert_eq!(
             keys.get(with_cross),
@@ -451,10 +345,11 @@ fn a_completed_cross_signed_rotation_leaves_no_cross_certificate_in_any_chain() 
             "node {node}: dropping the cross certificate keeps the key: {keys:?}"
         );
     }
-    let out = ok(fleet.run(&["verify", "--format", "json"]));
+    let out = fleet.certroll(&["verify", "--format", "json"]);
     assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("retired-cross-certificate"),
-        "{}",
-        show(&out)
+        !out.expect_code(0)
+            .stdout
+            .contains("retired-cross-certificate"),
+        "{out}"
     );
 }

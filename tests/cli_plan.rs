@@ -1,14 +1,22 @@
 //! `certroll plan` through the real binary: formats, `--check`, exit codes, refusals.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn certroll(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_certroll"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run certroll")
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::run::{run_command, Run};
+
+/// Runs `certroll ARGS...` (see [`run_command`]).
+fn certroll(args: &[&str]) -> Run {
+    let label = std::iter::once("certroll")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    run_command(
+        Command::new(env!("CARGO_BIN_EXE_certroll")).args(args),
+        label,
+    )
 }
 
 fn example() -> String {
@@ -39,7 +47,7 @@ fn seed_ca(path: &Path) {
 
 /// Runs `certroll -i <fresh copy of the example> plan ARGS` (with the CA created when
 /// `--rotate` is among them); the temp dir lives as long as the result.
-fn plan_example(args: &[&str]) -> (tempfile::TempDir, Output) {
+fn plan_example(args: &[&str]) -> (tempfile::TempDir, Run) {
     let dir = tempfile::tempdir().unwrap();
     let inv = example_copy(dir.path());
     if args.contains(&"--rotate") {
@@ -51,24 +59,15 @@ fn plan_example(args: &[&str]) -> (tempfile::TempDir, Output) {
     (dir, out)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn text_plan_of_the_example_is_grouped_by_wave() {
     let (dir, out) = plan_example(&["--rotate"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    out.expect_code(0);
+    let stdout = out.stdout.as_str();
     assert!(
         stdout.starts_with("Rotate CA internal: G1 → G2 · strategy phased · chain plain"),
         "{}",
-        text(&out)
+        out
     );
     for needle in [
         "Wave 1 ·",
@@ -79,11 +78,7 @@ fn text_plan_of_the_example_is_grouped_by_wave() {
         "trust-prune",
         "↳ after trust-add on",
     ] {
-        assert!(
-            stdout.contains(needle),
-            "missing {needle:?}: {}",
-            text(&out)
-        );
+        assert!(stdout.contains(needle), "missing {needle:?}: {}", out);
     }
     assert!(!stdout.contains('\x1b'), "NO_COLOR must disable colour");
     for state in [
@@ -102,8 +97,8 @@ fn text_plan_of_the_example_is_grouped_by_wave() {
 #[test]
 fn json_plan_is_versioned_and_consistent() {
     let (_dir, out) = plan_example(&["--rotate", "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
     assert_eq!(v["version"], 1);
     let steps = v["steps"].as_array().unwrap();
     for (i, s) in steps.iter().enumerate() {
@@ -122,11 +117,11 @@ fn json_plan_is_versioned_and_consistent() {
 #[test]
 fn dot_plan_is_a_digraph() {
     let (_dir, out) = plan_example(&["--rotate", "--format", "dot"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = out.stdout.as_str();
     assert!(
         stdout.starts_with("digraph certroll {") && stdout.contains("dir=both"),
         "{}",
-        text(&out)
+        out
     );
 }
 
@@ -147,45 +142,43 @@ fn check_proves_the_example_rotation() {
             "--chain",
             chain,
         ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("plan check passed"),
-            "{}",
-            text(&out)
-        );
+        out.expect_code(0);
+        assert!(out.stderr.as_str().contains("plan check passed"), "{}", out);
     }
 }
 
 #[test]
 fn detailed_exitcode_says_there_is_work() {
     let (_dir, out) = plan_example(&["--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    out.expect_code(2);
 }
 
 #[test]
 fn ordered_on_mutual_links_is_refused_with_the_cycle() {
     let (_dir, out) = plan_example(&["--rotate", "--strategy", "ordered"]);
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    out.expect_code(64);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("has a cycle: app1 → db1 → app1"),
+        out.stderr
+            .as_str()
+            .contains("has a cycle: app1 → db1 → app1"),
         "{}",
-        text(&out)
+        out
     );
 }
 
 #[test]
 fn usage_errors_exit_64() {
     let out = certroll(&["plan", "--no-such-flag"]);
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    out.expect_code(64);
     let out = certroll(&["--help"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    out.expect_code(0);
 }
 
 #[test]
 fn the_ca_subcommand_help_reads_plainly() {
     let out = certroll(&["--help"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let help = String::from_utf8_lossy(&out.stdout);
+    out.expect_code(0);
+    let help = out.stdout.as_str();
     assert!(
         help.contains("import a CA that certroll did not create"),
         "{help}"
@@ -205,11 +198,11 @@ fn several_cas_need_ca() {
     )
     .unwrap();
     let out = certroll(&["-i", path.to_str().unwrap(), "plan"]);
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    out.expect_code(64);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("choose one with --ca NAME"),
+        out.stderr.as_str().contains("choose one with --ca NAME"),
         "{}",
-        text(&out)
+        out
     );
     let out = certroll(&[
         "-i",
@@ -220,7 +213,7 @@ fn several_cas_need_ca() {
         "--format",
         "json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    out.expect_code(0);
 }
 
 #[test]
@@ -236,12 +229,12 @@ fn bad_inventory_exits_78_with_position_and_changes_nothing() {
                 .filter(|a| cmd == "apply" || *a != "--yes")
                 .collect::<Vec<_>>(),
         );
-        assert_eq!(out.status.code(), Some(78), "{cmd}: {}", text(&out));
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        out.expect_code(78);
+        let stderr = out.stderr.as_str();
         assert!(
             stderr.contains("certroll.toml:6:10:") && stderr.contains("\"b\""),
             "{cmd}: {}",
-            text(&out)
+            out
         );
     }
     assert!(
@@ -268,5 +261,5 @@ fn the_readme_inventory_plans() {
         "--format",
         "json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    out.expect_code(0);
 }

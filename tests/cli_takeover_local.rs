@@ -2,98 +2,26 @@
 //! the bootstrap guard, `ca import` refusals, the public-only refusals, a takeover rotation
 //! with a node missing its files and a partner CA in the bundles, and the run lock on import.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
 
-use certroll::inventory::{CaSpec, KeyAlgorithm};
-use certroll::pki::{issue_leaf, new_ca, parse_pem_certs, CaCert};
+use std::path::Path;
+use std::process::Command;
+
+use certroll::inventory::KeyAlgorithm;
+use certroll::pki::{issue_leaf, parse_pem_certs};
+use support::local::LocalFleet;
+use support::pki::{ca, self_signed_pem, spec};
+use support::run::Run;
 use time::OffsetDateTime;
 
-struct Fleet {
-    dir: tempfile::TempDir,
-}
-
-const NODES: [&str; 3] = ["lb", "app", "db"];
-
-impl Fleet {
-    /// lb → app one-way, app ⇄ db mutual; `db_reload` is db's reload command.
-    fn new(db_reload: &str) -> Fleet {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            "[ca.internal]\nsubject = \"CN=Takeover Test CA\"\n\n\
-             [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\ncert = \"nodes/{{node}}/cert.pem\"\n\
-             key = \"nodes/{{node}}/key.pem\"\nreload = \"touch nodes/{{node}}/reloaded\"\nconfirm = \"test -e nodes/{{node}}/reloaded\"\n\
-             confirm_timeout = \"2s\"\n\n\
-             [nodes.lb]\ndns_names = [\"lb.test\"]\n[nodes.app]\ndns_names = [\"app.test\"]\n\
-             [nodes.db]\ndns_names = [\"db.test\"]\nreload = {db_reload:?}\n\n\
-             [[links]]\nclient = \"lb\"\nserver = \"app\"\n\n[[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\n"
-        );
-        std::fs::write(dir.path().join("certroll.toml"), text).unwrap();
-        for n in NODES {
-            std::fs::create_dir_all(dir.path().join("nodes").join(n)).unwrap();
-        }
-        Fleet { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, data: &str) -> PathBuf {
-        let p = self.path(rel);
-        std::fs::write(&p, data).unwrap();
-        p
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_certroll"))
-            .arg("-i")
-            .arg(self.path("certroll.toml"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// The operator's fleet: every node (but `skip`) holds a leaf of `ca` and the bundle
-    /// `[partner, ca]`.
-    fn built_by(&self, ca: &CaCert, partner: &CaCert, skip: &[&str]) {
-        let spec = spec("CN=Operator CA");
-        let now = OffsetDateTime::now_utc();
-        for n in NODES.iter().filter(|n| !skip.contains(n)) {
-            let leaf = issue_leaf(&spec, ca, n, &[format!("{n}.test")], now).unwrap();
-            self.write(&format!("nodes/{n}/cert.pem"), &leaf.cert_pem);
-            self.write(&format!("nodes/{n}/key.pem"), &leaf.key_pem);
-            self.write(
-                &format!("nodes/{n}/ca.pem"),
-                &(partner.cert_pem.clone() + &ca.cert_pem),
-            );
-        }
-    }
-}
-
-fn spec(subject: &str) -> CaSpec {
-    let mut spec = certroll::inventory::InventoryBuilder::new()
-        .link("a", "b")
-        .build()
-        .cas
-        .remove(0);
-    spec.subject = subject.into();
-    spec.key_algorithm = KeyAlgorithm::EcdsaP256;
-    spec
-}
-
-fn ca(subject: &str) -> CaCert {
-    new_ca(&spec(subject), 1, OffsetDateTime::now_utc()).unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// lb → app one-way, app ⇄ db mutual, every node's directory made; `db_reload` is db's
+/// reload command.
+fn fleet(db_reload: &str) -> LocalFleet {
+    LocalFleet::new("CN=Takeover Test CA")
+        .default_key("confirm_timeout", "2s")
+        .node_key("db", "reload", db_reload)
+        .write()
+        .with_node_dirs()
 }
 
 fn ders(p: &Path) -> Vec<Vec<u8>> {
@@ -106,13 +34,13 @@ fn ders(p: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn bootstrap_over_another_cas_files_is_refused_and_changes_nothing() {
-    let f = Fleet::new("touch nodes/db/reloaded");
+    let f = fleet("touch nodes/db/reloaded");
     let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
-    f.built_by(&op, &partner, &["lb"]);
+    f.held_by(&op, &partner, &["lb"]);
     let before = std::fs::read(f.path("nodes/app/cert.pem")).unwrap();
-    let out = f.run(&["apply", "--yes"]);
-    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
-    let msg = text(&out);
+    let out = f.certroll(&["apply", "--yes"]);
+    out.expect_code(77);
+    let msg = out.output();
     assert!(msg.contains("node(s) app, db already hold"), "{msg}");
     assert!(
         msg.contains("ca import") && msg.contains("--force-bootstrap"),
@@ -124,21 +52,21 @@ fn bootstrap_over_another_cas_files_is_refused_and_changes_nothing() {
         "a refused bootstrap created a CA"
     );
 
-    let forced = f.run(&["apply", "--yes", "--force-bootstrap"]);
-    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    let forced = f.certroll(&["apply", "--yes", "--force-bootstrap"]);
+    forced.expect_code(0);
 }
 
 #[test]
 fn import_of_a_missing_unreadable_or_oversized_file_exits_78_and_writes_nothing() {
     use std::os::unix::fs::PermissionsExt;
-    let f = Fleet::new("touch nodes/db/reloaded");
+    let f = fleet("touch nodes/db/reloaded");
     let op = ca("CN=Operator CA");
-    let cert = f.write("op.pem", &op.cert_pem);
+    let cert = f.write_file("op.pem", &op.cert_pem);
     let missing = f.path("missing.pem");
-    let huge = f.write("huge.pem", &"A".repeat(2 << 20));
+    let huge = f.write_file("huge.pem", "A".repeat(2 << 20));
     std::fs::create_dir_all(f.path("a-directory")).unwrap();
     // Unreadable for anyone but root; root reads it and finds no certificate in it.
-    let closed = f.write("closed.pem", "not a certificate\n");
+    let closed = f.write_file("closed.pem", "not a certificate\n");
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
     let (cert, missing, huge, dir, closed) = (
         cert.to_str().unwrap(),
@@ -172,9 +100,9 @@ fn import_of_a_missing_unreadable_or_oversized_file_exits_78_and_writes_nothing(
     ] {
         let mut all = vec!["ca", "import", "internal"];
         all.extend(args);
-        let out = f.run(&all);
-        assert_eq!(out.status.code(), Some(78), "{all:?}: {}", text(&out));
-        assert!(text(&out).contains(&needle), "{all:?}: {}", text(&out));
+        let out = f.certroll(&all);
+        out.expect_code(78);
+        out.expect_output(&needle);
         assert!(
             !f.path(".certroll").exists(),
             "{all:?} wrote the state directory"
@@ -182,14 +110,14 @@ fn import_of_a_missing_unreadable_or_oversized_file_exits_78_and_writes_nothing(
     }
     // A file nobody but root may read: refused as unreadable before the state directory
     // is made; root reads it and refuses it as no certificate, the store untouched.
-    let out = f.run(&["ca", "import", "internal", "--cert", closed]);
-    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let out = f.certroll(&["ca", "import", "internal", "--cert", closed]);
+    out.expect_code(78);
     if !runs_as_root() {
         let needle = format!("failed to read CA certificate {closed}: Permission denied");
-        assert!(text(&out).contains(&needle), "{}", text(&out));
-        assert!(!f.path(".certroll").exists(), "{}", text(&out));
+        out.expect_output(&needle);
+        assert!(!f.path(".certroll").exists(), "{out}");
     }
-    assert!(!f.path(".certroll/ca").exists(), "{}", text(&out));
+    assert!(!f.path(".certroll/ca").exists(), "{out}");
 }
 
 /// Whether the tests run as root (who may read any file), from `id -u`.
@@ -200,55 +128,46 @@ fn runs_as_root() -> bool {
 
 #[test]
 fn plan_refuses_a_bootstrap_over_another_cas_files_like_apply() {
-    let f = Fleet::new("touch nodes/db/reloaded");
+    let f = fleet("touch nodes/db/reloaded");
     let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
-    f.built_by(&op, &partner, &["lb"]);
-    let plan = f.run(&["plan"]);
-    let apply = f.run(&["apply", "--yes"]);
-    assert_eq!(plan.status.code(), apply.status.code(), "{}", text(&plan));
-    assert_ne!(plan.status.code(), Some(0), "{}", text(&plan));
+    f.held_by(&op, &partner, &["lb"]);
+    let plan = f.certroll(&["plan"]);
+    let apply = f.certroll(&["apply", "--yes"]);
+    assert_eq!(plan.code, apply.code, "{plan}\n{apply}");
+    assert_ne!(plan.code, 0, "{plan}");
     assert!(
-        String::from_utf8_lossy(&plan.stdout).is_empty(),
+        plan.stdout.is_empty(),
         "no bootstrap plan is printed: {}",
-        text(&plan)
+        plan.output()
     );
     assert_eq!(
-        String::from_utf8_lossy(&plan.stderr),
-        String::from_utf8_lossy(&apply.stderr),
+        plan.stderr, apply.stderr,
         "the same refusal in the same words"
     );
-    assert!(
-        text(&plan).contains("node(s) app, db already hold"),
-        "{}",
-        text(&plan)
-    );
+    plan.expect_output("node(s) app, db already hold");
 
     // `--force-bootstrap` shows what the forced bootstrap would do, and still changes nothing.
-    let forced = f.run(&["plan", "--force-bootstrap"]);
-    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
-    assert!(
-        text(&forced).contains("Bootstrap CA internal"),
-        "{}",
-        text(&forced)
-    );
+    let forced = f.certroll(&["plan", "--force-bootstrap"]);
+    forced.expect_code(0);
+    forced.expect_output("Bootstrap CA internal");
     assert!(!f.path(".certroll/ca").exists(), "plan created a CA");
 }
 
 #[test]
 fn import_refusals_exit_78_and_write_nothing() {
-    let f = Fleet::new("touch nodes/db/reloaded");
+    let f = fleet("touch nodes/db/reloaded");
     let (op, other) = (ca("CN=Operator CA"), ca("CN=Other CA"));
     let leaf = issue_leaf(
-        &spec("CN=x"),
+        &spec(KeyAlgorithm::EcdsaP256, "CN=x"),
         &op,
         "app",
         &["app.test".into()],
         OffsetDateTime::now_utc(),
     )
     .unwrap();
-    let leaf_file = f.write("leaf.pem", &leaf.cert_pem);
-    let op_file = f.write("op.pem", &op.cert_pem);
-    let wrong_key = f.write("other.key", other.key_pem().unwrap());
+    let leaf_file = f.write_file("leaf.pem", &leaf.cert_pem);
+    let op_file = f.write_file("op.pem", &op.cert_pem);
+    let wrong_key = f.write_file("other.key", other.key_pem().unwrap());
     for (args, needle) in [
         (vec!["--cert", leaf_file.to_str().unwrap()], "not a CA"),
         (
@@ -265,39 +184,39 @@ fn import_refusals_exit_78_and_write_nothing() {
                 "--cert",
                 op_file.to_str().unwrap(),
                 "--anchor",
-                f.write("o.pem", &other.cert_pem).to_str().unwrap(),
+                f.write_file("o.pem", &other.cert_pem).to_str().unwrap(),
             ],
             "did not sign",
         ),
     ] {
         let mut all = vec!["ca", "import", "internal"];
         all.extend(args);
-        let out = f.run(&all);
-        assert_eq!(out.status.code(), Some(78), "{all:?}: {}", text(&out));
-        assert!(text(&out).contains(needle), "{all:?}: {}", text(&out));
-        assert!(!text(&out).contains("PRIVATE KEY"), "{}", text(&out));
+        let out = f.certroll(&all);
+        out.expect_code(78);
+        out.expect_output(needle);
+        assert!(!out.output().contains("PRIVATE KEY"), "{out}");
         assert!(!f.path(".certroll/ca").exists(), "{all:?} wrote the store");
     }
 }
 
 #[test]
 fn public_only_takeover_keeps_the_partner_ca_and_completes_a_node_missing_its_files() {
-    let f = Fleet::new("touch nodes/db/reloaded");
+    let f = fleet("touch nodes/db/reloaded");
     let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
-    f.built_by(&op, &partner, &["lb"]);
-    let cert = f.write("op.pem", &op.cert_pem);
-    let out = f.run(&["ca", "import", "internal", "--cert", cert.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f.held_by(&op, &partner, &["lb"]);
+    let cert = f.write_file("op.pem", &op.cert_pem);
+    let out = f.certroll(&["ca", "import", "internal", "--cert", cert.to_str().unwrap()]);
+    out.expect_code(0);
 
-    let routine = f.run(&["apply", "--yes"]);
-    assert_eq!(routine.status.code(), Some(77), "{}", text(&routine));
-    assert!(text(&routine).contains("public-only"), "{}", text(&routine));
-    let crossed = f.run(&["plan", "--rotate", "--chain", "cross-signed"]);
-    assert_eq!(crossed.status.code(), Some(64), "{}", text(&crossed));
+    let routine = f.certroll(&["apply", "--yes"]);
+    routine.expect_code(77);
+    routine.expect_output("public-only");
+    let crossed = f.certroll(&["plan", "--rotate", "--chain", "cross-signed"]);
+    crossed.expect_code(64);
 
-    let plan = f.run(&["plan", "--rotate", "--check"]);
-    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
-    let shown = text(&plan);
+    let plan = f.certroll(&["plan", "--rotate", "--check"]);
+    plan.expect_code(0);
+    let shown = plan.output();
     assert!(
         shown.contains("node lb has no trust bundle, no certificate, no private key"),
         "{shown}"
@@ -307,9 +226,9 @@ fn public_only_takeover_keeps_the_partner_ca_and_completes_a_node_missing_its_fi
         "{shown}"
     );
 
-    let rotated = f.run(&["apply", "--rotate", "--yes"]);
-    assert_eq!(rotated.status.code(), Some(0), "{}", text(&rotated));
-    let partner_der = ders(&f.write("partner.pem", &partner.cert_pem))[0].clone();
+    let rotated = f.certroll(&["apply", "--rotate", "--yes"]);
+    rotated.expect_code(0);
+    let partner_der = ders(&f.write_file("partner.pem", &partner.cert_pem))[0].clone();
     for n in ["app", "db"] {
         let bundle = ders(&f.path(&format!("nodes/{n}/ca.pem")));
         assert_eq!(bundle.len(), 2, "{n}");
@@ -321,22 +240,18 @@ fn public_only_takeover_keeps_the_partner_ca_and_completes_a_node_missing_its_fi
         1,
         "lb had no foreign anchor"
     );
-    let verify = f.run(&["verify"]);
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
-    assert!(
-        text(&verify).contains("foreign anchor"),
-        "{}",
-        text(&verify)
-    );
+    let verify = f.certroll(&["verify"]);
+    verify.expect_code(0);
+    verify.expect_output("foreign anchor");
 }
 
 #[test]
 fn import_is_refused_while_a_run_of_the_ca_is_unfinished() {
-    let f = Fleet::new("false");
+    let f = fleet("false");
     let (op, partner) = (ca("CN=Operator CA"), ca("CN=Partner CA"));
-    f.built_by(&op, &partner, &[]);
-    let cert = f.write("op.pem", &op.cert_pem);
-    let key = f.write("op.key", op.key_pem().unwrap());
+    f.held_by(&op, &partner, &[]);
+    let cert = f.write_file("op.pem", &op.cert_pem);
+    let key = f.write_file("op.key", op.key_pem().unwrap());
     let import = [
         "ca",
         "import",
@@ -346,19 +261,15 @@ fn import_is_refused_while_a_run_of_the_ca_is_unfinished() {
         "--key",
         key.to_str().unwrap(),
     ];
-    let out = f.run(&import);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stuck = f.run(&["apply", "--rotate", "--yes"]);
-    assert_eq!(
-        stuck.status.code(),
-        Some(75),
-        "db's reload fails: {}",
-        text(&stuck)
-    );
+    let out = f.certroll(&import);
+    out.expect_code(0);
+    let stuck = f.certroll(&["apply", "--rotate", "--yes"]);
+    // db's reload fails.
+    stuck.expect_code(75);
     let next = ca("CN=Operator CA 2");
-    let next_cert = f.write("next.pem", &next.cert_pem);
-    let next_key = f.write("next.key", next.key_pem().unwrap());
-    let again = f.run(&[
+    let next_cert = f.write_file("next.pem", &next.cert_pem);
+    let next_key = f.write_file("next.key", next.key_pem().unwrap());
+    let again = f.certroll(&[
         "ca",
         "import",
         "internal",
@@ -368,46 +279,32 @@ fn import_is_refused_while_a_run_of_the_ca_is_unfinished() {
         "--key",
         next_key.to_str().unwrap(),
     ]);
-    assert_eq!(again.status.code(), Some(78), "{}", text(&again));
-    assert!(text(&again).contains("unfinished"), "{}", text(&again));
+    again.expect_code(78);
+    again.expect_output("unfinished");
 }
 
 /// Regression: a routine run that installs on a node missing its files is a bootstrap-mode
 /// plan too, but the CA exists: the bootstrap guard must not refuse it.
 #[test]
 fn routine_install_after_bootstrap_is_not_refused_as_a_bootstrap() {
-    let f = Fleet::new("touch nodes/db/reloaded");
-    let out = f.run(&["apply", "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let f = fleet("touch nodes/db/reloaded");
+    let out = f.certroll(&["apply", "--yes"]);
+    out.expect_code(0);
     for file in ["ca.pem", "cert.pem", "key.pem"] {
         std::fs::remove_file(f.path(&format!("nodes/db/{file}"))).unwrap();
     }
-    let again = f.run(&["apply", "--yes"]);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let again = f.certroll(&["apply", "--yes"]);
+    again.expect_code(0);
     assert!(f.path("nodes/db/cert.pem").exists());
-}
-
-/// A self-signed certificate whose common name is `cn`, a CA or not.
-fn self_signed_pem(cn: &str, ca: bool) -> String {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    if ca {
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    }
-    params.self_signed(&key).unwrap().pem()
 }
 
 #[test]
 fn a_certificate_subject_with_terminal_escapes_is_shown_escaped_by_import() {
-    let f = Fleet::new("touch nodes/db/reloaded");
+    let f = fleet("touch nodes/db/reloaded");
     let hostile = "Op\u{1b}[2K\rimported: OK\u{9b}0m";
     let shown = "Op\\x1b[2K\\rimported: OK\\u{9b}0m";
-    let no_raw = |out: &Output| {
-        let all = text(out);
+    let no_raw = |out: &Run| {
+        let all = out.output();
         let raw: Vec<char> = all
             .chars()
             .filter(|&c| c != '\n' && c.is_control())
@@ -419,13 +316,13 @@ fn a_certificate_subject_with_terminal_escapes_is_shown_escaped_by_import() {
         );
     };
     // Refused (not a CA): the error printed by the binary names the subject, escaped.
-    let leaf = f.write("leaf.pem", &self_signed_pem(hostile, false));
-    let out = f.run(&["ca", "import", "internal", "--cert", leaf.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let leaf = f.write_file("leaf.pem", self_signed_pem(hostile, false));
+    let out = f.certroll(&["ca", "import", "internal", "--cert", leaf.to_str().unwrap()]);
+    out.expect_code(78);
     no_raw(&out);
     // Imported: the confirmation names the subject, escaped.
-    let ca = f.write("ca.pem", &self_signed_pem(hostile, true));
-    let out = f.run(&["ca", "import", "internal", "--cert", ca.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ca = f.write_file("ca.pem", self_signed_pem(hostile, true));
+    let out = f.certroll(&["ca", "import", "internal", "--cert", ca.to_str().unwrap()]);
+    out.expect_code(0);
     no_raw(&out);
 }

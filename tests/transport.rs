@@ -59,6 +59,7 @@ fn node(name: &str, transport: TransportKind, via: Option<usize>) -> Node {
         dns_names: vec![],
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }
 
@@ -77,6 +78,8 @@ fn inventory(dir: &Path, nodes: Vec<Node>) -> Inventory {
         cas: vec![],
         nodes,
         links: vec![],
+        verify: Default::default(),
+        pools: Default::default(),
     }
 }
 
@@ -412,6 +415,33 @@ fn local_nodes_work_in_the_inventory_directory() {
     assert_eq!(t.exec("cat tls/ca.pem", SECS).unwrap().stdout, "bundle");
     let err = connector.connect(5).err().expect("no node 5");
     assert_eq!(err.kind, ErrorKind::Io);
+}
+
+#[test]
+fn a_port_taken_before_its_sshd_binds_it_moves_the_node_to_a_fresh_port() {
+    // Another process holds the port reserved for node `a` when its sshd starts.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("its address").port();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let free = other.local_addr().expect("its address").port();
+    drop(other);
+    let fleet = Fleet::start_on(&["a", "b"], vec![port, free]);
+    assert_ne!(
+        fleet.node("a").port,
+        port,
+        "node a moved off the taken port"
+    );
+    let kh = fs::read_to_string(fleet.known_hosts()).unwrap();
+    for n in ["a", "b"] {
+        let p = fleet.node(n).port;
+        std::net::TcpStream::connect(("127.0.0.1", p)).expect("node accepts");
+        assert!(kh.contains(&format!("[127.0.0.1]:{p},")), "{kh}");
+    }
+    // The node works over SSH on its new port.
+    let t = SshTransport::connect("a", &fleet.settings("a"), STRICT)
+        .expect("connect to the moved node");
+    assert!(t.exec("true", Duration::from_secs(30)).unwrap().success());
+    drop(taken);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use certroll::transport::limits::MAX_FILE_BYTES;
 use certroll::transport::local::LocalTransport;
 use certroll::transport::ssh::SshTransport;
-use certroll::transport::{ErrorKind, HostKeyPolicy, Transport, WriteOptions};
+use certroll::transport::{ErrorKind, ExecOutput, HostKeyPolicy, Transport, WriteOptions};
 use support::Fleet;
 
 const STRICT: HostKeyPolicy = HostKeyPolicy { accept_new: false };
@@ -86,6 +86,54 @@ fn within<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what} did not return within {limit:?}"))
 }
 
+/// Runs `check` on each node of a fresh fleet: one behind real sshd, one local.
+fn each_node(check: impl Fn(&Node)) {
+    let fleet = Fleet::start(&["app1"]);
+    let local = tempfile::tempdir().unwrap();
+    for n in nodes(&fleet, local.path()) {
+        check(&n);
+    }
+}
+
+/// Runs `command` on `n` with its `deadline`, on a thread (a call that hangs fails the
+/// test), and asserts that it returned within `limit`: `why` says what took too long.
+fn exec_returns(
+    n: &Node,
+    command: &str,
+    deadline: Duration,
+    limit: Duration,
+    why: &str,
+) -> ExecOutput {
+    let (t, command) = (Arc::clone(&n.t), command.to_string());
+    let start = Instant::now();
+    let out = within(Duration::from_secs(60), "exec", move || {
+        t.exec(&command, deadline)
+    })
+    .unwrap_or_else(|e| panic!("{}: {e}", n.label));
+    assert!(
+        start.elapsed() < limit,
+        "{}: {why} ({:?})",
+        n.label,
+        start.elapsed()
+    );
+    out
+}
+
+/// A connection to app1 that has read `state` over SFTP, the file's path, and the PID of
+/// the sshd process serving the connection (the closest ancestor of a command that is sshd).
+fn session_reading(fleet: &Fleet) -> (SshTransport, String, u32) {
+    let t = SshTransport::connect("app1", &fleet.settings("app1"), STRICT).unwrap();
+    let file = fleet.remote_path("state");
+    fs::write(fleet.host_path("app1", &file), b"1").unwrap();
+    assert_eq!(t.read_file(&file).unwrap().as_deref(), Some(&b"1"[..]));
+    let find = "p=$$; while [ \"$p\" -gt 1 ]; do \
+                case $(cat /proc/$p/comm) in sshd*) echo $p; exit 0;; esac; \
+                p=$(awk '{print $4}' /proc/$p/stat); done";
+    let session = t.exec(find, Duration::from_secs(30)).unwrap();
+    let session: u32 = session.stdout.trim().parse().expect("a pid");
+    (t, file, session)
+}
+
 /// Whether the process whose PID (as the node sees it) is in `pidfile` ends within 10 s.
 fn ends_soon(n: &Node, pidfile: &str) -> bool {
     // A killed orphan may stay a zombie until its reaper runs: that counts as gone.
@@ -103,95 +151,45 @@ fn ends_soon(n: &Node, pidfile: &str) -> bool {
 
 #[test]
 fn daemonizing_reload_does_not_outlive_confirm_timeout() {
-    let fleet = Fleet::start(&["app1"]);
-    let local = tempfile::tempdir().unwrap();
-    for n in nodes(&fleet, local.path()) {
+    each_node(|n| {
         // The shell exits at once; the child keeps its output open for 25 s.
-        let t = Arc::clone(&n.t);
-        let start = Instant::now();
-        let out = within(Duration::from_secs(60), "exec", move || {
-            t.exec("sleep 25 & true", Duration::from_secs(3))
-        })
-        .unwrap_or_else(|e| panic!("{}: {e}", n.label));
-        assert!(
-            start.elapsed() < WELL_BEFORE,
-            "{}: took {:?}",
-            n.label,
-            start.elapsed()
-        );
+        let deadline = Duration::from_secs(3);
+        let out = exec_returns(n, "sleep 25 & true", deadline, WELL_BEFORE, "took");
         assert_eq!(out.status, Some(0), "{}: {out:?}", n.label);
 
         // The shell does not exit in time: the deadline holds, and the group is killed.
         let pidfile = n.path("bg.pid");
         let cmd = format!("sleep 25 & echo $! > '{pidfile}'; echo started; sleep 25");
-        let t = Arc::clone(&n.t);
-        let start = Instant::now();
-        let out = within(Duration::from_secs(60), "exec", move || {
-            t.exec(&cmd, Duration::from_secs(2))
-        })
-        .unwrap_or_else(|e| panic!("{}: {e}", n.label));
-        assert!(
-            start.elapsed() < WELL_BEFORE,
-            "{}: took {:?}",
-            n.label,
-            start.elapsed()
-        );
+        let out = exec_returns(n, &cmd, Duration::from_secs(2), WELL_BEFORE, "took");
         assert_eq!(out.status, None, "{}: {out:?}", n.label);
         assert_eq!(out.stdout, "started\n", "{}", n.label);
         assert!(
-            ends_soon(&n, &pidfile),
+            ends_soon(n, &pidfile),
             "{}: the background child survived the deadline",
             n.label
         );
-    }
+    });
 }
 
 #[test]
 fn probe_that_leaves_a_child_holding_its_output_returns_at_once() {
-    let fleet = Fleet::start(&["app1"]);
-    let local = tempfile::tempdir().unwrap();
-    for n in nodes(&fleet, local.path()) {
-        let t = Arc::clone(&n.t);
-        let start = Instant::now();
-        let out = within(Duration::from_secs(60), "exec", move || {
-            t.exec(
-                "sleep 25 & echo started; echo warn >&2; exit 3",
-                Duration::from_secs(2),
-            )
-        })
-        .unwrap_or_else(|e| panic!("{}: {e}", n.label));
-        assert!(
-            start.elapsed() < WELL_BEFORE,
-            "{}: took {:?}",
-            n.label,
-            start.elapsed()
-        );
+    each_node(|n| {
+        let cmd = "sleep 25 & echo started; echo warn >&2; exit 3";
+        let out = exec_returns(n, cmd, Duration::from_secs(2), WELL_BEFORE, "took");
         assert_eq!(out.status, Some(3), "{}", n.label);
         assert_eq!(out.stdout, "started\n", "{}", n.label);
         assert_eq!(out.stderr, "warn\n", "{}", n.label);
-    }
+    });
 }
 
 #[test]
 fn child_left_behind_on_purpose_is_not_killed_and_may_still_write() {
-    let fleet = Fleet::start(&["app1"]);
-    let local = tempfile::tempdir().unwrap();
-    for n in nodes(&fleet, local.path()) {
+    each_node(|n| {
         let marker = n.path("reloaded-later");
         // Like `(sleep 2; nginx -s reload) &`: it writes to the inherited output later.
         let cmd = format!("(sleep 40; echo late; echo late >&2; touch '{marker}') & echo started");
-        let t = Arc::clone(&n.t);
-        let start = Instant::now();
-        let out = within(Duration::from_secs(60), "exec", move || {
-            t.exec(&cmd, Duration::from_secs(60))
-        })
-        .unwrap_or_else(|e| panic!("{}: {e}", n.label));
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}: waited for the child ({:?})",
-            n.label,
-            start.elapsed()
-        );
+        let (deadline, limit) = (Duration::from_secs(60), Duration::from_secs(30));
+        let out = exec_returns(n, &cmd, deadline, limit, "waited for the child");
         assert_eq!(out.status, Some(0), "{}", n.label);
         assert_eq!(out.stdout, "started\n", "{}", n.label);
         let host = n.host("reloaded-later");
@@ -206,14 +204,12 @@ fn child_left_behind_on_purpose_is_not_killed_and_may_still_write() {
         );
         // The session is still usable after it.
         assert!(n.t.exec("true", Duration::from_secs(30)).unwrap().success());
-    }
+    });
 }
 
 #[test]
 fn fifo_device_and_huge_node_files_are_refused_without_hanging() {
-    let fleet = Fleet::start(&["app1"]);
-    let local = tempfile::tempdir().unwrap();
-    for n in nodes(&fleet, local.path()) {
+    each_node(|n| {
         let fifo = n.host("cert.pem");
         let made = std::process::Command::new("mkfifo")
             .arg(&fifo)
@@ -244,14 +240,12 @@ fn fifo_device_and_huge_node_files_are_refused_without_hanging() {
             n.t.read_file(&n.path("ok.pem")).unwrap().as_deref(),
             Some(&b"pem"[..])
         );
-    }
+    });
 }
 
 #[test]
 fn stale_temp_files_of_a_killed_write_are_removed_by_the_next_write() {
-    let fleet = Fleet::start(&["app1"]);
-    let local = tempfile::tempdir().unwrap();
-    for n in nodes(&fleet, local.path()) {
+    each_node(|n| {
         let stale = [
             ".ca.pem.certroll-0123456789ab",
             ".ca.pem.certroll-fedcba987654",
@@ -277,23 +271,14 @@ fn stale_temp_files_of_a_killed_write_are_removed_by_the_next_write() {
             assert!(n.host(name).exists(), "{}: {name} removed", n.label);
         }
         assert_eq!(fs::read(n.host("ca.pem")).unwrap(), b"bundle");
-    }
+    });
 }
 
 #[test]
 fn dropped_ssh_session_under_a_read_is_transient_and_the_next_call_reconnects() {
     let fleet = Fleet::start(&["app1"]);
-    let t = SshTransport::connect("app1", &fleet.settings("app1"), STRICT).unwrap();
-    let file = fleet.remote_path("state");
-    fs::write(fleet.host_path("app1", &file), b"1").unwrap();
     // The SFTP channel is open; find the sshd process serving this connection.
-    assert_eq!(t.read_file(&file).unwrap().as_deref(), Some(&b"1"[..]));
-    // The closest ancestor of the command that is sshd serves this connection.
-    let find = "p=$$; while [ \"$p\" -gt 1 ]; do \
-                case $(cat /proc/$p/comm) in sshd*) echo $p; exit 0;; esac; \
-                p=$(awk '{print $4}' /proc/$p/stat); done";
-    let session = t.exec(find, Duration::from_secs(30)).unwrap();
-    let session: u32 = session.stdout.trim().parse().expect("a pid");
+    let (t, file, session) = session_reading(&fleet);
     // A second connection kills it: the first one drops with its SFTP channel open.
     let killer = SshTransport::connect("app1", &fleet.settings("app1"), STRICT).unwrap();
     killer
@@ -308,15 +293,7 @@ fn dropped_ssh_session_under_a_read_is_transient_and_the_next_call_reconnects() 
 #[test]
 fn dropped_sftp_channel_under_a_read_is_transient_and_the_next_call_reconnects() {
     let fleet = Fleet::start(&["app1"]);
-    let t = SshTransport::connect("app1", &fleet.settings("app1"), STRICT).unwrap();
-    let file = fleet.remote_path("state");
-    fs::write(fleet.host_path("app1", &file), b"1").unwrap();
-    assert_eq!(t.read_file(&file).unwrap().as_deref(), Some(&b"1"[..]));
-    let find = "p=$$; while [ \"$p\" -gt 1 ]; do \
-                case $(cat /proc/$p/comm) in sshd*) echo $p; exit 0;; esac; \
-                p=$(awk '{print $4}' /proc/$p/stat); done";
-    let session = t.exec(find, Duration::from_secs(30)).unwrap();
-    let session: u32 = session.stdout.trim().parse().expect("a pid");
+    let (t, file, session) = session_reading(&fleet);
     // The SFTP server of this connection (sshd's child serving internal-sftp) dies;
     // the connection itself stays up and sshd closes the SFTP channel.
     let kill = format!(

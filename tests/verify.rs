@@ -2,6 +2,8 @@
 //! a temporary directory, a real CA store, real files and modes on disk, the real
 //! connector and local transport, real handshakes and real probe commands.
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use certroll::output::{Format, Style};
 use certroll::pki::{issue_leaf, CaCert, CaStore};
 use certroll::transport::HostKeyPolicy;
 use certroll::verify::{LinkResult, Phase, Report};
+use support::pki::self_signed_pem;
 
 const INVENTORY: &str = r#"
 [certroll]
@@ -372,18 +375,6 @@ fn cron_wrapper_logs_mails_and_keeps_the_exit_code() {
     assert!(mail.contains("CRITICAL: verify --live"), "{mail}");
 }
 
-/// A self-signed CA certificate whose common name is `cn`, made outside certroll.
-fn foreign_ca_pem(cn: &str) -> String {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.self_signed(&key).unwrap().pem()
-}
-
 #[test]
 fn a_foreign_anchor_subject_with_control_characters_is_shown_escaped_in_text() {
     let f = Fleet::installed();
@@ -391,7 +382,7 @@ fn a_foreign_anchor_subject_with_control_characters_is_shown_escaped_in_text() {
     let hostile = "Partner\u{1b}[2K\rverify: OK\u{9b}0m\u{7}";
     let bundle = f.path("app1", "ca.pem");
     let mut text = fs::read_to_string(&bundle).unwrap();
-    text.push_str(&foreign_ca_pem(hostile));
+    text.push_str(&self_signed_pem(hostile, true));
     fs::write(&bundle, text).unwrap();
 
     let (_, json) = run(&f.args());

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::decide::Intent;
 use super::{select_ca, CaGenerations, CommandError};
 use crate::executor::{execute, ExecOptions, FleetWork, RunMaterial};
 use crate::exit;
@@ -22,7 +21,8 @@ use crate::output::progress::{Progress, ProgressFormat};
 use crate::output::style::plural;
 use crate::output::{Format, Style};
 use crate::pki::CaStore;
-use crate::plan::{self, Mode, Plan};
+use crate::plan::{Mode, Plan};
+use crate::session::decide::Intent;
 use crate::state::{Lease, StateBackend};
 use crate::transport::{Connector, HostKeyPolicy};
 
@@ -38,6 +38,8 @@ pub struct ApplyArgs {
     pub format: Format,
     pub accept_new_host_keys: bool,
     pub replan: bool,
+    /// `--no-wait`: stop (resumable) at a closed restart window instead of waiting.
+    pub no_wait: bool,
 }
 
 /// Runs `certroll apply`; returns the exit code.
@@ -95,7 +97,7 @@ struct RunContext<'a> {
     journal: Journal,
     connector: Arc<dyn Connector>,
     /// A rollback run's journal parameters: the rotation run and the state rolled back.
-    rollback_params: Option<super::rollback::Params>,
+    rollback_params: Option<crate::session::rollback::Params>,
     /// Held until the run ends; every journal and CA store write is fenced by it.
     lease: Box<dyn Lease>,
     /// Where journal, lock and CA store live (chosen once, from the inventory).
@@ -133,7 +135,7 @@ impl<'a> RunContext<'a> {
 
     /// Resumes the unfinished run `prev` (rotation, rollback or maintenance).
     fn resume(&mut self, prev: &RunState) -> Result<i32, CommandError> {
-        let plan = rebuild(&self.inv, self.ca, prev)?;
+        let plan = crate::session::resume::rebuild(&self.inv, self.ca, prev)?;
         let unchanged = plan.fingerprint(&self.inv) == prev.header.fingerprint;
         if !unchanged && !self.args.replan {
             return Err(CommandError::Usage(format!(
@@ -156,7 +158,7 @@ impl<'a> RunContext<'a> {
         }
         // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
         if prev.header.mode == Mode::Rollback {
-            self.rollback_params = Some(super::rollback::Params {
+            self.rollback_params = Some(crate::session::rollback::Params {
                 of_run: prev.header.params.rollback_of.clone(),
                 state: prev.header.params.rollback_state.clone(),
             });
@@ -165,7 +167,7 @@ impl<'a> RunContext<'a> {
     }
 
     /// `apply --rollback`: resumes an unfinished rollback, or rolls back the rotation in
-    /// progress from where it stopped (see [`super::rollback`]).
+    /// progress from where it stopped (see [`crate::session::rollback`]).
     fn rollback(&mut self) -> Result<i32, CommandError> {
         let name = self.spec().name.clone();
         // The latest run of this CA, even if a run of another CA came after it.
@@ -184,7 +186,7 @@ impl<'a> RunContext<'a> {
         }
         self.finish_pending_rollback(mine)?;
         let parallel = self.args.intent.parallel.max(1);
-        let found = super::rollback::find(
+        let found = crate::session::rollback::find(
             &self.inv,
             self.ca,
             &self.gens,
@@ -199,7 +201,7 @@ impl<'a> RunContext<'a> {
             Some(run) => self.say(&format!("rolling back rotation run {run}")),
             None => self.say("rolling back a rotation that reached no node"),
         }
-        self.rollback_params = Some(super::rollback::params(&self.inv, &found));
+        self.rollback_params = Some(crate::session::rollback::params(&self.inv, &found));
         self.start_run(found.plan, None)
     }
 
@@ -228,10 +230,10 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    /// The plan of a new run (see [`super::decide`], which also refuses `--rotate` before
+    /// The plan of a new run (see [`crate::session::decide`], which also refuses `--rotate` before
     /// the CA exists and a bootstrap over another CA's files, for `plan` and `apply` alike).
     fn decide(&self) -> Result<Plan, CommandError> {
-        super::decide::decide(
+        crate::session::decide::decide(
             &self.inv,
             self.ca,
             &self.gens,
@@ -256,6 +258,8 @@ impl<'a> RunContext<'a> {
         if !self.json() {
             crate::err!("{}", text(&view, Style::stderr()));
         }
+        // Stores and password files every node of the plan needs, before anything changes.
+        super::store_check::check(&self.inv, self.ca, &plan.order, self.connector.as_ref())?;
         if !self.args.yes
             && !ask(&format!(
                 "Apply {} to {}?",
@@ -369,6 +373,7 @@ impl<'a> RunContext<'a> {
         });
         let opts = ExecOptions {
             parallel: self.args.intent.parallel.max(1),
+            no_wait: self.args.no_wait,
             ..ExecOptions::default()
         };
         let outcome = execute(plan, &self.inv, &work, &self.journal, &opts, &progress)
@@ -441,7 +446,8 @@ impl<'a> RunContext<'a> {
             .last_run()?
             .filter(|r| r.run == run_id)
             .and_then(|r| r.header.params.rollback_of);
-        let said = super::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
+        let said =
+            crate::session::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
         self.state.save_store(&*self.lease)?;
         self.result(&said);
         Ok(())
@@ -483,27 +489,6 @@ impl<'a> RunContext<'a> {
             }
             _ => Ok(false),
         }
-    }
-}
-
-/// The plan of an earlier run, rebuilt from its journal header and today's inventory.
-pub(crate) fn rebuild(inv: &Inventory, ca: CaId, prev: &RunState) -> Result<Plan, CommandError> {
-    let h = &prev.header;
-    match h.mode {
-        Mode::Rotate if h.params.leaves_only => Ok(plan::leaves_only(inv, ca, h.strategy, h.chain)),
-        Mode::Rotate => plan::rotate(inv, ca, h.strategy, h.chain)
-            .map_err(|e| CommandError::Usage(e.to_string())),
-        Mode::Rollback => Ok(super::rollback::rebuild(inv, ca, prev)),
-        Mode::Bootstrap => {
-            let ids: Vec<usize> = h
-                .params
-                .install
-                .iter()
-                .filter_map(|n| inv.node_id(n))
-                .collect();
-            Ok(plan::bootstrap(inv, ca, &ids))
-        }
-        Mode::Renew => Ok(super::routine_params::rebuild(inv, ca, &h.params)),
     }
 }
 

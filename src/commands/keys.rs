@@ -13,10 +13,10 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::CommandError;
 use crate::inventory::{CaSpec, Inventory, KeyStore, SecretSource};
 use crate::pki::token::Token;
 use crate::pki::{CaStore, Unlock, Unlocked};
+use crate::session::CommandError;
 use crate::transport::SecretEnv;
 
 /// The environment variables that hold a secret of any CA of the inventory (its

@@ -6,15 +6,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::decide::{decide, Intent};
-use super::holdings::{read_members, sim_start, Known};
-use super::{rollback, select_ca, CaGenerations, CommandError};
+use super::{select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{Plan, RotationState};
+use crate::session::decide::{decide, Intent};
+use crate::session::holdings::start_of;
+use crate::session::rollback;
 use crate::simulate::{check_with, CheckError, CheckOptions, CheckReport, Start};
 use crate::transport::HostKeyPolicy;
 
@@ -85,13 +86,19 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
             start: Some(found.state),
         });
     }
-    let plan = decide(
+    let mut plan = decide(
         &inv,
         ca,
         &gens,
         || super::connector(&inv, HostKeyPolicy::default()),
         args.intent,
     )?;
+    if plan.mode == crate::plan::Mode::Rotate {
+        let expires = gens.current.as_ref().map(|c| c.not_after);
+        let now = time::OffsetDateTime::now_utc();
+        plan.notes
+            .extend(crate::plan::window_fit(&plan, &inv, now, expires));
+    }
     Ok(Planned {
         inv,
         plan,
@@ -101,29 +108,6 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     })
 }
 
-/// Where the check starts: the shape of the generations (an imported public-only or
-/// intermediate current generation, a next one under the same anchor) and, for a
-/// rotation from or to an imported generation, what the members really hold (foreign
-/// anchors, missing files, leaves of neither generation), read from the nodes.
-fn start_of(inv: &Inventory, plan: &Plan) -> Result<Start, CommandError> {
-    let gens = CaGenerations::read(&CaStore::new(&inv.state_dir), &inv.cas[plan.ca])?;
-    let (Some(current), next) = (gens.current, gens.next) else {
-        return Ok(Start::default());
-    };
-    let imported = current.imported || next.as_ref().is_some_and(|n| n.imported);
-    let mut start = if imported && plan.mode == crate::plan::Mode::Rotate {
-        let known = Known::new(Some(&current), next.as_ref());
-        let connector = super::connector(inv, HostKeyPolicy::default());
-        sim_start(&read_members(inv, plan.ca, &*connector, &known, 32))
-    } else {
-        Start::default()
-    };
-    start.public_only = !current.can_issue();
-    start.intermediate = current.anchor_pem.is_some();
-    start.next_same_anchor = next.is_some_and(|n| n.same_anchor(&current));
-    Ok(start)
-}
-
 /// Runs `certroll plan` and returns the exit code.
 pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let (inv, _state) = super::load_with_state(&args.inventory)?;
@@ -131,7 +115,7 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
     let view = planned.view();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = match args.format {
-        Format::Text => text_to(&view, Style::stdout(), &mut out),
+        Format::Text | Format::Prometheus => text_to(&view, Style::stdout(), &mut out),
         Format::Json => json_to(&view, &mut out),
         Format::Dot => out.write_all(dot(&view).as_bytes()),
     }
@@ -160,7 +144,9 @@ pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
             random_orders: args.orders,
             ..CheckOptions::default()
         };
-        let start = start_of(&planned.inv, &planned.plan)?;
+        let start = start_of(&planned.inv, &planned.plan, || {
+            super::connector(&planned.inv, HostKeyPolicy::default())
+        })?;
         let report = prove(&planned, opts, start)
             .map_err(|e| CommandError::Other(anyhow::Error::new(e).context("plan check FAILED")))?;
         let style = Style::stderr();

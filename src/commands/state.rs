@@ -154,8 +154,14 @@ impl JournalSink for Bytes {
     fn read_all(&self) -> Result<String, crate::journal::JournalError> {
         Ok(self.text.clone())
     }
-    fn append(&self, _line: &[u8]) -> Result<(), crate::journal::JournalError> {
+    fn append(&self, _line: &[u8]) -> Result<u64, crate::journal::JournalError> {
+        Ok(0)
+    }
+    fn sync_to(&self, _seq: u64) -> Result<(), crate::journal::JournalError> {
         Ok(())
+    }
+    fn syncs(&self) -> u64 {
+        0
     }
     fn end_torn_line(&self) -> Result<(), crate::journal::JournalError> {
         Ok(())

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::apply::rebuild;
 use super::{load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
@@ -19,6 +18,7 @@ use crate::journal::{LockState, RunState, RunStatus};
 use crate::output::status::{self, RunProgress, RunReport, StepState, StepStatus};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::plan::{Plan, StepId};
+use crate::session::resume::rebuild;
 use crate::state::StateBackend;
 
 /// Arguments of `certroll status`.
@@ -55,7 +55,7 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let report = build(&inv, &plan, &last, lock);
     print(&match args.format {
         Format::Json => format!("{}\n", status::json(&report)),
-        Format::Text | Format::Dot => status::text(&report, Style::stdout()),
+        Format::Text | Format::Dot | Format::Prometheus => status::text(&report, Style::stdout()),
     })?;
     Ok(match report.status {
         RunProgress::Complete | RunProgress::Running => exit::OK,
@@ -166,6 +166,7 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState, lock: LockState) -> RunRe
                 actions: s.actions.clone(),
                 state,
                 error,
+                proof: run.proofs.get(&s.id).cloned(),
                 waiting_on,
             }
         })
@@ -187,5 +188,6 @@ fn build(inv: &Inventory, plan: &Plan, run: &RunState, lock: LockState) -> RunRe
         holder: holder.flatten(),
         running,
         steps,
+        pools: crate::executor::pool_status(inv, plan, run, running),
     }
 }

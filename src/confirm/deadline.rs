@@ -56,6 +56,23 @@ impl<'a> Bounded<'a> {
         self.received
     }
 
+    /// Moves the deadline earlier, to `until` (never later); returns the deadline it
+    /// replaces, for [`Bounded::restore`].
+    pub fn narrow(&mut self, until: Instant) -> Instant {
+        let was = self.deadline;
+        self.deadline = was.min(until);
+        was
+    }
+
+    /// Puts back the deadline [`Bounded::narrow`] replaced. A cut by the narrowed
+    /// deadline is forgotten unless that deadline has passed too.
+    pub fn restore(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        if self.cut == Some(Cut::Deadline) && Instant::now() < deadline {
+            self.cut = None;
+        }
+    }
+
     /// Gives the next read or write the time left (at most [`SLICE`]), or records why
     /// there is none.
     fn next_slice(&mut self) -> io::Result<()> {

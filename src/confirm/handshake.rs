@@ -16,29 +16,38 @@
 //! instead of logging a failed client. Without them no certificate is offered, and a TLS
 //! 1.2 server that requires one aborts after its CertificateRequest, before its Finished:
 //! the observation then says that only the chain and the key were proven
-//! ([`Proof::KeyOnly`]). (A TLS 1.3 server sends its Finished before it sees the client's
-//! certificate, so the handshake completes on certroll's side.)
+//! ([`Proof::KeyOnly`]). A TLS 1.3 server sends its Finished before it sees the client's
+//! certificate, so the handshake completes on certroll's side and the server's verdict
+//! comes after it: as any client would learn of a refusal, certroll then reads until the
+//! server's first record ([`VERDICT_WAIT`] at most). An alert or a closed connection is a
+//! refusal (the same [`Proof::KeyOnly`] as over TLS 1.2); a ticket, data, or silence
+//! until the wait ends is acceptance.
 //!
 //! The whole handshake, the `starttls` preamble ([`super::starttls`]) and the closing
 //! included, ends by one deadline and at the first SIGINT or SIGTERM ([`super::deadline`]).
 
 use std::io::{self, Write};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use rustls::client::Resumption;
+use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
-use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
 use super::deadline::{Bounded, Cut};
-use super::recorder::{Recorder, Signed};
+use super::recorder::{ClientCert, Recorder, Signed};
 use crate::interrupt::Signal;
 use crate::inventory::Starttls;
 use crate::transport::ByteStream;
 
 pub use super::recorder::identity;
+
+/// How long, after a TLS 1.3 handshake in which the server asked for a client
+/// certificate, certroll waits for the server's first record: its verdict on that
+/// certificate. A server checks the certificate as soon as it reads it, so a refusal
+/// comes within a round trip; silence until then is acceptance.
+pub const VERDICT_WAIT: Duration = Duration::from_secs(1);
 
 /// What a server showed in one handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +68,24 @@ pub enum Proof {
     /// completed (the server's Finished verified).
     Complete(Signed),
     /// The server's signature verified with the served leaf's key; then the server, which
-    /// had asked for a client certificate, ended the handshake before its Finished.
-    /// `ended` says how (its alert, or a closed connection).
-    KeyOnly { signed: Signed, ended: String },
+    /// had asked for a client certificate, ended the handshake before its Finished (TLS
+    /// 1.2), or refused the certificate right after the handshake (TLS 1.3). `ended` says
+    /// how ("it sent alert UnknownCA", "it closed the connection"); `offered`, what
+    /// certroll had offered ("the node's own certificate"), if anything.
+    KeyOnly {
+        signed: Signed,
+        ended: String,
+        offered: Option<String>,
+    },
+}
+
+/// "it sent alert X after certroll offered Y", or "…; certroll had no client certificate
+/// to offer".
+fn refusal(ended: &str, offered: Option<&str>) -> String {
+    match offered {
+        Some(what) => format!("{ended} after certroll offered {what}"),
+        None => format!("{ended}; certroll had no client certificate to offer"),
+    }
 }
 
 impl std::fmt::Display for Proof {
@@ -70,11 +94,27 @@ impl std::fmt::Display for Proof {
             Proof::Complete(signed) => {
                 write!(f, "chain, key and handshake proven ({})", signed.version())
             }
-            Proof::KeyOnly { signed, ended } => write!(
+            Proof::KeyOnly {
+                signed: signed @ Signed::Tls12ServerKeyExchange,
+                ended,
+                offered,
+            } => write!(
                 f,
                 "chain and key proven ({} signature); handshake aborted by the server after \
-                 CertificateRequest ({ended})",
-                signed.message()
+                 CertificateRequest ({})",
+                signed.message(),
+                refusal(ended, offered.as_deref())
+            ),
+            Proof::KeyOnly {
+                signed: signed @ Signed::Tls13CertificateVerify,
+                ended,
+                offered,
+            } => write!(
+                f,
+                "chain and key proven ({} signature); the server refused the client \
+                 certificate it had asked for, after the handshake ({})",
+                signed.message(),
+                refusal(ended, offered.as_deref())
             ),
         }
     }
@@ -103,12 +143,12 @@ pub fn observe(
     stream: &mut dyn ByteStream,
     server_name: &str,
     starttls: Starttls,
-    identity: Option<Arc<CertifiedKey>>,
+    client: Option<ClientCert>,
     deadline: Instant,
 ) -> Result<Observation, ObserveError> {
-    let offered = identity.is_some();
+    let offered = client.as_ref().map(|c| c.what.clone());
     let mut stream = Bounded::new(stream, deadline);
-    let result = handshake(&mut stream, server_name, starttls, identity);
+    let result = handshake(&mut stream, server_name, starttls, client);
     let cut = stream.cut();
     let (result, seen) = match result {
         Ok(done) => done,
@@ -150,7 +190,8 @@ pub fn observe(
         // The server asked for a client certificate, then ended the handshake itself.
         Err(stop @ (Stop::Closed | Stop::Alert(_))) if seen.ca_names.is_some() => Proof::KeyOnly {
             signed,
-            ended: stop.ended(offered),
+            ended: stop.ended(),
+            offered,
         },
         Err(stop) => return Err(stop.into_error()),
     };
@@ -167,7 +208,7 @@ fn handshake(
     stream: &mut Bounded<'_>,
     server_name: &str,
     starttls: Starttls,
-    identity: Option<Arc<CertifiedKey>>,
+    client: Option<ClientCert>,
 ) -> Result<(Result<(), Stop>, super::recorder::Outcome), ObserveError> {
     super::starttls::run(stream, starttls)?;
     let name = ServerName::try_from(server_name.to_string()).map_err(|_| {
@@ -175,18 +216,26 @@ fn handshake(
             "server name {server_name:?} is neither a DNS name nor an IP address"
         ))
     })?;
-    let recorder = Arc::new(Recorder::new(identity, provider()));
+    let recorder = Arc::new(Recorder::new(client.map(|c| c.key), provider()));
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ObserveError::Protocol(format!("cannot set up TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone())
         .with_client_cert_resolver(recorder.clone());
-    // A resumed session skips the server's signature: every look is a full handshake.
-    config.resumption = Resumption::disabled();
+    // A resumed session skips the server's signature: every look is a full handshake. The
+    // recorder keeps no session; it only counts TLS 1.3 tickets.
+    config.resumption =
+        Resumption::store(recorder.clone()).tls12_resumption(Tls12Resumption::Disabled);
     let mut conn = ClientConnection::new(Arc::new(config), name)
         .map_err(|e| ObserveError::Protocol(format!("cannot set up TLS: {e}")))?;
-    let result = drive(&mut conn, stream);
+    let mut result = drive(&mut conn, stream);
+    if result.is_ok()
+        && recorder.asked()
+        && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
+    {
+        result = await_verdict(&mut conn, stream, &recorder);
+    }
     if result.is_ok() {
         close_cleanly(&mut conn, stream);
     }
@@ -226,15 +275,10 @@ impl Stop {
     }
 
     /// How the server ended a handshake after its CertificateRequest, for [`Proof::KeyOnly`].
-    fn ended(&self, offered: bool) -> String {
-        let how = match self {
+    fn ended(&self) -> String {
+        match self {
             Stop::Alert(a) => format!("it sent alert {a:?}"),
             _ => "it closed the connection".to_string(),
-        };
-        if offered {
-            format!("{how} after certroll offered the node's own certificate")
-        } else {
-            format!("{how}; certroll had no client certificate to offer")
         }
     }
 }
@@ -271,6 +315,61 @@ fn drive(conn: &mut ClientConnection, stream: &mut Bounded<'_>) -> Result<(), St
         }
     }
     Err(Stop::Rounds)
+}
+
+/// After a TLS 1.3 handshake in which the server asked for a client certificate: reads
+/// until the server's first record, or for [`VERDICT_WAIT`]. Ok when the server accepted
+/// (a ticket, data, or nothing to say); the alert or the closed connection of a refusal
+/// otherwise.
+fn await_verdict(
+    conn: &mut ClientConnection,
+    stream: &mut Bounded<'_>,
+    recorder: &Recorder,
+) -> Result<(), Stop> {
+    let saved = stream.narrow(Instant::now() + VERDICT_WAIT);
+    let verdict = read_verdict(conn, stream, recorder);
+    stream.restore(saved);
+    verdict
+}
+
+fn read_verdict(
+    conn: &mut ClientConnection,
+    stream: &mut Bounded<'_>,
+    recorder: &Recorder,
+) -> Result<(), Stop> {
+    // Bounded: every round reads at least one byte or returns; the narrowed deadline
+    // bounds the time.
+    for _ in 0..64 {
+        if recorder.tickets() > 0 {
+            return Ok(());
+        }
+        match conn.read_tls(stream) {
+            Ok(0) => return Err(Stop::Closed),
+            Ok(_) => {}
+            // Nothing from the server by the end of the wait: nothing objected.
+            Err(_) if stream.cut() == Some(Cut::Deadline) => return Ok(()),
+            Err(e) => {
+                return Err(io_stop(
+                    "read the server's answer to the client certificate",
+                    &e,
+                ))
+            }
+        }
+        match conn.process_new_packets() {
+            Err(rustls::Error::AlertReceived(a)) => return Err(Stop::Alert(a)),
+            Err(e) => {
+                let _ = conn.write_tls(stream);
+                return Err(Stop::Refused(e));
+            }
+            // A ticket or data (even with a close_notify after it in the same read).
+            Ok(state) if state.plaintext_bytes_to_read() > 0 || recorder.tickets() > 0 => {
+                return Ok(())
+            }
+            Ok(state) if state.peer_has_closed() => return Err(Stop::Closed),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn io_stop(action: &str, e: &io::Error) -> Stop {

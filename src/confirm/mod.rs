@@ -13,15 +13,15 @@
 //! - if the server asks for client certificates, the CA names it sends include the
 //!   subject of every anchor of the node's trust bundle (after trust-add: the new one)
 //!   and none of the CA generations certroll knows that the bundle no longer holds
-//!   (after trust-prune: the old one).
+//!   (after trust-prune: the old one);
+//! - if it asks with no CA name at all (Redis, MariaDB, mosquitto), the names say nothing:
+//!   a throwaway client certificate of each generation whose key certroll holds must be
+//!   accepted or refused as the bundle says ([`trust`]).
 //!
 //! A step polls until its confirm deadline; `verify --live` looks once. Each look (connect
 //! and handshake) has one deadline, and SIGINT or SIGTERM ends it at once.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use rustls::sign::CertifiedKey;
 
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
@@ -34,9 +34,11 @@ pub mod deadline;
 pub mod handshake;
 pub mod recorder;
 mod starttls;
+pub mod trust;
 
 pub use handshake::{identity, observe, Observation, ObserveError, Proof};
-pub use recorder::Signed;
+pub use recorder::{ClientCert, Signed};
+pub use trust::{Throwaways, TrustError, TrustProof};
 
 /// First pause between two attempts; doubles up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(50);
@@ -118,6 +120,10 @@ impl Expectation {
             }
         }
         let names = seen.ca_names.as_ref()?;
+        // No name at all says nothing of the bundle: `trust::prove` asks the server.
+        if names.is_empty() {
+            return None;
+        }
         let listed = |n: &CaName| names.iter().any(|d| same_name(d, &n.der));
         if let Some(missing) = self.accepted.iter().find(|n| !listed(n)) {
             return Some(format!(
@@ -167,8 +173,8 @@ pub enum TlsConfirmError {
 }
 
 /// Connects to the node's `tls_address` through its transport and observes one handshake.
-/// With `identity` (the node's own pair, see [`identity`]), a server that asks for a
-/// client certificate gets it, so the look is a complete handshake in its logs.
+/// With `client` (the node's own pair, see [`identity`], or a throwaway), a server that
+/// asks for a client certificate gets it, so the look is a complete handshake in its logs.
 /// `timeout` is the deadline of the whole look, connection and handshake: a server that
 /// sends a byte now and then cannot hold it longer.
 pub fn look(
@@ -176,7 +182,7 @@ pub fn look(
     node: &Node,
     target: &TlsTarget,
     timeout: Duration,
-    identity: Option<&Arc<CertifiedKey>>,
+    client: Option<&ClientCert>,
 ) -> Result<Observation, LookError> {
     let deadline = Instant::now() + timeout;
     if let Some(signal) = crate::interrupt::requested() {
@@ -189,7 +195,7 @@ pub fn look(
         &mut *stream,
         node.server_name(),
         target.starttls,
-        identity.cloned(),
+        client.cloned(),
         deadline,
     )
     .map_err(|e| match e {
@@ -213,15 +219,36 @@ pub enum LookError {
     Interrupted(Signal),
 }
 
+/// What a confirm proved: the look that met the expectation and, for a server that
+/// names no CA, what throwaway client certificates proved of its trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmed {
+    pub proof: Proof,
+    pub trust: Option<TrustProof>,
+}
+
+impl std::fmt::Display for Confirmed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.proof)?;
+        if let Some(trust) = &self.trust {
+            write!(f, "; {trust}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Looks until the node meets `exp` or `node.confirm_timeout` runs out; returns what the
-/// look that met it proved. SIGINT or SIGTERM ends the wait at once.
+/// looks that met it proved. A server that asks for client certificates from no CA in
+/// particular is shown throwaways of `throwaways` ([`trust::prove`]). SIGINT or SIGTERM
+/// ends the wait at once.
 pub fn confirm_tls(
     transport: &dyn Transport,
     node: &Node,
     target: &TlsTarget,
     exp: &Expectation,
-    identity: Option<&Arc<CertifiedKey>>,
-) -> Result<Proof, TlsConfirmError> {
+    identity: Option<&ClientCert>,
+    throwaways: &Throwaways,
+) -> Result<Confirmed, TlsConfirmError> {
     let deadline = Instant::now() + node.confirm_timeout;
     let mut delay = FIRST_DELAY;
     let mut attempts = 0u32;
@@ -232,18 +259,41 @@ pub fn confirm_tls(
     };
     loop {
         attempts += 1;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = left.clamp(Duration::from_millis(200), ATTEMPT_TIMEOUT);
+        let look_timeout = || {
+            let left = deadline.saturating_duration_since(Instant::now());
+            left.clamp(Duration::from_millis(200), ATTEMPT_TIMEOUT)
+        };
+        let timeout = look_timeout();
+        let failed = |e: LookError| match e {
+            LookError::Interrupted(signal) => Err(interrupted(signal)),
+            LookError::Transport(e) if !e.is_transient() => Err(TlsConfirmError::Transport(e)),
+            e => Ok(e.to_string()),
+        };
         let last = match look(transport, node, target, timeout, identity) {
             Ok(seen) => match exp.mismatch(&seen) {
-                None => return Ok(seen.proof),
+                None if trust::names_say_nothing(exp, seen.ca_names.as_ref()) => {
+                    match trust::prove(transport, node, target, exp, throwaways, &look_timeout) {
+                        Ok(proof) => {
+                            return Ok(Confirmed {
+                                proof: seen.proof,
+                                trust: Some(proof),
+                            })
+                        }
+                        Err(TrustError::Look { what, error }) => {
+                            format!("a look with {what} failed: {}", failed(error)?)
+                        }
+                        Err(e) => e.to_string(),
+                    }
+                }
+                None => {
+                    return Ok(Confirmed {
+                        proof: seen.proof,
+                        trust: None,
+                    })
+                }
                 Some(why) => why,
             },
-            Err(LookError::Interrupted(signal)) => return Err(interrupted(signal)),
-            Err(LookError::Transport(e)) if !e.is_transient() => {
-                return Err(TlsConfirmError::Transport(e))
-            }
-            Err(e) => e.to_string(),
+            Err(e) => failed(e)?,
         };
         if let Some(signal) = crate::interrupt::requested() {
             return Err(interrupted(signal));
@@ -329,9 +379,6 @@ fn name_text(der: &[u8]) -> String {
 }
 
 fn list_names(names: &[Vec<u8>]) -> String {
-    if names.is_empty() {
-        return "no CA in particular".into();
-    }
     let texts: Vec<String> = names
         .iter()
         .map(|n| format!("[{}]", name_text(n)))

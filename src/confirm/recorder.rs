@@ -9,15 +9,22 @@
 //! CertificateVerify — has verified with the public key of the leaf it served, i.e. the
 //! server holds that certificate's private key. [`Recorder::outcome`] gives the chain
 //! only then.
+//!
+//! It also stands as the session store, which never gives a session back (every look is a
+//! full handshake) but counts the TLS 1.3 tickets the server sends: a ticket after the
+//! client's certificate is the server's word that it accepted it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::ResolvesClientCert;
+use rustls::client::{
+    ClientSessionStore, ResolvesClientCert, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, NamedGroup, SignatureScheme};
 
 /// Which handshake message carried the signature that verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,22 +74,31 @@ struct Seen {
     ca_names: Option<Vec<Vec<u8>>>,
 }
 
+/// A client certificate to offer, with what it is, for messages ("the node's own
+/// certificate", "a throwaway client certificate of G2"). `Debug` never shows the key.
+#[derive(Clone)]
+pub struct ClientCert {
+    pub key: Arc<CertifiedKey>,
+    pub what: String,
+}
+
+impl std::fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCert")
+            .field("what", &self.what)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Records the served chain (as the certificate verifier, which also verifies the
-/// handshake signatures) and the CA names of a CertificateRequest (as the
-/// client-certificate resolver, which offers `identity`).
+/// handshake signatures), the CA names of a CertificateRequest (as the
+/// client-certificate resolver, which offers `identity`) and the TLS 1.3 tickets (as the
+/// session store).
 pub struct Recorder {
     seen: Mutex<Seen>,
     identity: Option<Arc<CertifiedKey>>,
     provider: Arc<CryptoProvider>,
-}
-
-impl std::fmt::Debug for Recorder {
-    // Never shows the identity's key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder")
-            .field("identity", &self.identity.is_some())
-            .finish_non_exhaustive()
-    }
+    tickets: AtomicUsize,
 }
 
 impl Recorder {
@@ -91,7 +107,22 @@ impl Recorder {
             seen: Mutex::default(),
             identity,
             provider,
+            tickets: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the server asked for a client certificate (so far).
+    pub fn asked(&self) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ca_names
+            .is_some()
+    }
+
+    /// TLS 1.3 tickets the server sent so far.
+    pub fn tickets(&self) -> usize {
+        self.tickets.load(Ordering::SeqCst)
     }
 
     /// What was seen; the chain only if the handshake signature verified with its leaf.
@@ -212,9 +243,56 @@ impl ResolvesClientCert for Recorder {
     }
 }
 
+impl std::fmt::Debug for Recorder {
+    // Never shows the identity's key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("identity", &self.identity.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps no session: every look is a full handshake, whose server signature is checked.
+/// Counts the TLS 1.3 tickets.
+impl ClientSessionStore for Recorder {
+    fn set_kx_hint(&self, _server_name: ServerName<'static>, _group: NamedGroup) {}
+
+    fn kx_hint(&self, _server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        None
+    }
+
+    fn set_tls12_session(
+        &self,
+        _server_name: ServerName<'static>,
+        _value: Tls12ClientSessionValue,
+    ) {
+    }
+
+    fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        None
+    }
+
+    fn remove_tls12_session(&self, _server_name: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(
+        &self,
+        _server_name: ServerName<'static>,
+        _value: Tls13ClientSessionValue,
+    ) {
+        self.tickets.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        _server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        None
+    }
+}
+
 /// A certificate chain and key to offer as client certificate: the node's own pair.
 /// `None` when the files do not hold a usable pair (nothing is offered then).
-pub fn identity(chain_pem: &[u8], key_pem: &[u8]) -> Option<Arc<CertifiedKey>> {
+pub fn identity(chain_pem: &[u8], key_pem: &[u8]) -> Option<ClientCert> {
     let chain: Vec<CertificateDer<'static>> = pem::parse_many(chain_pem)
         .ok()?
         .into_iter()
@@ -235,5 +313,8 @@ pub fn identity(chain_pem: &[u8], key_pem: &[u8]) -> Option<Arc<CertifiedKey>> {
     let certified = CertifiedKey::new(chain, signer);
     // Offer only a matching pair: a mismatched one would fail the server's check anyway.
     certified.keys_match().ok()?;
-    Some(Arc::new(certified))
+    Some(ClientCert {
+        key: Arc::new(certified),
+        what: "the node's own certificate".into(),
+    })
 }

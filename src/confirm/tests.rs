@@ -1,6 +1,7 @@
 //! The TLS confirm against an in-process rustls server on 127.0.0.1, reached through the
 //! local transport: served chains, CA names of a CertificateRequest, a slow reload,
-//! a server never reloaded, PostgreSQL's SSLRequest.
+//! a server never reloaded, PostgreSQL's SSLRequest. The server and the fixtures serve
+//! the tests of [`super::trust`] too.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,18 +20,18 @@ use crate::inventory::{CaSpec, InventoryBuilder, Starttls};
 use crate::pki::{issue_leaf, new_ca, CaCert, Leaf};
 use crate::transport::local::LocalTransport;
 
-fn spec() -> CaSpec {
+pub(super) fn spec() -> CaSpec {
     CaSpec::new("internal", "CN=Probe Test CA")
 }
 
-struct Pki {
-    g1: CaCert,
-    g2: CaCert,
-    old_leaf: Leaf,
-    new_leaf: Leaf,
+pub(super) struct Pki {
+    pub(super) g1: CaCert,
+    pub(super) g2: CaCert,
+    pub(super) old_leaf: Leaf,
+    pub(super) new_leaf: Leaf,
 }
 
-fn pki() -> Pki {
+pub(super) fn pki() -> Pki {
     let (s, now) = (spec(), OffsetDateTime::now_utc());
     let g1 = new_ca(&s, 1, now).unwrap();
     let g2 = new_ca(&s, 2, now).unwrap();
@@ -45,7 +46,7 @@ fn pki() -> Pki {
     }
 }
 
-fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+pub(super) fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
     pem::parse_many(pem)
         .unwrap()
         .into_iter()
@@ -90,8 +91,8 @@ fn config_with(leaf: &Leaf, client_cas: Option<&[&CaCert]>, required: bool) -> A
 }
 
 /// A TLS server on 127.0.0.1 whose config can be swapped ("reloaded") while it runs.
-struct Server {
-    port: u16,
+pub(super) struct Server {
+    pub(super) port: u16,
     config: Arc<Mutex<Arc<ServerConfig>>>,
     /// Handshakes the server completed (client certificate accepted, if required).
     completed: Arc<AtomicUsize>,
@@ -100,7 +101,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(config: Arc<ServerConfig>, pg_answer: Option<u8>) -> Server {
+    pub(super) fn start(config: Arc<ServerConfig>, pg_answer: Option<u8>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -131,7 +132,7 @@ impl Server {
         }
     }
 
-    fn reload(&self, config: Arc<ServerConfig>) {
+    pub(super) fn reload(&self, config: Arc<ServerConfig>) {
         *self.config.lock().unwrap() = config;
     }
 }
@@ -171,7 +172,11 @@ fn serve_one(mut sock: TcpStream, config: Arc<ServerConfig>, pg_answer: Option<u
     false
 }
 
-fn node(port: u16, starttls: Starttls, timeout: Duration) -> (crate::inventory::Node, TlsTarget) {
+pub(super) fn node(
+    port: u16,
+    starttls: Starttls,
+    timeout: Duration,
+) -> (crate::inventory::Node, TlsTarget) {
     let inv = InventoryBuilder::new()
         .dns("db1", &["db1.internal"])
         .link("app1", "db1")
@@ -187,7 +192,7 @@ fn node(port: u16, starttls: Starttls, timeout: Duration) -> (crate::inventory::
     (node, target)
 }
 
-fn expect(leaf: &Leaf, bundle: &[&CaCert], p: &Pki) -> Expectation {
+pub(super) fn expect(leaf: &Leaf, bundle: &[&CaCert], p: &Pki) -> Expectation {
     let bundle_pem = crate::materials::bundle_pem(bundle);
     Expectation::from_files(
         Some(("/etc/tls/cert.pem", leaf.cert_pem.as_bytes())),
@@ -197,7 +202,7 @@ fn expect(leaf: &Leaf, bundle: &[&CaCert], p: &Pki) -> Expectation {
     .unwrap()
 }
 
-fn local() -> LocalTransport {
+pub(super) fn local() -> LocalTransport {
     LocalTransport::new("db1", std::path::Path::new("."))
 }
 
@@ -223,6 +228,7 @@ fn records_the_served_chain_and_the_ca_names_of_a_mutual_server() {
         &target,
         &expect(&p.new_leaf, &[&p.g1, &p.g2], &p),
         None,
+        &Throwaways::none(),
     )
     .unwrap();
 }
@@ -289,7 +295,7 @@ fn confirm_waits_for_a_slow_reload() {
             thread::sleep(Duration::from_millis(700));
             server.reload(config);
         });
-        confirm_tls(&local(), &n, &target, &exp, None).unwrap();
+        confirm_tls(&local(), &n, &target, &exp, None, &Throwaways::none()).unwrap();
     });
 }
 
@@ -304,6 +310,7 @@ fn a_server_never_reloaded_fails_the_confirm_quoting_what_it_serves() {
         &target,
         &expect(&p.new_leaf, &[&p.g2], &p),
         None,
+        &Throwaways::none(),
     )
     .unwrap_err();
     let msg = e.to_string();
@@ -325,7 +332,15 @@ fn nothing_listening_is_retried_then_reported() {
         .unwrap()
         .port();
     let (n, target) = node(port, Starttls::None, Duration::from_millis(500));
-    let e = confirm_tls(&local(), &n, &target, &Expectation::default(), None).unwrap_err();
+    let e = confirm_tls(
+        &local(),
+        &n,
+        &target,
+        &Expectation::default(),
+        None,
+        &Throwaways::none(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(e, TlsConfirmError::NotConfirmed { attempts, .. } if attempts > 1),

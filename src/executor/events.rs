@@ -65,6 +65,38 @@ pub enum Event {
         actions: Vec<Action>,
         waiting_on: StepId,
     },
+    /// A step is ready but its pool is at its budget: it waits for the members in `down`.
+    PoolWait {
+        step: StepId,
+        node: String,
+        actions: Vec<Action>,
+        pool: String,
+        down: Vec<String>,
+        budget: usize,
+    },
+    /// A member of `pool` was reloaded and confirmed; it must stay healthy for
+    /// `healthy_ms` before the step is done and the pool's next member may go.
+    HealthGate {
+        step: StepId,
+        node: String,
+        actions: Vec<Action>,
+        pool: String,
+        healthy_ms: u64,
+    },
+    /// Every restart window of `pool` is closed until `until` (RFC 3339): the run waits for
+    /// it (`wait`), or stops there, resumable (`apply --no-wait`).
+    PoolClosed {
+        pool: String,
+        until: String,
+        wait: bool,
+    },
+    /// A member of `pool` failed: no other member of the pool restarts in this run.
+    PoolStopped {
+        pool: String,
+        node: String,
+        step: StepId,
+        error: String,
+    },
     /// The run is over.
     RunFinished {
         run: String,
@@ -87,6 +119,10 @@ impl Event {
             Event::StepDone { .. } => "step-done",
             Event::StepFailed { .. } => "step-failed",
             Event::StepBlocked { .. } => "step-blocked",
+            Event::PoolWait { .. } => "pool-wait",
+            Event::HealthGate { .. } => "health-gate",
+            Event::PoolStopped { .. } => "pool-stopped",
+            Event::PoolClosed { .. } => "pool-closed",
             Event::RunFinished { .. } => "run-finished",
         }
     }

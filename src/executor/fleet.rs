@@ -14,7 +14,7 @@ use super::node_keys::NodeKeys;
 use super::step::{apply_and_confirm, files_match, reconfirm};
 use super::{FileHash, FileOp, Prepared, StepError, StepWork};
 use crate::bundles::{managed_ders, BundleBase};
-use crate::confirm::{confirm_tls, identity, Expectation, TlsConfirmError};
+use crate::confirm::{confirm_tls, identity, Expectation, Throwaways, TlsConfirmError};
 use crate::inventory::KeySource;
 use crate::inventory::{BundleForeign, CaId, Inventory, Node, NodeId};
 use crate::layout::{self, LayoutError};
@@ -22,7 +22,13 @@ use crate::materials::{
     changes_with, reads_chain, ControlKeys, Generations, Leaves, MaterialError, NodeBase,
 };
 use crate::pki::CaCert;
+use crate::plan::restarts::step_reloads;
 use crate::plan::{ChainMode, Plan, Step, StepId};
+
+/// What the journal says of a trust-prune written without a restart: the node's running
+/// process still trusts the old anchor; `verify` reports the node as pending.
+pub const RESTART_PENDING: &str =
+    "written without a restart (restart_on_prune = false): restart pending";
 use crate::transport::{Connector, Transport};
 
 /// The CA material a run works with, loaded from the local CA store.
@@ -50,6 +56,9 @@ pub struct FleetWork<'a> {
     cleaned: Mutex<HashSet<NodeId>>,
     /// What the built-in TLS confirm of each confirmed step proved.
     proofs: Mutex<HashMap<StepId, String>>,
+    /// Throwaway client certificates of the run's generations, for servers that name no
+    /// CA: made in memory with the keys this run unlocked, never written anywhere.
+    throwaways: Throwaways,
 }
 
 impl<'a> FleetWork<'a> {
@@ -61,7 +70,12 @@ impl<'a> FleetWork<'a> {
         connector: Arc<dyn Connector>,
         backup_tag: &str,
     ) -> Self {
+        let issuers = std::iter::once(&material.current)
+            .chain(material.next.as_ref())
+            .cloned()
+            .collect();
         FleetWork {
+            throwaways: Throwaways::new(&inv.cas[ca].name, issuers),
             inv,
             ca,
             material,
@@ -87,6 +101,11 @@ impl<'a> FleetWork<'a> {
         self
     }
 
+    /// Whether `step` is a trust-prune written without a restart (`restart_on_prune = false`).
+    fn deferred(&self, step: &Step) -> bool {
+        !step_reloads(self.inv, step)
+    }
+
     fn transport(&self, step: &Step) -> Result<Arc<dyn Transport>, StepError> {
         Ok(self.connector.connect(step.node)?)
     }
@@ -98,9 +117,12 @@ impl<'a> FleetWork<'a> {
     /// certroll's own TLS confirm of a node with `tls_address`, after its `confirm`
     /// command: the node must serve the certificate on its disk and, if it asks for
     /// client certificates, name exactly the anchors of the bundle on its disk among the
-    /// generations of this run. The node's own certificate and key are offered as client
-    /// certificate, so a server that requires one sees a complete handshake. What the
-    /// handshake proved is kept for the journal ([`StepWork::proof`]).
+    /// generations of this run — or, if it asks with no CA name at all, accept a throwaway
+    /// client certificate of each generation its bundle holds and refuse one of each it
+    /// no longer holds (where the run holds that generation's key). The node's own
+    /// certificate and key are offered as client certificate, so a server that requires
+    /// one sees a complete handshake. What the handshakes proved is kept for the journal
+    /// ([`StepWork::proof`]).
     fn confirm_tls(&self, t: &dyn Transport, node: &Node, step: StepId) -> Result<(), StepError> {
         let Some(target) = &node.tls else {
             return Ok(());
@@ -130,13 +152,16 @@ impl<'a> FleetWork<'a> {
         .map_err(|e| {
             StepError::confirm_failed(format!("failed to confirm TLS of node {}: {e}", node.name))
         })?;
-        let proof = confirm_tls(t, node, target, &expected, me.as_ref()).map_err(|e| match e {
-            TlsConfirmError::Transport(e) => StepError::from(e),
-            e @ TlsConfirmError::NotConfirmed { .. } => StepError::confirm_failed(e.to_string()),
-            e @ TlsConfirmError::Interrupted { .. } => {
-                StepError::new(super::StepErrorKind::StopRun, e.to_string())
-            }
-        })?;
+        let proof = confirm_tls(t, node, target, &expected, me.as_ref(), &self.throwaways)
+            .map_err(|e| match e {
+                TlsConfirmError::Transport(e) => StepError::from(e),
+                e @ TlsConfirmError::NotConfirmed { .. } => {
+                    StepError::confirm_failed(e.to_string())
+                }
+                e @ TlsConfirmError::Interrupted { .. } => {
+                    StepError::new(super::StepErrorKind::StopRun, e.to_string())
+                }
+            })?;
         // Invariant: the mutex is never held across a panic-prone call.
         if let Ok(mut proofs) = self.proofs.lock() {
             proofs.insert(step, format!("TLS at {}: {proof}", target.address()));
@@ -151,6 +176,22 @@ impl<'a> FleetWork<'a> {
         if reads_chain(&step.actions, self.chain) && self.material.cross.is_some() {
             let paths = self.inv.nodes[step.node].paths(self.ca_name());
             base.chain = self.transport(step)?.read_file(&paths.cert)?;
+        }
+        // The stores' password, from the node's own file, in a read before the step's
+        // write (docs/layout.md#other-forms); it is never journaled or shown.
+        let node = &self.inv.nodes[step.node];
+        let paths = node.paths(self.ca_name());
+        if let (Some(file), true) = (
+            node.store_password_file(self.ca_name()),
+            paths.keystore.is_some() || paths.truststore.is_some(),
+        ) {
+            let t = self.transport(step)?;
+            base.store_password = Some(layout::store_password(t.as_ref(), node, &file).map_err(
+                |e| match e {
+                    LayoutError::Transport(e) => StepError::from(e),
+                    e => StepError::permanent(e.to_string()),
+                },
+            )?);
         }
         Ok(base)
     }
@@ -264,6 +305,10 @@ impl StepWork for FleetWork<'_> {
         let ops = changes
             .into_iter()
             .map(|c| match (c.data, c.node_key) {
+                (None, None) if c.assemble => FileOp::Assemble {
+                    path: c.path,
+                    what: c.kind.label().to_string(),
+                },
                 (Some(data), _) => FileOp::Write {
                     path: c.path,
                     data,
@@ -287,7 +332,8 @@ impl StepWork for FleetWork<'_> {
 
     fn apply(&self, step: &Step, prepared: &Prepared) -> Result<(), StepError> {
         let t = self.transport(step)?;
-        let node = &self.inv.nodes[step.node];
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         let last = self.last_steps.contains(&step.id);
         apply_and_confirm(
             t.as_ref(),
@@ -302,6 +348,9 @@ impl StepWork for FleetWork<'_> {
             if let Ok(mut c) = self.cleaned.lock() {
                 c.insert(step.node);
             }
+        }
+        if self.deferred(step) {
+            return Ok(());
         }
         self.confirm_tls(t.as_ref(), node, step.id)
     }
@@ -326,12 +375,47 @@ impl StepWork for FleetWork<'_> {
             .ok()
             .and_then(|m| m.get(&step.id).cloned())
             .unwrap_or_default();
-        let node = &self.inv.nodes[step.node];
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
         reconfirm(t.as_ref(), node, self.ca_name(), &written)?;
+        if self.deferred(step) {
+            return Ok(());
+        }
         self.confirm_tls(t.as_ref(), node, step.id)
     }
 
     fn proof(&self, step: &Step) -> Option<String> {
+        if self.deferred(step) {
+            return Some(RESTART_PENDING.to_string());
+        }
         self.proofs.lock().ok()?.get(&step.id).cloned()
+    }
+
+    fn healthy(&self, step: &Step) -> Result<(), StepError> {
+        let t = self.transport(step)?;
+        let told = super::changes::node_for(self.inv, step);
+        let node = told.as_ref().unwrap_or(&self.inv.nodes[step.node]);
+        if let Some(template) = &node.confirm {
+            let command = super::step::command_for(template, node, self.ca_name());
+            let out = t.exec(&command, node.confirm_timeout)?;
+            if !out.success() {
+                let status = out
+                    .status
+                    .map_or("was killed or timed out".to_string(), |c| {
+                        format!("exited {c}")
+                    });
+                let said = out
+                    .stderr
+                    .lines()
+                    .chain(out.stdout.lines())
+                    .rfind(|l| !l.trim().is_empty());
+                return Err(StepError::confirm_failed(format!(
+                    "health check of node {}: confirm command `{command}` {status}{}",
+                    node.name,
+                    said.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                )));
+            }
+        }
+        self.confirm_tls(t.as_ref(), node, step.id)
     }
 }

@@ -13,17 +13,23 @@ use serde::Serialize;
 use crate::plan::Step;
 use crate::transport::{sha256_hex, ErrorKind, TransportError};
 
+mod changes;
 mod events;
 mod fleet;
+mod health;
 mod node_keys;
+mod pool_gate;
+mod pool_status;
 mod retry;
 mod run;
 pub mod step;
 
 /// What a step's files must hash to; the journal records it (see [`crate::journal`]).
 pub use crate::journal::FileHash;
+pub use changes::changes_of;
 pub use events::{Event, EventSink, NullSink};
-pub use fleet::{FleetWork, RunMaterial};
+pub use fleet::{FleetWork, RunMaterial, RESTART_PENDING};
+pub use pool_status::{pool_status, DownMember, PoolStatus};
 pub use retry::RetryPolicy;
 pub use run::{execute, ExecError, ExecOptions, Outcome};
 
@@ -39,6 +45,10 @@ pub enum FileOp {
     },
     /// Remove the file (keeping a backup); missing is not an error.
     Remove { path: String, what: String },
+    /// Make a keystore or combined PEM on the node from the new version's certificate and
+    /// the key made there (`key_source = "node"`): its bytes never cross the transport; it
+    /// is checked by its presence ([`ASSEMBLED`]) and by `verify` on the node's side.
+    Assemble { path: String, what: String },
     /// Put the key made on the node (`key_source = "node"`), waiting in the store's
     /// pending directory `pending`, in place. Its bytes never cross the transport: it is
     /// checked by the SHA-256 of its public key (SubjectPublicKeyInfo, DER), `spki_sha256`.
@@ -54,11 +64,16 @@ pub enum FileOp {
 /// derives it (a key made on the node), rather than of the file's bytes.
 pub const PUBLIC_KEY_HASH: &str = "spki:";
 
+/// The journaled "hash" of a file made on the node ([`FileOp::Assemble`]): only its
+/// presence is checked.
+pub const ASSEMBLED: &str = "assembled-on-node";
+
 impl FileOp {
     pub fn path(&self) -> &str {
         match self {
             FileOp::Write { path, .. }
             | FileOp::Remove { path, .. }
+            | FileOp::Assemble { path, .. }
             | FileOp::NodeKey { path, .. } => path,
         }
     }
@@ -67,6 +82,7 @@ impl FileOp {
         match self {
             FileOp::Write { what, .. }
             | FileOp::Remove { what, .. }
+            | FileOp::Assemble { what, .. }
             | FileOp::NodeKey { what, .. } => what,
         }
     }
@@ -81,6 +97,10 @@ impl FileOp {
             FileOp::Remove { path, .. } => FileHash {
                 path: path.clone(),
                 sha256: None,
+            },
+            FileOp::Assemble { path, .. } => FileHash {
+                path: path.clone(),
+                sha256: Some(ASSEMBLED.to_string()),
             },
             FileOp::NodeKey {
                 path, spki_sha256, ..
@@ -107,6 +127,11 @@ impl fmt::Debug for FileOp {
                 .field("what", what)
                 .field("mode", &format_args!("{mode:o}"))
                 .field("data", &format_args!("<{} bytes redacted>", data.len()))
+                .finish(),
+            FileOp::Assemble { path, what } => f
+                .debug_struct("Assemble")
+                .field("path", path)
+                .field("what", what)
                 .finish(),
             FileOp::Remove { path, what } => f
                 .debug_struct("Remove")
@@ -227,6 +252,12 @@ pub trait StepWork: Send + Sync {
     /// `reconfirm` succeeded (journaled with `step-done`); `None` without that confirm.
     fn proof(&self, _step: &Step) -> Option<String> {
         None
+    }
+    /// One health check of the step's node after its reload, without reloading again: its
+    /// confirm command once and, with `tls_address`, certroll's own TLS confirm. Used by
+    /// the health gate of pools (`min_healthy_time`); passes by default.
+    fn healthy(&self, _step: &Step) -> Result<(), StepError> {
+        Ok(())
     }
 }
 

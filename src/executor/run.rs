@@ -15,6 +15,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::pool_gate::PoolGate;
 use super::{Event, EventSink, RetryPolicy, StepError, StepErrorKind, StepWork};
 use crate::interrupt;
 use crate::inventory::Inventory;
@@ -27,6 +28,9 @@ pub struct ExecOptions {
     /// Most steps in flight at once (at least 1).
     pub parallel: usize,
     pub retry: RetryPolicy,
+    /// When only closed restart windows hold the run, stop it (resumable) instead of
+    /// waiting for the next one to open (`apply --no-wait`).
+    pub no_wait: bool,
 }
 
 impl Default for ExecOptions {
@@ -34,6 +38,7 @@ impl Default for ExecOptions {
         ExecOptions {
             parallel: 16,
             retry: RetryPolicy::default(),
+            no_wait: false,
         }
     }
 }
@@ -125,6 +130,7 @@ pub fn execute(
         retry: opts.retry,
     };
     let mut sched = Scheduler::new(&ctx, &resume);
+    sched.no_wait = opts.no_wait;
     events.event(&Event::RunStarted {
         run: resume.run.clone(),
         steps: plan.steps.len(),
@@ -178,6 +184,9 @@ fn check_plan(plan: &Plan) -> Result<(), ExecError> {
     Ok(())
 }
 
+#[path = "run_pools.rs"]
+mod pools;
+
 /// The coordinator's view of the run.
 struct Scheduler<'c, 'a> {
     ctx: &'c Ctx<'a>,
@@ -191,6 +200,16 @@ struct Scheduler<'c, 'a> {
     stopped: Option<StepId>,
     /// Set once SIGINT/SIGTERM was seen: no further step starts.
     interrupted: bool,
+    /// The pools' budgets; `None` for a fleet without pools.
+    gate: Option<PoolGate<'a>>,
+    /// Ready steps already reported as waiting for their pool.
+    told_waiting: BTreeSet<StepId>,
+    /// Closed windows already reported (pool, opening).
+    told_closed: BTreeSet<(String, time::OffsetDateTime)>,
+    /// `apply --no-wait`: a closed window ends the run instead of being waited for.
+    no_wait: bool,
+    /// The run stopped at a closed window: the steps that did not start wait like blocked ones.
+    stopped_at_window: bool,
 }
 
 impl<'c, 'a> Scheduler<'c, 'a> {
@@ -222,6 +241,11 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             errors: Vec::new(),
             stopped: None,
             interrupted: false,
+            gate: PoolGate::new(ctx.plan, ctx.inv, resume),
+            told_waiting: BTreeSet::new(),
+            told_closed: BTreeSet::new(),
+            no_wait: false,
+            stopped_at_window: false,
         }
     }
 
@@ -276,18 +300,41 @@ impl<'c, 'a> Scheduler<'c, 'a> {
                 && self.stopped.is_none()
                 && !self.interrupted
             {
-                let Some(id) = self.ready.pop_first() else {
+                let Some(id) = self.next_ready() else {
                     break;
                 };
+                if let Some(gate) = &mut self.gate {
+                    gate.start(id);
+                }
                 self.state[id] = State::Running;
                 running += 1;
                 // The workers outlive this loop (they exit when `job_tx` is dropped).
                 let _ = job_tx.send((id, resume.started.get(&id).cloned()));
             }
             if running == 0 {
+                match self.window_wait() {
+                    Some(_) if self.no_wait => self.stopped_at_window = true,
+                    Some(until) if broken.is_none() && self.stopped.is_none() => {
+                        self.sleep_until(until);
+                        if !self.interrupted {
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
                 break;
             }
-            let Ok((id, report)) = report_rx.recv() else {
+            let report = if self.gate.as_ref().is_some_and(|g| g.has_windows()) {
+                // A window may open while steps run: look again every second.
+                match report_rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                    Ok(r) => Ok(r),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                }
+            } else {
+                report_rx.recv().map_err(|_| ())
+            };
+            let Ok((id, report)) = report else {
                 break;
             };
             running -= 1;
@@ -296,12 +343,14 @@ impl<'c, 'a> Scheduler<'c, 'a> {
             }
         }
         drop(job_tx);
+        self.block_held_by_pools();
         broken
     }
 
     fn on_report(&mut self, id: StepId, report: Report) -> Option<JournalError> {
         match report {
             Report::Done => {
+                self.pool_report(id, None);
                 self.state[id] = State::Done;
                 for &d in &self.dependents[id] {
                     self.waiting[d] -= 1;
@@ -312,15 +361,18 @@ impl<'c, 'a> Scheduler<'c, 'a> {
                 None
             }
             Report::Failed(msg) => {
+                self.pool_report(id, Some(&msg));
                 self.fail(id, msg);
                 None
             }
             Report::Stop(msg) => {
+                self.pool_report(id, Some(&msg));
                 self.fail(id, msg);
                 self.stopped.get_or_insert(id);
                 None
             }
             Report::JournalBroken(msg, e) => {
+                self.pool_report(id, Some(&msg));
                 self.fail(id, msg);
                 Some(e)
             }
@@ -331,22 +383,8 @@ impl<'c, 'a> Scheduler<'c, 'a> {
     fn fail(&mut self, id: StepId, msg: String) {
         self.state[id] = State::Failed;
         self.errors.push((id, msg));
-        let mut stack = self.dependents[id].clone();
-        while let Some(d) = stack.pop() {
-            if self.state[d] != State::Pending {
-                continue;
-            }
-            self.state[d] = State::Blocked;
-            self.ready.remove(&d);
-            let s = &self.ctx.plan.steps[d];
-            let (node, actions) = (node_name(self.ctx.inv, s), s.actions.clone());
-            self.ctx.events.event(&Event::StepBlocked {
-                step: d,
-                node,
-                actions,
-                waiting_on: id,
-            });
-            stack.extend(self.dependents[d].iter().copied());
+        for d in self.dependents[id].clone() {
+            self.block(d, id);
         }
     }
 
@@ -359,7 +397,7 @@ impl<'c, 'a> Scheduler<'c, 'a> {
         let mut failed = self.errors.clone();
         failed.sort_by_key(|(id, _)| *id);
         let mut blocked: Vec<StepId> = ids(State::Blocked);
-        if self.stopped.is_some() || self.interrupted {
+        if self.stopped.is_some() || self.interrupted || self.stopped_at_window {
             // The run stopped: steps that never started wait like blocked ones.
             blocked.extend(ids(State::Pending));
             blocked.sort_unstable();
@@ -416,7 +454,12 @@ fn run_step(ctx: &Ctx<'_>, step: &Step, recheck: Option<StartedStep>) -> Report 
         recheck: recheck.is_some(),
     });
     let t0 = Instant::now();
-    match carry_out(ctx, step, &node, recheck) {
+    let carried = carry_out(ctx, step, &node, recheck).and_then(|()| {
+        Ok(super::health::gate(
+            ctx.inv, ctx.work, ctx.events, step, &node,
+        )?)
+    });
+    match carried {
         Ok(()) => {
             let proof = ctx.work.proof(step);
             if let Err(e) = ctx.journal.step_done_proven(step.id, proof.as_deref()) {

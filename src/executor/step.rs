@@ -1,7 +1,8 @@
 //! The mechanism of one step on a real node: switch to a new version of its files in one
 //! rename (the layout of [`crate::layout`], keeping the run's backup), run the node's reload
-//! command, then confirm: read every written file back and compare
-//! its SHA-256, and poll the node's confirm command until it exits 0 or time runs out.
+//! command and the first attempt of its confirm command in the same remote command, then
+//! confirm: read every written file back and compare its SHA-256, and poll the node's
+//! confirm command until it exits 0 or time runs out.
 //!
 //! What to write is decided elsewhere (from the PKI); these functions only carry it out,
 //! through any [`Transport`], and turn every failure into a [`StepError`] that names the
@@ -38,6 +39,31 @@ pub fn apply_file_ops(
     reload: Option<&str>,
     last: bool,
 ) -> Result<Option<ExecOutput>, StepError> {
+    let commands = NodeCommands {
+        reload,
+        confirm: None,
+    };
+    Ok(apply_files(transport, node, ca, ops, backup_tag, commands, last)?.reload)
+}
+
+/// The node's commands a step's remote command runs after the switch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeCommands<'a> {
+    pub reload: Option<&'a str>,
+    /// Its first attempt only; [`apply_and_confirm`] polls the rest.
+    pub confirm: Option<&'a str>,
+}
+
+/// [`apply_file_ops`], running `commands` in the same remote command; returns what they did.
+pub fn apply_files(
+    transport: &dyn Transport,
+    node: &Node,
+    ca: &str,
+    ops: &[FileOp],
+    backup_tag: Option<&str>,
+    commands: NodeCommands<'_>,
+    last: bool,
+) -> Result<layout::Applied, StepError> {
     let paths = node.paths(ca);
     let mut changes = Vec::with_capacity(ops.len());
     for op in ops {
@@ -53,17 +79,19 @@ pub fn apply_file_ops(
             FileOp::Write { data, .. } => Change::Write(data),
             FileOp::Remove { .. } => Change::Remove,
             FileOp::NodeKey { pending, .. } => Change::NodeKey(pending),
+            FileOp::Assemble { .. } => Change::Assemble,
         };
         changes.push((role, change));
     }
     let opts = ApplyOptions {
-        reload,
+        reload: commands.reload,
+        confirm: commands.confirm,
         clean: last,
         ..ApplyOptions::default()
     };
     let run = backup_tag.unwrap_or("run");
     match layout::apply(transport, node, ca, run, &changes, &opts) {
-        Ok(applied) => Ok(applied.reload),
+        Ok(applied) => Ok(applied),
         Err(LayoutError::Transport(e)) => Err(e.into()),
         Err(e) => Err(StepError::permanent(e.to_string())),
     }
@@ -103,6 +131,17 @@ pub fn mismatches(
             .sha256
             .as_deref()
             .is_some_and(|h| h.starts_with(PUBLIC_KEY_HASH));
+        if f.sha256.as_deref() == Some(super::ASSEMBLED) {
+            // Made on the node: never read back here; it must be there.
+            if transport.file_mode(&f.path)?.is_some() {
+                continue;
+            }
+            out.push(format!(
+                "file {} on node {} is absent, expected the one made there",
+                f.path, node.name
+            ));
+            continue;
+        }
         let actual = if public {
             // A key made on the node is never read back: the node derives its public key.
             match layout::public_key(transport, node, &f.path) {
@@ -155,16 +194,26 @@ pub fn confirm(
     ca: &str,
     written: &[FileHash],
 ) -> Result<(), StepError> {
+    read_back(transport, node, written)?;
+    let Some(template) = &node.confirm else {
+        return Ok(());
+    };
+    poll_confirm(transport, node, &command_for(template, node, ca))
+}
+
+/// Every written file reads back with its hash.
+fn read_back(
+    transport: &dyn Transport,
+    node: &Node,
+    written: &[FileHash],
+) -> Result<(), StepError> {
     let bad = mismatches(transport, node, written)?;
     if let Some(first) = bad.first() {
         return Err(StepError::confirm_failed(format!(
             "failed to read back what was written: {first}"
         )));
     }
-    let Some(template) = &node.confirm else {
-        return Ok(());
-    };
-    poll_confirm(transport, node, &command_for(template, node, ca))
+    Ok(())
 }
 
 /// Runs `command` until it exits 0, pausing 50 ms, 100 ms, ... up to 2 s between runs
@@ -176,6 +225,18 @@ pub fn poll_confirm(
     command: &str,
 ) -> Result<(), StepError> {
     let deadline = crate::duration::deadline(node.confirm_timeout);
+    poll_confirm_after(transport, node, command, None, deadline)
+}
+
+/// [`poll_confirm`] until `deadline`, whose first run may have happened already (in the
+/// step's remote command) and ended with `first`: the polling goes on from its first pause.
+fn poll_confirm_after(
+    transport: &dyn Transport,
+    node: &Node,
+    command: &str,
+    mut first: Option<ExecOutput>,
+    deadline: Instant,
+) -> Result<(), StepError> {
     let mut delay = CONFIRM_FIRST_DELAY;
     let mut runs = 0u32;
     // The last run that ran to its end: a final run cut short by the deadline says less.
@@ -185,7 +246,11 @@ pub fn poll_confirm(
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
         runs += 1;
-        let last = match transport.exec(command, left) {
+        let result = match first.take() {
+            Some(out) => Ok(out),
+            None => transport.exec(command, left),
+        };
+        let last = match result {
             Ok(out) if out.success() => return Ok(()),
             Ok(out) => {
                 let what = describe_exit(&out);
@@ -238,6 +303,10 @@ pub fn reconfirm(
 }
 
 /// Write, reload, confirm: the whole apply of one step (`last`: see [`apply_file_ops`]).
+/// The switch, the reload and the first attempt of the confirm command are one remote
+/// command (SIGINT/SIGTERM stop the reload and the confirm, never the file change before
+/// them; each keeps its time limit); then every written file is read back, and the
+/// confirm command, if its first attempt failed, is polled.
 pub fn apply_and_confirm(
     transport: &dyn Transport,
     node: &Node,
@@ -246,11 +315,28 @@ pub fn apply_and_confirm(
     backup_tag: Option<&str>,
     last: bool,
 ) -> Result<(), StepError> {
-    // The reload runs as a command of its own: SIGINT/SIGTERM stop a reload, never a
-    // file change in progress.
-    apply_file_ops(transport, node, ca, ops, backup_tag, None, last)?;
+    let reload = node.reload.as_deref().map(|r| command_for(r, node, ca));
+    let check = node.confirm.as_deref().map(|c| command_for(c, node, ca));
+    let commands = NodeCommands {
+        reload: reload.as_deref(),
+        confirm: check.as_deref(),
+    };
+    let applied = apply_files(transport, node, ca, ops, backup_tag, commands, last)?;
+    if let (Some(command), Some(out)) = (&reload, &applied.reload) {
+        reload_result(node, command, out)?;
+    }
     let written: Vec<FileHash> = ops.iter().map(FileOp::hash).collect();
-    reconfirm(transport, node, ca, &written)
+    read_back(transport, node, &written)?;
+    let Some(command) = check else {
+        return Ok(());
+    };
+    let deadline = match &applied.confirm {
+        Some(out) if out.success() => return Ok(()),
+        // The first run was cut off at `confirm_timeout`: its time is up.
+        Some(out) if out.status.is_none() => Instant::now(),
+        _ => crate::duration::deadline(node.confirm_timeout),
+    };
+    poll_confirm_after(transport, node, &command, applied.confirm, deadline)
 }
 
 /// `exited 1: <last stderr line>`, for messages.

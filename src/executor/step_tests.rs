@@ -25,6 +25,7 @@ fn node(confirm_timeout_ms: u64) -> Node {
         dns_names: vec![],
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }
 

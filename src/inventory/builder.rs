@@ -136,6 +136,8 @@ impl InventoryBuilder {
             cas: self.cas,
             nodes,
             links,
+            verify: super::VerifyDefaults::default(),
+            pools: Default::default(),
         }
     }
 }
@@ -168,5 +170,6 @@ fn local_node(name: &str, dns: &[(String, Vec<String>)], multi_ca: bool) -> Node
         dns_names,
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }

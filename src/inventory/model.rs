@@ -29,6 +29,10 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// Links, expanded from list forms, one per (client, server, ca), in file order.
     pub links: Vec<Link>,
+    /// `[verify]`: defaults of `certroll verify`'s expiry windows.
+    pub verify: super::VerifyDefaults,
+    /// Pools of restart-only services and how each node takes changes (docs/inventory.md#pools).
+    pub pools: super::Pools,
 }
 
 /// Key algorithm of a CA and of the leaves it issues (a node may choose its own for its
@@ -260,6 +264,13 @@ pub struct NodePaths {
     pub key: String,
     /// Where the proof-key (cross) certificate is shipped during a rollover, if anywhere.
     pub proof_cert: Option<String>,
+    /// `keystore`, `truststore`, `combined_pem` (docs/layout.md#other-forms).
+    pub keystore: Option<String>,
+    pub truststore: Option<String>,
+    pub combined_pem: Option<String>,
+    /// The PEM key has no link at `key`: it stays inside the store (a node that reads its
+    /// key only from a keystore or a combined PEM and whose inventory sets no `key`).
+    pub key_in_store: bool,
 }
 
 /// A `[nodes.NAME]` table merged with `[defaults]`.
@@ -291,6 +302,8 @@ pub struct Node {
     pub become_with: Become,
     /// Owner, group and modes of the files certroll writes; how many backups it keeps.
     pub files: FileSettings,
+    /// The other forms of the node's files: keystores, truststores, combined PEM, OS trust.
+    pub stores: super::StoreSettings,
 }
 
 /// `become` of a node: run as the login user, or through `sudo -n`.
@@ -332,11 +345,29 @@ impl Node {
     /// The files this node keeps for CA `ca`.
     pub fn paths(&self, ca: &str) -> NodePaths {
         let fill = |t: &str| t.replace("{ca}", ca).replace("{node}", &self.name);
+        let cert = fill(&self.cert);
+        let key = if self.key_in_store() {
+            // The key of the store's current version (crate::layout::store_dir).
+            let dir = match self.store_dir(ca) {
+                Some(d) => d,
+                None => cert.rsplit_once('/').map_or(".", |(d, _)| d).to_string(),
+            };
+            format!(
+                "{}/.certroll-{ca}/current/key.pem",
+                dir.trim_end_matches('/')
+            )
+        } else {
+            fill(&self.key)
+        };
         NodePaths {
             trust_bundle: fill(&self.trust_bundle),
-            cert: fill(&self.cert),
-            key: fill(&self.key),
+            cert,
+            key,
             proof_cert: self.proof_cert.as_deref().map(fill),
+            keystore: self.stores.keystore.as_deref().map(fill),
+            truststore: self.stores.truststore.as_deref().map(fill),
+            combined_pem: self.stores.combined_pem.as_deref().map(fill),
+            key_in_store: self.key_in_store(),
         }
     }
 

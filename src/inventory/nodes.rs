@@ -91,6 +91,9 @@ fn build_one(
         (None, Some(def)) => is_local(def).unwrap_or(false),
         (None, None) => false,
     };
+    let stores = super::store_keys::build(&name, &raw, d, &|key, t| {
+        node_path(&name, key, t, local, ctx)
+    })?;
     let via = pick(raw.via, &d.via);
     if local && via.is_some() {
         return Err(Problem {
@@ -105,7 +108,7 @@ fn build_one(
     let transport = if local {
         TransportKind::Local
     } else {
-        TransportKind::Ssh(ssh_settings(&name, raw.ssh, d.ssh.as_ref(), ctx)?)
+        TransportKind::Ssh(ssh_settings(&name, raw.ssh.clone(), d.ssh.as_ref(), ctx)?)
     };
     let dir = if ca_count > 1 {
         "/etc/tls/{ca}"
@@ -122,13 +125,22 @@ fn build_one(
     };
     let trust_bundle = file(
         "trust_bundle",
-        raw.trust_bundle,
+        raw.trust_bundle.clone(),
         &d.trust_bundle,
         Some("ca.pem"),
     )?;
-    let cert = file("cert", raw.cert, &d.cert, Some("cert.pem"))?;
-    let key = file("key", raw.key, &d.key, Some("key.pem"))?;
-    let proof_cert = file("proof_cert", raw.proof_cert, &d.proof_cert, None)?;
+    let cert = file("cert", raw.cert.clone(), &d.cert, Some("cert.pem"))?;
+    let key = file("key", raw.key.clone(), &d.key, Some("key.pem"))?;
+    let proof_cert = file("proof_cert", raw.proof_cert.clone(), &d.proof_cert, None)?;
+    super::store_keys::distinct(
+        &name,
+        &stores,
+        [
+            trust_bundle.as_deref().unwrap_or_default(),
+            cert.as_deref().unwrap_or_default(),
+            key.as_deref().unwrap_or_default(),
+        ],
+    )?;
     let timeout = raw
         .confirm_timeout
         .as_deref()
@@ -149,6 +161,8 @@ fn build_one(
         raw.starttls.as_deref().or(d.starttls.as_deref()),
         |key| key_at(&name, &[key]),
     )?;
+    let key_source = leaf_keys::source(&name, pick(raw.key_source.clone(), &d.key_source))?;
+    super::store_keys::os_trust_supported(&name, &stores)?;
     let node = Node {
         transport,
         via: None,
@@ -175,9 +189,10 @@ fn build_one(
             bundle_mode: mode(&name, "bundle_mode", pick(raw.bundle_mode, &d.bundle_mode))?,
             keep_backups: raw.keep_backups.or(d.keep_backups).unwrap_or(0),
             key_algorithm: leaf_keys::algorithm(&name, pick(raw.key_algorithm, &d.key_algorithm))?,
-            key_source: leaf_keys::source(&name, pick(raw.key_source, &d.key_source))?,
+            key_source,
             store_dir: pick(raw.store_dir, &d.store_dir),
         },
+        stores,
         name,
     };
     Ok((node, via))
@@ -483,6 +498,7 @@ mod tests {
             dns_names: Vec::new(),
             become_with: Become::Login,
             files: FileSettings::default(),
+            stores: Default::default(),
         };
         let p = node.paths("edge");
         let mut out = String::from("stale");

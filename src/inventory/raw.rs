@@ -30,6 +30,29 @@ pub struct RawInventory {
     /// `[[links]]` tables, in file order.
     #[serde(default)]
     pub links: Vec<RawLink>,
+    /// `[verify]`: defaults of `certroll verify`'s expiry windows.
+    #[serde(default)]
+    pub verify: super::verify_defaults::RawVerify,
+    /// `[pools.NAME]` tables: disruption budgets of restart-only services.
+    #[serde(default)]
+    pub pools: Named<RawPool>,
+}
+
+/// `[pools.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub max_unavailable: Option<RawBudget>,
+    pub min_healthy_time: Option<String>,
+    pub windows: Option<Vec<String>>,
+}
+
+/// `max_unavailable`: a count (`2`) or a percentage (`"25%"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawBudget {
+    Count(i64),
+    Text(String),
 }
 
 /// `[certroll]`.
@@ -96,6 +119,19 @@ pub struct RawNode {
     pub key_algorithm: Option<String>,
     pub key_source: Option<String>,
     pub store_dir: Option<String>,
+    pub keystore: Option<String>,
+    pub truststore: Option<String>,
+    pub truststore_format: Option<String>,
+    pub store_password_file: Option<String>,
+    pub pkcs12_profile: Option<String>,
+    pub combined_pem: Option<String>,
+    pub os_trust: Option<String>,
+    pub os_trust_dir: Option<String>,
+    pub os_trust_update: Option<String>,
+    pub pool: Option<String>,
+    pub restarts: Option<bool>,
+    pub restart_on_prune: Option<bool>,
+    pub reload_trust: Option<String>,
 }
 
 /// The `ssh = { ... }` table of a node or of `[defaults]`.

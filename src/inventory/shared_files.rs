@@ -87,7 +87,8 @@ fn templates(node: &Node) -> impl Iterator<Item = (usize, &str)> {
     [
         Some(node.trust_bundle.as_str()),
         Some(node.cert.as_str()),
-        Some(node.key.as_str()),
+        // A PEM key kept inside the store has no link at `key`: nothing is written there.
+        (!node.key_in_store()).then_some(node.key.as_str()),
         node.proof_cert.as_deref(),
     ]
     .into_iter()

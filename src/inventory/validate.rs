@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::fxhash::{map_with_capacity, FxHashMap};
 use super::locate::ValuePath;
 use super::raw::RawInventory;
-use super::{cas, links, nodes, shared_files, Inventory, NodeId};
+use super::{cas, links, nodes, pools, shared_files, Inventory, NodeId};
 
 /// A rule that failed, with the path of the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +100,24 @@ impl Context {
 pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
     let ctx = Context::new(source);
     let cas = cas::build(raw.ca)?;
+    let verify = super::verify_defaults::build(&raw.verify, &cas)?;
     let mut raw_nodes = raw.nodes.0;
     raw_nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (name, _) in &raw_nodes {
         check_name(name, ValuePath::keys(&["nodes", name]), "node")?;
     }
+    // Most fleets name no pool: then no per-node table is built at all.
+    let pool_keys: Vec<pools::NodeKeys> =
+        if pools::any_keys(&raw.defaults) || raw_nodes.iter().any(|(_, n)| pools::any_keys(n)) {
+            raw_nodes
+                .iter()
+                .map(|(_, n)| pools::NodeKeys::of(n, &raw.defaults))
+                .collect()
+        } else {
+            Vec::new()
+        };
     let (mut nodes, vias) = nodes::build(raw_nodes, &raw.defaults, &ctx, cas.len())?;
+    let pools = pools::build(raw.pools, pool_keys, &nodes)?;
     // The map's keys point into one contiguous copy of the names: resolving 600,000
     // link ends then reads a compact block instead of 100,000 scattered strings.
     let arena: String = nodes.iter().map(|n| n.name.as_str()).collect();
@@ -135,6 +147,8 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
         cas,
         nodes,
         links,
+        verify,
+        pools,
     })
 }
 

@@ -1,14 +1,17 @@
 //! The journal's lines in `state_dir/journal.jsonl`: the local state directory's sink.
 //!
-//! Each record is appended and synced to disk before the journal reports it written; a
-//! line cut short by a crash is ended by the next process before it writes (the reader
-//! skips it with a warning). The file is created 0600 in a 0700 directory.
+//! Records are appended at once and synced in groups ([`super::commit`]): one sync makes
+//! every line written before it durable, and the journal asks for it before any side
+//! effect a record announces. A line cut short by a crash is ended by the next process
+//! before it writes (the reader skips it with a warning). The file is created 0600 in a
+//! 0700 directory.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use super::commit::GroupCommit;
 use super::{private, JournalError, JournalSink, JOURNAL_FILE};
 
 /// `state_dir/journal.jsonl`, open for appending.
@@ -16,6 +19,8 @@ use super::{private, JournalError, JournalSink, JOURNAL_FILE};
 pub struct FileSink {
     path: PathBuf,
     file: Mutex<File>,
+    /// Syncs a second handle on the file, outside the writers' lock.
+    commit: GroupCommit,
 }
 
 impl FileSink {
@@ -29,9 +34,11 @@ impl FileSink {
         };
         private::create_dir(state_dir).map_err(|e| io("create the directory of", e))?;
         let file = private::open_file(&path, true).map_err(|e| io("open", e))?;
+        let syncer = file.try_clone().map_err(|e| io("open", e))?;
         Ok(FileSink {
             path,
             file: Mutex::new(file),
+            commit: GroupCommit::new(syncer),
         })
     }
 
@@ -65,10 +72,19 @@ impl JournalSink for FileSink {
         Ok(text)
     }
 
-    fn append(&self, line: &[u8]) -> Result<(), JournalError> {
+    fn append(&self, line: &[u8]) -> Result<u64, JournalError> {
         let mut file = self.lock_file();
         file.write_all(line).map_err(|e| self.io("append to", e))?;
-        file.sync_data().map_err(|e| self.io("sync", e))
+        // Counted before the next writer may append: every line counted is in the file.
+        Ok(self.commit.wrote())
+    }
+
+    fn sync_to(&self, seq: u64) -> Result<(), JournalError> {
+        self.commit.sync_to(seq).map_err(|e| self.io("sync", e))
+    }
+
+    fn syncs(&self) -> u64 {
+        self.commit.syncs()
     }
 
     fn end_torn_line(&self) -> Result<(), JournalError> {

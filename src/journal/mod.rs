@@ -2,9 +2,10 @@
 //!
 //! `state_dir/journal.jsonl` holds one JSON record per line: run-start, step-start (with the
 //! paths and SHA-256 of the files the step is about to write), step-done, step-failed and
-//! run-end. Every record is synced to disk before the side effect it announces, and again
-//! after the effect, so that an interrupted run can be resumed without guessing: a step
-//! journaled as started but not done is re-checked on the node, never assumed. Only hashes
+//! run-end. Every record is synced to disk before the side effect it announces (a step's
+//! end rides along with the next sync: [`commit`] says exactly what a crash can lose), so
+//! that an interrupted run can be resumed without guessing: a step journaled as started
+//! but not done is re-checked on the node, never assumed. Only hashes
 //! reach the journal, never file contents, so no private key is ever written here.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::{ChainMode, Inventory, Strategy};
 use crate::plan::{Action, BundleNeed, LeafNeed, Mode, NodeProgress, Plan, Step, StepId};
 
+mod commit;
 mod file_sink;
 mod lock;
 mod private;
@@ -32,9 +34,16 @@ pub trait JournalSink: Send + Sync + std::fmt::Debug {
     fn path(&self) -> &Path;
     /// The whole journal as text.
     fn read_all(&self) -> Result<String, JournalError>;
-    /// Appends one line (ending in `\n`) durably, or fails without a partial record the
-    /// reader would take for a complete one.
-    fn append(&self, line: &[u8]) -> Result<(), JournalError>;
+    /// Appends one line (ending in `\n`), or fails without a partial record the reader
+    /// would take for a complete one. Returns the line's number for [`JournalSink::sync_to`].
+    /// A sink may keep the line only in memory or the page cache until then (the file
+    /// sink's group commit); one whose every append is durable on its own returns at once
+    /// from `sync_to`.
+    fn append(&self, line: &[u8]) -> Result<u64, JournalError>;
+    /// Returns once line `seq` and every line before it are durable.
+    fn sync_to(&self, seq: u64) -> Result<(), JournalError>;
+    /// Syncs made so far (0 for a sink whose appends are durable on their own).
+    fn syncs(&self) -> u64;
     /// If the last write was cut by a crash, ends its line so the next record stands alone.
     fn end_torn_line(&self) -> Result<(), JournalError>;
 }
@@ -127,6 +136,12 @@ pub enum RunStatus {
     /// were stopped and journaled as failed; `certroll apply` resumes it.
     Interrupted,
 }
+
+/// The proof journaled for a trust-prune written without a restart
+/// (`restart_on_prune = false`): the node's running process still trusts the old anchor,
+/// and `verify` reports the node as pending until a later step restarts it.
+pub const RESTART_PENDING: &str =
+    "written without a restart (restart_on_prune = false): restart pending";
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,8 +303,9 @@ impl RunHeader {
     }
 }
 
-/// The journal of one state directory or backend. Writes are serialized and durable;
-/// `&self` methods can be called from several threads.
+/// The journal of one state directory or backend. Writes are serialized; the records
+/// that announce a side effect are durable before they return (in the state directory,
+/// synced in groups: [`commit`]); `&self` methods can be called from several threads.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
@@ -458,11 +474,22 @@ impl Journal {
         // Lock order everywhere: current run, then the sink.
         let mut current = self.lock_current();
         self.sink.end_torn_line()?;
-        self.write_record(&record)?;
+        let seq = self.write_record(&record)?;
         let mut state = base.unwrap_or_else(|| RunState::empty(run));
         state.apply(&record);
         *current = Some(state);
-        Ok(())
+        drop(current);
+        self.sync_to(seq)
+    }
+
+    /// Syncs made so far by this journal (one per group of records; see [`commit`]); a
+    /// sink whose every write is durable on its own makes none.
+    pub fn syncs(&self) -> u64 {
+        self.sink.syncs()
+    }
+
+    fn sync_to(&self, seq: u64) -> Result<(), JournalError> {
+        self.sink.sync_to(seq)
     }
 
     fn append_step(
@@ -483,13 +510,21 @@ impl Journal {
             });
         };
         let record = make(state.run.clone(), now_rfc3339());
-        self.write_record(&record)?;
+        // What announces a side effect is on disk before it; a step's end rides along
+        // with the next sync (see [`commit`]).
+        let durable = matches!(record, Record::StepStart { .. } | Record::RunEnd { .. });
+        let seq = self.write_record(&record)?;
         state.apply(&record);
+        drop(current);
+        if durable {
+            self.sync_to(seq)?;
+        }
         Ok(())
     }
 
-    /// Writes one line durably.
-    fn write_record(&self, record: &Record) -> Result<(), JournalError> {
+    /// Appends one line (durable at once, or at the next [`Journal::sync_to`] of a
+    /// number at least this one's); returns its number.
+    fn write_record(&self, record: &Record) -> Result<u64, JournalError> {
         let mut line = serde_json::to_vec(record).map_err(|e| JournalError::Io {
             action: "encode a record for",
             path: self.path.clone(),

@@ -33,6 +33,8 @@ pub struct RunState {
     pub resumes: u32,
     /// Steps confirmed.
     pub done: BTreeSet<StepId>,
+    /// What certroll's own TLS confirm proved of a confirmed step (its `proof`).
+    pub proofs: BTreeMap<StepId, String>,
     /// Steps started and not done (whether or not they failed since): to re-check on resume.
     pub started: BTreeMap<StepId, StartedStep>,
     /// Steps whose latest record is a failure, with the error.
@@ -41,6 +43,9 @@ pub struct RunState {
     pub steps: BTreeMap<StepId, (String, Vec<Action>)>,
     /// How the run ended; `None` if its process is still running or died.
     pub end: Option<RunStatus>,
+    /// Nodes whose latest confirmed step was written without a restart
+    /// (`restart_on_prune = false`): their running process has not loaded it.
+    pub restart_pending: BTreeSet<String>,
     /// Problems met while reading that did not stop it (a torn last line).
     pub warnings: Vec<String>,
 }
@@ -63,10 +68,12 @@ impl RunState {
             pid: 0,
             resumes: 0,
             done: BTreeSet::new(),
+            proofs: BTreeMap::new(),
             started: BTreeMap::new(),
             failed: BTreeMap::new(),
             steps: BTreeMap::new(),
             end: None,
+            restart_pending: BTreeSet::new(),
             warnings: Vec::new(),
         }
     }
@@ -127,10 +134,21 @@ impl RunState {
                     },
                 );
             }
-            Record::StepDone { step, .. } => {
+            Record::StepDone { step, proof, .. } => {
                 self.started.remove(step);
                 self.failed.remove(step);
                 self.done.insert(*step);
+                match proof {
+                    Some(proof) => self.proofs.insert(*step, proof.clone()),
+                    None => self.proofs.remove(step),
+                };
+                if let Some((node, _)) = self.steps.get(step) {
+                    if proof.as_deref() == Some(super::RESTART_PENDING) {
+                        self.restart_pending.insert(node.clone());
+                    } else {
+                        self.restart_pending.remove(node);
+                    }
+                }
             }
             Record::StepFailed { step, error, .. } => {
                 self.failed.insert(*step, error.clone());
@@ -391,5 +409,25 @@ mod tests {
         let of = last_run(path, &text, Some("internal")).unwrap().unwrap();
         assert_eq!(of.run, "r1");
         assert!(last_run(path, &text, Some("none")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_prune_written_without_a_restart_is_pending_until_the_node_restarts() {
+        let start = |step: u32, node: &str| {
+            format!(
+                r#"{{"record":"step-start","run":"r1","time":"t","step":{step},"node":"{node}","actions":["trust-prune"],"files":[]}}"#
+            )
+        };
+        let done = |step: u32, proof: &str| {
+            format!(r#"{{"record":"step-done","run":"r1","time":"t","step":{step}{proof}}}"#)
+        };
+        let pending = format!(r#","proof":"{}""#, super::super::RESTART_PENDING);
+        let path = Path::new("/s/journal.jsonl");
+        let text = format!("{START}\n{}\n{}\n", start(0, "edge"), done(0, &pending));
+        let run = last_run(path, &text, None).unwrap().unwrap();
+        assert_eq!(run.restart_pending, BTreeSet::from(["edge".to_string()]));
+        let text = format!("{text}{}\n{}\n", start(1, "edge"), done(1, ""));
+        let run = last_run(path, &text, None).unwrap().unwrap();
+        assert!(run.restart_pending.is_empty());
     }
 }

@@ -26,12 +26,14 @@ use std::time::Duration;
 
 use crate::inventory::{Become, Node, NodePaths, TransportKind};
 use crate::transport::ssh::shell_quote;
-use crate::transport::{ErrorKind, ExecOutput, Transport, TransportError};
+use crate::transport::{ErrorKind, ExecOutput, Stage, Transport, TransportError};
 
 mod keygen;
+mod password;
 pub mod script;
 
 pub use keygen::{keygen, public_key, NodeKeyRequest, KEYGEN_TIMEOUT};
+pub use password::{store_password, BAD_PASSWORD_FILE};
 
 /// The line that ends the file data on the script's standard input.
 const END_MARKER: &str = "certroll-end-of-data";
@@ -46,11 +48,25 @@ pub enum Role {
     Cert,
     Key,
     Proof,
+    /// `keystore`: PKCS#12 with the leaf key and chain.
+    Keystore,
+    /// `truststore`: PKCS#12 or JKS with the node's anchors.
+    Truststore,
+    /// `combined_pem`: the chain then the key.
+    Combined,
 }
 
 impl Role {
     /// Every role, in the order the script handles them.
-    pub const ALL: [Role; 4] = [Role::Bundle, Role::Cert, Role::Key, Role::Proof];
+    pub const ALL: [Role; 7] = [
+        Role::Bundle,
+        Role::Cert,
+        Role::Key,
+        Role::Proof,
+        Role::Keystore,
+        Role::Truststore,
+        Role::Combined,
+    ];
 
     /// The file's name inside a version directory.
     pub fn file_name(self) -> &'static str {
@@ -59,13 +75,17 @@ impl Role {
             Role::Cert => "cert.pem",
             Role::Key => "key.pem",
             Role::Proof => "proof.pem",
+            Role::Keystore => "keystore.p12",
+            Role::Truststore => "truststore.ks",
+            Role::Combined => "combined.pem",
         }
     }
 
-    /// Mode of a new file when the inventory sets none: keys 0600, the rest 0644.
+    /// Mode of a new file when the inventory sets none: files with a private key 0600,
+    /// the rest 0644.
     pub fn default_mode(self) -> u32 {
         match self {
-            Role::Key => 0o600,
+            Role::Key | Role::Keystore | Role::Combined => 0o600,
             _ => 0o644,
         }
     }
@@ -74,9 +94,9 @@ impl Role {
     pub fn explicit_mode(self, node: &Node) -> Option<u32> {
         let f = &node.files;
         match self {
-            Role::Key => f.key_mode,
+            Role::Key | Role::Keystore | Role::Combined => f.key_mode,
             Role::Cert => f.cert_mode,
-            Role::Bundle | Role::Proof => f.bundle_mode,
+            Role::Bundle | Role::Proof | Role::Truststore => f.bundle_mode,
         }
     }
 
@@ -87,6 +107,18 @@ impl Role {
             Role::Cert => Some(&paths.cert),
             Role::Key => Some(&paths.key),
             Role::Proof => paths.proof_cert.as_deref(),
+            Role::Keystore => paths.keystore.as_deref(),
+            Role::Truststore => paths.truststore.as_deref(),
+            Role::Combined => paths.combined_pem.as_deref(),
+        }
+    }
+
+    /// The path the script links to the store, `-` for none: a PEM key that stays inside
+    /// the store ([`NodePaths::key_in_store`]) has no link.
+    fn link_path(self, paths: &NodePaths) -> Option<&str> {
+        match self {
+            Role::Key if paths.key_in_store => Some("-"),
+            _ => self.path(paths),
         }
     }
 
@@ -151,6 +183,10 @@ pub enum Change<'a> {
     Remove,
     /// The key [`keygen`] made on the node, in the pending directory `.key-<tag>` named here.
     NodeKey(&'a str),
+    /// A keystore or combined PEM made on the node from the new version's `cert.pem` and
+    /// `key.pem` (`key_source = "node"`); a keystore with the password of the node's
+    /// `store_password_file`, read there.
+    Assemble,
 }
 
 /// Options of [`apply`].
@@ -158,6 +194,9 @@ pub enum Change<'a> {
 pub struct ApplyOptions<'a> {
     /// Run by the same remote command once the files are in place (saves a round trip).
     pub reload: Option<&'a str>,
+    /// The node's confirm command: its first attempt runs in the same remote command,
+    /// right after a reload that exited 0 (or right after the switch, without a reload).
+    pub confirm: Option<&'a str>,
     /// After the switch, remove the versions no longer needed (as [`cleanup`] does): for
     /// the node's last step of a run, so that a complete run leaves no old private key.
     pub clean: bool,
@@ -170,10 +209,13 @@ pub struct ApplyOptions<'a> {
     pub pause_at: Option<(u8, String)>,
 }
 
-/// What [`apply`] did. `reload` is the reload command's result when one was given.
+/// What [`apply`] did. `reload` is the reload command's result when one was given;
+/// `confirm` the first confirm attempt's, when one was given and it ran (not after a
+/// failed reload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub reload: Option<ExecOutput>,
+    pub confirm: Option<ExecOutput>,
 }
 
 /// A file-set change that failed.
@@ -235,6 +277,7 @@ pub fn apply(
         if runs_as_root(node) { "1" } else { "0" }.into(),
         stop,
         opts.reload.unwrap_or_default().to_string(),
+        opts.confirm.unwrap_or_default().to_string(),
         END_MARKER.to_string(),
         if opts.clean {
             node.files.keep_backups.to_string()
@@ -244,7 +287,7 @@ pub fn apply(
     ]);
     let mut input = Vec::new();
     for role in Role::ALL {
-        let Some(path) = role.path(&paths) else {
+        let Some(path) = role.link_path(&paths) else {
             continue;
         };
         let change = changes.iter().find(|(r, _)| *r == role).map(|(_, c)| *c);
@@ -255,6 +298,13 @@ pub fn apply(
             }
             Some(Change::Remove) => ("r", "0".into()),
             Some(Change::NodeKey(pending)) => ("n", pending.to_string()),
+            Some(Change::Assemble) => match (role, node.store_password_file(ca)) {
+                (Role::Keystore, Some(file)) => match node.stores.pkcs12_profile {
+                    crate::stores::Pkcs12Profile::Modern => ("p", file),
+                    crate::stores::Pkcs12Profile::Legacy => ("P", file),
+                },
+                _ => ("c", "0".into()),
+            },
             None => ("k", "0".into()),
         };
         let xmode = role
@@ -273,17 +323,45 @@ pub fn apply(
     input.push(b'\n');
     let action = format!("write the files of CA {ca} through {store}");
     let timeout = WRITE_TIMEOUT + node.confirm_timeout;
-    let out = t.exec_input(&command(&args), &input, timeout)?;
-    let reported = script::parse(&out.stdout);
-    if !reported.in_place {
+    let out = if opts.reload.is_some() || opts.confirm.is_some() {
+        // The node's commands get the time limit each had as a command of its own, and
+        // SIGINT/SIGTERM stop them (never the file change before them).
+        let stages = [
+            Stage {
+                marker: script::FILES_IN_PLACE,
+                limit: node.confirm_timeout,
+            },
+            Stage {
+                marker: script::RELOAD_EXITED,
+                limit: node.confirm_timeout,
+            },
+        ];
+        let stages = if opts.reload.is_some() {
+            &stages[..]
+        } else {
+            &stages[..1]
+        };
+        t.exec_staged(&command(&args), &input, timeout, stages)?
+    } else {
+        t.exec_input(&command(&args), &input, timeout)?
+    };
+    let r = script::parse(&out.stdout, &out.stderr, opts.reload.is_some());
+    if !r.in_place {
         return Err(failure(node, action, &out));
     }
     let reload = opts.reload.map(|_| ExecOutput {
-        status: reported.reload_status,
-        stdout: reported.reload_stdout.clone(),
-        stderr: out.stderr.clone(),
+        status: r.reload_status,
+        stdout: r.reload_stdout.clone(),
+        stderr: r.reload_stderr.clone(),
     });
-    Ok(Applied { reload })
+    // The confirm ran only after a reload that exited 0 (or without a reload).
+    let confirmed = opts.reload.is_none() || r.reload_status == Some(0);
+    let confirm = opts.confirm.filter(|_| confirmed).map(|_| ExecOutput {
+        status: r.confirm_status,
+        stdout: r.confirm_stdout.clone(),
+        stderr: r.confirm_stderr.clone(),
+    });
+    Ok(Applied { reload, confirm })
 }
 
 /// Removes what the runs before no longer need from the node's set for `ca`: every version
@@ -299,7 +377,7 @@ pub fn cleanup(t: &dyn Transport, node: &Node, ca: &str) -> Result<(), LayoutErr
     args.extend(
         Role::ALL
             .into_iter()
-            .filter_map(|r| r.path(&paths))
+            .filter_map(|r| r.link_path(&paths))
             .map(str::to_string),
     );
     let out = t.exec_input(&command(&args), &[], WRITE_TIMEOUT)?;
@@ -366,6 +444,9 @@ mod tests;
 
 #[cfg(test)]
 mod keygen_tests;
+
+#[cfg(test)]
+mod stores_tests;
 
 #[cfg(test)]
 mod hostile_tests;

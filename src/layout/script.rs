@@ -18,7 +18,8 @@
 //! group could not be given (nothing served changed), 12 the data arrived incomplete,
 //! 14 a required program (`openssl`, `flock`, `setpriv`) is missing, 15 a key openssl
 //! cannot read (`pubkey`), 16 the store is not safe to use (nothing changed), 17 a later
-//! script took the store over (this one changed nothing more), 99 stopped on purpose at a
+//! script took the store over (this one changed nothing more), 18 a store password file that
+//! is missing, a directory, readable by every user or empty, 99 stopped on purpose at a
 //! phase (tests only).
 //!
 //! `keygen` makes a leaf key on the node (`key_source = "node"`) in a pending directory
@@ -30,27 +31,44 @@
 
 /// Marker printed once every file is in place (before the reload runs).
 pub const FILES_IN_PLACE: &str = "certroll: files in place";
-/// Marker before the reload command's exit status.
+/// Marker before the store password's text (`password`).
+pub const PASSWORD_FOLLOWS: &str = "certroll: password follows";
+/// Marker before the reload command's exit status (on stdout and on stderr).
 pub const RELOAD_EXITED: &str = "certroll: reload exited ";
+/// Marker before the first confirm attempt's exit status (on stdout and on stderr).
+pub const CONFIRM_EXITED: &str = "certroll: confirm exited ";
 
 /// Every command starts with the same four words, `STORE FALLBACK CA NODE`: the preferred
 /// store, the directory for stores when the preferred one's directory is not safe (`-`:
 /// none), the CA and the node the store belongs to.
 ///
-/// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD MARKER CLEAN` then,
+/// `apply STORE FALLBACK CA NODE TAG RUN OWNER GROUP ROOT STOP RELOAD CONFIRM MARKER CLEAN`
+/// then,
 /// per file, 6 words: `NAME PATH ACTION SIZE XMODE DMODE` (ACTION w, k, r or n; `-` for
 /// unset; for n, SIZE is the pending directory `.key-<tag>` whose `key.pem` becomes the
-/// file). Standard input holds the data of the `w` files in order, then the MARKER line.
+/// file; p or P (modern or legacy profile), a keystore made on the node from the new
+/// `cert.pem` and `key.pem`, SIZE the store password file; c, a combined PEM made there
+/// from them; PATH `-`: a file of the set with no link). Standard input holds the data of the `w` files in order, then the MARKER line.
 /// Relative paths are taken from the directory the script starts in. CLEAN `-`, or how
 /// many earlier runs' backups to keep while removing every other old version after the
 /// switch. STOP `0`, a phase `N` to exit at, or `pN:FILE` to wait at phase N until FILE
-/// exists (tests). `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
+/// exists (tests). RELOAD and CONFIRM (empty: none) are the node's commands, run after
+/// the switch, each as `sh -c` would run it from the directory the script starts in: the
+/// reload, then (if it exited 0) the first attempt of the confirm; each reports
+/// `RELOAD_EXITED`/`CONFIRM_EXITED` and its status on both streams, so that what each
+/// printed can be told apart. `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
 /// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
-/// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`.
+/// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`. `password PATH` (the
+/// store password, after the line [`PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
 me=
+# The files of a set that hold a private key (also in the `case` patterns below).
+secret='key.pem keystore.p12 combined.pem'
+norefs() {
+  for n in bundle cert key proof keystore truststore combined; do eval "rm_$n= ro_$n="; done
+}
 fail() { c=$1; shift; printf 'certroll: %s\n' "$*" >&2; exit "$c"; }
 run() { out=$("$@" 2>&1) || fail 10 "${out:-$1 failed}"; }
 phase() {
@@ -85,16 +103,16 @@ safe() {
   while [ -n "$d" ]; do d=${d%/*}; set -- "${d:-/}" "$@"; done
   [ -n "$me" ] || set -- /proc/self/ "$@"
   if [ -n "$withrefs" ]; then
-    for f in "$phys"/current/*.pem; do [ -e "$f" ] || [ -L "$f" ] || break; set -- "$@" "$f"; done
+    for f in "$phys"/current/*; do [ -e "$f" ] || [ -L "$f" ] || break; set -- "$@" "$f"; done
   fi
   s=$(stat -c '%u %g %a %n' -- "$@") || { why="cannot read a directory above $phys"; wu=65534 wg=65534; return 1; }
-  [ -z "$withrefs" ] || { rm_bundle= rm_cert= rm_key= rm_proof= ro_bundle= ro_cert= ro_key= ro_proof=; looked=1; }
+  [ -z "$withrefs" ] || { norefs; looked=1; }
   while IFS=' ' read -r u g a d; do
     if [ -z "$me" ]; then me=$u; continue; fi
     case $d in
-      "$phys"/current/*.pem)
-        n=${d##*/}; n=${n%.pem}
-        case $n in bundle|cert|key|proof) eval "rm_$n=\$a ro_$n=\$u:\$g" ;; esac
+      "$phys"/current/*)
+        n=${d##*/}; n=${n%.*}
+        case $n in bundle|cert|key|proof|keystore|truststore|combined) eval "rm_$n=\$a ro_$n=\$u:\$g" ;; esac
         continue ;;
     esac
     su=$u sa=$a bad=$d
@@ -234,7 +252,7 @@ capture() {
   [ "$(stat -c %s -- "$t/$1")" -le 1048576 ] || fail 16 "$p is larger than 1 MiB"
   a=$(stat -L -c '%a %u:%g' -- "$p") || fail 10 "cannot read $p"
   m=${a% *}
-  case $1 in key.pem) [ $((0$m & 07)) -eq 0 ] || m=600 ;; esac
+  case $1 in key.pem|keystore.p12|combined.pem) [ $((0$m & 07)) -eq 0 ] || m=600 ;; esac
   run chmod -- "$m" "$t/$1"
   [ "$root" != 1 ] || run chown -- "${a#* }" "$t/$1"
 }
@@ -243,8 +261,7 @@ migrate() {
   t=v-$tag-legacy
   run mkdir -m 0755 -- "$t"
   while [ $# -ge 6 ]; do
-    at "$1" "$2"
-    if [ -e "$p" ]; then capture "$1"; fi
+    if [ "$2" != - ]; then at "$1" "$2"; [ ! -e "$p" ] || capture "$1"; fi
     shift 6
   done
   phase 2
@@ -254,16 +271,16 @@ migrate() {
 }
 
 # refs: the mode and owner of each file of the current version (rm_NAME, ro_NAME for
-# NAME.pem), from one stat, unless `enter` already read them with the store.
+# NAME.pem, NAME.p12, ...), from one stat, unless `enter` already read them with the store.
 refs() {
   [ -z "$looked" ] || return 0
-  rm_bundle= rm_cert= rm_key= rm_proof= ro_bundle= ro_cert= ro_key= ro_proof=
-  set -- current/*.pem
+  norefs
+  set -- current/*
   [ -e "$1" ] || [ -L "$1" ] || return 0
   out=$(stat -c '%a %u:%g %n' -- "$@") || fail 10 "cannot read $store/current"
   while read -r a o n; do
-    n=${n#current/}; n=${n%.pem}
-    case $n in bundle|cert|key|proof) eval "rm_$n=\$a ro_$n=\$o" ;; esac
+    n=${n#current/}; n=${n%.*}
+    case $n in bundle|cert|key|proof|keystore|truststore|combined) eval "rm_$n=\$a ro_$n=\$o" ;; esac
   done <<EOF
 $out
 EOF
@@ -273,7 +290,7 @@ EOF
 # replaces, r, where a key never keeps bits for other users; else DMODE); for a FRESH file,
 # the replaced file's owner is queued as an ARG=FILE entry of `chowns`.
 want() {
-  eval "r=\$rm_${1%.pem} o=\$ro_${1%.pem}"
+  eval "r=\$rm_${1%.*} o=\$ro_${1%.*}"
   if [ "$2" != - ]; then m=$2
   elif [ -n "$r" ]; then
     m=$r; [ "$3" != 600 ] || [ $((0$m & 07)) -eq 0 ] || m=600
@@ -318,15 +335,15 @@ build() {
   # more than its new mode does (a key every user could read), nothing is copied but the
   # kept files, each with its new mode.
   while [ $# -ge 6 ]; do
-    eval "r=\$rm_${1%.pem}"
+    eval "r=\$rm_${1%.*}"
     if [ -n "$r" ]; then
-      case $3 in k|w|n) want "$1" "$5" "$6" "" ;; esac
+      case $3 in k|w|n|p|P|c) want "$1" "$5" "$6" "" ;; esac
       [ "$6" != 600 ] || [ $((0$r & ~0$m & 077)) -eq 0 ] || slow=1
       case $3 in
         k)
           if [ $((0$m)) -eq $((0$r)) ]; then same="$same current/$1"
           else other="$other current/$1"; chmods="$chmods $m=$t/$1"; fi ;;
-        w|n)
+        w|n|p|P|c)
           if [ $((0$m)) -ne $((0$r)) ] || [ "$o" != "$me:$me" ]; then gone="$gone $t/$1"; fi ;;
         r) gone="$gone $t/$1" ;;
       esac
@@ -351,7 +368,7 @@ fill() {
   written=
   while [ $# -ge 6 ]; do
     case $3 in
-      w|n)
+      w|n|p|P|c)
         written="$written $t/$1"
         if [ -L "$t/$1" ] || [ ! -f "$t/$1" ]; then
           rm -rf -- "$t/$1" 2>/dev/null; want "$1" "$5" "$6" fresh; create "$1"
@@ -366,6 +383,11 @@ fill() {
       [ -f "$4/key.pem" ] && [ ! -L "$4/key.pem" ] || fail 10 "the key made on the node is missing: $store/$4/key.pem"
       cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
       run rm -rf -- "$4"
+    elif [ "$3" = c ]; then
+      # A combined PEM of a key made on the node: the new chain, then the new key.
+      cat -- "$t/cert.pem" "$t/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
+    elif [ "$3" = p ] || [ "$3" = P ]; then
+      assemble "$1" "$3" "$4"
     fi
     umask 077
     shift 6
@@ -384,7 +406,7 @@ fill() {
       out=$(stat -c '%u:%g %n' -- "$@") || fail 10 "cannot read $store/$t"
       while read -r b n; do
         n=${n#"$t"/}
-        eval "a=\$ro_${n%.pem}"
+        eval "a=\$ro_${n%.*}"
         [ -z "$a" ] || [ "$a" = "$b" ] || fail 11 "cannot keep owner and group $a of $store/current/$n: running as $b"
       done <<EOF
 $out
@@ -397,6 +419,7 @@ EOF
 link_paths() {
   n=0
   while [ $# -ge 6 ]; do
+    [ "$2" != - ] || { shift 6; continue; }
     at "$1" "$2"
     if [ -e "v-$tag/$1" ] && ! { [ -L "$p" ] && [ "$p" -ef "current/$1" ]; } \
         && [ "$(readlink -- "$p")" != "$l" ]; then
@@ -414,6 +437,7 @@ link_paths() {
 
 remove_paths() {
   while [ $# -ge 6 ]; do
+    [ "$2" != - ] || { shift 6; continue; }
     at "$1" "$2"
     if [ ! -e "v-$tag/$1" ]; then
       if [ "$3" = r ] && { [ -e "$p" ] || [ -L "$p" ]; }; then run rm -f -- "$p"
@@ -425,8 +449,8 @@ remove_paths() {
 
 apply() {
   enter "$1" "$2" "$3" "$4"
-  tag=$5 rid=$6 owner=$7 group=$8 root=$9 stop=${10} reload=${11} marker=${12} clean=${13}
-  shift 13
+  tag=$5 rid=$6 owner=$7 group=$8 root=$9 stop=${10} reload=${11} confirm=${12} marker=${13} clean=${14}
+  shift 14
   claim
   phase 1
   if [ ! -d current ]; then
@@ -464,10 +488,21 @@ apply() {
   fi
   unlock
   echo "certroll: files in place"
+  c=0
   if [ -n "$reload" ]; then
-    (set --; cd -- "$orig" || cd /; umask 022; eval "$reload") </dev/null
-    echo "certroll: reload exited $?"
+    node_command "$reload"; c=$?
+    echo "certroll: reload exited $c"; echo "certroll: reload exited $c" >&2
   fi
+  if [ "$c" = 0 ] && [ -n "$confirm" ]; then
+    node_command "$confirm"; c=$?
+    echo "certroll: confirm exited $c"; echo "certroll: confirm exited $c" >&2
+  fi
+}
+
+# node_command COMMAND: one of the node's commands, as `sh -c` runs it (no positional
+# parameters, unset variables allowed), from the directory the script started in.
+node_command() {
+  (cmd=$1; set +u; set --; cd -- "$orig" || cd /; umask 022; eval "$cmd") </dev/null
 }
 
 # prune KEEP PATH...: in the store, keep current and the KEEP most recent runs' backups;
@@ -477,6 +512,7 @@ apply() {
 prune() {
   keep=$1; shift
   for q in "$@"; do
+    [ "$q" != - ] || continue
     at x "$q"
     for b in "$p".[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-*.bak \
              "${p%/*}"/.certroll-link-*; do
@@ -499,9 +535,11 @@ prune() {
     { [ -e "$d" ] || [ -L "$d" ]; } || continue
     case $keepers in
       *" $d "*)
-        if [ -f "$d/key.pem" ] && [ ! -L "$d/key.pem" ] && [ -n "$(find "$d/key.pem" -perm /007)" ]; then
-          run chmod -- 600 "$d/key.pem"
-        fi
+        for k in $secret; do
+          if [ -f "$d/$k" ] && [ ! -L "$d/$k" ] && [ -n "$(find "$d/$k" -perm /007)" ]; then
+            run chmod -- 600 "$d/$k"
+          fi
+        done
         continue ;;
     esac
     case $d in *[!A-Za-z0-9._-]*) run rm -rf -- "$d" ;; *) gone="$gone $d" ;; esac
@@ -549,6 +587,57 @@ keygen() {
   cat -- "$d/req.pem" && rm -f -- "$d/req.pem"
 }
 
+# readpw PATH: out, the store password in PATH. Read through directories only root or we
+# control, else with the rights of the user who controls them (as `capture` reads);
+# refused unless a regular file no other user may read, 1 to 4096 bytes.
+readpw() {
+  case $1 in /*) p=$1 ;; *) p=$orig/$1 ;; esac
+  [ ! -d "$p" ] || fail 18 "the store password file $p is a directory"
+  [ -e "$p" ] || fail 18 "the store password file $p does not exist"
+  a=$(stat -L -c '%a' -- "$p") || fail 18 "cannot read the store password file $p"
+  [ -f "$p" ] || fail 18 "the store password file $p is not a regular file"
+  [ $((0$a & 04)) -eq 0 ] || fail 18 "the store password file $p is readable by every user (mode $a): make it 0600 or 0640"
+  if trusted "$p"; then
+    out=$(timeout 20 head -c 4097 -- "$q" && echo x) || fail 18 "cannot read the store password file $p"
+  elif [ "$me" = 0 ]; then
+    command -v setpriv >/dev/null 2>&1 || fail 14 "setpriv not found (util-linux): certroll needs it to read $p, which another user controls"
+    out=$(timeout 20 setpriv --reuid="$wu" --regid="$wg" --clear-groups -- head -c 4097 -- "$p" && echo x) \
+      || fail 18 "cannot read the store password file $p with the rights of uid $wu ($why): certroll reads what another user could have planted only as that user"
+  else
+    out=$(timeout 20 head -c 4097 -- "$p" && echo x) || fail 18 "cannot read the store password file $p"
+  fi
+  out=${out%x}
+  [ ${#out} -le 4096 ] || fail 18 "the store password file $p is larger than 4 KiB"
+  out=${out%"
+"}
+  [ -n "$out" ] || fail 18 "the store password file $p is empty"
+}
+
+# password PATH: the store password in PATH (readpw), after a marker line.
+password() {
+  readpw "$1"
+  echo "certroll: password follows"
+  printf '%s' "$out"
+}
+
+# assemble NAME p|P PWFILE: the keystore NAME of the new version made here from its
+# cert.pem and key.pem (key_source = "node": the key never leaves the node), with the
+# password of PWFILE (readpw) in a file of a 0700 directory, never in a command line;
+# P: the legacy profile (3DES, SHA-1 MAC), p: OpenSSL's default (AES-256, SHA-256).
+assemble() {
+  command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found"
+  [ -f "$t/cert.pem" ] && [ -f "$t/key.pem" ] || fail 10 "cannot make $store/$t/$1: the new version has no cert.pem and key.pem"
+  readpw "$3"
+  pd=.key-asm-$tag
+  rm -rf -- "$pd"
+  (umask 077 && mkdir -- "$pd" && printf '%s\n' "$out" > "$pd/pass") || fail 10 "cannot write $store/$pd/pass"
+  out=
+  name=$1
+  case $2 in P) set -- -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 ;; *) set -- ;; esac
+  run openssl pkcs12 -export -in "$t/cert.pem" -inkey "$t/key.pem" -name certroll -passout "file:$pd/pass" "$@" -out "$t/$name"
+  rm -rf -- "$pd"
+}
+
 # pubkey PATH: the public key of the key at PATH (PEM), or `absent`.
 pubkey() {
   case $1 in /*) p=$1 ;; *) p=$orig/$1 ;; esac
@@ -566,12 +655,13 @@ case $cmd in
   cleanup) cleanup "$@" ;;
   keygen) keygen "$@" ;;
   pubkey) pubkey "$@" ;;
+  password) password "$@" ;;
   *) fail 13 "unknown command $cmd" ;;
 esac
 "#;
 
 /// What the apply script reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reported {
     /// Every file was in place (the switch happened).
     pub in_place: bool,
@@ -579,26 +669,71 @@ pub struct Reported {
     pub reload_status: Option<i32>,
     /// The reload's own output (the script's markers removed).
     pub reload_stdout: String,
+    pub reload_stderr: String,
+    /// The first confirm attempt's exit status, when it ran to its end.
+    pub confirm_status: Option<i32>,
+    pub confirm_stdout: String,
+    pub confirm_stderr: String,
 }
 
-/// Reads the markers out of the script's standard output.
-pub fn parse(stdout: &str) -> Reported {
-    let mut in_place = false;
-    let mut reload_status = None;
-    let mut rest = Vec::new();
-    for line in stdout.lines() {
-        if line == FILES_IN_PLACE {
-            in_place = true;
-        } else if let Some(code) = line.strip_prefix(RELOAD_EXITED) {
-            reload_status = code.trim().parse().ok();
-        } else if in_place {
-            rest.push(line);
+/// One stream split at the markers: the text before the reload's marker (the reload's,
+/// when `reload` ran), then the text up to the confirm's marker; the statuses found.
+struct Split {
+    reload: (Option<i32>, Vec<String>),
+    confirm: (Option<i32>, Vec<String>),
+}
+
+fn split(text: &str, reload: bool) -> Split {
+    let mut out = Split {
+        reload: (None, Vec::new()),
+        confirm: (None, Vec::new()),
+    };
+    // Whose output comes now: the reload's until its marker (if it ran), then the confirm's.
+    let mut in_reload = reload;
+    for line in text.lines() {
+        if let Some(at) = line.find(RELOAD_EXITED).filter(|_| in_reload) {
+            let code = &line[at + RELOAD_EXITED.len()..];
+            out.reload.0 = code.trim().parse().ok();
+            if at > 0 {
+                out.reload.1.push(line[..at].to_string());
+            }
+            in_reload = false;
+        } else if let Some(at) = line.find(CONFIRM_EXITED).filter(|_| !in_reload) {
+            let code = &line[at + CONFIRM_EXITED.len()..];
+            out.confirm.0 = code.trim().parse().ok();
+            if at > 0 {
+                out.confirm.1.push(line[..at].to_string());
+            }
+        } else if in_reload {
+            out.reload.1.push(line.to_string());
+        } else if out.confirm.0.is_none() {
+            out.confirm.1.push(line.to_string());
         }
     }
+    out
+}
+
+/// Reads the markers out of the script's two streams; `reload` tells whether a reload
+/// command was given (what the node's commands printed before a marker is theirs).
+pub fn parse(stdout: &str, stderr: &str, reload: bool) -> Reported {
+    let Some(at) = stdout.lines().position(|l| l == FILES_IN_PLACE).map(|i| {
+        stdout
+            .split_inclusive('\n')
+            .take(i + 1)
+            .map(str::len)
+            .sum::<usize>()
+    }) else {
+        return Reported::default();
+    };
+    let (out, err) = (split(&stdout[at..], reload), split(stderr, reload));
     Reported {
-        in_place,
-        reload_status,
-        reload_stdout: rest.join("\n"),
+        in_place: true,
+        reload_status: out.reload.0,
+        reload_stdout: out.reload.1.join("\n"),
+        reload_stderr: err.reload.1.join("\n"),
+        confirm_status: out.confirm.0,
+        confirm_stdout: out.confirm.1.join("\n"),
+        confirm_stderr: err.confirm.1.join("\n"),
     }
 }
 
@@ -608,13 +743,49 @@ mod tests {
 
     #[test]
     fn markers_are_found_and_removed() {
-        let r = parse("certroll: files in place\nreloading\ncertroll: reload exited 3\n");
+        let r = parse(
+            "certroll: files in place\nreloading\ncertroll: reload exited 3\n",
+            "",
+            true,
+        );
         assert!(r.in_place);
         assert_eq!(r.reload_status, Some(3));
         assert_eq!(r.reload_stdout, "reloading");
-        let none = parse("");
+        assert_eq!(r.confirm_status, None);
+        let none = parse("", "", true);
         assert!(!none.in_place);
         assert_eq!(none.reload_status, None);
+    }
+
+    #[test]
+    fn reload_and_confirm_output_are_told_apart_on_both_streams() {
+        let out =
+            "migrated\ncertroll: files in place\nreloading\npartialcertroll: reload exited 0\n\
+                   checking\ncertroll: confirm exited 1\n";
+        let err = "reload warn\ncertroll: reload exited 0\nold cert\ncertroll: confirm exited 1\n";
+        let r = parse(out, err, true);
+        assert!(r.in_place);
+        assert_eq!(r.reload_status, Some(0));
+        assert_eq!(r.reload_stdout, "reloading\npartial");
+        assert_eq!(r.reload_stderr, "reload warn");
+        assert_eq!(r.confirm_status, Some(1));
+        assert_eq!(r.confirm_stdout, "checking");
+        assert_eq!(r.confirm_stderr, "old cert");
+        // Without a reload, what follows the switch is the confirm's; a confirm cut off
+        // by its deadline reports no status but keeps its output.
+        let r = parse("certroll: files in place\nchecking\n", "slow\n", false);
+        assert_eq!((r.reload_status, r.confirm_status), (None, None));
+        assert_eq!(
+            (r.confirm_stdout.as_str(), r.confirm_stderr.as_str()),
+            ("checking", "slow")
+        );
+        // A reload cannot pass for the confirm by printing its marker.
+        let r = parse(
+            "certroll: files in place\ncertroll: confirm exited 0\n",
+            "",
+            true,
+        );
+        assert_eq!((r.reload_status, r.confirm_status), (None, None));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(super) fn node(dir: &Path) -> Node {
         tls: None,
         become_with: Become::Login,
         files: FileSettings::default(),
+        stores: Default::default(),
     }
 }
 
@@ -354,8 +355,8 @@ fn data_cut_short_changes_nothing() {
     let tls = dir.path().join("tls");
     let store = tls.join(".certroll-internal").display().to_string();
     let mut args: Vec<String> = [
-        "apply", &store, "-", "internal", "app1", "R1.x", "R1", "", "", "0", "0", "", END_MARKER,
-        "-",
+        "apply", &store, "-", "internal", "app1", "R1.x", "R1", "", "", "0", "0", "", "",
+        END_MARKER, "-",
     ]
     .map(String::from)
     .to_vec();

@@ -2,9 +2,12 @@
 
 pub mod escape;
 pub mod plan;
+mod plan_restarts;
 pub mod progress;
+pub mod prometheus;
 pub mod status;
 pub mod style;
+pub mod textfile;
 pub mod verify;
 
 pub use style::Style;
@@ -20,11 +23,13 @@ pub fn unless_reader_left(written: std::io::Result<()>) -> std::io::Result<()> {
 
 /// What `--format` asks of `plan`, `apply`, `status` and `verify`: text for people, JSON
 /// for scripts (a report, or NDJSON events for `apply`), dot for a plan's graph. `dot`
-/// is offered by `plan` only; elsewhere it reads as text.
+/// is offered by `plan` only, prometheus (the exposition format) by `verify` only;
+/// elsewhere they read as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
     Text,
     Json,
     Dot,
+    Prometheus,
 }

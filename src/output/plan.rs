@@ -291,6 +291,7 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
             write_step(out, view, &mut cache, style, s, (id_w, name_w, act_w))?;
         }
     }
+    super::plan_restarts::write_text(out, view, style)?;
     write_unrepaired(out, view, style)
 }
 
@@ -399,6 +400,10 @@ struct JsonPlan<'a> {
     order: JsonOrder<'a>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unrepaired: Vec<JsonUnrepaired<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pools: Vec<super::plan_restarts::JsonPool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    restarts: Vec<super::plan_restarts::JsonRestarts>,
 }
 
 #[derive(Serialize)]
@@ -459,6 +464,8 @@ pub fn json_to(view: &PlanView<'_>, out: &mut impl Write) -> io::Result<()> {
                 message: &u.message,
             })
             .collect(),
+        pools: super::plan_restarts::json_pools(view),
+        restarts: super::plan_restarts::json_restarts(view),
     };
     serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
     out.write_all(b"\n")

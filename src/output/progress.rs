@@ -228,6 +228,45 @@ fn words(event: &Event) -> String {
                 step_label(*step, node, actions)
             )
         }
+        Event::PoolWait {
+            step,
+            node,
+            actions,
+            pool,
+            down,
+            budget,
+        } => format!(
+            "{} waits for pool {pool}: {} of {budget} allowed unavailable ({})",
+            step_label(*step, node, actions),
+            down.len(),
+            down.join(", ")
+        ),
+        Event::HealthGate {
+            step,
+            node,
+            actions,
+            pool,
+            healthy_ms,
+        } => format!(
+            "{} confirmed: must stay healthy for {} before the next member of pool {pool} goes",
+            step_label(*step, node, actions),
+            crate::duration::format(Duration::from_millis(*healthy_ms))
+        ),
+        Event::PoolClosed { pool, until, wait } => {
+            if *wait {
+                format!("pool {pool}: every restart window is closed until {until}; waiting for it")
+            } else {
+                format!("pool {pool}: every restart window is closed until {until}; stopping here (--no-wait), `certroll apply` resumes")
+            }
+        }
+        Event::PoolStopped {
+            pool,
+            node,
+            step,
+            error,
+        } => format!(
+            "pool {pool} stopped: member {node} (step {step}) failed, so no other member of {pool} restarts in this run; `certroll apply` resumes once {node} is back: {error}"
+        ),
         Event::RunFinished {
             run,
             done,
@@ -250,10 +289,14 @@ fn paint(event: &Event, text: &str, color: bool) -> String {
     let code = match event {
         Event::StepDone { .. } | Event::RunFinished { complete: true, .. } => "32",
         Event::StepFailed { .. }
+        | Event::PoolStopped { .. }
         | Event::RunFinished {
             complete: false, ..
         } => "31",
-        Event::StepRetry { .. } | Event::StepBlocked { .. } => "33",
+        Event::StepRetry { .. }
+        | Event::StepBlocked { .. }
+        | Event::PoolWait { .. }
+        | Event::PoolClosed { .. } => "33",
         _ => return text.to_string(),
     };
     if color {
@@ -313,7 +356,15 @@ impl Bars {
                 self.finish(*step, event)
             }
             Event::StepSkipped { .. } => self.overall.inc(1),
-            Event::StepBlocked { .. } => self.print(event, true),
+            Event::StepBlocked { .. }
+            | Event::PoolWait { .. }
+            | Event::PoolStopped { .. }
+            | Event::PoolClosed { .. } => self.print(event, true),
+            Event::HealthGate { step, .. } => {
+                if let Some(s) = lock(&self.active).get(step) {
+                    s.set_message(describe(event));
+                }
+            }
             Event::RunFinished { complete, .. } => {
                 // `finish` would fill the bar; an incomplete run keeps its real count.
                 if *complete {

@@ -50,6 +50,11 @@ pub struct StepStatus {
     pub state: StepState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What certroll's own TLS confirm proved of a done step (the journal's `proof`):
+    /// the handshake and, for a server that names no CA, which generations throwaway
+    /// client certificates proved accepted or refused, or could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
     /// Unconfirmed prerequisites of a waiting step.
     pub waiting_on: Vec<StepId>,
 }
@@ -79,6 +84,9 @@ pub struct RunReport {
     #[serde(skip)]
     pub running: bool,
     pub steps: Vec<StepStatus>,
+    /// Pools with a member in the plan (docs/apply.md#pools); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<crate::executor::PoolStatus>,
 }
 
 /// Who holds the lock now, for people.
@@ -161,6 +169,18 @@ pub fn text(r: &RunReport, style: Style) -> String {
             .map(|s| format!("#{id} {} {}", s.node, actions_label(&s.actions)))
             .unwrap_or_default()
     };
+    for s in r.steps.iter().filter(|s| s.state == StepState::Done) {
+        if let Some(proof) = &s.proof {
+            // A proof quotes what the server sent (alerts): shown, never obeyed.
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                style.green("done       "),
+                label(s.id),
+                escape::line(proof)
+            );
+        }
+    }
     for s in r.steps.iter().filter(|s| s.state != StepState::Done) {
         let state = match s.state {
             StepState::Failed => style.red("failed     "),
@@ -179,6 +199,29 @@ pub fn text(r: &RunReport, style: Style) -> String {
             let _ = write!(out, "\n              ↳ waits for {}", on.join(", "));
         }
         out.push('\n');
+    }
+    for p in &r.pools {
+        let down: Vec<String> = p
+            .down
+            .iter()
+            .map(|d| format!("{} ({})", escape::line(&d.node), d.why))
+            .collect();
+        let _ = writeln!(
+            out,
+            "pool {}: {} of {} member(s) down now, budget {}{}",
+            p.name,
+            p.down.len(),
+            p.members,
+            p.budget,
+            if down.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", down.join(", "))
+            }
+        );
+        for (node, on) in &p.waiting {
+            let _ = writeln!(out, "  {node} waits for {}", on.join(", "));
+        }
     }
     out
 }
@@ -205,7 +248,41 @@ mod tests {
             holder: None,
             running: false,
             steps: Vec::new(),
+            pools: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_done_step_shows_the_proof_of_its_confirm() {
+        let mut r = report(Mode::Rotate, vec![1, 2]);
+        let step = |id, actions, proof: Option<&str>| StepStatus {
+            id,
+            node: "db".into(),
+            actions,
+            state: StepState::Done,
+            error: None,
+            proof: proof.map(str::to_string),
+            waiting_on: Vec::new(),
+        };
+        let proof = "TLS at 127.0.0.1:6379: chain, key and handshake proven (TLS 1.3); it names \
+                     no CA in its CertificateRequest, so trust was tested with throwaway client \
+                     certificates: G2's accepted, G1's refused (it sent alert UnknownCA)";
+        r.steps = vec![
+            step(0, vec![Action::LeafSwap], None),
+            step(1, vec![Action::TrustPrune], Some(proof)),
+        ];
+        let text = text(&r, Style::plain());
+        assert!(
+            text.contains(&format!("  done        #1 db trust-prune: {proof}\n")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("#0 db"),
+            "a done step without a proof is counted only: {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["steps"][1]["proof"], proof);
+        assert!(v["steps"][0].get("proof").is_none());
     }
 
     #[test]

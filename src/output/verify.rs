@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 
 use super::escape;
 use super::style::{pad, Style};
+use crate::verify::check::Check;
 use crate::verify::finding::mode_text;
 use crate::verify::node::rfc3339;
 use crate::verify::{
-    CaReport, CertSummary, Finding, LinkReport, LinkResult, NodeReport, Report, Severity,
+    CaReport, CertSummary, Finding, LinkReport, LinkResult, NodeReport, Report, Severity, StoreCert,
 };
 
 /// Version of the JSON verify format.
@@ -336,6 +337,7 @@ fn ca_json(ca: &CaReport) -> Value {
         "safe": ca.safe(),
         "status": ca.severity(),
         "findings": ca.findings.iter().map(|f| finding_json(f, &ca.ca)).collect::<Vec<_>>(),
+        "ca_certificates": ca.ca_certs.iter().map(store_cert_json).collect::<Vec<_>>(),
         "nodes": ca.nodes.iter().map(node_json).collect::<Vec<_>>(),
         "links": ca.links.iter().map(link_json).collect::<Vec<_>>(),
     })
@@ -345,6 +347,7 @@ fn finding_json(f: &Finding, node: &str) -> Value {
     let mut v = json!(f);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("severity".into(), json!(f.severity()));
+        obj.insert("check".into(), json!(Check::of(f).as_str()));
         obj.insert("message".into(), json!(f.message(node)));
     }
     v
@@ -356,9 +359,19 @@ fn cert_json(c: &CertSummary) -> Value {
         "issuer": c.issuer,
         "generation": c.generation,
         "generation_number": c.generation_number,
+        "not_before": rfc3339(c.not_before),
         "not_after": rfc3339(c.not_after),
+        "serial": c.serial,
         "sans": c.sans,
     })
+}
+
+fn store_cert_json(c: &StoreCert) -> Value {
+    let mut v = cert_json(&c.cert);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("anchor".into(), json!(c.anchor));
+    }
+    v
 }
 
 fn node_json(n: &NodeReport) -> Value {
@@ -400,9 +413,13 @@ mod tests {
         CertSummary {
             subject: "CN=x".into(),
             issuer: "CN=x".into(),
+            subject_cn: "x".into(),
+            issuer_cn: "x".into(),
             generation,
             generation_number: number,
+            not_before: OffsetDateTime::UNIX_EPOCH,
             not_after: OffsetDateTime::UNIX_EPOCH,
+            serial: "01".into(),
             sans: Vec::new(),
         }
     }
@@ -438,6 +455,7 @@ mod tests {
                 next: None,
                 previous: Vec::new(),
                 findings: Vec::new(),
+                ca_certs: Vec::new(),
                 nodes: vec![node],
                 links: Vec::new(),
             }],

@@ -15,6 +15,9 @@ pub struct CertInfo {
     pub subject: String,
     pub issuer: String,
     pub serial_hex: String,
+    /// The first common name of the subject and of the issuer ("" when there is none).
+    pub subject_cn: String,
+    pub issuer_cn: String,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub is_ca: bool,
@@ -50,6 +53,14 @@ pub fn cert_pem(der: &[u8]) -> String {
     )
 }
 
+/// A stand-in certificate numbered `n` for tests, as PEM text and DER: a tiny DER
+/// sequence, not valid X.509, enough for code that moves PEM blocks by their bytes.
+#[cfg(test)]
+pub(crate) fn stand_in_cert(n: u8) -> (String, Vec<u8>) {
+    let der = vec![0x30, 0x03, 0x02, 0x01, n];
+    (cert_pem(&der), der)
+}
+
 /// Parses one DER certificate.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
     let (rest, cert) =
@@ -63,6 +74,8 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         serial_hex: hex::encode(cert.raw_serial()),
+        subject_cn: common_name(cert.subject()),
+        issuer_cn: common_name(cert.issuer()),
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
         is_ca: cert.is_ca(),
@@ -71,6 +84,15 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
         sans,
         spki_sha256: hex::encode(Sha256::digest(cert.public_key().raw)),
     })
+}
+
+/// The first common name of `name`, or "" (a CN that is not a string is shown as "").
+fn common_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    name.iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 type Extensions = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<String>);

@@ -259,7 +259,7 @@ fn leaf_params(
 
 /// Signs `params` (for `key`) by the CA whose certificate is `issuer_der` and whose key is
 /// `issuer_key`; `what` names that certificate in the error.
-fn sign(
+pub(super) fn sign(
     params: CertificateParams,
     key: &impl PublicKeyData,
     issuer_der: &[u8],
@@ -274,7 +274,7 @@ fn sign(
 }
 
 /// "signing: …", with the token's own reason when a token refused.
-fn signing_error(signer: &CaSigner, e: rcgen::Error) -> String {
+pub(super) fn signing_error(signer: &CaSigner, e: rcgen::Error) -> String {
     match signer {
         CaSigner::Token(t) => match t.last_error() {
             Some(why) => format!("signing: {why}"),
@@ -284,7 +284,7 @@ fn signing_error(signer: &CaSigner, e: rcgen::Error) -> String {
     }
 }
 
-fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
+pub(super) fn generate_error(spec: &CaSpec, action: &str, message: String) -> PkiError {
     PkiError::Generate {
         ca: spec.name.clone(),
         action: action.to_string(),
@@ -302,7 +302,7 @@ fn leaf_key_usages(alg: KeyAlgorithm) -> Vec<KeyUsagePurpose> {
     usages
 }
 
-fn ca_key_usages() -> Vec<KeyUsagePurpose> {
+pub(super) fn ca_key_usages() -> Vec<KeyUsagePurpose> {
     vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -311,18 +311,18 @@ fn ca_key_usages() -> Vec<KeyUsagePurpose> {
 }
 
 /// 16 random bytes, positive and without a leading zero byte.
-fn random_serial() -> SerialNumber {
+pub(super) fn random_serial() -> SerialNumber {
     let mut bytes: [u8; 16] = rand::random();
     bytes[0] = (bytes[0] & 0x7f) | 0x01;
     SerialNumber::from_slice(&bytes)
 }
 
-fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+pub(super) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
 /// `[now − 1h, now + validity]`, the end capped at `cap`.
-fn window(
+pub(super) fn window(
     now: OffsetDateTime,
     validity: std::time::Duration,
     cap: Option<OffsetDateTime>,
@@ -352,7 +352,9 @@ fn san(name: &str) -> Result<SanType, String> {
     Ok(SanType::DnsName(dns))
 }
 
-fn subject_key_id(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Vec<u8>> {
+pub(super) fn subject_key_id(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Option<Vec<u8>> {
     cert.iter_extensions()
         .find_map(|ext| match ext.parsed_extension() {
             x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {

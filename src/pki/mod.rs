@@ -8,6 +8,7 @@ use crate::inventory::CaSpec;
 mod atomic;
 pub mod csr;
 pub mod encrypted;
+pub mod extend;
 pub mod import;
 mod inspect;
 mod issue;
@@ -15,17 +16,21 @@ mod key;
 pub mod keys;
 mod names;
 mod store;
+mod throwaway;
 pub mod token;
 mod unlock;
 
 pub use import::{ImportError, ImportSource, Imported};
-pub use inspect::{cert_pem, parse_pem_certs, CertInfo};
+#[cfg(test)]
+pub(crate) use inspect::stand_in_cert;
+pub use inspect::{cert_info, cert_pem, parse_pem_certs, CertInfo};
 pub use issue::{
     cross_sign, issue_leaf, issue_leaf_for_key, issue_leaf_with, issue_node_leaf, new_ca,
     new_ca_with_key, new_intermediate,
 };
 pub use key::{CaKey, CaSigner, TokenKey, TokenKeyRef};
 pub use store::CaStore;
+pub use throwaway::{issue_throwaway, Throwaway, THROWAWAY_LIFETIME};
 pub use unlock::{Unlock, Unlocked};
 
 /// Why a certificate operation failed.

@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use super::{CaCert, PkiError, Unlock};
 use crate::inventory::CaSpec;
 
+#[path = "store_extend.rs"]
+mod extend;
 #[path = "store_generation.rs"]
 mod generation;
 #[path = "store_keys.rs"]
@@ -135,6 +137,13 @@ impl CaStore {
             .into_iter()
             .map(|g| load_public(&archive, g, &spec.name))
             .collect()
+    }
+
+    /// Where generation `generation` of `spec` (in use, not archived) keeps its issuing
+    /// CA certificate, or with `anchor` the trust anchor of an imported intermediate.
+    pub fn generation_file(&self, spec: &CaSpec, generation: u32, anchor: bool) -> PathBuf {
+        let file = if anchor { "anchor.pem" } else { "ca.pem" };
+        generation_dir(&self.dir.join(&spec.name), generation).join(file)
     }
 
     /// `state_dir/ca/<name>`, refusing a CA name that is not a plain directory name.

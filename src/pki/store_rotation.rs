@@ -51,7 +51,7 @@ impl CaStore {
             let dir = generation_dir(&root, next.generation);
             remove_durable(&dir.join(STAGED))?;
             let cross = self.cross(spec)?;
-            if cross.is_some() || !self.cross_possible(spec, &next)? {
+            if cross.is_some() || !self.cross_possible(spec, &next, now)? {
                 return Ok((next, cross));
             }
             // A crash between the generation and its cross certificate: make it again.
@@ -68,7 +68,7 @@ impl CaStore {
         let generation = current.generation.max(highest_abandoned(&root)?) + 1;
         let dir = generation_dir(&root, generation);
         let next = new_ca_with_key(spec, generation, self.new_key(spec, generation, &dir)?, now)?;
-        let cross = if cross_possible(&current, &next) {
+        let cross = if cross_possible(&current, &next, now) {
             Some(cross_sign(spec, &next, &current, now)?)
         } else {
             None
@@ -79,10 +79,15 @@ impl CaStore {
         Ok((next, cross))
     }
 
-    fn cross_possible(&self, spec: &CaSpec, next: &CaCert) -> Result<bool, PkiError> {
+    fn cross_possible(
+        &self,
+        spec: &CaSpec,
+        next: &CaCert,
+        now: OffsetDateTime,
+    ) -> Result<bool, PkiError> {
         Ok(self
             .current(spec)?
-            .is_some_and(|current| cross_possible(&current, next)))
+            .is_some_and(|current| cross_possible(&current, next, now)))
     }
 
     /// Completes a rotation: the next generation becomes current, the old one is archived.
@@ -160,9 +165,12 @@ fn highest_abandoned(root: &Path) -> Result<u32, PkiError> {
     Ok(archived.max(in_place))
 }
 
-/// A cross certificate needs the current key, and only certifies a root by a root.
-fn cross_possible(current: &CaCert, next: &CaCert) -> bool {
-    current.can_issue()
+/// A cross certificate needs both keys, two roots, and a current generation that has not
+/// expired (it cannot outlive the CA that signs it: a rotation away from an expired CA
+/// goes without one, docs/operations.md#an-expiring-ca).
+fn cross_possible(current: &CaCert, next: &CaCert, now: OffsetDateTime) -> bool {
+    current.not_after > now
+        && current.can_issue()
         && next.can_issue()
         && current.anchor_pem.is_none()
         && next.anchor_pem.is_none()

@@ -83,6 +83,7 @@ pub fn rotate(
         Strategy::Phased => phased(inv, ca, chain),
         Strategy::Ordered => ordered(inv, ca, chain)?,
     };
+    super::restarts::merge_visits(&mut plan, inv);
     waves::assign(&mut plan.steps);
     if strategy == Strategy::Phased {
         plan.order = order_by_leaf_wave(&plan);

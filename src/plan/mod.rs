@@ -11,17 +11,21 @@ use crate::inventory::{CaId, Inventory, NodeId};
 pub use crate::inventory::{ChainMode, Strategy};
 
 mod build;
+pub mod expired;
 mod order;
+pub mod restarts;
 mod rollback;
 pub mod routine;
 pub mod takeover;
 mod waves;
+mod window_fit;
 
 pub use build::{bootstrap, renew, rotate, PlanError};
 pub use order::{topological_order, CycleError};
 pub use rollback::{rollback, NodeProgress, Progress, RotationState};
 pub use routine::{routine, BundleNeed, LeafNeed, NodeNeed, Unrepaired};
 pub use takeover::{is_leaves_only, leaves_only, rotate_from};
+pub use window_fit::window_fit;
 
 /// What a plan does to the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

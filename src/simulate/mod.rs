@@ -119,7 +119,7 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
     let bootstrap = plan.mode == Mode::Bootstrap;
     let (mut initial, mut bases) = if bootstrap {
         let none = vec![Files::new(); inv.nodes.len()];
-        (none, vec![NodeBase::default(); inv.nodes.len()])
+        (none, vec![NodeBase::simulated(); inv.nodes.len()])
     } else {
         initial_files(inv, plan, &cas, start, now)?
     };
@@ -436,14 +436,11 @@ impl Sim<'_> {
 
     fn handshake(&self, l: &Link, files: &[Files]) -> Result<(), HandshakeError> {
         let ca = &self.inv.cas[self.plan.ca].name;
+        // What the node's software loads: its stores where it has them, else its PEM files.
         let endpoint = |n: NodeId| {
-            let p = self.inv.nodes[n].paths(ca);
-            let get = |path: &str| files[n].get(path).map(Vec::as_slice).unwrap_or(&[]);
-            (
-                get(&p.trust_bundle).to_vec(),
-                get(&p.cert).to_vec(),
-                get(&p.key).to_vec(),
-            )
+            let node = &self.inv.nodes[n];
+            let p = node.paths(ca);
+            crate::stores::files::served(node, &p, &|path| files[n].get(path).cloned())
         };
         let (cb, cc, ck) = endpoint(l.client);
         let (sb, sc, sk) = endpoint(l.server);

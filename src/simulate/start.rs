@@ -162,7 +162,7 @@ pub(super) fn initial_files(
         ..cas.generations()
     };
     let mut files = vec![Files::new(); inv.nodes.len()];
-    let mut bases = vec![NodeBase::default(); inv.nodes.len()];
+    let mut bases = vec![NodeBase::simulated(); inv.nodes.len()];
     for n in inv.members(plan.ca) {
         let node = &inv.nodes[n];
         let paths = node.paths(&spec.name);
@@ -172,7 +172,7 @@ pub(super) fn initial_files(
             spec,
             keyed,
             plan.chain,
-            &NodeBase::default(),
+            &NodeBase::simulated(),
             now,
         )?;
         for c in install {
@@ -188,7 +188,7 @@ pub(super) fn initial_files(
                 spec,
                 keyed,
                 plan.chain,
-                &NodeBase::default(),
+                &NodeBase::simulated(),
                 now,
             )?;
             for c in rotated {
@@ -220,7 +220,10 @@ pub(super) fn initial_files(
                     FileKind::TrustBundle => &paths.trust_bundle,
                     FileKind::Cert => &paths.cert,
                     FileKind::Key => &paths.key,
-                    FileKind::ProofCert => continue,
+                    FileKind::ProofCert
+                    | FileKind::Keystore
+                    | FileKind::Truststore
+                    | FileKind::CombinedPem => continue,
                 };
                 files[n].remove(path);
             }

@@ -102,7 +102,9 @@ impl JournalSink for PgSink {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    fn append(&self, line: &[u8]) -> Result<(), JournalError> {
+    /// Each line is one INSERT that commits on its own, fenced by the lease's epoch: it is
+    /// durable when this returns, so [`JournalSink::sync_to`] has nothing left to do.
+    fn append(&self, line: &[u8]) -> Result<u64, JournalError> {
         let mut inner = self.lock();
         if self.lost.as_ref().is_some_and(|l| l.load(Ordering::SeqCst)) {
             return Err(self.lost_error(&mut inner, "append to"));
@@ -139,7 +141,8 @@ impl JournalSink for PgSink {
         match written {
             Ok(true) => {
                 inner.next += 1;
-                Ok(())
+                // Counts from 1, like the file sink's lines (`next` is never negative).
+                Ok(inner.next.unsigned_abs())
             }
             Ok(false) => {
                 if let Some(l) = &self.lost {
@@ -149,6 +152,14 @@ impl JournalSink for PgSink {
             }
             Err(e) => Err(self.backend("append to", e)),
         }
+    }
+
+    fn sync_to(&self, _seq: u64) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    fn syncs(&self) -> u64 {
+        0
     }
 
     fn end_torn_line(&self) -> Result<(), JournalError> {

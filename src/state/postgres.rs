@@ -347,12 +347,18 @@ impl crate::journal::JournalSink for ReadOnly {
     fn read_all(&self) -> Result<String, JournalError> {
         Ok(self.text.clone())
     }
-    fn append(&self, _line: &[u8]) -> Result<(), JournalError> {
+    fn append(&self, _line: &[u8]) -> Result<u64, JournalError> {
         Err(JournalError::Backend {
             action: "append to",
             path: self.path.clone(),
             message: "opened for reading only".into(),
         })
+    }
+    fn sync_to(&self, _seq: u64) -> Result<(), JournalError> {
+        Ok(())
+    }
+    fn syncs(&self) -> u64 {
+        0
     }
     fn end_torn_line(&self) -> Result<(), JournalError> {
         Ok(())

@@ -216,6 +216,22 @@ impl Transport for Sudo {
         }
         Ok(out)
     }
+
+    fn exec_staged(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+        stages: &[super::Stage<'_>],
+    ) -> Result<ExecOutput, TransportError> {
+        let out = self
+            .inner
+            .exec_staged(&Sudo::wrap(command), input, timeout, stages)?;
+        if Sudo::sudo_refused(&out) {
+            return Err(self.refused(&format!("run `{command}`"), &out));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

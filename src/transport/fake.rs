@@ -122,7 +122,8 @@ impl Transport for FakeNode {
         Ok(())
     }
     /// Plays the layout script on the in-memory files: writes and removes as it would,
-    /// then runs the reload (through [`Transport::exec`]) as the script does.
+    /// then runs the reload and the first confirm (through [`Transport::exec`]) as the script
+    /// does.
     fn exec_input(
         &self,
         command: &str,
@@ -139,9 +140,9 @@ impl Transport for FakeNode {
         assert_eq!(script, crate::layout::script::SCRIPT);
         let words = shell_words(line);
         assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
-        let reload = words[13].clone();
+        let (reload, confirm) = (words[13].clone(), words[14].clone());
         let mut data = input;
-        for f in words[16..].chunks(6) {
+        for f in words[17..].chunks(6) {
             let mut files = self.files.lock().unwrap();
             match f[2].as_str() {
                 "w" => {
@@ -157,10 +158,17 @@ impl Transport for FakeNode {
         }
         let mut stdout = "certroll: files in place\n".to_string();
         let mut stderr = String::new();
-        if !reload.is_empty() {
-            let r = self.exec(&reload, timeout)?;
-            stdout += &format!("certroll: reload exited {}\n", r.status.unwrap_or(137));
-            stderr = r.stderr;
+        let mut reloaded = true;
+        for (command, marker) in [(reload, "reload"), (confirm, "confirm")] {
+            if command.is_empty() || !reloaded {
+                continue;
+            }
+            let r = self.exec(&command, timeout)?;
+            let status = r.status.unwrap_or(137);
+            let line = format!("certroll: {marker} exited {status}\n");
+            stdout += &format!("{}{line}", r.stdout);
+            stderr += &format!("{}{line}", r.stderr);
+            reloaded = status == 0;
         }
         Ok(ExecOutput {
             status: Some(0),

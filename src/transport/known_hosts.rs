@@ -7,11 +7,12 @@
 //! (`@revoked` keys are refused, `@cert-authority` lines are skipped because
 //! certificate host keys are not supported). Malformed lines are skipped, as OpenSSH does.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
@@ -20,6 +21,13 @@ use sha2::{Digest, Sha256};
 
 /// Serializes first-contact appends from the threads of one process.
 static APPEND_LOCK: Mutex<()> = Mutex::new(());
+
+/// Size and modification time of a file as parsed (`None`: it did not exist).
+type Stamp = Option<(u64, Option<std::time::SystemTime>)>;
+
+/// known_hosts files parsed by [`KnownHosts::load_cached`], with their stamp then.
+type Parsed = HashMap<PathBuf, (Stamp, Arc<KnownHosts>)>;
+static LOADED: LazyLock<Mutex<Parsed>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The parsed contents of one known_hosts file.
 #[derive(Debug, Clone, Default)]
@@ -74,6 +82,27 @@ impl KnownHosts {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(KnownHosts::default()),
             Err(e) => Err(e),
         }
+    }
+
+    /// [`KnownHosts::load`], parsed once per process while the file stays as it was (same
+    /// size, same modification time): a run connects to every node of the fleet, and
+    /// parsing a file of one line per node for every connection costs time quadratic in
+    /// the nodes (docs/performance.md, "A thousand nodes").
+    pub fn load_cached(path: &Path) -> io::Result<Arc<KnownHosts>> {
+        let stamp = match std::fs::metadata(path) {
+            Ok(m) => Some((m.len(), m.modified().ok())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let mut cache = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, parsed)) = cache.get(path) {
+            if stamp.is_some() && *seen == stamp {
+                return Ok(Arc::clone(parsed));
+            }
+        }
+        let parsed = Arc::new(KnownHosts::load(path)?);
+        cache.insert(path.to_path_buf(), (stamp, Arc::clone(&parsed)));
+        Ok(parsed)
     }
 
     /// Parses known_hosts text, skipping blank, comment and malformed lines.
@@ -298,6 +327,24 @@ pub fn append(path: &Path, host: &str, port: u16, key: &[u8]) -> io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_hosts_parsed_once_per_run_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let k1 = blob("ssh-ed25519", b"one");
+        std::fs::write(&path, format!("{}\n", line("[h]:2022", &k1))).unwrap();
+        let a = KnownHosts::load_cached(&path).unwrap();
+        let b = KnownHosts::load_cached(&path).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "an unchanged file is not parsed again");
+        assert_eq!(b.check("h", 2022, &k1), HostKeyStatus::Match);
+        // A first contact appends: the next connection sees the new entry.
+        let k2 = blob("ssh-ed25519", b"two");
+        append(&path, "g", 2022, &k2).unwrap();
+        let c = KnownHosts::load_cached(&path).unwrap();
+        assert_eq!(c.check("g", 2022, &k2), HostKeyStatus::Match);
+        assert_eq!(c.check("h", 2022, &k1), HostKeyStatus::Match);
+    }
 
     fn blob(kind: &str, body: &[u8]) -> Vec<u8> {
         let mut b = (kind.len() as u32).to_be_bytes().to_vec();

@@ -267,7 +267,7 @@ impl Transport for LocalTransport {
     }
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
-        self.run(command, None, timeout)
+        self.run(command, None, timeout, &[])
     }
 
     fn exec_input(
@@ -276,7 +276,17 @@ impl Transport for LocalTransport {
         input: &[u8],
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
-        self.run(command, Some(input), timeout)
+        self.run(command, Some(input), timeout, &[])
+    }
+
+    fn exec_staged(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+        stages: &[super::Stage<'_>],
+    ) -> Result<ExecOutput, TransportError> {
+        self.run(command, Some(input), timeout, stages)
     }
     fn open_stream(
         &self,
@@ -290,16 +300,25 @@ impl Transport for LocalTransport {
 
 impl LocalTransport {
     /// Runs `sh -c command` in the work directory, with `input` (then EOF) or nothing on
-    /// its standard input; kills its process group at the deadline.
+    /// its standard input; kills its process group at the deadline (see [`process::run`]
+    /// for `stages`).
     fn run(
         &self,
         command: &str,
         input: Option<&[u8]>,
         timeout: Duration,
+        stages: &[super::Stage<'_>],
     ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
-        let done = process::run(command, &self.workdir, input, timeout, &self.secrets)
-            .map_err(|e| self.io_err(action.clone(), &e))?;
+        let done = process::run(
+            command,
+            &self.workdir,
+            input,
+            timeout,
+            &self.secrets,
+            stages,
+        )
+        .map_err(|e| self.io_err(action.clone(), &e))?;
         let status = match done.ended {
             Ended::Exited(code) => code,
             Ended::TimedOut => None,

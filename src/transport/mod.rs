@@ -20,6 +20,7 @@ mod process;
 mod remote;
 mod session;
 pub mod ssh;
+mod staged;
 mod stream;
 #[cfg(debug_assertions)]
 pub mod trace;
@@ -27,6 +28,7 @@ mod tunnel;
 
 pub use become_sudo::Sudo;
 pub use child_env::SecretEnv;
+pub use staged::Stage;
 pub use stream::ByteStream;
 
 /// Output of a command run on a node.
@@ -159,7 +161,11 @@ pub trait Transport: Send + Sync {
 
     /// Runs a shell command with `input` on its standard input (then end of file), with a
     /// time limit. This is how secrets reach a node's scripts: never in a command line,
-    /// which other users of the node can read in the process list.
+    /// which other users of the node can read in the process list. For certroll's own
+    /// scripts, which leave nothing running behind them: the command's output may be
+    /// carried straight to certroll, and its end may be the end of that output (a node
+    /// command that may leave a child behind goes through [`Transport::exec`] or
+    /// [`Transport::exec_staged`]).
     fn exec_input(
         &self,
         command: &str,
@@ -173,6 +179,25 @@ pub trait Transport: Send + Sync {
             ErrorKind::Io,
             "this transport cannot pass input to a command",
         ))
+    }
+
+    /// [`Transport::exec_input`] for a command that does certroll's own work first and then
+    /// runs the node's commands (the file script, then the node's reload and first confirm):
+    /// when the command prints the marker of one of `stages` (in order) on its standard
+    /// output, its deadline becomes that moment plus the stage's limit, and from the first
+    /// stage on SIGINT/SIGTERM stop it as they stop [`Transport::exec`] (the process group
+    /// is killed, [`ErrorKind::Interrupted`]); before, a signal waits for the command.
+    /// Whatever the node's commands leave behind is treated as by [`Transport::exec`].
+    /// Transports that cannot follow stages run it as [`Transport::exec_input`].
+    fn exec_staged(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+        stages: &[Stage<'_>],
+    ) -> Result<ExecOutput, TransportError> {
+        let _ = stages;
+        self.exec_input(command, input, timeout)
     }
 
     /// Opens a TCP byte stream to `host:port` *as the node reaches it* (an SSH node

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::child_env::SecretEnv;
 use super::limits::keep_output;
+use super::staged::Tracker;
+use super::Stage;
 use crate::interrupt::{self, CommandGuard, Signal};
 
 /// How long the output may take to end once the command's shell has exited (or its group
@@ -46,14 +48,17 @@ pub(crate) struct Finished {
 
 /// Runs `command` in `workdir` until it exits, `timeout` passes, or a signal arrives.
 /// With `input`, the command reads it (then end of file) on its standard input instead of
-/// /dev/null, and a signal does not stop it (it carries a file change that must complete).
-/// The variables of `secrets` are not in the command's environment.
+/// /dev/null, and a signal does not stop it (it carries a file change that must complete)
+/// until it enters its first stage, if `stages` are given (see [`Stage`]: each marker on
+/// stdout also moves the deadline). The variables of `secrets` are not in the command's
+/// environment.
 pub(crate) fn run(
     command: &str,
     workdir: &Path,
     input: Option<&[u8]>,
     timeout: Duration,
     secrets: &SecretEnv,
+    stages: &[Stage<'_>],
 ) -> io::Result<Finished> {
     let _in_flight = CommandGuard::new();
     let deadline = crate::duration::deadline(timeout);
@@ -81,7 +86,8 @@ pub(crate) fn run(
     }
     let out = Capture::start(child.stdout.take());
     let err = Capture::start(child.stderr.take());
-    let ended = match wait(&mut child, deadline, input.is_none()) {
+    let mut stop = Tracker::new(stages, deadline, input.is_none());
+    let ended = match wait(&mut child, &mut stop, &out) {
         Ok(ended) => ended,
         Err(e) => {
             kill_group(&mut child);
@@ -99,22 +105,32 @@ pub(crate) fn run(
     })
 }
 
-/// Waits for the shell until `deadline` or a signal, without reaping it in the latter cases
-/// (its PID names the group to kill).
-fn wait(child: &mut Child, deadline: Instant, interruptible: bool) -> io::Result<Ended> {
-    let mut pause = Duration::from_millis(1);
+/// Waits for the shell until the deadline or a signal (as `stop`, following the stages
+/// seen on `out`, says), without reaping it in the latter cases (its PID names the group
+/// to kill).
+fn wait(child: &mut Child, stop: &mut Tracker<'_>, out: &Capture) -> io::Result<Ended> {
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(100);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Ended::Exited(status.code()));
         }
-        if let Some(signal) = interrupt::requested().filter(|_| interruptible) {
+        let now = Instant::now();
+        out.observe(stop, now);
+        if let Some(signal) = interrupt::requested().filter(|_| stop.interruptible) {
             return Ok(Ended::Interrupted(signal));
         }
-        if Instant::now() >= deadline {
+        if now >= stop.deadline {
             return Ok(Ended::TimedOut);
         }
         thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        // Short pauses while the command is young: most end within milliseconds.
+        let cap = if started.elapsed() < Duration::from_millis(250) {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(20)
+        };
+        pause = (pause * 2).min(cap);
     }
 }
 
@@ -180,6 +196,11 @@ impl Capture {
         Capture { shared }
     }
 
+    /// Lets `stop` look at the output gathered so far.
+    fn observe(&self, stop: &mut Tracker<'_>, now: Instant) {
+        stop.observe(&lock(&self.shared.0).data, now);
+    }
+
     /// The output gathered when the pipe ends or `until` passes, whichever is first.
     fn finish(self, until: Instant) -> Vec<u8> {
         let (mutex, ended) = &*self.shared;
@@ -224,6 +245,7 @@ mod tests {
             None,
             Duration::from_secs(60),
             &SecretEnv::none(),
+            &[],
         )
         .unwrap();
         assert!(
@@ -249,6 +271,7 @@ mod tests {
             None,
             Duration::from_secs(60),
             &SecretEnv::none(),
+            &[],
         )
         .unwrap();
         assert_eq!(f.ended, Ended::Exited(Some(0)));

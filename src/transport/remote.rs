@@ -208,7 +208,7 @@ impl Conn {
         }
         script += &format!("mv -f -- {tq} {t}");
         let raw = self
-            .run(&script, IO_TIMEOUT, false)
+            .run(&script, IO_TIMEOUT)
             .map_err(|e| e.into_error(node, &action))?;
         if raw.status != Some(0) {
             self.discard(&tmp);
@@ -248,7 +248,7 @@ impl Conn {
         let (t, b) = (shell_quote(path), shell_quote(&format!("{path}.{tag}.bak")));
         let script = format!("if [ -e {t} ] || [ -L {t} ]; then mv -f -- {t} {b}; fi");
         let raw = self
-            .run(&script, IO_TIMEOUT, false)
+            .run(&script, IO_TIMEOUT)
             .map_err(|e| e.into_error(node, &action))?;
         if raw.status != Some(0) {
             return Err(TransportError::new(

@@ -83,7 +83,7 @@ pub(crate) fn establish<S: AsRawFd + 'static>(
 ) -> Result<Session, TransportError> {
     let s = peer.settings;
     let action = format!("connect over SSH to {}", peer.addr());
-    let known = KnownHosts::load(&s.known_hosts).map_err(|e| {
+    let known = KnownHosts::load_cached(&s.known_hosts).map_err(|e| {
         let msg = format!(
             "cannot read known_hosts {}: {}",
             s.known_hosts.display(),

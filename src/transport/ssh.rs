@@ -131,6 +131,16 @@ impl Transport for SshTransport {
         self.with_conn(|c| c.exec_input(&self.node, command, input, timeout))
     }
 
+    fn exec_staged(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+        stages: &[super::Stage<'_>],
+    ) -> Result<ExecOutput, TransportError> {
+        self.with_conn(|c| c.exec_staged(&self.node, command, Some(input), timeout, stages, false))
+    }
+
     /// A session of its own per stream: the run's session stays free for file operations
     /// and commands while the stream is in use.
     fn open_stream(

@@ -121,6 +121,18 @@ impl Transport for Traced {
         r
     }
 
+    fn exec_staged(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+        stages: &[super::Stage<'_>],
+    ) -> Result<ExecOutput, TransportError> {
+        let r = self.inner.exec_staged(command, input, timeout, stages);
+        self.exec_log(command, input, &r);
+        r
+    }
+
     fn open_stream(
         &self,
         host: &str,

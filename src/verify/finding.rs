@@ -33,6 +33,21 @@ pub enum Finding {
         path: String,
         detail: String,
     },
+    /// A keystore or truststore that cannot be opened: the password (from the node's
+    /// `store_password_file`, or `changeit`) does not open it, or it is not PKCS#12 / JKS.
+    StoreUnopened {
+        file: FileKind,
+        path: String,
+        detail: String,
+    },
+    /// A keystore, truststore or combined PEM that does not hold what the PEM file it
+    /// stands for holds (another leaf, a chain or anchors that differ, an anchor Java
+    /// would not load).
+    StoreDiffers {
+        file: FileKind,
+        path: String,
+        detail: String,
+    },
     /// The trust bundle holds no certificate.
     EmptyBundle {
         path: String,
@@ -48,10 +63,33 @@ pub enum Finding {
     NotYetValid {
         not_before: String,
     },
-    /// The leaf expires within the warning window.
+    /// The leaf expires within the warning window; `critical` within the critical one.
     Expiring {
         not_after: String,
         days_left: i64,
+        #[serde(default)]
+        critical: bool,
+    },
+    /// A CA certificate in use (the current or next generation's issuing CA, or the
+    /// anchor of an imported intermediate, as the local store holds it) is expired or
+    /// expires within the warning window; `critical` within the critical one.
+    CaCertExpiring {
+        generation: u32,
+        subject: String,
+        /// The trust anchor of an imported intermediate, not the issuing CA.
+        anchor: bool,
+        not_after: String,
+        days_left: i64,
+        expired: bool,
+        critical: bool,
+    },
+    /// The bundle trusts a generation in use only through an earlier certificate of its
+    /// key: `certroll ca extend` re-issued it, and a routine `apply` brings the new one.
+    OutdatedCaCertificate {
+        subject: String,
+        generation: u32,
+        /// When the certificate the bundle holds expires (RFC 3339).
+        not_after: String,
     },
     /// A trust anchor is expired or expires within the warning window.
     AnchorExpiring {
@@ -122,6 +160,12 @@ pub enum Finding {
         /// The archived generation that signed it.
         generation: u32,
     },
+    /// The node's trust-prune was written without a restart (`restart_on_prune = false`):
+    /// its running process still trusts the old anchor until its next start.
+    RestartPending {
+        /// The run that wrote it.
+        run: String,
+    },
     /// During a rotation, a combination of bundle and leaf no correct plan produces.
     IrregularPhase {
         detail: String,
@@ -158,6 +202,14 @@ pub enum Finding {
         address: String,
         proof: String,
     },
+    /// `--live`: the server asks for client certificates without naming any CA, so its
+    /// trust was tested with throwaway client certificates of the CA's generations whose
+    /// keys `verify` can use; each was accepted or refused as the node's bundle says, or
+    /// could not be tested. Informational: `proof` says which.
+    LiveTlsTrust {
+        address: String,
+        proof: String,
+    },
 }
 
 impl Finding {
@@ -165,9 +217,11 @@ impl Finding {
         use Finding::*;
         match self {
             Unreachable { .. } | Unreadable { .. } | StoreUnavailable { .. } => Severity::Unknown,
-            ForeignAnchor { .. } | LiveTlsKeyOnly { .. } => Severity::Ok,
+            ForeignAnchor { .. } | LiveTlsKeyOnly { .. } | LiveTlsTrust { .. } => Severity::Ok,
             Missing { .. }
             | Corrupt { .. }
+            | StoreUnopened { .. }
+            | StoreDiffers { .. }
             | EmptyBundle { .. }
             | KeyMismatch { .. }
             | Expired { .. }
@@ -177,8 +231,14 @@ impl Finding {
             | ProofInvalid { .. }
             | LiveTls { .. } => Severity::Critical,
             NameNotCovered { breaks_links, .. } if *breaks_links => Severity::Critical,
+            Expiring { critical: true, .. } => Severity::Critical,
+            CaCertExpiring {
+                expired, critical, ..
+            } if *expired || *critical => Severity::Critical,
             KeyMode { mode, .. } if world_accessible(mode) => Severity::Critical,
             Expiring { .. }
+            | CaCertExpiring { .. }
+            | OutdatedCaCertificate { .. }
             | AnchorExpiring { .. }
             | NameNotCovered { .. }
             | StrayAnchor { .. }
@@ -187,6 +247,7 @@ impl Finding {
             | MissingCurrentAnchor { .. }
             | LeafNotCurrent { .. }
             | RetiredCrossCertificate { .. }
+            | RestartPending { .. }
             | KeyMode { .. }
             | IrregularPhase { .. }
             | ProofMissing { .. }
@@ -202,12 +263,22 @@ impl Finding {
             Unreadable { .. } => ("file unreadable", "files unreadable"),
             Missing { .. } => ("file missing", "files missing"),
             Corrupt { .. } => ("corrupt file", "corrupt files"),
+            StoreUnopened { .. } => ("store that does not open", "stores that do not open"),
+            StoreDiffers { .. } => ("store unlike its PEM file", "stores unlike their PEM files"),
             EmptyBundle { .. } => ("empty trust bundle", "empty trust bundles"),
             KeyMismatch { .. } => ("key mismatch", "key mismatches"),
             Expired { .. } => ("expired certificate", "expired certificates"),
             NotYetValid { .. } => ("certificate not yet valid", "certificates not yet valid"),
             Expiring { .. } => ("certificate expiring", "certificates expiring"),
+            CaCertExpiring { expired: true, .. } => {
+                ("expired CA certificate", "expired CA certificates")
+            }
+            CaCertExpiring { .. } => ("CA certificate expiring", "CA certificates expiring"),
             AnchorExpiring { .. } => ("anchor expiring", "anchors expiring"),
+            OutdatedCaCertificate { .. } => (
+                "bundle with an outdated CA certificate",
+                "bundles with an outdated CA certificate",
+            ),
             NameNotCovered { .. } => ("name not covered", "names not covered"),
             StrayAnchor { .. } => ("stray anchor", "stray anchors"),
             ForeignAnchor { .. } => ("foreign anchor", "foreign anchors"),
@@ -220,6 +291,7 @@ impl Finding {
             RetiredCrossCertificate { .. } => {
                 ("retired cross certificate", "retired cross certificates")
             }
+            RestartPending { .. } => ("restart pending", "restarts pending"),
             KeyMode { .. } => ("key file too open", "key files too open"),
             KeyInPublicFile { .. } => (
                 "private key in a public file",
@@ -254,6 +326,10 @@ impl Finding {
                 "server proven without a complete handshake",
                 "servers proven without a complete handshake",
             ),
+            LiveTlsTrust { .. } => (
+                "server trust tested with throwaway certificates",
+                "servers' trust tested with throwaway certificates",
+            ),
         }
     }
 
@@ -276,6 +352,12 @@ impl Finding {
                     file.label()
                 )
             }
+            StoreUnopened { file, path, detail } => {
+                format!("{} {path} on node {node} does not open: {detail}", file.label())
+            }
+            StoreDiffers { file, path, detail } => {
+                format!("{} {path} on node {node} {detail}", file.label())
+            }
             EmptyBundle { path } => {
                 format!("trust bundle {path} on node {node} holds no certificate")
             }
@@ -289,8 +371,28 @@ impl Finding {
             Expiring {
                 not_after,
                 days_left,
+                ..
             } => {
                 format!("leaf of node {node} expires in {days_left} days ({not_after}); renew it")
+            }
+            CaCertExpiring {
+                generation,
+                subject,
+                anchor,
+                not_after,
+                days_left,
+                expired,
+                ..
+            } => {
+                let what = if *anchor { "trust anchor" } else { "certificate" };
+                let when = if *expired {
+                    format!("expired at {not_after}")
+                } else {
+                    format!("expires in {days_left} days ({not_after})")
+                };
+                format!(
+                    "CA {node}: the {what} of generation G{generation} ({subject}) {when};                      extend it (`certroll ca extend {node}`) or rotate (`certroll apply --rotate --ca {node}`), see docs/operations.md"
+                )
             }
             AnchorExpiring {
                 subject,
@@ -307,6 +409,13 @@ impl Finding {
             NameNotCovered { missing, .. } => {
                 format!("leaf of node {node} does not cover {}", missing.join(", "))
             }
+            OutdatedCaCertificate {
+                subject,
+                generation,
+                not_after,
+            } => format!(
+                "bundle of node {node} trusts G{generation} ({subject}) only through an earlier certificate of its key, valid until {not_after}: the CA was extended; `certroll apply` installs the new certificate"
+            ),
             ForeignAnchor { subject } => {
                 format!("bundle of node {node} also trusts {subject}, a foreign anchor certroll keeps")
             }
@@ -334,6 +443,9 @@ impl Finding {
                 generation,
             } => format!(
                 "certificate chain {path} on node {node} still carries a cross certificate signed by archived generation G{generation} ({subject}); no verifier needs it: renew the leaf"
+            ),
+            RestartPending { run } => format!(
+                "node {node} holds its pruned bundle on disk, but run {run} wrote it without a restart (restart_on_prune = false): the running process still trusts the old anchor until its next start; restart it"
             ),
             KeyMode { path, mode } => {
                 format!("private key {path} on node {node} has mode {mode}; it must be 0600")
@@ -367,7 +479,7 @@ impl Finding {
             LiveTls { address, detail } => {
                 format!("node {node} at {address} (as reached from the node): {detail}")
             }
-            LiveTlsKeyOnly { address, proof } => {
+            LiveTlsKeyOnly { address, proof } | LiveTlsTrust { address, proof } => {
                 format!("node {node} at {address} (as reached from the node): {proof}")
             }
         }

@@ -18,6 +18,8 @@ pub struct KnownCa {
     pub key_id: Option<Vec<u8>>,
     /// The root certificate, DER (to verify what it signed).
     pub der: Vec<u8>,
+    /// The trust anchor of an imported intermediate generation, not its issuing CA.
+    pub anchor: bool,
 }
 
 /// The generations of one CA, as the local store knows them.
@@ -58,6 +60,9 @@ impl Known {
         self.add(label, ca.generation, &ca.cert_pem)?;
         if let Some(anchor) = &ca.anchor_pem {
             self.add(label, ca.generation, anchor)?;
+            if let Some(added) = self.cas.last_mut() {
+                added.anchor = true;
+            }
         }
         Ok(())
     }
@@ -77,6 +82,7 @@ impl Known {
             spki_sha256: root.spki_sha256,
             key_id: root.subject_key_id,
             der: root.der,
+            anchor: false,
         });
         Ok(())
     }

@@ -16,14 +16,19 @@ use crate::transport::Connector;
 
 /// Reading the nodes' files lives beside verify, which uses it most.
 pub use crate::collect;
+pub mod ca_certs;
+pub mod check;
 pub mod finding;
 pub mod generations;
 pub mod links;
 pub mod live;
 pub mod live_tls;
 pub mod node;
+mod pending;
 pub mod proof;
 pub mod report;
+pub mod stores;
+pub mod thresholds;
 
 #[cfg(test)]
 #[path = "verify_tests.rs"]
@@ -32,9 +37,10 @@ mod tests;
 pub use collect::{CaFiles, Collected, FileState};
 pub use finding::Finding;
 pub use generations::{Known, KnownCa};
+pub use pending::restart_pending;
 pub use report::{
     CaReport, CertSummary, Generation, LinkReport, LinkResult, LiveResult, NodeReport, Phase,
-    Report, Severity,
+    Report, Severity, StoreCert,
 };
 
 use collect::collect;
@@ -50,8 +56,12 @@ pub const NEVER_CREATED: &str = "the store holds no generation of this CA: it wa
 pub struct VerifyOptions {
     /// The instant certificates are checked at.
     pub now: OffsetDateTime,
-    /// Warn about certificates expiring within this; `None` means each CA's `renew_before`.
+    /// Warn about certificates expiring within this; `None`: the inventory's `[verify]`
+    /// default, else each CA's `renew_before` ([`thresholds`]).
     pub warn_within: Option<StdDuration>,
+    /// Certificates expiring within this are critical; `None`: the inventory's default,
+    /// else [`thresholds::DEFAULT_CRITICAL`].
+    pub critical_within: Option<StdDuration>,
     /// Run each client's probe command against its servers.
     pub live: bool,
     pub probe_timeout: StdDuration,
@@ -64,6 +74,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             now: OffsetDateTime::now_utc(),
             warn_within: None,
+            critical_within: None,
             live: false,
             probe_timeout: StdDuration::from_secs(30),
             threads: 32,
@@ -78,6 +89,10 @@ pub struct CaInput {
     pub ca: CaId,
     pub known: Known,
     pub store_error: Option<String>,
+    /// The current and next generations with their keys as the store loaded them without
+    /// unlocking anything, for the throwaway client certificates of `--live`
+    /// ([`crate::confirm::trust`]); empty when none is known.
+    pub issuers: Vec<crate::pki::CaCert>,
 }
 
 /// Verifies the given CAs of `inv`, reaching nodes through `connector`.
@@ -100,10 +115,13 @@ pub fn verify(
     if opts.live {
         for (r, input) in reports.iter_mut().zip(cas) {
             run_probes(inv, r, &by_node, opts);
+            let throwaways =
+                crate::confirm::Throwaways::new(&inv.cas[input.ca].name, input.issuers.clone());
             live_tls::check_servers(
                 inv,
                 input.ca,
                 &input.known,
+                &throwaways,
                 r,
                 &by_node,
                 opts.probe_timeout,
@@ -124,7 +142,8 @@ fn verify_ca<'a>(
     by_node: &dyn Fn(NodeId) -> Option<&'a Collected>,
     opts: &VerifyOptions,
 ) -> CaReport {
-    let (nodes, parsed) = check_nodes(inv, input, by_node, opts);
+    let windows = windows(inv, input.ca, opts);
+    let (nodes, parsed) = check_nodes(inv, input, by_node, opts, &windows);
     let now = u64::try_from(opts.now.unix_timestamp()).unwrap_or(0);
     let side = |n: NodeId| side_state(by_node(n), input.ca, parsed[n].as_ref());
     let links = inv
@@ -140,12 +159,16 @@ fn verify_ca<'a>(
         .map(|c| c.number)
         .collect();
     previous.sort_unstable();
+    let (ca_certs, expiring) = ca_certs::check(k, &windows, opts.now);
+    let mut findings = ca_findings(input);
+    findings.extend(expiring);
     CaReport {
         ca: inv.cas[input.ca].name.clone(),
         current: number(Generation::Current),
         next: number(Generation::Next),
         previous,
-        findings: ca_findings(input),
+        findings,
+        ca_certs,
         nodes,
         links,
     }
@@ -157,10 +180,9 @@ fn check_nodes<'a>(
     input: &CaInput,
     by_node: &dyn Fn(NodeId) -> Option<&'a Collected>,
     opts: &VerifyOptions,
+    windows: &thresholds::Windows,
 ) -> (Vec<NodeReport>, Vec<Option<Parsed>>) {
     let spec = &inv.cas[input.ca];
-    let warn = opts.warn_within.unwrap_or(spec.renew_before);
-    let warn_within = Duration::try_from(warn).unwrap_or(Duration::MAX);
     let mut reports = Vec::new();
     let mut parsed: Vec<Option<Parsed>> = vec![None; inv.nodes.len()];
     for n in inv.members(input.ca) {
@@ -184,7 +206,8 @@ fn check_nodes<'a>(
             known: &input.known,
             serves: inv.links_of(input.ca).any(|l| l.server == n),
             now: opts.now,
-            warn_within,
+            warn_within: windows.warn_within,
+            critical_within: windows.critical_within,
             keeps_foreign: spec.bundle_foreign == crate::inventory::BundleForeign::Keep,
         };
         let (report, p) = check_node(&cx, files);
@@ -192,6 +215,36 @@ fn check_nodes<'a>(
         parsed[n] = Some(p);
     }
     (reports, parsed)
+}
+
+/// The expiry windows of CA `ca`. The command checks them first ([`check_windows`]); a
+/// pair refused there is never verified, so the fallback (warnings only) is for library
+/// callers that skipped the check.
+fn windows(inv: &Inventory, ca: CaId, opts: &VerifyOptions) -> thresholds::Windows {
+    let asked = asked(opts);
+    thresholds::windows(&asked, &inv.verify, &inv.cas[ca]).unwrap_or_else(|_| {
+        let warn = opts.warn_within.unwrap_or(inv.cas[ca].renew_before);
+        thresholds::Windows {
+            warn_within: Duration::try_from(warn).unwrap_or(Duration::MAX),
+            critical_within: Duration::ZERO,
+        }
+    })
+}
+
+fn asked(opts: &VerifyOptions) -> thresholds::Asked {
+    thresholds::Asked {
+        warn_within: opts.warn_within,
+        critical_within: opts.critical_within,
+    }
+}
+
+/// Refuses expiry windows in the wrong order for any of `cas` (the message names both
+/// windows and where each came from).
+pub fn check_windows(inv: &Inventory, cas: &[CaId], opts: &VerifyOptions) -> Result<(), String> {
+    for &ca in cas {
+        thresholds::windows(&asked(opts), &inv.verify, &inv.cas[ca])?;
+    }
+    Ok(())
 }
 
 fn ca_findings(input: &CaInput) -> Vec<Finding> {

@@ -25,6 +25,8 @@ pub struct NodeContext<'a> {
     pub serves: bool,
     pub now: OffsetDateTime,
     pub warn_within: Duration,
+    /// Leaves expiring within this (at most `warn_within`) are critical.
+    pub critical_within: Duration,
     /// `bundle_foreign = "keep"`: anchors of no generation are foreign, not stray.
     pub keeps_foreign: bool,
 }
@@ -81,6 +83,7 @@ pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed)
     }
     check_key_mode(cx, files, &mut findings);
     check_secrets(cx, files, &mut findings);
+    super::stores::check_stores(cx, files, &parsed, &mut findings);
     if let (Some(path), Some(state)) = (&cx.paths.proof_cert, &files.proof) {
         let trusts = parsed.trusts.as_deref().unwrap_or_default();
         let both = trusts.contains(&Generation::Current) && trusts.contains(&Generation::Next);
@@ -184,6 +187,7 @@ fn check_anchors(
             });
         }
     }
+    out.extend(super::ca_certs::outdated(cx.known, anchors));
     if cx.known.get(Generation::Next).is_none() {
         if let Some(cur) = cx.known.get(Generation::Current) {
             if !labels.contains(&Generation::Current) {
@@ -210,6 +214,7 @@ fn check_leaf(cx: &NodeContext<'_>, leaf: &CertInfo, out: &mut Vec<Finding>) -> 
         out.push(Finding::Expiring {
             not_after: rfc3339(leaf.not_after),
             days_left: (leaf.not_after - cx.now).whole_days(),
+            critical: leaf.not_after <= cx.now.saturating_add(cx.critical_within),
         });
     }
     let missing: Vec<String> = cx
@@ -416,7 +421,7 @@ fn phase(cx: &NodeContext<'_>, parsed: &Parsed, out: &mut Vec<Finding>) -> Phase
     phase
 }
 
-fn summary(known: &Known, c: &CertInfo, anchor: bool) -> CertSummary {
+pub(crate) fn summary(known: &Known, c: &CertInfo, anchor: bool) -> CertSummary {
     let found = if anchor {
         known.anchor(c)
     } else {
@@ -426,9 +431,13 @@ fn summary(known: &Known, c: &CertInfo, anchor: bool) -> CertSummary {
     CertSummary {
         subject: c.subject.clone(),
         issuer: c.issuer.clone(),
+        subject_cn: c.subject_cn.clone(),
+        issuer_cn: c.issuer_cn.clone(),
         generation,
         generation_number,
+        not_before: c.not_before,
         not_after: c.not_after,
+        serial: c.serial_hex.clone(),
         sans: c.sans.clone(),
     }
 }

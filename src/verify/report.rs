@@ -111,12 +111,28 @@ impl Phase {
 pub struct CertSummary {
     pub subject: String,
     pub issuer: String,
+    /// The first common names of the subject and the issuer ("" when none).
+    pub subject_cn: String,
+    pub issuer_cn: String,
     /// For an anchor, its own generation; for a leaf, its issuer's.
     pub generation: Generation,
     /// The generation number (1, 2...) when known.
     pub generation_number: Option<u32>,
+    pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
+    /// The serial number, lowercase hex without separators.
+    pub serial: String,
     pub sans: Vec<String>,
+}
+
+/// A CA certificate of the local store (see [`CaReport::ca_certs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreCert {
+    /// The generation's number (1, 2...).
+    pub number: u32,
+    /// The trust anchor of an imported intermediate, rather than the issuing CA itself.
+    pub anchor: bool,
+    pub cert: CertSummary,
 }
 
 /// One node's state for one CA.
@@ -213,8 +229,12 @@ pub struct CaReport {
     pub current: Option<u32>,
     pub next: Option<u32>,
     pub previous: Vec<u32>,
-    /// Problems of the CA as a whole (e.g. the local store could not be read).
+    /// Problems of the CA as a whole (e.g. the local store could not be read, a CA
+    /// certificate in use expires).
     pub findings: Vec<super::Finding>,
+    /// The certificates of the generations in use (current and next) as the local store
+    /// holds them: each issuing CA and, for an imported intermediate, its anchor.
+    pub ca_certs: Vec<StoreCert>,
     pub nodes: Vec<NodeReport>,
     pub links: Vec<LinkReport>,
 }

@@ -168,6 +168,7 @@ impl Fleet {
             ca: 0,
             known: self.known.clone(),
             store_error: None,
+            issuers: Vec::new(),
         };
         verify(&self.inv, &[input], &self.conn, &opts)
     }

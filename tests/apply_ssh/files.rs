@@ -310,6 +310,7 @@ fn layout_node(fleet: &Fleet, name: &str) -> certroll::inventory::Node {
         tls: None,
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }
 

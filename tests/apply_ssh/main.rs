@@ -22,7 +22,9 @@ mod node_keys;
 mod renew;
 mod repair;
 mod rotate;
+mod round_trips;
 mod rsa;
+mod stores;
 mod sudo;
 mod via;
 

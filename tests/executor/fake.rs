@@ -35,6 +35,7 @@ pub(crate) fn node(name: &str) -> Node {
         dns_names: vec![],
         become_with: Default::default(),
         files: Default::default(),
+        stores: Default::default(),
     }
 }
 
@@ -57,6 +58,8 @@ pub(crate) fn inventory(nodes: usize) -> Inventory {
         }],
         nodes: (0..nodes).map(|i| node(&format!("n{i}"))).collect(),
         links: vec![],
+        verify: Default::default(),
+        pools: Default::default(),
     }
 }
 
@@ -325,6 +328,7 @@ pub(crate) fn fast(parallel: usize) -> ExecOptions {
             initial_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(4),
         },
+        no_wait: false,
     }
 }
 

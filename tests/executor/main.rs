@@ -3,5 +3,6 @@
 
 mod fake;
 mod lock;
+mod pools;
 mod resume;
 mod scheduling;

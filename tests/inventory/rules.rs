@@ -1,7 +1,7 @@
 //! One test per validation rule: the message, the hint, and the line and column of the
 //! offending value (checked against the text found there).
 
-use super::{refused, with_base};
+use super::{ok, refused, with_base};
 
 #[test]
 fn unknown_node_in_a_link_suggests_the_closest_name() {
@@ -438,4 +438,28 @@ fn a_key_mode_that_lets_others_at_the_key_is_refused() {
     refused(&text)
         .at(4, 12, "\"0660\"")
         .says("key_mode \"0660\" of node app1 lets its group write the private key");
+}
+
+/// Two nodes on one machine whose software reads its key only from a keystore: their PEM
+/// keys stay inside their stores, with no link at the default `key` path, so that path is
+/// no file either of them keeps (found by the Tomcat and Java client test).
+#[test]
+fn two_local_nodes_whose_keys_stay_in_their_stores_do_not_share_the_default_key_path() {
+    let text = "[ca.a]\n[defaults]\ntransport = \"local\"\n\
+        trust_bundle = \"/srv/{node}/ca.pem\"\ncert = \"/srv/{node}/cert.pem\"\n\
+        [nodes.tomcat1]\nkeystore = \"/srv/tomcat1/ks.p12\"\nstore_password_file = \"/srv/tomcat1/pw\"\n\
+        [nodes.java1]\nkeystore = \"/srv/java1/ks.p12\"\nstore_password_file = \"/srv/java1/pw\"\n\
+        [[links]]\nclient = \"java1\"\nserver = \"tomcat1\"\n";
+    ok(text);
+    // A key that is linked is a file at its path, and two of them still collide.
+    let linked = text
+        .replace(
+            "[nodes.java1]\n",
+            "[nodes.java1]\nkey = \"/etc/tls/key.pem\"\n",
+        )
+        .replace(
+            "[nodes.tomcat1]\n",
+            "[nodes.tomcat1]\nkey = \"/etc/tls/key.pem\"\n",
+        );
+    refused(&linked).says("keep a file at the same path /etc/tls/key.pem");
 }

@@ -17,18 +17,30 @@
 //! installs them); a missing tool fails the test, it is never skipped.
 //!
 //! Beside it (`starttls`): MariaDB and Postfix on local nodes, reached by the built-in
-//! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`; and
+//! confirm and `verify --live` through `starttls = "mysql"` and `"smtp"`;
 //! (`apache_mariadb_redis`, on `private_servers`) the Apache httpd, MariaDB and Redis
-//! recipes taken over from an openssl-made CA and rotated twice under traffic.
+//! recipes taken over from an openssl-made CA and rotated twice under traffic; and
+//! (`keystores`): a private Tomcat 10.1 and a Java client reading PKCS#12 and JKS stores
+//! (`tomcat`, `java_client`, `stores`), under traffic through reloads and rotations; and
+//! (`restart_pool_harness`, `restart_pool_certroll`) a pool of restart-only nginx backends
+//! behind HAProxy, restarted one at a time by hand and by certroll's pools.
 
 mod apache_mariadb_redis;
 mod disk;
+mod java_client;
+mod keystores;
 mod private_servers;
 mod recipes;
+mod restart_observer;
+mod restart_pool;
+mod restart_pool_certroll;
+mod restart_pool_harness;
 mod software;
 mod starttls;
+mod stores;
 #[path = "../support/mod.rs"]
 mod support;
+mod tomcat;
 mod traffic;
 
 use std::path::PathBuf;

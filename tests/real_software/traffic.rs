@@ -41,7 +41,8 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn fail(&mut self, what: String) {
+    /// Counts a failure, keeping the first ones' text.
+    pub fn fail(&mut self, what: String) {
         self.failed += 1;
         if self.failures.len() < 10 {
             self.failures.push(what);

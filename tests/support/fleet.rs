@@ -39,6 +39,8 @@ pub const REMOTE_ROOT: &str = "/srv/certroll-node";
 /// Suffix of node names that only resolve inside the fleet's namespaces.
 pub const INTERNAL_SUFFIX: &str = ".fleet.certroll-test";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times [`Fleet::start_on`] moves nodes whose port was taken to fresh ports.
+pub const PORT_RETRIES: usize = 5;
 
 /// One node of a running fleet.
 #[derive(Debug, Clone)]
@@ -70,6 +72,14 @@ pub struct Fleet {
 impl Fleet {
     /// Starts one sshd per name, in parallel, and waits until every one listens.
     pub fn start(names: &[&str]) -> Fleet {
+        Fleet::start_on(names, free_ports(names.len()))
+    }
+
+    /// [`Fleet::start`] on the given ports. A port found taken when its sshd binds it
+    /// (another process took it between its reservation and the bind: with hundreds of
+    /// nodes, the ephemeral port of some outgoing connection often does) is replaced by
+    /// a fresh one and that node started again, up to [`PORT_RETRIES`] times.
+    pub fn start_on(names: &[&str], ports: Vec<u16>) -> Fleet {
         preflight();
         let dir = tempfile::Builder::new()
             .prefix("certroll-fleet-")
@@ -85,7 +95,6 @@ impl Fleet {
             client.join("authorized_keys"),
         )
         .expect("write authorized_keys");
-        let ports = free_ports(names.len());
         let mut nodes = BTreeMap::new();
         for (name, port) in names.iter().zip(ports) {
             let node_dir = dir.path().join("nodes").join(name);
@@ -113,7 +122,7 @@ impl Fleet {
             .collect();
         keygen_all(&keys);
         let known_hosts = client.join("known_hosts");
-        let fleet = Fleet {
+        let mut fleet = Fleet {
             dir,
             identity,
             known_hosts,
@@ -121,8 +130,21 @@ impl Fleet {
         };
         fleet.write_hosts_files();
         fleet.refresh_known_hosts();
-        let all: Vec<&str> = fleet.nodes.keys().map(String::as_str).collect();
-        fleet.launch(&all);
+        let mut todo: Vec<String> = fleet.nodes.keys().cloned().collect();
+        for attempt in 0..=PORT_RETRIES {
+            let names: Vec<&str> = todo.iter().map(String::as_str).collect();
+            let busy = fleet.launch_some(&names, attempt < PORT_RETRIES);
+            if busy.is_empty() {
+                break;
+            }
+            for (name, port) in busy.iter().zip(free_ports(busy.len())) {
+                if let Some(st) = fleet.nodes.get_mut(name) {
+                    st.node.port = port;
+                }
+            }
+            fleet.refresh_known_hosts();
+            todo = busy;
+        }
         fleet
     }
 
@@ -314,6 +336,12 @@ impl Fleet {
 
     /// Spawns the sshds of `names` and waits until each logs that it listens.
     fn launch(&self, names: &[&str]) {
+        self.launch_some(names, false);
+    }
+
+    /// [`Fleet::launch`]; with `allow_busy`, a node whose sshd found its port taken is
+    /// returned instead of failing the fleet.
+    fn launch_some(&self, names: &[&str], allow_busy: bool) -> Vec<String> {
         for name in names {
             let st = self.state(name);
             write_file(
@@ -324,37 +352,52 @@ impl Fleet {
             let child = spawn_sshd(name, &st.node.dir, &st.conf_dir);
             *st.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         }
-        let deadline = Instant::now() + READY_TIMEOUT;
+        // Hundreds of sshds on two busy cores take their time.
+        let wait = READY_TIMEOUT.max(Duration::from_millis(100) * names.len() as u32);
+        let deadline = Instant::now() + wait;
         let mut pending: Vec<&str> = names.to_vec();
+        let mut busy = Vec::new();
         while !pending.is_empty() {
-            pending.retain(|name| !self.is_ready(name));
+            pending.retain(|name| match self.is_ready(name, allow_busy) {
+                Some(ready) => !ready,
+                None => {
+                    busy.push(name.to_string());
+                    false
+                }
+            });
             if !pending.is_empty() {
                 assert!(
                     Instant::now() < deadline,
-                    "sshd of nodes {pending:?} did not start in {READY_TIMEOUT:?}"
+                    "sshd of nodes {pending:?} did not start in {wait:?}"
                 );
                 thread::sleep(Duration::from_millis(5));
             }
         }
+        busy
     }
 
-    /// True once the node's sshd logged that it listens; panics if it exited.
-    fn is_ready(&self, name: &str) -> bool {
+    /// True once the node's sshd logged that it listens; panics if it exited, or (with
+    /// `allow_busy`) `None` if it exited because its port was taken.
+    fn is_ready(&self, name: &str, allow_busy: bool) -> Option<bool> {
         let st = self.state(name);
         let log = self.log(name);
         let mut guard = st.child.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(child) = guard.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
+                if allow_busy && log.contains("Address already in use") {
+                    *guard = None;
+                    return None;
+                }
                 panic!(
                     "sshd of node {name} (port {}) exited with {status}; its log:\n{log}",
                     st.node.port
                 );
             }
         }
-        log.contains(&format!(
+        Some(log.contains(&format!(
             "Server listening on 127.0.0.1 port {}",
             st.node.port
-        ))
+        )))
     }
 
     fn sshd_config(&self, st: &NodeState) -> String {

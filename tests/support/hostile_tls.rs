@@ -72,6 +72,13 @@ pub enum Behaviour {
     /// Sends one byte (of a TLS record that never ends) every `Duration`, whatever the
     /// client says.
     Drip(Duration),
+    /// Honest; requires a client certificate with a CertificateRequest that names no CA
+    /// (as Redis, MariaDB and mosquitto do) and accepts exactly those that chain to the
+    /// node's trust bundle as it is on disk at each connection.
+    NamesNoCa,
+    /// As [`Behaviour::NamesNoCa`], but trusting this bundle (PEM) whatever the disk says:
+    /// a server never reloaded.
+    NamesNoCaTrusting(Vec<u8>),
 }
 
 /// A server running in the test process until dropped.
@@ -226,6 +233,23 @@ fn config(files: &Files, tls: Tls, behaviour: &Behaviour) -> Option<Arc<ServerCo
                 .expect("client verifier");
             builder.with_client_cert_verifier(Arc::new(RefusingClients(inner)))
         }
+        Behaviour::NamesNoCa | Behaviour::NamesNoCaTrusting(_) => {
+            let bundle = match behaviour {
+                Behaviour::NamesNoCaTrusting(pem) => pem.clone(),
+                _ => files.read("ca.pem")?,
+            };
+            let mut roots = RootCertStore::empty();
+            for der in CertificateDer::pem_slice_iter(&bundle) {
+                roots
+                    .add(der.expect("a bundle certificate"))
+                    .expect("an anchor");
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .clear_root_hint_subjects()
+                .build()
+                .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
         _ => builder.with_no_client_auth(),
     };
     let chain: Vec<CertificateDer<'static>> =
@@ -347,13 +371,41 @@ pub fn write_inventory_starttls(
     let tls = db_port
         .map(|p| format!("tls_address = \"127.0.0.1:{p}\"\nstarttls = \"{starttls}\"\n"))
         .unwrap_or_default();
+    write_inventory_text(dir, "", &tls, confirm_timeout, "");
+}
+
+/// The inventory of [`write_inventory`] with a mutual link (db verifies app's client
+/// certificate, so db's bundle has trust steps), `ca_keys` in `[ca.internal]` (e.g. a
+/// `key_store`) and `db_more` in `[nodes.db]` (e.g. a `confirm` command).
+pub fn write_mutual_inventory(
+    dir: &Path,
+    db_port: Option<u16>,
+    confirm_timeout: &str,
+    ca_keys: &str,
+    db_more: &str,
+) {
+    let tls = db_port
+        .map(|p| format!("tls_address = \"127.0.0.1:{p}\"\n"))
+        .unwrap_or_default();
+    write_inventory_text(
+        dir,
+        ca_keys,
+        &format!("{tls}{db_more}\n"),
+        confirm_timeout,
+        "mutual = true\n",
+    );
+}
+
+/// The inventory of the servers' tests: `ca_keys` in `[ca.internal]`, `db` in
+/// `[nodes.db]`, `link` in the app → db link.
+fn write_inventory_text(dir: &Path, ca_keys: &str, db: &str, confirm_timeout: &str, link: &str) {
     let text = format!(
-        "[ca.internal]\nsubject = \"CN=Hostile TLS CA\"\n\n\
+        "[ca.internal]\nsubject = \"CN=Hostile TLS CA\"\n{ca_keys}\n\n\
          [defaults]\ntransport = \"local\"\ntrust_bundle = \"nodes/{{node}}/ca.pem\"\n\
          cert = \"nodes/{{node}}/cert.pem\"\nkey = \"nodes/{{node}}/key.pem\"\n\
          reload = 'true'\nconfirm_timeout = \"{confirm_timeout}\"\n\n\
-         [nodes.app]\ndns_names = [\"app.test\"]\n[nodes.db]\ndns_names = [\"db.test\"]\n{tls}\n\
-         [[links]]\nclient = \"app\"\nserver = \"db\"\n"
+         [nodes.app]\ndns_names = [\"app.test\"]\n[nodes.db]\ndns_names = [\"db.test\"]\n{db}\n\
+         [[links]]\nclient = \"app\"\nserver = \"db\"\n{link}"
     );
     std::fs::write(dir.join("certroll.toml"), text).expect("write the inventory");
 }

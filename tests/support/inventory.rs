@@ -91,6 +91,12 @@ impl<'a> FleetInventory<'a> {
         self
     }
 
+    /// Removes a key of `[defaults]` (e.g. `key`, so that a node's own table decides).
+    pub fn without_default(mut self, key: &str) -> Self {
+        self.defaults.remove(key);
+        self
+    }
+
     /// Sets a string key of one node's table.
     pub fn node_key(mut self, node: &str, key: &str, value: &str) -> Self {
         self.node_keys

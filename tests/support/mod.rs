@@ -1,7 +1,9 @@
 //! Shared helpers of the integration tests: a fleet of real sshd nodes (`fleet`), an
-//! inventory builder for it (`inventory`), a driver of the certroll binary (`cli`), the kit
-//! of the `certroll verify` tests (a bootstrapped fleet and its faults, the JSON report),
-//! for the zero-downtime tests a topology builder, one `certroll-peer` per node and
+//! inventory builder for it (`inventory`), a driver of the certroll binary (`cli`), a
+//! fleet of local-transport nodes written from settings and driven the same way (`local`),
+//! a fleet of local-transport nodes for the day-to-day operation tests (`local_fleet`),
+//! the kit of the `certroll verify` tests (a bootstrapped fleet and its faults, the JSON
+//! report), for the zero-downtime tests a topology builder, one `certroll-peer` per node and
 //! their counters (`topology`, `peers`, `traffic`), for the `certroll-peer` tests its CLI
 //! and a bare TLS client (`peer_cli`), honest and hostile TLS servers for the built-in TLS
 //! confirm and `verify --live` (`hostile_tls`) and the protocols they speak before TLS
@@ -21,6 +23,8 @@ pub mod cli;
 pub mod fleet;
 pub mod hostile_tls;
 pub mod inventory;
+pub mod local;
+pub mod local_fleet;
 pub mod pairs;
 pub mod peer_cli;
 pub mod peers;

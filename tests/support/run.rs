@@ -63,6 +63,35 @@ impl Run {
         self
     }
 
+    /// Panics unless standard error contains `needle`.
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "standard error does not contain {needle:?}\n{self}"
+        );
+        self
+    }
+
+    /// Standard output as one JSON document (`--format json`).
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("standard output is not JSON: {e}\n{self}"))
+    }
+
+    /// Standard output as JSON events, one a line (`apply --format json`).
+    #[track_caller]
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not a JSON event ({e}): {l}\n{self}"))
+            })
+            .collect()
+    }
+
     /// Both outputs, for searches.
     pub fn output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)

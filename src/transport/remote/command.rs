@@ -1,7 +1,11 @@
 //! Commands on one SSH connection: a wrapper that makes a command's end its shell's exit,
 //! a deadline that kills its whole process group, and channels left to close later.
 //!
-//! Commands run inside a small wrapper ([`wrapper`]). It prints its PID first: sshd
+//! certroll's own scripts (the file script without node commands, the write helpers,
+//! keygen) leave nothing behind them, so they run in the [`direct`] wrapper: one `sh` that
+//! prints its PID and runs the script, its output straight on the channel. Node commands
+//! (reload, confirm, probe, and a step's file script that runs them) run inside the
+//! relaying wrapper ([`wrapper`]). It prints its PID first: sshd
 //! starts every session command in a new session, so that PID names the process group
 //! to kill at the deadline or on SIGINT/SIGTERM. It runs the command with stdin from
 //! /dev/null and its output relayed through two `cat` processes, and it reports the
@@ -26,7 +30,8 @@ use crate::transport::local::random_suffix;
 use crate::transport::process::OUTPUT_GRACE;
 use crate::transport::session::IO_TIMEOUT;
 use crate::transport::ssh::shell_quote;
-use crate::transport::{ErrorKind, ExecOutput, TransportError};
+use crate::transport::staged::Tracker;
+use crate::transport::{ErrorKind, ExecOutput, Stage, TransportError};
 
 /// Most abandoned channels kept per session (sshd counts them against `MaxSessions`,
 /// default 10); past this the session is replaced before the next call.
@@ -45,9 +50,31 @@ impl Conn {
         command: &str,
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
+        self.exec_staged(node, command, None, timeout, &[], true)
+    }
+
+    /// Runs `command` in the relaying [`wrapper`], as [`Conn::exec`] does, with `input` on
+    /// its standard input when given; SIGINT/SIGTERM stop it from the start when
+    /// `interruptible`, else from its first stage on ([`crate::transport::Stage`]).
+    pub(crate) fn exec_staged(
+        &mut self,
+        node: &str,
+        command: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+        stages: &[Stage<'_>],
+        interruptible: bool,
+    ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
+        let how = How {
+            input,
+            timeout,
+            interruptible,
+            relayed: true,
+            stages,
+        };
         let raw = self
-            .run(command, timeout, true)
+            .run_with(command, &how)
             .map_err(|e| e.into_error(node, &action))?;
         if let Some(signal) = raw.interrupted {
             let msg = format!(
@@ -68,8 +95,9 @@ impl Conn {
         })
     }
 
-    /// [`Conn::exec`] with `input` (then end of file) on the command's standard input.
-    /// Not stopped by SIGINT/SIGTERM: it carries a file change that must complete.
+    /// `command` (one of certroll's own scripts) with `input` (then end of file) on its
+    /// standard input, in the [`direct`] wrapper: its output comes straight over the
+    /// channel. Not stopped by SIGINT/SIGTERM: it carries a file change that must complete.
     pub(crate) fn exec_input(
         &mut self,
         node: &str,
@@ -78,8 +106,15 @@ impl Conn {
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
         let action = format!("run `{command}`");
+        let how = How {
+            input: Some(input),
+            timeout,
+            interruptible: false,
+            relayed: false,
+            stages: &[],
+        };
         let raw = self
-            .run_input(command, Some(input), timeout, false)
+            .run_with(command, &how)
             .map_err(|e| e.into_error(node, &action))?;
         Ok(ExecOutput {
             status: raw.status,
@@ -88,43 +123,46 @@ impl Conn {
         })
     }
 
-    /// Runs `command` in the [`wrapper`], collecting output without blocking on either
-    /// stream, until the command's shell exits, `timeout` passes or (when
-    /// `interruptible`) a signal arrives. In the last two cases the process group is
-    /// killed before the channel is closed.
-    pub(super) fn run(
-        &mut self,
-        command: &str,
-        timeout: Duration,
-        interruptible: bool,
-    ) -> Result<Raw, OpErr> {
-        self.run_input(command, None, timeout, interruptible)
+    /// Runs one of certroll's own helper commands in the [`direct`] wrapper (stdin from
+    /// /dev/null, not stopped by a signal: it finishes a file change).
+    pub(super) fn run(&mut self, command: &str, timeout: Duration) -> Result<Raw, OpErr> {
+        let how = How {
+            input: None,
+            timeout,
+            interruptible: false,
+            relayed: false,
+            stages: &[],
+        };
+        self.run_with(command, &how)
     }
 
-    /// [`Conn::run`]; with `input`, the command reads it (then end of file) on its
-    /// standard input instead of /dev/null.
-    fn run_input(
-        &mut self,
-        command: &str,
-        input: Option<&[u8]>,
-        timeout: Duration,
-        interruptible: bool,
-    ) -> Result<Raw, OpErr> {
+    /// Runs `command` in its wrapper, collecting output without blocking on either
+    /// stream, until the command's shell exits (relayed) or its output ends (direct), its
+    /// deadline passes or (when interruptible) a signal arrives. In the last two cases the
+    /// process group is killed before the channel is closed.
+    fn run_with(&mut self, command: &str, how: &How<'_>) -> Result<Raw, OpErr> {
         let _in_flight = CommandGuard::new();
         self.reap();
         let marker = format!("certroll-exit-{} ", random_suffix());
         let mut channel = self.session.channel_session()?;
-        channel.exec(&wrapper(command, marker.trim_end(), input.is_some()))?;
+        let input = how.input;
+        let wrapped = if how.relayed {
+            wrapper(command, marker.trim_end(), input.is_some())
+        } else {
+            direct(command, input.is_some())
+        };
+        channel.exec(&wrapped)?;
         if let Some(data) = input {
             std::io::Write::write_all(&mut channel, data).map_err(OpErr::Stream)?;
             channel.send_eof()?;
         }
         self.session.set_blocking(false);
-        let stop = Stop {
-            deadline: crate::duration::deadline(timeout),
-            interruptible,
-        };
-        let mut collected = collect(&mut channel, &stop, marker.as_bytes());
+        let mut stop = Tracker::new(
+            how.stages,
+            crate::duration::deadline(how.timeout),
+            how.interruptible,
+        );
+        let mut collected = collect(&mut channel, &mut stop, marker.as_bytes());
         if let Ok(c) = &mut collected {
             if matches!(c.end, End::TimedOut | End::Interrupted(_)) {
                 // The group to kill is named by the wrapper's first line: make sure it
@@ -225,7 +263,7 @@ impl Conn {
 }
 
 /// The shell script that runs `command` (see the module header): prints its PID, runs
-/// the command with stdin from /dev/null and its two streams relayed by `cat`s that
+/// the command (in a subshell) with stdin from /dev/null and its two streams relayed by `cat`s that
 /// ignore SIGPIPE and drain into /dev/null once the channel is gone, then prints
 /// `<marker> <exit status>` on the channel's stderr. The login shell only `exec`s
 /// `/bin/sh` with the quoted script and command as arguments.
@@ -233,9 +271,11 @@ fn wrapper(command: &str, marker: &str, stdin: bool) -> String {
     let relay = "(trap '' PIPE; cat; exec cat >/dev/null) 2>/dev/null";
     // With input, the command reads the channel (the pipeline's first stage inherits it).
     let input = if stdin { "" } else { "</dev/null" };
+    // The command runs as `sh -c` would run it (no positional parameters), in a subshell
+    // of the wrapper's shell rather than a shell of its own: one program fewer to start.
     let script = format!(
-        "echo $$; exec 4>&2; \
-         {{ {{ /bin/sh -c \"$1\" {input} 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
+        "echo $$; exec 4>&2; certroll_command=$1; set --; \
+         {{ {{ (eval \"$certroll_command\") {input} 3>&- 4>&-; echo \"{marker} $?\" >&4; }} \
          2>&1 1>&3 3>&- | {relay} >&4 3>&-; }} 3>&1 | {relay}"
     );
     format!(
@@ -245,11 +285,30 @@ fn wrapper(command: &str, marker: &str, stdin: bool) -> String {
     )
 }
 
-/// When [`collect`] gives up waiting for the command's shell.
-struct Stop {
-    deadline: Instant,
-    /// Whether SIGINT/SIGTERM stops the command (user commands, not internal helpers).
+/// The lean wrapper of certroll's own scripts, which leave nothing running behind them:
+/// one `sh` that prints its PID (the process group to kill at the deadline) and runs the
+/// command itself, its streams straight on the channel (stdin from /dev/null unless
+/// `stdin`); the command's end is the end of its output, its status the channel's.
+fn direct(command: &str, stdin: bool) -> String {
+    let input = if stdin { "" } else { " </dev/null" };
+    let script = format!("echo $$; eval \"$1\"{input}");
+    format!(
+        "exec /bin/sh -c {} certroll {}",
+        shell_quote(&script),
+        shell_quote(command)
+    )
+}
+
+/// How [`Conn::run_with`] runs a command.
+struct How<'a> {
+    input: Option<&'a [u8]>,
+    timeout: Duration,
+    /// Whether SIGINT/SIGTERM stops the command from the start (node commands).
     interruptible: bool,
+    /// The relaying [`wrapper`] (node commands) rather than the [`direct`] one.
+    relayed: bool,
+    /// Markers that move the deadline and make the command interruptible.
+    stages: &'a [Stage<'a>],
 }
 
 /// How [`collect`] ended.
@@ -323,9 +382,14 @@ struct Collected {
 
 /// Reads both streams of a non-blocking channel until the output ends, or the command's
 /// shell has exited and [`OUTPUT_GRACE`] has passed, or `stop` says to give up.
-fn collect(channel: &mut Channel, stop: &Stop, marker: &[u8]) -> Result<Collected, OpErr> {
+fn collect(
+    channel: &mut Channel,
+    stop: &mut Tracker<'_>,
+    marker: &[u8],
+) -> Result<Collected, OpErr> {
     let mut s = Streams::default();
     let mut grace_end = None;
+    let started = Instant::now();
     let mut pause = Duration::from_micros(50);
     let mut chunk = Vec::new();
     loop {
@@ -339,6 +403,7 @@ fn collect(channel: &mut Channel, stop: &Stop, marker: &[u8]) -> Result<Collecte
             grace_end = Some(Instant::now() + OUTPUT_GRACE);
         }
         let now = Instant::now();
+        stop.observe(&s.out, now);
         let end = if got == 0 && channel.eof() {
             Some(End::Eof)
         } else if let Some(g) = grace_end {
@@ -357,7 +422,18 @@ fn collect(channel: &mut Channel, stop: &Stop, marker: &[u8]) -> Result<Collecte
             continue;
         }
         thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
+        pause = (pause * 2).min(poll_cap(started.elapsed()));
+    }
+}
+
+/// Longest pause between two looks at a command's channel: short while the command is
+/// young (most end within milliseconds, and a pause of 10 ms doubled the time of a 3 ms
+/// command), longer once it has run a while (a reload that takes seconds).
+fn poll_cap(running: Duration) -> Duration {
+    if running < Duration::from_millis(250) {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(10)
     }
 }
 
@@ -476,5 +552,25 @@ mod tests {
         s.flush();
         assert_eq!(s.exited, Some(7));
         assert_eq!(String::from_utf8_lossy(&s.err), "its err\n");
+        // As under `sh -c`: no positional parameters, and a syntax error is the command's.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(wrapper("echo \"[$#]\"; if", marker, false))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.split_once('\n').unwrap().1, "", "{stdout}");
+        let mut s = Streams::default();
+        s.stderr(&out.stderr, format!("{marker} ").as_bytes());
+        assert_eq!(s.exited, Some(2));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(wrapper("echo \"[$#]\"", marker, false))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.split_once('\n').unwrap().1, "[0]\n");
     }
 }

@@ -3,12 +3,18 @@
 //!
 //! Feeds [`crate::plan::takeover`] (notes, leaves-only decision), the bootstrap guard (a
 //! CA never created, whose members already hold another CA's files) and the start of
-//! `plan --check`. The files are read with [`crate::collect`], like every fleet reader.
+//! `plan --check` ([`start_of`]). The files are read with [`crate::collect`], like every
+//! fleet reader.
 
+use std::sync::Arc;
+
+use super::{CaGenerations, CommandError};
 use crate::collect::{collect, CaFiles, Collected, FileState};
 use crate::inventory::{CaId, Inventory};
-use crate::pki::{parse_pem_certs, CaCert, CertInfo};
+use crate::pki::{parse_pem_certs, CaCert, CaStore, CertInfo};
 use crate::plan::takeover::{BundleHolds, Files, Holding, LeafFrom};
+use crate::plan::Plan;
+use crate::simulate::Start;
 use crate::transport::Connector;
 
 /// The CA's generations as recognition needs them (none before a bootstrap).
@@ -122,6 +128,34 @@ fn classify(files: &CaFiles, known: &Known) -> Holding {
     };
     let key = matches!(files.key, FileState::Present(_) | FileState::PublicKey(_));
     Holding::Read(Files { bundle, leaf, key })
+}
+
+/// Where the check starts: the shape of the generations (an imported public-only or
+/// intermediate current generation, a next one under the same anchor) and, for a
+/// rotation from or to an imported generation, what the members really hold (foreign
+/// anchors, missing files, leaves of neither generation), read from the nodes through the
+/// connector `connect` makes.
+pub fn start_of(
+    inv: &Inventory,
+    plan: &Plan,
+    connect: impl FnOnce() -> Arc<dyn Connector>,
+) -> Result<Start, CommandError> {
+    let gens = CaGenerations::read(&CaStore::new(&inv.state_dir), &inv.cas[plan.ca])?;
+    let (Some(current), next) = (gens.current, gens.next) else {
+        return Ok(Start::default());
+    };
+    let imported = current.imported || next.as_ref().is_some_and(|n| n.imported);
+    let mut start = if imported && plan.mode == crate::plan::Mode::Rotate {
+        let known = Known::new(Some(&current), next.as_ref());
+        let connector = connect();
+        sim_start(&read_members(inv, plan.ca, &*connector, &known, 32))
+    } else {
+        Start::default()
+    };
+    start.public_only = !current.can_issue();
+    start.intermediate = current.anchor_pem.is_some();
+    start.next_same_anchor = next.is_some_and(|n| n.same_anchor(&current));
+    Ok(start)
 }
 
 /// The simulation's starting point for what was read: foreign anchors, missing files,

@@ -257,6 +257,7 @@ mod tests {
             key_mode: Ok(Some(0o600)),
             proof: None,
             loose_copies: Vec::new(),
+            stores: Vec::new(),
         }
     }
 

@@ -61,17 +61,24 @@ pub fn decide(
         if let Some(cur) = &current {
             refuse_cross_signed(&spec.name, cur, next.as_ref(), chain)?;
         }
+        let now = OffsetDateTime::now_utc();
         let (Some(cur), true) = (&current, imported) else {
-            return plan::rotate(inv, ca, strategy, chain)
-                .map_err(|e| CommandError::Usage(e.to_string()));
+            let mut rotation = plan::rotate(inv, ca, strategy, chain)
+                .map_err(|e| CommandError::Usage(e.to_string()))?;
+            if let Some(cur) = &current {
+                plan::expired::note(&mut rotation, cur, now);
+            }
+            return Ok(rotation);
         };
         let known = Known::new(Some(cur), next.as_ref());
         let holdings = read_members(inv, ca, &*connect(), &known, intent.parallel.max(1));
         let gens = takeover::Generations {
             same_anchor: next.as_ref().is_some_and(|n| n.same_anchor(cur)),
         };
-        return plan::rotate_from(inv, ca, strategy, chain, gens, &holdings)
-            .map_err(|e| CommandError::Usage(e.to_string()));
+        let mut rotation = plan::rotate_from(inv, ca, strategy, chain, gens, &holdings)
+            .map_err(|e| CommandError::Usage(e.to_string()))?;
+        plan::expired::note(&mut rotation, cur, now);
+        return Ok(rotation);
     }
     let Some(cur) = current else {
         // Only the bootstrap of a CA never created is guarded: a routine run that installs
@@ -110,7 +117,13 @@ fn refuse_cross_signed(
     if chain != ChainMode::CrossSigned {
         return Ok(());
     }
-    let why = if !current.can_issue() {
+    let why = if plan::expired::is_expired(current, OffsetDateTime::now_utc()) {
+        format!(
+            "generation G{} has expired, and a cross certificate cannot outlive the CA that \
+             signs it",
+            current.generation
+        )
+    } else if !current.can_issue() {
         format!(
             "generation G{} was imported without its private key (public-only), so certroll \
              cannot sign the cross certificate that chain needs",

@@ -1,0 +1,278 @@
+//! Which forms a step writes: the keystore and combined PEM follow the leaf (written when
+//! the step writes the key and certificate), the truststore follows the trust bundle
+//! (written whenever the bundle is, from exactly the bundle's certificates, foreign ones
+//! kept by the same `bundle_foreign` rule). So a store is always the PEM file it stands
+//! for, in the same version of the node's set.
+
+use super::{
+    combined_pem::CombinedPem, keystore_form, leaf_contents, trust_contents, truststore_form,
+    Password, StoreError, StoreForm, DEFAULT_TRUSTSTORE_PASSWORD,
+};
+use crate::inventory::{Node, NodePaths};
+use crate::materials::{FileChange, FileKind, MaterialError, NodeBase};
+
+/// The password of the stores `plan --check` makes and opens (never written to a node).
+pub const SIMULATION_PASSWORD: &str = "certroll-simulation";
+
+/// What a node serves and trusts as the simulator's handshake sees it: from its stores
+/// where it has them (a store stands for its PEM file), else from the PEM files. `get`
+/// reads a file of the simulated node. Returns (bundle, chain, key), PEM.
+pub fn served(
+    node: &Node,
+    paths: &NodePaths,
+    get: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let password = Password::new(SIMULATION_PASSWORD);
+    let pem_of = |tag: &str, ders: &[Vec<u8>]| -> Vec<u8> {
+        ders.iter()
+            .map(|d| pem::encode(&pem::Pem::new(tag, d.clone())))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let mut bundle = get(&paths.trust_bundle).unwrap_or_default();
+    let mut chain = get(&paths.cert).unwrap_or_default();
+    let mut key = get(&paths.key).unwrap_or_default();
+    if let Some(bytes) = paths.truststore.as_deref().and_then(get) {
+        let form = truststore_form(node.stores.truststore_format, node.stores.pkcs12_profile);
+        // A store the simulation cannot open serves nothing, as it would on the node.
+        let anchors = form
+            .read(&bytes, &password)
+            .map(|c| c.anchors)
+            .unwrap_or_default();
+        let ders: Vec<Vec<u8>> = anchors
+            .into_iter()
+            .filter(|a| a.java_trusted)
+            .map(|a| a.der)
+            .collect();
+        bundle = pem_of("CERTIFICATE", &ders);
+    }
+    let leaf: Option<(Box<dyn StoreForm>, Vec<u8>)> = match (&paths.keystore, &paths.combined_pem) {
+        (Some(p), _) => get(p).map(|b| (keystore_form(node.stores.pkcs12_profile), b)),
+        (None, Some(p)) => get(p).map(|b| (Box::new(CombinedPem) as Box<dyn StoreForm>, b)),
+        (None, None) => None,
+    };
+    if let Some((form, bytes)) = leaf {
+        let held = form.read(&bytes, &password).unwrap_or_default();
+        chain = pem_of("CERTIFICATE", &held.chain);
+        key = held
+            .key
+            .map(|k| pem_of("PRIVATE KEY", std::slice::from_ref(&*k)))
+            .unwrap_or_default();
+    }
+    (bundle, chain, key)
+}
+
+/// The password a node's stores are written and read with: its `store_password_file`'s,
+/// else (a truststore only; the inventory refuses a keystore without one) `changeit`.
+pub fn password_for(node: &Node, base: &NodeBase) -> Option<Password> {
+    match (&base.store_password, &node.stores.store_password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, None) => Some(Password::new(DEFAULT_TRUSTSTORE_PASSWORD)),
+        (None, Some(_)) => None,
+    }
+}
+
+/// Adds to `out` the forms of the node that follow its PEM changes in `out`.
+pub fn add_forms(
+    out: &mut Vec<FileChange>,
+    node: &Node,
+    paths: &NodePaths,
+    base: &NodeBase,
+) -> Result<(), MaterialError> {
+    let data = |out: &[FileChange], path: &str| {
+        out.iter()
+            .find(|c| c.path == path)
+            .and_then(|c| c.data.clone())
+    };
+    let node_key = out
+        .iter()
+        .any(|c| c.path == paths.key && c.node_key.is_some());
+    let key = data(out, &paths.key).map(zeroize::Zeroizing::new);
+    let chain = data(out, &paths.cert);
+    let bundle = data(out, &paths.trust_bundle);
+    let fail = |what: &'static str, path: &str, source: StoreError| MaterialError::Store {
+        node: node.name.clone(),
+        what,
+        path: path.to_string(),
+        source,
+    };
+    let no_password = |form: &'static str| StoreError::Render {
+        form,
+        why: "its password was not read from the node's store_password_file".into(),
+    };
+    let mut add = Vec::new();
+    let mut assembled = Vec::new();
+    let leaf_forms: [(FileKind, Option<&String>, Box<dyn StoreForm>); 2] = [
+        (
+            FileKind::Keystore,
+            paths.keystore.as_ref(),
+            keystore_form(node.stores.pkcs12_profile),
+        ),
+        (
+            FileKind::CombinedPem,
+            paths.combined_pem.as_ref(),
+            Box::new(CombinedPem),
+        ),
+    ];
+    for (kind, path, form) in leaf_forms {
+        let Some(path) = path else { continue };
+        if node_key && chain.is_some() {
+            // The key never leaves the node: the form is made there, in the new version.
+            assembled.push((kind, path.clone()));
+            continue;
+        }
+        // A step that rewrites only the chain (the prune of a cross-signed rotation) leaves
+        // the form as it is: it holds the same leaf and key.
+        let (Some(key), Some(chain)) = (&key, &chain) else {
+            continue;
+        };
+        let password = password_for(node, base)
+            .ok_or_else(|| fail(kind.label(), path, no_password(form.name())))?;
+        let bytes = form
+            .render(&leaf_contents(key, chain), &password)
+            .map_err(|e| fail(kind.label(), path, e))?;
+        add.push((kind, path.clone(), bytes));
+    }
+    if let (Some(path), Some(bundle)) = (&paths.truststore, &bundle) {
+        let form = truststore_form(node.stores.truststore_format, node.stores.pkcs12_profile);
+        let password = password_for(node, base)
+            .ok_or_else(|| fail("truststore", path, no_password(form.name())))?;
+        let bytes = form
+            .render(&trust_contents(bundle), &password)
+            .map_err(|e| fail("truststore", path, e))?;
+        add.push((FileKind::Truststore, path.clone(), bytes));
+    }
+    for (kind, path, bytes) in add {
+        out.retain(|c| c.path != path);
+        out.push(FileChange {
+            kind,
+            path,
+            data: Some(bytes),
+            node_key: None,
+            assemble: false,
+        });
+    }
+    for (kind, path) in assembled {
+        out.retain(|c| c.path != path);
+        out.push(FileChange {
+            kind,
+            path,
+            data: None,
+            node_key: None,
+            assemble: true,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::inventory::InventoryBuilder;
+    use crate::materials::{changes_for, Generations};
+    use crate::pki::new_ca;
+    use crate::plan::{Action, ChainMode};
+
+    #[test]
+    fn the_stores_follow_the_pem_files_they_stand_for() {
+        let mut inv = InventoryBuilder::new().link("lb1", "app1").build();
+        let id = inv.node_id("app1").unwrap();
+        let node = &mut inv.nodes[id];
+        node.stores.keystore = Some("nodes/app1/keystore.p12".into());
+        node.stores.truststore = Some("nodes/app1/truststore.p12".into());
+        node.stores.combined_pem = Some("nodes/app1/combined.pem".into());
+        node.stores.store_password_file = Some("/etc/app/pass".into());
+        node.stores.key_defaulted = true;
+        let (spec, node) = (&inv.cas[0], &inv.nodes[id]);
+        let paths = node.paths(&spec.name);
+        assert!(paths.key_in_store);
+        let now = OffsetDateTime::now_utc();
+        let (g1, g2) = (new_ca(spec, 1, now).unwrap(), new_ca(spec, 2, now).unwrap());
+        let gens = Generations {
+            current: &g1,
+            next: Some(&g2),
+            cross: None,
+        };
+        let base = NodeBase {
+            store_password: Some(Password::new("pw")),
+            ..NodeBase::default()
+        };
+        let plain = ChainMode::Plain;
+        let install = changes_for(&[Action::Install], node, spec, gens, plain, &base, now).unwrap();
+        let kinds: Vec<FileKind> = install.iter().map(|c| c.kind).collect();
+        for k in [
+            FileKind::Keystore,
+            FileKind::Truststore,
+            FileKind::CombinedPem,
+        ] {
+            assert!(kinds.contains(&k), "{k:?} in {kinds:?}");
+        }
+        let get = |kind| {
+            install
+                .iter()
+                .find(|c| c.kind == kind)
+                .unwrap()
+                .data
+                .clone()
+                .unwrap()
+        };
+        let ks = keystore_form(node.stores.pkcs12_profile)
+            .read(&get(FileKind::Keystore), &Password::new("pw"))
+            .unwrap();
+        let pem = CombinedPem
+            .read(&get(FileKind::CombinedPem), &Password::new(""))
+            .unwrap();
+        assert_eq!(ks.key, pem.key, "one key in both forms");
+        assert_eq!(ks.chain, pem.chain);
+
+        // A trust-add writes the bundle and the truststore, never the leaf's forms.
+        let add = changes_for(&[Action::TrustAdd], node, spec, gens, plain, &base, now).unwrap();
+        let kinds: Vec<FileKind> = add.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [FileKind::TrustBundle, FileKind::Truststore]);
+
+        // The simulator's handshakes take what the stores hold, not the PEM files: with
+        // PEM files that say something else, `served` still gives the stores' contents.
+        let mut files = std::collections::HashMap::new();
+        let sim = Password::new(SIMULATION_PASSWORD);
+        for (kind, path) in [
+            (FileKind::Keystore, paths.keystore.clone().unwrap()),
+            (FileKind::Truststore, paths.truststore.clone().unwrap()),
+        ] {
+            let contents = if kind == FileKind::Keystore {
+                ks.clone()
+            } else {
+                crate::stores::StoreContents {
+                    anchors: crate::stores::trust_contents(g2.anchor().as_bytes()).anchors,
+                    ..Default::default()
+                }
+            };
+            let form = crate::stores::read::form_of(node, kind);
+            files.insert(path, form.render(&contents, &sim).unwrap());
+        }
+        files.insert(paths.cert.clone(), b"not this chain".to_vec());
+        files.insert(paths.trust_bundle.clone(), g1.anchor().as_bytes().to_vec());
+        let (bundle, chain, key) = served(node, &paths, &|p| files.get(p).cloned());
+        assert_eq!(crate::stores::pem_certs(&chain), ks.chain);
+        assert_eq!(crate::stores::pem_key(&key), ks.key);
+        assert_eq!(
+            crate::stores::pem_certs(&bundle),
+            crate::stores::pem_certs(g2.anchor().as_bytes()),
+            "the truststore's anchors, not the bundle's"
+        );
+
+        // Without the password read from the node, nothing is made.
+        let e = changes_for(
+            &[Action::Install],
+            node,
+            spec,
+            gens,
+            plain,
+            &NodeBase::default(),
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("store_password_file"), "{e}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Checking a node's keystore, truststore and combined PEM against the PEM files they
+//! stand for: a keystore's or combined PEM's key is its certificate's, it holds the same
+//! leaf and chain as the certificate file; a truststore holds exactly the bundle's anchors,
+//! each one Java would load; a file with a private key is not readable by every user. A
+//! store that cannot be opened (wrong password, not PKCS#12 or JKS) is a finding naming
+//! the file; the check itself never fails.
+
+use rcgen::PublicKeyData;
+use sha2::{Digest, Sha256};
+
+use super::collect::CaFiles;
+use super::finding::{mode_text, Finding};
+use super::node::{NodeContext, Parsed};
+use crate::materials::FileKind;
+use crate::stores::read::StoreFile;
+use crate::stores::StoreContents;
+
+/// Adds the findings of every store of the node to `out`.
+pub fn check_stores(
+    cx: &NodeContext<'_>,
+    files: &CaFiles,
+    parsed: &Parsed,
+    out: &mut Vec<Finding>,
+) {
+    for store in &files.stores {
+        check_one(cx, store, parsed, out);
+    }
+}
+
+fn check_one(cx: &NodeContext<'_>, s: &StoreFile, parsed: &Parsed, out: &mut Vec<Finding>) {
+    let (file, path) = (s.kind, s.path.clone());
+    let contents = match &s.opened {
+        None => return out.push(Finding::Missing { file, path }),
+        Some(Err(detail)) => {
+            return out.push(Finding::StoreUnopened {
+                file,
+                path,
+                detail: detail.clone(),
+            })
+        }
+        Some(Ok(c)) => c,
+    };
+    let differs = |detail: String| Finding::StoreDiffers {
+        file,
+        path: path.clone(),
+        detail,
+    };
+    match file {
+        FileKind::Truststore => {
+            let mut held: Vec<&[u8]> = contents.anchors.iter().map(|a| a.der.as_slice()).collect();
+            let mut want: Vec<&[u8]> = parsed.anchors.iter().map(|a| a.der.as_slice()).collect();
+            held.sort_unstable();
+            want.sort_unstable();
+            want.dedup();
+            held.dedup();
+            if held != want {
+                out.push(differs(format!(
+                    "holds {} anchor(s), not the {} of the trust bundle {}",
+                    held.len(),
+                    want.len(),
+                    cx.paths.trust_bundle
+                )));
+            }
+            let untrusted = contents.anchors.iter().filter(|a| !a.java_trusted).count();
+            if untrusted > 0 {
+                out.push(differs(format!(
+                    "holds {untrusted} certificate(s) without Java's trusted-certificate attribute (OID 2.16.840.1.113894.746875.1.1): Java loads no anchor from them"
+                )));
+            }
+        }
+        _ => {
+            check_leaf(cx, contents, parsed, &path, out, &differs);
+            if let Some(mode) = s.mode.filter(|m| m & 0o077 != 0) {
+                if cx.node.files.key_mode != Some(mode & 0o777) || mode & 0o007 != 0 {
+                    out.push(Finding::KeyMode {
+                        path: path.clone(),
+                        mode: mode_text(mode),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A keystore's or combined PEM's key, leaf and chain.
+fn check_leaf(
+    cx: &NodeContext<'_>,
+    c: &StoreContents,
+    parsed: &Parsed,
+    path: &str,
+    out: &mut Vec<Finding>,
+    differs: &dyn Fn(String) -> Finding,
+) {
+    let Some(leaf) = c.chain.first() else {
+        return out.push(differs("holds no certificate".into()));
+    };
+    let spki = c
+        .key
+        .as_ref()
+        .and_then(|k| rcgen::KeyPair::try_from(k.as_slice()).ok())
+        .map(|pair| hex::encode(Sha256::digest(pair.subject_public_key_info())));
+    let leaf_spki = crate::pki::parse_pem_certs(
+        pem::encode(&pem::Pem::new("CERTIFICATE", leaf.clone())).as_bytes(),
+    )
+    .ok()
+    .and_then(|v| v.into_iter().next())
+    .map(|i| i.spki_sha256);
+    match (spki, leaf_spki) {
+        (None, _) => out.push(differs("holds no private key certroll can read".into())),
+        (Some(k), Some(l)) if k != l => out.push(Finding::KeyMismatch {
+            key: path.to_string(),
+            cert: path.to_string(),
+        }),
+        _ => {}
+    }
+    let pem_chain: Vec<&[u8]> = parsed.chain.iter().map(|c| c.der.as_slice()).collect();
+    let held: Vec<&[u8]> = c.chain.iter().map(Vec::as_slice).collect();
+    if pem_chain.first().is_some_and(|l| *l != leaf.as_slice()) {
+        out.push(differs(format!(
+            "holds another leaf than the certificate file {}",
+            cx.paths.cert
+        )));
+    } else if !pem_chain.is_empty() && !held.starts_with(&pem_chain) {
+        // A store may still carry the cross certificate a cross-signed prune dropped from
+        // the certificate file (the prune does not rewrite a store whose key it lacks):
+        // extra certificates after the file's chain are not a difference.
+        out.push(differs(format!(
+            "holds the leaf of {} with another chain ({} certificate(s), the file has {})",
+            cx.paths.cert,
+            held.len(),
+            pem_chain.len()
+        )));
+    }
+}
