@@ -2,7 +2,8 @@
 //! nodes: one run at a time across working directories (the other exits 75 naming the
 //! holder), resume after kill -9 from another directory, a broken lease stopping its run
 //! before its next record, a database restart mid-run, `state push`/`pull` byte for byte,
-//! and the refusals of bad configuration (exit 78/69, nothing written to the fleet).
+//! the refusals of bad configuration (exit 78/69, nothing written to the fleet), and
+//! `ca extend` saving into the backend.
 
 mod support;
 
@@ -435,4 +436,34 @@ fn push_refuses_an_unfinished_local_run_and_lock_reads_the_local_lock() {
         journal(&pg).is_empty(),
         "a refused push wrote to the database"
     );
+}
+
+#[test]
+fn ca_extend_on_postgres_saves_the_extension_in_the_backend_and_writes_nothing_locally() {
+    let pg = Postgres::start();
+    let fleet = Fleet::new(&pg, 3);
+    fleet.run("a", &["apply", "--yes"]).expect_code(0);
+    fleet.run("b", &["verify"]).expect_code(0);
+    let before = journal(&pg).len();
+
+    // Extended from one directory, under the lease; the store it changed is the backend's.
+    fleet
+        .run("a", &["ca", "extend", "internal"])
+        .expect_code(0)
+        .expect_output("extended CA internal G1");
+    fleet.assert_no_local_state();
+    assert_eq!(journal(&pg).len(), before, "ca extend journals no run");
+
+    // Another directory reads the extended certificate from the backend: every bundle is
+    // outdated until a routine run installs it.
+    let run = fleet.run("b", &["verify", "--format", "json"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(
+        run.stdout.matches("outdated-ca-certificate").count(),
+        3,
+        "{run}"
+    );
+    fleet.run("c", &["apply", "--yes"]).expect_code(0);
+    fleet.run("a", &["verify"]).expect_code(0);
+    fleet.assert_no_local_state();
 }
