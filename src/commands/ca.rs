@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{keys, load, select_ca, CommandError};
+use super::{keys, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::KeyStore;
-use crate::journal::{Journal, Lock, RunStatus};
+use crate::journal::RunStatus;
 use crate::output::escape;
 use crate::pki::import::ImportFiles;
 use crate::pki::{CaStore, ImportError, ImportSource};
@@ -32,27 +32,9 @@ pub struct ImportArgs {
     pub next: bool,
 }
 
-/// Takes the state directory's run lock for `command`, then reads the journal: the lock
-/// and, when the latest run is one of CA `ca` and unfinished, that run's id. A command
-/// that changes the CA's generations refuses while there is one.
-pub(super) fn lock_for_ca(
-    state_dir: &Path,
-    ca: &str,
-    command: &str,
-) -> Result<(Lock, Option<String>), CommandError> {
-    let lock =
-        Lock::acquire(state_dir, command).map_err(|e| CommandError::Incomplete(e.to_string()))?;
-    let journal = Journal::open(state_dir).context("failed to open the journal")?;
-    let last = journal.last_run().context("failed to read the journal")?;
-    let unfinished = last
-        .filter(|r| r.header.ca == ca && r.end != Some(RunStatus::Complete))
-        .map(|r| r.run);
-    Ok((lock, unfinished))
-}
-
 /// Runs `certroll ca import`; returns the exit code.
 pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
+    let (inv, state) = super::load_with_state(&args.inventory)?;
     let ca = select_ca(&inv, Some(&args.ca))?;
     let spec = &inv.cas[ca];
     let files = ImportFiles {
@@ -70,13 +52,19 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
             .transpose()?,
     };
     let command = format!("certroll ca import {}", spec.name);
-    let (_lock, unfinished) = lock_for_ca(&inv.state_dir, &spec.name, &command)?;
-    if let Some(run) = unfinished {
+    let lease = state.acquire(&command)?;
+    let journal = state.open_journal(&*lease)?;
+    let last = journal.last_run().context("failed to read the journal")?;
+    if let Some(run) = last
+        .as_ref()
+        .filter(|r| r.header.ca == spec.name && r.end != Some(RunStatus::Complete))
+    {
         return Err(CommandError::BadInput(format!(
-            "refusing to import {} into CA {}: run {run} of this CA is unfinished and uses its \
+            "refusing to import {} into CA {}: run {} of this CA is unfinished and uses its \
              generations; nothing was written\n  hint: finish it with `certroll apply` first",
             args.cert.display(),
             spec.name,
+            run.run
         )));
     }
     // An encrypted store encrypts the imported key; a pkcs11 store finds it in the token.
@@ -90,6 +78,7 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
             ImportError::Refused { .. } => CommandError::BadInput(e.to_string()),
             ImportError::Store { .. } => CommandError::Other(anyhow::Error::new(e)),
         })?;
+    state.save_store(&*lease)?;
     let kind = if done.public_only {
         "public-only: certroll will only rotate away from it"
     } else {

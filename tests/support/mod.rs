@@ -28,6 +28,7 @@ pub mod pairs;
 pub mod peer_cli;
 pub mod peers;
 pub mod pki;
+pub mod postgres;
 pub mod props;
 pub mod run;
 pub mod softhsm;
