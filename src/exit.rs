@@ -13,6 +13,9 @@ pub const PLAN_HAS_WORK: i32 = 2;
 pub const USAGE: i32 = 64;
 /// The inventory file is missing or cannot be read (`EX_NOINPUT`). Nothing was changed.
 pub const NO_INPUT: i32 = 66;
+/// A service the command needs is unavailable (`EX_UNAVAILABLE`): the PostgreSQL state
+/// backend cannot be reached. Nothing was changed.
+pub const UNAVAILABLE: i32 = 69;
 /// An output file cannot be created (`EX_CANTCREAT`): `init` never replaces an inventory.
 pub const CANT_CREATE: i32 = 73;
 /// Refused in this state (`EX_NOPERM`: not permitted as things stand): the command is

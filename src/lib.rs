@@ -34,6 +34,7 @@ pub mod secrets;
 pub mod session;
 pub mod shell;
 pub mod simulate;
+pub mod state;
 pub mod stores;
 pub mod tls;
 pub mod transport;

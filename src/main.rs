@@ -1,7 +1,8 @@
 //! The `certroll` binary: parse arguments, call the library, map the result to an exit code.
 //!
 //! Exit codes (README): 0 done, 1 failure, 2 plan has work (`--detailed-exitcode`),
-//! 64 usage, 66 no inventory, 73 `init` would replace a file, 75 incomplete (resume later),
+//! 64 usage, 66 no inventory, 69 state backend unreachable, 73 `init` would replace a file,
+//! 75 incomplete (resume later),
 //! 77 refused in this state, 78 bad inventory; `verify` uses 0–3.
 //! `apply` and `verify` stop gracefully on SIGINT (exit 130) and SIGTERM (exit 75):
 //! see [`certroll::interrupt`].
@@ -68,10 +69,40 @@ enum Command {
     /// extend the current CA certificate with its own key.
     #[command(subcommand)]
     Ca(CaCmd),
+    /// Show who holds the lock of the fleet's state (exit 0 free, 75 held), or end a lease.
+    Lock(LockCmd),
+    /// Move the fleet's state between the local state_dir and its PostgreSQL backend.
+    #[command(subcommand)]
+    State(StateCmd),
     /// Print the completion script of a shell (see the README for where it goes).
     Completions(CompletionsCmd),
     /// Print the man page certroll(1), or with --dir write one page per command.
     Man(ManCmd),
+}
+
+#[derive(Debug, Args)]
+struct LockCmd {
+    #[command(subcommand)]
+    action: Option<LockSub>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LockSub {
+    /// End the current lease (PostgreSQL backend) and bump its epoch: its run stops at its
+    /// next write, and `certroll apply` resumes it.
+    Break {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCmd {
+    /// Copy the local state_dir (journal, CA store) into the empty PostgreSQL backend.
+    Push,
+    /// Copy the PostgreSQL backend's state into the empty local state_dir.
+    Pull,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +413,19 @@ fn run(cli: Cli) -> Result<i32, CommandError> {
             anchor: cmd.anchor,
             next: cmd.next,
         }),
+        Command::Lock(cmd) => commands::state::lock(
+            &cli.inventory,
+            match cmd.action {
+                None => commands::state::LockAction::Show,
+                Some(LockSub::Break { yes }) => commands::state::LockAction::Break { yes },
+            },
+        ),
+        Command::State(StateCmd::Push) => {
+            commands::state::transfer(&cli.inventory, commands::state::Transfer::Push)
+        }
+        Command::State(StateCmd::Pull) => {
+            commands::state::transfer(&cli.inventory, commands::state::Transfer::Pull)
+        }
         Command::Ca(CaCmd::Extend(cmd)) => {
             commands::ca_extend::extend(&commands::ca_extend::ExtendArgs {
                 inventory: cli.inventory,

@@ -17,7 +17,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use support::cli::openssl_verify;
-use support::local_fleet::{LocalFleet, NODES};
+use support::local::{LocalFleet, NODES};
 
 /// When the old CA and its leaves expired: two days ago, long past any backdating.
 fn expired_at() -> OffsetDateTime {
@@ -70,7 +70,7 @@ fn write_private(path: &Path, text: &str) {
 /// The fleet as certroll left it long ago: generation 1 in the store (the store's own
 /// layout: `current`, `g1/ca.pem`, `g1/ca.key`) and on every node, all expired.
 fn expired_fleet() -> LocalFleet {
-    let fleet = LocalFleet::new("", "");
+    let fleet = LocalFleet::ops(&[]);
     let (ca_pem, ca_key, issuer) = expired_ca();
     let g1 = fleet.ca_dir().join("g1");
     fs::DirBuilder::new()
@@ -83,10 +83,10 @@ fn expired_fleet() -> LocalFleet {
     write_private(&fleet.ca_dir().join("current"), "1\n");
     for n in NODES {
         let (leaf, key) = expired_leaf(&issuer, n);
-        fs::write(fleet.path(n, "ca.pem"), &ca_pem).expect("write the bundle");
-        fs::write(fleet.path(n, "cert.pem"), leaf).expect("write the leaf");
-        write_private(&fleet.path(n, "key.pem"), &key);
-        fs::write(fleet.path(n, "reloaded"), "").expect("mark the node reloaded");
+        fs::write(fleet.node_file(n, "ca.pem"), &ca_pem).expect("write the bundle");
+        fs::write(fleet.node_file(n, "cert.pem"), leaf).expect("write the leaf");
+        write_private(&fleet.node_file(n, "key.pem"), &key);
+        fs::write(fleet.node_file(n, "reloaded"), "").expect("mark the node reloaded");
     }
     fleet
 }
@@ -120,8 +120,11 @@ fn a_rotation_away_from_an_expired_ca_says_so_and_brings_every_node_to_the_new_g
     assert_eq!(after.code, 0, "{after}");
     for n in NODES {
         for peer in NODES {
-            openssl_verify(&fleet.path(n, "ca.pem"), &fleet.path(peer, "cert.pem"))
-                .unwrap_or_else(|e| panic!("{peer}'s leaf under {n}'s bundle: {e}"));
+            openssl_verify(
+                &fleet.node_file(n, "ca.pem"),
+                &fleet.node_file(peer, "cert.pem"),
+            )
+            .unwrap_or_else(|e| panic!("{peer}'s leaf under {n}'s bundle: {e}"));
         }
     }
 }

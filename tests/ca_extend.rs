@@ -11,10 +11,14 @@ use std::path::Path;
 use std::process::Command;
 
 use support::cli::{openssl_verify, pem_certs};
-use support::local_fleet::{LocalFleet, NODES};
+use support::local::{LocalFleet, NODES};
 
 /// A CA of 30 days, leaves of 10 days renewed 3 days before.
-const SHORT: &str = "validity = \"30d\"\nleaf_validity = \"10d\"\nrenew_before = \"3d\"";
+const SHORT: [(&str, &str); 3] = [
+    ("validity", "30d"),
+    ("leaf_validity", "10d"),
+    ("renew_before", "3d"),
+];
 
 fn openssl(args: &[&str], dir: &Path) {
     let out = Command::new("openssl")
@@ -31,7 +35,7 @@ fn openssl(args: &[&str], dir: &Path) {
 
 #[test]
 fn extend_reissues_the_ca_with_its_key_and_a_routine_apply_puts_it_in_every_bundle() {
-    let fleet = LocalFleet::new(SHORT, "");
+    let fleet = LocalFleet::ops(&SHORT);
     fleet.apply_ok(&[]);
     let store_pem = fleet.ca_dir().join("g1/ca.pem");
     let old = pem_certs(&store_pem).remove(0);
@@ -51,7 +55,7 @@ fn extend_reissues_the_ca_with_its_key_and_a_routine_apply_puts_it_in_every_bund
 
     // The leaves the old certificate signed chain to the new one (openssl reads it).
     for n in NODES {
-        openssl_verify(&store_pem, &fleet.path(n, "cert.pem"))
+        openssl_verify(&store_pem, &fleet.node_file(n, "cert.pem"))
             .unwrap_or_else(|e| panic!("{n}'s leaf under the extended CA: {e}"));
     }
     // verify names the bundles still to do; every link still handshakes.
@@ -66,20 +70,23 @@ fn extend_reissues_the_ca_with_its_key_and_a_routine_apply_puts_it_in_every_bund
     let (run, _) = fleet.verify_json(&[]);
     assert_eq!(run.code, 0, "{run}");
     for n in NODES {
-        let bundle = pem_certs(&fleet.path(n, "ca.pem"));
+        let bundle = pem_certs(&fleet.node_file(n, "ca.pem"));
         let ders: Vec<&Vec<u8>> = bundle.iter().map(|c| &c.der).collect();
         assert_eq!(ders, vec![&new.der], "bundle of {n}");
         for peer in NODES {
-            openssl_verify(&fleet.path(n, "ca.pem"), &fleet.path(peer, "cert.pem"))
-                .unwrap_or_else(|e| panic!("{peer}'s leaf under {n}'s bundle: {e}"));
+            openssl_verify(
+                &fleet.node_file(n, "ca.pem"),
+                &fleet.node_file(peer, "cert.pem"),
+            )
+            .unwrap_or_else(|e| panic!("{peer}'s leaf under {n}'s bundle: {e}"));
         }
     }
 }
 
 #[test]
 fn extend_refuses_a_public_only_generation_and_writes_nothing() {
-    let fleet = LocalFleet::new("", "");
-    let dir = fleet.dir.path();
+    let fleet = LocalFleet::ops(&[]);
+    let dir = fleet.root();
     openssl(
         &[
             "req",
@@ -126,7 +133,7 @@ fn extend_refuses_a_public_only_generation_and_writes_nothing() {
 
 #[test]
 fn extend_refuses_when_a_leaf_names_the_ca_certificate_issuer_and_serial() {
-    let fleet = LocalFleet::new(SHORT, "");
+    let fleet = LocalFleet::ops(&SHORT);
     fleet.apply_ok(&[]);
     // app's leaf re-issued by openssl from the same CA key, with an authority key
     // identifier that also names the CA certificate's issuer and serial number.

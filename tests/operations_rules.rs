@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::local_fleet::LocalFleet;
+use support::local::LocalFleet;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prometheus")
@@ -54,7 +54,7 @@ fn every_metric_the_rules_use_is_in_the_output_of_verify() {
     let rules = std::fs::read_to_string(examples().join("certroll-rules.yml")).expect("rules");
     let used = metric_names(&rules);
     assert!(used.len() >= 6, "{used:?}");
-    let fleet = LocalFleet::new("", "");
+    let fleet = LocalFleet::ops(&[]);
     fleet.apply_ok(&[]);
     let run = fleet.certroll(&["verify", "--format", "prometheus"]);
     run.expect_code(0);

@@ -74,6 +74,7 @@ fn inventory(dir: &Path, nodes: Vec<Node>) -> Inventory {
     Inventory {
         source: dir.join("inventory.toml"),
         state_dir: dir.join(".certroll"),
+        state: Default::default(),
         cas: vec![],
         nodes,
         links: vec![],

@@ -16,7 +16,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use support::local_fleet::{LocalFleet, NODES};
+use support::local::{LocalFleet, NODES};
 
 /// One parsed sample.
 #[derive(Debug, Clone)]
@@ -230,7 +230,7 @@ fn check_against_report(samples: &[Sample], report: &Value, fleet: &LocalFleet) 
                     Value::Null => Vec::new(),
                     one => vec![one],
                 };
-                let path = format!("{}/nodes/{node}/{file}", fleet.dir.path().display());
+                let path = format!("{}/nodes/{node}/{file}", fleet.root().display());
                 for cert in certs {
                     x509(
                         &mut find,
@@ -358,7 +358,7 @@ fn compare(fleet: &LocalFleet) -> Vec<Sample> {
 
 #[test]
 fn prometheus_output_parses_and_matches_the_json_report_in_every_value() {
-    let fleet = LocalFleet::new("leaf_validity = \"90d\"\nrenew_before = \"30d\"", "");
+    let fleet = LocalFleet::ops(&[("leaf_validity", "90d"), ("renew_before", "30d")]);
     fleet.apply_ok(&[]);
     let healthy = compare(&fleet);
     let status = |s: &[Sample], name: &str| {
@@ -375,7 +375,11 @@ fn prometheus_output_parses_and_matches_the_json_report_in_every_value() {
     fleet.fail_confirm("db", true);
     let stopped = fleet.certroll(&["apply", "--rotate", "--yes"]);
     assert_ne!(stopped.code, 0, "{stopped}");
-    fs::copy(fleet.path("app", "key.pem"), fleet.path("lb", "key.pem")).expect("copy a key");
+    fs::copy(
+        fleet.node_file("app", "key.pem"),
+        fleet.node_file("lb", "key.pem"),
+    )
+    .expect("copy a key");
     let broken = compare(&fleet);
     assert_eq!(status(&broken, "certroll_rotation_in_progress"), vec![1.0]);
     assert_eq!(status(&broken, "certroll_verify_success"), vec![0.0]);
@@ -401,9 +405,9 @@ fn prometheus_output_parses_and_matches_the_json_report_in_every_value() {
 
 #[test]
 fn textfile_dir_writes_certroll_prom_atomically_and_keeps_the_last_success_of_a_failing_run() {
-    let fleet = LocalFleet::new("", "");
+    let fleet = LocalFleet::ops(&[]);
     fleet.apply_ok(&[]);
-    let dir = fleet.dir.path().join("textfile");
+    let dir = fleet.root().join("textfile");
     fs::create_dir(&dir).expect("create the textfile directory");
     let dir_arg = dir.to_str().expect("a UTF-8 path");
     let run = fleet.certroll(&["verify", "--textfile-dir", dir_arg]);
@@ -421,7 +425,7 @@ fn textfile_dir_writes_certroll_prom_atomically_and_keeps_the_last_success_of_a_
     assert_eq!(entries.len(), 1, "only certroll.prom is left: {entries:?}");
 
     // A failing run keeps the earlier success time and says it failed.
-    fs::remove_file(fleet.path("db", "key.pem")).expect("remove a key");
+    fs::remove_file(fleet.node_file("db", "key.pem")).expect("remove a key");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let run = fleet.certroll(&["verify", "--format", "json", "--textfile-dir", dir_arg]);
     run.expect_code(2);
@@ -441,15 +445,15 @@ fn textfile_dir_writes_certroll_prom_atomically_and_keeps_the_last_success_of_a_
 
 #[test]
 fn textfile_dir_missing_or_unwritable_is_refused_before_any_node_is_read_and_nothing_is_written() {
-    let fleet = LocalFleet::new("", "");
+    let fleet = LocalFleet::ops(&[]);
     fleet.apply_ok(&[]);
-    let missing = fleet.dir.path().join("no-such-dir");
+    let missing = fleet.root().join("no-such-dir");
     let run = fleet.certroll(&["verify", "--textfile-dir", missing.to_str().expect("UTF-8")]);
     run.expect_code(73).expect_output("does not exist");
     assert!(!missing.exists());
     assert!(run.stdout.is_empty(), "no report for a refused run\n{run}");
 
-    let file = fleet.dir.path().join("a-file");
+    let file = fleet.root().join("a-file");
     fs::write(&file, "").expect("write a file");
     let run = fleet.certroll(&["verify", "--textfile-dir", file.to_str().expect("UTF-8")]);
     run.expect_code(73).expect_output("is not a directory");

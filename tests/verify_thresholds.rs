@@ -4,10 +4,14 @@
 
 mod support;
 
-use support::local_fleet::LocalFleet;
+use support::local::{LocalFleet, Settings};
 
 /// Leaves live 4 days (renewed 2 days before), the CA 20 days.
-const SHORT: &str = "validity = \"20d\"\nleaf_validity = \"4d\"\nrenew_before = \"2d\"";
+const SHORT: [(&str, &str); 3] = [
+    ("validity", "20d"),
+    ("leaf_validity", "4d"),
+    ("renew_before", "2d"),
+];
 
 fn kinds(report: &serde_json::Value, node: &str) -> Vec<String> {
     let nodes = report["cas"][0]["nodes"].as_array().expect("nodes");
@@ -28,7 +32,7 @@ fn kinds(report: &serde_json::Value, node: &str) -> Vec<String> {
 
 #[test]
 fn a_leaf_expiring_within_the_critical_window_is_critical_exit_2() {
-    let fleet = LocalFleet::new(SHORT, "");
+    let fleet = LocalFleet::ops(&SHORT);
     fleet.apply_ok(&[]);
     // Within 5 days but not within 3: a warning.
     let (run, report) = fleet.verify_json(&["--warn-within", "5d", "--critical-within", "3d"]);
@@ -50,21 +54,18 @@ fn a_leaf_expiring_within_the_critical_window_is_critical_exit_2() {
 
 #[test]
 fn critical_within_longer_than_warn_within_is_refused_with_exit_64() {
-    let fleet = LocalFleet::new(SHORT, "");
+    let mut fleet = LocalFleet::ops(&SHORT);
     fleet.apply_ok(&[]);
     let run = fleet.certroll(&["verify", "--warn-within", "2d", "--critical-within", "3d"]);
     run.expect_code(64)
         .expect_output("--critical-within 3d is longer than the warning window 2d (--warn-within)");
     assert!(run.stdout.is_empty(), "{run}");
     // Against the inventory's warning window, named as such.
-    fleet.write_inventory(SHORT, "[verify]\nwarn_within = \"2d\"\n");
+    fleet.edit(|s| s.tables("[verify]\nwarn_within = \"2d\"\n"));
     let run = fleet.certroll(&["verify", "--critical-within", "3d"]);
     run.expect_code(64).expect_output("warn_within in [verify]");
     // Both in the inventory: refused at load, with the position (exit 78).
-    fleet.write_inventory(
-        SHORT,
-        "[verify]\nwarn_within = \"2d\"\ncritical_within = \"3d\"\n",
-    );
+    fleet.edit(|s| s.tables("[verify]\nwarn_within = \"2d\"\ncritical_within = \"3d\"\n"));
     let run = fleet.certroll(&["verify"]);
     run.expect_code(78)
         .expect_output("critical_within 3d in [verify] is longer");
@@ -72,10 +73,10 @@ fn critical_within_longer_than_warn_within_is_refused_with_exit_64() {
 
 #[test]
 fn inventory_defaults_set_both_windows() {
-    let fleet = LocalFleet::new(
-        SHORT,
-        "[verify]\nwarn_within = \"6d\"\ncritical_within = \"5d\"\n",
-    );
+    let fleet = Settings::ops(&SHORT)
+        .tables("[verify]\nwarn_within = \"6d\"\ncritical_within = \"5d\"\n")
+        .write()
+        .with_node_dirs();
     fleet.apply_ok(&[]);
     let (run, report) = fleet.verify_json(&[]);
     assert_eq!(run.code, 2, "{run}");
@@ -90,7 +91,7 @@ fn inventory_defaults_set_both_windows() {
 
 #[test]
 fn the_ca_certificate_itself_is_checked_once_per_ca() {
-    let fleet = LocalFleet::new(SHORT, "");
+    let fleet = LocalFleet::ops(&SHORT);
     fleet.apply_ok(&[]);
     // The CA expires in 20 days, the leaves in 4: a 25-day window catches both, a 10-day
     // critical window only the leaves.

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{load, select_ca, CaGenerations, CommandError};
+use super::{select_ca, CaGenerations, CommandError};
 use crate::executor::{execute, ExecOptions, FleetWork, RunMaterial};
 use crate::exit;
 use crate::inventory::{CaId, CaSpec, Inventory};
-use crate::journal::{Journal, Lock, RunHeader, RunState};
+use crate::journal::{Journal, RunHeader, RunState};
 use crate::output::plan::{text, PlanView};
 use crate::output::progress::{Progress, ProgressFormat};
 use crate::output::style::plural;
@@ -23,6 +23,7 @@ use crate::output::{Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{Mode, Plan};
 use crate::session::decide::Intent;
+use crate::state::{Lease, StateBackend};
 use crate::transport::{Connector, HostKeyPolicy};
 
 /// Arguments of `certroll apply`.
@@ -97,21 +98,22 @@ struct RunContext<'a> {
     connector: Arc<dyn Connector>,
     /// A rollback run's journal parameters: the rotation run and the state rolled back.
     rollback_params: Option<crate::session::rollback::Params>,
-    /// Held until the run ends.
-    _lock: Lock,
+    /// Held until the run ends; every journal and CA store write is fenced by it.
+    lease: Box<dyn Lease>,
+    /// Where journal, lock and CA store live (chosen once, from the inventory).
+    state: Box<dyn StateBackend>,
 }
 
 impl<'a> RunContext<'a> {
     /// Loads the inventory, takes the lock, opens the journal, reads the CA store.
     fn new(args: &'a ApplyArgs) -> Result<Self, CommandError> {
-        let inv = load(&args.inventory)?;
+        let (inv, state) = super::load_with_state(&args.inventory)?;
         let ca = select_ca(&inv, args.ca.as_deref())?;
         // The CA's passphrase or PIN, once, before anything is written.
-        let store = super::keys::open_store(&inv.state_dir, &inv.cas[ca])?;
+        let store = super::keys::open_store(state.store_root(), &inv.cas[ca])?;
         let command = std::env::args().collect::<Vec<_>>().join(" ");
-        let lock = Lock::acquire(&inv.state_dir, &command)
-            .map_err(|e| CommandError::Incomplete(crate::error::chain(&e)))?;
-        let journal = Journal::open(&inv.state_dir)?;
+        let lease = state.acquire(&command)?;
+        let journal = state.open_journal(&*lease)?;
         let gens = CaGenerations::read(&store, &inv.cas[ca])?;
         let policy = HostKeyPolicy {
             accept_new: args.accept_new_host_keys,
@@ -126,7 +128,8 @@ impl<'a> RunContext<'a> {
             journal,
             connector,
             rollback_params: None,
-            _lock: lock,
+            lease,
+            state,
         })
     }
 
@@ -298,6 +301,7 @@ impl<'a> RunContext<'a> {
             self.gens.next = Some(next);
             self.gens.cross = cross;
             self.gens.next_staged = false;
+            self.state.save_store(&*self.lease)?;
             return Ok(generations);
         }
         if plan.mode == Mode::Rollback {
@@ -320,6 +324,7 @@ impl<'a> RunContext<'a> {
             .with_context(|| format!("failed to create the CA in {}", dir.display()))?;
         let generations = vec![created.generation];
         self.gens.current = Some(created);
+        self.state.save_store(&*self.lease)?;
         Ok(generations)
     }
 
@@ -430,6 +435,7 @@ impl<'a> RunContext<'a> {
                 self.store.dir.join(&spec.name).display()
             )
         })?;
+        self.state.save_store(&*self.lease)?;
         Ok(())
     }
 
@@ -442,6 +448,7 @@ impl<'a> RunContext<'a> {
             .and_then(|r| r.header.params.rollback_of);
         let said =
             crate::session::rollback::abandon(&self.store, self.spec(), &self.gens, run_id, of)?;
+        self.state.save_store(&*self.lease)?;
         self.result(&said);
         Ok(())
     }

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{keys, load, select_ca, CommandError};
+use super::{keys, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::KeyStore;
-use crate::journal::{Journal, Lock, RunStatus};
+use crate::journal::RunStatus;
 use crate::output::escape;
 use crate::pki::import::ImportFiles;
 use crate::pki::{CaStore, ImportError, ImportSource};
@@ -34,7 +34,7 @@ pub struct ImportArgs {
 
 /// Runs `certroll ca import`; returns the exit code.
 pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
+    let (inv, state) = super::load_with_state(&args.inventory)?;
     let ca = select_ca(&inv, Some(&args.ca))?;
     let spec = &inv.cas[ca];
     let files = ImportFiles {
@@ -52,9 +52,8 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
             .transpose()?,
     };
     let command = format!("certroll ca import {}", spec.name);
-    let _lock = Lock::acquire(&inv.state_dir, &command)
-        .map_err(|e| CommandError::Incomplete(e.to_string()))?;
-    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
+    let lease = state.acquire(&command)?;
+    let journal = state.open_journal(&*lease)?;
     let last = journal.last_run().context("failed to read the journal")?;
     if let Some(run) = last
         .as_ref()
@@ -79,6 +78,7 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
             ImportError::Refused { .. } => CommandError::BadInput(e.to_string()),
             ImportError::Store { .. } => CommandError::Other(anyhow::Error::new(e)),
         })?;
+    state.save_store(&*lease)?;
     let kind = if done.public_only {
         "public-only: certroll will only rotate away from it"
     } else {

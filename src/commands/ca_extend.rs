@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use super::{keys, load, select_ca, CommandError};
+use super::{keys, select_ca, CommandError};
 use crate::exit;
-use crate::journal::{Journal, Lock, RunStatus};
+use crate::journal::RunStatus;
 use crate::transport::HostKeyPolicy;
 
 /// Arguments of `certroll ca extend`.
@@ -26,7 +26,9 @@ pub struct ExtendArgs {
 
 /// Runs `certroll ca extend`; returns the exit code.
 pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
+    // The CA store is the state backend's: the state directory, or this command's private
+    // copy of the PostgreSQL backend's store (nothing of it is written locally).
+    let (inv, state) = super::load_with_state(&args.inventory)?;
     let ca = select_ca(&inv, Some(&args.ca))?;
     let spec = &inv.cas[ca];
     let store = keys::open_store(&inv.state_dir, spec)?;
@@ -61,9 +63,8 @@ pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
     // Only now the lock (a refusal above leaves no trace, not even the lock file), and
     // under it the store and the journal again: nothing may have changed meanwhile.
     let command = format!("certroll ca extend {}", spec.name);
-    let _lock = Lock::acquire(&inv.state_dir, &command)
-        .map_err(|e| CommandError::Incomplete(e.to_string()))?;
-    let journal = Journal::open(&inv.state_dir).context("failed to open the journal")?;
+    let lease = state.acquire(&command)?;
+    let journal = state.open_journal(&*lease)?;
     let last = journal.last_run().context("failed to read the journal")?;
     if let Some(run) = last
         .as_ref()
@@ -117,6 +118,8 @@ pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
     store
         .extend_current(spec, &extended)
         .with_context(|| format!("failed to record the extension of CA {}", spec.name))?;
+    // Fenced by the lease: a run whose lock was broken meanwhile writes nothing back.
+    state.save_store(&*lease)?;
     let until = crate::verify::node::rfc3339(extended.not_after);
     crate::outln!(
         "extended CA {} G{}: same key, subject and key identifiers, valid until {until}",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::inventory::{self, CaId, Inventory};
 use crate::journal::{Journal, RunState};
+use crate::state::StateBackend;
 use crate::transport::{self, Connector, HostKeyPolicy};
 
 pub use crate::session::{CaGenerations, CommandError};
@@ -18,9 +19,26 @@ pub mod init;
 pub mod keys;
 pub mod plan;
 mod routine_params;
+pub mod state;
 pub mod status;
 mod store_check;
 pub mod verify;
+
+/// Opens the inventory's state backend once for a command (see [`crate::state`]).
+pub fn open_state(inv: &Inventory) -> Result<Box<dyn StateBackend>, CommandError> {
+    Ok(crate::state::open(inv)?)
+}
+
+/// Loads the inventory and opens its state backend. The inventory's `state_dir` is then
+/// where this command's CA store is ([`StateBackend::store_root`]): the state directory
+/// itself, or the private copy of a PostgreSQL backend's store, which lives as long as
+/// the backend returned.
+pub fn load_with_state(path: &Path) -> Result<(Inventory, Box<dyn StateBackend>), CommandError> {
+    let mut inv = load(path)?;
+    let state = open_state(&inv)?;
+    inv.state_dir = state.store_root().to_path_buf();
+    Ok((inv, state))
+}
 
 /// The connector of a command: `policy` for SSH host keys, and no command run on this
 /// machine inherits a CA's passphrase or PIN variable ([`keys::secret_env`]).

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{load, select_ca, CaGenerations, CommandError};
+use super::{select_ca, CaGenerations, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
-use crate::journal::Journal;
 use crate::output::plan::{dot, json_to, text_to, PlanView};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
@@ -66,8 +65,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
     let gens = CaGenerations::read(&store, spec)?;
     let (current, next) = gens.numbers();
     if args.intent.rollback {
-        let journal = Journal::open(&inv.state_dir)?;
-        let last = journal.last_run_of(&spec.name)?;
+        let last = super::open_state(&inv)?.read_last_run(Some(&spec.name))?;
         let connector = super::connector(&inv, HostKeyPolicy::default());
         let found = rollback::find(
             &inv,
@@ -112,7 +110,7 @@ pub fn build(inv: Inventory, args: &PlanArgs) -> Result<Planned, CommandError> {
 
 /// Runs `certroll plan` and returns the exit code.
 pub fn run(args: &PlanArgs) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
+    let (inv, _state) = super::load_with_state(&args.inventory)?;
     let planned = build(inv, args)?;
     let view = planned.view();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());

@@ -2,7 +2,7 @@
 //! failed, and what each waiting step waits for.
 //!
 //! Status only reads: it never creates the state directory or the journal. Whether a run
-//! is going on now is asked of the lock ([`Lock::state`]), not guessed from the journal: a
+//! is going on now is asked of the lock ([`StateBackend::lock_state`]), not guessed from the journal: a
 //! run without a run-end record is `running` while a process holds the lock (which names
 //! it) and `interrupted` only when none does.
 
@@ -14,11 +14,12 @@ use anyhow::Context;
 use super::{load, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::Inventory;
-use crate::journal::{Journal, Lock, LockState, RunState, RunStatus};
+use crate::journal::{LockState, RunState, RunStatus};
 use crate::output::status::{self, RunProgress, RunReport, StepState, StepStatus};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::plan::{Plan, StepId};
 use crate::session::resume::rebuild;
+use crate::state::StateBackend;
 
 /// Arguments of `certroll status`.
 #[derive(Debug, Clone, Default)]
@@ -34,18 +35,19 @@ pub struct StatusArgs {
 pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
     let inv = load(&args.inventory)?;
     let ca = select_ca(&inv, args.ca.as_deref())?;
-    let lock = Lock::state(&inv.state_dir).context("failed to check the lock")?;
-    let last = Journal::read_last_run(&inv.state_dir, Some(&inv.cas[ca].name))?;
+    let state = super::open_state(&inv)?;
+    let lock = state.lock_state().context("failed to check the lock")?;
+    let last = state.read_last_run(Some(&inv.cas[ca].name))?;
     for w in last.iter().flat_map(|r| &r.warnings) {
         crate::errln!("warning: {}", crate::output::escape::block(w));
     }
     let Some(last) = last.filter(|r| r.header.ca == inv.cas[ca].name) else {
-        print(&no_run(&inv, ca, &lock, args.format))?;
+        print(&no_run(&inv, ca, &*state, &lock, args.format))?;
         return Ok(exit::OK);
     };
     // A run that began between the lock check and the journal read holds the lock now.
     let lock = if last.end.is_none() && lock == LockState::Free {
-        Lock::state(&inv.state_dir).context("failed to check the lock")?
+        state.lock_state().context("failed to check the lock")?
     } else {
         lock
     };
@@ -64,12 +66,23 @@ pub fn run(args: &StatusArgs) -> Result<i32, CommandError> {
 /// The report when no run of the CA was ever journaled, with the command to run next: a
 /// CA never created is bootstrapped (or imported, when the fleet has one already); an
 /// imported CA, whose first run is its takeover rotation, is rotated.
-fn no_run(inv: &Inventory, ca: usize, lock: &LockState, format: Format) -> String {
+fn no_run(
+    inv: &Inventory,
+    ca: usize,
+    state: &dyn StateBackend,
+    lock: &LockState,
+    format: Format,
+) -> String {
     let name = &inv.cas[ca].name;
-    let journal = inv.state_dir.join(crate::journal::JOURNAL_FILE);
+    let journal = state.journal_place();
     // Status only reads, and reading the generation would unlock its key: whether the
     // store points at a current generation is enough here.
-    let created = inv.state_dir.join("ca").join(name).join("current").exists();
+    let created = state
+        .store_root()
+        .join("ca")
+        .join(name)
+        .join("current")
+        .exists();
     let next = if created {
         format!(
             "run `certroll plan --rotate --ca {name}` to see the takeover rotation, then              `certroll apply --rotate --ca {name}` (docs/takeover.md)"
@@ -97,7 +110,7 @@ fn no_run(inv: &Inventory, ca: usize, lock: &LockState, format: Format) -> Strin
             serde_json::to_string_pretty(&doc).unwrap_or_default()
         );
     }
-    let mut text = format!("no run recorded for CA {name} in {}\n", journal.display());
+    let mut text = format!("no run recorded for CA {name} in {journal}\n");
     if let Some(holder) = holder {
         text += &format!("{}\n", status::running_line(holder));
     }

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{load, select_ca, CommandError};
+use super::{select_ca, CommandError};
 use crate::inventory::{CaId, Inventory};
 use crate::output::prometheus;
 use crate::output::textfile::Textfile;
 use crate::output::verify::{json, text};
 use crate::output::{unless_reader_left, Format, Style};
 use crate::pki::CaStore;
+use crate::state::StateBackend;
 use crate::transport::{Connector, HostKeyPolicy};
 use crate::verify::{check_windows, verify, CaInput, Known, Report, VerifyOptions};
 
@@ -67,7 +68,7 @@ pub fn run(args: &VerifyArgs) -> Result<i32, CommandError> {
 
 /// Runs `certroll verify` and writes the report to `out` (text styled with `style`).
 pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i32, CommandError> {
-    let inv = load(&args.inventory)?;
+    let (inv, state) = super::load_with_state(&args.inventory)?;
     // Refused before any node is contacted: a textfile directory that cannot take the
     // file, thresholds in the wrong order.
     let textfile = args
@@ -82,7 +83,7 @@ pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i3
             accept_new: args.accept_new_host_keys,
         },
     );
-    let report = check(&inv, args, connector)?;
+    let report = check_in(&inv, args, connector, &*state)?;
     if let Some(file) = textfile {
         let carried = file.previous_last_success();
         file.commit(&prometheus::render(&report, &inv, &carried))
@@ -102,11 +103,23 @@ pub fn run_to(args: &VerifyArgs, out: &mut dyn Write, style: Style) -> Result<i3
 }
 
 /// Verifies the selected CAs of `inv` through `connector`, reading the generations from
-/// the inventory's CA store. Separate from [`run`] so that any connector can be used.
+/// the inventory's CA store and the restarts left pending from the journal of its local
+/// state directory. Separate from [`run`] so that any connector can be used.
 pub fn check(
     inv: &Inventory,
     args: &VerifyArgs,
     connector: Arc<dyn Connector>,
+) -> Result<Report, CommandError> {
+    check_in(inv, args, connector, &crate::state::open_local(inv))
+}
+
+/// [`check`], reading the restarts left pending from `state`'s journal (a PostgreSQL
+/// backend's journal is not in the inventory's state directory).
+pub fn check_in(
+    inv: &Inventory,
+    args: &VerifyArgs,
+    connector: Arc<dyn Connector>,
+    state: &dyn StateBackend,
 ) -> Result<Report, CommandError> {
     let cas: Vec<CaId> = match &args.ca {
         Some(name) => vec![select_ca(inv, Some(name))?],
@@ -145,7 +158,8 @@ pub fn check(
     let ids: Vec<CaId> = inputs.iter().map(|i| i.ca).collect();
     check_windows(inv, &ids, &opts).map_err(CommandError::Usage)?;
     let mut report = verify(inv, &inputs, connector.as_ref(), &opts);
-    crate::verify::restart_pending(&mut report, &inv.state_dir);
+    // The journal is the state backend's (a PostgreSQL backend's is not in the store copy).
+    crate::verify::restart_pending(&mut report, |ca| state.read_last_run(Some(ca)));
     Ok(report)
 }
 

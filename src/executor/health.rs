@@ -150,53 +150,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_healthy_node_passes_after_the_healthy_time() {
+    /// [`hold`] on node web1 whose checks answer `script`, then pass: healthy for
+    /// `healthy_ms` within `timeout_ms`. The result and how long it took.
+    fn hold_scripted(
+        script: Vec<bool>,
+        healthy_ms: u64,
+        timeout_ms: u64,
+    ) -> (Result<(), StepError>, Duration) {
         let t0 = Instant::now();
-        let work = Flaky(Mutex::new(vec![]));
-        hold(
+        let work = Flaky(Mutex::new(script));
+        let result = hold(
             &work,
             &step(),
             "web1",
-            Duration::from_millis(200),
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        assert!(t0.elapsed() >= Duration::from_millis(200));
-        assert!(t0.elapsed() < Duration::from_secs(2));
+            Duration::from_millis(healthy_ms),
+            Duration::from_millis(timeout_ms),
+        );
+        (result, t0.elapsed())
+    }
+
+    #[test]
+    fn a_healthy_node_passes_after_the_healthy_time() {
+        let (result, took) = hold_scripted(vec![], 200, 5000);
+        result.unwrap();
+        assert!(took >= Duration::from_millis(200));
+        assert!(took < Duration::from_secs(2));
     }
 
     #[test]
     fn a_failed_check_starts_the_clock_again() {
-        let t0 = Instant::now();
         // Checks come every 50 ms: pass, fail, then pass for good.
-        let work = Flaky(Mutex::new(vec![true, false]));
-        hold(
-            &work,
-            &step(),
-            "web1",
-            Duration::from_millis(200),
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        assert!(
-            t0.elapsed() >= Duration::from_millis(300),
-            "{:?}",
-            t0.elapsed()
-        );
+        let (result, took) = hold_scripted(vec![true, false], 200, 5000);
+        result.unwrap();
+        assert!(took >= Duration::from_millis(300), "{took:?}");
     }
 
     #[test]
     fn a_node_that_never_stays_healthy_fails_with_its_last_answer() {
-        let work = Flaky(Mutex::new(vec![false; 1000]));
-        let err = hold(
-            &work,
-            &step(),
-            "web1",
-            Duration::from_millis(100),
-            Duration::from_millis(300),
-        )
-        .unwrap_err();
+        let err = hold_scripted(vec![false; 1000], 100, 300).0.unwrap_err();
         assert_eq!(err.kind, StepErrorKind::ConfirmFailed);
         assert!(
             err.message.contains("node web1 did not stay healthy"),

@@ -132,6 +132,7 @@ impl InventoryBuilder {
         Inventory {
             source: PathBuf::from("certroll.toml"),
             state_dir: PathBuf::from(".certroll"),
+            state: Default::default(),
             cas: self.cas,
             nodes,
             links,

@@ -21,6 +21,8 @@ pub struct Inventory {
     pub source: PathBuf,
     /// Local state directory (CA keys, journal, lock), resolved against the inventory's directory.
     pub state_dir: PathBuf,
+    /// Where the run state is kept: `state_dir` (the default) or a PostgreSQL backend.
+    pub state: super::StateLocation,
     /// CAs, sorted by name.
     pub cas: Vec<CaSpec>,
     /// Nodes, sorted by name.

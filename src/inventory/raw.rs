@@ -60,6 +60,12 @@ pub enum RawBudget {
 #[serde(deny_unknown_fields)]
 pub struct RawCertroll {
     pub state_dir: Option<String>,
+    /// A PostgreSQL state backend: its connection string, without a password.
+    pub state: Option<String>,
+    /// The environment variable holding the state backend's connection string.
+    pub state_env: Option<String>,
+    /// How long an unrenewed lease on a PostgreSQL backend lasts.
+    pub lease_seconds: Option<u64>,
 }
 
 /// `[ca.NAME]`.

@@ -137,11 +137,13 @@ pub fn build(raw: RawInventory, source: &Path) -> Result<Inventory, Problem> {
     shared_files::check(&nodes, &links, &cas)?;
     super::tls_target::check_one_ca(&nodes, &links, &cas)?;
     let state_dir = raw.certroll.state_dir.clone();
+    let state = super::state_location::build(&raw.certroll)?;
     free_in_background(raw.links);
     let state_dir = state_dir.as_deref().unwrap_or(".certroll");
     Ok(Inventory {
         source: source.to_path_buf(),
         state_dir: PathBuf::from(ctx.resolve(state_dir)),
+        state,
         cas,
         nodes,
         links,

@@ -42,6 +42,18 @@ pub struct Holder {
     /// RFC 3339.
     pub since: String,
     pub command: String,
+    /// The user running it (written by the PostgreSQL backend's lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The run it is executing, once journaled (PostgreSQL backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The lease's last renewal (PostgreSQL backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    /// The lease's fencing token (PostgreSQL backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 impl std::fmt::Display for Holder {
@@ -50,7 +62,20 @@ impl std::fmt::Display for Holder {
             f,
             "pid {} on host {} since {} ({})",
             self.pid, self.host, self.since, self.command
-        )
+        )?;
+        if let Some(user) = &self.user {
+            write!(f, ", user {user}")?;
+        }
+        if let Some(run) = &self.run {
+            write!(f, ", run {run}")?;
+        }
+        if let Some(beat) = &self.heartbeat {
+            write!(f, ", last heartbeat {beat}")?;
+        }
+        if let Some(epoch) = self.epoch {
+            write!(f, ", lease epoch {epoch}")?;
+        }
+        Ok(())
     }
 }
 
@@ -58,7 +83,7 @@ impl std::fmt::Display for Holder {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("another certroll run holds the lock on {path}: {holder}; wait for it to finish")]
-    Held { path: PathBuf, holder: Holder },
+    Held { path: PathBuf, holder: Box<Holder> },
     #[error("another certroll run holds the lock on {path} (its holder could not be read: {detail}); wait for it to finish")]
     HeldUnknown { path: PathBuf, detail: String },
     #[error("failed to {action} {path}")]
@@ -108,6 +133,10 @@ impl Lock {
             host: super::hostname(),
             since: super::now_rfc3339(),
             command: command.to_string(),
+            user: None,
+            run: None,
+            heartbeat: None,
+            epoch: None,
         };
         write_holder(&file, &holder).map_err(|e| io("write lock file", &path, e))?;
         drop(record);
@@ -283,7 +312,10 @@ fn held(state_dir: &Path, file: &File, record_guarded: bool) -> LockError {
         };
     }
     match read_holder(file) {
-        Ok(holder) => LockError::Held { path, holder },
+        Ok(holder) => LockError::Held {
+            path,
+            holder: Box::new(holder),
+        },
         Err(detail) => LockError::HeldUnknown { path, detail },
     }
 }
@@ -306,7 +338,7 @@ mod tests {
         let first = Lock::acquire(dir.path(), "certroll apply --rotate").unwrap();
         let err = Lock::acquire(dir.path(), "certroll apply").unwrap_err();
         match &err {
-            LockError::Held { holder, .. } => assert_eq!(holder, first.holder()),
+            LockError::Held { holder, .. } => assert_eq!(holder.as_ref(), first.holder()),
             other => panic!("expected Held, got {other:?}"),
         }
         let msg = err.to_string();
@@ -350,6 +382,10 @@ mod tests {
             host: "h".into(),
             since: "then".into(),
             command: "certroll apply (finished)".into(),
+            user: None,
+            run: None,
+            heartbeat: None,
+            epoch: None,
         };
         std::fs::write(&path, serde_json::to_string(&stale).unwrap()).unwrap();
         // A new taker has locked the directory and not yet written its record.
@@ -368,6 +404,10 @@ mod tests {
                 host: "h".into(),
                 since: "now".into(),
                 command: "certroll apply (running)".into(),
+                user: None,
+                run: None,
+                heartbeat: None,
+                epoch: None,
             };
             write_holder(&file, &me).unwrap();
             drop(record);
@@ -386,6 +426,23 @@ mod tests {
         }
         done_tx.send(()).unwrap();
         taker.join().unwrap();
+    }
+
+    #[test]
+    fn local_lock_record_is_written_as_before_backends_existed() {
+        // The lease fields of the PostgreSQL backend never reach the local `lock` file.
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::acquire(dir.path(), "certroll apply").unwrap();
+        let text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+        let keys: Vec<String> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+        assert_eq!(keys, ["command", "host", "pid", "since"], "{text}");
+        assert!(text.ends_with("}\n"), "{text}");
+        drop(lock);
     }
 
     #[test]

@@ -8,8 +8,6 @@
 //! but not done is re-checked on the node, never assumed. Only hashes
 //! reach the journal, never file contents, so no private key is ever written here.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -19,12 +17,36 @@ use crate::inventory::{ChainMode, Inventory, Strategy};
 use crate::plan::{Action, BundleNeed, LeafNeed, Mode, NodeProgress, Plan, Step, StepId};
 
 mod commit;
+mod file_sink;
 mod lock;
 mod private;
 mod state;
 
+pub use file_sink::FileSink;
 pub use lock::{Holder, Lock, LockError, LockState};
 pub use state::{RunState, StartedStep};
+
+/// Where the journal's lines are kept: a file in the state directory ([`FileSink`]) or a
+/// state backend's table (see [`crate::state`]). The journal itself (records, the run's
+/// state, torn lines) is the same whatever the sink.
+pub trait JournalSink: Send + Sync + std::fmt::Debug {
+    /// Names the journal in messages: its file, or the backend's table.
+    fn path(&self) -> &Path;
+    /// The whole journal as text.
+    fn read_all(&self) -> Result<String, JournalError>;
+    /// Appends one line (ending in `\n`), or fails without a partial record the reader
+    /// would take for a complete one. Returns the line's number for [`JournalSink::sync_to`].
+    /// A sink may keep the line only in memory or the page cache until then (the file
+    /// sink's group commit); one whose every append is durable on its own returns at once
+    /// from `sync_to`.
+    fn append(&self, line: &[u8]) -> Result<u64, JournalError>;
+    /// Returns once line `seq` and every line before it are durable.
+    fn sync_to(&self, seq: u64) -> Result<(), JournalError>;
+    /// Syncs made so far (0 for a sink whose appends are durable on their own).
+    fn syncs(&self) -> u64;
+    /// If the last write was cut by a crash, ends its line so the next record stands alone.
+    fn end_torn_line(&self) -> Result<(), JournalError>;
+}
 
 /// File name of the journal inside the state directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -70,6 +92,26 @@ pub enum JournalError {
     },
     #[error("cannot record step {step} in journal {path}: no run was begun or resumed")]
     NoRun { path: PathBuf, step: String },
+    /// The state backend refused or failed a journal operation (see [`crate::state`]).
+    #[error("failed to {action} journal {path}: {message}")]
+    Backend {
+        action: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    /// The run's lease was broken or taken over: this process may no longer write.
+    #[error(
+        "stopped: cannot {action} journal {path}: this run no longer holds the lock \
+         (lease epoch {epoch} was ended{by}); nothing more was written\n  \
+         hint: `certroll lock` shows who holds it now; run `certroll apply` again to resume \
+         once it is free"
+    )]
+    LeaseLost {
+        action: &'static str,
+        path: PathBuf,
+        epoch: i64,
+        by: String,
+    },
     #[error(
         "journal {path} line {line} was written by a newer certroll (record version {version}, \
          this one reads up to {JOURNAL_VERSION}); nothing was changed\n  \
@@ -261,35 +303,30 @@ impl RunHeader {
     }
 }
 
-/// The journal of one state directory. Writes are serialized and synced in groups
-/// ([`commit`]); `&self` methods can be called from several threads.
+/// The journal of one state directory or backend. Writes are serialized; the records
+/// that announce a side effect are durable before they return (in the state directory,
+/// synced in groups: [`commit`]); `&self` methods can be called from several threads.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
-    commit: commit::GroupCommit,
-    /// The run being recorded, with its state so far.
+    sink: Box<dyn JournalSink>,
+    /// The run being recorded, with its state so far. Lock order: this, then the sink's.
     current: Mutex<Option<RunState>>,
 }
 
 impl Journal {
     /// Opens (creating if needed) `state_dir/journal.jsonl` for appending.
     pub fn open(state_dir: &Path) -> Result<Journal, JournalError> {
-        let path = state_dir.join(JOURNAL_FILE);
-        let io = |action, source| JournalError::Io {
-            action,
-            path: path.clone(),
-            source,
-        };
-        private::create_dir(state_dir).map_err(|e| io("create the directory of", e))?;
-        let file = private::open_file(&path, true).map_err(|e| io("open", e))?;
-        let syncer = file.try_clone().map_err(|e| io("open", e))?;
-        Ok(Journal {
-            path,
-            file: Mutex::new(file),
-            commit: commit::GroupCommit::new(syncer),
+        Ok(Journal::with_sink(Box::new(FileSink::open(state_dir)?)))
+    }
+
+    /// The journal kept by `sink`.
+    pub fn with_sink(sink: Box<dyn JournalSink>) -> Journal {
+        Journal {
+            path: sink.path().to_path_buf(),
+            sink,
             current: Mutex::new(None),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -328,13 +365,7 @@ impl Journal {
     }
 
     fn read_all(&self) -> Result<String, JournalError> {
-        let mut text = String::new();
-        let mut file = self.lock_file();
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| self.io("read", e))?;
-        file.read_to_string(&mut text)
-            .map_err(|e| self.io("read", e))?;
-        Ok(text)
+        self.sink.read_all()
     }
 
     /// Begins a new run and records its run-start. Returns the run id.
@@ -440,12 +471,10 @@ impl Journal {
             resumed,
             params: h.params,
         };
-        // Lock order everywhere: current run, then file.
+        // Lock order everywhere: current run, then the sink.
         let mut current = self.lock_current();
-        let mut file = self.lock_file();
-        self.end_torn_line(&mut file)?;
-        let seq = self.write_record(&mut file, &record)?;
-        drop(file);
+        self.sink.end_torn_line()?;
+        let seq = self.write_record(&record)?;
         let mut state = base.unwrap_or_else(|| RunState::empty(run));
         state.apply(&record);
         *current = Some(state);
@@ -453,13 +482,14 @@ impl Journal {
         self.sync_to(seq)
     }
 
-    /// Syncs made so far by this journal (one per group of records; see [`commit`]).
+    /// Syncs made so far by this journal (one per group of records; see [`commit`]); a
+    /// sink whose every write is durable on its own makes none.
     pub fn syncs(&self) -> u64 {
-        self.commit.syncs()
+        self.sink.syncs()
     }
 
     fn sync_to(&self, seq: u64) -> Result<(), JournalError> {
-        self.commit.sync_to(seq).map_err(|e| self.io("sync", e))
+        self.sink.sync_to(seq)
     }
 
     fn append_step(
@@ -483,9 +513,7 @@ impl Journal {
         // What announces a side effect is on disk before it; a step's end rides along
         // with the next sync (see [`commit`]).
         let durable = matches!(record, Record::StepStart { .. } | Record::RunEnd { .. });
-        let mut file = self.lock_file();
-        let seq = self.write_record(&mut file, &record)?;
-        drop(file);
+        let seq = self.write_record(&record)?;
         state.apply(&record);
         drop(current);
         if durable {
@@ -494,44 +522,16 @@ impl Journal {
         Ok(())
     }
 
-    /// Appends one line (not synced yet); returns its number for [`Journal::sync_to`].
-    fn write_record(&self, file: &mut File, record: &Record) -> Result<u64, JournalError> {
-        let mut line =
-            serde_json::to_vec(record).map_err(|e| self.io("encode a record for", e.into()))?;
-        line.push(b'\n');
-        file.write_all(&line).map_err(|e| self.io("append to", e))?;
-        Ok(self.commit.wrote())
-    }
-
-    /// If the last write was cut by a crash, ends its line so the next record stands alone.
-    fn end_torn_line(&self, file: &mut File) -> Result<(), JournalError> {
-        let len = file.metadata().map_err(|e| self.io("inspect", e))?.len();
-        if len == 0 {
-            return Ok(());
-        }
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(len - 1))
-            .map_err(|e| self.io("read", e))?;
-        file.read_exact(&mut last).map_err(|e| self.io("read", e))?;
-        if last[0] != b'\n' {
-            file.write_all(b"\n")
-                .map_err(|e| self.io("repair the torn last line of", e))?;
-        }
-        Ok(())
-    }
-
-    fn io(&self, action: &'static str, source: std::io::Error) -> JournalError {
-        JournalError::Io {
-            action,
+    /// Appends one line (durable at once, or at the next [`Journal::sync_to`] of a
+    /// number at least this one's); returns its number.
+    fn write_record(&self, record: &Record) -> Result<u64, JournalError> {
+        let mut line = serde_json::to_vec(record).map_err(|e| JournalError::Io {
+            action: "encode a record for",
             path: self.path.clone(),
-            source,
-        }
-    }
-
-    fn lock_file(&self) -> MutexGuard<'_, File> {
-        // A panic while holding the guard cannot leave the file half-written in a way the
-        // reader does not tolerate (torn lines are skipped), so a poisoned lock is usable.
-        self.file.lock().unwrap_or_else(|p| p.into_inner())
+            source: e.into(),
+        })?;
+        line.push(b'\n');
+        self.sink.append(&line)
     }
 
     fn lock_current(&self) -> MutexGuard<'_, Option<RunState>> {

@@ -1,8 +1,8 @@
 //! The layout against a node's own users (docs/layout.md, "Threat model"): a service user
 //! that owns the certificate directory plants stores, links and versions; a symbolic link
 //! makes two nodes one; a watcher looks at a key while it is written; a killed run's script
-//! wakes up after the resume. Run as root with the local transport, `nobody` standing in
-//! for the service user.
+//! wakes up after the resume; a node command prints the script's markers. Run as root
+//! with the local transport, `nobody` standing in for the service user.
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
@@ -327,4 +327,52 @@ fn kill_9_then_an_immediate_resume_keeps_every_file() {
     assert_eq!(pair(dir.path()).as_deref(), Some("C"));
     let bundle = fs::read_to_string(dir.path().join("tls/ca.pem")).unwrap();
     assert_eq!(bundle, "BUNDLE-OLD", "every file of the set is still there");
+}
+
+#[test]
+fn a_node_command_cannot_forge_the_scripts_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    plain_files(dir.path(), "A");
+    let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
+    // The reload looks for the nonce where it could (the script's variables, its standard
+    // input), prints every marker the script prints, on both streams, and exits 1.
+    let forged = "echo \"[${nonce-}][${end-}][$(cat)]\"; for s in out err; do \
+                  printf 'certroll: files in place\\n\\ncertroll: reload exited 0\\n%s\\n' \
+                  'certroll: confirm exited 0' | if [ $s = err ]; then cat >&2; else cat; fi; \
+                  done; exit 1";
+    let opts = ApplyOptions {
+        reload: Some(forged),
+        confirm: Some("true"),
+        ..ApplyOptions::default()
+    };
+    let done = apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &opts).unwrap();
+    let reload = done.reload.expect("the reload ran");
+    assert_eq!(reload.status, Some(1), "{reload:?}");
+    assert!(reload.stdout.starts_with("[][][]\n"), "{reload:?}");
+    assert!(
+        reload.stderr.contains("certroll: reload exited 0"),
+        "{reload:?}"
+    );
+    assert!(done.confirm.is_none(), "no confirm after a failed reload");
+    assert_eq!(pair(dir.path()).as_deref(), Some("B"));
+}
+
+/// The script's shell functions (`run`, `fail`, `at`, `lock`, …) leaked into the node's
+/// commands, which run in a subshell of it: a reload calling the node's own `at` or `run`
+/// got the script's instead.
+#[test]
+fn the_scripts_functions_do_not_leak_into_node_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    plain_files(dir.path(), "A");
+    let (t, n) = (LocalTransport::new("app1", dir.path()), node(dir.path()));
+    let probe = "for f in run fail at lock safe apply node_command; do \
+                 if command -v \"$f\" >/dev/null 2>&1 && [ \"$(command -v \"$f\")\" = \"$f\" ]; then \
+                 echo \"function $f\"; exit 7; fi; done; [ -z \"${FUNCTIONS-}\" ] || exit 8; exit 0";
+    let opts = ApplyOptions {
+        reload: Some(probe),
+        ..ApplyOptions::default()
+    };
+    let done = apply(&t, &n, "internal", "R1", &swap("CERT-B", "KEY-B"), &opts).unwrap();
+    let reload = done.reload.expect("the reload ran");
+    assert_eq!(reload.status, Some(0), "{reload:?}");
 }

@@ -39,7 +39,8 @@ pub use os_trust::{install_os_trust, OsTrustInstall};
 pub use os_trust_script::OS_UPDATE_EXITED;
 pub use password::{store_password, BAD_PASSWORD_FILE};
 
-/// The line that ends the file data on the script's standard input.
+/// The line that ends the file data on the script's standard input (then a space and the
+/// step's nonce).
 const END_MARKER: &str = "certroll-end-of-data";
 
 /// How long writing a file set may take on top of the node's reload (`confirm_timeout`).
@@ -331,20 +332,26 @@ pub fn apply(
         ]);
     }
     input.extend_from_slice(&os_data);
-    input.extend_from_slice(END_MARKER.as_bytes());
-    input.push(b'\n');
+    // The end of the data, then the step's nonce: the script's markers carry it.
+    let nonce = script::nonce();
+    input.extend_from_slice(format!("{END_MARKER} {nonce}\n").as_bytes());
     let action = format!("write the files of CA {ca} through {store}");
     let timeout = WRITE_TIMEOUT + node.confirm_timeout;
     let out = if opts.reload.is_some() || opts.confirm.is_some() || opts.os_trust.is_some() {
         // The node's commands get the time limit each had as a command of its own, and
-        // SIGINT/SIGTERM stop them (never the file change before them).
+        // SIGINT/SIGTERM stop them (never the file change before them). The markers carry
+        // the nonce: nothing a node's command prints moves the deadline or the signal rule.
+        let (in_place, reloaded) = (
+            script::files_in_place(&nonce),
+            script::reload_exited(&nonce),
+        );
         let stages = [
             Stage {
-                marker: script::FILES_IN_PLACE,
+                marker: &in_place,
                 limit: node.confirm_timeout,
             },
             Stage {
-                marker: script::RELOAD_EXITED,
+                marker: &reloaded,
                 limit: node.confirm_timeout,
             },
         ];
@@ -357,7 +364,7 @@ pub fn apply(
     } else {
         t.exec_input(&command(&args), &input, timeout)?
     };
-    let r = script::parse(&out.stdout, &out.stderr, opts.reload.is_some());
+    let r = script::parse(&out.stdout, &out.stderr, opts.reload.is_some(), &nonce);
     if !r.in_place {
         return Err(failure(node, action, &out));
     }

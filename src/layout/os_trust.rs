@@ -62,10 +62,12 @@ pub fn install_os_trust(
     args.extend(words);
     args.extend(os_words);
     args.push(END_MARKER.to_string());
-    input.extend_from_slice(END_MARKER.as_bytes());
-    input.push(b'\n');
+    // The end of the data, then the step's nonce: the script's markers carry it.
+    let nonce = script::nonce();
+    input.extend_from_slice(format!("{END_MARKER} {nonce}\n").as_bytes());
+    let in_place = script::files_in_place(&nonce);
     let stages = [Stage {
-        marker: script::FILES_IN_PLACE,
+        marker: &in_place,
         limit: node.confirm_timeout,
     }];
     let out = t.exec_staged(
@@ -74,7 +76,7 @@ pub fn install_os_trust(
         WRITE_TIMEOUT + node.confirm_timeout,
         &stages,
     )?;
-    let r = script::parse(&out.stdout, &out.stderr, false);
+    let r = script::parse(&out.stdout, &out.stderr, false, &nonce);
     if !r.in_place {
         let action = format!(
             "install the anchors of CA {ca} in {} (store {store})",

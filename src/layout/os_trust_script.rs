@@ -7,7 +7,9 @@
 //! user, no other user can change it, and it is no symbolic link), `os_stage` reads the
 //! anchors from standard input into the store, `os_install` puts them in place after the
 //! switch (under the store's lock), and `os_update` runs the update command after it, before
-//! the reload, reporting [`OS_UPDATE_EXITED`] and its status on both streams.
+//! the reload, reporting [`OS_UPDATE_EXITED`], the step's nonce and its status on both
+//! streams, on a line of its own, like the reload's (nothing the command prints can pass
+//! for it).
 //!
 //! A file `.os-trust-pending` in the store is made before the first change to the anchors
 //! directory and removed once the update command exited 0, so that a script killed between
@@ -21,6 +23,8 @@ pub const OS_UPDATE_EXITED: &str = "certroll: os trust update exited ";
 
 /// Shell functions of the OS trust store, sent before the main script.
 pub const OS_TRUST: &str = r#"
+# Its functions, hidden from the node's commands with the main script's (node_command).
+OS_FUNCTIONS="os_check os_stage os_install mark os_update ostrust"
 # os_check: before anything changes, with osdir and osupdate set (osdir `-`: no os_trust).
 # Sets osphys, the anchors directory's physical path.
 os_check() {
@@ -93,7 +97,7 @@ os_install() {
 os_update() {
   [ -n "$osch" ] || return 0
   node_command "$osupdate"; c=$?
-  echo "certroll: os trust update exited $c"; echo "certroll: os trust update exited $c" >&2
+  report_exit "os trust update" "$c"
   [ "$c" != 0 ] || rm -f .os-trust-pending
   return "$c"
 }
@@ -108,11 +112,13 @@ ostrust() {
   os_check
   os_stage
   IFS= read -r end || end=
-  [ "$end" = "$marker" ] || fail 12 "the file data arrived incomplete"
+  nonce=${end#"$marker "}
+  case $end in "$marker "*) ;; *) fail 12 "the file data arrived incomplete" ;; esac
+  case $nonce in ''|*[!0-9a-f]*) fail 12 "the file data arrived incomplete" ;; esac
   owned
   os_install
   unlock
-  echo "certroll: files in place"
+  echo "certroll: files in place $nonce"
   os_update || :
 }
 

@@ -29,14 +29,33 @@
 //! crash left behind. `pubkey` prints the public key of a key file, so that a key made on
 //! the node is checked there and never read back.
 
-/// Marker printed once every file is in place (before the reload runs).
+/// Marker printed once every file is in place (before the reload runs), followed by the
+/// step's nonce ([`files_in_place`]).
 pub const FILES_IN_PLACE: &str = "certroll: files in place";
 /// Marker before the store password's text (`password`).
 pub const PASSWORD_FOLLOWS: &str = "certroll: password follows";
-/// Marker before the reload command's exit status (on stdout and on stderr).
+/// Marker before the step's nonce and the reload command's exit status (on stdout and on
+/// stderr, on a line of its own: [`reload_exited`]).
 pub const RELOAD_EXITED: &str = "certroll: reload exited ";
-/// Marker before the first confirm attempt's exit status (on stdout and on stderr).
+/// Marker before the step's nonce and the first confirm attempt's exit status (on stdout
+/// and on stderr, on a line of its own).
 pub const CONFIRM_EXITED: &str = "certroll: confirm exited ";
+
+/// A fresh nonce for one `apply` script: the markers it prints after the switch carry it,
+/// so that no output of the node's commands (which never see it) can pass for one.
+pub fn nonce() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// The line the script prints once every file is in place, with `nonce`.
+pub fn files_in_place(nonce: &str) -> String {
+    format!("{FILES_IN_PLACE} {nonce}")
+}
+
+/// The start of the reload's status line with `nonce` (the status follows).
+pub fn reload_exited(nonce: &str) -> String {
+    format!("{RELOAD_EXITED}{nonce} ")
+}
 
 /// Every command starts with the same four words, `STORE FALLBACK CA NODE`: the preferred
 /// store, the directory for stores when the preferred one's directory is not safe (`-`:
@@ -48,25 +67,31 @@ pub const CONFIRM_EXITED: &str = "certroll: confirm exited ";
 /// unset; for n, SIZE is the pending directory `.key-<tag>` whose `key.pem` becomes the
 /// file; p or P (modern or legacy profile), a keystore made on the node from the new
 /// `cert.pem` and `key.pem`, SIZE the store password file; c, a combined PEM made there
-/// from them; PATH `-`: a file of the set with no link). Standard input holds the data of the `w` files in order, then the MARKER line.
+/// from them; PATH `-`: a file of the set with no link). Standard input holds the data of
+/// the `w` files in order, then the line `MARKER NONCE` (NONCE: lowercase hex).
 /// Relative paths are taken from the directory the script starts in. CLEAN `-`, or how
 /// many earlier runs' backups to keep while removing every other old version after the
 /// switch. STOP `0`, a phase `N` to exit at, or `pN:FILE` to wait at phase N until FILE
 /// exists (tests). RELOAD and CONFIRM (empty: none) are the node's commands, run after
 /// the switch, each as `sh -c` would run it from the directory the script starts in: the
-/// reload, then (if it exited 0) the first attempt of the confirm; each reports
-/// `RELOAD_EXITED`/`CONFIRM_EXITED` and its status on both streams, so that what each
-/// printed can be told apart. OSDIR (`-`: none), OSUPDATE and OSFILES (`NAME:SIZE` words,
-/// their data on standard input after the files') install a CA's anchors in the operating
-/// system's trust store after the switch and run its update command before the reload
-/// (see [`super::os_trust_script`]); `ostrust STORE FALLBACK CA NODE OSDIR OSUPDATE OSFILES
-/// MARKER` does that alone. `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
+/// reload, then (if it exited 0) the first attempt of the confirm; after each, the script
+/// prints a newline and then `RELOAD_EXITED`/`CONFIRM_EXITED`, NONCE and its status on a
+/// line of its own, on both streams, so that what each printed can be told apart and no
+/// output of theirs can pass for a status (they never see NONCE). OSDIR (`-`: none),
+/// OSUPDATE and OSFILES (`NAME:SIZE` words, their data on standard input after the
+/// files') install a CA's anchors in the operating system's trust store after the switch
+/// and run its update command before the reload, reported the same way with
+/// [`super::os_trust_script::OS_UPDATE_EXITED`] (see [`super::os_trust_script`]); `ostrust
+/// STORE FALLBACK CA NODE OSDIR OSUPDATE OSFILES MARKER` does that alone (its data also
+/// ends with `MARKER NONCE`). `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
 /// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
 /// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`. `password PATH` (the
 /// store password, after the line [`PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
+# Every function of this script, hidden from the node's commands (node_command).
+FUNCTIONS="norefs fail run phase at safe pick enter lock unlock claim owned trusted capture migrate refs want create batch build fill link_paths remove_paths apply report_exit node_command prune cleanup keygen readpw password assemble pubkey ${OS_FUNCTIONS-}"
 me=
 # The files of a set that hold a private key (also in the `case` patterns below).
 secret='key.pem keystore.p12 combined.pem'
@@ -397,9 +422,14 @@ fill() {
     shift 6
   done
   os_stage
-  # The data ends with a marker line: a cut connection cannot pass for a short file.
+  # The data ends with a marker line: a cut connection cannot pass for a short file. The
+  # line also carries this step's nonce, which the status lines below carry: the node's
+  # commands never see it (stdin, not the command line; unset for them), so nothing they
+  # print can pass for a status line.
   IFS= read -r end || end=
-  [ "$end" = "$marker" ] || fail 12 "the file data arrived incomplete"
+  nonce=${end#"$marker "}
+  case $end in "$marker "*) ;; *) fail 12 "the file data arrived incomplete" ;; esac
+  case $nonce in ''|*[!0-9a-f]*) fail 12 "the file data arrived incomplete" ;; esac
   batch chmod "$chmods"
   if [ -n "$owner$group" ]; then
     who=$owner${group:+:$group}
@@ -496,23 +526,32 @@ apply() {
     prune "$clean" "$@"
   fi
   unlock
-  echo "certroll: files in place"
+  echo "certroll: files in place $nonce"
   c=0
   os_update || return 0
   if [ -n "$reload" ]; then
     node_command "$reload"; c=$?
-    echo "certroll: reload exited $c"; echo "certroll: reload exited $c" >&2
+    report_exit reload "$c"
   fi
   if [ "$c" = 0 ] && [ -n "$confirm" ]; then
     node_command "$confirm"; c=$?
-    echo "certroll: confirm exited $c"; echo "certroll: confirm exited $c" >&2
+    report_exit confirm "$c"
   fi
 }
 
+# report_exit WHAT CODE: after a node's command, on both streams, a newline (its output may
+# lack a final one) and the line `certroll: WHAT exited NONCE CODE` of its own.
+report_exit() {
+  printf '\ncertroll: %s exited %s %s\n' "$1" "$nonce" "$2"
+  printf '\ncertroll: %s exited %s %s\n' "$1" "$nonce" "$2" >&2
+}
+
 # node_command COMMAND: one of the node's commands, as `sh -c` runs it (no positional
-# parameters, unset variables allowed), from the directory the script started in.
+# parameters, unset variables allowed), from the directory the script started in; it
+# never sees the step's nonce (unset in its subshell, never exported, not on stdin), nor
+# the script's functions (a command named `run`, `at` or `lock` is the node's own).
 node_command() {
-  (cmd=$1; set +u; set --; cd -- "$orig" || cd /; umask 022; eval "$cmd") </dev/null
+  (cmd=$1; unset nonce end; unset -f $FUNCTIONS; unset FUNCTIONS; set +u; set --; cd -- "$orig" || cd /; umask 022; eval "$cmd") </dev/null
 }
 
 # prune KEEP PATH...: in the store, keep current and the KEEP most recent runs' backups;
@@ -689,94 +728,105 @@ pub struct Reported {
     pub confirm_stderr: String,
 }
 
-/// One stream split at the markers: the text before the reload's marker (the reload's,
-/// when `reload` ran), then the text up to the confirm's marker; the statuses found.
+/// One stream split at the status lines: the reload's part (when `reload` ran) and its
+/// status, then the confirm's part and its status.
 struct Split {
-    reload: (Option<i32>, Vec<String>),
-    confirm: (Option<i32>, Vec<String>),
+    reload: (Option<i32>, String),
+    confirm: (Option<i32>, String),
 }
 
-fn split(text: &str, reload: bool) -> Split {
-    let mut out = Split {
-        reload: (None, Vec::new()),
-        confirm: (None, Vec::new()),
+/// The last status line `\n<prefix><status>` in `text` (the script prints a newline before
+/// it: the line is its own whatever the command printed last): the text before it, the
+/// status, and the text after its line.
+fn cut<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, i32, &'t str)> {
+    let needle = format!("\n{prefix}");
+    let mut end = text.len();
+    while let Some(at) = text[..end].rfind(&needle) {
+        let rest = &text[at + needle.len()..];
+        let (code, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        if let Ok(code) = code.parse() {
+            return Some((&text[..at], code, after));
+        }
+        end = at;
+    }
+    None
+}
+
+fn lines(text: &str) -> String {
+    text.lines().collect::<Vec<_>>().join("\n")
+}
+
+fn split(text: &str, reload: bool, nonce: &str) -> Split {
+    let (reload, rest) = if !reload {
+        ((None, String::new()), text)
+    } else if let Some((before, code, after)) = cut(text, &reload_exited(nonce)) {
+        ((Some(code), lines(before)), after)
+    } else {
+        // The reload did not run to its end: all that followed the switch is its own.
+        ((None, lines(text)), "")
     };
-    // Whose output comes now: the reload's until its marker (if it ran), then the confirm's.
-    let mut in_reload = reload;
-    for line in text.lines() {
-        if let Some(at) = line.find(RELOAD_EXITED).filter(|_| in_reload) {
-            let code = &line[at + RELOAD_EXITED.len()..];
-            out.reload.0 = code.trim().parse().ok();
-            if at > 0 {
-                out.reload.1.push(line[..at].to_string());
-            }
-            in_reload = false;
-        } else if let Some(at) = line.find(CONFIRM_EXITED).filter(|_| !in_reload) {
-            let code = &line[at + CONFIRM_EXITED.len()..];
-            out.confirm.0 = code.trim().parse().ok();
-            if at > 0 {
-                out.confirm.1.push(line[..at].to_string());
-            }
-        } else if in_reload {
-            out.reload.1.push(line.to_string());
-        } else if out.confirm.0.is_none() {
-            out.confirm.1.push(line.to_string());
-        }
-    }
-    out
+    let confirm = match cut(rest, &format!("{CONFIRM_EXITED}{nonce} ")) {
+        Some((before, code, _)) => (Some(code), lines(before)),
+        None => (None, lines(rest)),
+    };
+    Split { reload, confirm }
 }
 
-/// The OS trust update's part of a stream: its status and output up to its marker, and
-/// the text after the marker's line; `None` and all of `text` when it has no marker.
-fn take_os_update(text: &str) -> (Option<(Option<i32>, String)>, &str) {
-    let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        if let Some(at) = line.find(super::OS_UPDATE_EXITED) {
-            let code = line[at + super::OS_UPDATE_EXITED.len()..].trim();
-            let said = format!("{}{}", &text[..start], &line[..at]);
-            let said = said.trim_end_matches('\n').to_string();
-            return (Some((code.parse().ok(), said)), &text[start + line.len()..]);
-        }
-        start += line.len();
+/// The OS trust update's part of a stream: its status and what it printed before its
+/// status line (the one with the step's nonce, after the newline the script prints
+/// first), and the text after that line; `None` and all of `text` when it did not run.
+fn take_os_update<'t>(text: &'t str, nonce: &str) -> (Option<(i32, String)>, &'t str) {
+    let prefix = format!("{}{nonce} ", super::OS_UPDATE_EXITED);
+    match cut(text, &prefix) {
+        Some((before, code, after)) => (Some((code, lines(before))), after),
+        None => (None, text),
     }
-    (None, text)
 }
 
-/// Reads the markers out of the script's two streams; `reload` tells whether a reload
-/// command was given (what the node's commands printed before a marker is theirs).
-pub fn parse(stdout: &str, stderr: &str, reload: bool) -> Reported {
-    let Some(at) = stdout.lines().position(|l| l == FILES_IN_PLACE).map(|i| {
-        stdout
-            .split_inclusive('\n')
-            .take(i + 1)
-            .map(str::len)
-            .sum::<usize>()
-    }) else {
+/// Reads the markers with `nonce` out of the script's two streams; `reload` tells whether a
+/// reload command was given. Only a marker with the step's nonce counts, on a line of its
+/// own, the last one of its kind: what the node's commands print (they never see the
+/// nonce) is theirs, whatever it says.
+pub fn parse(stdout: &str, stderr: &str, reload: bool, nonce: &str) -> Reported {
+    let marker = files_in_place(nonce);
+    let mut at = None;
+    let mut offset = 0;
+    for line in stdout.split_inclusive('\n') {
+        offset += line.len();
+        if line.trim_end_matches('\n') == marker {
+            at = Some(offset);
+        }
+    }
+    let Some(at) = at else {
         return Reported::default();
     };
-    let (os_out, rest_out) = take_os_update(&stdout[at..]);
-    let (os_err, rest_err) = take_os_update(stderr);
+    let (os_out, rest_out) = take_os_update(&stdout[at..], nonce);
+    let (os_err, rest_err) = take_os_update(stderr, nonce);
     let os_update = os_out.map(|(status, stdout)| crate::transport::ExecOutput {
-        status,
+        status: Some(status),
         stdout,
         stderr: os_err.map(|(_, e)| e).unwrap_or_default(),
     });
-    // Without the update's marker on stdout, stderr is the reload's and the confirm's alone.
+    // Without the update's status line on stdout, stderr is the reload's and the
+    // confirm's alone.
     let rest_err = if os_update.is_some() {
         rest_err
     } else {
         stderr
     };
-    let (out, err) = (split(rest_out, reload), split(rest_err, reload));
+    let (out, err) = (
+        split(rest_out, reload, nonce),
+        split(rest_err, reload, nonce),
+    );
     Reported {
         in_place: true,
         os_update,
         reload_status: out.reload.0,
-        reload_stdout: out.reload.1.join("\n"),
-        reload_stderr: err.reload.1.join("\n"),
+        reload_stdout: out.reload.1,
+        reload_stderr: err.reload.1,
         confirm_status: out.confirm.0,
-        confirm_stdout: out.confirm.1.join("\n"),
-        confirm_stderr: err.confirm.1.join("\n"),
+        confirm_stdout: out.confirm.1,
+        confirm_stderr: err.confirm.1,
     }
 }
 
@@ -784,29 +834,70 @@ pub fn parse(stdout: &str, stderr: &str, reload: bool) -> Reported {
 mod tests {
     use super::*;
 
+    /// Every function the script defines is hidden from the node's commands: a reload
+    /// that calls the node's own `run` or `at` must not get the script's.
+    #[test]
+    fn every_function_of_the_script_is_hidden_from_node_commands() {
+        let os = super::super::os_trust_script::OS_TRUST;
+        let listed_in = |text: &'static str, var: &str| -> Vec<&'static str> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{var}=\"")))
+                .and_then(|l| l.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("the {var} line"))
+                .split(' ')
+                .collect()
+        };
+        let mut listed = listed_in(SCRIPT, "FUNCTIONS");
+        assert!(listed.contains(&"${OS_FUNCTIONS-}"), "{listed:?}");
+        listed.extend(listed_in(os, "OS_FUNCTIONS"));
+        let defined: Vec<&str> = SCRIPT
+            .lines()
+            .chain(os.lines())
+            .filter_map(|l| l.trim_start().split_once("() {").map(|(name, _)| name))
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        assert!(defined.len() > 20, "{defined:?}");
+        for name in &defined {
+            assert!(listed.contains(name), "{name} is not in FUNCTIONS");
+        }
+    }
+
+    const N: &str = "0123456789abcdef";
+
+    /// What the script prints after `text` for `what` (reload, confirm) exiting `code`.
+    fn status(what: &str, code: i32) -> String {
+        format!("\ncertroll: {what} exited {N} {code}\n")
+    }
+
     #[test]
     fn markers_are_found_and_removed() {
-        let r = parse(
-            "certroll: files in place\nreloading\ncertroll: reload exited 3\n",
-            "",
-            true,
+        let out = format!(
+            "certroll: files in place {N}\nreloading\n{}",
+            status("reload", 3)
         );
+        let r = parse(&out, "", true, N);
         assert!(r.in_place);
         assert_eq!(r.reload_status, Some(3));
         assert_eq!(r.reload_stdout, "reloading");
         assert_eq!(r.confirm_status, None);
-        let none = parse("", "", true);
+        let none = parse("", "", true, N);
         assert!(!none.in_place);
         assert_eq!(none.reload_status, None);
     }
 
     #[test]
     fn reload_and_confirm_output_are_told_apart_on_both_streams() {
-        let out =
-            "migrated\ncertroll: files in place\nreloading\npartialcertroll: reload exited 0\n\
-                   checking\ncertroll: confirm exited 1\n";
-        let err = "reload warn\ncertroll: reload exited 0\nold cert\ncertroll: confirm exited 1\n";
-        let r = parse(out, err, true);
+        let out = format!(
+            "migrated\ncertroll: files in place {N}\nreloading\npartial{}checking\n{}",
+            status("reload", 0),
+            status("confirm", 1)
+        );
+        let err = format!(
+            "reload warn\n{}old cert\n{}",
+            status("reload", 0),
+            status("confirm", 1)
+        );
+        let r = parse(&out, &err, true, N);
         assert!(r.in_place);
         assert_eq!(r.reload_status, Some(0));
         assert_eq!(r.reload_stdout, "reloading\npartial");
@@ -816,31 +907,37 @@ mod tests {
         assert_eq!(r.confirm_stderr, "old cert");
         // Without a reload, what follows the switch is the confirm's; a confirm cut off
         // by its deadline reports no status but keeps its output.
-        let r = parse("certroll: files in place\nchecking\n", "slow\n", false);
+        let r = parse(
+            &format!("certroll: files in place {N}\nchecking\n"),
+            "slow\n",
+            false,
+            N,
+        );
         assert_eq!((r.reload_status, r.confirm_status), (None, None));
         assert_eq!(
             (r.confirm_stdout.as_str(), r.confirm_stderr.as_str()),
             ("checking", "slow")
         );
         // A reload cannot pass for the confirm by printing its marker.
-        let r = parse(
-            "certroll: files in place\ncertroll: confirm exited 0\n",
-            "",
-            true,
-        );
+        let out = format!("certroll: files in place {N}{}", status("confirm", 0));
+        let r = parse(&out, "", true, N);
         assert_eq!((r.reload_status, r.confirm_status), (None, None));
     }
 
     #[test]
     fn the_os_trust_update_is_told_apart_from_the_reload() {
-        let out = "certroll: files in place\nAdding 1 new\ncertroll: os trust update exited 0\nreloading\ncertroll: reload exited 0\n";
-        let err =
-            "warn\ncertroll: os trust update exited 0\nreload warn\ncertroll: reload exited 0\n";
-        let r = parse(out, err, true);
-        let os = r.os_update.expect("the update ran");
-        assert_eq!(os.status, Some(0));
+        let os = |code| status("os trust update", code);
+        let out = format!(
+            "certroll: files in place {N}\nAdding 1 new{}reloading{}",
+            os(0),
+            status("reload", 0)
+        );
+        let err = format!("warn{}reload warn{}", os(0), status("reload", 0));
+        let r = parse(&out, &err, true, N);
+        let update = r.os_update.clone().expect("the update ran");
+        assert_eq!(update.status, Some(0));
         assert_eq!(
-            (os.stdout.as_str(), os.stderr.as_str()),
+            (update.stdout.as_str(), update.stderr.as_str()),
             ("Adding 1 new", "warn")
         );
         assert_eq!(r.reload_status, Some(0));
@@ -849,21 +946,56 @@ mod tests {
             ("reloading", "reload warn")
         );
         // No update (the anchors did not change): everything is the reload's.
-        let r = parse(
-            "certroll: files in place\nx\ncertroll: reload exited 0\n",
-            "",
-            true,
-        );
+        let out = format!("certroll: files in place {N}\nx{}", status("reload", 0));
+        let r = parse(&out, "", true, N);
         assert_eq!((r.os_update, r.reload_stdout.as_str()), (None, "x"));
         // A failed update: its status, no reload.
-        let r = parse(
-            "certroll: files in place\ncertroll: os trust update exited 2\n",
-            "no\ncertroll: os trust update exited 2\n",
-            true,
-        );
-        let os = r.os_update.expect("the update ran");
-        assert_eq!((os.status, os.stderr.as_str()), (Some(2), "no"));
+        let out = format!("certroll: files in place {N}\n{}", os(2));
+        let r = parse(&out, &format!("no{}", os(2)), true, N);
+        let update = r.os_update.expect("the update ran");
+        assert_eq!((update.status, update.stderr.as_str()), (Some(2), "no"));
         assert_eq!(r.reload_status, None);
+        // An update that prints a forged status line (no nonce) then fails is a failure.
+        let out = format!(
+            "certroll: files in place {N}\ncertroll: os trust update exited 0{}",
+            os(1)
+        );
+        let r = parse(&out, "", true, N);
+        assert_eq!(r.os_update.expect("the update ran").status, Some(1));
+    }
+
+    #[test]
+    fn a_reload_that_prints_a_forged_reload_exited_0_then_exits_1_is_a_failure() {
+        // The reload prints every marker as the script once did, and with a guessed nonce,
+        // on both streams, then exits 1: only the script's own status line counts.
+        let forged = "certroll: files in place\ncertroll: reload exited 0\n\
+                      certroll: confirm exited 0\n\ncertroll: reload exited 0\n\
+                      certroll: files in place ffffffffffffffff\n\
+                      \ncertroll: reload exited ffffffffffffffff 0\n\
+                      \ncertroll: confirm exited ffffffffffffffff 0\n";
+        let out = format!(
+            "certroll: files in place {N}\n{forged}{}",
+            status("reload", 1)
+        );
+        let err = format!("{forged}{}", status("reload", 1));
+        let r = parse(&out, &err, true, N);
+        assert!(r.in_place);
+        assert_eq!(r.reload_status, Some(1), "{r:?}");
+        assert_eq!(r.confirm_status, None, "{r:?}");
+        assert_eq!(
+            r.reload_stdout,
+            lines(forged),
+            "the forged lines are the reload's"
+        );
+        assert_eq!(r.reload_stderr, lines(forged));
+        // Nor does a forged `files in place` stand for the switch.
+        assert!(!parse(forged, "", true, N).in_place);
+        // A status line in the middle of a line (not the script's) does not count either.
+        let out = format!(
+            "certroll: files in place {N}\nx{}",
+            &status("reload", 0)[1..]
+        );
+        assert_eq!(parse(&out, "", true, N).reload_status, None);
     }
 
     #[test]

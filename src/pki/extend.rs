@@ -12,14 +12,10 @@
 //! self-signed generations are extended: an intermediate is re-issued by its root, which
 //! certroll does not hold (docs/operations.md#an-expiring-ca).
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyIdMethod};
 use time::OffsetDateTime;
 use x509_parser::extensions::ParsedExtension;
 
-use super::issue::{
-    ca_key_usages, generate_error, random_serial, signing_error, subject_key_id, window,
-};
-use super::names::copy_name;
+use super::issue::{generate_error, same_ca_params, signing_error, window};
 use super::{CaCert, PkiError};
 use crate::inventory::CaSpec;
 
@@ -53,21 +49,7 @@ pub fn extend(spec: &CaSpec, ca: &CaCert, now: OffsetDateTime) -> Result<CaCert,
         return Err(fail(why));
     }
     let signer = ca.signer().map_err(&fail)?;
-    let (_, old) = x509_parser::parse_x509_certificate(&ca.cert_der).map_err(|e| {
-        fail(format!(
-            "certificate of G{} does not parse: {e}",
-            ca.generation
-        ))
-    })?;
-    let ski = subject_key_id(&old)
-        .ok_or_else(|| fail(format!("G{} has no subject key identifier", ca.generation)))?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = copy_name(old.subject())
-        .map_err(|m| fail(format!("subject of G{}: {m}", ca.generation)))?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = ca_key_usages();
-    params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
-    params.serial_number = Some(random_serial());
+    let mut params = same_ca_params(ca).map_err(&fail)?;
     let (not_before, not_after) = window(now, spec.validity, None).map_err(&fail)?;
     params.not_before = not_before;
     params.not_after = not_after;

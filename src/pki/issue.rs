@@ -123,23 +123,8 @@ pub fn cross_sign(
     let old_key = old
         .signer()
         .map_err(|m| fail(format!("key of G{}: {m}", old.generation)))?;
-    let (_, new_x509) = x509_parser::parse_x509_certificate(&new.cert_der).map_err(|e| {
-        fail(format!(
-            "certificate of G{} does not parse: {e}",
-            new.generation
-        ))
-    })?;
-    let ski = subject_key_id(&new_x509)
-        .ok_or_else(|| fail(format!("G{} has no subject key identifier", new.generation)))?;
-
-    let mut params = CertificateParams::default();
-    params.distinguished_name = copy_name(new_x509.subject())
-        .map_err(|m| fail(format!("subject of G{}: {m}", new.generation)))?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = ca_key_usages();
-    params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+    let mut params = same_ca_params(new).map_err(&fail)?;
     params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial());
     params.not_before = whole_seconds(now) - BACKDATE;
     params.not_after = new.not_after.min(old.not_after);
     if params.not_after <= params.not_before {
@@ -352,9 +337,25 @@ fn san(name: &str) -> Result<SanType, String> {
     Ok(SanType::DnsName(dns))
 }
 
-pub(super) fn subject_key_id(
-    cert: &x509_parser::certificate::X509Certificate<'_>,
-) -> Option<Vec<u8>> {
+/// Parameters of a CA certificate with `ca`'s subject, subject key identifier, basic
+/// constraints and key usages and a new serial number: what a re-issued (`ca extend`) or
+/// cross-signed generation keeps of the generation. Validity and signer are the caller's.
+pub(super) fn same_ca_params(ca: &CaCert) -> Result<CertificateParams, String> {
+    let g = ca.generation;
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.cert_der)
+        .map_err(|e| format!("certificate of G{g} does not parse: {e}"))?;
+    let ski = subject_key_id(&cert).ok_or_else(|| format!("G{g} has no subject key identifier"))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name =
+        copy_name(cert.subject()).map_err(|m| format!("subject of G{g}: {m}"))?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = ca_key_usages();
+    params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+    params.serial_number = Some(random_serial());
+    Ok(params)
+}
+
+fn subject_key_id(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Vec<u8>> {
     cert.iter_extensions()
         .find_map(|ext| match ext.parsed_extension() {
             x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {

@@ -15,39 +15,18 @@ use super::*;
 use crate::inventory::{CaSpec, KeyAlgorithm, SecretSource};
 use crate::pki::{issue_leaf, new_ca_with_key, CaKey, TokenKey};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+#[path = "../../tests/support/softhsm.rs"]
+mod fixture;
+
+use fixture::SOFTHSM_MODULE as MODULE;
+
 const PIN: &str = "5678";
 
 /// A fresh SoftHSM token labelled `label` in a temporary directory; `SOFTHSM2_CONF` is
 /// set for this process.
 fn softhsm(dir: &Path, label: &str) -> Pkcs11Spec {
-    assert!(
-        Path::new(MODULE).is_file(),
-        "{MODULE} is missing: install softhsm2 (scripts/test.sh does)"
-    );
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let conf = fixture::softhsm_token(dir, label, PIN);
     std::env::set_var("SOFTHSM2_CONF", &conf);
-    let out = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", label])
-        .args(["--so-pin", "1234", "--pin", PIN])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util must be installed (scripts/test.sh installs softhsm2)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     Pkcs11Spec {
         module: PathBuf::from(MODULE),
         token: label.into(),

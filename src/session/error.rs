@@ -6,6 +6,7 @@
 use crate::exit;
 use crate::inventory::InventoryError;
 use crate::journal::JournalError;
+use crate::state::StateError;
 
 /// A command's failure, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,9 @@ pub enum CommandError {
     /// The run could not finish now (lock held, a step failed); run again later: exit 75.
     #[error("{0}")]
     Incomplete(String),
+    /// The state backend cannot be reached (PostgreSQL down or unreachable): exit 69.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else: exit 1.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -38,7 +42,25 @@ pub enum CommandError {
 
 impl From<JournalError> for CommandError {
     fn from(e: JournalError) -> Self {
-        CommandError::Other(e.into())
+        match e {
+            // The lease was broken: resumable once the lock is free.
+            JournalError::LeaseLost { .. } => CommandError::Incomplete(e.to_string()),
+            e => CommandError::Other(e.into()),
+        }
+    }
+}
+
+impl From<StateError> for CommandError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Lock(e) => CommandError::Incomplete(crate::error::chain(&e)),
+            StateError::Journal(e) => e.into(),
+            StateError::Config(m) => CommandError::BadInput(m),
+            StateError::Unavailable(m) => CommandError::Unavailable(m),
+            StateError::Refused(m) => CommandError::Refused(m),
+            StateError::LeaseLost(m) => CommandError::Incomplete(m),
+            StateError::Other(m) => CommandError::Other(anyhow::anyhow!(m)),
+        }
     }
 }
 
@@ -52,6 +74,7 @@ impl CommandError {
             CommandError::BadInput(_) => exit::BAD_INVENTORY,
             CommandError::CantCreate(_) => exit::CANT_CREATE,
             CommandError::Incomplete(_) => exit::INCOMPLETE,
+            CommandError::Unavailable(_) => exit::UNAVAILABLE,
             // A key store the operator must fix (wrong passphrase, token missing) is
             // configuration, wherever it was found.
             CommandError::Other(e)
@@ -61,6 +84,18 @@ impl CommandError {
                 }) =>
             {
                 exit::BAD_INVENTORY
+            }
+            // A run stopped because its lease was broken, or because the state backend
+            // went away mid-run: resumable.
+            CommandError::Other(e)
+                if e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<JournalError>(),
+                        Some(JournalError::LeaseLost { .. } | JournalError::Backend { .. })
+                    )
+                }) =>
+            {
+                exit::INCOMPLETE
             }
             CommandError::Other(_) => exit::FAILURE,
         }

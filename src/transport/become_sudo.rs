@@ -58,6 +58,14 @@ impl Sudo {
         TransportError::new(self.inner.node(), action, ErrorKind::Auth, message)
     }
 
+    /// `out`, or the error of [`Sudo::refused`] for `action` when sudo itself refused.
+    fn unless_refused(&self, action: &str, out: ExecOutput) -> Result<ExecOutput, TransportError> {
+        if Sudo::sudo_refused(&out) {
+            return Err(self.refused(action, &out));
+        }
+        Ok(out)
+    }
+
     /// True when sudo itself refused (it says so on stderr, exit 1) rather than the command failing.
     fn sudo_refused(out: &ExecOutput) -> bool {
         out.status == Some(1)
@@ -80,10 +88,7 @@ impl Sudo {
             command.push_str(&shell_quote(a));
         }
         let out = self.inner.exec_input(&command, input, HELPER_TIMEOUT)?;
-        if Sudo::sudo_refused(&out) {
-            return Err(self.refused(action, &out));
-        }
-        Ok(out)
+        self.unless_refused(action, out)
     }
 
     fn failed(&self, action: String, out: &ExecOutput) -> TransportError {
@@ -181,10 +186,7 @@ impl Transport for Sudo {
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         let out = self.inner.exec(&Sudo::wrap(command), timeout)?;
-        if Sudo::sudo_refused(&out) {
-            return Err(self.refused(&format!("run `{command}`"), &out));
-        }
-        Ok(out)
+        self.unless_refused(&format!("run `{command}`"), out)
     }
 
     /// A TCP stream needs no privilege: opened by the login session.
@@ -211,10 +213,7 @@ impl Transport for Sudo {
         let out = self
             .inner
             .exec_input(&Sudo::wrap(command), input, timeout)?;
-        if Sudo::sudo_refused(&out) {
-            return Err(self.refused(&format!("run `{command}`"), &out));
-        }
-        Ok(out)
+        self.unless_refused(&format!("run `{command}`"), out)
     }
 
     fn exec_staged(
@@ -227,10 +226,7 @@ impl Transport for Sudo {
         let out = self
             .inner
             .exec_staged(&Sudo::wrap(command), input, timeout, stages)?;
-        if Sudo::sudo_refused(&out) {
-            return Err(self.refused(&format!("run `{command}`"), &out));
-        }
-        Ok(out)
+        self.unless_refused(&format!("run `{command}`"), out)
     }
 }
 

@@ -161,7 +161,10 @@ impl Transport for FakeNode {
                 _ => {}
             }
         }
-        let mut stdout = "certroll: files in place\n".to_string();
+        // The data ends with `END_MARKER NONCE`.
+        let end = String::from_utf8_lossy(data);
+        let nonce = end.trim_end().rsplit(' ').next().unwrap_or_default();
+        let mut stdout = format!("certroll: files in place {nonce}\n");
         let mut stderr = String::new();
         let mut reloaded = true;
         for (command, marker) in [(reload, "reload"), (confirm, "confirm")] {
@@ -170,7 +173,7 @@ impl Transport for FakeNode {
             }
             let r = self.exec(&command, timeout)?;
             let status = r.status.unwrap_or(137);
-            let line = format!("certroll: {marker} exited {status}\n");
+            let line = format!("\ncertroll: {marker} exited {nonce} {status}\n");
             stdout += &format!("{}{line}", r.stdout);
             stderr += &format!("{}{line}", r.stderr);
             reloaded = status == 0;

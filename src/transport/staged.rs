@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stage<'a> {
     /// Text the command prints (anywhere on a line: the output of what ran before may
-    /// lack a final newline).
+    /// lack a final newline). It must be text nothing else the command runs can print:
+    /// the apply script's markers carry the step's nonce, which its node commands never see.
     pub marker: &'a str,
     /// From the moment the marker is seen, the command's deadline is this far away.
     pub limit: Duration,

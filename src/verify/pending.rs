@@ -4,16 +4,18 @@
 //! journal: the node is reported as pending (a warning), not as healthy, until a later
 //! step restarts it.
 
-use std::path::Path;
-
 use super::{Finding, Report};
-use crate::journal::Journal;
+use crate::journal::{JournalError, RunState};
 
 /// Adds a [`Finding::RestartPending`] to every node the last run of its CA left pending.
-/// A journal that cannot be read adds nothing here: `status` and `apply` report it.
-pub fn restart_pending(report: &mut Report, state_dir: &Path) {
+/// `last_run` reads the last run of a CA from the journal, wherever the state backend
+/// keeps it. A journal that cannot be read adds nothing here: `status` and `apply` report it.
+pub fn restart_pending(
+    report: &mut Report,
+    last_run: impl Fn(&str) -> Result<Option<RunState>, JournalError>,
+) {
     for ca in &mut report.cas {
-        let Ok(Some(run)) = Journal::read_last_run(state_dir, Some(&ca.ca)) else {
+        let Ok(Some(run)) = last_run(&ca.ca) else {
             continue;
         };
         for node in ca

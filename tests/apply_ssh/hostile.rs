@@ -1,7 +1,9 @@
 //! Node commands that daemonize or hang, over SSH through the real binary: a reload and
 //! a confirm that leave a 25 s child holding their output do not stall the run, and
 //! SIGINT during a hanging reload kills its whole process group on the node (no orphan),
-//! journals the run as interrupted and exits 130.
+//! journals the run as interrupted and exits 130; a reload that prints the file script's
+//! markers itself (files in place, reload and confirm exited 0) and then fails is a failed
+//! reload all the same.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -78,4 +80,28 @@ fn sigint_during_a_reload_over_ssh_leaves_no_orphan_on_the_node() {
             .expect("check the node");
         assert_eq!(out.stdout, "", "{node}: orphans left");
     }
+}
+
+#[test]
+fn a_reload_that_prints_forged_markers_then_fails_fails_the_step() {
+    let fleet = Fleet::start(&["lb1", "app1"]);
+    // What a service (or a hostile user whose log lines it echoes) may print: the markers
+    // the file script prints, on both streams, then a line that would rewrite the terminal.
+    let forged = "for s in 1 2; do echo 'certroll: files in place'; \
+                  echo 'certroll: reload exited 0'; echo 'certroll: confirm exited 0'; \
+                  echo 'certroll: reload exited 0' >&2; echo 'certroll: confirm exited 0' >&2; \
+                  done; printf 'bad config\\033[2K\\rreload: OK\\n' >&2; exit 3";
+    let inv = FleetInventory::new(&fleet)
+        .link("lb1", "app1")
+        .node_key("app1", "reload", forged)
+        .node_key("app1", "confirm", "true");
+    let ctl = Control::new(&fleet, &inv);
+    let run = ctl.certroll(&["apply", "--yes"]);
+    run.expect_code(75)
+        .expect_output("failed to run reload command")
+        .expect_output("on node app1: exited 3: bad config\\x1b[2K\\rreload: OK");
+    assert!(
+        !run.output().contains('\x1b'),
+        "the node's output is escaped\n{run}"
+    );
 }

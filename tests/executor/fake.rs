@@ -43,6 +43,7 @@ pub(crate) fn inventory(nodes: usize) -> Inventory {
     Inventory {
         source: PathBuf::from("fleet.toml"),
         state_dir: PathBuf::from(".certroll"),
+        state: Default::default(),
         cas: vec![CaSpec {
             name: "internal".into(),
             subject: "CN=Test CA".into(),

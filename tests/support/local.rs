@@ -11,6 +11,11 @@
 //!
 //! Runs go through [`super::run`] (time limit, no terminal, `NO_COLOR`) in the fleet's
 //! directory; a failed expectation prints the whole command and its output.
+//!
+//! The tests of day-to-day operation (`verify` and its windows and metrics, `ca extend`)
+//! start from [`LocalFleet::ops`]: a CA subject with quotes in it, every node's directory
+//! there, and a confirmation that fails while `nodes/<node>/fail` exists
+//! ([`LocalFleet::fail_confirm`]), so that a run can be stopped in the middle of a rotation.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +27,10 @@ use super::run::{certroll, Run};
 
 /// The nodes of the default topology, in inventory order.
 pub const NODES: [&str; 3] = ["lb", "app", "db"];
+
+/// The CA subject of [`LocalFleet::ops`]: its CN holds double quotes, which every output
+/// format must escape.
+pub const OPS_SUBJECT: &str = "CN=Ops \"Test\" CA,O=certroll tests";
 
 /// One node of the inventory: its name, `dns_names` and more keys of its table.
 #[derive(Debug, Clone)]
@@ -39,6 +48,8 @@ pub struct Settings {
     defaults: Vec<(String, String)>,
     nodes: Vec<NodeSpec>,
     links: Vec<String>,
+    /// TOML text after the links (a `[verify]` table, ...).
+    tables: String,
 }
 
 /// Sets `key` to `value` in `keys`, in place when it is there already.
@@ -85,13 +96,25 @@ impl Settings {
                 "client = \"lb\"\nserver = \"app\"\n".into(),
                 "client = \"app\"\nserver = \"db\"\nmutual = true\n".into(),
             ],
+            tables: String::new(),
         }
+    }
+
+    /// The settings of [`LocalFleet::ops`]: CA [`OPS_SUBJECT`] with `ca_keys`, and
+    /// [`Settings::stoppable`].
+    pub fn ops(ca_keys: &[(&str, &str)]) -> Settings {
+        Settings::new(OPS_SUBJECT).ca_keys(ca_keys).stoppable()
     }
 
     /// A key of `[ca.internal]` (`leaf_validity`, `renew_before`, ...).
     pub fn ca_key(mut self, key: &str, value: &str) -> Self {
         set(&mut self.ca, key, value);
         self
+    }
+
+    /// Keys of `[ca.internal]`, in order (`[("leaf_validity", "4d"), ...]`).
+    pub fn ca_keys(self, keys: &[(&str, &str)]) -> Self {
+        keys.iter().fold(self, |s, (k, v)| s.ca_key(k, v))
     }
 
     /// A key of `[defaults]` (`confirm_timeout`, `proof_cert`, ...), replacing its value.
@@ -108,6 +131,19 @@ impl Settings {
     /// Every node's confirm command.
     pub fn confirm(self, command: &str) -> Self {
         self.default_key("confirm", command)
+    }
+
+    /// A node's confirmation fails, within a second, while `nodes/<node>/fail` exists
+    /// ([`LocalFleet::fail_confirm`]).
+    pub fn stoppable(self) -> Self {
+        self.confirm("test -e nodes/{node}/reloaded && test ! -e nodes/{node}/fail")
+            .default_key("confirm_timeout", "1s")
+    }
+
+    /// TOML tables written after the links (e.g. `[verify]`), replacing earlier ones.
+    pub fn tables(mut self, text: &str) -> Self {
+        self.tables = text.into();
+        self
     }
 
     /// A key of one node's table (its own `reload`, `confirm`, ...).
@@ -164,6 +200,9 @@ impl Settings {
         for l in &self.links {
             out.push_str(&format!("\n[[links]]\n{l}"));
         }
+        if !self.tables.is_empty() {
+            out.push_str(&format!("\n{}\n", self.tables));
+        }
         out
     }
 
@@ -189,6 +228,12 @@ impl LocalFleet {
     #[allow(clippy::new_ret_no_self)]
     pub fn new(subject: &str) -> Settings {
         Settings::new(subject)
+    }
+
+    /// The fleet of the day-to-day operation tests: [`Settings::ops`] written, with every
+    /// node's directory.
+    pub fn ops(ca_keys: &[(&str, &str)]) -> LocalFleet {
+        Settings::ops(ca_keys).write().with_node_dirs()
     }
 
     /// A fleet whose inventory is `text`, as it is.
@@ -242,6 +287,54 @@ impl LocalFleet {
     /// `rel` below the fleet's directory.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
+    }
+
+    /// `nodes/<node>/`.
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.path(&format!("nodes/{node}"))
+    }
+
+    /// `nodes/<node>/<file>`.
+    pub fn node_file(&self, node: &str, file: &str) -> PathBuf {
+        self.node_dir(node).join(file)
+    }
+
+    /// The store directory of CA `internal`.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.path(".certroll/ca/internal")
+    }
+
+    /// `certroll apply --yes ARGS...`, which must succeed.
+    #[track_caller]
+    pub fn apply_ok(&self, extra: &[&str]) -> Run {
+        let args: Vec<&str> = ["apply", "--yes"].iter().chain(extra).copied().collect();
+        let run = self.certroll(&args);
+        run.expect_code(0);
+        run
+    }
+
+    /// `certroll verify --format json ARGS...` parsed (any exit code), with the run.
+    pub fn verify_json(&self, extra: &[&str]) -> (Run, serde_json::Value) {
+        let args: Vec<&str> = ["verify", "--format", "json"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let run = self.certroll(&args);
+        let json = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("verify printed no JSON ({e})\n{run}"));
+        (run, json)
+    }
+
+    /// Makes `node`'s confirmation fail (`on`) or succeed again (see
+    /// [`Settings::stoppable`]).
+    pub fn fail_confirm(&self, node: &str, on: bool) {
+        let flag = self.node_file(node, "fail");
+        if on {
+            std::fs::write(&flag, "").unwrap_or_else(|e| panic!("create {}: {e}", flag.display()));
+        } else {
+            let _ = std::fs::remove_file(&flag);
+        }
     }
 
     /// A file's text; empty when it is missing.

@@ -1,15 +1,15 @@
 //! Shared helpers of the integration tests: a fleet of real sshd nodes (`fleet`), an
 //! inventory builder for it (`inventory`), a driver of the certroll binary (`cli`), a
-//! fleet of local-transport nodes written from settings and driven the same way (`local`),
-//! a fleet of local-transport nodes for the day-to-day operation tests (`local_fleet`),
-//! the kit of the `certroll verify` tests (a bootstrapped fleet and its faults, the JSON
-//! report), for the zero-downtime tests a topology builder, one `certroll-peer` per node and
-//! their counters (`topology`, `peers`, `traffic`), for the `certroll-peer` tests its CLI
-//! and a bare TLS client (`peer_cli`), honest and hostile TLS servers for the built-in TLS
-//! confirm and `verify --live` (`hostile_tls`) and the protocols they speak before TLS
-//! (`starttls_server`), the certificate fixtures (`pki`), unprivileged
-//! accounts and sudoers rules (`users`), a key/certificate pair reader (`pairs`) and the
-//! planners' property-test generators (`props`).
+//! fleet of local-transport nodes written from settings and driven the same way, also for
+//! the day-to-day operation tests (`local`), the kit of the `certroll verify` tests (a
+//! bootstrapped fleet and its faults, the JSON report), for the zero-downtime tests a
+//! topology builder, one `certroll-peer` per node and their counters (`topology`, `peers`,
+//! `traffic`), for the `certroll-peer` tests its CLI and a bare TLS client (`peer_cli`),
+//! honest and hostile TLS servers for the built-in TLS confirm and `verify --live`
+//! (`hostile_tls`) and the protocols they speak before TLS (`starttls_server`), the
+//! certificate fixtures (`pki`) and SoftHSM2 tokens (`softhsm`), unprivileged accounts and
+//! sudoers rules (`users`), a key/certificate pair reader (`pairs`) and the planners'
+//! property-test generators (`props`).
 //!
 //! The one layout of the tests: a unit test sits in `mod tests` at the end of the file it
 //! tests, or, when that would make the file too long, in a sibling `NAME_tests.rs` loaded
@@ -24,13 +24,14 @@ pub mod fleet;
 pub mod hostile_tls;
 pub mod inventory;
 pub mod local;
-pub mod local_fleet;
 pub mod pairs;
 pub mod peer_cli;
 pub mod peers;
 pub mod pki;
+pub mod postgres;
 pub mod props;
 pub mod run;
+pub mod softhsm;
 mod sshd;
 pub mod starttls_server;
 pub mod topology;

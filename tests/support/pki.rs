@@ -1,9 +1,11 @@
 //! Fixtures shared by the certificate and handshake tests: every key algorithm, a CA
-//! spec with the inventory's defaults, a SoftHSM2 token for `key_store = "pkcs11"`, and
-//! certificates made as another CA would make them (a takeover's operator and partner CAs,
-//! a hand-made self-signed certificate).
+//! spec with the inventory's defaults, a SoftHSM2 token for `key_store = "pkcs11"` (made
+//! by `softhsm`), and certificates made as another CA would make them (a takeover's
+//! operator and partner CAs, a hand-made self-signed certificate).
 
 use certroll::inventory::{CaSpec, KeyAlgorithm};
+
+pub use super::softhsm::{softhsm_token, SOFTHSM_MODULE};
 
 /// The algorithms every chain and handshake test runs with: each family once (RSA at its
 /// smallest size; 3072 and 4096 bits have tests of their own, as their keys take seconds).
@@ -22,41 +24,6 @@ pub fn spec(alg: KeyAlgorithm, subject: &str) -> CaSpec {
         key_algorithm: alg,
         ..CaSpec::new("internal", subject)
     }
-}
-
-/// The SoftHSM2 module the `pkcs11` tests load.
-pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
-/// Makes a SoftHSM2 token labelled `label` with user PIN `pin` under `dir/tokens`; returns
-/// the `SOFTHSM2_CONF` file the runs must be given.
-pub fn softhsm_token(dir: &std::path::Path, label: &str, pin: &str) -> std::path::PathBuf {
-    assert!(
-        std::path::Path::new(SOFTHSM_MODULE).is_file(),
-        "{SOFTHSM_MODULE} is missing: install softhsm2 (scripts/test.sh does)"
-    );
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).expect("token directory");
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .expect("softhsm2.conf");
-    let out = std::process::Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", label])
-        .args(["--so-pin", "1234", "--pin", pin])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util must be installed (scripts/test.sh installs softhsm2)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    conf
 }
 
 /// Generation 1 of a CA named `subject` (ECDSA P-256), made as another CA would be: the
