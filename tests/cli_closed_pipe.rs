@@ -1,4 +1,4 @@
-//! A reader that went away ends certroll quietly (issue 20, item 8): `certroll plan
+//! A reader that went away ends certroll quietly: `certroll plan
 //! --rotate --check 2>&1 | head -12` used to end with a panic ("failed printing to
 //! stderr") and exit 101. Each test runs the real binary with standard output and standard
 //! error on a pipe whose read end is closed before the process starts, so every write it

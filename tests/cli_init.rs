@@ -1,4 +1,4 @@
-//! `certroll init [DIR]` through the real binary (issue 20, item 11): the hint used to say
+//! `certroll init [DIR]` through the real binary: the hint used to say
 //! `cp -r examples/local my-fleet`, which after the demo copies its CA keys, journal and
 //! node files. `init` writes one commented starter inventory that the other commands
 //! accept as it is, and never replaces an existing one.

@@ -1,7 +1,7 @@
-//! The scripts as a newcomer meets them (issue 9, item 21): piped output carries no
+//! The scripts as a newcomer meets them: piped output carries no
 //! terminal escapes, a build says so and shows cargo's progress, and `demo-live.sh` names a
 //! taken port and how to choose others instead of waiting silently; `test.sh` runs every
-//! test binary past a failure (issue 20).
+//! test binary past a failure.
 //!
 //! Each test copies the scripts and an example fleet into a temporary directory (the scripts
 //! work relative to their own location) and points it at the binaries under test with

@@ -1,4 +1,4 @@
-//! The files on the nodes (issue 8): key and certificate switched together behind one
+//! The files on the nodes: key and certificate switched together behind one
 //! link, plain files migrated, owner, group and mode kept or set, a chown the login user
 //! may not do refused before anything changes, a step that cannot write leaves the node as
 //! it was, and no backup (no old private key) left once a run completes.

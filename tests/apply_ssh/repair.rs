@@ -1,4 +1,4 @@
-//! Routine `apply` over SSH repairs what `verify` reports (issue 9, item 8): a key that
+//! Routine `apply` over SSH repairs what `verify` reports: a key that
 //! does not match its certificate, a trust bundle that trusts nothing and a key others
 //! can read are each replaced in one routine run, which `plan` shows with its reasons.
 

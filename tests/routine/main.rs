@@ -1,7 +1,7 @@
 //! Routine `apply` (the cron job) converges: every problem `verify` reports on a node's
 //! files that certroll can repair becomes a step of the routine plan, shown by `plan`
 //! with its reason, and the run leaves `verify` clean; what it cannot repair it names and
-//! exits non-zero (issue 9, items 8 and 6). Also the messages around it (items 15, 18, 20).
+//! exits non-zero. Also the messages around it.
 //!
 //! The real binary on local-transport nodes under a temporary directory:
 //! lb → app one-way, app ⇄ db mutual.

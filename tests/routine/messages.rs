@@ -1,4 +1,4 @@
-//! What users see around routine runs (issue 9, items 15, 18 and 20): the plan's mode and
+//! What users see around routine runs: the plan's mode and
 //! title, `--rotate` before any bootstrap, `verify` before any bootstrap, plurals, the end
 //! of a run said once, and a torn journal line warned about.
 

@@ -1,4 +1,4 @@
-//! `verify` reports private keys where they do not belong (issue 9, item 6): appended to a
+//! `verify` reports private keys where they do not belong: appended to a
 //! public certificate, or in a readable copy of the key beside it. Routine `apply` repairs
 //! the first (a fresh key, the old one's backups closed) and names the second.
 
