@@ -4,7 +4,6 @@
 //! material (0600, before anything is pushed) → journal the run → execute → archive the
 //! old CA when a rotation completes.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -261,7 +260,9 @@ impl<'a> RunContext<'a> {
         // Stores and password files every node of the plan needs, before anything changes.
         super::store_check::check(&self.inv, self.ca, &plan.order, self.connector.as_ref())?;
         if !self.args.yes
-            && !ask(&format!(
+            && !super::ask(
+                "refusing to change the fleet without confirmation: standard input is not a terminal\n  hint: pass --yes to apply without asking (e.g. from cron)",
+                &format!(
                 "Apply {} to {}?",
                 plural(plan.steps.len(), "step"),
                 plural(plan.order.len(), "node")
@@ -490,21 +491,4 @@ impl<'a> RunContext<'a> {
             _ => Ok(false),
         }
     }
-}
-
-/// Asks a yes/no question on the terminal; refuses (never hangs) without one.
-fn ask(question: &str) -> Result<bool, CommandError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::Usage(
-            "refusing to change the fleet without confirmation: standard input is not a terminal\n  hint: pass --yes to apply without asking (e.g. from cron)".into(),
-        ));
-    }
-    crate::err!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("failed to read the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }

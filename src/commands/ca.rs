@@ -6,13 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use time::OffsetDateTime;
 
 use super::{keys, select_ca, CommandError};
 use crate::exit;
 use crate::inventory::KeyStore;
-use crate::journal::RunStatus;
 use crate::output::escape;
 use crate::pki::import::ImportFiles;
 use crate::pki::{CaStore, ImportError, ImportSource};
@@ -52,19 +50,14 @@ pub fn import(args: &ImportArgs) -> Result<i32, CommandError> {
             .transpose()?,
     };
     let command = format!("certroll ca import {}", spec.name);
-    let lease = state.acquire(&command)?;
-    let journal = state.open_journal(&*lease)?;
-    let last = journal.last_run().context("failed to read the journal")?;
-    if let Some(run) = last
-        .as_ref()
-        .filter(|r| r.header.ca == spec.name && r.end != Some(RunStatus::Complete))
-    {
+    let (lease, unfinished) = super::lease_for_ca(&*state, &spec.name, &command)?;
+    if let Some(run) = unfinished {
         return Err(CommandError::BadInput(format!(
             "refusing to import {} into CA {}: run {} of this CA is unfinished and uses its \
              generations; nothing was written\n  hint: finish it with `certroll apply` first",
             args.cert.display(),
             spec.name,
-            run.run
+            run
         )));
     }
     // An encrypted store encrypts the imported key; a pkcs11 store finds it in the token.

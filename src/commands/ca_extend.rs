@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 
 use super::{keys, select_ca, CommandError};
 use crate::exit;
-use crate::journal::RunStatus;
 use crate::transport::HostKeyPolicy;
 
 /// Arguments of `certroll ca extend`.
@@ -63,17 +62,12 @@ pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
     // Only now the lock (a refusal above leaves no trace, not even the lock file), and
     // under it the store and the journal again: nothing may have changed meanwhile.
     let command = format!("certroll ca extend {}", spec.name);
-    let lease = state.acquire(&command)?;
-    let journal = state.open_journal(&*lease)?;
-    let last = journal.last_run().context("failed to read the journal")?;
-    if let Some(run) = last
-        .as_ref()
-        .filter(|r| r.header.ca == spec.name && r.end != Some(RunStatus::Complete))
-    {
+    let (lease, unfinished) = super::lease_for_ca(&*state, &spec.name, &command)?;
+    if let Some(run) = unfinished {
         return Err(CommandError::Refused(format!(
             "refusing to extend CA {}: run {} of this CA is unfinished; nothing was written\n  \
              hint: finish it with `certroll apply` first",
-            spec.name, run.run
+            spec.name, run
         )));
     }
     let unchanged = store

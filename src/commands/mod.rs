@@ -81,3 +81,39 @@ pub fn select_ca(inv: &Inventory, name: Option<&str>) -> Result<CaId, CommandErr
         }
     }
 }
+
+/// Asks `question` on the terminal (y/N); `refusal` is the usage error when standard input
+/// is not a terminal (cron, CI), where nothing can be confirmed.
+pub(super) fn ask(refusal: &str, question: &str) -> Result<bool, CommandError> {
+    use anyhow::Context;
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::Usage(refusal.into()));
+    }
+    crate::err!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("failed to read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Takes the fleet's lease for `command`, then reads the journal: the lease and, when the
+/// latest run is one of CA `ca` and unfinished, that run's id. A command that changes the
+/// CA's generations refuses while there is one.
+pub(super) fn lease_for_ca(
+    state: &dyn StateBackend,
+    ca: &str,
+    command: &str,
+) -> Result<(Box<dyn crate::state::Lease>, Option<String>), CommandError> {
+    use anyhow::Context;
+    let lease = state.acquire(command)?;
+    let journal = state.open_journal(&*lease)?;
+    let last = journal.last_run().context("failed to read the journal")?;
+    let unfinished = last
+        .filter(|r| r.header.ca == ca && r.end != Some(crate::journal::RunStatus::Complete))
+        .map(|r| r.run);
+    Ok((lease, unfinished))
+}

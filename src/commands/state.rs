@@ -2,7 +2,6 @@
 //! push` / `state pull` (move a fleet's state between its local `state_dir` and the
 //! PostgreSQL backend the inventory names). See docs/state.md.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -55,7 +54,13 @@ pub fn lock(inventory: &std::path::Path, action: LockAction) -> Result<i32, Comm
                     .map_or_else(|| "an unknown holder".to_string(), |h| h.to_string());
                 crate::errln!("the lock on {} is held by {who}", backend.describe());
             }
-            if !yes && !ask("End this lease? Its run stops at its next write.")? {
+            if !yes
+                && !super::ask(
+                    "refusing to break the lock without confirmation: standard input is not a \
+                 terminal\n  hint: pass --yes",
+                    "End this lease? Its run stops at its next write.",
+                )?
+            {
                 crate::outln!("nothing was changed");
                 return Ok(exit::OK);
             }
@@ -166,23 +171,4 @@ impl JournalSink for Bytes {
     fn end_torn_line(&self) -> Result<(), crate::journal::JournalError> {
         Ok(())
     }
-}
-
-/// Asks a yes/no question on the terminal; refuses (never hangs) without one.
-fn ask(question: &str) -> Result<bool, CommandError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::Usage(
-            "refusing to break the lock without confirmation: standard input is not a \
-             terminal\n  hint: pass --yes"
-                .into(),
-        ));
-    }
-    crate::err!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("failed to read the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
