@@ -1,9 +1,15 @@
 //! The whole lifecycle through the real binary on local-transport nodes: bootstrap, a
-//! routine run with nothing to do, renewal of expiring leaves, rotation, status, verify.
+//! routine run with nothing to do, renewal of expiring leaves, rotation, status, verify;
+//! and the commands that change the fleet or its lock refusing, word for word, to do it
+//! unconfirmed (no terminal, no `--yes`).
 
 mod support;
 
+use std::collections::BTreeMap;
+
+use support::cli::tree;
 use support::local::{LocalFleet, Settings, NODES};
+use support::run::Run;
 
 /// lb → app one-way, app ⇄ db mutual (app also answers on 127.0.0.1), on local nodes under
 /// a temp dir, with the CA's leaf policy.
@@ -20,18 +26,72 @@ fn renew_early(s: Settings) -> Settings {
         .ca_key("renew_before", "30d")
 }
 
+/// What `apply` says, last on stderr, when it would change the fleet and may not ask.
+const APPLY_UNCONFIRMED: &str = "error: refusing to change the fleet without confirmation: \
+     standard input is not a terminal\n  hint: pass --yes to apply without asking (e.g. from cron)\n";
+
+/// What a refused command must leave as it was: the nodes' files, the CA store, the journal.
+fn untouched(fleet: &LocalFleet) -> (BTreeMap<String, String>, BTreeMap<String, String>, Vec<u8>) {
+    (
+        tree(&fleet.path("nodes")),
+        tree(&fleet.ca_dir()),
+        fleet.bytes(".certroll/journal.jsonl"),
+    )
+}
+
+/// `run` is the refusal of a command that needs confirmation: exit 64, `message` exactly
+/// as the last lines of stderr, nothing on stdout.
+#[track_caller]
+fn refused_unconfirmed(run: &Run, message: &str) {
+    run.expect_code(64);
+    assert!(
+        run.stderr.ends_with(message),
+        "the exact refusal, last\n{run}"
+    );
+    assert_eq!(run.stderr.matches("error:").count(), 1, "{run}");
+    assert_eq!(run.stdout, "", "{run}");
+}
+
 #[test]
-fn apply_without_a_terminal_and_without_yes_refuses_and_changes_nothing() {
+fn apply_without_a_terminal_and_without_yes_refuses_without_confirmation_and_changes_nothing() {
     let fleet = lifecycle("90d", "30d").write();
-    fleet
-        .certroll(&["apply"])
-        .expect_code(64)
-        .expect_stderr("pass --yes");
+    // A bootstrap: no CA is made, no node file written, no run journaled.
+    refused_unconfirmed(&fleet.certroll(&["apply"]), APPLY_UNCONFIRMED);
     assert!(
         !fleet.path(".certroll/ca").exists(),
         "no CA may be created before confirmation"
     );
     assert!(!fleet.path("nodes").exists());
+    assert!(fleet.bytes(".certroll/journal.jsonl").is_empty());
+
+    fleet.apply_ok(&[]);
+    // A routine run with a leaf to repair, and a rotation: the fleet, the CA store and the
+    // journal stay as they were (no next generation is made).
+    fleet.remove("nodes/db/cert.pem");
+    for args in [&["apply"][..], &["apply", "--rotate"][..]] {
+        let before = untouched(&fleet);
+        refused_unconfirmed(&fleet.certroll(args), APPLY_UNCONFIRMED);
+        assert!(untouched(&fleet) == before, "{args:?} changed something");
+    }
+    assert!(!fleet.ca_dir().join("g2").exists(), "no next generation");
+}
+
+#[test]
+fn lock_break_without_a_terminal_and_without_yes_refuses_without_confirmation() {
+    let fleet = lifecycle("90d", "30d").write();
+    fleet.apply_ok(&[]);
+    let state = tree(&fleet.path(".certroll"));
+    let run = fleet.certroll(&["lock", "break"]);
+    refused_unconfirmed(
+        &run,
+        "error: refusing to break the lock without confirmation: standard input is not a \
+         terminal\n  hint: pass --yes\n",
+    );
+    assert_eq!(run.stderr.lines().count(), 2, "the refusal alone\n{run}");
+    assert!(
+        tree(&fleet.path(".certroll")) == state,
+        "the state changed\n{run}"
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Rollback through the real binary on local-transport nodes: a rotation stopped by a
 //! confirm that never passes is rolled back to the old CA; the abandoned generation is
 //! archived with a note; `status` names the rotation rolled back; a completed rotation
-//! refuses `--rollback`.
+//! refuses `--rollback`; without a terminal and without `--yes` the rollback is refused,
+//! word for word, and nothing changes.
 
 mod support;
 
@@ -94,6 +95,42 @@ fn an_interrupted_rotation_rolls_back_to_the_old_ca() {
 }
 
 /// Exit 77 (refused in this state), not 64: the command line is right, the state refuses it.
+#[test]
+fn rollback_without_a_terminal_and_without_yes_refuses_without_confirmation() {
+    let fleet = fleet();
+    let rotation = interrupted_rotation(&fleet);
+    let before = (
+        support::cli::tree(&fleet.path("nodes")),
+        support::cli::tree(&fleet.ca_dir()),
+        fleet.bytes(".certroll/journal.jsonl"),
+    );
+    let run = fleet.certroll(&["apply", "--rollback"]);
+    run.expect_code(64);
+    assert!(
+        run.stderr.ends_with(
+            "error: refusing to change the fleet without confirmation: standard input is not a \
+             terminal\n  hint: pass --yes to apply without asking (e.g. from cron)\n"
+        ),
+        "the exact refusal, last\n{run}"
+    );
+    assert_eq!(run.stdout, "", "{run}");
+    let after = (
+        support::cli::tree(&fleet.path("nodes")),
+        support::cli::tree(&fleet.ca_dir()),
+        fleet.bytes(".certroll/journal.jsonl"),
+    );
+    assert!(
+        after == before,
+        "the refused rollback changed something\n{run}"
+    );
+    let status = fleet.certroll(&["status", "--format", "json"]).json();
+    assert_eq!(
+        status["mode"], "rotate",
+        "the rotation is still the last run"
+    );
+    assert_eq!(status["run"], rotation.as_str());
+}
+
 #[test]
 fn a_completed_rotation_refuses_rollback_with_exit_77_not_a_usage_error() {
     let fleet = fleet();

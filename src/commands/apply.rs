@@ -1,6 +1,7 @@
 //! `certroll apply`: carry out the plan on the fleet, or resume the unfinished run.
 //!
-//! Order of events: lock → resume or decide the plan → show it and ask → create CA
+//! Order of events: lock → resume or decide the plan → show it → check the nodes' stores
+//! (a new run and a resumed one alike: [`crate::session::store_check`]) → ask → create CA
 //! material (0600, before anything is pushed) → journal the run → execute → archive the
 //! old CA when a rotation completes.
 
@@ -22,6 +23,8 @@ use crate::output::{Format, Style};
 use crate::pki::CaStore;
 use crate::plan::{Mode, Plan};
 use crate::session::decide::Intent;
+use crate::session::resume::Resumption;
+use crate::session::store_check::{self, Before, StoresUsable};
 use crate::state::{Lease, StateBackend};
 use crate::transport::{Connector, HostKeyPolicy};
 
@@ -132,37 +135,38 @@ impl<'a> RunContext<'a> {
         })
     }
 
-    /// Resumes the unfinished run `prev` (rotation, rollback or maintenance).
+    /// Resumes the unfinished run `prev` (rotation, rollback or maintenance), once
+    /// [`crate::session::resume::resumption`] allows it.
     fn resume(&mut self, prev: &RunState) -> Result<i32, CommandError> {
-        let plan = crate::session::resume::rebuild(&self.inv, self.ca, prev)?;
-        let unchanged = plan.fingerprint(&self.inv) == prev.header.fingerprint;
-        if !unchanged && !self.args.replan {
-            return Err(CommandError::Usage(format!(
-                "the inventory changed since run {} started, and its plan no longer matches ({} now); \
-                 nothing was changed\n  hint: restore the inventory to finish the run, or pass --replan to \
-                 recompute the plan from the current inventory (steps already confirmed are kept)",
-                prev.run,
-                plural(plan.steps.len(), "step")
-            )));
-        }
+        let how = crate::session::resume::resumption(
+            &self.inv,
+            self.ca,
+            prev,
+            self.args.replan,
+            self.connector.as_ref(),
+        )?;
         self.say(&format!(
             "resuming run {} ({} of {} done)",
             prev.run,
             prev.done.len(),
-            plural(plan.steps.len(), "step")
+            plural(how.plan().steps.len(), "step")
         ));
-        if unchanged {
-            self.journal.resume_run(prev)?;
-            return self.execute_run(&plan, &prev.run);
+        match how {
+            Resumption::Same(plan, usable) => {
+                self.journal.resume_run(prev)?;
+                self.execute_run(&plan, &prev.run, usable)
+            }
+            // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
+            Resumption::Replanned(plan) => {
+                if prev.header.mode == Mode::Rollback {
+                    self.rollback_params = Some(crate::session::rollback::Params {
+                        of_run: prev.header.params.rollback_of.clone(),
+                        state: prev.header.params.rollback_state.clone(),
+                    });
+                }
+                self.start_run(plan, Some(prev))
+            }
         }
-        // --replan: a new run of the recomputed plan; confirmed steps of the old run carry over.
-        if prev.header.mode == Mode::Rollback {
-            self.rollback_params = Some(crate::session::rollback::Params {
-                of_run: prev.header.params.rollback_of.clone(),
-                state: prev.header.params.rollback_state.clone(),
-            });
-        }
-        self.start_run(plan, Some(prev))
     }
 
     /// `apply --rollback`: resumes an unfinished rollback, or rolls back the rotation in
@@ -258,7 +262,13 @@ impl<'a> RunContext<'a> {
             crate::err!("{}", text(&view, Style::stderr()));
         }
         // Stores and password files every node of the plan needs, before anything changes.
-        super::store_check::check(&self.inv, self.ca, &plan.order, self.connector.as_ref())?;
+        let usable = store_check::check(
+            &self.inv,
+            self.ca,
+            &plan,
+            self.connector.as_ref(),
+            Before::NewRun,
+        )?;
         if !self.args.yes
             && !super::ask(
                 "refusing to change the fleet without confirmation: standard input is not a terminal\n  hint: pass --yes to apply without asking (e.g. from cron)",
@@ -279,9 +289,9 @@ impl<'a> RunContext<'a> {
         }
         let run_id = self.journal.begin_run(header)?;
         if let Some(prev) = carried_from {
-            self.carry_over(&plan, prev)?;
+            crate::session::resume::carry_over(&self.inv, &self.journal, &plan, prev)?;
         }
-        self.execute_run(&plan, &run_id)
+        self.execute_run(&plan, &run_id, usable)
     }
 
     /// Creates what the run needs before anything is pushed (the next generation of a
@@ -329,23 +339,13 @@ impl<'a> RunContext<'a> {
         Ok(generations)
     }
 
-    /// With `--replan`: steps of the new plan identical (node and actions) to steps the old
-    /// run confirmed are recorded done, so they are not repeated.
-    fn carry_over(&self, plan: &Plan, prev: &RunState) -> Result<(), CommandError> {
-        for s in &plan.steps {
-            let name = &self.inv.nodes[s.node].name;
-            let was_done = prev.steps.iter().any(|(id, (node, actions))| {
-                prev.done.contains(id) && node == name && *actions == s.actions
-            });
-            if was_done {
-                self.journal.step_start(s, name, &[])?;
-                self.journal.step_done(s.id)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn execute_run(&self, plan: &Plan, run_id: &str) -> Result<i32, CommandError> {
+    /// Executes `plan` as run `run_id`; `_usable` proves its nodes' stores were checked.
+    fn execute_run(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        _usable: StoresUsable,
+    ) -> Result<i32, CommandError> {
         let spec = self.spec();
         let current = self.gens.current.clone().ok_or_else(|| {
             anyhow::anyhow!(

@@ -21,7 +21,6 @@ pub mod plan;
 mod routine_params;
 pub mod state;
 pub mod status;
-mod store_check;
 pub mod verify;
 
 /// Opens the inventory's state backend once for a command (see [`crate::state`]).

@@ -2,7 +2,9 @@
 //! journal and what the nodes hold, which plan a run carries out (`decide`); what each
 //! member holds before a takeover, and where `plan --check` starts (`holdings`), or for a
 //! routine run (`facts`); where an interrupted rotation stopped and the plan back
-//! (`rollback`); the plan of an earlier run rebuilt from its journal header (`resume`).
+//! (`rollback`); the plan of an earlier run rebuilt from its journal header (`resume`);
+//! whether the nodes' keystores, truststores and password files let a run write at all,
+//! new or resumed (`store_check`).
 //!
 //! `plan`, `apply` and `status` call into it and render what it returns; nothing here
 //! parses arguments or prints. Data flows one way: inventory → plan → executor →
@@ -17,6 +19,7 @@ mod generations;
 pub mod holdings;
 pub mod resume;
 pub mod rollback;
+pub mod store_check;
 
 pub use error::CommandError;
 pub use generations::CaGenerations;

@@ -26,6 +26,7 @@ mod rotate;
 mod round_trips;
 mod rsa;
 mod stores;
+mod stores_resume;
 mod sudo;
 mod via;
 
@@ -54,6 +55,12 @@ pub fn bundle_subjects(fleet: &Fleet, node: &str) -> Vec<String> {
 /// The node's bundle, certificate and key, as bytes (for before/after comparisons).
 pub fn node_files(fleet: &Fleet, node: &str) -> [Vec<u8>; 3] {
     [BUNDLE, CERT, KEY].map(|p| support::cli::read(&on_node(fleet, node, p)))
+}
+
+/// Everything under a node's directory ([`support::cli::tree`]), for before/after
+/// comparisons.
+pub fn node_tree(fleet: &Fleet, node: &str) -> std::collections::BTreeMap<String, String> {
+    support::cli::tree(&fleet.node(node).dir)
 }
 
 /// A node holds exactly what generation `generation` gives it: a bundle of that root

@@ -1,7 +1,7 @@
 //! Driving the real `certroll` binary from tests: a control directory holding the
 //! inventory and the state directory, commands run with a time limit and no terminal,
-//! and readers for what a run leaves behind (CA store, journal, `status` JSON), plus
-//! `openssl verify` to check chains with a second, independent X.509 implementation.
+//! and readers for what a run leaves behind (CA store, journal, `status` JSON, a digest of
+//! a whole directory tree), plus `openssl verify` to check chains with a second, independent X.509 implementation.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -180,4 +180,45 @@ pub fn mode(path: &Path) -> u32 {
 /// A file's bytes; panics with the path when it cannot be read.
 pub fn read(path: &Path) -> Vec<u8> {
     fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Everything under `root`, for before/after comparisons: each entry's path (relative to
+/// `root`), kind, mode, and the SHA-256 of a file's bytes or a link's target; empty when
+/// `root` does not exist. Bounded: a tree of more than 10,000 entries fails the test.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    if !root.exists() {
+        return out;
+    }
+    while let Some(dir) = todo.pop() {
+        let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            let meta = fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+            let mode = meta.permissions().mode() & 0o7777;
+            let what = if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).expect("a link's target");
+                format!("link {}", target.display())
+            } else if meta.is_dir() {
+                todo.push(path.clone());
+                format!("dir {mode:04o}")
+            } else {
+                format!(
+                    "file {mode:04o} {}",
+                    hex::encode(sha2::Sha256::digest(read(&path)))
+                )
+            };
+            let rel = path.strip_prefix(root).expect("below the root");
+            out.insert(rel.display().to_string(), what);
+            assert!(
+                out.len() <= 10_000,
+                "{} holds more than 10,000 entries",
+                root.display()
+            );
+        }
+    }
+    out
 }

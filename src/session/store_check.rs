@@ -1,4 +1,4 @@
-//! Before a run changes anything: every node of the plan that writes a keystore or
+//! Before a run writes to any node: every node of the plan that writes a keystore or
 //! truststore must have a password file certroll may use (present, a regular file no other
 //! user may read, not empty), and every store already on it must be a file that password
 //! opens. Otherwise the run is refused with the file's path and exit 78, and no node is
@@ -7,22 +7,46 @@
 //! have its update command (`update-ca-certificates`, `update-ca-trust`, or its
 //! `os_trust_update`): anchors installed that no update command ever takes in would leave
 //! its clients untrusting.
+//!
+//! A store can break between two runs (its password file deleted or opened to every user,
+//! the keystore replaced by a directory), so the check is made on every path that writes
+//! to nodes: a new run (rotation, rollback, maintenance) and the resumption of an unfinished
+//! one. [`check`] returns the proof [`StoresUsable`], which the executing side of a run
+//! requires, so that no path can execute a plan without it.
 
 use super::CommandError;
 use crate::collect::parallel_map;
 use crate::inventory::{CaId, Inventory, NodeId};
+use crate::plan::Plan;
 use crate::stores::read::{read_stores, StoreFile};
 use crate::transport::Connector;
 
-/// Checks the stores of `nodes` for CA `ca` (see the module's text).
+/// The proof that [`check`] found the stores of a plan's nodes usable; only [`check`] makes
+/// one, and a run executes only with one.
+#[derive(Debug)]
+pub struct StoresUsable(());
+
+/// Which run the check is made for: it names the refusal's first words.
+#[derive(Debug, Clone, Copy)]
+pub enum Before<'a> {
+    /// A new run, before the confirmation and before any CA material is made.
+    NewRun,
+    /// The unfinished run of this id, before it is resumed.
+    Resume(&'a str),
+}
+
+/// Checks the stores of every node of `plan` for CA `ca` (see the module's text) before
+/// the run `before`.
 pub fn check(
     inv: &Inventory,
     ca: CaId,
-    nodes: &[NodeId],
+    plan: &Plan,
     connector: &dyn Connector,
-) -> Result<(), CommandError> {
+    before: Before<'_>,
+) -> Result<StoresUsable, CommandError> {
     let ca_name = &inv.cas[ca].name;
-    let with_stores: Vec<NodeId> = nodes
+    let with_stores: Vec<NodeId> = plan
+        .order
         .iter()
         .copied()
         .filter(|&n| {
@@ -69,10 +93,17 @@ pub fn check(
     });
     let problems: Vec<String> = problems.into_iter().flatten().collect();
     if problems.is_empty() {
-        return Ok(());
+        return Ok(StoresUsable(()));
     }
+    let (doing, after) = match before {
+        Before::NewRun => ("start".to_string(), String::new()),
+        Before::Resume(run) => (
+            format!("resume run {run}"),
+            format!("; then `certroll apply` resumes run {run} where it stopped"),
+        ),
+    };
     Err(CommandError::BadInput(format!(
-        "refusing to start: {}; nothing was changed\n  hint: fix what is named (a store certroll cannot open would be rewritten under a password its application does not use; anchors that no update command takes in would not be trusted)",
+        "refusing to {doing}: {}; nothing was changed\n  hint: fix what is named (a store certroll cannot open would be rewritten under a password its application does not use; anchors that no update command takes in would not be trusted){after}",
         problems.join("; ")
     )))
 }
