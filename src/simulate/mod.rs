@@ -131,9 +131,13 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
     let mut changes = Vec::with_capacity(plan.steps.len());
     // In id order: a node's own steps are chained, so each step sees the chain its node
     // presents when it runs, whatever order the others take.
+    // Each node's key as it holds it: the forms a step makes on the node take it.
+    let mut keys: Vec<Option<Vec<u8>>> = (0..inv.nodes.len())
+        .map(|n| initial[n].get(&inv.nodes[n].paths(&spec.name).key).cloned())
+        .collect();
     for s in &plan.steps {
         let node = &inv.nodes[s.node];
-        let step = changes_for(
+        let mut step = changes_for(
             &s.actions,
             node,
             spec,
@@ -142,9 +146,14 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
             &bases[s.node],
             now,
         )?;
-        let cert = node.paths(&spec.name).cert;
-        if let Some(c) = step.iter().find(|c| c.path == cert) {
+        let p = node.paths(&spec.name);
+        let held = keys[s.node].as_deref();
+        crate::stores::files::assemble_simulated(&mut step, node, &p, held, &bases[s.node])?;
+        if let Some(c) = step.iter().find(|c| c.path == p.cert) {
             bases[s.node].chain = c.data.clone();
+        }
+        if let Some(c) = step.iter().find(|c| c.path == p.key) {
+            keys[s.node] = c.data.clone();
         }
         changes.push(as_pairs(step));
     }
@@ -496,14 +505,18 @@ impl Sim<'_> {
                     what,
                 });
             }
-            let chain = files[n].get(&p.cert).map(|c| ders(c)).unwrap_or_default();
             if let Some(cross) = &self.prepared.cross {
-                if chain.contains(cross) {
+                // The certificate file, and the chain its stores hold (what is served).
+                let (_, served, _) =
+                    crate::stores::files::served(node, &p, &|path| files[n].get(path).cloned());
+                let chains = [files[n].get(&p.cert).cloned().unwrap_or_default(), served];
+                if chains.iter().any(|c| ders(c).contains(cross)) {
                     return Err(CheckError::Incomplete {
                         node: node.name.clone(),
                         what: format!(
-                            "its chain {} still carries the cross certificate, which no \
-                             verifier needs once the run is over (one of its generations retires)",
+                            "its chain {} (or a store of it) still carries the cross \
+                             certificate, which no verifier needs once the run is over (one \
+                             of its generations retires)",
                             p.cert
                         ),
                     });
