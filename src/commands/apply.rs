@@ -258,7 +258,7 @@ impl<'a> RunContext<'a> {
             crate::err!("{}", text(&view, Style::stderr()));
         }
         // Stores and password files every node of the plan needs, before anything changes.
-        super::store_check::check(&self.inv, self.ca, &plan.order, self.connector.as_ref())?;
+        super::store_check::check(&self.inv, self.ca, &plan, self.connector.as_ref())?;
         if !self.args.yes
             && !super::ask(
                 "refusing to change the fleet without confirmation: standard input is not a terminal\n  hint: pass --yes to apply without asking (e.g. from cron)",
