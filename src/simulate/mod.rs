@@ -129,12 +129,12 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
         (untrusting, excused) = routine::start(inv, plan, &cas.current, now, &mut initial)?;
     }
     let mut changes = Vec::with_capacity(plan.steps.len());
-    // In id order: a node's own steps are chained, so each step sees the chain its node
-    // presents when it runs, whatever order the others take.
     // Each node's key as it holds it: the forms a step makes on the node take it.
     let mut keys: Vec<Option<Vec<u8>>> = (0..inv.nodes.len())
         .map(|n| initial[n].get(&inv.nodes[n].paths(&spec.name).key).cloned())
         .collect();
+    // In id order: a node's own steps are chained, so each step sees the chain its node
+    // presents (and the key it holds) when it runs, whatever order the others take.
     for s in &plan.steps {
         let node = &inv.nodes[s.node];
         let mut step = changes_for(
