@@ -1,7 +1,8 @@
 //! Keys made on the node (`key_source = "node"`) through the real binary on local-transport
 //! nodes: a crash between the node's keygen and the write, resumed, ends with a matching
 //! pair on every node and no pending key left; a node without openssl fails with a message
-//! that says what is missing where.
+//! that says what is missing where, and a cross-signed rotation that would need it there
+//! for a keystore is refused before anything changes.
 
 mod support;
 
@@ -16,14 +17,37 @@ struct Fleet {
 
 impl Fleet {
     fn new() -> Fleet {
+        Fleet::with("key_source = \"node\"\n", "")
+    }
+
+    /// The two nodes with `defaults` added to `[defaults]` and `app` to `[nodes.app]`.
+    fn with(defaults: &str, app: &str) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let text = "[ca.internal]\nsubject = \"CN=Node keys CA\"\n\n\
-             [defaults]\ntransport = \"local\"\nkey_source = \"node\"\ntrust_bundle = \"nodes/{node}/ca.pem\"\n\
-             cert = \"nodes/{node}/cert.pem\"\nkey = \"nodes/{node}/key.pem\"\n\n\
-             [nodes.app]\ndns_names = [\"app.test\"]\n[nodes.db]\ndns_names = [\"db.test\"]\n\n\
-             [[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\n";
+        let text = format!(
+            "[ca.internal]\nsubject = \"CN=Node keys CA\"\n\n\
+             [defaults]\ntransport = \"local\"\n{defaults}trust_bundle = \"nodes/{{node}}/ca.pem\"\n\
+             cert = \"nodes/{{node}}/cert.pem\"\nkey = \"nodes/{{node}}/key.pem\"\n\n\
+             [nodes.app]\ndns_names = [\"app.test\"]\n{app}[nodes.db]\ndns_names = [\"db.test\"]\n\n\
+             [[links]]\nclient = \"app\"\nserver = \"db\"\nmutual = true\n"
+        );
         std::fs::write(dir.path().join("certroll.toml"), text).unwrap();
         Fleet { dir }
+    }
+
+    /// A directory of links to every tool of the system but openssl, for a PATH.
+    fn bin_without_openssl(&self) -> PathBuf {
+        let bin = self.dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for dir in ["/usr/bin", "/bin"] {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let name = e.file_name();
+                if name == "openssl" || bin.join(&name).exists() {
+                    continue;
+                }
+                std::os::unix::fs::symlink(e.path(), bin.join(&name)).unwrap();
+            }
+        }
+        bin
     }
 
     fn run(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
@@ -109,18 +133,7 @@ fn a_crash_between_keygen_and_write_resumes_to_matching_pairs() {
 #[test]
 fn a_node_without_openssl_is_named_with_what_it_needs() {
     let fleet = Fleet::new();
-    // A PATH with every tool of the system but openssl.
-    let bin = fleet.dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for dir in ["/usr/bin", "/bin"] {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let name = e.file_name();
-            if name == "openssl" || bin.join(&name).exists() {
-                continue;
-            }
-            std::os::unix::fs::symlink(e.path(), bin.join(&name)).unwrap();
-        }
-    }
+    let bin = fleet.bin_without_openssl();
     let out = fleet.run(&["apply", "--yes"], &[("PATH", bin.as_os_str())]);
     assert_ne!(out.code, 0, "{out}");
     let text = out.output();
@@ -129,4 +142,40 @@ fn a_node_without_openssl_is_named_with_what_it_needs() {
         "failed to make an ecdsa-p256 key for CA internal in {store} on node app: openssl is not installed there, and key_source = \"node\" needs it on the node to make and check its keys (install openssl, or set key_source = \"control\")"
     );
     assert!(text.contains(&expected), "expected\n{expected}\nin\n{text}");
+}
+
+/// With keys made on the control host, the trust-prune of a cross-signed rotation makes a
+/// node's keystore again on the node (the control host no longer holds the key then), with
+/// openssl: a node without it is refused before anything changes, not half-way through
+/// the rotation. A plain rotation writes the keystore from the control host and runs.
+#[test]
+fn a_cross_signed_rotation_of_a_keystore_node_without_openssl_is_refused_before_anything_changes() {
+    let fleet = Fleet::with(
+        "",
+        "keystore = \"nodes/app/app.p12\"\nstore_password_file = \"nodes/app/store.pass\"\n",
+    );
+    let pass = fleet.dir.path().join("nodes/app/store.pass");
+    std::fs::create_dir_all(pass.parent().unwrap()).unwrap();
+    std::fs::write(&pass, "app-secret\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fleet.run(&["apply", "--yes"], &[]).expect_code(0);
+    let cert = fleet.dir.path().join("nodes/app/cert.pem");
+    let before = std::fs::read(&cert).unwrap();
+
+    let bin = fleet.bin_without_openssl();
+    let path = [("PATH", bin.as_os_str())];
+    let args = ["apply", "--rotate", "--chain", "cross-signed", "--yes"];
+    let out = fleet.run(&args, &path);
+    out.expect_code(78)
+        .expect_output("openssl is not installed on node app")
+        .expect_output("nodes/app/app.p12");
+    assert_eq!(
+        std::fs::read(&cert).unwrap(),
+        before,
+        "nothing changed\n{out}"
+    );
+
+    fleet
+        .run(&["apply", "--rotate", "--yes"], &path)
+        .expect_code(0);
 }

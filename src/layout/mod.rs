@@ -434,7 +434,9 @@ fn command(args: &[String]) -> String {
 }
 
 fn failure(node: &Node, action: String, out: &ExecOutput) -> LayoutError {
-    if out.status == Some(14) {
+    // A node whose keys are made on the control host needs openssl only to make its
+    // keystore again at a cross-signed prune: the script's own message says so.
+    if out.status == Some(14) && node.files.key_source == crate::inventory::KeySource::Node {
         return LayoutError::NoOpenssl {
             node: node.name.clone(),
             action,

@@ -413,7 +413,8 @@ fill() {
       cat -- "$4/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
       run rm -rf -- "$4"
     elif [ "$3" = c ]; then
-      # A combined PEM of a key made on the node: the new chain, then the new key.
+      # A combined PEM made on the node: the new chain, then the key there (made there,
+      # or carried over from the current version).
       cat -- "$t/cert.pem" "$t/key.pem" > "$t/$1" || fail 10 "cannot write $store/$t/$1"
     elif [ "$3" = p ] || [ "$3" = P ]; then
       assemble "$1" "$3" "$4"
@@ -670,11 +671,12 @@ password() {
 }
 
 # assemble NAME p|P PWFILE: the keystore NAME of the new version made here from its
-# cert.pem and key.pem (key_source = "node": the key never leaves the node), with the
+# cert.pem and key.pem (key_source = "node": the key never leaves the node; or the key
+# carried over from the current version, at a cross-signed prune), with the
 # password of PWFILE (readpw) in a file of a 0700 directory, never in a command line;
 # P: the legacy profile (3DES, SHA-1 MAC), p: OpenSSL's default (AES-256, SHA-256).
 assemble() {
-  command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found"
+  command -v openssl >/dev/null 2>&1 || fail 14 "openssl not found: certroll needs it on the node to make the keystore $store/$t/$1 there"
   [ -f "$t/cert.pem" ] && [ -f "$t/key.pem" ] || fail 10 "cannot make $store/$t/$1: the new version has no cert.pem and key.pem"
   readpw "$3"
   pd=.key-asm-$tag

@@ -102,3 +102,34 @@ fn stores_switch_with_the_pem_files_in_one_rename_and_a_stopped_step_changes_not
         "no old combined key is left"
     );
 }
+
+/// The trust-prune of a cross-signed rotation writes only the certificate (and bundle): the
+/// combined PEM is made on the node from the new certificate and the key the current
+/// version holds, carried over, even one kept only in the store; with the key's mode.
+#[test]
+fn a_chain_only_step_makes_the_combined_pem_from_the_new_chain_and_the_carried_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, n) = (
+        LocalTransport::new("app1", dir.path()),
+        with_stores(dir.path()),
+    );
+    apply_at(&t, &n, "R1", &changes(&set("A")), 0);
+    let prune = [
+        (Role::Cert, Change::Write(b"CERT-P\n")),
+        (Role::Combined, Change::Assemble),
+    ];
+    apply_at(&t, &n, "R2", &prune, 0);
+    let tls = dir.path().join("tls");
+    assert_eq!(read(&tls.join("app-combined.pem")), "CERT-P\nKEY-A");
+    assert_eq!(mode(&tls.join("app-combined.pem")), 0o600);
+    assert_eq!(
+        read(Path::new(&n.paths("internal").key)),
+        "KEY-A",
+        "the key stays"
+    );
+    assert_eq!(
+        shown(dir.path())[0],
+        "KS-A",
+        "a form the step does not name stays"
+    );
+}

@@ -280,3 +280,31 @@ fn bootstrap_and_renew_are_one_independent_step_per_node() {
     assert_eq!(plan.steps.len(), 1);
     assert_eq!(plan.steps[0].actions, [Action::Renew]);
 }
+
+/// The simulation proves what the stores serve: after a cross-signed rotation no keystore
+/// or combined PEM may still carry the cross certificate the prune dropped from the
+/// certificate file (the prune used to leave them holding it).
+#[test]
+fn a_cross_signed_rotation_is_proven_with_stores_that_drop_the_cross_certificate() {
+    let mut inv = InventoryBuilder::new()
+        .link("lb1", "app1")
+        .mutual("app1", "db1")
+        .build();
+    for name in ["app1", "db1"] {
+        let n = id(&inv, name);
+        let node = &mut inv.nodes[n];
+        node.stores.keystore = Some(format!("nodes/{name}/keystore.p12"));
+        node.stores.truststore = Some(format!("nodes/{name}/truststore.p12"));
+        node.stores.combined_pem = Some(format!("nodes/{name}/combined.pem"));
+        node.stores.store_password_file = Some("/etc/app/pass".into());
+        node.stores.key_defaulted = true;
+    }
+    let plan = rotate(&inv, 0, Strategy::Phased, ChainMode::CrossSigned).unwrap();
+    let opts = crate::simulate::CheckOptions {
+        random_orders: 4,
+        ..crate::simulate::CheckOptions::default()
+    };
+    if let Err(e) = crate::simulate::check(&inv, &plan, opts) {
+        panic!("the plan failed its check: {e}\n{plan:#?}");
+    }
+}

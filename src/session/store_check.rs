@@ -6,7 +6,9 @@
 //! would break its application at the next restart. Likewise a node with `os_trust` must
 //! have its update command (`update-ca-certificates`, `update-ca-trust`, or its
 //! `os_trust_update`): anchors installed that no update command ever takes in would leave
-//! its clients untrusting.
+//! its clients untrusting. And a node whose keystore the prune of a cross-signed rotation
+//! makes again on the node (the control host no longer holds its key then) must have
+//! `openssl`: refused at the start, not half-way through the rotation.
 //!
 //! A store can break between two runs (its password file deleted or opened to every user,
 //! the keystore replaced by a directory), so the check is made on every path that writes
@@ -17,6 +19,7 @@
 use super::CommandError;
 use crate::collect::parallel_map;
 use crate::inventory::{CaId, Inventory, NodeId};
+use crate::materials::reads_chain;
 use crate::plan::Plan;
 use crate::stores::read::{read_stores, StoreFile};
 use crate::transport::Connector;
@@ -71,6 +74,19 @@ pub fn check(
                 return out;
             }
         }
+        let remade = node.paths(ca_name).keystore.is_some()
+            && plan
+                .steps
+                .iter()
+                .any(|s| s.node == n && reads_chain(&s.actions, plan.chain));
+        if remade && !has_program(t.as_ref(), "openssl") {
+            out.push(format!(
+                "openssl is not installed on node {}: the trust-prune of a cross-signed rotation makes its keystore {} again there, from the key the node holds (install openssl, or rotate with chain = \"plain\")",
+                node.name,
+                node.paths(ca_name).keystore.unwrap_or_default()
+            ));
+            return out;
+        }
         if let Some(file) = node.store_password_file(ca_name) {
             if let Err(e) = crate::layout::store_password(t.as_ref(), node, &file) {
                 out.push(e.to_string());
@@ -108,15 +124,26 @@ pub fn check(
     )))
 }
 
+/// The command that finds `program` on a node (as the user the steps run as).
+fn look_for(program: &str) -> String {
+    format!(
+        "command -v -- {} >/dev/null 2>&1",
+        crate::transport::ssh::shell_quote(program)
+    )
+}
+
+/// Whether `program` is found on the node; a node that cannot be asked is the run's own
+/// business (it retries and reports).
+fn has_program(t: &dyn crate::transport::Transport, program: &str) -> bool {
+    t.exec(&look_for(program), std::time::Duration::from_secs(30))
+        .map_or(true, |out| out.success())
+}
+
 /// Why the OS trust update command `update` cannot run on node `node`, if it cannot: its
 /// program is not found there (as the user the steps run as).
 fn missing_update(t: &dyn crate::transport::Transport, node: &str, update: &str) -> Option<String> {
     let program = update.split_whitespace().next().unwrap_or_default();
-    let command = format!(
-        "command -v -- {} >/dev/null 2>&1",
-        crate::transport::ssh::shell_quote(program)
-    );
-    match t.exec(&command, std::time::Duration::from_secs(30)) {
+    match t.exec(&look_for(program), std::time::Duration::from_secs(30)) {
         Ok(out) if out.success() => None,
         Ok(_) => Some(format!(
             "the OS trust update command {program} is not installed on node {node} (os_trust: install the distribution's ca-certificates package, or set os_trust_update)"

@@ -131,11 +131,15 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
         (untrusting, excused) = routine::start(inv, plan, &cas.current, now, &mut initial)?;
     }
     let mut changes = Vec::with_capacity(plan.steps.len());
+    // Each node's key as it holds it: the forms a step makes on the node take it.
+    let mut keys: Vec<Option<Vec<u8>>> = (0..inv.nodes.len())
+        .map(|n| initial[n].get(&inv.nodes[n].paths(&spec.name).key).cloned())
+        .collect();
     // In id order: a node's own steps are chained, so each step sees the chain its node
-    // presents when it runs, whatever order the others take.
+    // presents (and the key it holds) when it runs, whatever order the others take.
     for s in &plan.steps {
         let node = &inv.nodes[s.node];
-        let step = changes_for(
+        let mut step = changes_for(
             &s.actions,
             node,
             spec,
@@ -144,9 +148,14 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
             &bases[s.node],
             now,
         )?;
-        let cert = node.paths(&spec.name).cert;
-        if let Some(c) = step.iter().find(|c| c.path == cert) {
+        let p = node.paths(&spec.name);
+        let held = keys[s.node].as_deref();
+        crate::stores::files::assemble_simulated(&mut step, node, &p, held, &bases[s.node])?;
+        if let Some(c) = step.iter().find(|c| c.path == p.cert) {
             bases[s.node].chain = c.data.clone();
+        }
+        if let Some(c) = step.iter().find(|c| c.path == p.key) {
+            keys[s.node] = c.data.clone();
         }
         changes.push(as_pairs(step));
     }

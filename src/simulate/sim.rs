@@ -209,14 +209,18 @@ impl Sim<'_> {
                     what,
                 });
             }
-            let chain = files[n].get(&p.cert).map(|c| ders(c)).unwrap_or_default();
             if let Some(cross) = &self.prepared.cross {
-                if chain.contains(cross) {
+                // The certificate file, and the chain its stores hold (what is served).
+                let (_, served, _) =
+                    crate::stores::files::served(node, &p, &|path| files[n].get(path).cloned());
+                let chains = [files[n].get(&p.cert).cloned().unwrap_or_default(), served];
+                if chains.iter().any(|c| ders(c).contains(cross)) {
                     return Err(CheckError::Incomplete {
                         node: node.name.clone(),
                         what: format!(
-                            "its chain {} still carries the cross certificate, which no \
-                             verifier needs once the run is over (one of its generations retires)",
+                            "its chain {} (or a store of it) still carries the cross \
+                             certificate, which no verifier needs once the run is over (one \
+                             of its generations retires)",
                             p.cert
                         ),
                     });

@@ -1,5 +1,7 @@
-//! Which forms a step writes: the keystore and combined PEM follow the leaf (written when
-//! the step writes the key and certificate), the truststore follows the trust bundle
+//! Which forms a step writes: the keystore and combined PEM follow the leaf's chain (made
+//! whenever the step writes the certificate: here when it also writes a key made here, else
+//! on the node, from the new version's chain and the key there, made there or carried over
+//! as the prune of a cross-signed rotation does), the truststore follows the trust bundle
 //! (written whenever the bundle is, from exactly the bundle's certificates, foreign ones
 //! kept by the same `bundle_foreign` rule). So a store is always the PEM file it stands
 //! for, in the same version of the node's set.
@@ -72,6 +74,46 @@ pub fn password_for(node: &Node, base: &NodeBase) -> Option<Password> {
     }
 }
 
+/// Why a form has no password to be made with.
+fn no_password(form: &'static str) -> StoreError {
+    StoreError::Render {
+        form,
+        why: "its password was not read from the node's store_password_file".into(),
+    }
+}
+
+/// The keystore or combined PEM (`kind`) at `path` of `node`, made from `key` and `chain`
+/// (PEM) with the password of `base`.
+fn render_leaf(
+    kind: FileKind,
+    path: &str,
+    node: &Node,
+    base: &NodeBase,
+    key: &[u8],
+    chain: &[u8],
+) -> Result<Vec<u8>, MaterialError> {
+    let form: Box<dyn StoreForm> = match kind {
+        FileKind::Keystore => keystore_form(node.stores.pkcs12_profile),
+        _ => Box::new(CombinedPem),
+    };
+    let fail = |source| MaterialError::Store {
+        node: node.name.clone(),
+        what: kind.label(),
+        path: path.to_string(),
+        source,
+    };
+    let password = password_for(node, base).ok_or_else(|| fail(no_password(form.name())))?;
+    form.render(&leaf_contents(key, chain), &password)
+        .map_err(fail)
+}
+
+/// The bytes of `path` among `out`, when a change writes them.
+fn data(out: &[FileChange], path: &str) -> Option<Vec<u8>> {
+    out.iter()
+        .find(|c| c.path == path)
+        .and_then(|c| c.data.clone())
+}
+
 /// Adds to `out` the forms of the node that follow its PEM changes in `out`.
 pub fn add_forms(
     out: &mut Vec<FileChange>,
@@ -79,67 +121,49 @@ pub fn add_forms(
     paths: &NodePaths,
     base: &NodeBase,
 ) -> Result<(), MaterialError> {
-    let data = |out: &[FileChange], path: &str| {
-        out.iter()
-            .find(|c| c.path == path)
-            .and_then(|c| c.data.clone())
-    };
     let node_key = out
         .iter()
         .any(|c| c.path == paths.key && c.node_key.is_some());
     let key = data(out, &paths.key).map(zeroize::Zeroizing::new);
     let chain = data(out, &paths.cert);
     let bundle = data(out, &paths.trust_bundle);
-    let fail = |what: &'static str, path: &str, source: StoreError| MaterialError::Store {
-        node: node.name.clone(),
-        what,
-        path: path.to_string(),
-        source,
-    };
-    let no_password = |form: &'static str| StoreError::Render {
-        form,
-        why: "its password was not read from the node's store_password_file".into(),
-    };
     let mut add = Vec::new();
     let mut assembled = Vec::new();
-    let leaf_forms: [(FileKind, Option<&String>, Box<dyn StoreForm>); 2] = [
-        (
-            FileKind::Keystore,
-            paths.keystore.as_ref(),
-            keystore_form(node.stores.pkcs12_profile),
-        ),
-        (
-            FileKind::CombinedPem,
-            paths.combined_pem.as_ref(),
-            Box::new(CombinedPem),
-        ),
+    let leaf_forms = [
+        (FileKind::Keystore, paths.keystore.as_ref()),
+        (FileKind::CombinedPem, paths.combined_pem.as_ref()),
     ];
-    for (kind, path, form) in leaf_forms {
+    for (kind, path) in leaf_forms {
         let Some(path) = path else { continue };
-        if node_key && chain.is_some() {
-            // The key never leaves the node: the form is made there, in the new version.
+        // The key never leaves the node (`key_source = "node"`), or the step rewrites only
+        // the chain (the prune of a cross-signed rotation drops the cross certificate) and
+        // the control host no longer holds the key: the form is made on the node, in the
+        // new version, from its chain and the key there (made there, or carried over).
+        if chain.is_some() && (node_key || key.is_none()) {
             assembled.push((kind, path.clone()));
             continue;
         }
-        // A step that rewrites only the chain (the prune of a cross-signed rotation) leaves
-        // the form as it is: it holds the same leaf and key.
         let (Some(key), Some(chain)) = (&key, &chain) else {
             continue;
         };
-        let password = password_for(node, base)
-            .ok_or_else(|| fail(kind.label(), path, no_password(form.name())))?;
-        let bytes = form
-            .render(&leaf_contents(key, chain), &password)
-            .map_err(|e| fail(kind.label(), path, e))?;
-        add.push((kind, path.clone(), bytes));
+        add.push((
+            kind,
+            path.clone(),
+            render_leaf(kind, path, node, base, key, chain)?,
+        ));
     }
     if let (Some(path), Some(bundle)) = (&paths.truststore, &bundle) {
         let form = truststore_form(node.stores.truststore_format, node.stores.pkcs12_profile);
-        let password = password_for(node, base)
-            .ok_or_else(|| fail("truststore", path, no_password(form.name())))?;
+        let fail = |source| MaterialError::Store {
+            node: node.name.clone(),
+            what: "truststore",
+            path: path.to_string(),
+            source,
+        };
+        let password = password_for(node, base).ok_or_else(|| fail(no_password(form.name())))?;
         let bytes = form
             .render(&trust_contents(bundle), &password)
-            .map_err(|e| fail("truststore", path, e))?;
+            .map_err(fail)?;
         add.push((FileKind::Truststore, path.clone(), bytes));
     }
     for (kind, path, bytes) in add {
@@ -161,6 +185,40 @@ pub fn add_forms(
             node_key: None,
             assemble: true,
         });
+    }
+    Ok(())
+}
+
+/// What the node's script does with the forms a step makes there
+/// ([`FileChange::assemble`]), for the simulation (`plan --check`), which holds every key
+/// in memory: each is made from the step's chain and the key the node holds after the
+/// step, the step's own if it writes one, else `held_key` (its key before the step), as
+/// the script carries it into the new version.
+pub fn assemble_simulated(
+    out: &mut [FileChange],
+    node: &Node,
+    paths: &NodePaths,
+    held_key: Option<&[u8]>,
+    base: &NodeBase,
+) -> Result<(), MaterialError> {
+    let key = data(out, &paths.key)
+        .or_else(|| held_key.map(<[u8]>::to_vec))
+        .map(zeroize::Zeroizing::new);
+    let chain = data(out, &paths.cert);
+    for c in out.iter_mut().filter(|c| c.assemble && c.data.is_none()) {
+        let (Some(key), Some(chain)) = (&key, &chain) else {
+            return Err(MaterialError::Store {
+                node: node.name.clone(),
+                what: c.kind.label(),
+                path: c.path.clone(),
+                source: StoreError::Render {
+                    form: c.kind.label(),
+                    why: "the node holds no key and certificate to make it from".into(),
+                },
+            });
+        };
+        c.data = Some(render_leaf(c.kind, &c.path, node, base, key, chain)?);
+        c.assemble = false;
     }
     Ok(())
 }
@@ -274,5 +332,97 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("store_password_file"), "{e}");
+    }
+
+    /// The prune of a cross-signed rotation used to rewrite only the certificate file: the
+    /// keystore and combined PEM of a `key_source = "control"` node kept serving the
+    /// retired cross certificate, since the control host no longer holds the key then.
+    #[test]
+    fn a_cross_signed_prune_remakes_the_keystore_and_combined_pem_without_the_cross_certificate() {
+        let mut inv = InventoryBuilder::new().link("lb1", "app1").build();
+        let id = inv.node_id("app1").unwrap();
+        let node = &mut inv.nodes[id];
+        node.stores.keystore = Some("nodes/app1/keystore.p12".into());
+        node.stores.truststore = Some("nodes/app1/truststore.p12".into());
+        node.stores.combined_pem = Some("nodes/app1/combined.pem".into());
+        node.stores.store_password_file = Some("/etc/app/pass".into());
+        let (spec, node) = (&inv.cas[0], &inv.nodes[id]);
+        let paths = node.paths(&spec.name);
+        let now = OffsetDateTime::now_utc();
+        let (g1, g2) = (new_ca(spec, 1, now).unwrap(), new_ca(spec, 2, now).unwrap());
+        let cross = crate::pki::cross_sign(spec, &g2, &g1, now).unwrap();
+        let gens = Generations {
+            current: &g1,
+            next: Some(&g2),
+            cross: Some(&cross),
+        };
+        let base = NodeBase {
+            store_password: Some(Password::new("pw")),
+            ..NodeBase::default()
+        };
+        let cs = ChainMode::CrossSigned;
+        let swap = changes_for(&[Action::LeafSwap], node, spec, gens, cs, &base, now).unwrap();
+        let key = data(&swap, &paths.key).unwrap();
+        let swapped = data(&swap, &paths.cert).unwrap();
+        assert_eq!(crate::stores::pem_certs(&swapped).len(), 2, "[leaf, cross]");
+
+        let pruned_base = NodeBase {
+            chain: Some(swapped.clone()),
+            ..base.clone()
+        };
+        let mut prune = changes_for(
+            &[Action::TrustPrune],
+            node,
+            spec,
+            gens,
+            cs,
+            &pruned_base,
+            now,
+        )
+        .unwrap();
+        for kind in [FileKind::Keystore, FileKind::CombinedPem] {
+            let c = prune.iter().find(|c| c.kind == kind);
+            assert!(
+                c.is_some_and(|c| c.assemble && c.data.is_none() && c.node_key.is_none()),
+                "{kind:?} is made on the node at the prune: {prune:?}"
+            );
+        }
+        assert!(
+            prune.iter().all(|c| c.kind != FileKind::Key),
+            "the key stays"
+        );
+
+        // Made as the node makes them (the simulation): exactly the leaf, the same key.
+        assemble_simulated(&mut prune, node, &paths, Some(&key), &pruned_base).unwrap();
+        let leaf = crate::stores::pem_certs(&swapped)[0].clone();
+        let ks = keystore_form(node.stores.pkcs12_profile)
+            .read(
+                &data(&prune, paths.keystore.as_deref().unwrap()).unwrap(),
+                &Password::new("pw"),
+            )
+            .unwrap();
+        let pem = CombinedPem
+            .read(
+                &data(&prune, paths.combined_pem.as_deref().unwrap()).unwrap(),
+                &Password::new(""),
+            )
+            .unwrap();
+        for held in [&ks, &pem] {
+            assert_eq!(held.chain, vec![leaf.clone()], "the leaf alone");
+            assert_eq!(held.key, crate::stores::pem_key(&key), "the carried key");
+        }
+        // Without a key to carry, the simulation refuses rather than drop the forms.
+        let mut again = changes_for(
+            &[Action::TrustPrune],
+            node,
+            spec,
+            gens,
+            cs,
+            &pruned_base,
+            now,
+        )
+        .unwrap();
+        let e = assemble_simulated(&mut again, node, &paths, None, &pruned_base).unwrap_err();
+        assert!(e.to_string().contains("keystore"), "{e}");
     }
 }

@@ -135,10 +135,19 @@ fn check_leaf(
             "holds another leaf than the certificate file {}",
             cx.paths.cert
         )));
-    } else if !pem_chain.is_empty() && !held.starts_with(&pem_chain) {
-        // A store may still carry the cross certificate a cross-signed prune dropped from
-        // the certificate file (the prune does not rewrite a store whose key it lacks):
-        // extra certificates after the file's chain are not a difference.
+    } else if !pem_chain.is_empty() && held.len() > pem_chain.len() && held.starts_with(&pem_chain)
+    {
+        // The prune of a cross-signed rotation remakes every store with the chain it
+        // writes: a store that still carries more (the retired cross certificate, say)
+        // serves what the certificate file no longer does.
+        out.push(differs(format!(
+            "holds the chain of {} followed by {} certificate(s) that file no longer \
+             carries (such as the cross certificate a cross-signed rotation's prune drops): \
+             it serves another chain",
+            cx.paths.cert,
+            held.len() - pem_chain.len()
+        )));
+    } else if !pem_chain.is_empty() && held != pem_chain {
         out.push(differs(format!(
             "holds the leaf of {} with another chain ({} certificate(s), the file has {})",
             cx.paths.cert,

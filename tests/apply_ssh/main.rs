@@ -13,6 +13,7 @@
 mod support;
 
 mod bootstrap;
+mod cross_signed_stores;
 mod failures;
 mod files;
 mod host_keys;

@@ -16,12 +16,12 @@ use crate::support::cli::{pem_certs, Control};
 use crate::support::inventory::{FleetInventory, BUNDLE, CERT, KEY};
 use crate::support::Fleet;
 
-const DIR: &str = "/srv/certroll-node/tls";
+pub(crate) const DIR: &str = "/srv/certroll-node/tls";
 pub(crate) const PASS: &str = "/srv/certroll-node/store.pass";
 pub(crate) const KEYSTORE: &str = "/srv/certroll-node/tls/app.p12";
-const TRUSTSTORE: &str = "/srv/certroll-node/tls/trust.p12";
+pub(crate) const TRUSTSTORE: &str = "/srv/certroll-node/tls/trust.p12";
 const JKS: &str = "/srv/certroll-node/tls/trust.jks";
-const COMBINED: &str = "/srv/certroll-node/tls/app-combined.pem";
+pub(crate) const COMBINED: &str = "/srv/certroll-node/tls/app-combined.pem";
 
 /// app1 serves from a keystore and a combined PEM and trusts a PKCS#12 truststore (its
 /// password in a file on the node); lb1 trusts a JKS truststore under `changeit`.
