@@ -16,16 +16,16 @@ use crate::support::cli::{pem_certs, Control};
 use crate::support::inventory::{FleetInventory, BUNDLE, CERT, KEY};
 use crate::support::Fleet;
 
-const DIR: &str = "/srv/certroll-node/tls";
-const PASS: &str = "/srv/certroll-node/store.pass";
-const KEYSTORE: &str = "/srv/certroll-node/tls/app.p12";
+pub const DIR: &str = "/srv/certroll-node/tls";
+pub const PASS: &str = "/srv/certroll-node/store.pass";
+pub const KEYSTORE: &str = "/srv/certroll-node/tls/app.p12";
 const TRUSTSTORE: &str = "/srv/certroll-node/tls/trust.p12";
 const JKS: &str = "/srv/certroll-node/tls/trust.jks";
-const COMBINED: &str = "/srv/certroll-node/tls/app-combined.pem";
+pub const COMBINED: &str = "/srv/certroll-node/tls/app-combined.pem";
 
 /// app1 serves from a keystore and a combined PEM and trusts a PKCS#12 truststore (its
 /// password in a file on the node); lb1 trusts a JKS truststore under `changeit`.
-fn inventory<'a>(fleet: &'a Fleet, profile: &str) -> FleetInventory<'a> {
+pub fn inventory<'a>(fleet: &'a Fleet, profile: &str) -> FleetInventory<'a> {
     FleetInventory::new(fleet)
         .without_default("key")
         .node_key("lb1", "key", &format!("{DIR}/key.pem"))
@@ -39,7 +39,7 @@ fn inventory<'a>(fleet: &'a Fleet, profile: &str) -> FleetInventory<'a> {
         .mutual_link("lb1", "app1")
 }
 
-fn write_password(fleet: &Fleet, text: &str, mode: u32) {
+pub fn write_password(fleet: &Fleet, text: &str, mode: u32) {
     let p = on_node(fleet, "app1", PASS);
     fs::create_dir_all(p.parent().expect("a directory")).expect("node directory");
     fs::write(&p, text).expect("write the password file");
