@@ -9,7 +9,8 @@
 //! - a keystore replaced by one holding another key and leaf (made with openssl here), and
 //!   a combined PEM whose key is not its certificate's, are findings naming each file;
 //! - a password file that no longer opens the keystore is a `store-unopened` finding
-//!   naming it, never a crash, and the password is shown nowhere;
+//!   naming it, never a crash, and the password is shown nowhere; `apply` then refuses
+//!   to rotate (exit 78) rather than rewrite it under that password;
 //! - through `become = "sudo"`, root-owned stores in the legacy profile and a root-only
 //!   password file are opened on the node as well.
 
@@ -246,6 +247,16 @@ fn a_password_file_that_no_longer_opens_a_node_made_keystore_is_a_store_unopened
     assert!(
         !run.output().contains("another-password"),
         "the password is never shown\n{run}"
+    );
+    // Nor does a rotation rewrite it under a password its application does not use: the
+    // run stops before anything changes, as for a keystore certroll makes itself.
+    let before = fs::read(on_node(&fleet, "app1", KEYSTORE)).expect("the keystore");
+    let rotate = ctl.certroll(&["apply", "--yes", "--rotate"]);
+    rotate.expect_code(78).expect_output(KEYSTORE);
+    assert_eq!(
+        fs::read(on_node(&fleet, "app1", KEYSTORE)).expect("the keystore"),
+        before,
+        "the keystore is unchanged\n{rotate}"
     );
 }
 
