@@ -28,12 +28,14 @@ use crate::inventory::{Become, Node, NodePaths, TransportKind};
 use crate::transport::ssh::shell_quote;
 use crate::transport::{ErrorKind, ExecOutput, Stage, Transport, TransportError};
 
+pub mod inspect;
 mod keygen;
 mod os_trust;
 pub mod os_trust_script;
 mod password;
 pub mod script;
 
+pub use inspect::inspect_store;
 pub use keygen::{keygen, public_key, NodeKeyRequest, KEYGEN_TIMEOUT};
 pub use os_trust::{install_os_trust, OsTrustInstall};
 pub use os_trust_script::OS_UPDATE_EXITED;
@@ -421,14 +423,20 @@ pub fn cleanup(t: &dyn Transport, node: &Node, ca: &str) -> Result<(), LayoutErr
 }
 
 /// `set -- <quoted args...>` then the script: the shell that runs the command runs the
-/// script itself (no second shell to start).
+/// script itself (no second shell to start). `inspect` gets its own piece instead of the
+/// OS trust store's: the whole command must fit in one SSH packet (libssh2's is 35,000
+/// bytes, and `become` quotes the script once more).
 fn command(args: &[String]) -> String {
     let mut c = String::from("set --");
     for a in args {
         c.push(' ');
         c.push_str(&shell_quote(a));
     }
-    c.push_str(os_trust_script::OS_TRUST);
+    if args.first().is_some_and(|a| a == "inspect") {
+        c.push_str(inspect::INSPECT);
+    } else {
+        c.push_str(os_trust_script::OS_TRUST);
+    }
     c.push_str(script::SCRIPT);
     c
 }
@@ -478,6 +486,9 @@ mod tests;
 
 #[cfg(test)]
 mod keygen_tests;
+
+#[cfg(test)]
+mod inspect_tests;
 
 #[cfg(test)]
 mod stores_tests;

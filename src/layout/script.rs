@@ -27,7 +27,8 @@
 //! then puts that key into the new version, under the same owner and mode rules as a
 //! written key, and removes the pending directory. `prune` removes pending directories a
 //! crash left behind. `pubkey` prints the public key of a key file, so that a key made on
-//! the node is checked there and never read back.
+//! the node is checked there and never read back; `inspect` (in [`super::inspect`]) does
+//! the same for a keystore or combined PEM made there.
 
 /// Marker printed once every file is in place (before the reload runs), followed by the
 /// step's nonce ([`files_in_place`]).
@@ -87,11 +88,13 @@ pub fn reload_exited(nonce: &str) -> String {
 /// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
 /// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`. `password PATH` (the
 /// store password, after the line [`PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
+/// `inspect KIND PATH PWFILE` (a store's public material, opened on the node: see
+/// [`super::inspect`], which defines it).
 pub const SCRIPT: &str = r#"set -u
 umask 077
 orig=$PWD
 # Every function of this script, hidden from the node's commands (node_command).
-FUNCTIONS="norefs fail run phase at safe pick enter lock unlock claim owned trusted capture migrate refs want create batch build fill link_paths remove_paths apply report_exit node_command prune cleanup keygen readpw password assemble pubkey ${OS_FUNCTIONS-}"
+FUNCTIONS="norefs fail run phase at safe pick enter lock unlock claim owned trusted capture migrate refs want create batch build fill link_paths remove_paths apply report_exit node_command prune cleanup keygen readpw password assemble pubkey ${OS_FUNCTIONS-} ${STORE_FUNCTIONS-}"
 me=
 # The files of a set that hold a private key (also in the `case` patterns below).
 secret='key.pem keystore.p12 combined.pem'
@@ -707,6 +710,7 @@ case $cmd in
   keygen) keygen "$@" ;;
   pubkey) pubkey "$@" ;;
   password) password "$@" ;;
+  inspect) inspect "$@" ;;
   ostrust) ostrust "$@" ;;
   *) fail 13 "unknown command $cmd" ;;
 esac
@@ -841,6 +845,7 @@ mod tests {
     #[test]
     fn every_function_of_the_script_is_hidden_from_node_commands() {
         let os = super::super::os_trust_script::OS_TRUST;
+        let inspect = super::super::inspect::INSPECT;
         let listed_in = |text: &'static str, var: &str| -> Vec<&'static str> {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("{var}=\"")))
@@ -851,10 +856,13 @@ mod tests {
         };
         let mut listed = listed_in(SCRIPT, "FUNCTIONS");
         assert!(listed.contains(&"${OS_FUNCTIONS-}"), "{listed:?}");
+        assert!(listed.contains(&"${STORE_FUNCTIONS-}"), "{listed:?}");
         listed.extend(listed_in(os, "OS_FUNCTIONS"));
+        listed.extend(listed_in(inspect, "STORE_FUNCTIONS"));
         let defined: Vec<&str> = SCRIPT
             .lines()
             .chain(os.lines())
+            .chain(inspect.lines())
             .filter_map(|l| l.trim_start().split_once("() {").map(|(name, _)| name))
             .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
             .collect();
@@ -1006,7 +1014,11 @@ mod tests {
             .args([
                 "-n",
                 "-c",
-                &format!("{}{SCRIPT}", super::super::os_trust_script::OS_TRUST),
+                &format!(
+                    "{}{}{SCRIPT}",
+                    super::super::os_trust_script::OS_TRUST,
+                    super::super::inspect::INSPECT
+                ),
             ])
             .output()
             .expect("run sh");

@@ -383,6 +383,7 @@ fn node_json(n: &NodeReport) -> Value {
         "leaf": n.leaf.as_ref().map(cert_json),
         "chain_extra": n.chain_extra,
         "key_mode": n.key_mode.map(mode_text),
+        "stores": n.stores,
         "findings": n.findings.iter().map(|f| finding_json(f, &n.name)).collect::<Vec<_>>(),
     })
 }
@@ -445,6 +446,7 @@ mod tests {
             leaf: None,
             chain_extra: 0,
             key_mode: None,
+            stores: Vec::new(),
             findings,
         };
         let report = Report {

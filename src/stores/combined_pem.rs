@@ -40,7 +40,7 @@ impl StoreForm for CombinedPem {
         Ok(StoreContents {
             key,
             chain,
-            anchors: Vec::new(),
+            ..StoreContents::default()
         })
     }
 }

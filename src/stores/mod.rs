@@ -57,6 +57,9 @@ impl std::fmt::Debug for Password {
 pub struct StoreContents {
     /// The leaf's private key, PKCS#8 DER.
     pub key: Option<Zeroizing<Vec<u8>>>,
+    /// Only the public key (SubjectPublicKeyInfo, DER) of the leaf's private key, for a
+    /// store opened on its node (`key_source = "node"`), whose key never leaves it.
+    pub public_key: Option<Vec<u8>>,
     /// The leaf certificate then the certificates that follow it.
     pub chain: Vec<Vec<u8>>,
     /// Trust anchors, each with whether Java would load it as trusted.
@@ -68,9 +71,23 @@ impl std::fmt::Debug for StoreContents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreContents")
             .field("key", &self.key.as_ref().map(|k| k.len()))
+            .field("public_key", &self.public_key.as_ref().map(Vec::len))
             .field("chain", &self.chain.len())
             .field("anchors", &self.anchors.len())
             .finish()
+    }
+}
+
+impl StoreContents {
+    /// The SubjectPublicKeyInfo (DER) of the private key the store holds: the one its node
+    /// derived, or the one of its key; `None` without a key certroll can read.
+    pub fn spki(&self) -> Option<Vec<u8>> {
+        use rcgen::PublicKeyData;
+        self.public_key.clone().or_else(|| {
+            let key = self.key.as_ref()?;
+            let pair = rcgen::KeyPair::try_from(key.as_slice()).ok()?;
+            Some(pair.subject_public_key_info())
+        })
     }
 }
 
@@ -199,15 +216,13 @@ pub fn leaf_contents(key_pem: &[u8], chain_pem: &[u8]) -> StoreContents {
     StoreContents {
         key: pem_key(key_pem),
         chain: pem_certs(chain_pem),
-        anchors: Vec::new(),
+        ..StoreContents::default()
     }
 }
 
 /// The contents of a truststore: every certificate of the trust bundle, as Java anchors.
 pub fn trust_contents(bundle_pem: &[u8]) -> StoreContents {
     StoreContents {
-        key: None,
-        chain: Vec::new(),
         anchors: pem_certs(bundle_pem)
             .into_iter()
             .map(|der| Anchor {
@@ -215,6 +230,7 @@ pub fn trust_contents(bundle_pem: &[u8]) -> StoreContents {
                 java_trusted: true,
             })
             .collect(),
+        ..StoreContents::default()
     }
 }
 

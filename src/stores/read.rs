@@ -2,7 +2,11 @@
 //! password from the node's `store_password_file` (read there once per node and CA), or
 //! `changeit` for a truststore of a node that names none. A store that cannot be read or
 //! opened is a state, never an error: `verify` reports it as a finding naming the file.
-//! With `key_source = "node"` the keystore and combined PEM are not read at all.
+//!
+//! With `key_source = "node"` the keystore and combined PEM hold a key that never leaves
+//! the node, so they are not read here: the node opens them itself and sends back only
+//! their certificates and the public key of their key ([`crate::layout::inspect_store`]);
+//! the checks are the same, on the public key instead of the key.
 
 use super::{
     combined_pem::CombinedPem, keystore_form, truststore_form, Password, StoreContents, StoreForm,
@@ -21,6 +25,8 @@ pub struct StoreFile {
     pub opened: Option<Result<StoreContents, String>>,
     /// Permission bits, when known.
     pub mode: Option<u32>,
+    /// Opened on the node (`key_source = "node"`): only its public material was read.
+    pub on_node: bool,
 }
 
 /// The form that reads `kind` on `node`.
@@ -44,14 +50,25 @@ pub fn read_stores(t: &dyn Transport, node: &Node, ca: &str) -> Vec<StoreFile> {
         (FileKind::CombinedPem, &paths.combined_pem),
     ] {
         let Some(path) = path else { continue };
+        let mode = t.file_mode(path).ok().flatten();
         // A keystore or combined PEM made on the node holds a key that never leaves it:
-        // it is not read here (docs/inventory.md#stores).
-        if kind != FileKind::Truststore
-            && node.files.key_source == crate::inventory::KeySource::Node
-        {
+        // opened there (docs/inventory.md#stores).
+        let on_node = kind != FileKind::Truststore
+            && node.files.key_source == crate::inventory::KeySource::Node;
+        if on_node {
+            let file = match kind {
+                FileKind::CombinedPem => None,
+                _ => node.store_password_file(ca),
+            };
+            out.push(StoreFile {
+                kind,
+                path: path.clone(),
+                opened: crate::layout::inspect_store(t, node, kind, path, file.as_deref()),
+                mode,
+                on_node,
+            });
             continue;
         }
-        let mode = t.file_mode(path).ok().flatten();
         let opened = match t.read_file(path) {
             Ok(None) => None,
             Err(e) => Some(Err(e.to_string())),
@@ -79,6 +96,7 @@ pub fn read_stores(t: &dyn Transport, node: &Node, ca: &str) -> Vec<StoreFile> {
             path: path.clone(),
             opened,
             mode,
+            on_node,
         });
     }
     out

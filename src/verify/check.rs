@@ -145,6 +145,7 @@ mod tests {
             leaf: None,
             chain_extra: 0,
             key_mode: None,
+            stores: Vec::new(),
             findings: Vec::new(),
         };
         assert!(node_results(&node).iter().all(|(_, s)| *s == Severity::Ok));

@@ -268,6 +268,7 @@ fn unreachable(node: NodeId, name: &str, message: String) -> NodeReport {
         leaf: None,
         chain_extra: 0,
         key_mode: None,
+        stores: Vec::new(),
         findings: vec![Finding::Unreachable { message }],
     }
 }

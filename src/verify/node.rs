@@ -10,7 +10,7 @@ use super::collect::{CaFiles, FileState};
 use super::finding::{mode_text, Finding};
 use super::generations::Known;
 use super::proof::check_proof;
-use super::report::{CertSummary, Generation, NodeReport, Phase};
+use super::report::{CertSummary, Generation, NodeReport, Phase, StoreChecked};
 use crate::inventory::{Node, NodeId, NodePaths};
 use crate::materials::FileKind;
 use crate::pki::{parse_pem_certs, CertInfo};
@@ -102,6 +102,15 @@ pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed)
         leaf: parsed.chain.first().map(|l| summary(cx.known, l, false)),
         chain_extra: parsed.chain.len().saturating_sub(1),
         key_mode: files.key_mode.clone().ok().flatten(),
+        stores: files
+            .stores
+            .iter()
+            .map(|s| StoreChecked {
+                file: s.kind,
+                path: s.path.clone(),
+                opened_on: if s.on_node { "node" } else { "control" },
+            })
+            .collect(),
         findings,
     };
     (report, parsed)

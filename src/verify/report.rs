@@ -148,7 +148,19 @@ pub struct NodeReport {
     /// Certificates served after the leaf (e.g. a cross certificate).
     pub chain_extra: usize,
     pub key_mode: Option<u32>,
+    /// The keystores, truststores and combined PEM files that were checked.
+    pub stores: Vec<StoreChecked>,
     pub findings: Vec<super::Finding>,
+}
+
+/// A store of a node that `verify` checked (its findings are the node's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreChecked {
+    pub file: crate::materials::FileKind,
+    pub path: String,
+    /// Where it was opened: `control` (read and opened by certroll) or `node` (opened on
+    /// the node, whose key never leaves it: only its public material was read).
+    pub opened_on: &'static str,
 }
 
 impl NodeReport {

@@ -5,7 +5,6 @@
 //! store that cannot be opened (wrong password, not PKCS#12 or JKS) is a finding naming
 //! the file; the check itself never fails.
 
-use rcgen::PublicKeyData;
 use sha2::{Digest, Sha256};
 
 use super::collect::CaFiles;
@@ -109,11 +108,9 @@ fn check_leaf(
     let Some(leaf) = c.chain.first() else {
         return out.push(differs("holds no certificate".into()));
     };
-    let spki = c
-        .key
-        .as_ref()
-        .and_then(|k| rcgen::KeyPair::try_from(k.as_slice()).ok())
-        .map(|pair| hex::encode(Sha256::digest(pair.subject_public_key_info())));
+    // The public key of the store's private key: derived here from the key of a store
+    // opened here, or as the node derived it for a store opened there.
+    let spki = c.spki().map(|spki| hex::encode(Sha256::digest(spki)));
     let leaf_spki = crate::pki::parse_pem_certs(
         pem::encode(&pem::Pem::new("CERTIFICATE", leaf.clone())).as_bytes(),
     )

@@ -20,6 +20,7 @@ mod host_keys;
 mod hostile;
 mod hostile_store;
 mod node_keys;
+mod node_stores;
 mod os_trust;
 mod renew;
 mod repair;
