@@ -7,6 +7,8 @@
 //!                                           # text and as Prometheus metrics, alternately
 //! cargo bench --bench fleet -- ops 20       # latency of single transport operations
 //! cargo bench --bench fleet -- count 20     # per rotation step: processes, commands, CPU
+//! cargo bench --bench fleet -- floor 20     # a rotation's floor: connections and bare
+//!                                           # remote commands, with and without wrappers
 //! ```
 //!
 //! `CERTROLL_BENCH_BIN` runs another build of certroll with the same harness (to compare
@@ -20,6 +22,9 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+#[path = "fleet/floor.rs"]
+mod floor;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -55,6 +60,9 @@ fn main() {
     }
     if what == "count" {
         return count(n.max(3));
+    }
+    if what == "floor" {
+        return floor::floor(n.max(1));
     }
     assert!(
         matches!(what, "apply" | "verify") && n >= 3,
@@ -376,23 +384,7 @@ fn count(n: usize) {
         theirs.as_secs_f64() * 1e3 / steps as f64
     );
     let log = fleet.dir().join("strace.log");
-    let mut strace = Command::new("strace");
-    strace.args([
-        "-f",
-        "-qq",
-        "-e",
-        "trace=execve,clone,clone3,fork,vfork",
-        "-o",
-    ]);
-    strace.arg(&log);
-    for p in &pids {
-        strace.args(["-p", p]);
-    }
-    let mut tracer = strace
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run strace");
-    std::thread::sleep(Duration::from_secs(2));
+    let tracer = trace_sshds(&pids, &log);
     // certroll itself under strace too, for its journal syncs.
     let syncs_log = fleet.dir().join("syncs.log");
     let synced = Command::new("strace")
@@ -406,24 +398,8 @@ fn count(n: usize) {
         .output()
         .expect("run certroll under strace");
     assert!(synced.status.success(), "the traced rotation failed");
-    std::thread::sleep(Duration::from_secs(2));
-    let _ = Command::new("kill")
-        .args(["-INT", &tracer.id().to_string()])
-        .status();
-    let _ = tracer.wait();
-    let text = fs::read_to_string(&log).unwrap_or_default();
-    let started = text
-        .lines()
-        .filter(|l| {
-            (l.contains(" clone(") || l.contains(" clone3(") || l.contains("fork("))
-                && !l.contains("= -1")
-                && !l.contains("CLONE_THREAD")
-        })
-        .count();
-    let execs = text
-        .lines()
-        .filter(|l| l.contains(" execve(") && !l.contains("= -1"))
-        .count();
+    let text = stop_trace(tracer, &log);
+    let (started, execs) = processes_and_programs(&text);
     // sshd runs every session command as `<login shell> -c <command>`, the shell named by
     // its base name (certroll's wrappers name `/bin/sh` by its path).
     let commands = text.lines().filter(|l| login_shell_command(l)).count();
@@ -444,6 +420,74 @@ fn count(n: usize) {
         per(execs),
         per(commands)
     );
+}
+
+/// `strace -f` on the given sshd listeners, logging every process started and every
+/// program run by the sessions they start from now on, one file per process (`log.PID`:
+/// a call is never split across lines, so a failed `execve` of a `PATH` search is told
+/// apart from a program run).
+fn trace_sshds(pids: &[String], log: &Path) -> std::process::Child {
+    let mut strace = Command::new("strace");
+    strace.args([
+        "-ff",
+        "-qq",
+        "-e",
+        "trace=execve,clone,clone3,fork,vfork",
+        "-o",
+    ]);
+    strace.arg(log);
+    for p in pids {
+        strace.args(["-p", p]);
+    }
+    let tracer = strace
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run strace");
+    // strace attaches to each listener in turn.
+    std::thread::sleep(Duration::from_secs(2));
+    tracer
+}
+
+/// Lets the traced sessions end and be reaped, stops `tracer`, returns its log (the
+/// files `log.PID`, which it removes).
+fn stop_trace(mut tracer: std::process::Child, log: &Path) -> String {
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill")
+        .args(["-INT", &tracer.id().to_string()])
+        .status();
+    let _ = tracer.wait();
+    let (dir, stem) = (log.parent().unwrap_or(Path::new(".")), log.file_name());
+    let prefix = format!("{}.", stem.unwrap_or_default().to_string_lossy());
+    let mut text = String::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        // Each line as `strace -f` writes it to one file: `PID call(...) = result`.
+        for line in fs::read_to_string(entry.path()).unwrap_or_default().lines() {
+            let _ = writeln!(text, "{pid} {line}");
+        }
+        let _ = fs::remove_file(entry.path());
+    }
+    text
+}
+
+/// Processes started (not threads) and programs run, in an strace log of [`trace_sshds`].
+fn processes_and_programs(text: &str) -> (usize, usize) {
+    let started = text
+        .lines()
+        .filter(|l| {
+            (l.contains(" clone(") || l.contains(" clone3(") || l.contains("fork("))
+                && !l.contains("= -1")
+                && !l.contains("CLONE_THREAD")
+        })
+        .count();
+    let execs = text
+        .lines()
+        .filter(|l| l.contains(" execve(") && !l.contains("= -1"))
+        .count();
+    (started, execs)
 }
 
 /// Whether an strace line is sshd starting one of certroll's remote commands through the

@@ -207,6 +207,38 @@ fn child_left_behind_on_purpose_is_not_killed_and_may_still_write() {
     });
 }
 
+/// Once certroll has gone (its connection closed, sshd's session over), a child that a
+/// node command left behind still writes its output, more than a pipe holds on each stream,
+/// without dying of SIGPIPE or blocking: the wrapper's relays drain it into /dev/null.
+#[test]
+fn child_left_behind_writes_after_the_connection_is_gone_without_sigpipe_or_blocking() {
+    let fleet = Fleet::start(&["app1"]);
+    let t = SshTransport::connect("app1", &fleet.settings("app1"), STRICT).unwrap();
+    let done = fleet.remote_path("wrote-after-close");
+    // `&&`: a `head` killed by SIGPIPE (status 141) stops the chain before the `touch`.
+    let cmd = format!(
+        "(sleep 5; head -c 262144 /dev/zero && head -c 262144 /dev/zero >&2 && touch '{done}') & \
+         echo started"
+    );
+    let out = within(Duration::from_secs(60), "exec", move || {
+        let out = t.exec(&cmd, Duration::from_secs(60));
+        // Closes the connection: sshd's session ends before the child writes.
+        drop(t);
+        out
+    })
+    .unwrap();
+    assert_eq!((out.status, out.stdout.as_str()), (Some(0), "started\n"));
+    let host = fleet.host_path("app1", &done);
+    let until = Instant::now() + Duration::from_secs(60);
+    while !host.exists() && Instant::now() < until {
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        host.exists(),
+        "the child left behind died or blocked writing its output after the connection closed"
+    );
+}
+
 #[test]
 fn fifo_device_and_huge_node_files_are_refused_without_hanging() {
     each_node(|n| {

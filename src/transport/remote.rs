@@ -261,6 +261,32 @@ impl Conn {
         Ok(())
     }
 
+    /// Runs `command` on a bare channel: the login shell runs it as it is, with no
+    /// wrapper, no deadline and no process group to kill; returns its exit status (`None`
+    /// after a signal). Only for measuring what the wrappers cost (`benches/fleet.rs`,
+    /// `floor`): a node command must go through [`Conn::exec`].
+    pub(crate) fn exec_bare(
+        &mut self,
+        node: &str,
+        command: &str,
+    ) -> Result<Option<i32>, TransportError> {
+        let action = format!("run `{command}` on a bare channel");
+        let run = |session: &Session| -> Result<Option<i32>, OpErr> {
+            let mut channel = session.channel_session()?;
+            channel.exec(command)?;
+            let mut sink = Vec::new();
+            channel.read_to_end(&mut sink).map_err(OpErr::Stream)?;
+            channel
+                .stderr()
+                .read_to_end(&mut sink)
+                .map_err(OpErr::Stream)?;
+            channel.wait_close()?;
+            let signalled = channel.exit_signal().is_ok_and(|s| s.exit_signal.is_some());
+            Ok((!signalled).then_some(channel.exit_status()?))
+        };
+        run(&self.session).map_err(|e| e.into_error(node, &action))
+    }
+
     /// True when an operation left the session in a doubtful state.
     pub(crate) fn is_broken(&self) -> bool {
         self.broken

@@ -58,6 +58,15 @@ impl SshTransport {
         SshTransport::with_opener(node, Box::new(opener))
     }
 
+    /// Runs `command` on a bare channel of the node's session, with no wrapper: no
+    /// deadline, no process group killed, nothing relayed; returns its exit status.
+    /// Not for node commands: it exists so that `benches/fleet.rs` (`floor`) can measure
+    /// what the wrappers of [`Transport::exec`] and [`Transport::exec_input`] add.
+    #[doc(hidden)]
+    pub fn exec_bare(&self, command: &str) -> Result<Option<i32>, TransportError> {
+        self.with_conn(|c| c.exec_bare(&self.node, command))
+    }
+
     /// Opens the first session now, so that connection errors surface at connect time.
     fn with_opener(node: &str, opener: Box<Opener>) -> Result<Self, TransportError> {
         let first = opener()?;
