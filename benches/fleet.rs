@@ -333,6 +333,15 @@ fn ops(n: usize) {
     time("exec `true`", &|| {
         assert!(t.exec("true", Duration::from_secs(30)).unwrap().success())
     });
+    // The same `true` in the direct wrapper of certroll's own scripts, and on a bare
+    // channel (no wrapper at all: what SSH and the login shell cost alone).
+    time("  direct wrapper", &|| {
+        let out = t.exec_input("true", b"", Duration::from_secs(30));
+        assert!(out.unwrap().success())
+    });
+    time("  bare channel", &|| {
+        assert_eq!(t.exec_bare("true").unwrap(), Some(0))
+    });
     time("read_file (2 KiB)", &|| {
         let _ = t.read_file(&path).unwrap();
     });
