@@ -25,15 +25,18 @@
 use std::time::Duration;
 
 use crate::inventory::{Become, Node, NodePaths, TransportKind};
-use crate::transport::ssh::shell_quote;
 use crate::transport::{ErrorKind, ExecOutput, Stage, Transport, TransportError};
+use script_io::command;
 
 pub mod inspect;
 mod keygen;
+pub mod keys_script;
 mod os_trust;
 pub mod os_trust_script;
 mod password;
+pub mod safety_script;
 pub mod script;
+pub mod script_io;
 
 pub use inspect::inspect_store;
 pub use keygen::{keygen, public_key, NodeKeyRequest, KEYGEN_TIMEOUT};
@@ -335,7 +338,7 @@ pub fn apply(
     }
     input.extend_from_slice(&os_data);
     // The end of the data, then the step's nonce: the script's markers carry it.
-    let nonce = script::nonce();
+    let nonce = script_io::nonce();
     input.extend_from_slice(format!("{END_MARKER} {nonce}\n").as_bytes());
     let action = format!("write the files of CA {ca} through {store}");
     let timeout = WRITE_TIMEOUT + node.confirm_timeout;
@@ -344,8 +347,8 @@ pub fn apply(
         // SIGINT/SIGTERM stop them (never the file change before them). The markers carry
         // the nonce: nothing a node's command prints moves the deadline or the signal rule.
         let (in_place, reloaded) = (
-            script::files_in_place(&nonce),
-            script::reload_exited(&nonce),
+            script_io::files_in_place(&nonce),
+            script_io::reload_exited(&nonce),
         );
         let stages = [
             Stage {
@@ -366,7 +369,7 @@ pub fn apply(
     } else {
         t.exec_input(&command(&args), &input, timeout)?
     };
-    let r = script::parse(&out.stdout, &out.stderr, opts.reload.is_some(), &nonce);
+    let r = script_io::parse(&out.stdout, &out.stderr, opts.reload.is_some(), &nonce);
     if !r.in_place {
         return Err(failure(node, action, &out));
     }
@@ -420,25 +423,6 @@ pub fn cleanup(t: &dyn Transport, node: &Node, ca: &str) -> Result<(), LayoutErr
     }
     let action = format!("remove old backups of CA {ca} from {store}");
     Err(failure(node, action, &out))
-}
-
-/// `set -- <quoted args...>` then the script: the shell that runs the command runs the
-/// script itself (no second shell to start). `inspect` gets its own piece instead of the
-/// OS trust store's: the whole command must fit in one SSH packet (libssh2's is 35,000
-/// bytes, and `become` quotes the script once more).
-fn command(args: &[String]) -> String {
-    let mut c = String::from("set --");
-    for a in args {
-        c.push(' ');
-        c.push_str(&shell_quote(a));
-    }
-    if args.first().is_some_and(|a| a == "inspect") {
-        c.push_str(inspect::INSPECT);
-    } else {
-        c.push_str(os_trust_script::OS_TRUST);
-    }
-    c.push_str(script::SCRIPT);
-    c
 }
 
 fn failure(node: &Node, action: String, out: &ExecOutput) -> LayoutError {

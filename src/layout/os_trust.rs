@@ -3,7 +3,7 @@
 //! installation alone for a resumed step whose files were in place
 //! (docs/layout.md#the-operating-systems-trust-store).
 
-use super::{command, failure, script, store_words, LayoutError, END_MARKER, WRITE_TIMEOUT};
+use super::{command, failure, script_io, store_words, LayoutError, END_MARKER, WRITE_TIMEOUT};
 use crate::inventory::Node;
 use crate::transport::{ExecOutput, Stage, Transport};
 
@@ -63,9 +63,9 @@ pub fn install_os_trust(
     args.extend(os_words);
     args.push(END_MARKER.to_string());
     // The end of the data, then the step's nonce: the script's markers carry it.
-    let nonce = script::nonce();
+    let nonce = script_io::nonce();
     input.extend_from_slice(format!("{END_MARKER} {nonce}\n").as_bytes());
-    let in_place = script::files_in_place(&nonce);
+    let in_place = script_io::files_in_place(&nonce);
     let stages = [Stage {
         marker: &in_place,
         limit: node.confirm_timeout,
@@ -76,7 +76,7 @@ pub fn install_os_trust(
         WRITE_TIMEOUT + node.confirm_timeout,
         &stages,
     )?;
-    let r = script::parse(&out.stdout, &out.stderr, false, &nonce);
+    let r = script_io::parse(&out.stdout, &out.stderr, false, &nonce);
     if !r.in_place {
         let action = format!(
             "install the anchors of CA {ca} in {} (store {store})",

@@ -9,7 +9,7 @@
 //! command's output, never in a command line, and is kept in a [`Password`], which no
 //! message, journal entry or `Debug` output shows.
 
-use super::{command, failure, script, LayoutError, WRITE_TIMEOUT};
+use super::{command, failure, script_io, LayoutError, WRITE_TIMEOUT};
 use crate::inventory::Node;
 use crate::stores::Password;
 use crate::transport::Transport;
@@ -27,7 +27,7 @@ pub fn store_password(t: &dyn Transport, node: &Node, path: &str) -> Result<Pass
     }
     match out
         .stdout
-        .split_once(&format!("{}\n", script::PASSWORD_FOLLOWS))
+        .split_once(&format!("{}\n", script_io::PASSWORD_FOLLOWS))
     {
         Some((_, text)) if !text.is_empty() => Ok(Password::new(text)),
         _ => Err(LayoutError::Node {

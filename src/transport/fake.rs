@@ -137,11 +137,14 @@ impl Transport for FakeNode {
         let (line, script) = command
             .split_once('\n')
             .expect("set -- line, then the script");
-        let os_trust = crate::layout::os_trust_script::OS_TRUST.trim_start_matches('\n');
-        assert_eq!(
-            script.strip_prefix(os_trust),
-            Some(crate::layout::script::SCRIPT)
-        );
+        let parts = [
+            crate::layout::safety_script::SAFETY,
+            crate::layout::keys_script::KEYS,
+            crate::layout::os_trust_script::OS_TRUST,
+            crate::layout::script::SCRIPT,
+        ];
+        let shipped = crate::layout::script_io::shipped(&parts);
+        assert_eq!(Some(script), shipped.strip_prefix('\n'));
         let words = shell_words(line);
         assert_eq!(words[..3], ["set", "--", "apply"], "{words:?}");
         let (reload, confirm) = (words[13].clone(), words[14].clone());
