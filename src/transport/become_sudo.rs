@@ -186,7 +186,7 @@ impl Transport for Sudo {
 
     fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         let out = self.inner.exec(&Sudo::wrap(command), timeout)?;
-        self.unless_refused(&format!("run `{command}`"), out)
+        self.unless_refused(&super::run_action(command), out)
     }
 
     /// A TCP stream needs no privilege: opened by the login session.
@@ -213,7 +213,7 @@ impl Transport for Sudo {
         let out = self
             .inner
             .exec_input(&Sudo::wrap(command), input, timeout)?;
-        self.unless_refused(&format!("run `{command}`"), out)
+        self.unless_refused(&super::run_action(command), out)
     }
 
     fn exec_staged(
@@ -226,7 +226,7 @@ impl Transport for Sudo {
         let out = self
             .inner
             .exec_staged(&Sudo::wrap(command), input, timeout, stages)?;
-        self.unless_refused(&format!("run `{command}`"), out)
+        self.unless_refused(&super::run_action(command), out)
     }
 }
 

@@ -199,7 +199,7 @@ impl Transport for FakeNode {
         } else {
             script[0].clone()
         };
-        next.map_err(|k| self.fail(format!("run `{command}`"), k, "connection reset"))
+        next.map_err(|k| self.fail(super::run_action(command), k, "connection reset"))
     }
 }
 

@@ -309,7 +309,7 @@ impl LocalTransport {
         timeout: Duration,
         stages: &[super::Stage<'_>],
     ) -> Result<ExecOutput, TransportError> {
-        let action = format!("run `{command}`");
+        let action = super::run_action(command);
         let done = process::run(
             command,
             &self.workdir,

@@ -98,6 +98,22 @@ impl TransportError {
     }
 }
 
+/// How an error names running `command`: the command itself when it is one short line,
+/// else its first line cut at [`SHOWN_COMMAND`] characters and its size. A step's command
+/// carries the whole node-side script (tens of kilobytes, quoted once more under sudo);
+/// its first line, `set -- 'apply' 'STORE' …`, says which script and which store.
+pub fn run_action(command: &str) -> String {
+    let first = command.lines().next().unwrap_or_default();
+    if first.len() == command.len() && first.chars().count() <= SHOWN_COMMAND {
+        return format!("run `{command}`");
+    }
+    let shown: String = first.chars().take(SHOWN_COMMAND).collect();
+    format!("run `{shown}…` ({} bytes)", command.len())
+}
+
+/// The most characters of a command an error shows ([`run_action`]).
+pub const SHOWN_COMMAND: usize = 200;
+
 /// Options of an atomic write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOptions<'a> {
@@ -175,7 +191,7 @@ pub trait Transport: Send + Sync {
         let _ = (input, timeout);
         Err(TransportError::new(
             self.node(),
-            format!("run `{command}`"),
+            run_action(command),
             ErrorKind::Io,
             "this transport cannot pass input to a command",
         ))
@@ -257,4 +273,25 @@ pub fn holds_private_key(data: &[u8]) -> bool {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_action;
+
+    /// Regression: a step that could not be sent printed its whole command, the node-side
+    /// script of 35 kB, as the action of its error.
+    #[test]
+    fn an_error_names_a_long_command_by_its_first_line_and_its_size() {
+        assert_eq!(run_action("sudo -n true"), "run `sudo -n true`");
+        let script = format!("set -- 'apply' '/srv/tls'\n{}", "x=1\n".repeat(9000));
+        assert_eq!(
+            run_action(&script),
+            format!("run `set -- 'apply' '/srv/tls'…` ({} bytes)", script.len())
+        );
+        let long = "é".repeat(5000);
+        let action = run_action(&long);
+        assert!(action.chars().count() < 250, "{action}");
+        assert!(action.ends_with("(10000 bytes)"), "{action}");
+    }
 }

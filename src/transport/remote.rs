@@ -270,7 +270,7 @@ impl Conn {
         node: &str,
         command: &str,
     ) -> Result<Option<i32>, TransportError> {
-        let action = format!("run `{command}` on a bare channel");
+        let action = format!("{} on a bare channel", super::run_action(command));
         let run = |session: &Session| -> Result<Option<i32>, OpErr> {
             let mut channel = session.channel_session()?;
             channel.exec(command)?;

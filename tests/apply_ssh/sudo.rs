@@ -10,11 +10,7 @@ use crate::{assert_verify_ok, on_node, status_steps};
 
 #[test]
 fn become_sudo_writes_root_owned_files_and_reloads_as_root_for_an_unprivileged_login() {
-    ensure_user(OPERATOR);
-    sudoers(OPERATOR, true);
-    let fleet = Fleet::start(&["lb1", "app1"]);
-    users::quiet_root_shells(&fleet);
-    users::allow_login(&fleet);
+    let fleet = users::sudo_fleet(&["lb1", "app1"]);
     let inv = FleetInventory::new(&fleet)
         .mutual_link("lb1", "app1")
         .login_user("app1", OPERATOR)
@@ -60,4 +56,33 @@ fn become_sudo_that_asks_for_a_password_fails_at_once_and_says_so() {
             .any(|(node, _, state)| node == "app1" && state == "failed"),
         "app1's step failed (not retried until a timeout): {steps:?}"
     );
+}
+
+/// Regression: the whole step travels as one command in one SSH packet, and under
+/// `become = "sudo"` the node-side script is quoted twice. With the script's comments
+/// shipped, a step whose reload and confirm commands are 3 KiB each (operators write long
+/// ones) made a command of more than 35,000 bytes, which libssh2 refuses to send.
+#[test]
+fn become_sudo_with_long_node_commands_still_fits_a_step_in_one_packet() {
+    let fleet = users::sudo_fleet(&["lb1", "app1"]);
+    let padding = "x".repeat(3072);
+    let reload = format!("touch {RELOADED} || echo {padding}");
+    let confirm = format!("test -e {RELOADED} || echo {padding}");
+    let inv = FleetInventory::new(&fleet)
+        .mutual_link("lb1", "app1")
+        .login_user("app1", OPERATOR)
+        .node_key("app1", "become", "sudo")
+        .node_key("app1", "reload", &reload)
+        .node_key("app1", "confirm", &confirm);
+    let ctl = Control::new(&fleet, &inv);
+    ctl.apply_ok(&[]);
+    let reloaded = on_node(&fleet, "app1", RELOADED);
+    let before = std::fs::metadata(&reloaded).and_then(|m| m.modified());
+    ctl.apply_ok(&["--rotate"]);
+    assert_ne!(
+        std::fs::metadata(&reloaded).and_then(|m| m.modified()).ok(),
+        before.ok(),
+        "the rotation reloaded app1 through sudo"
+    );
+    assert_verify_ok(&ctl);
 }

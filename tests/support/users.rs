@@ -92,6 +92,17 @@ pub fn allow_login(fleet: &Fleet) {
     fs::set_permissions(&keys, fs::Permissions::from_mode(0o644)).expect("chmod authorized_keys");
 }
 
+/// A fleet of `names` that [`OPERATOR`] logs in to and becomes root on with a NOPASSWD
+/// sudoers rule, root's shell start-up kept quiet: how every `become = "sudo"` test starts.
+pub fn sudo_fleet(names: &[&str]) -> Fleet {
+    ensure_user(OPERATOR);
+    sudoers(OPERATOR, true);
+    let fleet = Fleet::start(names);
+    quiet_root_shells(&fleet);
+    allow_login(&fleet);
+    fleet
+}
+
 /// `chown -R user: path` (user's primary group).
 pub fn chown(path: &Path, user: &str) {
     let (ok, err) = run(Command::new("chown")

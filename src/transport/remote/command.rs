@@ -65,7 +65,7 @@ impl Conn {
         stages: &[Stage<'_>],
         interruptible: bool,
     ) -> Result<ExecOutput, TransportError> {
-        let action = format!("run `{command}`");
+        let action = crate::transport::run_action(command);
         let how = How {
             input,
             timeout,
@@ -105,7 +105,7 @@ impl Conn {
         input: &[u8],
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
-        let action = format!("run `{command}`");
+        let action = crate::transport::run_action(command);
         let how = How {
             input: Some(input),
             timeout,
