@@ -7,10 +7,8 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
 
-use support::cli::{openssl_verify, pem_certs};
+use support::cli::{openssl, openssl_verify, pem_certs};
 use support::local::{LocalFleet, NODES};
 
 /// A CA of 30 days, leaves of 10 days renewed 3 days before.
@@ -19,19 +17,6 @@ const SHORT: [(&str, &str); 3] = [
     ("leaf_validity", "10d"),
     ("renew_before", "3d"),
 ];
-
-fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn extend_reissues_the_ca_with_its_key_and_a_routine_apply_puts_it_in_every_bundle() {
@@ -88,6 +73,7 @@ fn extend_refuses_a_public_only_generation_and_writes_nothing() {
     let fleet = LocalFleet::ops(&[]);
     let dir = fleet.root();
     openssl(
+        dir,
         &[
             "req",
             "-x509",
@@ -109,7 +95,6 @@ fn extend_refuses_a_public_only_generation_and_writes_nothing() {
             "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
-        dir,
     );
     let cert = dir.join("old.pem");
     fleet
@@ -145,6 +130,7 @@ fn extend_refuses_when_a_leaf_names_the_ca_certificate_issuer_and_serial() {
     )
     .expect("write the extension file");
     openssl(
+        &node,
         &[
             "req",
             "-new",
@@ -160,11 +146,11 @@ fn extend_refuses_when_a_leaf_names_the_ca_certificate_issuer_and_serial() {
             "-subj",
             "/CN=app",
         ],
-        &node,
     );
     let ca_pem = g1.join("ca.pem");
     let ca_key = g1.join("ca.key");
     openssl(
+        &node,
         &[
             "x509",
             "-req",
@@ -182,7 +168,6 @@ fn extend_refuses_when_a_leaf_names_the_ca_certificate_issuer_and_serial() {
             "-out",
             "cert.pem",
         ],
-        &node,
     );
     let before = fs::read(&ca_pem).expect("store certificate");
     let run = fleet.certroll(&["ca", "extend", "internal"]);

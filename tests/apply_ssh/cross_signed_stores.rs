@@ -8,29 +8,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use certroll::stores::{keystore_form, truststore_form, Password, Pkcs12Profile, TruststoreFormat};
 
 use crate::on_node;
 use crate::stores::{inventory, write_password, COMBINED, KEYSTORE, PASS, TRUSTSTORE};
-use crate::support::cli::{mode, pem_certs, Control};
+use crate::support::cli::{mode, openssl, pem_certs, Control};
 use crate::support::inventory::CERT;
 use crate::support::Fleet;
-
-/// What `openssl ARGS...` prints on stdout; it must succeed.
-fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The DER certificates of a PEM text, in order.
 fn ders(text: &str) -> Vec<Vec<u8>> {
@@ -48,7 +33,10 @@ fn subjects(text: &str) -> Vec<String> {
 fn public_key_of(dir: &Path, key_pem: &str) -> String {
     let file = dir.join("extracted-key.pem");
     fs::write(&file, key_pem).expect("write the extracted key");
-    let public = openssl(&["pkey", "-pubout", "-in", &file.display().to_string()]);
+    let public = openssl(
+        Path::new("."),
+        &["pkey", "-pubout", "-in", &file.display().to_string()],
+    );
     fs::remove_file(&file).expect("remove the extracted key");
     public
 }
@@ -73,24 +61,33 @@ fn cross_signed_rotation_leaves_stores_without_the_cross_certificate(key_source:
         "the certificate file holds the leaf alone\n{run}"
     );
     let leaf = cert[0].der.clone();
-    let cert_public = openssl(&[
-        "x509",
-        "-pubkey",
-        "-noout",
-        "-in",
-        &on_node(&fleet, "app1", CERT).display().to_string(),
-    ]);
+    let cert_public = openssl(
+        Path::new("."),
+        &[
+            "x509",
+            "-pubkey",
+            "-noout",
+            "-in",
+            &on_node(&fleet, "app1", CERT).display().to_string(),
+        ],
+    );
 
     // The keystore, as OpenSSL 3 reads it (no -legacy): the leaf alone, the served key.
     let ks = on_node(&fleet, "app1", KEYSTORE).display().to_string();
     let pass = format!("file:{}", on_node(&fleet, "app1", PASS).display());
-    let certs = openssl(&["pkcs12", "-info", "-nokeys", "-in", &ks, "-passin", &pass]);
+    let certs = openssl(
+        Path::new("."),
+        &["pkcs12", "-info", "-nokeys", "-in", &ks, "-passin", &pass],
+    );
     assert!(
         ders(&certs) == [leaf.clone()],
         "the keystore holds exactly the leaf, no cross certificate: it holds {:?}\n{run}",
         subjects(&certs)
     );
-    let key = openssl(&["pkcs12", "-nocerts", "-nodes", "-in", &ks, "-passin", &pass]);
+    let key = openssl(
+        Path::new("."),
+        &["pkcs12", "-nocerts", "-nodes", "-in", &ks, "-passin", &pass],
+    );
     assert_eq!(
         public_key_of(&ctl.dir, &key),
         cert_public,

@@ -12,8 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::cli::Control;
 use crate::support::inventory::{FleetInventory, CERT};
-use crate::support::users::{self, ensure_user, sudoers, OPERATOR, SERVICE};
-use crate::support::Fleet;
+use crate::support::users::{self, ensure_user, OPERATOR, SERVICE};
 use crate::{assert_verify_ok, on_node};
 
 const TLS_DIR: &str = "/srv/certroll-node/tls";
@@ -47,11 +46,7 @@ fn holding(dir: &Path, needle: &[u8], out: &mut Vec<PathBuf>) {
 #[test]
 fn a_service_user_owning_the_certificate_directory_cannot_read_a_root_only_file_through_apply() {
     let (svc_uid, svc_gid) = ensure_user(SERVICE);
-    ensure_user(OPERATOR);
-    sudoers(OPERATOR, true);
-    let fleet = Fleet::start(&["lb1", "app1"]);
-    users::quiet_root_shells(&fleet);
-    users::allow_login(&fleet);
+    let fleet = users::sudo_fleet(&["lb1", "app1"]);
     let node_dir = fleet.node("app1").dir.clone();
     fs::set_permissions(&node_dir, fs::Permissions::from_mode(0o755)).unwrap();
     let tls = on_node(&fleet, "app1", TLS_DIR);

@@ -33,7 +33,6 @@ mod sudo;
 mod via;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::cli::{mode, openssl_verify, pem_subjects, Control};
 use support::inventory::{BUNDLE, CERT, KEY, RELOADED};
@@ -173,19 +172,9 @@ pub fn last_run(records: &[serde_json::Value]) -> serde_json::Value {
 
 /// What `openssl ARGS... -in path` prints, which must succeed.
 pub fn openssl(args: &[&str], path: &Path) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .arg("-in")
-        .arg(path)
-        .output()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} -in {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let path = path.display().to_string();
+    let args: Vec<&str> = args.iter().copied().chain(["-in", path.as_str()]).collect();
+    support::cli::openssl(Path::new("."), &args)
 }
 
 /// The steps of the last run recorded in `state_dir/journal.jsonl`, in order of first start.

@@ -19,7 +19,7 @@ use crate::rotate::{bootstrap_then_rotate_runs, store_entries};
 use crate::rsa::key_kind;
 use crate::support::cli::{Control, Run};
 use crate::support::inventory::{FleetInventory, CERT, KEY};
-use crate::support::users::{self, ensure_user, owner, sudoers, OPERATOR, SERVICE};
+use crate::support::users::{self, ensure_user, owner, OPERATOR, SERVICE};
 use crate::support::Fleet;
 use crate::{assert_node_on_with_key_mode, assert_verify_ok, last_run, on_node, openssl};
 
@@ -172,11 +172,7 @@ fn assert_leaf_steps_overlap(run: &Run, nodes: &[&str], what: &str) {
 #[test]
 fn node_made_keys_through_sudo_end_owned_by_the_service_account_with_key_mode_0640() {
     let (svc_uid, svc_gid) = ensure_user(SERVICE);
-    ensure_user(OPERATOR);
-    sudoers(OPERATOR, true);
-    let fleet = Fleet::start(&["lb1", "db1"]);
-    users::quiet_root_shells(&fleet);
-    users::allow_login(&fleet);
+    let fleet = users::sudo_fleet(&["lb1", "db1"]);
     // Both nodes: an unprivileged login that becomes root with sudo; db1's files belong
     // to the service account, whose key is readable by its group (as PostgreSQL allows).
     let inv = FleetInventory::new(&fleet)

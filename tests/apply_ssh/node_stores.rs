@@ -15,7 +15,6 @@
 //!   password file are opened on the node as well.
 
 use std::fs;
-use std::process::Command;
 
 use certroll::stores::{keystore_form, Password, Pkcs12Profile};
 use serde_json::Value;
@@ -61,19 +60,6 @@ fn findings<'a>(node: &'a Value, kind: &str) -> Vec<&'a Value> {
         .flatten()
         .filter(|f| f["kind"] == kind)
         .collect()
-}
-
-fn run_openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -161,7 +147,7 @@ fn a_node_made_keystore_or_combined_pem_holding_another_key_is_a_finding_naming_
     let work = ctl.dir.join("other");
     fs::create_dir_all(&work).expect("a work directory");
     fs::write(work.join("pass"), "app1-secret\n").expect("password");
-    run_openssl(
+    crate::support::cli::openssl(
         &work,
         &[
             "req",
@@ -182,7 +168,7 @@ fn a_node_made_keystore_or_combined_pem_holding_another_key_is_a_finding_naming_
         ],
     );
     let keystore = on_node(&fleet, "app1", KEYSTORE);
-    run_openssl(
+    crate::support::cli::openssl(
         &work,
         &[
             "pkcs12",
@@ -262,12 +248,8 @@ fn a_password_file_that_no_longer_opens_a_node_made_keystore_is_a_store_unopened
 
 #[test]
 fn through_sudo_verify_opens_root_owned_node_made_stores_with_a_root_only_password_file() {
-    use crate::support::users::{self, ensure_user, sudoers, OPERATOR};
-    ensure_user(OPERATOR);
-    sudoers(OPERATOR, true);
-    let fleet = Fleet::start(&["lb1", "app1"]);
-    users::quiet_root_shells(&fleet);
-    users::allow_login(&fleet);
+    use crate::support::users::{self, OPERATOR};
+    let fleet = users::sudo_fleet(&["lb1", "app1"]);
     write_password(&fleet, "app1-secret\n", 0o600);
     let inv = inventory(&fleet, "legacy")
         .node_key("app1", "key_source", "node")

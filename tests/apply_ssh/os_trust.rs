@@ -364,12 +364,8 @@ fn a_run_killed_during_the_os_trust_update_runs_it_again_when_resumed() {
 /// command runs as root, like the reload.
 #[test]
 fn with_become_sudo_the_anchors_are_root_s_and_the_update_runs_as_root() {
-    use crate::support::users::{self, ensure_user, owner, sudoers, OPERATOR};
-    ensure_user(OPERATOR);
-    sudoers(OPERATOR, true);
-    let fleet = Fleet::start(&["lb1", "app1"]);
-    users::quiet_root_shells(&fleet);
-    users::allow_login(&fleet);
+    use crate::support::users::{self, owner, OPERATOR};
+    let fleet = users::sudo_fleet(&["lb1", "app1"]);
     let p = on_node(&fleet, "lb1", UPDATE);
     fs::create_dir_all(p.parent().expect("a directory")).expect("bin directory");
     fs::write(

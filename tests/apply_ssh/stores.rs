@@ -268,12 +268,8 @@ fn with_keys_made_on_the_node_the_keystore_and_combined_pem_are_assembled_there(
 #[test]
 fn through_sudo_a_root_only_password_file_opens_root_owned_stores() {
     use crate::support::cli::mode;
-    use crate::support::users::{self, ensure_user, owner, sudoers, OPERATOR};
-    ensure_user(OPERATOR);
-    sudoers(OPERATOR, true);
-    let fleet = Fleet::start(&["lb1", "app1"]);
-    users::quiet_root_shells(&fleet);
-    users::allow_login(&fleet);
+    use crate::support::users::{self, owner, OPERATOR};
+    let fleet = users::sudo_fleet(&["lb1", "app1"]);
     // root's password file, 0600: the unprivileged login cannot read it, sudo can.
     write_password(&fleet, "app1-secret\n", 0o600);
     let inv = inventory(&fleet, "modern")

@@ -132,6 +132,22 @@ impl Control {
     }
 }
 
+/// What `openssl ARGS...` prints on stdout, run in `dir`; it must succeed.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `openssl verify -CAfile CA [-untrusted CERT] CERT`; Err carries openssl's output.
 /// The certificate file's extra certificates (its chain) are offered as intermediates.
 pub fn openssl_verify(ca_file: &Path, cert_file: &Path) -> Result<(), String> {
