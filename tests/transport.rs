@@ -461,3 +461,28 @@ fn fifty_nodes_start_on_distinct_ports() {
     assert_eq!(kh.lines().count(), 50);
     let _unused: PathBuf = fleet.host_path("node0", "/srv/certroll-node/x");
 }
+
+/// A command too long for one SSH packet is not sent: the error says how long it is and
+/// what to do, names the command by its first line only, and the session still works
+/// (libssh2's own refusal, "Unable to send channel request", left it in doubt).
+#[test]
+fn a_command_longer_than_one_ssh_packet_is_refused_by_size_and_the_session_goes_on() {
+    let fleet = Fleet::start(&["app1"]);
+    let t = connect(&fleet, "app1");
+    let long = format!("true\n# {}", "x".repeat(40_000));
+    let err = t
+        .exec(&long, Duration::from_secs(30))
+        .expect_err("a 40 kB command is not sent");
+    let text = err.to_string();
+    assert!(
+        text.contains("more than the 35000 one SSH packet carries"),
+        "{text}"
+    );
+    assert!(
+        text.contains("node app1") && text.contains("run `true…`"),
+        "{text}"
+    );
+    assert!(text.len() < 600, "the command is not repeated: {text}");
+    let out = t.exec("echo still here", Duration::from_secs(30)).unwrap();
+    assert_eq!(out.stdout, "still here\n");
+}

@@ -6,7 +6,8 @@
 //! anything else with [`ErrorKind::FileRefused`], without opening it when its type
 //! alone says no), keep at most [`MAX_OUTPUT_BYTES`] of a command's output, and
 //! recognise the temporary files of their own interrupted atomic writes by name, so
-//! that the next write of the same file removes them and nothing else.
+//! that the next write of the same file removes them and nothing else. The SSH transport
+//! sends no command longer than [`MAX_COMMAND_BYTES`].
 
 use super::{ErrorKind, TransportError};
 
@@ -14,6 +15,20 @@ use super::{ErrorKind, TransportError};
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Most output kept of one command, per stream; the rest is read and discarded.
 pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
+/// Largest command sent over SSH, wrappers and quoting included: libssh2 sends a command
+/// in one packet and refuses one of more than 35,000 bytes ("Unable to send channel
+/// request"), after which the session cannot be trusted.
+pub const MAX_COMMAND_BYTES: usize = 35_000;
+
+/// Why a command of `size` bytes is not sent.
+pub(crate) fn command_too_long(size: usize) -> String {
+    format!(
+        "the command is {size} bytes, more than the {MAX_COMMAND_BYTES} one SSH packet carries \
+         (under `become = \"sudo\"` it is quoted once more): put a long reload or confirm \
+         command into a script on the node and name the script"
+    )
+}
 
 /// Hex digits of the random part of a temporary file name.
 const TEMP_SUFFIX_LEN: usize = 12;

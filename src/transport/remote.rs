@@ -371,6 +371,8 @@ enum OpErr {
     Io(std::io::Error, Option<ssh2::Error>),
     /// Reading a command's output failed: the connection is broken.
     Stream(std::io::Error),
+    /// A command too long for one SSH packet, not sent (its size).
+    TooLong(usize),
 }
 
 impl OpErr {
@@ -385,6 +387,9 @@ impl OpErr {
                     err.kind = ErrorKind::Transient;
                 }
                 err
+            }
+            OpErr::TooLong(size) => {
+                TransportError::new(node, action, ErrorKind::Io, limits::command_too_long(size))
             }
         }
     }

@@ -25,7 +25,7 @@ use ssh2::{Channel, ErrorCode};
 
 use super::{Conn, OpErr, Raw};
 use crate::interrupt::{self, CommandGuard, Signal};
-use crate::transport::limits::keep_output;
+use crate::transport::limits::{keep_output, MAX_COMMAND_BYTES};
 use crate::transport::local::random_suffix;
 use crate::transport::process::OUTPUT_GRACE;
 use crate::transport::session::IO_TIMEOUT;
@@ -144,13 +144,16 @@ impl Conn {
         let _in_flight = CommandGuard::new();
         self.reap();
         let marker = format!("certroll-exit-{} ", random_suffix());
-        let mut channel = self.session.channel_session()?;
         let input = how.input;
         let wrapped = if how.relayed {
             wrapper(command, marker.trim_end(), input.is_some())
         } else {
             direct(command, input.is_some())
         };
+        if wrapped.len() > MAX_COMMAND_BYTES {
+            return Err(OpErr::TooLong(wrapped.len()));
+        }
+        let mut channel = self.session.channel_session()?;
         channel.exec(&wrapped)?;
         if let Some(data) = input {
             std::io::Write::write_all(&mut channel, data).map_err(OpErr::Stream)?;
