@@ -19,7 +19,7 @@ fi
 need_apt=()
 while read -r package; do need_apt+=("$package"); done < <(build_deps_missing)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
-# CA keys in a PKCS#11 token (tests/ca_key_stores.rs, src/pki/token_tests.rs): SoftHSM2
+# CA keys in a PKCS#11 token (tests/ca_key_stores/, src/pki/token_tests.rs): SoftHSM2
 # and pkcs11-tool (opensc).
 [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)

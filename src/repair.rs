@@ -11,6 +11,7 @@ use time::{Duration, OffsetDateTime};
 use crate::inventory::{CaId, Inventory, NodeId};
 use crate::materials::FileKind;
 use crate::plan::{BundleNeed, LeafNeed, NodeNeed, Unrepaired};
+use crate::verify::finding::world_accessible;
 use crate::verify::node::{check_node, NodeContext};
 use crate::verify::{CaFiles, Finding, Generation, Known, NodeReport, Severity};
 
@@ -218,9 +219,4 @@ fn worse_leaf(a: LeafNeed, b: LeafNeed) -> LeafNeed {
     } else {
         a
     }
-}
-
-/// Whether an octal mode string lets "other" users read, write or execute the file.
-fn world_accessible(mode: &str) -> bool {
-    u32::from_str_radix(mode, 8).is_ok_and(|m| m & 0o007 != 0)
 }

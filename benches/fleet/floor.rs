@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 use certroll::transport::ssh::SshTransport;
 use certroll::transport::{HostKeyPolicy, Transport};
 
+use super::count::{processes_and_programs, stop_trace, trace_sshds};
 use super::support::Fleet;
-use super::{processes_and_programs, quiet_shells, sshd_pid, stop_trace, trace_sshds, Tiers};
+use super::{quiet_shells, sshd_pid, Tiers};
 
 /// Steps in flight at once, as `certroll apply`'s default `--parallel`.
 const PARALLEL: usize = 16;

@@ -22,6 +22,7 @@ use super::{sha256_hex, ErrorKind, TransportError, WriteOptions};
 use crate::interrupt::Signal;
 
 mod command;
+mod wrapper;
 
 /// One authenticated session with its lazily opened SFTP channel. Fields drop in
 /// order: SFTP, then the session, then the tunnel that carries it.

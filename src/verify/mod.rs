@@ -19,6 +19,7 @@ pub use crate::collect;
 pub mod ca_certs;
 pub mod check;
 pub mod finding;
+mod finding_message;
 pub mod generations;
 pub mod links;
 pub mod live;
