@@ -114,7 +114,7 @@ pub fn extend(args: &ExtendArgs) -> Result<i32, CommandError> {
         .with_context(|| format!("failed to record the extension of CA {}", spec.name))?;
     // Fenced by the lease: a run whose lock was broken meanwhile writes nothing back.
     state.save_store(&*lease)?;
-    let until = crate::verify::node::rfc3339(extended.not_after);
+    let until = crate::verify::report::rfc3339(extended.not_after);
     crate::outln!(
         "extended CA {} G{}: same key, subject and key identifiers, valid until {until}",
         spec.name,

@@ -6,7 +6,8 @@
 //! stream of one handshake: every read and write gets only the time left before the
 //! deadline, in slices of at most [`SLICE`], and between two slices it looks at
 //! [`crate::interrupt::requested`], so that a signal ends the handshake at once instead
-//! of when the server next speaks.
+//! of when the server next speaks. [`ObserveError`] says how an observation ended short
+//! of its end: an I/O or protocol error, the deadline, or a signal.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -137,6 +138,32 @@ impl Write for Bounded<'_> {
     fn flush(&mut self) -> io::Result<()> {
         self.bounded(|s| s.flush())
     }
+}
+
+/// Why no observation could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Protocol(String),
+    /// The deadline passed first; `received` bytes had come from the server by then.
+    #[error(
+        "the TLS handshake did not finish by its deadline (the server had sent {received} byte(s))"
+    )]
+    Deadline { received: u64 },
+    #[error("the TLS handshake was interrupted by {}", .0.name())]
+    Interrupted(Signal),
+}
+
+/// An I/O error of `action` as an observation's error.
+pub(crate) fn io_error(action: &str, e: &io::Error) -> ObserveError {
+    let what = match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
+        io::ErrorKind::UnexpectedEof => "the server closed the connection".to_string(),
+        _ => e.to_string(),
+    };
+    ObserveError::Io(format!("failed to {action}: {what}"))
 }
 
 #[cfg(test)]

@@ -35,9 +35,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 
-use super::deadline::{Bounded, Cut};
+pub use super::deadline::ObserveError;
+use super::deadline::{io_error, Bounded, Cut};
 use super::recorder::{ClientCert, Recorder, Signed};
-use crate::interrupt::Signal;
 use crate::inventory::Starttls;
 use crate::transport::ByteStream;
 
@@ -118,22 +118,6 @@ impl std::fmt::Display for Proof {
             ),
         }
     }
-}
-
-/// Why no observation could be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ObserveError {
-    #[error("{0}")]
-    Io(String),
-    #[error("{0}")]
-    Protocol(String),
-    /// The deadline passed first; `received` bytes had come from the server by then.
-    #[error(
-        "the TLS handshake did not finish by its deadline (the server had sent {received} byte(s))"
-    )]
-    Deadline { received: u64 },
-    #[error("the TLS handshake was interrupted by {}", .0.name())]
-    Interrupted(Signal),
 }
 
 /// Runs the pre-TLS protocol, then a TLS handshake over `stream` for `server_name`, and
@@ -405,15 +389,6 @@ fn close_cleanly(conn: &mut ClientConnection, stream: &mut Bounded<'_>) {
             }
         }
     }
-}
-
-pub(super) fn io_error(action: &str, e: &io::Error) -> ObserveError {
-    let what = match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
-        io::ErrorKind::UnexpectedEof => "the server closed the connection".to_string(),
-        _ => e.to_string(),
-    };
-    ObserveError::Io(format!("failed to {action}: {what}"))
 }
 
 fn provider() -> Arc<CryptoProvider> {

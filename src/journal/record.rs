@@ -34,7 +34,7 @@ pub const RESTART_PENDING: &str =
 pub enum Record {
     /// A run begins, or an unfinished run is resumed (`resumed`, same `run` id).
     RunStart {
-        /// [`JOURNAL_VERSION`] of the writer; absent (1) in journals older than versioning.
+        /// [`super::JOURNAL_VERSION`] of the writer; absent (1) in journals older than versioning.
         #[serde(default = "first_version")]
         version: u32,
         run: String,

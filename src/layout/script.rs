@@ -65,7 +65,7 @@
 /// ends with `MARKER NONCE`). `cleanup STORE FALLBACK CA NODE KEEP PATH...`.
 /// `keygen STORE FALLBACK CA NODE TAG ALG NONCE STOP` (ALG `ecdsa-p256`, `ecdsa-p384`,
 /// `ed25519`, `rsa-BITS`; NONCE the request's CN). `pubkey PATH`. `password PATH` (the
-/// store password, after the line [`PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
+/// store password, after the line [`super::script_io::PASSWORD_FOLLOWS`]; exit 18 for a bad password file).
 /// `inspect KIND PATH PWFILE` (a store's public material, opened on the node: see
 /// [`super::inspect`], which defines it).
 pub const SCRIPT: &str = r#"set -u

@@ -2,7 +2,6 @@
 
 pub mod escape;
 pub mod plan;
-mod plan_restarts;
 pub mod progress;
 pub mod prometheus;
 pub mod status;

@@ -20,6 +20,8 @@ mod plan_dot;
 pub use plan_dot::dot;
 #[path = "plan_json.rs"]
 mod plan_json;
+#[path = "plan_restarts.rs"]
+mod plan_restarts;
 pub use plan_json::{json, json_to};
 
 /// A plan with what is needed to describe it: the inventory and the CA generations.
@@ -294,7 +296,7 @@ pub fn text_to(view: &PlanView<'_>, style: Style, out: &mut impl Write) -> io::R
             write_step(out, view, &mut cache, style, s, (id_w, name_w, act_w))?;
         }
     }
-    super::plan_restarts::write_text(out, view, style)?;
+    plan_restarts::write_text(out, view, style)?;
     write_unrepaired(out, view, style)
 }
 

@@ -24,9 +24,9 @@ struct JsonPlan<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unrepaired: Vec<JsonUnrepaired<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pools: Vec<super::super::plan_restarts::JsonPool>,
+    pools: Vec<super::plan_restarts::JsonPool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    restarts: Vec<super::super::plan_restarts::JsonRestarts>,
+    restarts: Vec<super::plan_restarts::JsonRestarts>,
 }
 
 #[derive(Serialize)]
@@ -87,8 +87,8 @@ pub fn json_to(view: &PlanView<'_>, out: &mut impl Write) -> io::Result<()> {
                 message: &u.message,
             })
             .collect(),
-        pools: super::super::plan_restarts::json_pools(view),
-        restarts: super::super::plan_restarts::json_restarts(view),
+        pools: super::plan_restarts::json_pools(view),
+        restarts: super::plan_restarts::json_restarts(view),
     };
     serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
     out.write_all(b"\n")

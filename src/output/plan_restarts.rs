@@ -7,8 +7,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::plan::PlanView;
-use super::style::Style;
+use super::PlanView;
+use crate::output::style::Style;
 use crate::plan::restarts::{costs, RestartCost};
 use crate::plan::{actions_label, Action};
 
@@ -144,7 +144,7 @@ fn write_node(
     c: &RestartCost,
     name_w: usize,
 ) -> io::Result<()> {
-    let name = super::escape::line(&view.inv.nodes[c.node].name);
+    let name = crate::output::escape::line(&view.inv.nodes[c.node].name);
     let count = match c.restarts {
         1 => "1 restart".to_string(),
         n => format!("{n} restarts"),

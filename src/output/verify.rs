@@ -13,7 +13,7 @@ use super::escape;
 use super::style::{pad, Style};
 use crate::verify::check::Check;
 use crate::verify::finding::mode_text;
-use crate::verify::node::rfc3339;
+use crate::verify::report::rfc3339;
 use crate::verify::{
     CaReport, CertSummary, Finding, LinkReport, LinkResult, NodeReport, Report, Severity, StoreCert,
 };

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::Plan;
 use crate::pki::CaCert;
-use crate::verify::node::rfc3339;
+use crate::verify::report::rfc3339;
 
 /// Whether `current` has expired at `now`.
 pub fn is_expired(current: &CaCert, now: OffsetDateTime) -> bool {

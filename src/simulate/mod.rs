@@ -150,7 +150,7 @@ fn prepare(inv: &Inventory, plan: &Plan, start: &Start) -> Result<Prepared, Chec
         )?;
         let p = node.paths(&spec.name);
         let held = keys[s.node].as_deref();
-        crate::stores::files::assemble_simulated(&mut step, node, &p, held, &bases[s.node])?;
+        crate::materials::forms::assemble_simulated(&mut step, node, &p, held, &bases[s.node])?;
         if let Some(c) = step.iter().find(|c| c.path == p.cert) {
             bases[s.node].chain = c.data.clone();
         }

@@ -153,7 +153,7 @@ impl Sim<'_> {
         let endpoint = |n: NodeId| {
             let node = &self.inv.nodes[n];
             let p = node.paths(ca);
-            crate::stores::files::served(node, &p, &|path| files[n].get(path).cloned())
+            crate::materials::forms::served(node, &p, &|path| files[n].get(path).cloned())
         };
         let (cb, cc, ck) = endpoint(l.client);
         let (sb, sc, sk) = endpoint(l.server);
@@ -212,7 +212,7 @@ impl Sim<'_> {
             if let Some(cross) = &self.prepared.cross {
                 // The certificate file, and the chain its stores hold (what is served).
                 let (_, served, _) =
-                    crate::stores::files::served(node, &p, &|path| files[n].get(path).cloned());
+                    crate::materials::forms::served(node, &p, &|path| files[n].get(path).cloned());
                 let chains = [files[n].get(&p.cert).cloned().unwrap_or_default(), served];
                 if chains.iter().any(|c| ders(c).contains(cross)) {
                     return Err(CheckError::Incomplete {

@@ -11,7 +11,6 @@
 use zeroize::Zeroizing;
 
 pub mod combined_pem;
-pub mod files;
 pub mod jks;
 pub mod os_trust;
 pub mod pkcs12;

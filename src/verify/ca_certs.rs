@@ -7,8 +7,9 @@
 use time::OffsetDateTime;
 
 use super::finding::Finding;
+use super::generations::summary;
 use super::generations::Known;
-use super::node::{rfc3339, summary};
+use super::report::rfc3339;
 use super::report::{Generation, StoreCert};
 use super::thresholds::Windows;
 use crate::pki::{cert_pem, parse_pem_certs, CertInfo};

@@ -3,7 +3,7 @@
 //!
 //! Findings never carry key material: a key file is described by its path, its mode and
 //! whether it matches the certificate, nothing more. The sentence each one prints is in
-//! [`super::finding_message`].
+//! `finding_message.rs`.
 
 use serde::Serialize;
 

@@ -6,7 +6,7 @@
 use crate::inventory::CaSpec;
 use crate::pki::{parse_pem_certs, CaCert, CaStore, CertInfo};
 
-use super::report::Generation;
+use super::report::{CertSummary, Generation};
 
 /// One generation of the store, reduced to what recognition needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,5 +121,28 @@ impl Known {
         self.get(label)
             .map(|c| format!("G{}", c.number))
             .unwrap_or_else(|| label.as_str().to_string())
+    }
+}
+
+/// A certificate as the report shows it, with the generation it is (an anchor) or that
+/// issued it (a leaf).
+pub(crate) fn summary(known: &Known, c: &CertInfo, anchor: bool) -> CertSummary {
+    let found = if anchor {
+        known.anchor(c)
+    } else {
+        known.issuer_of(c)
+    };
+    let (generation, generation_number) = Known::label(found);
+    CertSummary {
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        subject_cn: c.subject_cn.clone(),
+        issuer_cn: c.issuer_cn.clone(),
+        generation,
+        generation_number,
+        not_before: c.not_before,
+        not_after: c.not_after,
+        serial: c.serial_hex.clone(),
+        sans: c.sans.clone(),
     }
 }

@@ -28,7 +28,6 @@ pub mod node;
 mod pending;
 pub mod proof;
 pub mod report;
-pub mod stores;
 pub mod thresholds;
 
 #[cfg(test)]

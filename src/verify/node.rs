@@ -3,17 +3,19 @@
 
 use rcgen::PublicKeyData;
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::collect::{CaFiles, FileState};
 use super::finding::{mode_text, Finding};
-use super::generations::Known;
+use super::generations::{summary, Known};
 use super::proof::check_proof;
-use super::report::{CertSummary, Generation, NodeReport, Phase, StoreChecked};
+use super::report::{rfc3339, Generation, NodeReport, Phase, StoreChecked};
 use crate::inventory::{Node, NodeId, NodePaths};
 use crate::materials::FileKind;
 use crate::pki::{parse_pem_certs, CertInfo};
+
+#[path = "node_stores.rs"]
+mod node_stores;
 
 /// What the node check needs besides the files.
 pub struct NodeContext<'a> {
@@ -83,7 +85,7 @@ pub fn check_node(cx: &NodeContext<'_>, files: &CaFiles) -> (NodeReport, Parsed)
     }
     check_key_mode(cx, files, &mut findings);
     check_secrets(cx, files, &mut findings);
-    super::stores::check_stores(cx, files, &parsed, &mut findings);
+    node_stores::check_stores(cx, files, &parsed, &mut findings);
     if let (Some(path), Some(state)) = (&cx.paths.proof_cert, &files.proof) {
         let trusts = parsed.trusts.as_deref().unwrap_or_default();
         let both = trusts.contains(&Generation::Current) && trusts.contains(&Generation::Next);
@@ -428,31 +430,4 @@ fn phase(cx: &NodeContext<'_>, parsed: &Parsed, out: &mut Vec<Finding>) -> Phase
         });
     }
     phase
-}
-
-pub(crate) fn summary(known: &Known, c: &CertInfo, anchor: bool) -> CertSummary {
-    let found = if anchor {
-        known.anchor(c)
-    } else {
-        known.issuer_of(c)
-    };
-    let (generation, generation_number) = Known::label(found);
-    CertSummary {
-        subject: c.subject.clone(),
-        issuer: c.issuer.clone(),
-        subject_cn: c.subject_cn.clone(),
-        issuer_cn: c.issuer_cn.clone(),
-        generation,
-        generation_number,
-        not_before: c.not_before,
-        not_after: c.not_after,
-        serial: c.serial_hex.clone(),
-        sans: c.sans.clone(),
-    }
-}
-
-/// RFC 3339 text of a time (falls back to the debug form, which cannot happen for
-/// certificate times within year 0..9999).
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }

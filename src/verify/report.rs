@@ -6,6 +6,7 @@
 //! OK or a warning, because nothing can be promised about what was not seen.
 
 use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::exit;
@@ -382,6 +383,12 @@ fn count(n: usize, (one, many): Noun) -> String {
 /// The worst severity of a list (OK when empty).
 pub fn worst(it: impl Iterator<Item = Severity>) -> Severity {
     it.max().unwrap_or(Severity::Ok)
+}
+
+/// RFC 3339 text of a time (falls back to the debug form, which cannot happen for
+/// certificate times within year 0..9999).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 #[cfg(test)]

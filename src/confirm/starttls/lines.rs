@@ -14,7 +14,7 @@
 use std::io::{Read, Write};
 
 use super::{send, words, ObserveError};
-use crate::confirm::handshake::io_error;
+use crate::confirm::deadline::io_error;
 
 /// The longest line read, CRLF included (RFC 5321 allows 512 for a reply line).
 pub const MAX_LINE: usize = 2048;

@@ -11,7 +11,7 @@
 
 use std::io::{Read, Write};
 
-use super::handshake::{io_error, ObserveError};
+use super::deadline::{io_error, ObserveError};
 use crate::inventory::Starttls;
 
 mod ldap;

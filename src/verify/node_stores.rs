@@ -7,12 +7,12 @@
 
 use sha2::{Digest, Sha256};
 
-use super::collect::CaFiles;
-use super::finding::{mode_text, Finding};
-use super::node::{NodeContext, Parsed};
+use super::{NodeContext, Parsed};
 use crate::materials::FileKind;
 use crate::stores::read::StoreFile;
 use crate::stores::StoreContents;
+use crate::verify::collect::CaFiles;
+use crate::verify::finding::{mode_text, Finding};
 
 /// Adds the findings of every store of the node to `out`.
 pub fn check_stores(

@@ -6,12 +6,12 @@
 //! kept by the same `bundle_foreign` rule). So a store is always the PEM file it stands
 //! for, in the same version of the node's set.
 
-use super::{
+use super::{FileChange, FileKind, MaterialError, NodeBase};
+use crate::inventory::{Node, NodePaths};
+use crate::stores::{
     combined_pem::CombinedPem, keystore_form, leaf_contents, trust_contents, truststore_form,
     Password, StoreError, StoreForm, DEFAULT_TRUSTSTORE_PASSWORD,
 };
-use crate::inventory::{Node, NodePaths};
-use crate::materials::{FileChange, FileKind, MaterialError, NodeBase};
 
 /// The password of the stores `plan --check` makes and opens (never written to a node).
 pub const SIMULATION_PASSWORD: &str = "certroll-simulation";

@@ -16,6 +16,8 @@ use crate::inventory::{CaSpec, Node, NodePaths};
 use crate::pki::{issue_node_leaf, CaCert, Leaf, PkiError};
 use crate::plan::{Action, ChainMode};
 
+pub mod forms;
+
 /// Which file of a node's set for one CA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -159,7 +161,7 @@ impl NodeBase {
     pub fn simulated() -> Self {
         NodeBase {
             store_password: Some(crate::stores::Password::new(
-                crate::stores::files::SIMULATION_PASSWORD,
+                crate::materials::forms::SIMULATION_PASSWORD,
             )),
             ..NodeBase::default()
         }
@@ -374,7 +376,7 @@ pub fn changes_with(
             }
         }
     }
-    crate::stores::files::add_forms(&mut out, node, &paths, base)?;
+    crate::materials::forms::add_forms(&mut out, node, &paths, base)?;
     Ok(out)
 }
 
