@@ -48,6 +48,12 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
+/// `s` quoted for POSIX `sh` always: single quotes, with embedded quotes as `'\''`. What
+/// every argument of a remote command is, whatever it holds.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +102,21 @@ mod tests {
         );
         assert_eq!(fill("nodes/{node}/x", &[("node", "app1")]), "nodes/app1/x");
         assert_eq!(fill("{nodes}{node", &[("node", "x")]), "{nodes}{node");
+    }
+
+    #[test]
+    fn shell_quote_survives_the_shell() {
+        for s in [
+            "plain",
+            "with space",
+            "it's",
+            "$(rm -rf /)",
+            "a'b\"c\\d",
+            "",
+            "--",
+            "*",
+        ] {
+            assert_eq!(through_sh(&shell_quote(s)), s, "{s:?}");
+        }
     }
 }

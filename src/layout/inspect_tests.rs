@@ -181,7 +181,7 @@ fn a_wrong_password_a_corrupt_or_missing_store_a_fifo_or_a_bad_password_file_is_
 /// make the other commands longer.
 #[test]
 fn the_inspect_command_fits_in_one_ssh_packet_under_sudo_and_leaves_apply_as_long_as_before() {
-    use crate::transport::ssh::shell_quote;
+    use crate::shell::shell_quote;
     let long = "/srv/a-rather-long-directory-name/for-the-store/of-this-node/app.p12";
     let inspect = command(&["inspect".into(), "pkcs12".into(), long.into(), long.into()]);
     let sudo = format!("sudo -n -- sh -c {}", shell_quote(&inspect));

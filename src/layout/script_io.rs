@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use super::os_trust_script::OS_UPDATE_EXITED;
 use super::{inspect, keys_script, os_trust_script, safety_script, script};
-use crate::transport::ssh::shell_quote;
+use crate::shell::shell_quote;
 
 /// `set -- <quoted args...>` then the script: the shell that runs the command runs the
 /// script itself (no second shell to start), its parts shipped without their comments

@@ -83,7 +83,7 @@ fn the_script_parses() {
 /// comments it took 35,699 bytes.
 #[test]
 fn an_apply_of_every_form_under_sudo_fits_in_one_ssh_packet() {
-    use crate::transport::ssh::shell_quote;
+    use crate::shell::shell_quote;
     let long = format!("/{}", "d".repeat(200));
     let mut args: Vec<String> = [
         "apply", &long, &long, "internal", "app1", "t", "r", "-", "-",

@@ -128,7 +128,7 @@ pub fn check(
 fn look_for(program: &str) -> String {
     format!(
         "command -v -- {} >/dev/null 2>&1",
-        crate::transport::ssh::shell_quote(program)
+        crate::shell::shell_quote(program)
     )
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use super::ssh::shell_quote;
 use super::{ErrorKind, ExecOutput, Transport, TransportError, WriteOptions};
+use crate::shell::shell_quote;
 
 /// How long one of the wrapper's own helper commands (read, write, mode) may take.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(60);

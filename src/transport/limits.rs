@@ -79,7 +79,7 @@ pub(crate) fn is_temp_of(candidate: &str, name: &str) -> bool {
 pub(crate) fn temp_glob(dir: &str, name: &str) -> String {
     let prefix = format!("{}/{}", dir.trim_end_matches('/'), temp_name(name, ""));
     let digit = "[0-9a-f]".repeat(TEMP_SUFFIX_LEN);
-    format!("{}{digit}", super::ssh::shell_quote(&prefix))
+    format!("{}{digit}", crate::shell::shell_quote(&prefix))
 }
 
 /// Appends what fits under [`MAX_OUTPUT_BYTES`] of `chunk` to `buf`.
@@ -88,13 +88,18 @@ pub(crate) fn keep_output(buf: &mut Vec<u8>, chunk: &[u8]) {
     buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
 }
 
+/// A random hex suffix for temporary files.
+pub(crate) fn random_suffix() -> String {
+    hex::encode(rand::random::<[u8; 6]>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn temp_names_are_recognised_exactly() {
-        let made = temp_name("ca.pem", &super::super::local::random_suffix());
+        let made = temp_name("ca.pem", &super::random_suffix());
         assert!(is_temp_of(&made, "ca.pem"), "{made}");
         for other in [
             "ca.pem",

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::child_env::SecretEnv;
-use super::limits::{self, MAX_FILE_BYTES};
+use super::limits::{self, random_suffix, MAX_FILE_BYTES};
 use super::process::{self, Ended};
+use super::session::io_message;
 use super::{sha256_hex, ErrorKind, ExecOutput, Transport, TransportError, WriteOptions};
 
 /// Files and commands of one node on the control host.
@@ -135,31 +136,6 @@ fn backup_path(target: &Path, tag: &str) -> PathBuf {
     let mut s = target.as_os_str().to_os_string();
     s.push(format!(".{tag}.bak"));
     PathBuf::from(s)
-}
-
-/// An I/O error as a short lower-case message without the "(os error N)" suffix.
-pub(crate) fn io_message(e: &io::Error) -> String {
-    let text = match e.kind() {
-        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_string(),
-                None => s,
-            }
-        }
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
-}
-
-/// A random hex suffix for temporary files.
-pub(crate) fn random_suffix() -> String {
-    hex::encode(rand::random::<[u8; 6]>())
 }
 
 impl Transport for LocalTransport {

@@ -13,13 +13,12 @@ use std::path::Path;
 
 use ssh2::{Channel, ErrorCode, FileStat, OpenFlags, OpenType, Session, Sftp};
 
-use super::limits::{self, MAX_FILE_BYTES};
-use super::local::random_suffix;
+use super::limits::{self, random_suffix, MAX_FILE_BYTES};
 use super::session::{io_error, ssh_error, IO_TIMEOUT};
-use super::ssh::shell_quote;
 use super::tunnel::Tunnel;
 use super::{sha256_hex, ErrorKind, TransportError, WriteOptions};
 use crate::interrupt::Signal;
+use crate::shell::shell_quote;
 
 mod command;
 mod wrapper;

@@ -13,7 +13,6 @@ use std::time::Duration;
 use ssh2::{ErrorCode, MethodType, Session};
 
 use super::known_hosts::{self, HostKeyStatus, KnownHosts};
-use super::local::io_message;
 use super::{ErrorKind, HostKeyPolicy, TransportError};
 use crate::inventory::SshSettings;
 
@@ -197,8 +196,8 @@ fn check_host_key(
                  Someone may be intercepting the connection; if the change is legitimate, remove the \
                  old entry with `ssh-keygen -R {} -f {}`",
                 was.join(", "),
-                super::ssh::shell_quote(&name),
-                super::ssh::shell_quote(&file.to_string()),
+                crate::shell::shell_quote(&name),
+                crate::shell::shell_quote(&file.to_string()),
             );
             Err(peer.err(action, ErrorKind::HostKeyChanged, msg))
         }
@@ -326,6 +325,26 @@ pub(crate) fn sftp_message(code: i32, fallback: &str) -> String {
         15 => "disk quota exceeded".to_string(),
         19 => "not a directory".to_string(),
         _ => format!("{fallback} (SFTP status {code})"),
+    }
+}
+
+/// An I/O error as a short lower-case message without the "(os error N)" suffix.
+pub(crate) fn io_message(e: &std::io::Error) -> String {
+    let text = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
     }
 }
 

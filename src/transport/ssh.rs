@@ -317,34 +317,5 @@ fn open_route(
     }
 }
 
-/// Quotes a string for POSIX `sh`: single quotes, with embedded quotes as `'\''`.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::Command;
-
-    #[test]
-    fn shell_quote_survives_the_shell() {
-        for s in [
-            "plain",
-            "with space",
-            "it's",
-            "$(rm -rf /)",
-            "a'b\"c\\d",
-            "",
-            "--",
-            "*",
-        ] {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf %s {}", shell_quote(s)))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
-        }
-    }
-}
+/// Kept where it was first published: every remote command's arguments are quoted so.
+pub use crate::shell::shell_quote;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::Session;
 
-use super::local::io_message;
+use super::session::io_message;
 use super::tunnel::{self, Hop, Tunnel};
 use super::{ErrorKind, TransportError};
 

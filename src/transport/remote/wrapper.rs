@@ -3,8 +3,8 @@
 //! SIGTERM) and, for node commands, the exit marker on stderr that carries the command's
 //! status (see [`super::command`] for why a node command's end is its shell's exit).
 
+use crate::shell::shell_quote;
 use crate::transport::limits::keep_output;
-use crate::transport::ssh::shell_quote;
 
 /// The shell script that runs `command` (see the module header): prints its PID, runs
 /// the command (in a subshell) with stdin from /dev/null and its two streams relayed by `cat`s that
