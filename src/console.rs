@@ -108,6 +108,15 @@ macro_rules! err {
     };
 }
 
+/// A count and its noun: `1 step`, `5 steps` (nouns that take a plain `s`).
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

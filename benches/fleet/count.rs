@@ -20,13 +20,19 @@ use super::{certroll_bin, quiet_shells, sshd_pid, timed, write_inventory, Tiers}
 /// ticks of 10 ms): for this process, the certroll runs; for an sshd listener, every
 /// session it served that has ended, with all their processes.
 fn children_cpu(pid: &str) -> Duration {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+    let f = stat_fields(pid).unwrap_or_default();
     // cutime and cstime are fields 16 and 17 (13 and 14 here).
     let ticks = f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0);
     Duration::from_millis(ticks * 10)
+}
+
+/// The fields after the command name of `/proc/<pid>/stat` (`None` once the process is
+/// gone), from field 3 on.
+pub fn stat_fields(pid: &str) -> Option<Vec<u64>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(") ")?.1;
+    // Field 3 (the state) is a letter: keep positions, parse the rest.
+    Some(rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect())
 }
 
 /// One phased rotation of `n` nodes, measured without a clock: CPU time of certroll and of

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use certroll::transport::ssh::SshTransport;
 use certroll::transport::{HostKeyPolicy, Transport};
 
-use super::count::{processes_and_programs, stop_trace, trace_sshds};
+use super::count::{processes_and_programs, stat_fields, stop_trace, trace_sshds};
 use super::support::Fleet;
 use super::{quiet_shells, sshd_pid, Tiers};
 
@@ -215,15 +215,6 @@ fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
             .flat_map(|w| w.join().expect("a benchmark worker panicked"))
             .collect()
     })
-}
-
-/// The fields after the command name of `/proc/<pid>/stat` (`None` once the process is
-/// gone), from field 3 on.
-fn stat_fields(pid: &str) -> Option<Vec<u64>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(") ")?.1;
-    // Field 3 (the state) is a letter: keep positions, parse the rest.
-    Some(rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect())
 }
 
 /// CPU time consumed so far by the process trees under the given sshd listeners: each

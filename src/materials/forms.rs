@@ -233,8 +233,9 @@ mod tests {
     use crate::pki::new_ca;
     use crate::plan::{Action, ChainMode};
 
-    #[test]
-    fn the_stores_follow_the_pem_files_they_stand_for() {
+    /// lb1 → app1, app1 with a keystore, a truststore and a combined PEM (and, with
+    /// `key_defaulted`, no `key` of its own); app1's id.
+    fn with_stores(key_defaulted: bool) -> (crate::inventory::Inventory, crate::inventory::NodeId) {
         let mut inv = InventoryBuilder::new().link("lb1", "app1").build();
         let id = inv.node_id("app1").unwrap();
         let node = &mut inv.nodes[id];
@@ -242,7 +243,13 @@ mod tests {
         node.stores.truststore = Some("nodes/app1/truststore.p12".into());
         node.stores.combined_pem = Some("nodes/app1/combined.pem".into());
         node.stores.store_password_file = Some("/etc/app/pass".into());
-        node.stores.key_defaulted = true;
+        node.stores.key_defaulted = key_defaulted;
+        (inv, id)
+    }
+
+    #[test]
+    fn the_stores_follow_the_pem_files_they_stand_for() {
+        let (inv, id) = with_stores(true);
         let (spec, node) = (&inv.cas[0], &inv.nodes[id]);
         let paths = node.paths(&spec.name);
         assert!(paths.key_in_store);
@@ -339,13 +346,7 @@ mod tests {
     /// retired cross certificate, since the control host no longer holds the key then.
     #[test]
     fn a_cross_signed_prune_remakes_the_keystore_and_combined_pem_without_the_cross_certificate() {
-        let mut inv = InventoryBuilder::new().link("lb1", "app1").build();
-        let id = inv.node_id("app1").unwrap();
-        let node = &mut inv.nodes[id];
-        node.stores.keystore = Some("nodes/app1/keystore.p12".into());
-        node.stores.truststore = Some("nodes/app1/truststore.p12".into());
-        node.stores.combined_pem = Some("nodes/app1/combined.pem".into());
-        node.stores.store_password_file = Some("/etc/app/pass".into());
+        let (inv, id) = with_stores(false);
         let (spec, node) = (&inv.cas[0], &inv.nodes[id]);
         let paths = node.paths(&spec.name);
         let now = OffsetDateTime::now_utc();

@@ -65,14 +65,8 @@ impl Style {
     }
 }
 
-/// A count and its noun: `1 step`, `5 steps` (nouns that take a plain `s`).
-pub fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
+/// On the ground floor, so that the session's refusals word counts the same way.
+pub use crate::console::plural;
 
 /// Pads `text` to `width` visible characters (ANSI codes are not counted).
 pub fn pad(styled: &str, visible_len: usize, width: usize) -> String {

@@ -8,9 +8,9 @@
 
 use super::store_check::{self, Before, StoresUsable};
 use super::CommandError;
+use crate::console::plural;
 use crate::inventory::{CaId, Inventory};
 use crate::journal::{Journal, NeedRecord, RunParams, RunState};
-use crate::output::style::plural;
 use crate::plan::{self, BundleNeed, LeafNeed, Mode, NodeNeed, Plan};
 use crate::transport::Connector;
 
